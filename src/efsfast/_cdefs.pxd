@@ -1,0 +1,128 @@
+# cython: language_level=3
+# C declarations of the efsfast C layers; only the symbols Cython uses.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef extern from "_c/efs_abi.h" nogil:
+    ctypedef uint32_t efs_dword
+    ctypedef uint32_t efs_ulong
+    ctypedef efs_dword (*efs_import_func)(uint8_t *, void *, efs_ulong *) noexcept nogil
+    ctypedef efs_dword (*efs_export_func)(uint8_t *, void *, efs_ulong) noexcept nogil
+    efs_dword EFS_ERROR_NOT_ENOUGH_MEMORY
+    efs_dword EFS_ERROR_INVALID_DATA
+    efs_dword EFS_ERROR_INVALID_PARAMETER
+    efs_dword EFS_ERROR_CANCELLED
+
+cdef extern from "_c/efs_codec.h" nogil:
+    unsigned EFS_MODE_STRICT
+    unsigned EFS_MODE_COMPATIBLE
+
+    ctypedef struct efs_error:
+        int rule
+        const char *code
+        const char *detail
+        uint64_t offset
+        efs_dword winerror
+
+    ctypedef struct efs_segment:
+        uint64_t offset
+        uint32_t segment_length
+        int encrypted
+        uint64_t starting_file_offset
+        uint32_t header_length
+        uint32_t bytes_within_stream_size
+        uint32_t bytes_within_vdl
+        uint8_t data_unit_shift
+        uint8_t chunk_shift
+        uint8_t cluster_shift
+        uint16_t block_count
+        uint32_t first_block_size
+        int has_extd
+        uint32_t extd_flags
+        uint32_t data_length
+
+    ctypedef struct efs_stream_info:
+        uint32_t index
+        uint64_t offset
+        const uint8_t *name
+        uint32_t name_length
+        uint32_t flag
+        int is_metadata
+
+    ctypedef struct efs_handlers:
+        efs_dword (*stream_begin)(void *, const efs_stream_info *) noexcept nogil
+        efs_dword (*metadata)(void *, const uint8_t *, size_t) noexcept nogil
+        efs_dword (*segment)(void *, const efs_segment *) noexcept nogil
+        efs_dword (*data)(void *, const uint8_t *, size_t) noexcept nogil
+        efs_dword (*stream_end)(void *, uint64_t, uint64_t) noexcept nogil
+
+    ctypedef struct efs_parser:
+        pass
+
+    efs_parser *efs_parser_new(unsigned mode, const efs_handlers *h, void *ctx)
+    void efs_parser_free(efs_parser *p)
+    efs_dword efs_parser_feed(efs_parser *p, const uint8_t *data, size_t length)
+    efs_dword efs_parser_finish(efs_parser *p)
+    const efs_error *efs_parser_error(const efs_parser *p)
+    uint64_t efs_parser_position(const efs_parser *p)
+
+    int EFS_META_LAYOUT_V1
+    int EFS_META_LAYOUT_V2
+    int EFS_META_LAYOUT_V3
+
+    ctypedef struct efs_key_entry:
+        int is_drf
+        uint32_t index
+        uint32_t entry_offset, entry_length
+        uint32_t flags
+        uint32_t pki_type
+        uint32_t sid_offset, sid_length
+        uint32_t thumb_offset, thumb_length
+        uint32_t container_offset, container_length
+        uint32_t provider_offset, provider_length
+        uint32_t display_offset, display_length
+        uint32_t fek_offset, fek_length
+
+    ctypedef struct efs_meta_info:
+        int layout
+        uint32_t version
+        uint32_t length
+        int supported
+        uint32_t ddf_count, drf_count
+
+    ctypedef uint64_t (*efs_offset_map)(void *, uint32_t) noexcept nogil
+    ctypedef efs_dword (*efs_entry_fn)(void *, const efs_key_entry *) noexcept nogil
+    efs_dword efs_meta_parse(const uint8_t *m, size_t length, unsigned mode,
+                             efs_meta_info *info, efs_entry_fn entry, void *ctx,
+                             efs_offset_map map, void *map_ctx, uint64_t base,
+                             efs_error *err)
+
+    ctypedef struct efs_key_desc:
+        int is_drf
+        uint32_t flags
+        const uint8_t *sid
+        uint32_t sid_length
+        const uint8_t *thumb
+        uint32_t thumb_length
+        const uint8_t *container
+        uint32_t container_length
+        const uint8_t *provider
+        uint32_t provider_length
+        const uint8_t *display
+        uint32_t display_length
+        const uint8_t *fek
+        uint32_t fek_length
+
+    size_t efs_meta_build(uint32_t version, const uint8_t *efs_id,
+                          const efs_key_desc *keys, size_t nkeys,
+                          uint8_t *out, size_t cap)
+
+    ctypedef efs_dword (*efs_emit_fn)(void *, const uint8_t *, size_t) noexcept nogil
+    ctypedef efs_dword (*efs_fill_fn)(void *, uint8_t *, size_t, uint64_t) noexcept nogil
+    efs_dword efs_emit_raw_header(efs_emit_fn emit, void *ctx)
+    efs_dword efs_emit_metadata_stream(efs_emit_fn emit, void *ctx,
+                                       const uint8_t *meta, size_t length)
+    efs_dword efs_emit_data_stream(efs_emit_fn emit, void *ctx,
+                                   const uint8_t *name, uint32_t name_length,
+                                   int encrypted, uint64_t size, unsigned cluster_shift,
+                                   efs_fill_fn fill, void *fill_ctx)
+    uint64_t efs_data_stream_raw_size(uint32_t name_length, int encrypted, uint64_t size)
