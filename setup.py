@@ -9,7 +9,8 @@ from setuptools import Extension, setup
 
 C_DIR = os.path.join("src", "efsfast", "_c")
 C_SOURCES = [os.path.join(C_DIR, name) for name in (
-    "efs_parser.c", "efs_meta.c", "efs_writer.c",
+    "efs_parser.c", "efs_meta.c", "efs_writer.c", "efs_io.c",
+    "efs_win32.c" if sys.platform == "win32" else "efs_posix.c",
 )]
 
 if sys.platform == "win32" and "GCC" not in sys.version:
@@ -40,14 +41,14 @@ def extension(name):
         include_dirs=[os.path.join("src", "efsfast"), C_DIR],
         extra_compile_args=ext_flags,
         extra_link_args=link_flags,
-        libraries=["efscore"],
+        libraries=["efscore"] + (["advapi32"] if sys.platform == "win32" else []),
     )
 
 
 setup(
     libraries=LIBRARIES,
     ext_modules=cythonize(
-        [extension("_codec")],
+        [extension("_codec"), extension("_core")],
         compiler_directives={"language_level": "3"},
         include_path=["src"],
     ),

@@ -4,7 +4,11 @@ The raw stream codec (:func:`verify`, :func:`inspect`, :func:`build_raw`)
 works everywhere; restores and backups go through advapi32 on Windows and
 efsfast's own POSIX system side (the ntfs-3g ``efs_raw`` layout) elsewhere.
 """
-from ._errors import EfsError, RawFormatError
+from ._errors import CancelledError, EfsError, RawFormatError
+from ._core import CancelToken
+from .api import (BackupResult, BulkRestoreError, BulkResult, ItemError, RestoreResult,
+                  backup, restore, restore_many)
+from . import backends
 from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
                   build_raw, decode_metadata, inspect, metadata_from_users,
                   sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw, verify)
@@ -12,7 +16,9 @@ from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
 __version__ = "0.1.0"
 
 __all__ = [
-    "EfsError", "RawFormatError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
+    "EfsError", "RawFormatError", "CancelledError", "CancelToken", "backends",
+    "restore", "backup", "restore_many", "RestoreResult", "BackupResult", "BulkResult",
+    "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
     "StreamInfo", "User", "build_raw", "decode_metadata", "inspect",
     "metadata_from_users", "sid_from_str", "sid_to_str", "synthetic_metadata",
     "synthetic_raw", "verify", "__version__",

@@ -1,6 +1,6 @@
 # cython: language_level=3
 # C declarations of the efsfast C layers; only the symbols Cython uses.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef extern from "_c/efs_abi.h" nogil:
     ctypedef uint32_t efs_dword
@@ -11,6 +11,11 @@ cdef extern from "_c/efs_abi.h" nogil:
     efs_dword EFS_ERROR_INVALID_DATA
     efs_dword EFS_ERROR_INVALID_PARAMETER
     efs_dword EFS_ERROR_CANCELLED
+    efs_dword EFS_ERROR_OPERATION_ABORTED
+    efs_dword EFS_ERROR_FILE_EXISTS
+    efs_dword EFS_ERROR_READ_FAULT
+    efs_dword EFS_ERROR_NOT_SUPPORTED
+    efs_dword EFS_ERROR_INSUFFICIENT_BUFFER
 
 cdef extern from "_c/efs_codec.h" nogil:
     unsigned EFS_MODE_STRICT
@@ -126,3 +131,45 @@ cdef extern from "_c/efs_codec.h" nogil:
                                    int encrypted, uint64_t size, unsigned cluster_shift,
                                    efs_fill_fn fill, void *fill_ctx)
     uint64_t efs_data_stream_raw_size(uint32_t name_length, int encrypted, uint64_t size)
+
+cdef extern from "_c/efs_backend.h" nogil:
+    ctypedef struct efs_path_char:
+        pass
+    ctypedef struct efs_backend:
+        const char *name
+        efs_dword (*open)(const efs_path_char *path, efs_ulong flags, void **context) noexcept nogil
+        efs_dword (*read)(efs_export_func cb, void *cb_context, void *context) noexcept nogil
+        efs_dword (*write)(efs_import_func cb, void *cb_context, void *context) noexcept nogil
+        void (*close)(void *context) noexcept nogil
+    efs_ulong EFS_CREATE_FOR_IMPORT
+    efs_ulong EFS_CREATE_FOR_DIR
+    efs_ulong EFS_OVERWRITE_HIDDEN
+    efs_ulong EFS_DROP_ALTERNATE_STREAMS
+
+cdef extern from "_c/efs_io.h" nogil:
+    int EFS_HAVE_POSIX
+    int EFS_HAVE_WIN32
+    ctypedef struct efs_posix_options:
+        uint32_t buffer_size
+        uint64_t seed
+        uint32_t min_size
+        unsigned mode
+        int null_sink
+        unsigned cluster_shift
+        int no_replace
+    const efs_backend *efs_posix_backend()
+    const efs_backend *efs_win32_backend()
+    efs_dword efs_win32_enable_privileges(int backup, int restore)
+    void efs_posix_default_options(efs_posix_options *o)
+    efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
+                                const efs_posix_options *o, void **context)
+    const efs_error *efs_posix_last_format_error(const void *context)
+    int efs_posix_last_errno(const void *context)
+    const char *efs_posix_last_operation(const void *context)
+    uint64_t efs_posix_calls(const void *context)
+    uint64_t efs_posix_bytes(const void *context)
+    long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
+    int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
+    efs_dword efs_win32_from_errno(int e)
+    int efs_sigint_install()
+    unsigned efs_sigint_count()

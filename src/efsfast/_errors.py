@@ -26,11 +26,14 @@ _WIN32 = {
     87: (_errno.EINVAL, "The parameter is incorrect"),
     112: (_errno.ENOSPC, "There is not enough space on the disk"),
     120: (_errno.ENOSYS, "This function is not supported on this system"),
+    122: (_errno.ENOBUFS, "The data area passed to a system call is too small"),
     145: (_errno.ENOTEMPTY, "The directory is not empty"),
     183: (_errno.EEXIST, "Cannot create a file when that file already exists"),
     206: (_errno.ENAMETOOLONG, "The filename or extension is too long"),
+    277: (_errno.E2BIG, "The extended attribute table is full"),
     267: (_errno.ENOTDIR, "The directory name is invalid"),
     282: (_errno.ENOTSUP, "The file system does not support extended attributes"),
+    998: (_errno.EFAULT, "Invalid access to memory location"),
     995: (_errno.EINTR, "The I/O operation has been aborted"),
     1223: (_errno.ECANCELED, "The operation was canceled by the user"),
     6007: (_errno.EINVAL, "The specified file is not encrypted"),
@@ -75,3 +78,7 @@ class RawFormatError(EfsError, ValueError):
     def __reduce__(self):
         return (type(self), (self.rule, self.offset, self.code, self.detail,
                              self.winerror, self.filename))
+
+
+class CancelledError(EfsError):
+    """A restore or backup stopped because its CancelToken was set."""

@@ -39,7 +39,9 @@ typedef efs_dword (EFS_WINAPI *efs_export_func)(uint8_t *pbData,
 #define EFS_CREATE_FOR_DIR              0x00000002u
 #define EFS_OVERWRITE_HIDDEN            0x00000004u
 #define EFS_EFSRPC_SECURE_ONLY          0x00000008u
+#ifndef EFS_DROP_ALTERNATE_STREAMS     /* winbase.h spells it the same */
 #define EFS_DROP_ALTERNATE_STREAMS      0x00000010u
+#endif
 
 /* Win32 error codes efsfast produces or maps (winerror.h values). */
 #define EFS_ERROR_SUCCESS               0u
@@ -59,6 +61,7 @@ typedef efs_dword (EFS_WINAPI *efs_export_func)(uint8_t *pbData,
 #define EFS_ERROR_INVALID_PARAMETER     87u
 #define EFS_ERROR_DISK_FULL             112u
 #define EFS_ERROR_CALL_NOT_IMPLEMENTED  120u
+#define EFS_ERROR_INSUFFICIENT_BUFFER   122u
 #define EFS_ERROR_DIR_NOT_EMPTY         145u
 #define EFS_ERROR_ALREADY_EXISTS        183u
 #define EFS_ERROR_FILENAME_EXCED_RANGE  206u

@@ -1,0 +1,78 @@
+/*
+ * efs_backend.h -- the system side: the four raw-EFS calls behind a vtable.
+ *
+ * win32: advapi32 itself (efs_win32.c).  posix: efsfast's own implementation
+ * of the same contract over the ntfs-3g efs_raw layout (efs_posix.c).
+ * Everything above this seam is identical on both.
+ */
+#ifndef EFSFAST_EFS_BACKEND_H
+#define EFSFAST_EFS_BACKEND_H
+
+#include <stdint.h>
+#include "efs_abi.h"
+#include "efs_codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  include <wchar.h>
+typedef wchar_t efs_path_char;   /* OpenEncryptedFileRawW takes UTF-16 */
+#else
+typedef char efs_path_char;      /* POSIX paths are bytes (UTF-8 by convention) */
+#endif
+
+typedef struct efs_backend {
+    const char *name;
+    efs_dword (EFS_WINAPI *open)(const efs_path_char *path, efs_ulong flags, void **context);
+    efs_dword (EFS_WINAPI *read)(efs_export_func cb, void *cb_context, void *context);
+    efs_dword (EFS_WINAPI *write)(efs_import_func cb, void *cb_context, void *context);
+    void (EFS_WINAPI *close)(void *context);
+} efs_backend;
+
+#if defined(_WIN32)
+/* advapi32's functions; NULL entries if advapi32 lacks them. */
+const efs_backend *efs_win32_backend(void);
+/* Enable SeBackupPrivilege and/or SeRestorePrivilege in the process token.
+ * Returns 0 or the Win32 error (ERROR_NOT_ALL_ASSIGNED when not held). */
+efs_dword efs_win32_enable_privileges(int backup, int restore);
+#else
+
+/* ---- the POSIX system side ---- */
+
+#define EFS_POSIX_GUARD 64u      /* bytes after the offered capacity that must stay intact */
+#define EFS_ERROR_NOACCESS 998u  /* the import callback wrote past *ulLength */
+#define EFS_ERROR_EA_TABLE_FULL 277u
+
+typedef struct efs_posix_options {
+    uint32_t buffer_size;    /* system buffer capacity offered per call (>= 1) */
+    uint64_t seed;           /* != 0: random capacities in [min_size, buffer_size] */
+    uint32_t min_size;
+    unsigned mode;           /* EFS_MODE_STRICT / EFS_MODE_COMPATIBLE */
+    int null_sink;           /* import: validate only, write nothing */
+    unsigned cluster_shift;  /* export: 0 = from statvfs, else 9..21 */
+    int no_replace;          /* import: fail with ERROR_FILE_EXISTS rather than
+                                replace an existing destination (atomic) */
+} efs_posix_options;
+
+const efs_backend *efs_posix_backend(void);
+void efs_posix_default_options(efs_posix_options *o);
+/* Open with explicit options (the vtable's open uses the defaults). */
+efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
+                            const efs_posix_options *o, void **context);
+efs_dword efs_posix_set_options(void *context, const efs_posix_options *o);
+/* Details of the last failure on this context: the format error (rule != 0
+ * for a malformed stream), the errno of a failed system call and its name. */
+const efs_error *efs_posix_last_format_error(const void *context);
+int efs_posix_last_errno(const void *context);
+const char *efs_posix_last_operation(const void *context);
+/* Counters of the last read/write call. */
+uint64_t efs_posix_calls(const void *context);
+uint64_t efs_posix_bytes(const void *context);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EFSFAST_EFS_BACKEND_H */

@@ -1,0 +1,135 @@
+/* efs_io.c -- see efs_io.h. */
+#ifndef _WIN32
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+
+#include "efs_io.h"
+
+#if defined(_WIN32)
+#include <io.h>
+
+long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
+{
+    int r;
+    if (n > 0x40000000u) n = 0x40000000u;
+    if (offset >= 0 && _lseeki64(fd, offset, SEEK_SET) < 0) { *err = errno; return -1; }
+    r = _read(fd, buf, (unsigned)n);
+    if (r < 0) { *err = errno; return -1; }
+    return r;
+}
+
+int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
+{
+    while (n > 0) {
+        int w = _write(fd, buf, (unsigned)(n > 0x40000000u ? 0x40000000u : n));
+        if (w < 0) { *err = errno; return -1; }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+#else
+#include <unistd.h>
+
+long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
+{
+    for (;;) {
+        ssize_t r = offset >= 0 ? pread(fd, buf, n, (off_t)offset) : read(fd, buf, n);
+        if (r >= 0) return (long)r;
+        if (errno != EINTR) { *err = errno; return -1; }
+    }
+}
+
+int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            *err = errno;
+            return -1;
+        }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+#endif
+
+efs_dword efs_win32_from_errno(int e)
+{
+    switch (e) {
+    case ENOENT: return EFS_ERROR_PATH_NOT_FOUND;
+    case EACCES: case EPERM: case EROFS: case EISDIR: return EFS_ERROR_ACCESS_DENIED;
+    case ENOSPC:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
+        return EFS_ERROR_DISK_FULL;
+    case EEXIST: return EFS_ERROR_ALREADY_EXISTS;
+    case ENOTEMPTY: return EFS_ERROR_DIR_NOT_EMPTY;
+    case ENAMETOOLONG: return EFS_ERROR_FILENAME_EXCED_RANGE;
+    case ENOTDIR: return EFS_ERROR_DIRECTORY;
+    case ENOMEM: return EFS_ERROR_NOT_ENOUGH_MEMORY;
+    case EBUSY: return EFS_ERROR_SHARING_VIOLATION;
+#ifdef ETXTBSY
+    case ETXTBSY: return EFS_ERROR_SHARING_VIOLATION;
+#endif
+#ifdef ENOTSUP
+    case ENOTSUP: return EFS_ERROR_EAS_NOT_SUPPORTED;
+#endif
+    case E2BIG: case ERANGE: return 277u;  /* ERROR_EA_TABLE_FULL */
+    case EINVAL: return EFS_ERROR_INVALID_PARAMETER;
+    case EIO: return EFS_ERROR_WRITE_FAULT;
+    case EBADF: return EFS_ERROR_INVALID_HANDLE;
+    default: return EFS_ERROR_GEN_FAILURE;
+    }
+}
+
+/* ---- Ctrl-C while the GIL is released ----
+ * Python's own SIGINT handler only sets a flag that the main thread looks at
+ * when it runs bytecode, which it does not do inside a long nogil restore.
+ * efsfast chains a handler in front of it that also bumps a counter the
+ * trampolines compare on every callback, so a restore stops within one
+ * system buffer.  The signal is process-wide, so this is the one piece of
+ * global state; it holds no restore's data. */
+#if defined(_WIN32)
+int efs_sigint_install(void) { return 0; }
+unsigned efs_sigint_count(void) { return 0; }
+#else
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t sigint_counter;
+static struct sigaction sigint_previous;
+
+static void sigint_handler(int sig, siginfo_t *info, void *uctx)
+{
+    sigint_counter++;
+    if (sigint_previous.sa_flags & SA_SIGINFO) {
+        if (sigint_previous.sa_sigaction) sigint_previous.sa_sigaction(sig, info, uctx);
+    } else if (sigint_previous.sa_handler == SIG_DFL) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    } else if (sigint_previous.sa_handler != SIG_IGN) {
+        sigint_previous.sa_handler(sig);
+    }
+}
+
+int efs_sigint_install(void)
+{
+    struct sigaction now, ours;
+    if (sigaction(SIGINT, NULL, &now) != 0) return -1;
+    if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == sigint_handler) return 0;
+    if (!(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_IGN) return 0;
+    memset(&ours, 0, sizeof ours);
+    ours.sa_sigaction = sigint_handler;
+    ours.sa_flags = SA_SIGINFO | (now.sa_flags & SA_RESTART);
+    sigemptyset(&ours.sa_mask);
+    sigint_previous = now;
+    return sigaction(SIGINT, &ours, NULL);
+}
+
+unsigned efs_sigint_count(void) { return (unsigned)sigint_counter; }
+#endif

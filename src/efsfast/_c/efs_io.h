@@ -1,0 +1,62 @@
+/*
+ * efs_io.h -- the few platform differences the Cython core needs: reading a
+ * file descriptor at an offset or at its position, writing one, the
+ * atomic no-replace rename, and stand-ins for the system side that does not
+ * exist on this platform (so one Cython source builds everywhere).
+ */
+#ifndef EFSFAST_EFS_IO_H
+#define EFSFAST_EFS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "efs_backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Read up to n bytes; offset < 0 reads at the current position (pipes).
+ * Returns the count, 0 at end of file, -1 with *err set. */
+long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err);
+/* Write all n bytes; returns 0 or -1 with *err set. */
+int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err);
+/* Chain a SIGINT handler that counts (main thread, GIL held); 0 on success. */
+int efs_sigint_install(void);
+unsigned efs_sigint_count(void);
+/* Win32 code for an errno value. */
+efs_dword efs_win32_from_errno(int e);
+
+#if defined(_WIN32)
+/* The POSIX side does not exist on Windows. */
+typedef struct efs_posix_options {
+    uint32_t buffer_size;
+    uint64_t seed;
+    uint32_t min_size;
+    unsigned mode;
+    int null_sink;
+    unsigned cluster_shift;
+    int no_replace;
+} efs_posix_options;
+#define EFS_HAVE_POSIX 0
+#define EFS_HAVE_WIN32 1
+static inline const efs_backend *efs_posix_backend(void) { return NULL; }
+static inline void efs_posix_default_options(efs_posix_options *o) { (void)o; }
+static inline efs_dword efs_posix_open_ex(const char *p, efs_ulong f, const efs_posix_options *o, void **c)
+{ (void)p; (void)f; (void)o; *c = NULL; return EFS_ERROR_NOT_SUPPORTED; }
+static inline const efs_error *efs_posix_last_format_error(const void *c) { (void)c; return NULL; }
+static inline int efs_posix_last_errno(const void *c) { (void)c; return 0; }
+static inline const char *efs_posix_last_operation(const void *c) { (void)c; return NULL; }
+static inline uint64_t efs_posix_calls(const void *c) { (void)c; return 0; }
+static inline uint64_t efs_posix_bytes(const void *c) { (void)c; return 0; }
+#else
+#define EFS_HAVE_POSIX 1
+#define EFS_HAVE_WIN32 0
+static inline const efs_backend *efs_win32_backend(void) { return NULL; }
+static inline efs_dword efs_win32_enable_privileges(int b, int r)
+{ (void)b; (void)r; return EFS_ERROR_NOT_SUPPORTED; }
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EFSFAST_EFS_IO_H */

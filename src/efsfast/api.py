@@ -1,0 +1,278 @@
+"""restore, backup and restore_many: the raw-EFS calls made safe and fast.
+
+A buffer source (bytes, bytearray, memoryview, mmap, numpy, ...) is copied
+into each system buffer by a C trampoline with the GIL released; a path or a
+file descriptor is read straight into it, also without the GIL.  Other
+sources go through a Python fallback.  See DESIGN.md, "The import hot path".
+"""
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _core
+from ._errors import EfsError
+
+ERROR_FILE_EXISTS = 80
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    path: str
+    bytes: int
+    calls: int
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: str
+    bytes: int
+    calls: int
+    data: Optional[bytes] = None
+
+
+def _watch_ctrl_c() -> None:
+    if threading.current_thread() is threading.main_thread():
+        try:
+            _core.watch_sigint()
+        except (OSError, ValueError):
+            pass   # Ctrl-C then stops the job once it returns; cancel tokens still work
+
+
+def _backend(backend):
+    return backend if backend is not None else _core.default_backend()
+
+
+def _exists(path: str) -> bool:
+    return os.path.lexists(path)
+
+
+def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: bool = False,
+            backend=None, cancel: Optional[_core.CancelToken] = None,
+            drop_alternate_streams: bool = False, callback_context: Any = None) -> RestoreResult:
+    """Restore the raw stream ``source`` as the encrypted file (or, with
+    ``directory=True``, directory) ``dest``.
+
+    ``source``: a bytes-like object (C path, no GIL), a path or a file
+    descriptor (read into the system buffer without the GIL), an object with
+    ``readinto`` or ``read``, an iterable of byte chunks, or a pywin32-style
+    ImportCallback ``f(data, callback_context, length) -> (code, written)``.
+
+    An existing ``dest`` is never replaced unless ``overwrite=True``, and then
+    the old file stays whole until its replacement is complete.  A stream that
+    breaks the format raises :class:`efsfast.RawFormatError` and leaves nothing
+    behind; an exception raised by ``source`` propagates as itself.
+    """
+    _watch_ctrl_c()
+    be = _backend(backend)
+    dest = os.fspath(dest)
+    flags = _core.CREATE_FOR_IMPORT
+    if directory:
+        flags |= _core.CREATE_FOR_DIR
+    if drop_alternate_streams:
+        flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG
+    if not overwrite:
+        if _exists(dest):
+            raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)
+        flags |= _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0
+    else:
+        flags |= _core.OVERWRITE_HIDDEN
+    target = dest
+    if isinstance(be, _core.Win32Backend) and _exists(dest):
+        # advapi32 imports in place: restore beside it, then swap, so the old
+        # file stays whole until its replacement is complete
+        target = os.path.join(os.path.dirname(dest) or ".",
+                              f".{os.path.basename(dest)}.efsfast-{uuid.uuid4().hex[:8]}.tmp")
+    with _core.open_raw(target, flags, be) as raw:
+        try:
+            nbytes, calls = _core.write_raw(raw, source, cancel, callback_context)
+        except BaseException:
+            if target != dest:
+                _remove_quietly(target)
+            raise
+    if target != dest:
+        os.replace(target, dest)
+    return RestoreResult(dest, nbytes, calls)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend=None,
+           overwrite: bool = False, cancel: Optional[_core.CancelToken] = None,
+           callback_context: Any = None) -> Union[bytes, BackupResult]:
+    """Back up the encrypted file (or directory) ``path`` as its raw stream.
+
+    With no ``sink`` the stream is returned as bytes.  A path sink is written
+    under a temporary name and renamed when complete (an existing file is
+    kept unless ``overwrite=True``); a file descriptor, a writable buffer or a
+    bytearray (extended) is written from C without the GIL; an object with
+    ``write`` or a pywin32-style ExportCallback goes through the fallback.
+    """
+    _watch_ctrl_c()
+    be = _backend(backend)
+    path = os.fspath(path)
+    flags = _core.CREATE_FOR_DIR if directory else 0
+    if isinstance(sink, (str, os.PathLike)):
+        return _backup_to_path(path, os.fspath(sink), flags, be, overwrite, cancel)
+    with _core.open_raw(path, flags, be) as raw:
+        nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
+    if sink is None:
+        return data
+    return BackupResult(path, nbytes, calls)
+
+
+def _backup_to_path(path, out, flags, be, overwrite, cancel) -> BackupResult:
+    if not overwrite and _exists(out):
+        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True)", out)
+    tmp = os.path.join(os.path.dirname(out) or ".",
+                       f".{os.path.basename(out)}.efsfast-{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        try:
+            with _core.open_raw(path, flags, be) as raw:
+                nbytes, calls, _ = _core.read_raw(raw, fd, cancel)
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            os.link(tmp, out) if hasattr(os, "link") else os.rename(tmp, out)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return BackupResult(path, nbytes, calls)
+
+
+# ---------------------------------------------------------------- bulk restore
+
+@dataclass(frozen=True)
+class ItemError:
+    index: int
+    dest: str
+    error: BaseException
+
+    def __str__(self) -> str:
+        return f"item {self.index} ({self.dest}): {self.error}"
+
+
+class BulkRestoreError(EfsError):
+    """Some items of a restore_many failed; ``failures`` lists them."""
+
+    def __init__(self, failures: List[ItemError]):
+        self.failures = failures
+        first = failures[0]
+        winerror = getattr(first.error, "winerror", None) or 31
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(winerror, f"{first}{more}")
+
+    def __reduce__(self):
+        return (type(self), (self.failures,))
+
+
+@dataclass
+class BulkResult:
+    """Per job, in job order: a RestoreResult, or None where it failed (see
+    ``failures``) or was not started (cancelled)."""
+    results: List[Optional[RestoreResult]]
+    failures: List[ItemError] = field(default_factory=list)
+    bytes: int = 0
+    files: int = 0
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.cancelled
+
+    def raise_for_errors(self) -> "BulkResult":
+        if self.failures:
+            raise BulkRestoreError(self.failures)
+        return self
+
+
+Job = Union[Tuple[PathLike, Any], Tuple[PathLike, Any, dict]]
+
+
+def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
+                 progress: Optional[Callable[[int, int, int], None]] = None,
+                 cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
+                 backend=None) -> BulkResult:
+    """Restore many ``(dest, source)`` (or ``(dest, source, options)``) jobs
+    with ``workers`` threads running the C path in parallel.
+
+    Every item gets its own result or error (with its index and destination);
+    one failure does not stop the others unless ``fail_fast``.  ``progress``
+    is called as ``progress(files_done, bytes_done, files_total)`` from the
+    calling thread's pool as items finish.  Ctrl-C or ``cancel`` stops within
+    one system buffer per running item; items not started are left undone
+    and KeyboardInterrupt (or the result with ``cancelled=True``) follows.
+    """
+    _watch_ctrl_c()
+    jobs = list(jobs)
+    token = cancel if cancel is not None else _core.CancelToken()
+    be = _backend(backend)
+    workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
+    result = BulkResult(results=[None] * len(jobs))
+    lock = threading.Lock()
+
+    def run(index: int) -> None:
+        if token.cancelled:
+            return
+        job = jobs[index]
+        dest, source = job[0], job[1]
+        opts = dict(job[2]) if len(job) > 2 else {}
+        opts.setdefault("overwrite", overwrite)
+        try:
+            r = restore(dest, source, backend=opts.pop("backend", be), cancel=token, **opts)
+        except BaseException as exc:    # each item gets its own error slot
+            with lock:
+                if isinstance(exc, _core.CancelledError) and token.cancelled and cancel is None \
+                        and not fail_fast:
+                    pass
+                result.failures.append(ItemError(index, os.fspath(dest), exc))
+                if fail_fast:
+                    token.cancel()
+            if isinstance(exc, KeyboardInterrupt):
+                token.cancel()
+            return
+        with lock:
+            result.results[index] = r
+            result.files += 1
+            result.bytes += r.bytes
+            done_files, done_bytes = result.files, result.bytes
+        if progress is not None:
+            progress(done_files, done_bytes, len(jobs))
+
+    interrupted = False
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run, i) for i in range(len(jobs))]
+        try:
+            for f in futures:
+                f.result()
+        except KeyboardInterrupt:
+            interrupted = True
+            token.cancel()
+            for f in futures:
+                f.cancel()
+    result.failures.sort(key=lambda e: e.index)
+    if any(isinstance(e.error, KeyboardInterrupt) for e in result.failures):
+        interrupted = True
+    result.cancelled = token.cancelled and (interrupted or cancel is not None or fail_fast)
+    if interrupted:
+        raise KeyboardInterrupt(f"restore_many interrupted after {result.files} of "
+                                f"{len(jobs)} files")
+    return result

@@ -1,0 +1,16 @@
+"""The system sides efsfast can run against.
+
+``PosixBackend``: efsfast's own implementation of the four raw-EFS calls over
+the ntfs-3g ``efs_raw`` layout (Linux, macOS, any POSIX file system).
+``Win32Backend``: advapi32 itself (Windows).  ``default()`` picks the
+platform's own.
+"""
+from ._core import Backend, PosixBackend, Win32Backend, default_backend as default
+
+__all__ = ["Backend", "PosixBackend", "Win32Backend", "default", "available"]
+
+
+def available() -> list:
+    """Names of the system sides built into this installation."""
+    from . import _core
+    return [name for name, ok in (("posix", _core.HAVE_POSIX), ("win32", _core.HAVE_WIN32)) if ok]
