@@ -620,10 +620,14 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
         if kind == "buffer":
             # held (exported) for the whole call: closing an mmap or resizing
             # a bytearray meanwhile raises BufferError instead of crashing
-            PyObject_GetBuffer(source, &view, PyBUF_ANY_CONTIGUOUS)
             try:
-                if view.itemsize != 1 and view.len:
-                    pass   # a C-contiguous buffer of any item type is a run of bytes
+                PyObject_GetBuffer(source, &view, PyBUF_ANY_CONTIGUOUS)
+            except BufferError:
+                # a non-contiguous exporter: one contiguous copy
+                source = memoryview(source).tobytes()
+                PyObject_GetBuffer(source, &view, PyBUF_ANY_CONTIGUOUS)
+            try:
+                # any contiguous buffer is a run of view.len bytes, whatever its item type
                 c.data = <const uint8_t *>view.buf
                 c.length = view.len
                 with nogil:
@@ -744,3 +748,52 @@ cdef bint _is_writable_buffer(object obj):
         return False
     PyBuffer_Release(&view)
     return True
+
+
+# ------------------------------------------------ test hooks (misbehaving C callee)
+
+cdef struct misbehave_ctx:
+    import_ctx inner
+    int how                  # 1 claim more than offered, 2 write past it, 3 fail
+    uint64_t at_call
+
+
+cdef efs_dword import_misbehaving(uint8_t *pbData, void *ctx, efs_ulong *ulLength) noexcept nogil:
+    cdef misbehave_ctx *m = <misbehave_ctx *>ctx
+    cdef efs_ulong cap = ulLength[0]
+    cdef efs_dword rc
+    if m.inner.calls + 1 == m.at_call:
+        m.inner.calls += 1
+        if m.how == 1:
+            ulLength[0] = cap + 1
+            return 0
+        if m.how == 2:
+            memcpy(pbData, m.inner.data, cap + 1 if cap + 1 <= m.inner.length else cap)
+            pbData[cap] = 0x5A
+            return 0
+        return 31    # ERROR_GEN_FAILURE, as a failing callback would
+    return import_from_buffer(pbData, &m.inner, ulLength)
+
+
+def _write_misbehaving(RawContext raw, data, int how, uint64_t at_call):
+    """Test hook: restore ``data`` through a C callback that breaks the
+    import contract at call ``at_call`` (1 over-long *ulLength, 2 write past
+    the capacity, 3 return a failure code)."""
+    cdef void *ctx = raw.enter()
+    cdef misbehave_ctx m
+    cdef const uint8_t[::1] view = memoryview(data).cast("B")
+    cdef efs_dword rc
+    try:
+        m.inner.data = &view[0]
+        m.inner.length = view.shape[0]
+        m.inner.position = 0
+        m.inner.cancel = NULL
+        m.inner.sigint_base = efs_sigint_count()
+        m.inner.calls = m.inner.bytes = 0
+        m.how = how
+        m.at_call = at_call
+        with nogil:
+            rc = raw.backend.c_backend.write(import_misbehaving, &m, ctx)
+        raw.raise_for(rc)
+    finally:
+        raw.busy = 0

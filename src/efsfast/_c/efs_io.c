@@ -8,6 +8,7 @@
 
 #if defined(_WIN32)
 #include <io.h>
+#include <stdio.h>
 
 long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
 {

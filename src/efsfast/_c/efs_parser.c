@@ -150,7 +150,6 @@ int efs_check_stream_name(const uint8_t *name, uint32_t len, int is_metadata,
     if (n < 14 || name[0] != ':' || name[1] != 0) return 6;
     if (memcmp(name + n - 12, suffix, 12) != 0) return 6;
     if (n == 14) return 0;
-    if (n == 16) return 6;       /* ":" + ":$DATA" would need an empty x */
     for (uint32_t i = 2; i < n - 12; i += 2) {
         uint16_t u = efs_get16(name + i);
         if (u == 0 || u == ':') return 6;

@@ -1,0 +1,522 @@
+"""The hot path: every source kind, the C path and the Python fallback, the
+failure trio, buffer lifetime, threads, cancellation, pywin32 compatibility."""
+import io
+import mmap
+import os
+import random
+import threading
+
+import pytest
+
+import efsfast
+from efsfast import EfsError, RawFormatError, _core
+from efsfast.backends import PosixBackend
+
+from conftest import listing
+
+RAW = efsfast.synthetic_raw(150_000, named_streams={"alt": 700}, seed=21)
+
+
+class ReadOnly:
+    """Has read() but no readinto()."""
+    def __init__(self, data):
+        self.f = io.BytesIO(data)
+
+    def read(self, n):
+        return self.f.read(n)
+
+
+def chunks(data, seed):
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(data):
+        n = rng.choice([1, 3, 100, 5000, 70000, 200000])
+        out.append(data[i:i + n])
+        i += n
+    return out
+
+
+def pywin32_callback(data_source):
+    f = io.BytesIO(data_source)
+
+    def import_cb(data, context, length):
+        chunk = f.read(length)
+        data[:len(chunk)] = chunk
+        return 0, len(chunk)
+    return import_cb
+
+
+def make_source(kind, data, tmp_path):
+    if kind == "bytes":
+        return data
+    if kind == "bytearray":
+        return bytearray(data)
+    if kind == "memoryview":
+        return memoryview(data)
+    if kind == "noncontiguous":
+        doubled = bytearray(2 * len(data))
+        doubled[::2] = data
+        return memoryview(doubled)[::2]
+    if kind == "numpy":
+        np = pytest.importorskip("numpy")
+        return np.frombuffer(data, dtype=np.uint8).copy()
+    if kind == "mmap":
+        p = tmp_path / "src.mm"
+        p.write_bytes(data)
+        with open(p, "rb") as f:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if kind == "path":
+        p = tmp_path / "src.efsraw"
+        p.write_bytes(data)
+        return p
+    if kind == "fd":
+        p = tmp_path / "src.efsraw"
+        p.write_bytes(data)
+        return os.open(p, os.O_RDONLY)
+    if kind == "readinto":
+        return io.BytesIO(data)
+    if kind == "read":
+        return ReadOnly(data)
+    if kind == "chunks":
+        return chunks(data, 5)
+    if kind == "generator":
+        return (c for c in chunks(data, 6))
+    if kind == "pywin32":
+        return pywin32_callback(data)
+    raise AssertionError(kind)
+
+
+C_PATH = ["bytes", "bytearray", "memoryview", "noncontiguous", "numpy", "mmap", "path", "fd"]
+FALLBACK = ["readinto", "read", "chunks", "generator", "pywin32"]
+SOURCES = ([pytest.param(k, id=f"c-{k}") for k in C_PATH] +
+           [pytest.param(k, id=f"fallback-{k}") for k in FALLBACK])
+SCHEDULES = [pytest.param(PosixBackend(buffer_size=70000, seed=s), id=f"random{s}") for s in (3, 4)] + [
+    pytest.param(PosixBackend(buffer_size=1), id="buf1"),
+    pytest.param(PosixBackend(buffer_size=4096), id="buf4096")]
+
+
+@pytest.mark.parametrize("backend", SCHEDULES)
+@pytest.mark.parametrize("kind", SOURCES)
+def test_every_source_restores_identically(xattr_dir, tmp_path, kind, backend):
+    data = RAW if backend.__repr__().find("buffer_size=1,") < 0 else efsfast.synthetic_raw(3000, seed=2)
+    src = make_source(kind, data, tmp_path)
+    try:
+        r = efsfast.restore(xattr_dir / "f", src, backend=backend)
+    finally:
+        if kind == "fd":
+            os.close(src)
+    assert r.bytes == len(data) and r.calls >= 2
+    assert efsfast.backup(xattr_dir / "f") == data
+    assert listing(xattr_dir) == ["f"]
+
+
+# ---- the failure trio and friends: the right exception, no file left ----
+
+class Boom(Exception):
+    pass
+
+
+class FailingReader:
+    def __init__(self, data, fail_at, how):
+        self.f = io.BytesIO(data)
+        self.calls = 0
+        self.fail_at = fail_at
+        self.how = how
+        self.kept = None
+
+    def readinto(self, view):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            if self.how == "raise":
+                raise Boom(f"call {self.calls}")
+            if self.how == "wrong-type":
+                return "12"
+            if self.how == "too-many":
+                return len(view) + 1
+            if self.how == "negative":
+                return -1
+            if self.how == "none":
+                return None
+            if self.how == "base-exception":
+                raise SystemExit(3)
+            if self.how == "keep-slice":
+                self.kept = view[:10]
+        return self.f.readinto(view)
+
+
+@pytest.mark.parametrize("how,exc", [
+    ("raise", Boom), ("wrong-type", TypeError), ("too-many", ValueError),
+    ("negative", ValueError), ("none", TypeError), ("base-exception", SystemExit),
+    ("keep-slice", BufferError)])
+@pytest.mark.parametrize("fail_at", [1, 7], ids=["first-call", "late"])
+def test_source_failures(xattr_dir, how, exc, fail_at):
+    src = FailingReader(RAW, fail_at, how)
+    with pytest.raises(exc):
+        efsfast.restore(xattr_dir / "f", src, backend=PosixBackend(buffer_size=4096))
+    assert src.calls == fail_at          # stopped at once: not called again
+    assert listing(xattr_dir) == []
+
+
+def test_first_error_kept_later_chained(xattr_dir):
+    def gen():
+        yield RAW[:100]
+        raise Boom("first")
+    with pytest.raises(Boom, match="first"):
+        efsfast.restore(xattr_dir / "f", gen())
+
+
+def test_kept_memoryview_becomes_unusable(xattr_dir):
+    kept = []
+
+    class Keeper(io.BytesIO):
+        def readinto(self, view):
+            kept.append(view)
+            return super().readinto(view)
+    efsfast.restore(xattr_dir / "f", Keeper(RAW))
+    assert kept
+    with pytest.raises(ValueError):
+        kept[0][0]                       # released: unusable, not dangling
+    with pytest.raises(ValueError):
+        bytes(kept[-1])
+
+
+def test_read_returning_too_much(xattr_dir):
+    class Greedy:
+        def read(self, n):
+            return b"\0" * (n + 1)
+    with pytest.raises(ValueError, match="more than asked"):
+        efsfast.restore(xattr_dir / "f", Greedy())
+    assert listing(xattr_dir) == []
+
+
+def test_pywin32_callback_error_code(xattr_dir):
+    def cb(data, ctx, length):
+        return 1117, 0                   # ERROR_IO_DEVICE
+    with pytest.raises(EfsError) as ei:
+        efsfast.restore(xattr_dir / "f", cb)
+    assert ei.value.winerror == 1117
+    assert listing(xattr_dir) == []
+
+
+def test_unsupported_source_type(xattr_dir):
+    with pytest.raises(TypeError):
+        efsfast.restore(xattr_dir / "f", 3.5)
+
+
+def test_malformed_from_fallback_is_raw_format_error(xattr_dir):
+    with pytest.raises(RawFormatError) as ei:
+        efsfast.restore(xattr_dir / "f", io.BytesIO(RAW[:-5]))
+    assert ei.value.rule == "R8"
+    assert listing(xattr_dir) == []
+
+
+def test_mmap_closed_mid_restore_from_chunks(xattr_dir, tmp_path):
+    """A source that closes its mmap while views of it are out gets
+    BufferError (from mmap itself), and the restore leaves nothing."""
+    p = tmp_path / "m"
+    p.write_bytes(RAW)
+    with open(p, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def gen():
+        view = memoryview(mm)
+        yield view[:1000]
+        mm.close()                       # the carried-over chunk still exports it
+        yield view[1000:]
+    with pytest.raises(BufferError):
+        efsfast.restore(xattr_dir / "f", gen())
+    assert listing(xattr_dir) == []
+
+
+def test_mmap_cannot_be_closed_during_c_restore(xattr_dir):
+    """The C path holds the mmap's buffer for the whole call: closing it from
+    another thread meanwhile raises BufferError instead of crashing."""
+    big = efsfast.synthetic_raw(2_000_000, seed=22)
+    mm = mmap.mmap(-1, len(big))
+    mm[:] = big
+    done = threading.Event()
+    outcome = []
+
+    def closer():
+        # a same-size resize succeeds until the restore has the buffer exported
+        while not done.is_set():
+            try:
+                mm.resize(len(big))
+            except BufferError:
+                break
+        else:
+            return
+        try:
+            mm.close()
+        except BufferError as exc:
+            outcome.append(exc)
+        else:
+            outcome.append("closed")
+
+    t = threading.Thread(target=closer)
+    t.start()
+    try:
+        efsfast.restore(xattr_dir / "f", mm, backend=PosixBackend(buffer_size=1, null_sink=True))
+    finally:
+        done.set()
+        t.join()
+    assert outcome and isinstance(outcome[0], BufferError), outcome
+    mm.close()                           # fine once the restore returned
+
+
+def test_bytearray_cannot_be_resized_during_restore(xattr_dir):
+    big = bytearray(efsfast.synthetic_raw(2_000_000, seed=24))
+    done = threading.Event()
+    outcome = []
+
+    def resizer():
+        while not done.is_set():
+            try:
+                big.append(0)            # refused while the C path holds the export
+                big.pop()
+            except BufferError as exc:
+                outcome.append(exc)
+                return
+
+    t = threading.Thread(target=resizer)
+    t.start()
+    try:
+        efsfast.restore(xattr_dir / "f", big, backend=PosixBackend(buffer_size=1, null_sink=True))
+    finally:
+        done.set()
+        t.join()
+    assert outcome and isinstance(outcome[0], BufferError)
+    big.append(0)                        # released afterwards
+
+
+# ---- threads ----
+
+def test_gil_is_released_during_c_restore():
+    """While a large restore from bytes runs in one thread, another thread
+    keeps running Python code.  If the C path held the GIL, the counting loop
+    could not run until the restore returned."""
+    big = efsfast.synthetic_raw(64 << 20, seed=23)
+    be = PosixBackend(buffer_size=4096, null_sink=True)
+    in_call = threading.Event()
+
+    def worker():
+        in_call.set()
+        with _core.open_raw(os.devnull, _core.CREATE_FOR_IMPORT, be) as ctx:
+            _core.write_raw(ctx, big)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    in_call.wait()
+    n = 0
+    while t.is_alive():
+        n += 1
+    t.join()
+    assert n > 10_000, n
+
+
+def test_two_threads_restore_in_parallel(xattr_dir):
+    datas = [efsfast.synthetic_raw(3 << 20, seed=s) for s in (31, 32)]
+    errors = []
+
+    def run(i):
+        try:
+            efsfast.restore(xattr_dir / f"f{i}", datas[i])
+        except BaseException as exc:   # pragma: no cover - reported below
+            errors.append(exc)
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    for i in range(2):
+        assert efsfast.backup(xattr_dir / f"f{i}") == datas[i]
+
+
+def test_reentrant_use_of_context_is_refused(xattr_dir):
+    ctx = _core.open_raw(xattr_dir / "f", _core.CREATE_FOR_IMPORT, PosixBackend())
+    seen = []
+
+    def cb(data, context, length):
+        try:
+            _core.write_raw(ctx, RAW)
+        except RuntimeError as exc:
+            seen.append(exc)
+        return 0, 0
+    with pytest.raises(RawFormatError):
+        _core.write_raw(ctx, cb, None, None, True)
+    assert seen and "already in use" in str(seen[0])
+    ctx.close()
+    ctx.close()                          # double close is harmless
+
+
+# ---- cancellation ----
+
+def test_cancel_token_stops_within_one_buffer(xattr_dir):
+    token = efsfast.CancelToken()
+    src = io.BytesIO(RAW)
+
+    class Src:
+        n = 0
+
+        def readinto(self, view):
+            Src.n += 1
+            if Src.n == 3:
+                token.cancel()
+            return src.readinto(view)
+    with pytest.raises(efsfast.CancelledError):
+        efsfast.restore(xattr_dir / "f", Src(), cancel=token, backend=PosixBackend(buffer_size=512))
+    assert Src.n == 3
+    assert listing(xattr_dir) == []
+
+
+def test_cancel_token_on_c_path(xattr_dir):
+    token = efsfast.CancelToken()
+    token.cancel()
+    with pytest.raises(efsfast.CancelledError):
+        efsfast.restore(xattr_dir / "f", RAW, cancel=token)
+    assert listing(xattr_dir) == []
+
+
+# ---- backup sinks ----
+
+@pytest.mark.parametrize("sink", ["none", "path", "fd", "bytearray", "buffer", "write", "pywin32"])
+def test_backup_sinks(xattr_dir, tmp_path, sink):
+    efsfast.restore(xattr_dir / "f", RAW)
+    be = PosixBackend(buffer_size=5000, seed=9)
+    if sink == "none":
+        assert efsfast.backup(xattr_dir / "f", backend=be) == RAW
+        return
+    if sink == "path":
+        r = efsfast.backup(xattr_dir / "f", tmp_path / "out", backend=be)
+        got = (tmp_path / "out").read_bytes()
+        with pytest.raises(EfsError):
+            efsfast.backup(xattr_dir / "f", tmp_path / "out")
+    elif sink == "fd":
+        fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+        r = efsfast.backup(xattr_dir / "f", fd, backend=be)
+        os.close(fd)
+        got = (tmp_path / "out").read_bytes()
+    elif sink == "bytearray":
+        out = bytearray(b"head")
+        r = efsfast.backup(xattr_dir / "f", out, backend=be)
+        assert out[:4] == b"head"
+        got = bytes(out[4:])
+    elif sink == "buffer":
+        out = memoryview(bytearray(len(RAW) + 10))
+        r = efsfast.backup(xattr_dir / "f", out, backend=be)
+        got = bytes(out[:r.bytes])
+        with pytest.raises(EfsError) as ei:
+            efsfast.backup(xattr_dir / "f", memoryview(bytearray(100)))
+        assert ei.value.winerror == 122
+    elif sink == "write":
+        out = io.BytesIO()
+        r = efsfast.backup(xattr_dir / "f", out, backend=be)
+        got = out.getvalue()
+    else:
+        parts = []
+        r = efsfast.backup(xattr_dir / "f", lambda d, c, n: parts.append(bytes(d)), backend=be)
+        got = b"".join(parts)
+    assert got == RAW and r.bytes == len(RAW)
+
+
+def test_backup_sink_failure_stops(xattr_dir):
+    efsfast.restore(xattr_dir / "f", RAW)
+
+    class Bad:
+        calls = 0
+
+        def write(self, data):
+            Bad.calls += 1
+            raise Boom("disk on fire")
+    with pytest.raises(Boom):
+        efsfast.backup(xattr_dir / "f", Bad(), backend=PosixBackend(buffer_size=1000))
+    assert Bad.calls == 1
+
+
+def test_backup_to_path_leaves_no_partial_file(xattr_dir, tmp_path):
+    (xattr_dir / "plain").write_bytes(b"x")
+    with pytest.raises(EfsError):
+        efsfast.backup(xattr_dir / "plain", tmp_path / "out")
+    assert listing(tmp_path) == [p for p in listing(tmp_path) if not p.startswith(".out")]
+    assert not (tmp_path / "out").exists()
+
+
+# ---- bulk ----
+
+def test_restore_many(xattr_dir):
+    datas = [efsfast.synthetic_raw(random.Random(i).randrange(100_000), seed=i) for i in range(40)]
+    jobs = [(xattr_dir / f"f{i}", d) for i, d in enumerate(datas)]
+    jobs[7] = (xattr_dir / "f7", datas[7][:-1])            # broken
+    seen = []
+    res = efsfast.restore_many(jobs, workers=2, progress=lambda f, b, t: seen.append((f, b, t)))
+    assert [e.index for e in res.failures] == [7]
+    assert isinstance(res.failures[0].error, RawFormatError)
+    assert "item 7" in str(res.failures[0])
+    assert res.files == 39 and res.results[7] is None and seen[-1][0] == 39
+    for i, d in enumerate(datas):
+        if i != 7:
+            assert efsfast.backup(xattr_dir / f"f{i}") == d
+    assert not (xattr_dir / "f7").exists()
+    with pytest.raises(efsfast.BulkRestoreError, match="item 7"):
+        res.raise_for_errors()
+
+
+def test_restore_many_fail_fast(xattr_dir):
+    jobs = [(xattr_dir / "bad", b"junk")] + [(xattr_dir / f"f{i}", RAW) for i in range(20)]
+    res = efsfast.restore_many(jobs, workers=1, fail_fast=True)
+    assert res.failures[0].index == 0 and res.cancelled
+    assert res.files < 20
+
+
+# ---- pywin32 compatibility ----
+
+PYWIN32_SCRIPT = '''
+from efsfast.compat import win32file
+
+def backup_file(path, out_path):
+    out = open(out_path, "wb")
+    def export_cb(data, ctx, length):
+        ctx.write(data)
+        return 0
+    h = win32file.OpenEncryptedFileRaw(path, 0)
+    try:
+        win32file.ReadEncryptedFileRaw(export_cb, out, h)
+    finally:
+        win32file.CloseEncryptedFileRaw(h)
+        out.close()
+
+def restore_file(raw_path, path):
+    src = open(raw_path, "rb")
+    def import_cb(data, ctx, length):
+        chunk = ctx.read(length)
+        data[:len(chunk)] = chunk
+        return 0, len(chunk)
+    h = win32file.OpenEncryptedFileRaw(path, win32file.CREATE_FOR_IMPORT)
+    try:
+        win32file.WriteEncryptedFileRaw(import_cb, src, h)
+    finally:
+        win32file.CloseEncryptedFileRaw(h)
+        src.close()
+'''
+
+
+def test_pywin32_script_runs_unchanged(xattr_dir, tmp_path):
+    ns = {}
+    exec(compile(PYWIN32_SCRIPT, "pywin32_script.py", "exec"), ns)
+    (tmp_path / "in.efsraw").write_bytes(RAW)
+    ns["restore_file"](str(tmp_path / "in.efsraw"), str(xattr_dir / "f"))
+    ns["backup_file"](str(xattr_dir / "f"), str(tmp_path / "out.efsraw"))
+    assert (tmp_path / "out.efsraw").read_bytes() == RAW
+
+
+def test_compat_checks_lengths_and_double_close(xattr_dir):
+    from efsfast.compat import win32file
+    h = win32file.OpenEncryptedFileRaw(str(xattr_dir / "f"), win32file.CREATE_FOR_IMPORT)
+    with pytest.raises(ValueError):
+        win32file.WriteEncryptedFileRaw(lambda d, c, n: (0, n + 1), None, h)
+    win32file.CloseEncryptedFileRaw(h)
+    win32file.CloseEncryptedFileRaw(h)
+    with pytest.raises(win32file.error):
+        win32file.WriteEncryptedFileRaw(lambda d, c, n: (0, 0), None, h)
+    assert listing(xattr_dir) == []
