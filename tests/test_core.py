@@ -265,15 +265,17 @@ def test_mmap_cannot_be_closed_during_c_restore(xattr_dir):
 
 
 def test_bytearray_cannot_be_resized_during_restore(xattr_dir):
-    big = bytearray(efsfast.synthetic_raw(2_000_000, seed=24))
+    content = efsfast.synthetic_raw(2_000_000, seed=24)
+    big = bytearray(content)
     done = threading.Event()
     outcome = []
 
     def resizer():
         while not done.is_set():
             try:
-                big.append(0)            # refused while the C path holds the export
-                big.pop()
+                # re-initialising resizes (refused while the C path holds the
+                # export) in one call, so the restore never sees a changed size
+                big.__init__(content)
             except BufferError as exc:
                 outcome.append(exc)
                 return
