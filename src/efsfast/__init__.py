@@ -7,7 +7,7 @@ efsfast's own POSIX system side (the ntfs-3g ``efs_raw`` layout) elsewhere.
 from ._errors import CancelledError, EfsError, RawFormatError
 from ._core import CancelToken
 from .api import (BackupResult, BulkRestoreError, BulkResult, ItemError, RestoreResult,
-                  backup, restore, restore_many)
+                  backup, backup_many, restore, restore_many)
 from . import backends
 from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
                   build_raw, decode_metadata, inspect, metadata_from_users,
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EfsError", "RawFormatError", "CancelledError", "CancelToken", "backends",
-    "restore", "backup", "restore_many", "RestoreResult", "BackupResult", "BulkResult",
+    "restore", "backup", "restore_many", "backup_many", "RestoreResult", "BackupResult", "BulkResult",
     "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
     "StreamInfo", "User", "build_raw", "decode_metadata", "inspect",
     "metadata_from_users", "sid_from_str", "sid_to_str", "synthetic_metadata",

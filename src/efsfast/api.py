@@ -207,24 +207,14 @@ class BulkResult:
 Job = Union[Tuple[PathLike, Any], Tuple[PathLike, Any, dict]]
 
 
-def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
-                 progress: Optional[Callable[[int, int, int], None]] = None,
-                 cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
-                 backend=None) -> BulkResult:
-    """Restore many ``(dest, source)`` (or ``(dest, source, options)``) jobs
-    with ``workers`` threads running the C path in parallel.
-
-    Every item gets its own result or error (with its index and destination);
-    one failure does not stop the others unless ``fail_fast``.  ``progress``
-    is called as ``progress(files_done, bytes_done, files_total)`` from the
-    calling thread's pool as items finish.  Ctrl-C or ``cancel`` stops within
-    one system buffer per running item; items not started are left undone
-    and KeyboardInterrupt (or the result with ``cancelled=True``) follows.
-    """
+def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any], *,
+              workers: Optional[int], progress, cancel, fail_fast: bool) -> BulkResult:
+    """Run ``one(first, second, options, token)`` per job on a thread pool:
+    every item gets its own result or error slot, progress is reported as
+    items finish, and Ctrl-C or ``cancel`` stops the running items within one
+    system buffer and skips the rest."""
     _watch_ctrl_c()
-    jobs = list(jobs)
     token = cancel if cancel is not None else _core.CancelToken()
-    be = _backend(backend)
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
     result = BulkResult(results=[None] * len(jobs))
     lock = threading.Lock()
@@ -233,20 +223,12 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
         if token.cancelled:
             return
         job = jobs[index]
-        dest, source = job[0], job[1]
-        opts = dict(job[2]) if len(job) > 2 else {}
-        opts.setdefault("overwrite", overwrite)
         try:
-            r = restore(dest, source, backend=opts.pop("backend", be), cancel=token, **opts)
+            r = one(job[0], job[1], dict(job[2]) if len(job) > 2 else {}, token)
         except BaseException as exc:    # each item gets its own error slot
             with lock:
-                if isinstance(exc, _core.CancelledError) and token.cancelled and cancel is None \
-                        and not fail_fast:
-                    pass
-                result.failures.append(ItemError(index, os.fspath(dest), exc))
-                if fail_fast:
-                    token.cancel()
-            if isinstance(exc, KeyboardInterrupt):
+                result.failures.append(ItemError(index, os.fspath(job[0]), exc))
+            if fail_fast or isinstance(exc, KeyboardInterrupt):
                 token.cancel()
             return
         with lock:
@@ -269,10 +251,49 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
             for f in futures:
                 f.cancel()
     result.failures.sort(key=lambda e: e.index)
-    if any(isinstance(e.error, KeyboardInterrupt) for e in result.failures):
-        interrupted = True
-    result.cancelled = token.cancelled and (interrupted or cancel is not None or fail_fast)
+    interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt) for e in result.failures)
+    result.cancelled = token.cancelled
     if interrupted:
-        raise KeyboardInterrupt(f"restore_many interrupted after {result.files} of "
-                                f"{len(jobs)} files")
+        exc = KeyboardInterrupt(f"interrupted after {result.files} of {len(jobs)} items")
+        exc.result = result
+        raise exc
     return result
+
+
+def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
+                 progress: Optional[Callable[[int, int, int], None]] = None,
+                 cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
+                 backend=None) -> BulkResult:
+    """Restore many ``(dest, source)`` (or ``(dest, source, options)``) jobs
+    with ``workers`` threads running the C path in parallel.
+
+    Every item gets its own result or error (with its index and destination);
+    one failure does not stop the others unless ``fail_fast``.  ``progress``
+    is called as ``progress(files_done, bytes_done, files_total)`` as items
+    finish.  Ctrl-C (or ``cancel``) stops the running items within one system
+    buffer, removes what was partial and skips the rest; Ctrl-C then raises
+    KeyboardInterrupt, whose ``result`` attribute holds what was done.
+    """
+    be = _backend(backend)
+
+    def one(dest, source, opts, token):
+        opts.setdefault("overwrite", overwrite)
+        return restore(dest, source, backend=opts.pop("backend", be), cancel=token, **opts)
+    return _run_many(list(jobs), one, workers=workers, progress=progress, cancel=cancel,
+                     fail_fast=fail_fast)
+
+
+def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
+                progress: Optional[Callable[[int, int, int], None]] = None,
+                cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
+                backend=None) -> BulkResult:
+    """Back up many ``(path, sink)`` (or ``(path, sink, options)``) jobs in
+    parallel; the mirror image of :func:`restore_many`."""
+    be = _backend(backend)
+
+    def one(path, sink, opts, token):
+        opts.setdefault("overwrite", overwrite)
+        r = backup(path, sink, backend=opts.pop("backend", be), cancel=token, **opts)
+        return r if isinstance(r, BackupResult) else BackupResult(os.fspath(path), len(r), 0, r)
+    return _run_many(list(jobs), one, workers=workers, progress=progress, cancel=cancel,
+                     fail_fast=fail_fast)

@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence
 
 from . import __version__, raw
 from ._errors import EfsError, RawFormatError
+from .api import BulkResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -102,6 +103,130 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- progress ----
+
+class Progress:
+    """A tqdm bar (bytes, files, rate, ETA) on a terminal; silent otherwise."""
+
+    def __init__(self, label: str, total_files: int, enabled: bool):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total_files, unit="file", desc=label, file=sys.stderr,
+                            dynamic_ncols=True, leave=True)
+        self.files = 0
+
+    def __call__(self, files: int, nbytes: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(files - self.files)
+            self.bar.set_postfix_str(f"{nbytes / 1e6:.1f} MB", refresh=False)
+        self.files = files
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _backend_from(args: argparse.Namespace):
+    if getattr(args, "buffer_size", None) is None:
+        return None
+    from .backends import PosixBackend
+    return PosixBackend(buffer_size=args.buffer_size)
+
+
+def _report_bulk(args, kind: str, bulk: BulkResult, extra: dict, interrupted: bool = False) -> int:
+    failures = [{"index": e.index, "path": e.dest, "error": type(e.error).__name__,
+                 "message": str(e.error), "winerror": getattr(e.error, "winerror", None),
+                 "rule": getattr(e.error, "rule", None)} for e in bulk.failures]
+    summary = {"command": kind, "ok": bulk.files, "failed": len(bulk.failures),
+               "bytes": bulk.bytes, "interrupted": interrupted} | extra
+    if args.json:
+        print(json.dumps(summary | {"failures": failures}, indent=2))
+    else:
+        print(f"{kind}: {bulk.files} done, {len(bulk.failures)} failed, "
+              f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
+        for k, v in extra.items():
+            if v:
+                print(f"  {k}: {v if not isinstance(v, list) else len(v)}")
+        if failures:
+            w = max(len(f["path"]) for f in failures)
+            print(f"  {'failed item':<{w}}  error")
+            for f in failures:
+                print(f"  {f['path']:<{w}}  {f['message']}")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if bulk.failures else EXIT_OK
+
+
+def _tree(args: argparse.Namespace, restore: bool) -> int:
+    from . import tree
+    label = "restore" if restore else "backup"
+    bar = Progress(label, 0, not args.json and not args.quiet)
+    fn = tree.restore_tree if restore else tree.backup_tree
+    try:
+        r = fn(args.src, args.dest, workers=args.workers, overwrite=args.overwrite,
+               progress=bar, backend=_backend_from(args))
+    except KeyboardInterrupt as exc:
+        bar.close()
+        bulk = getattr(exc, "result", None) or BulkResult(results=[])
+        return _report_bulk(args, f"{label}-tree", bulk, {}, interrupted=True)
+    bar.close()
+    extra = {"directories": r.directories}
+    if not restore:
+        extra["skipped (not encrypted)"] = r.skipped
+    return _report_bulk(args, f"{label}-tree", r.bulk, extra)
+
+
+def cmd_restore_tree(args): return _tree(args, True)
+def cmd_backup_tree(args): return _tree(args, False)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .api import restore
+    src = sys.stdin.buffer if args.src == "-" else args.src
+    r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
+                backend=_backend_from(args))
+    out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
+    print(json.dumps(out) if args.json else f"restored {r.path} ({r.bytes} bytes of raw stream)")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .api import backup
+    if args.dest == "-":
+        r = backup(args.src, sys.stdout.buffer, directory=args.directory,
+                   backend=_backend_from(args))
+        return EXIT_OK
+    r = backup(args.src, args.dest, directory=args.directory, overwrite=args.overwrite,
+               backend=_backend_from(args))
+    out = {"path": r.path, "output": args.dest, "bytes": r.bytes, "calls": r.calls}
+    print(json.dumps(out) if args.json else f"backed up {r.path} to {args.dest} ({r.bytes} bytes)")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    log = (lambda m: None) if args.json else print
+    factory = None if args.json else (lambda label, n: Progress(label, n, True))
+    report = run_demo(args.dir, files=args.files, seed=args.seed, workers=args.workers,
+                      progress_factory=factory, log=log)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report) | {"ok": report.ok}, indent=2))
+    else:
+        print("demo: OK, every raw stream round-tripped byte for byte" if report.ok
+              else f"demo: FAILED ({len(report.different)} different, "
+                   f"{len(report.failures)} failed)")
+        for f in report.failures:
+            print(f"  {f}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    return bench.main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="efsfast", description=(
         "Back up and restore Windows EFS-encrypted files as ciphertext."))
@@ -132,6 +257,55 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     s.set_defaults(func=cmd_synth)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--overwrite", action="store_true",
+                        help="replace an existing destination (the old one stays whole until "
+                             "its replacement is complete)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--buffer-size", type=int, default=None,
+                        help="POSIX system side: system buffer size in bytes (default 65536)")
+
+    s = sub.add_parser("restore", parents=[common], help="restore a raw stream as an encrypted file")
+    s.add_argument("src", metavar="SRC", help="raw stream file, or - for standard input")
+    s.add_argument("dest", metavar="DEST")
+    s.add_argument("--directory", action="store_true", help="DEST is an encrypted directory")
+    s.set_defaults(func=cmd_restore)
+
+    s = sub.add_parser("backup", parents=[common], help="back up an encrypted file as a raw stream")
+    s.add_argument("src", metavar="SRC")
+    s.add_argument("dest", metavar="DEST", help="output file, or - for standard output")
+    s.add_argument("--directory", action="store_true", help="SRC is an encrypted directory")
+    s.set_defaults(func=cmd_backup)
+
+    tree_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    tree_common.add_argument("--workers", type=int, default=None, help="parallel workers")
+    tree_common.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = sub.add_parser("restore-tree", parents=[tree_common],
+                       help="restore a folder of .efsraw files into a tree")
+    s.add_argument("src", metavar="SRC_DIR")
+    s.add_argument("dest", metavar="DEST_DIR")
+    s.set_defaults(func=cmd_restore_tree)
+    s = sub.add_parser("backup-tree", parents=[tree_common],
+                       help="back up every encrypted file and folder of a tree as .efsraw files")
+    s.add_argument("src", metavar="SRC_DIR")
+    s.add_argument("dest", metavar="DEST_DIR")
+    s.set_defaults(func=cmd_backup_tree)
+
+    s = sub.add_parser("demo", help="make a synthetic backup set, restore it, back it up "
+                                    "again, check byte identity (no Windows needed)")
+    s.add_argument("dir", nargs="?", default=None,
+                   help="work folder (default: a temporary one, removed on success)")
+    s.add_argument("--files", type=int, default=200)
+    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("bench", help="run the benchmarks (see benchmarks/README.md)",
+                       add_help=False)
+    s.add_argument("bench_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_bench)
     return p
 
 
@@ -142,7 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("efsfast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (EfsError, OSError, ValueError) as exc:
+    except (EfsError, OSError, ValueError, TypeError) as exc:
         print(f"efsfast: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
