@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from ._errors import EfsError
+from ._errors import CancelledError, EfsError
 
 ERROR_FILE_EXISTS = 80
 PathLike = Union[str, "os.PathLike[str]"]
@@ -226,6 +226,8 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
         try:
             r = one(job[0], job[1], dict(job[2]) if len(job) > 2 else {}, token)
         except BaseException as exc:    # each item gets its own error slot
+            if isinstance(exc, CancelledError) and token.cancelled:
+                return                  # stopped by Ctrl-C / cancel: not done, not failed
             with lock:
                 result.failures.append(ItemError(index, os.fspath(job[0]), exc))
             if fail_fast or isinstance(exc, KeyboardInterrupt):

@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import threading
 from typing import List, Optional, Sequence
 
 from . import __version__, raw
@@ -106,21 +107,32 @@ def cmd_synth(args: argparse.Namespace) -> int:
 # ---- progress ----
 
 class Progress:
-    """A tqdm bar (bytes, files, rate, ETA) on a terminal; silent otherwise."""
+    """A tqdm bar (files, MB, rate, ETA) on a terminal; silent otherwise.
+    The bar appears with the first finished item, once the total is known."""
 
     def __init__(self, label: str, total_files: int, enabled: bool):
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
         self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total_files, unit="file", desc=label, file=sys.stderr,
-                            dynamic_ncols=True, leave=True)
         self.files = 0
+        self.lock = threading.Lock()     # items finish on worker threads
 
     def __call__(self, files: int, nbytes: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.update(files - self.files)
-            self.bar.set_postfix_str(f"{nbytes / 1e6:.1f} MB", refresh=False)
+        if not self.enabled:
+            return
+        with self.lock:
+            self._update(files, nbytes, total)
+
+    def _update(self, files: int, nbytes: int, total: int) -> None:
+        if self.bar is None:
+            import shutil
+            from tqdm import tqdm
+            # a terminal that reports no size (some ptys) gets 80 columns
+            sized = shutil.get_terminal_size((0, 0)).columns > 0
+            self.bar = tqdm(total=total, unit="file", desc=self.label, file=sys.stderr,
+                            dynamic_ncols=sized, ncols=None if sized else 80, leave=True)
+        self.bar.update(files - self.files)
+        self.bar.set_postfix_str(f"{nbytes / 1e6:.1f} MB", refresh=False)
         self.files = files
 
     def close(self) -> None:
@@ -139,13 +151,15 @@ def _report_bulk(args, kind: str, bulk: BulkResult, extra: dict, interrupted: bo
     failures = [{"index": e.index, "path": e.dest, "error": type(e.error).__name__,
                  "message": str(e.error), "winerror": getattr(e.error, "winerror", None),
                  "rule": getattr(e.error, "rule", None)} for e in bulk.failures]
+    not_done = len(bulk.results) - bulk.files - len(bulk.failures)
     summary = {"command": kind, "ok": bulk.files, "failed": len(bulk.failures),
-               "bytes": bulk.bytes, "interrupted": interrupted} | extra
+               "not_done": not_done, "bytes": bulk.bytes, "interrupted": interrupted} | extra
     if args.json:
         print(json.dumps(summary | {"failures": failures}, indent=2))
     else:
         print(f"{kind}: {bulk.files} done, {len(bulk.failures)} failed, "
-              f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
+              + (f"{not_done} not done, " if not_done else "")
+              + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
         for k, v in extra.items():
             if v:
                 print(f"  {k}: {v if not isinstance(v, list) else len(v)}")

@@ -78,9 +78,20 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     return TreeResult(bulk, directories=len(dirs), skipped=skipped)
 
 
+def is_directory_stream(path: str) -> bool:
+    """A raw stream with no unnamed data stream is a directory's (Windows
+    directories have only the metadata stream, plus named streams if any).
+    A stream that does not parse is left to the restore to report."""
+    try:
+        info = _raw.inspect(path)
+    except (OSError, ValueError):
+        return False
+    return not any(s.name == _raw.UNNAMED_STREAM for s in info.streams)
+
+
 def plan_restore(src_dir: str, dest_dir: str) -> Tuple[list, list]:
     """(directory jobs in creation order, file jobs) for restoring the raw
-    streams below ``src_dir``; a stream with no data streams is a directory."""
+    streams below ``src_dir``."""
     dirs, files = [], []
     for dirpath, _dirnames, filenames in _walk(src_dir):
         rel = os.path.relpath(dirpath, src_dir)
@@ -90,7 +101,7 @@ def plan_restore(src_dir: str, dest_dir: str) -> Tuple[list, list]:
                 continue
             p = os.path.join(dirpath, f)
             target = os.path.join(out, f[:-len(SUFFIX)])
-            if _raw.inspect(p).is_directory_like:
+            if is_directory_stream(p):
                 dirs.append((target, p, {"directory": True}))
             else:
                 files.append((target, p))

@@ -1,0 +1,157 @@
+"""The command line: tree jobs, progress on a terminal, exit codes, Ctrl-C."""
+import json
+import os
+import pty
+import random
+import select
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import efsfast
+from efsfast import cli, tree
+
+from conftest import listing
+
+
+def small_set(root, n, seed=1):
+    """n small raw streams in a few folders, plus two encrypted folders."""
+    rng = random.Random(seed)
+    meta = efsfast.synthetic_metadata(seed=seed)
+    for folder in ("a", "a/deep", "b"):
+        os.makedirs(root / folder, exist_ok=True)
+    (root / "a.efsraw").write_bytes(efsfast.build_raw(meta))
+    (root / "a" / "deep.efsraw").write_bytes(efsfast.build_raw(meta))
+    for i in range(n):
+        size = rng.randrange(0, 3000)
+        raw = efsfast.build_raw(meta, [efsfast.DataStream("::$DATA", size,
+                                                          rng.randbytes((size + 511) & ~511))])
+        (root / rng.choice(["a", "a/deep", "b"]) / f"f{i:04d}.bin.efsraw").write_bytes(raw)
+
+
+def tree_bytes(root):
+    out = {}
+    for dirpath, _d, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            out[os.path.relpath(p, root)] = open(p, "rb").read()
+    return out
+
+
+def test_tree_round_trip_1000_files(xattr_dir, capsys):
+    src, restored, again = xattr_dir / "set", xattr_dir / "restored", xattr_dir / "again"
+    small_set(src, 1000)
+    assert cli.main(["restore-tree", str(src), str(restored), "--json", "--workers", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["failed"], out["directories"]) == (1002, 0, 2)
+    assert cli.main(["backup-tree", str(restored), str(again), "--json"]) == 0
+    json.loads(capsys.readouterr().out)
+    assert tree_bytes(again) == tree_bytes(src)
+    # every restored object is an encrypted object of the layout, but for
+    # folder b, which had no raw stream of its own (a plain folder)
+    for dirpath, dirs, files in os.walk(restored):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            assert tree.is_encrypted(p) == (p != str(restored / "b")), p
+
+
+def test_tree_failures_are_summarised(xattr_dir, capsys):
+    src = xattr_dir / "set"
+    small_set(src, 20)
+    (src / "b" / "broken.efsraw").write_bytes(b"\0\1\0\0" + b"R\0O\0B\0S\0" + b"\0" * 30)
+    code = cli.main(["restore-tree", str(src), str(xattr_dir / "out")])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "1 failed" in text and "broken" in text and "R4" in text
+    assert not (xattr_dir / "out" / "b" / "broken").exists()
+
+
+def test_exit_codes(tmp_path, capsys):
+    assert cli.main(["verify", str(tmp_path / "missing")]) == 1
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["no-such-command"])
+    assert ei.value.code == 2
+
+
+def test_restore_and_backup_commands(xattr_dir, capsys):
+    raw = efsfast.synthetic_raw(5000, seed=3)
+    (xattr_dir / "in.efsraw").write_bytes(raw)
+    assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 0
+    assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert cli.main(["backup", str(xattr_dir / "f"), str(xattr_dir / "out.efsraw")]) == 0
+    assert (xattr_dir / "out.efsraw").read_bytes() == raw
+
+
+def test_demo_json(tmp_path, capsys):
+    assert cli.main(["demo", str(tmp_path / "work"), "--files", "30", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["identical"] == 34
+
+
+def run_in_pty(args, interrupt_after_bar=False, timeout=120):
+    """Run the CLI on a pseudo-terminal; return (exit code, screen text)."""
+    pid, fd = pty.fork()
+    if pid == 0:                                  # child: a 100x30 terminal
+        try:
+            import fcntl
+            import struct
+            import termios
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            os.execv(sys.executable, [sys.executable, "-m", "efsfast", *args])
+        finally:
+            os._exit(127)
+    chunks, sent = [], False
+    while True:
+        r, _, _ = select.select([fd], [], [], timeout)
+        if not r:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError("the CLI hung: " + b"".join(chunks).decode(errors="replace"))
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        if interrupt_after_bar and not sent and b"file/s" in b"".join(chunks):
+            os.kill(pid, signal.SIGINT)
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_terminal_and_plain_otherwise(xattr_dir):
+    src = xattr_dir / "set"
+    small_set(src, 300)
+    code, screen = run_in_pty(["restore-tree", str(src), str(xattr_dir / "tty")])
+    assert code == 0, screen
+    assert "restore: 100%" in screen and "302/302" in screen and "MB" in screen, screen
+    p = subprocess.run([sys.executable, "-m", "efsfast", "restore-tree", str(src),
+                        str(xattr_dir / "pipe")], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert "%|" not in p.stdout + p.stderr                   # no bar when not a terminal
+    assert "restore-tree: 302 done, 0 failed" in p.stdout
+
+
+def test_sigint_during_tree_restore(xattr_dir):
+    src, dest = xattr_dir / "set", xattr_dir / "dest"
+    rng = random.Random(5)
+    meta = efsfast.synthetic_metadata(seed=5)
+    src.mkdir()
+    blob = rng.randbytes(3 << 20)
+    for i in range(60):
+        (src / f"big{i:02d}.efsraw").write_bytes(
+            efsfast.build_raw(meta, [efsfast.DataStream("::$DATA", len(blob), blob)]))
+    code, screen = run_in_pty(["restore-tree", str(src), str(dest), "--buffer-size", "64",
+                               "--workers", "2"], interrupt_after_bar=True)
+    assert code == 130, screen
+    assert "interrupted" in screen
+    names = listing(dest)
+    assert not [n for n in names if n.endswith(".tmp")], names       # nothing partial
+    assert len(names) < 60
+    for n in names:                                                  # what is there is whole
+        assert efsfast.backup(dest / n) == (src / (n + ".efsraw")).read_bytes()
