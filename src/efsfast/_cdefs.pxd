@@ -157,6 +157,7 @@ cdef extern from "_c/efs_io.h" nogil:
         int null_sink
         unsigned cluster_shift
         int no_replace
+        int unvalidated_copy
     const efs_backend *efs_posix_backend()
     const efs_backend *efs_win32_backend()
     efs_dword efs_win32_enable_privileges(int backup, int restore)
@@ -171,5 +172,11 @@ cdef extern from "_c/efs_io.h" nogil:
     long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
     int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
     efs_dword efs_win32_from_errno(int e)
+    uint64_t efs_bench_memcpy(uint8_t *dst, const uint8_t *src, size_t n, size_t chunk,
+                              uint64_t total)
+    size_t efs_atomic_next(size_t *counter)
+    void efs_atomic_add(uint64_t *counter, uint64_t value)
+    int efs_fd_open_read(const char *path, int *err)
+    int efs_fd_close(int fd)
     int efs_sigint_install()
     unsigned efs_sigint_count()

@@ -405,18 +405,10 @@ cdef class Backend:
 
     cdef efs_dword c_open(self, object path, efs_ulong flags, void **ctx) except? 0xFFFFFFFF:
         cdef bytes bpath
-        cdef Py_ssize_t wlen
         if self.c_backend == NULL:
             raise EfsError(EFS_ERROR_NOT_SUPPORTED, f"the {type(self).__name__} system side "
                            "is not available on this platform")
-        if EFS_HAVE_WIN32:
-            wpath = os.fspath(path)
-            if isinstance(wpath, bytes):
-                wpath = os.fsdecode(wpath)
-            buf = (wpath + "\0").encode("utf-16-le")
-            bpath = buf
-        else:
-            bpath = os.fsencode(path)
+        bpath = _c_path(path)
         return self.c_open_raw(<const char *>bpath, flags, ctx)
 
     cdef efs_dword c_open_raw(self, const char *path, efs_ulong flags, void **ctx) except? 0xFFFFFFFF:
@@ -438,7 +430,7 @@ cdef class PosixBackend(Backend):
     cdef efs_posix_options opts
 
     def __init__(self, *, buffer_size=65536, seed=None, min_size=1, mode="strict",
-                 null_sink=False, cluster_shift=0):
+                 null_sink=False, cluster_shift=0, _unvalidated_copy=False):
         if not EFS_HAVE_POSIX:
             raise EfsError(EFS_ERROR_NOT_SUPPORTED, "the POSIX system side is not built on Windows")
         self.c_backend = efs_posix_backend()
@@ -455,6 +447,8 @@ cdef class PosixBackend(Backend):
             raise ValueError(f"mode must be 'strict' or 'compatible', not {mode!r}")
         self.opts.null_sink = bool(null_sink)
         self.opts.cluster_shift = cluster_shift
+        # benchmarks only: what a restore costs without the streaming validation
+        self.opts.unvalidated_copy = bool(_unvalidated_copy)
 
     def __repr__(self):
         o = self.opts
@@ -530,6 +524,11 @@ cdef class RawContext:
     @property
     def closed(self):
         return self.ctx == NULL
+
+    @property
+    def _address(self):
+        """The C context pointer (for ctypes comparisons in the benchmarks)."""
+        return <size_t>self.ctx
 
     def close(self):
         """CloseEncryptedFileRaw; calling it twice is harmless."""
@@ -797,3 +796,250 @@ def _write_misbehaving(RawContext raw, data, int how, uint64_t at_call):
         raw.raise_for(rc)
     finally:
         raw.busy = 0
+
+
+# ------------------------------------------------------------ benchmark helpers
+
+def _backend_functions(Backend backend):
+    """Addresses of the backend's read/write/close (benchmarks call them from
+    ctypes, as a user without efsfast would)."""
+    return {"read": <size_t>backend.c_backend.read, "write": <size_t>backend.c_backend.write,
+            "close": <size_t>backend.c_backend.close}
+
+
+def _bench_memcpy(data, size_t chunk, uint64_t total):
+    """The ceiling: copy ``total`` bytes of ``data`` in ``chunk``-sized pieces
+    into one buffer (efs_bench_memcpy: the copy goes through a volatile
+    function pointer, so the compiler cannot delete it)."""
+    cdef const uint8_t[::1] src = memoryview(data).cast("B")
+    cdef uint8_t *dst = <uint8_t *>malloc(chunk)
+    cdef uint64_t moved
+    if dst == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            moved = efs_bench_memcpy(dst, &src[0], src.shape[0], chunk, total)
+    finally:
+        free(dst)
+    return moved
+
+
+# ------------------------------------------------------------ bulk restore in C
+
+cdef struct bulk_job:
+    const char *dest              # bytes kept alive by BulkRestore.keep
+    const char *src_path          # path sources (NULL for buffers)
+    const uint8_t *data
+    size_t length
+    efs_ulong flags
+    efs_dword rc
+    uint64_t bytes
+    uint64_t calls
+    efs_error ferr
+    int err_no
+    const char *op                # static strings of the system side
+    int read_errno
+    int started
+
+
+cdef struct bulk_state:
+    bulk_job *jobs
+    size_t count
+    size_t next_index
+    const efs_backend *backend
+    efs_posix_options opts
+    int use_posix_open
+    int *cancel
+    unsigned sigint_base
+    int fail_fast
+    uint64_t done_files
+    uint64_t done_bytes
+
+
+cdef void bulk_one(bulk_state *st, bulk_job *j) noexcept nogil:
+    cdef void *ctx = NULL
+    cdef import_ctx c
+    cdef efs_posix_options o
+    cdef const efs_error *fe
+    cdef int fd = -1
+    j.started = 1
+    c.data = j.data
+    c.length = j.length
+    c.position = 0
+    c.fd = -1
+    c.fd_offset = -1
+    c.read_errno = 0
+    c.cancel = st.cancel
+    c.sigint_base = st.sigint_base
+    c.calls = c.bytes = 0
+    c.owner = NULL
+    if j.src_path != NULL:
+        fd = efs_fd_open_read(j.src_path, &j.read_errno)
+        if fd < 0:
+            j.rc = EFS_ERROR_READ_FAULT
+            return
+        c.fd = fd
+        c.fd_offset = 0
+    if st.use_posix_open:
+        o = st.opts
+        o.no_replace = (j.flags & NO_REPLACE_FLAG) != 0
+        j.rc = efs_posix_open_ex(j.dest, j.flags & ~NO_REPLACE_FLAG, &o, &ctx)
+    else:
+        j.rc = st.backend.open(<const efs_path_char *>j.dest, j.flags & ~NO_REPLACE_FLAG, &ctx)
+    if j.rc == 0:
+        if fd >= 0:
+            j.rc = st.backend.write(import_from_fd, &c, ctx)
+        else:
+            j.rc = st.backend.write(import_from_buffer, &c, ctx)
+        if j.rc and st.use_posix_open:
+            fe = efs_posix_last_format_error(ctx)
+            if fe != NULL and fe.rule:
+                j.ferr = fe[0]
+            j.err_no = efs_posix_last_errno(ctx)
+            j.op = efs_posix_last_operation(ctx)
+        st.backend.close(ctx)
+    if fd >= 0:
+        efs_fd_close(fd)
+    j.read_errno = c.read_errno
+    j.bytes = c.bytes
+    j.calls = c.calls
+
+
+cdef void bulk_worker(bulk_state *st) noexcept nogil:
+    cdef size_t i
+    cdef bulk_job *j
+    while not cancelled(st.cancel, st.sigint_base):
+        i = efs_atomic_next(&st.next_index)
+        if i >= st.count:
+            return
+        j = &st.jobs[i]
+        bulk_one(st, j)
+        if j.rc == 0:
+            efs_atomic_add(&st.done_files, 1)
+            efs_atomic_add(&st.done_bytes, j.bytes)
+        elif st.fail_fast and st.cancel != NULL and j.rc != EFS_ERROR_CANCELLED:
+            st.cancel[0] = 1
+
+
+cdef class BulkRestore:
+    """Restores a batch of (dest, buffer or path) jobs with every item's work
+    in C: the workers take the next index atomically and run open / write /
+    close without ever taking the GIL (python-zstandard's multi-buffer
+    pattern).  Buffers are acquired up front and released in one place."""
+    cdef bulk_state st
+    cdef bulk_job *jobs
+    cdef Py_buffer *views
+    cdef size_t nviews
+    cdef list keep
+    cdef readonly object token
+    cdef readonly size_t count
+
+    def __cinit__(self):
+        self.jobs = NULL
+        self.views = NULL
+        self.nviews = 0
+
+    def __init__(self, list jobs, Backend backend, CancelToken token, bint fail_fast):
+        cdef size_t n = len(jobs), i
+        cdef bulk_job *j
+        self.keep = []
+        self.token = token
+        self.count = n
+        self.jobs = <bulk_job *>malloc(max(n, 1) * sizeof(bulk_job))
+        self.views = <Py_buffer *>malloc(max(n, 1) * sizeof(Py_buffer))
+        if self.jobs == NULL or self.views == NULL:
+            raise MemoryError()
+        for i in range(n):
+            dest, source, flags = jobs[i]
+            j = &self.jobs[i]
+            j.rc = 0
+            j.bytes = j.calls = 0
+            j.ferr.rule = 0
+            j.err_no = j.read_errno = 0
+            j.op = NULL
+            j.started = 0
+            j.flags = flags
+            j.src_path = NULL
+            j.data = NULL
+            j.length = 0
+            bdest = _c_path(dest)
+            self.keep.append(bdest)
+            j.dest = <const char *>(<bytes>bdest)
+            if isinstance(source, (str, os.PathLike)):
+                bsrc = os.fsencode(source)
+                self.keep.append(bsrc)
+                j.src_path = <const char *>(<bytes>bsrc)
+            else:
+                try:
+                    PyObject_GetBuffer(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+                except BufferError:
+                    source = memoryview(source).tobytes()
+                    self.keep.append(source)
+                    PyObject_GetBuffer(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+                j.data = <const uint8_t *>self.views[self.nviews].buf
+                j.length = self.views[self.nviews].len
+                self.nviews += 1
+        self.st.jobs = self.jobs
+        self.st.count = n
+        self.st.next_index = 0
+        self.st.backend = backend.c_backend
+        self.st.use_posix_open = isinstance(backend, PosixBackend)
+        if self.st.use_posix_open:
+            self.st.opts = (<PosixBackend>backend).opts
+        self.st.cancel = &token.flag
+        self.st.sigint_base = efs_sigint_count()
+        self.st.fail_fast = fail_fast
+        self.st.done_files = self.st.done_bytes = 0
+
+    def __dealloc__(self):
+        cdef size_t i
+        for i in range(self.nviews):
+            PyBuffer_Release(&self.views[i])
+        free(self.views)
+        free(self.jobs)
+
+    def work(self):
+        """Run as one of the workers (from a Python thread): returns when no
+        job is left or the batch was cancelled."""
+        with nogil:
+            bulk_worker(&self.st)
+
+    @property
+    def progress(self):
+        return self.st.done_files, self.st.done_bytes
+
+    def outcome(self, size_t i, path):
+        """(None, bytes, calls) for a success, (exception or None if never
+        started, 0, 0) otherwise."""
+        cdef bulk_job *j = &self.jobs[i]
+        if not j.started:
+            return None, 0, 0
+        if j.rc == 0:
+            return None, j.bytes, j.calls
+        if j.rc == EFS_ERROR_CANCELLED:
+            PyErr_CheckSignals()
+            return CancelledError(j.rc, "cancelled", os.fspath(path)), 0, 0
+        if j.ferr.rule:
+            e = _format_error(&j.ferr)
+            e.filename = os.fspath(path)
+            return e, 0, 0
+        if j.rc == EFS_ERROR_READ_FAULT and j.read_errno:
+            return OSError(j.read_errno, os.strerror(j.read_errno)), 0, 0
+        msg = None
+        if j.err_no:
+            msg = f"{j.op.decode()}: {os.strerror(j.err_no)}" if j.op != NULL else os.strerror(j.err_no)
+        elif j.op != NULL:
+            msg = j.op.decode()
+        e = EfsError(j.rc, msg, os.fspath(path))
+        if j.err_no:
+            e.errno = j.err_no
+        return e, 0, 0
+
+
+cdef object _c_path(object path):
+    if EFS_HAVE_WIN32:
+        p = os.fspath(path)
+        if isinstance(p, bytes):
+            p = os.fsdecode(p)
+        return (p + "\0").encode("utf-16-le")
+    return os.fsencode(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -241,17 +240,32 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
         if progress is not None:
             progress(done_files, done_bytes, len(jobs))
 
+    # workers pull the next index themselves: no future per item, and the
+    # calling thread sleeps in join() instead of waking for every item
+    next_index = iter(range(len(jobs)))
+
+    def worker() -> None:
+        while not token.cancelled:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                return
+            run(index)
+
+    threads = [threading.Thread(target=worker, name=f"efsfast-worker-{i}", daemon=True)
+               for i in range(min(workers, len(jobs)))]
+    for t in threads:
+        t.start()
     interrupted = False
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run, i) for i in range(len(jobs))]
-        try:
-            for f in futures:
-                f.result()
-        except KeyboardInterrupt:
-            interrupted = True
-            token.cancel()
-            for f in futures:
-                f.cancel()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.25)            # a timed join lets Ctrl-C in
+    except KeyboardInterrupt:
+        interrupted = True
+        token.cancel()
+        for t in threads:
+            t.join()
     result.failures.sort(key=lambda e: e.index)
     interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt) for e in result.failures)
     result.cancelled = token.cancelled
@@ -277,12 +291,94 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
     KeyboardInterrupt, whose ``result`` attribute holds what was done.
     """
     be = _backend(backend)
+    jobs = list(jobs)
+    fast = _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast)
+    if fast is not None:
+        return fast
 
     def one(dest, source, opts, token):
         opts.setdefault("overwrite", overwrite)
         return restore(dest, source, backend=opts.pop("backend", be), cancel=token, **opts)
-    return _run_many(list(jobs), one, workers=workers, progress=progress, cancel=cancel,
+    return _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                      fail_fast=fail_fast)
+
+
+_C_OPTIONS = {"directory", "overwrite", "drop_alternate_streams"}
+
+
+def _c_source(source) -> bool:
+    if isinstance(source, (str, os.PathLike)):
+        return _core.HAVE_POSIX          # opened in C; Windows paths take the Python path
+    if isinstance(source, (int, bool)):
+        return False
+    try:
+        memoryview(source).release()
+    except TypeError:
+        return False
+    return True
+
+
+def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
+    """restore_many with every item's work in C (buffers and paths), or None
+    when some job needs the Python path (custom sources, other options)."""
+    c_jobs = []
+    for job in jobs:
+        opts = job[2] if len(job) > 2 else {}
+        if not _c_source(job[1]) or set(opts) - _C_OPTIONS:
+            return None
+        ow = opts.get("overwrite", overwrite)
+        if isinstance(be, _core.Win32Backend):
+            if ow:
+                return None            # needs restore()'s restore-beside-then-swap
+            if _exists(os.fspath(job[0])):
+                raise EfsError(ERROR_FILE_EXISTS, "the destination exists", os.fspath(job[0]))
+        flags = _core.CREATE_FOR_IMPORT
+        flags |= _core.CREATE_FOR_DIR if opts.get("directory") else 0
+        flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG if opts.get("drop_alternate_streams") else 0
+        flags |= _core.OVERWRITE_HIDDEN if ow else (
+            _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0)
+        c_jobs.append((job[0], job[1], flags))
+    _watch_ctrl_c()
+    token = cancel if cancel is not None else _core.CancelToken()
+    batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
+    nthreads = min(workers or os.cpu_count() or 1, len(jobs)) or 1
+    threads = [threading.Thread(target=batch.work, name=f"efsfast-bulk-{i}", daemon=True)
+               for i in range(nthreads)]
+    for t in threads:
+        t.start()
+    interrupted = False
+    seen = (0, 0)
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)             # a timed join lets Ctrl-C in
+                if progress is not None and batch.progress != seen:
+                    seen = batch.progress
+                    progress(seen[0], seen[1], len(jobs))
+    except KeyboardInterrupt:
+        interrupted = True
+        token.cancel()
+        for t in threads:
+            t.join()
+    result = BulkResult(results=[None] * len(jobs))
+    for i, job in enumerate(jobs):
+        error, nbytes, calls = batch.outcome(i, job[0])
+        if error is None and nbytes == 0 and calls == 0:
+            continue                    # never started (cancelled)
+        if error is None:
+            result.results[i] = RestoreResult(os.fspath(job[0]), nbytes, calls)
+            result.files += 1
+            result.bytes += nbytes
+        elif not (isinstance(error, CancelledError) and token.cancelled):
+            result.failures.append(ItemError(i, os.fspath(job[0]), error))
+    if progress is not None and (result.files, result.bytes) != seen:
+        progress(result.files, result.bytes, len(jobs))
+    result.cancelled = token.cancelled
+    if interrupted:
+        exc = KeyboardInterrupt(f"interrupted after {result.files} of {len(jobs)} items")
+        exc.result = result
+        raise exc
+    return result
 
 
 def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,

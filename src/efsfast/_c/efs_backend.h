@@ -54,6 +54,9 @@ typedef struct efs_posix_options {
     unsigned cluster_shift;  /* export: 0 = from statvfs, else 9..21 */
     int no_replace;          /* import: fail with ERROR_FILE_EXISTS rather than
                                 replace an existing destination (atomic) */
+    int unvalidated_copy;    /* benchmarks only: store the incoming bytes verbatim,
+                                without parsing (measures what validation costs);
+                                never produces a valid efs_raw file */
 } efs_posix_options;
 
 const efs_backend *efs_posix_backend(void);

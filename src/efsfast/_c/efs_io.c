@@ -58,6 +58,62 @@ int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
 }
 #endif
 
+#include <string.h>
+
+#if defined(_MSC_VER)
+#include <intrin.h>
+size_t efs_atomic_next(size_t *counter)
+{
+#if defined(_WIN64)
+    return (size_t)_InterlockedExchangeAdd64((volatile __int64 *)counter, 1);
+#else
+    return (size_t)_InterlockedExchangeAdd((volatile long *)counter, 1);
+#endif
+}
+void efs_atomic_add(uint64_t *counter, uint64_t value)
+{
+    _InterlockedExchangeAdd64((volatile __int64 *)counter, (__int64)value);
+}
+#else
+size_t efs_atomic_next(size_t *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+void efs_atomic_add(uint64_t *counter, uint64_t value)
+{
+    __atomic_fetch_add(counter, value, __ATOMIC_RELAXED);
+}
+#endif
+
+#if defined(_WIN32)
+int efs_fd_open_read(const char *path, int *err) { (void)path; *err = ENOSYS; return -1; }
+int efs_fd_close(int fd) { return _close(fd); }
+#else
+#include <fcntl.h>
+int efs_fd_open_read(const char *path, int *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) *err = errno;
+    return fd;
+}
+int efs_fd_close(int fd) { return close(fd); }
+#endif
+
+static void *(*volatile bench_copy)(void *, const void *, size_t) = memcpy;
+
+uint64_t efs_bench_memcpy(uint8_t *dst, const uint8_t *src, size_t n, size_t chunk,
+                          uint64_t total)
+{
+    uint64_t moved = 0;
+    size_t pos = 0;
+    if (n == 0 || chunk == 0) return 0;
+    while (moved < total) {
+        size_t k = n - pos < chunk ? n - pos : chunk;
+        bench_copy(dst, src + pos, k);
+        pos += k;
+        if (pos >= n) pos = 0;
+        moved += k;
+    }
+    return moved;
+}
+
 efs_dword efs_win32_from_errno(int e)
 {
     switch (e) {

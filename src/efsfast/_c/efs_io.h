@@ -20,6 +20,16 @@ extern "C" {
 long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err);
 /* Write all n bytes; returns 0 or -1 with *err set. */
 int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err);
+/* Benchmarks: copy `total` bytes of src[0..n) in `chunk` pieces into dst,
+ * through a volatile function pointer so the copy cannot be optimised out. */
+uint64_t efs_bench_memcpy(uint8_t *dst, const uint8_t *src, size_t n, size_t chunk,
+                          uint64_t total);
+/* Atomically take the next index of a shared counter (bulk workers). */
+size_t efs_atomic_next(size_t *counter);
+void efs_atomic_add(uint64_t *counter, uint64_t value);
+/* Open a file for reading (POSIX: bytes path; Windows: -1, unsupported). */
+int efs_fd_open_read(const char *path, int *err);
+int efs_fd_close(int fd);
 /* Chain a SIGINT handler that counts (main thread, GIL held); 0 on success. */
 int efs_sigint_install(void);
 unsigned efs_sigint_count(void);
@@ -36,6 +46,7 @@ typedef struct efs_posix_options {
     int null_sink;
     unsigned cluster_shift;
     int no_replace;
+    int unvalidated_copy;
 } efs_posix_options;
 #define EFS_HAVE_POSIX 0
 #define EFS_HAVE_WIN32 1

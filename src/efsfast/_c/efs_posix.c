@@ -61,6 +61,7 @@ typedef struct posix_ctx {
 
     /* import */
     int fd;
+    int anonymous;           /* fd is an O_TMPFILE: no name until linkat */
     char *tmp;
     uint8_t *stage;
     size_t staged;
@@ -298,6 +299,19 @@ static efs_dword make_temp(posix_ctx *c, int is_dir)
 {
     size_t n = strlen(c->dir) + strlen(c->base) + 40;
     struct timespec ts;
+#ifdef O_TMPFILE
+    /* Where the file system has them (tmpfs, ext4, xfs, btrfs; not FUSE), a
+     * no-replace restore writes into an unnamed file and links it in once
+     * complete: it never has a temporary name, vanishes by itself if the
+     * process dies, and needs one directory operation instead of two. */
+    if (!is_dir && c->opt.no_replace) {
+        c->fd = open(c->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+        if (c->fd >= 0) {
+            c->anonymous = 1;
+            return 0;
+        }
+    }
+#endif
     if (!(c->tmp = malloc(n))) return EFS_ERROR_NOT_ENOUGH_MEMORY;
     for (int attempt = 0; attempt < 100; attempt++) {
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -322,7 +336,8 @@ static efs_dword make_temp(posix_ctx *c, int is_dir)
 
 static void discard_temp(posix_ctx *c)
 {
-    if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+    if (c->fd >= 0) { close(c->fd); c->fd = -1; }   /* an O_TMPFILE vanishes here */
+    c->anonymous = 0;
     if (c->tmp) {
         if (c->flags & EFS_CREATE_FOR_DIR) rmdir(c->tmp);
         else unlink(c->tmp);
@@ -483,12 +498,43 @@ static efs_dword publish(posix_ctx *c)
     return 0;
 }
 
+/* The O_TMPFILE variant of commit: attributes through the descriptor, then
+ * linkat, which fails with EEXIST rather than replace anything. */
+static efs_dword commit_anonymous(posix_ctx *c)
+{
+    char proc[64];
+    efs_dword rc;
+    if ((rc = flush_stage(c))) return rc;
+    for (size_t i = 0; i < c->nnamed; i++)
+        if (fsetxattr(c->fd, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
+                      c->named[i].len, 0) != 0)
+            return sys_fail(c, "setxattr (named stream)", errno);
+    if (c->meta && fsetxattr(c->fd, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0)
+        return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", c->fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, c->path, AT_SYMLINK_FOLLOW) != 0) {
+        int e = errno;
+        if (e == ENOENT && linkat(c->fd, "", AT_FDCWD, c->path, AT_EMPTY_PATH) == 0)
+            e = 0;                          /* no /proc: needs CAP_DAC_READ_SEARCH */
+        else if (e == ENOENT)
+            e = errno;
+        if (e == EEXIST) return ctx_fail(c, "the destination exists", EFS_ERROR_FILE_EXISTS);
+        if (e) return sys_fail(c, "linkat", e);
+    }
+    int fd = c->fd;
+    c->fd = -1;
+    c->anonymous = 0;
+    if (close(fd) != 0) return sys_fail(c, "close", errno);
+    return 0;
+}
+
 /* Everything arrived and validated: give the temporary its attributes, then
  * its name.  ntfs-3g wants the data streams before user.ntfs.efsinfo (8.4). */
 static efs_dword commit(posix_ctx *c)
 {
     efs_dword rc;
     if (c->opt.null_sink) return 0;
+    if (c->anonymous) return commit_anonymous(c);
     if (c->fd >= 0) {
         if ((rc = flush_stage(c))) return rc;
         int fd = c->fd;
@@ -499,13 +545,21 @@ static efs_dword commit(posix_ctx *c)
         if (setxattr(c->tmp, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
                      c->named[i].len, 0) != 0)
             return sys_fail(c, "setxattr (named stream)", errno);
-    if (setxattr(c->tmp, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0)
+    if (c->meta && setxattr(c->tmp, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0)
         return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
     if ((rc = publish(c))) return rc;
     free(c->tmp);
     c->tmp = NULL;
     return 0;
 }
+
+/* Bytes after the offered capacity; a callback that writes past *ulLength
+ * changes them. */
+static const uint8_t guard_pattern[EFS_POSIX_GUARD] = {
+    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C,
+    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C,
+    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C,
+    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C};
 
 static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *context)
 {
@@ -538,7 +592,7 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
 
     for (;;) {
         efs_ulong cap = next_capacity(c), len = cap;
-        memset(buf + cap, 0xA5, EFS_POSIX_GUARD);
+        memcpy(buf + cap, guard_pattern, EFS_POSIX_GUARD);
         rc = cb(buf, cb_context, &len);
         c->calls++;
         if (rc) { c->op = "the import callback failed"; break; }
@@ -547,18 +601,20 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
                           EFS_ERROR_INVALID_PARAMETER);
             break;
         }
-        for (unsigned i = 0; i < EFS_POSIX_GUARD; i++)
-            if (buf[cap + i] != 0xA5) {
-                rc = ctx_fail(c, "the import callback wrote past the offered capacity",
-                              EFS_ERROR_NOACCESS);
-                break;
-            }
-        if (rc) break;
+        if (memcmp(buf + cap, guard_pattern, EFS_POSIX_GUARD) != 0) {
+            rc = ctx_fail(c, "the import callback wrote past the offered capacity",
+                          EFS_ERROR_NOACCESS);
+            break;
+        }
         if (len == 0) {
-            rc = efs_parser_finish(parser);
+            rc = c->opt.unvalidated_copy ? 0 : efs_parser_finish(parser);
             break;
         }
         c->bytes += len;
+        if (c->opt.unvalidated_copy) {
+            if (!c->opt.null_sink && (rc = put_unnamed(c, buf, len))) break;
+            continue;
+        }
         if ((rc = efs_parser_feed(parser, buf, len))) break;
     }
     if (rc && efs_parser_error(parser)->rule) c->ferr = *efs_parser_error(parser);
