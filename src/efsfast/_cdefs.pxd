@@ -158,6 +158,8 @@ cdef extern from "_c/efs_io.h" nogil:
         unsigned cluster_shift
         int no_replace
         int unvalidated_copy
+        int fault_point
+        int fault_errno
     const efs_backend *efs_posix_backend()
     const efs_backend *efs_win32_backend()
     efs_dword efs_win32_enable_privileges(int backup, int restore)

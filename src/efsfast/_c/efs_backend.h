@@ -41,7 +41,7 @@ efs_dword efs_win32_enable_privileges(int backup, int restore);
 
 /* ---- the POSIX system side ---- */
 
-#define EFS_POSIX_GUARD 64u      /* bytes after the offered capacity that must stay intact */
+#define EFS_POSIX_GUARD 16u      /* bytes after the offered capacity that must stay intact */
 #define EFS_ERROR_NOACCESS 998u  /* the import callback wrote past *ulLength */
 #define EFS_ERROR_EA_TABLE_FULL 277u
 
@@ -57,7 +57,20 @@ typedef struct efs_posix_options {
     int unvalidated_copy;    /* benchmarks only: store the incoming bytes verbatim,
                                 without parsing (measures what validation costs);
                                 never produces a valid efs_raw file */
+    int fault_point;         /* tests only: make this system call fail ... */
+    int fault_errno;         /* ... with this errno (EFS_FAULT_*) */
 } efs_posix_options;
+
+/* Fault-injection points of the POSIX side (tests prove that every failure
+ * leaves no temporary and the destination as it was). */
+#define EFS_FAULT_NONE             0
+#define EFS_FAULT_CREATE           1   /* creating the temporary */
+#define EFS_FAULT_WRITE            2   /* writing ciphertext */
+#define EFS_FAULT_CLOSE            3   /* closing the written file */
+#define EFS_FAULT_XATTR_STREAM     4   /* storing a named stream */
+#define EFS_FAULT_XATTR_EFSINFO    5   /* storing $EFS */
+#define EFS_FAULT_PUBLISH          6   /* rename / linkat into place */
+#define EFS_FAULT_READ             7   /* export: reading ciphertext */
 
 const efs_backend *efs_posix_backend(void);
 void efs_posix_default_options(efs_posix_options *o);

@@ -151,19 +151,21 @@ efs_dword efs_win32_from_errno(int e)
  * trampolines compare on every callback, so a restore stops within one
  * system buffer.  The signal is process-wide, so this is the one piece of
  * global state; it holds no restore's data. */
+volatile unsigned efs_sigint_counter;
+
 #if defined(_WIN32)
 int efs_sigint_install(void) { return 0; }
-unsigned efs_sigint_count(void) { return 0; }
 #else
 #include <signal.h>
 #include <string.h>
 
-static volatile sig_atomic_t sigint_counter;
 static struct sigaction sigint_previous;
 
+/* (an aligned unsigned store is atomic on every platform efsfast builds for;
+ * sig_atomic_t would do too, but the trampolines want a plain load) */
 static void sigint_handler(int sig, siginfo_t *info, void *uctx)
 {
-    sigint_counter++;
+    efs_sigint_counter++;
     if (sigint_previous.sa_flags & SA_SIGINFO) {
         if (sigint_previous.sa_sigaction) sigint_previous.sa_sigaction(sig, info, uctx);
     } else if (sigint_previous.sa_handler == SIG_DFL) {
@@ -188,5 +190,4 @@ int efs_sigint_install(void)
     return sigaction(SIGINT, &ours, NULL);
 }
 
-unsigned efs_sigint_count(void) { return (unsigned)sigint_counter; }
 #endif

@@ -32,7 +32,9 @@ int efs_fd_open_read(const char *path, int *err);
 int efs_fd_close(int fd);
 /* Chain a SIGINT handler that counts (main thread, GIL held); 0 on success. */
 int efs_sigint_install(void);
-unsigned efs_sigint_count(void);
+/* Read on every callback: a plain load, not a call into another unit. */
+extern volatile unsigned efs_sigint_counter;
+static inline unsigned efs_sigint_count(void) { return efs_sigint_counter; }
 /* Win32 code for an errno value. */
 efs_dword efs_win32_from_errno(int e);
 
@@ -47,6 +49,8 @@ typedef struct efs_posix_options {
     unsigned cluster_shift;
     int no_replace;
     int unvalidated_copy;
+    int fault_point;
+    int fault_errno;
 } efs_posix_options;
 #define EFS_HAVE_POSIX 0
 #define EFS_HAVE_WIN32 1

@@ -82,6 +82,14 @@ static efs_dword sys_fail(posix_ctx *c, const char *op, int e)
     return efs_win32_from_errno(e);
 }
 
+/* Tests: 1 (with errno set) when the system call at `point` is to fail. */
+static int fault(const posix_ctx *c, int point)
+{
+    if (c->opt.fault_point != point) return 0;
+    errno = c->opt.fault_errno ? c->opt.fault_errno : EIO;
+    return 1;
+}
+
 static efs_dword ctx_fail(posix_ctx *c, const char *op, efs_dword code)
 {
     c->err_no = 0;
@@ -305,6 +313,7 @@ static efs_dword make_temp(posix_ctx *c, int is_dir)
      * complete: it never has a temporary name, vanishes by itself if the
      * process dies, and needs one directory operation instead of two. */
     if (!is_dir && c->opt.no_replace) {
+        if (fault(c, EFS_FAULT_CREATE)) return sys_fail(c, "open", errno);
         c->fd = open(c->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
         if (c->fd >= 0) {
             c->anonymous = 1;
@@ -319,6 +328,12 @@ static efs_dword make_temp(posix_ctx *c, int is_dir)
         snprintf(c->tmp, n, "%s/.%.200s.efsfast-%08x.tmp", c->dir, c->base,
                  (unsigned)(next_random(c) >> 32));
         /* 0666/0777 and the umask: the raw stream carries no ACL or mode */
+        if (fault(c, EFS_FAULT_CREATE)) {
+            efs_dword rc = sys_fail(c, is_dir ? "mkdir" : "open", errno);
+            free(c->tmp);
+            c->tmp = NULL;
+            return rc;
+        }
         if (is_dir ? mkdir(c->tmp, 0777) == 0
                    : (c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) >= 0)
             return 0;
@@ -349,7 +364,7 @@ static void discard_temp(posix_ctx *c)
 static efs_dword write_all(posix_ctx *c, const uint8_t *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = write(c->fd, p, n);
+        ssize_t w = fault(c, EFS_FAULT_WRITE) ? -1 : write(c->fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             return sys_fail(c, "write", errno);
@@ -445,6 +460,11 @@ static efs_dword on_segment(void *ctx, const efs_segment *s)
     if (s->has_extd && (s->extd_flags & EFS_EXT_FLAG_SPARSE))
         return ctx_fail(c, "sparse streams cannot be stored in the efs_raw layout",
                         EFS_ERROR_NOT_SUPPORTED);
+    /* ntfs-3g (spec 8.3) keeps no valid data length apart from the size and
+     * refuses files whose VDL differs: storing one would lose it */
+    if (s->encrypted && s->bytes_within_vdl != s->bytes_within_stream_size)
+        return ctx_fail(c, "a valid data length below the stream size cannot be stored in "
+                           "the efs_raw layout", EFS_ERROR_NOT_SUPPORTED);
     return 0;
 }
 
@@ -476,6 +496,7 @@ static efs_dword on_stream_end(void *ctx, uint64_t logical, uint64_t payload)
 static efs_dword publish(posix_ctx *c)
 {
     struct stat st;
+    if (fault(c, EFS_FAULT_PUBLISH)) return sys_fail(c, "rename", errno);
     if (!c->opt.no_replace) {
         if (rename(c->tmp, c->path) != 0) return sys_fail(c, "rename", errno);
         return 0;
@@ -506,13 +527,14 @@ static efs_dword commit_anonymous(posix_ctx *c)
     efs_dword rc;
     if ((rc = flush_stage(c))) return rc;
     for (size_t i = 0; i < c->nnamed; i++)
-        if (fsetxattr(c->fd, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
+        if (fault(c, EFS_FAULT_XATTR_STREAM) || fsetxattr(c->fd, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
                       c->named[i].len, 0) != 0)
             return sys_fail(c, "setxattr (named stream)", errno);
-    if (c->meta && fsetxattr(c->fd, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0)
+    if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) || fsetxattr(c->fd, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
         return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", c->fd);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, c->path, AT_SYMLINK_FOLLOW) != 0) {
+    if (fault(c, EFS_FAULT_PUBLISH) ||
+        linkat(AT_FDCWD, proc, AT_FDCWD, c->path, AT_SYMLINK_FOLLOW) != 0) {
         int e = errno;
         if (e == ENOENT && linkat(c->fd, "", AT_FDCWD, c->path, AT_EMPTY_PATH) == 0)
             e = 0;                          /* no /proc: needs CAP_DAC_READ_SEARCH */
@@ -524,7 +546,12 @@ static efs_dword commit_anonymous(posix_ctx *c)
     int fd = c->fd;
     c->fd = -1;
     c->anonymous = 0;
-    if (close(fd) != 0) return sys_fail(c, "close", errno);
+    /* a failing close can mean lost writes (delayed write errors): take back
+     * the name just linked, which no_replace guarantees was not there before */
+    if (close(fd) != 0 || fault(c, EFS_FAULT_CLOSE)) {
+        unlink(c->path);
+        return sys_fail(c, "close", errno);
+    }
     return 0;
 }
 
@@ -539,13 +566,14 @@ static efs_dword commit(posix_ctx *c)
         if ((rc = flush_stage(c))) return rc;
         int fd = c->fd;
         c->fd = -1;
-        if (close(fd) != 0) return sys_fail(c, "close", errno);
+        if (close(fd) != 0 || fault(c, EFS_FAULT_CLOSE)) return sys_fail(c, "close", errno);
     }
     for (size_t i = 0; i < c->nnamed; i++)
-        if (setxattr(c->tmp, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
+        if (fault(c, EFS_FAULT_XATTR_STREAM) || setxattr(c->tmp, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
                      c->named[i].len, 0) != 0)
             return sys_fail(c, "setxattr (named stream)", errno);
-    if (c->meta && setxattr(c->tmp, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0)
+    if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) ||
+                    setxattr(c->tmp, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
         return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
     if ((rc = publish(c))) return rc;
     free(c->tmp);
@@ -556,9 +584,6 @@ static efs_dword commit(posix_ctx *c)
 /* Bytes after the offered capacity; a callback that writes past *ulLength
  * changes them. */
 static const uint8_t guard_pattern[EFS_POSIX_GUARD] = {
-    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C,
-    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C,
-    0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C,
     0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C, 0xA5, 0x5A, 0xC3, 0x3C};
 
 static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *context)
@@ -582,8 +607,10 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
     c->op = NULL;
     is_dir = (c->flags & EFS_CREATE_FOR_DIR) != 0;
 
+    efs_handlers h = handlers;
+    if (c->opt.null_sink) h.data = NULL;      /* validate only: no call per payload slice */
     if (!(buf = malloc((size_t)c->opt.buffer_size + EFS_POSIX_GUARD)) ||
-        !(parser = efs_parser_new(c->opt.mode, &handlers, c)) ||
+        !(parser = efs_parser_new(c->opt.mode, &h, c)) ||
         (!c->opt.null_sink && !is_dir && !(c->stage = malloc(WRITE_STAGE)))) {
         rc = ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
         goto out;
@@ -672,7 +699,7 @@ static efs_dword fill_fd(void *ctx, uint8_t *dst, size_t len, uint64_t off)
 {
     fd_source *s = ctx;
     while (len > 0) {
-        ssize_t r = pread(s->fd, dst, len, (off_t)off);
+        ssize_t r = fault(s->c, EFS_FAULT_READ) ? -1 : pread(s->fd, dst, len, (off_t)off);
         if (r < 0) {
             if (errno == EINTR) continue;
             return sys_fail(s->c, "pread", errno);
