@@ -91,8 +91,9 @@ def test_demo_json(tmp_path, capsys):
     assert report["ok"] and report["identical"] == 34
 
 
-def run_in_pty(args, interrupt_after_bar=False, timeout=120):
-    """Run the CLI on a pseudo-terminal; return (exit code, screen text)."""
+def run_in_pty(args, sigint_on=None, timeout=120):
+    """Run the CLI on a pseudo-terminal; return (exit code, screen text).
+    SIGINT goes to it once ``sigint_on`` (bytes) appears on the screen."""
     pid, fd = pty.fork()
     if pid == 0:                                  # child: a 100x30 terminal
         try:
@@ -116,7 +117,7 @@ def run_in_pty(args, interrupt_after_bar=False, timeout=120):
         if not data:
             break
         chunks.append(data)
-        if interrupt_after_bar and not sent and b"file/s" in b"".join(chunks):
+        if not sent and sigint_on is not None and sigint_on in b"".join(chunks):
             os.kill(pid, signal.SIGINT)
             sent = True
     _, status = os.waitpid(pid, 0)
@@ -147,7 +148,7 @@ def test_sigint_during_tree_restore(xattr_dir):
         (src / f"big{i:02d}.efsraw").write_bytes(
             efsfast.build_raw(meta, [efsfast.DataStream("::$DATA", len(blob), blob)]))
     code, screen = run_in_pty(["restore-tree", str(src), str(dest), "--buffer-size", "64",
-                               "--workers", "2"], interrupt_after_bar=True)
+                               "--workers", "2"], sigint_on=b"file/s")
     assert code == 130, screen
     assert "interrupted" in screen
     names = listing(dest)
@@ -155,3 +156,14 @@ def test_sigint_during_tree_restore(xattr_dir):
     assert len(names) < 60
     for n in names:                                                  # what is there is whole
         assert efsfast.backup(dest / n) == (src / (n + ".efsraw")).read_bytes()
+
+
+def test_sigint_during_single_restore(xattr_dir):
+    """Ctrl-C during one long restore (GIL released, inside the C path) stops
+    within one system buffer: exit 130, nothing partial left."""
+    raw = efsfast.synthetic_raw(64 << 20, seed=6)
+    (xattr_dir / "in.efsraw").write_bytes(raw)
+    code, screen = run_in_pty(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "out"),
+                               "--buffer-size", "16"], sigint_on=b"efsfast: restoring")
+    assert code == 130, screen
+    assert listing(xattr_dir) == ["in.efsraw"]

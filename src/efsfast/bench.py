@@ -361,6 +361,24 @@ def targets(r: dict) -> List[dict]:
     return out
 
 
+# What limits a target that is missed, by target name (the profile behind
+# each statement is in benchmarks/README.md, "Where the time goes").
+LIMITS = {
+    "C trampoline vs memcpy ceiling, 4096 B":
+        "per system buffer the POSIX side also fills and checks the 16-byte guard, feeds the "
+        "streaming validator and makes two indirect calls: about 30 ns per call, which a 4 KiB "
+        "memcpy (~260 ns from DRAM) does not hide; from 64 KiB up it disappears",
+    "restore_many 2 workers vs 1":
+        "each 16 KiB file costs ~9 us of kernel work (tmpfs page allocation and copy: 54% of "
+        "samples in copy_folio_from_iter_atomic) plus directory updates that serialise on the "
+        "directory lock; on 2 shared cores the kernel, not efsfast, sets the ceiling",
+    "10,000 small files vs Python loop":
+        "the Python loop runs on efsfast's own C system side too, so both pay the same kernel "
+        "cost per file (~9 us of the ~17 us efsfast needs on one worker); only the ~6 us of "
+        "Python per file can be won",
+}
+
+
 # ------------------------------------------------------------------ reports
 
 def write_reports(r: dict, out_dir: str) -> None:
@@ -377,6 +395,12 @@ def write_reports(r: dict, out_dir: str) -> None:
         goal = f"≤ {t['goal']:.0%}" if "cost" in t["target"] else f"≥ {t['goal']}×"
         meas = f"{t['ratio']:.1%}" if "cost" in t["target"] else f"{t['ratio']:.2f}×"
         lines.append(f"| {t['target']} | {meas} | {goal} | {'yes' if t['met'] else 'no'} |")
+    missed = [t for t in r["targets"] if not t["met"]]
+    if missed:
+        lines += ["", "What limits the missed targets:", ""]
+        for t in missed:
+            lines.append(f"- **{t['target']}** ({t['ratio']:.2f}): "
+                         + LIMITS.get(t["target"], "not analysed yet"))
     for threads in ("1 thread", "2 threads"):
         lines += ["", f"## Import path, {threads} (GB/s, best; spread in brackets)", ""]
         names = list(next(iter(r["import"][threads].values())).keys())

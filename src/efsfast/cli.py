@@ -199,6 +199,8 @@ def cmd_backup_tree(args): return _tree(args, False)
 def cmd_restore(args: argparse.Namespace) -> int:
     from .api import restore
     src = sys.stdin.buffer if args.src == "-" else args.src
+    if sys.stderr.isatty() and not args.json:
+        print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
     r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
                 backend=_backend_from(args))
     out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
