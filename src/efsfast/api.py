@@ -148,13 +148,27 @@ def _backup_to_path(path, out, flags, be, overwrite, cancel) -> BackupResult:
         if overwrite:
             os.replace(tmp, out)
         else:
-            os.link(tmp, out) if hasattr(os, "link") else os.rename(tmp, out)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            _publish_no_replace(tmp, out)
     except BaseException:
         _remove_quietly(tmp)
         raise
     return BackupResult(path, nbytes, calls)
+
+
+def _publish_no_replace(tmp: str, out: str) -> None:
+    """Give ``tmp`` the name ``out`` unless that exists: link() fails rather
+    than replace; where links are not supported, check, then rename."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True)",
+                       out) from None
+    except (OSError, AttributeError, NotImplementedError):
+        if _exists(out):
+            raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True)", out)
+        os.rename(tmp, out)
+        return
+    os.unlink(tmp)
 
 
 # ---------------------------------------------------------------- bulk restore
@@ -252,25 +266,39 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
                 return
             run(index)
 
-    threads = [threading.Thread(target=worker, name=f"efsfast-worker-{i}", daemon=True)
-               for i in range(min(workers, len(jobs)))]
+    interrupted = _run_threads(worker, min(workers, len(jobs)), token)
+    result.failures.sort(key=lambda e: e.index)
+    interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt) for e in result.failures)
+    return _close(result, token, interrupted, len(jobs))
+
+
+def _run_threads(target: Callable[[], None], count: int, token: _core.CancelToken,
+                 tick: Optional[Callable[[], None]] = None) -> bool:
+    """Run ``target`` on ``count`` threads and wait, calling ``tick`` now and
+    then; Ctrl-C cancels the token and waits for the workers to stop (within
+    one system buffer).  Returns whether the wait was interrupted."""
+    threads = [threading.Thread(target=target, name=f"efsfast-worker-{i}", daemon=True)
+               for i in range(max(count, 1))]
     for t in threads:
         t.start()
-    interrupted = False
     try:
         for t in threads:
             while t.is_alive():
-                t.join(0.25)            # a timed join lets Ctrl-C in
+                t.join(0.1)             # a timed join lets Ctrl-C in
+                if tick is not None:
+                    tick()
     except KeyboardInterrupt:
-        interrupted = True
         token.cancel()
         for t in threads:
             t.join()
-    result.failures.sort(key=lambda e: e.index)
-    interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt) for e in result.failures)
+        return True
+    return False
+
+
+def _close(result: BulkResult, token: _core.CancelToken, interrupted: bool, total: int) -> BulkResult:
     result.cancelled = token.cancelled
     if interrupted:
-        exc = KeyboardInterrupt(f"interrupted after {result.files} of {len(jobs)} items")
+        exc = KeyboardInterrupt(f"interrupted after {result.files} of {total} items")
         exc.result = result
         raise exc
     return result
@@ -341,25 +369,14 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
-    nthreads = min(workers or os.cpu_count() or 1, len(jobs)) or 1
-    threads = [threading.Thread(target=batch.work, name=f"efsfast-bulk-{i}", daemon=True)
-               for i in range(nthreads)]
-    for t in threads:
-        t.start()
-    interrupted = False
-    seen = (0, 0)
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)             # a timed join lets Ctrl-C in
-                if progress is not None and batch.progress != seen:
-                    seen = batch.progress
-                    progress(seen[0], seen[1], len(jobs))
-    except KeyboardInterrupt:
-        interrupted = True
-        token.cancel()
-        for t in threads:
-            t.join()
+    seen = [(0, 0)]
+
+    def tick() -> None:
+        if progress is not None and batch.progress != seen[0]:
+            seen[0] = batch.progress
+            progress(seen[0][0], seen[0][1], len(jobs))
+    interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
+                               token, tick)
     result = BulkResult(results=[None] * len(jobs))
     for i, job in enumerate(jobs):
         error, nbytes, calls = batch.outcome(i, job[0])
@@ -371,14 +388,9 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
             result.bytes += nbytes
         elif not (isinstance(error, CancelledError) and token.cancelled):
             result.failures.append(ItemError(i, os.fspath(job[0]), error))
-    if progress is not None and (result.files, result.bytes) != seen:
+    if progress is not None and (result.files, result.bytes) != seen[0]:
         progress(result.files, result.bytes, len(jobs))
-    result.cancelled = token.cancelled
-    if interrupted:
-        exc = KeyboardInterrupt(f"interrupted after {result.files} of {len(jobs)} items")
-        exc.result = result
-        raise exc
-    return result
+    return _close(result, token, interrupted, len(jobs))
 
 
 def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
