@@ -149,10 +149,21 @@ static inline void efs_put32(uint8_t *p, uint32_t v) {
 static inline void efs_put64(uint8_t *p, uint64_t v) {
     efs_put32(p, (uint32_t)v); efs_put32(p + 4, (uint32_t)(v >> 32));
 }
+/* Index of the first non-zero byte of p[0..n), or n; eight bytes a step
+ * (the 448 padding bytes of every segment header pass through here). */
+static inline size_t efs_first_nonzero(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w) break;
+    }
+    for (; i < n; i++)
+        if (p[i]) return i;
+    return n;
+}
 static inline int efs_all_zero(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i]) return 0;
-    return 1;
+    return efs_first_nonzero(p, n) == n;
 }
 
 /* DataUnitShift for a non-sparse segment of D data bytes: ceil(log2(D)),

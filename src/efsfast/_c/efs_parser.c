@@ -467,9 +467,9 @@ static efs_dword on_enc_ext(efs_parser *p)
         p->seg.has_extd = 1;
         p->seg.extd_flags = efs_get32(b + EFS_EXT_OFF_FLAGS);
     } else if (p->mode == EFS_MODE_STRICT) {
-        for (unsigned i = 0; i < EFS_EXT_LEN; i++)
-            if (b[i])
-                return FAIL(15, "E_ENC_PADDING", "encryption header padding is not zero", off + i);
+        size_t i = efs_first_nonzero(b, EFS_EXT_LEN);
+        if (i < EFS_EXT_LEN)
+            return FAIL(15, "E_ENC_PADDING", "encryption header padding is not zero", off + i);
     }
     if (p->pad_left == 0) return finish_enc_header(p);
     p->state = ST_ENC_PAD;
@@ -583,11 +583,12 @@ efs_dword efs_parser_feed(efs_parser *p, const uint8_t *data, size_t len)
         }
         case ST_ENC_PAD: {
             size_t n = p->pad_left < len ? (size_t)p->pad_left : len;
-            if (p->mode == EFS_MODE_STRICT)
-                for (size_t i = 0; i < n; i++)
-                    if (data[i])
-                        return FAIL(15, "E_ENC_PADDING", "encryption header padding is not zero",
-                                    p->pos + i);
+            if (p->mode == EFS_MODE_STRICT) {
+                size_t i = efs_first_nonzero(data, n);
+                if (i < n)
+                    return FAIL(15, "E_ENC_PADDING", "encryption header padding is not zero",
+                                p->pos + i);
+            }
             p->pad_left -= n;
             p->pos += n; data += n; len -= n;
             if (p->pad_left == 0 && (rc = finish_enc_header(p))) return rc;
