@@ -532,14 +532,16 @@ static efs_dword commit_anonymous(posix_ctx *c)
             return sys_fail(c, "setxattr (named stream)", errno);
     if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) || fsetxattr(c->fd, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
         return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", c->fd);
-    if (fault(c, EFS_FAULT_PUBLISH) ||
-        linkat(AT_FDCWD, proc, AT_FDCWD, c->path, AT_SYMLINK_FOLLOW) != 0) {
+    /* linkat(AT_EMPTY_PATH) on the descriptor itself (Linux >= 6.10 allows
+     * it for the opener; older kernels want CAP_DAC_READ_SEARCH), else
+     * through /proc/self/fd, which any process may use */
+    if (fault(c, EFS_FAULT_PUBLISH)) return sys_fail(c, "linkat", errno);
+    if (linkat(c->fd, "", AT_FDCWD, c->path, AT_EMPTY_PATH) != 0) {
         int e = errno;
-        if (e == ENOENT && linkat(c->fd, "", AT_FDCWD, c->path, AT_EMPTY_PATH) == 0)
-            e = 0;                          /* no /proc: needs CAP_DAC_READ_SEARCH */
-        else if (e == ENOENT)
-            e = errno;
+        if (e == ENOENT || e == EPERM || e == EINVAL) {
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", c->fd);
+            e = linkat(AT_FDCWD, proc, AT_FDCWD, c->path, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+        }
         if (e == EEXIST) return ctx_fail(c, "the destination exists", EFS_ERROR_FILE_EXISTS);
         if (e) return sys_fail(c, "linkat", e);
     }
