@@ -88,12 +88,43 @@ def _same_tree(a: str, b: str) -> tuple:
     return same, different
 
 
+def _holds_xattrs(folder: str) -> bool:
+    if not hasattr(os, "setxattr"):
+        return True                      # Windows: advapi32 does the storing
+    probe = os.path.join(folder, ".efsfast-xattr-probe")
+    try:
+        with open(probe, "wb"):
+            pass
+        os.setxattr(probe, "user.efsfast.probe", b"x" * 2048)
+        return True
+    except OSError:
+        return False
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
+
+
+def _pick_workdir() -> str:
+    """A temporary folder on a file system with user xattrs (the efs_raw
+    layout keeps $EFS and named streams in them): the system's temporary
+    folder, else /var/tmp, else the current folder."""
+    for base in (None, "/var/tmp", os.getcwd()):
+        if base is not None and not os.path.isdir(base):
+            continue
+        d = tempfile.mkdtemp(prefix="efsfast-demo-", dir=base)
+        if _holds_xattrs(d):
+            return d
+        shutil.rmtree(d, ignore_errors=True)
+    raise OSError("no folder with user extended attributes found for the demo; "
+                  "pass one: efsfast demo DIR")
+
+
 def run_demo(workdir: Optional[str] = None, *, files: int = 200, seed: int = 2026,
              workers: Optional[int] = None,
              progress_factory: Optional[Callable[[str, int], Callable]] = None,
              log: Callable[[str], None] = print) -> DemoReport:
     own = workdir is None
-    workdir = workdir or tempfile.mkdtemp(prefix="efsfast-demo-")
+    workdir = workdir or _pick_workdir()
     backup_set = os.path.join(workdir, "backup-set")
     restored = os.path.join(workdir, "restored")
     again = os.path.join(workdir, "backup-again")
