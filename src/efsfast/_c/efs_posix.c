@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,9 @@
 #define XATTR_PREFIX "user."
 #define XATTR_VALUE_MAX 65536u          /* Linux VFS limit (XATTR_SIZE_MAX) */
 #define WRITE_STAGE (1u << 20)
+#define IOV_SLICES 16
+#define PAGE_ALIGN 4096u
+#define DIRECT_WRITE (32u << 10)
 #define DEFAULT_BUFFER 65536u
 
 enum { CUR_NONE, CUR_META, CUR_UNNAMED, CUR_NAMED, CUR_SKIP };
@@ -65,6 +69,10 @@ typedef struct posix_ctx {
     char *tmp;
     uint8_t *stage;
     size_t staged;
+    struct iovec iov[IOV_SLICES];   /* slices of the current system buffer */
+    int niov;
+    size_t iov_bytes;
+    uint64_t file_bytes;            /* bytes of the file written so far */
     int cur;
     named_stream *named;
     size_t nnamed, named_cap;
@@ -371,6 +379,7 @@ static efs_dword write_all(posix_ctx *c, const uint8_t *p, size_t n)
         }
         p += w;
         n -= (size_t)w;
+        c->file_bytes += (uint64_t)w;
     }
     return 0;
 }
@@ -382,13 +391,93 @@ static efs_dword flush_stage(posix_ctx *c)
     return rc;
 }
 
-static efs_dword put_unnamed(posix_ctx *c, const uint8_t *p, size_t n)
+static efs_dword stage_bytes(posix_ctx *c, const uint8_t *p, size_t n)
 {
     efs_dword rc;
     if (c->staged + n > WRITE_STAGE && (rc = flush_stage(c))) return rc;
-    if (n >= WRITE_STAGE) return write_all(c, p, n);    /* large slices go straight through */
+    if (n >= WRITE_STAGE) return write_all(c, p, n);
     memcpy(c->stage + c->staged, p, n);
     c->staged += n;
+    return 0;
+}
+
+/* Ciphertext arrives in slices as the system buffers and segment headers cut
+ * it.  The slices of one system buffer are noted as they are parsed and,
+ * before the buffer is handed back, written with one writev straight from it
+ * when they add up to 32 KiB or more (no second copy), cut so the write ends
+ * on a page boundary (a file system handles whole pages fastest); the cut-off
+ * tail and smaller amounts are gathered in the stage for the next write. */
+static efs_dword flush_slices(posix_ctx *c)
+{
+    struct iovec v[IOV_SLICES + 1];
+    efs_dword rc = 0;
+    int n = 0;
+    size_t total = c->staged + c->iov_bytes, keep, len = 0;
+
+    if (c->niov == 0) return 0;
+    if (c->iov_bytes < DIRECT_WRITE) {
+        for (int i = 0; i < c->niov && rc == 0; i++)
+            rc = stage_bytes(c, c->iov[i].iov_base, c->iov[i].iov_len);
+        c->niov = 0;
+        c->iov_bytes = 0;
+        return rc;
+    }
+    keep = (size_t)((c->file_bytes + total) % PAGE_ALIGN);
+    if (c->staged) {
+        v[n].iov_base = c->stage;
+        v[n++].iov_len = c->staged;
+    }
+    for (int i = 0; i < c->niov; i++) v[n++] = c->iov[i];
+    /* hold back the last `keep` bytes (they are in the system buffer) */
+    size_t cut = keep;
+    const uint8_t *tail[IOV_SLICES + 1];
+    size_t tail_len[IOV_SLICES + 1];
+    int ntail = 0;
+    while (cut > 0 && n > 0) {
+        struct iovec *last = &v[n - 1];
+        size_t k = cut < last->iov_len ? cut : last->iov_len;
+        tail[ntail] = (const uint8_t *)last->iov_base + last->iov_len - k;
+        tail_len[ntail++] = k;
+        last->iov_len -= k;
+        cut -= k;
+        if (last->iov_len == 0) n--;
+    }
+    for (int i = 0; i < n; i++) len += v[i].iov_len;
+    struct iovec *p = v;
+    while (len > 0) {
+        ssize_t w = fault(c, EFS_FAULT_WRITE) ? -1 : writev(c->fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            rc = sys_fail(c, "write", errno);
+            break;
+        }
+        len -= (size_t)w;
+        c->file_bytes += (uint64_t)w;
+        while (n > 0 && (size_t)w >= p->iov_len) { w -= (ssize_t)p->iov_len; p++; n--; }
+        if (n > 0) {
+            p->iov_base = (uint8_t *)p->iov_base + w;
+            p->iov_len -= (size_t)w;
+        }
+    }
+    c->staged = 0;
+    /* the held-back tail, in file order (it was collected back to front) */
+    for (int i = ntail - 1; i >= 0 && rc == 0; i--) {
+        memcpy(c->stage + c->staged, tail[i], tail_len[i]);
+        c->staged += tail_len[i];
+    }
+    c->niov = 0;
+    c->iov_bytes = 0;
+    return rc;
+}
+
+static efs_dword put_unnamed(posix_ctx *c, const uint8_t *p, size_t n)
+{
+    efs_dword rc;
+    if (c->niov == IOV_SLICES && (rc = flush_slices(c))) return rc;
+    c->iov[c->niov].iov_base = (void *)p;
+    c->iov[c->niov].iov_len = n;
+    c->niov++;
+    c->iov_bytes += n;
     return 0;
 }
 
@@ -486,7 +575,9 @@ static efs_dword on_stream_end(void *ctx, uint64_t logical, uint64_t payload)
     if (c->opt.null_sink || payload == 0 || (cur != CUR_UNNAMED && cur != CUR_NAMED)) return 0;
     /* ntfs-3g 8.3: the padding count P = R - S follows the ciphertext */
     efs_put16(trailer, (uint16_t)(payload - logical));
-    return cur == CUR_UNNAMED ? put_unnamed(c, trailer, 2) : put_named(c, trailer, 2);
+    if (cur == CUR_NAMED) return put_named(c, trailer, 2);
+    efs_dword rc = flush_slices(c);         /* keep the order: data, then trailer */
+    return rc ? rc : stage_bytes(c, trailer, 2);
 }
 
 /* Give the finished temporary its final name.  With no_replace an existing
@@ -641,10 +732,11 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
         }
         c->bytes += len;
         if (c->opt.unvalidated_copy) {
-            if (!c->opt.null_sink && (rc = put_unnamed(c, buf, len))) break;
+            if (!c->opt.null_sink && ((rc = put_unnamed(c, buf, len)) || (rc = flush_slices(c))))
+                break;
             continue;
         }
-        if ((rc = efs_parser_feed(parser, buf, len))) break;
+        if ((rc = efs_parser_feed(parser, buf, len)) || (rc = flush_slices(c))) break;
     }
     if (rc && efs_parser_error(parser)->rule) c->ferr = *efs_parser_error(parser);
     if (!rc) rc = commit(c);
