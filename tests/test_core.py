@@ -522,3 +522,28 @@ def test_compat_checks_lengths_and_double_close(xattr_dir):
     with pytest.raises(win32file.error):
         win32file.WriteEncryptedFileRaw(lambda d, c, n: (0, 0), None, h)
     assert listing(xattr_dir) == []
+
+
+def test_buffer_acquisitions_balance(xattr_dir):
+    """Every buffer acquired from a source or sink is released, after
+    successes and failures alike, and no view of a system buffer stays out."""
+    import gc
+    a0, r0, out0 = _core._buffer_counts()
+    efsfast.restore(xattr_dir / "a", RAW)
+    efsfast.restore(xattr_dir / "b", ReadOnly(RAW))
+    efsfast.restore(xattr_dir / "c", chunks(RAW, 1))
+    for how in ("raise", "too-many", "keep-slice"):
+        src = FailingReader(RAW, 2, how)
+        with pytest.raises(Exception):
+            efsfast.restore(xattr_dir / "x", src)
+        del src
+    with pytest.raises(RawFormatError):
+        efsfast.restore(xattr_dir / "x", RAW[:-1])
+    efsfast.backup(xattr_dir / "a", memoryview(bytearray(len(RAW))))
+    efsfast.backup(xattr_dir / "a", io.BytesIO())
+    efsfast.restore_many([(xattr_dir / f"m{i}", RAW) for i in range(5)] +
+                         [(xattr_dir / "bad", RAW[:10])])
+    gc.collect()
+    a1, r1, out1 = _core._buffer_counts()
+    assert a1 - a0 > 10
+    assert (a1 - a0, out1) == (r1 - r0, out0)

@@ -28,6 +28,31 @@ import sys
 
 from efsfast._errors import CancelledError, EfsError, RawFormatError
 
+# ---- buffer accounting (uvloop's habit): every acquisition has its release;
+# the tests assert the two counters balance after successes and failures alike.
+cdef Py_ssize_t buffers_acquired = 0
+cdef Py_ssize_t buffers_released = 0
+
+
+cdef int acquire(object obj, Py_buffer *view, int flags) except -1:
+    global buffers_acquired
+    PyObject_GetBuffer(obj, view, flags)
+    buffers_acquired += 1
+    return 0
+
+
+cdef void release(Py_buffer *view) noexcept:
+    global buffers_released
+    PyBuffer_Release(view)
+    buffers_released += 1
+
+
+def _buffer_counts():
+    """(acquired, released) buffers of sources and sinks, and the system
+    buffer views still exported (tests: they must balance)."""
+    return buffers_acquired, buffers_released, system_views_out
+
+
 CREATE_FOR_IMPORT = EFS_CREATE_FOR_IMPORT
 CREATE_FOR_DIR = EFS_CREATE_FOR_DIR
 OVERWRITE_HIDDEN = EFS_OVERWRITE_HIDDEN
@@ -75,6 +100,9 @@ def watch_sigint():
 
 # ------------------------------------------------- the system's buffer as a view
 
+cdef Py_ssize_t system_views_out = 0
+
+
 cdef class SystemBuffer:
     """Exposes the system buffer (pbData) to Python for one callback only.
 
@@ -91,11 +119,15 @@ cdef class SystemBuffer:
     def __getbuffer__(self, Py_buffer *view, int flags):
         if self.ptr == NULL:
             raise BufferError("the system buffer is only valid during the callback")
+        global system_views_out
         PyBuffer_FillInfo(view, self, self.ptr, self.size, self.readonly, flags)
         self.exports += 1
+        system_views_out += 1
 
     def __releasebuffer__(self, Py_buffer *view):
+        global system_views_out
         self.exports -= 1
+        system_views_out -= 1
 
 
 cdef object open_view(uint8_t *ptr, Py_ssize_t size, bint readonly):
@@ -255,7 +287,7 @@ cdef class PySource:
     cdef Py_ssize_t copy_in(self, uint8_t *buf, efs_ulong cap, object data, bint carry) except -2:
         cdef Py_buffer src
         cdef Py_ssize_t n
-        PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+        acquire(data, &src, PyBUF_SIMPLE)
         try:
             n = src.len
             if n > cap:
@@ -264,7 +296,7 @@ cdef class PySource:
                 n = cap
             memcpy(buf, src.buf, n)
         finally:
-            PyBuffer_Release(&src)
+            release(&src)
         if carry:
             self.pending = self.pending[n:]
         return n
@@ -623,11 +655,11 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
             # held (exported) for the whole call: closing an mmap or resizing
             # a bytearray meanwhile raises BufferError instead of crashing
             try:
-                PyObject_GetBuffer(source, &view, PyBUF_ANY_CONTIGUOUS)
+                acquire(source, &view, PyBUF_ANY_CONTIGUOUS)
             except BufferError:
                 # a non-contiguous exporter: one contiguous copy
                 source = memoryview(source).tobytes()
-                PyObject_GetBuffer(source, &view, PyBUF_ANY_CONTIGUOUS)
+                acquire(source, &view, PyBUF_ANY_CONTIGUOUS)
             try:
                 # any contiguous buffer is a run of view.len bytes, whatever its item type
                 c.data = <const uint8_t *>view.buf
@@ -635,7 +667,7 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
                 with nogil:
                     rc = raw.backend.c_backend.write(import_from_buffer, &c, ctx)
             finally:
-                PyBuffer_Release(&view)
+                release(&view)
             raw.raise_for(rc)
             return c.bytes, c.calls
         if kind == "path" or kind == "fd":
@@ -717,7 +749,7 @@ def read_raw(RawContext raw, sink=None, CancelToken cancel=None, callback_contex
             raw.raise_for(rc)
             return c.bytes, c.calls, None
         if sink is not None and not isinstance(sink, bytearray):
-            PyObject_GetBuffer(sink, &view, PyBUF_WRITABLE | PyBUF_ANY_CONTIGUOUS)
+            acquire(sink, &view, PyBUF_WRITABLE | PyBUF_ANY_CONTIGUOUS)
             fixed = True
             c.data = <uint8_t *>view.buf
             c.capacity = view.len
@@ -735,7 +767,7 @@ def read_raw(RawContext raw, sink=None, CancelToken cancel=None, callback_contex
             return c.bytes, c.calls, data
         finally:
             if fixed:
-                PyBuffer_Release(&view)
+                release(&view)
             elif c.data != NULL:
                 free(c.data)
     finally:
@@ -974,11 +1006,11 @@ cdef class BulkRestore:
                 j.src_path = <const char *>(<bytes>bsrc)
             else:
                 try:
-                    PyObject_GetBuffer(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+                    acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
                 except BufferError:
                     source = memoryview(source).tobytes()
                     self.keep.append(source)
-                    PyObject_GetBuffer(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+                    acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
                 j.data = <const uint8_t *>self.views[self.nviews].buf
                 j.length = self.views[self.nviews].len
                 self.nviews += 1
@@ -997,7 +1029,7 @@ cdef class BulkRestore:
     def __dealloc__(self):
         cdef size_t i
         for i in range(self.nviews):
-            PyBuffer_Release(&self.views[i])
+            release(&self.views[i])
         free(self.views)
         free(self.jobs)
 
