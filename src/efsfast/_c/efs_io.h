@@ -11,6 +11,13 @@
 #include <stdint.h>
 #include "efs_backend.h"
 
+/* The Cython trampolines use the platform's default calling convention,
+ * which is advapi32's (WINAPI) only on 64-bit Windows; 32-bit x86 would need
+ * __stdcall shims, which efsfast does not build. */
+#if defined(_WIN32) && !defined(_WIN64)
+#error "efsfast supports 64-bit Windows only (win_amd64)"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
