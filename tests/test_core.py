@@ -297,8 +297,10 @@ def test_gil_is_released_during_c_restore():
     """While a large restore from bytes runs in one thread, another thread
     keeps running Python code.  If the C path held the GIL, the counting loop
     could not run until the restore returned."""
-    big = efsfast.synthetic_raw(64 << 20, seed=23)
-    be = PosixBackend(buffer_size=4096, null_sink=True)
+    big = efsfast.synthetic_raw(32 << 20, seed=23)
+    # 16-byte system buffers: two million callbacks keep the C call long
+    # (tens of milliseconds) without a big input
+    be = PosixBackend(buffer_size=16, null_sink=True)
     in_call = threading.Event()
 
     def worker():
@@ -313,6 +315,7 @@ def test_gil_is_released_during_c_restore():
     while t.is_alive():
         n += 1
     t.join()
+    print(f"\nthe other thread ran {n} loop iterations during the restore")
     assert n > 10_000, n
 
 
