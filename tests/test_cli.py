@@ -167,3 +167,23 @@ def test_sigint_during_single_restore(xattr_dir):
                                "--buffer-size", "16"], sigint_on=b"efsfast: restoring")
     assert code == 130, screen
     assert listing(xattr_dir) == ["in.efsraw"]
+
+
+def test_inspect_and_verify_output(tmp_path, capsys):
+    good = tmp_path / "good.efsraw"
+    good.write_bytes(efsfast.synthetic_raw(5000, named_streams={"alt": 3}, recovery_agents=1,
+                                           seed=4))
+    bad = tmp_path / "bad.efsraw"
+    bad.write_bytes(good.read_bytes()[:-7])
+    assert cli.main(["inspect", str(good), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in info["streams"]] == ["::$DATA", ":alt:$DATA"]
+    assert len(info["metadata"]["drf"]) == 1 and info["metadata"]["ddf"][0]["sid"].startswith("S-1-5-21-")
+    assert cli.main(["inspect", str(good)]) == 0
+    text = capsys.readouterr().out
+    assert "DDF S-1-5-21-" in text and ":alt:$DATA" in text
+    assert cli.main(["verify", str(good), str(bad), "--json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["valid"] and not results[1]["valid"]
+    assert results[1]["rule"] == "R8" and results[1]["offset"] > 0
+    assert cli.main(["verify", str(good)]) == 0

@@ -154,7 +154,25 @@ efs_dword efs_win32_from_errno(int e)
 volatile unsigned efs_sigint_counter;
 
 #if defined(_WIN32)
-int efs_sigint_install(void) { return 0; }
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+/* Console control handlers run LIFO: ours counts, then returns FALSE so the
+ * C runtime's handler (which raises SIGINT for Python) still runs. */
+static BOOL WINAPI ctrl_handler(DWORD type)
+{
+    if (type == CTRL_C_EVENT || type == CTRL_BREAK_EVENT) efs_sigint_counter++;
+    return FALSE;
+}
+
+int efs_sigint_install(void)
+{
+    static volatile LONG installed;
+    if (InterlockedCompareExchange(&installed, 1, 0) != 0) return 0;
+    return SetConsoleCtrlHandler(ctrl_handler, TRUE) ? 0 : -1;
+}
 #else
 #include <signal.h>
 #include <string.h>
