@@ -228,16 +228,30 @@ def test_mmap_closed_mid_restore_from_chunks(xattr_dir, tmp_path):
     assert listing(xattr_dir) == []
 
 
+def restore_beside(dest, source, interfere):
+    """Restore ``source`` through the C path with 1-byte buffers (a long C
+    call) while ``interfere(done)`` runs in another thread; returns what it
+    appended to its outcome list."""
+    done = threading.Event()
+    outcome = []
+    t = threading.Thread(target=interfere, args=(done, outcome))
+    t.start()
+    try:
+        efsfast.restore(dest, source, backend=PosixBackend(buffer_size=1, null_sink=True))
+    finally:
+        done.set()
+        t.join()
+    return outcome
+
+
 def test_mmap_cannot_be_closed_during_c_restore(xattr_dir):
     """The C path holds the mmap's buffer for the whole call: closing it from
     another thread meanwhile raises BufferError instead of crashing."""
     big = efsfast.synthetic_raw(2_000_000, seed=22)
     mm = mmap.mmap(-1, len(big))
     mm[:] = big
-    done = threading.Event()
-    outcome = []
 
-    def closer():
+    def closer(done, outcome):
         # a same-size resize succeeds until the restore has the buffer exported
         while not done.is_set():
             try:
@@ -253,13 +267,7 @@ def test_mmap_cannot_be_closed_during_c_restore(xattr_dir):
         else:
             outcome.append("closed")
 
-    t = threading.Thread(target=closer)
-    t.start()
-    try:
-        efsfast.restore(xattr_dir / "f", mm, backend=PosixBackend(buffer_size=1, null_sink=True))
-    finally:
-        done.set()
-        t.join()
+    outcome = restore_beside(xattr_dir / "f", mm, closer)
     assert outcome and isinstance(outcome[0], BufferError), outcome
     mm.close()                           # fine once the restore returned
 
@@ -267,10 +275,8 @@ def test_mmap_cannot_be_closed_during_c_restore(xattr_dir):
 def test_bytearray_cannot_be_resized_during_restore(xattr_dir):
     content = efsfast.synthetic_raw(2_000_000, seed=24)
     big = bytearray(content)
-    done = threading.Event()
-    outcome = []
 
-    def resizer():
+    def resizer(done, outcome):
         while not done.is_set():
             try:
                 # re-initialising resizes (refused while the C path holds the
@@ -280,13 +286,7 @@ def test_bytearray_cannot_be_resized_during_restore(xattr_dir):
                 outcome.append(exc)
                 return
 
-    t = threading.Thread(target=resizer)
-    t.start()
-    try:
-        efsfast.restore(xattr_dir / "f", big, backend=PosixBackend(buffer_size=1, null_sink=True))
-    finally:
-        done.set()
-        t.join()
+    outcome = restore_beside(xattr_dir / "f", big, resizer)
     assert outcome and isinstance(outcome[0], BufferError)
     big.append(0)                        # released afterwards
 

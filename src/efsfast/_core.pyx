@@ -168,6 +168,18 @@ cdef struct import_ctx:
     PyObject *owner          # the PySource of the fallback path (borrowed)
 
 
+cdef void init_import(import_ctx *c, int *cancel) noexcept nogil:
+    c.data = NULL
+    c.length = c.position = 0
+    c.fd = -1
+    c.fd_offset = -1
+    c.read_errno = 0
+    c.cancel = cancel
+    c.sigint_base = efs_sigint_count()
+    c.calls = c.bytes = 0
+    c.owner = NULL
+
+
 cdef efs_dword import_from_buffer(uint8_t *pbData, void *ctx, efs_ulong *ulLength) noexcept nogil:
     cdef import_ctx *c = <import_ctx *>ctx
     cdef size_t n = c.length - c.position
@@ -639,18 +651,9 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
     cdef int fd = -1
     cdef bint own_fd = False
     cdef object kind
-    cdef efs_import_func trampoline
     try:
         kind = 4 if pywin32 else classify_source(source)
-        c.data = NULL
-        c.length = c.position = 0
-        c.fd = -1
-        c.fd_offset = -1
-        c.read_errno = 0
-        c.cancel = cancel_ptr(cancel)
-        c.sigint_base = efs_sigint_count()
-        c.calls = c.bytes = 0
-        c.owner = NULL
+        init_import(&c, cancel_ptr(cancel))
         if kind == "buffer":
             # held (exported) for the whole call: closing an mmap or resizing
             # a bytearray meanwhile raises BufferError instead of crashing
@@ -818,12 +821,9 @@ def _write_misbehaving(RawContext raw, data, int how, uint64_t at_call):
     cdef const uint8_t[::1] view = memoryview(data).cast("B")
     cdef efs_dword rc
     try:
+        init_import(&m.inner, NULL)
         m.inner.data = &view[0]
         m.inner.length = view.shape[0]
-        m.inner.position = 0
-        m.inner.cancel = NULL
-        m.inner.sigint_base = efs_sigint_count()
-        m.inner.calls = m.inner.bytes = 0
         m.how = how
         m.at_call = at_call
         with nogil:
@@ -898,16 +898,10 @@ cdef void bulk_one(bulk_state *st, bulk_job *j) noexcept nogil:
     cdef const efs_error *fe
     cdef int fd = -1
     j.started = 1
+    init_import(&c, st.cancel)
+    c.sigint_base = st.sigint_base          # the batch's, not this item's start
     c.data = j.data
     c.length = j.length
-    c.position = 0
-    c.fd = -1
-    c.fd_offset = -1
-    c.read_errno = 0
-    c.cancel = st.cancel
-    c.sigint_base = st.sigint_base
-    c.calls = c.bytes = 0
-    c.owner = NULL
     if j.src_path != NULL:
         fd = efs_fd_open_read(j.src_path, &j.read_errno)
         if fd < 0:
