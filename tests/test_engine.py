@@ -207,3 +207,28 @@ def test_ext4_xattr_space_fails_cleanly(tmp_path):
         efsfast.restore(tmp_path / "f", raw)
     assert ei.value.errno in (28, 7)           # ENOSPC / E2BIG from setxattr
     assert listing(tmp_path) == []
+
+
+def test_non_ascii_names_round_trip(xattr_dir):
+    """Stream names travel as UTF-16 in the raw stream and as UTF-8 xattr
+    names on disk, surrogate pairs included; file names are any bytes."""
+    raw = efsfast.synthetic_raw(700, named_streams={"résumé": 10, "ключ": 600, "🔐": 1}, seed=31)
+    dest = xattr_dir / "Überweisung €.pdf"
+    efsfast.restore(dest, raw)
+    names = sorted(os.listxattr(dest))
+    assert names == sorted(["user.ntfs.efsinfo", "user.résumé", "user.ключ", "user.🔐"])
+    back = efsfast.inspect(efsfast.backup(dest))
+    assert sorted((s.name, s.size) for s in back.streams) == sorted(
+        (s.name, s.size) for s in efsfast.inspect(raw).streams)
+
+
+def test_lone_surrogate_stream_name_refused(xattr_dir, sample):
+    """A UTF-16 name that is not valid Unicode has no xattr name: refused."""
+    import struct
+    name = ":".encode("utf-16-le") + struct.pack("<H", 0xD800) + ":$DATA".encode("utf-16-le")
+    hdr = struct.pack("<I", 28 + len(name)) + sample[742:762] + struct.pack("<I", len(name))
+    raw = sample + hdr + name
+    with pytest.raises(EfsError) as ei:
+        efsfast.restore(xattr_dir / "f", raw)
+    assert ei.value.winerror == 87
+    assert listing(xattr_dir) == []
