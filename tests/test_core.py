@@ -550,3 +550,36 @@ def test_buffer_acquisitions_balance(xattr_dir):
     a1, r1, out1 = _core._buffer_counts()
     assert a1 - a0 > 10
     assert (a1 - a0, out1) == (r1 - r0, out0)
+
+
+def test_restore_many_python_path(xattr_dir):
+    """Custom sources take the thread-pool path: same per-item results."""
+    jobs = [(xattr_dir / f"f{i}", io.BytesIO(RAW)) for i in range(6)]
+    jobs[2] = (xattr_dir / "f2", FailingReader(RAW, 1, "raise"))
+    seen = []
+    res = efsfast.restore_many(jobs, workers=2, progress=lambda f, b, t: seen.append(f))
+    assert [e.index for e in res.failures] == [2] and isinstance(res.failures[0].error, Boom)
+    assert res.files == 5 and max(seen) == 5
+    assert sorted(listing(xattr_dir)) == sorted(f"f{i}" for i in range(6) if i != 2)
+
+
+@pytest.mark.parametrize("kind", ["c-path", "python-path"])
+def test_restore_many_cancelled_before_start(xattr_dir, kind):
+    token = efsfast.CancelToken()
+    token.cancel()
+    src = (lambda: RAW) if kind == "c-path" else (lambda: io.BytesIO(RAW))
+    res = efsfast.restore_many([(xattr_dir / f"f{i}", src()) for i in range(4)], cancel=token)
+    assert res.cancelled and res.files == 0 and not res.failures
+    assert listing(xattr_dir) == []
+
+
+def test_backup_many(xattr_dir, tmp_path):
+    for i in range(5):
+        efsfast.restore(xattr_dir / f"f{i}", RAW)
+    jobs = [(xattr_dir / f"f{i}", tmp_path / f"f{i}.efsraw") for i in range(5)]
+    jobs.append((xattr_dir / "missing", tmp_path / "missing.efsraw"))
+    res = efsfast.backup_many(jobs, workers=2)
+    assert [e.index for e in res.failures] == [5] and res.failures[0].error.winerror == 2
+    for i in range(5):
+        assert (tmp_path / f"f{i}.efsraw").read_bytes() == RAW
+    assert not (tmp_path / "missing.efsraw").exists()
