@@ -265,3 +265,17 @@ def test_every_truncation_rejected_except_stream_boundaries(sample):
     assert accepted == [738, 780]
     assert efsfast.inspect(sample[:738]).is_directory_like
     assert efsfast.inspect(sample[:780]).streams[0].size == 0
+
+
+def test_many_streams_and_late_duplicate():
+    """30,000 named streams (the duplicate check is a hash index, not a
+    quadratic scan) and a duplicate of the sixth one at the very end."""
+    meta = efsfast.synthetic_metadata(seed=1)
+    raw = efsfast.build_raw(meta, [efsfast.DataStream(f":s{i}:$DATA", 0, b"")
+                                   for i in range(30000)])
+    assert len(efsfast.inspect(raw).streams) == 30000
+    name = ":s5:$DATA".encode("utf-16-le")
+    at = raw.index(name) - 28
+    with pytest.raises(RawFormatError) as ei:
+        efsfast.verify(raw + raw[at:at + 28 + len(name)])
+    assert (ei.value.rule, ei.value.offset) == ("R7", len(raw))

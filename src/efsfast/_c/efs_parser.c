@@ -67,6 +67,10 @@ struct efs_parser {
     /* names seen, stored as u32 length + bytes */
     uint8_t *names;
     size_t names_len, names_cap;
+    /* open-addressing index over `names` (offset + 1; 0 = empty), so the
+     * duplicate check stays linear in the number of streams */
+    uint32_t *name_index;
+    size_t index_cap, index_used;
 
     efs_error err;
 };
@@ -108,6 +112,7 @@ void efs_parser_free(efs_parser *p)
     if (!p) return;
     free(p->meta);
     free(p->names);
+    free(p->name_index);
     free(p);
 }
 
@@ -157,15 +162,51 @@ int efs_check_stream_name(const uint8_t *name, uint32_t len, int is_metadata,
     return 0;
 }
 
+static uint64_t name_hash(const uint8_t *name, uint32_t n)
+{
+    uint64_t h = 14695981039346656037ULL;          /* FNV-1a */
+    for (uint32_t i = 0; i < n; i++) h = (h ^ name[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Slot of `name` in the index: where it is, or the empty slot it would take. */
+static size_t name_slot(const efs_parser *p, const uint8_t *name, uint32_t n, uint64_t h)
+{
+    size_t mask = p->index_cap - 1, i = (size_t)h & mask;
+    for (;; i = (i + 1) & mask) {
+        uint32_t e = p->name_index[i];
+        if (e == 0) return i;
+        uint32_t l = efs_get32(p->names + e - 1);
+        if (l == n && memcmp(p->names + e - 1 + 4, name, n) == 0) return i;
+    }
+}
+
+static int grow_index(efs_parser *p)
+{
+    size_t cap = p->index_cap ? p->index_cap * 2 : 64;
+    uint32_t *old = p->name_index, *fresh = calloc(cap, sizeof *fresh);
+    size_t old_cap = p->index_cap;
+    if (!fresh) return -1;
+    p->name_index = fresh;
+    p->index_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) {
+            uint32_t l = efs_get32(p->names + old[i] - 1);
+            const uint8_t *nm = p->names + old[i] - 1 + 4;
+            fresh[name_slot(p, nm, l, name_hash(nm, l))] = old[i];
+        }
+    free(old);
+    return 0;
+}
+
 /* R7: remember the name; 1 when it was seen before, -1 when out of room. */
 static int remember_name(efs_parser *p, const uint8_t *name, uint32_t n)
 {
-    size_t i = 0;
-    while (i < p->names_len) {
-        uint32_t l = efs_get32(p->names + i);
-        if (l == n && memcmp(p->names + i + 4, name, n) == 0) return 1;
-        i += 4 + l;
-    }
+    uint64_t h = name_hash(name, n);
+    size_t slot;
+    if ((p->index_used + 1) * 2 > p->index_cap && grow_index(p)) return -1;
+    slot = name_slot(p, name, n, h);
+    if (p->name_index[slot]) return 1;
     if (p->names_len + 4 + n > p->names_cap) {
         size_t cap = p->names_cap ? p->names_cap * 2 : 256;
         while (cap < p->names_len + 4 + n) cap *= 2;
@@ -177,6 +218,8 @@ static int remember_name(efs_parser *p, const uint8_t *name, uint32_t n)
     }
     efs_put32(p->names + p->names_len, n);
     memcpy(p->names + p->names_len + 4, name, n);
+    p->name_index[slot] = (uint32_t)p->names_len + 1;
+    p->index_used++;
     p->names_len += 4 + n;
     return 0;
 }
