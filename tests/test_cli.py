@@ -156,6 +156,11 @@ def test_sigint_during_tree_restore(xattr_dir):
     assert len(names) < 60
     for n in names:                                                  # what is there is whole
         assert efsfast.backup(dest / n) == (src / (n + ".efsraw")).read_bytes()
+    # and the run resumes where it stopped
+    assert cli.main(["restore-tree", str(src), str(dest), "--skip-existing", "--quiet"]) == 0
+    assert len(listing(dest)) == 60
+    for n in listing(dest):
+        assert efsfast.backup(dest / n) == (src / (n + ".efsraw")).read_bytes()
 
 
 def test_sigint_during_single_restore(xattr_dir):

@@ -180,13 +180,13 @@ def _tree(args: argparse.Namespace, restore: bool) -> int:
     fn = tree.restore_tree if restore else tree.backup_tree
     try:
         r = fn(args.src, args.dest, workers=args.workers, overwrite=args.overwrite,
-               progress=bar, backend=_backend_from(args))
+               skip_existing=args.skip_existing, progress=bar, backend=_backend_from(args))
     except KeyboardInterrupt as exc:
         bar.close()
         bulk = getattr(exc, "result", None) or BulkResult(results=[])
         return _report_bulk(args, f"{label}-tree", bulk, {}, interrupted=True)
     bar.close()
-    extra = {"directories": r.directories}
+    extra = {"directories": r.directories, "skipped (already there)": r.existing}
     if not restore:
         extra["skipped (not encrypted)"] = r.skipped
     return _report_bulk(args, f"{label}-tree", r.bulk, extra)
@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     tree_common = argparse.ArgumentParser(add_help=False, parents=[common])
     tree_common.add_argument("--workers", type=int, default=None, help="parallel workers")
     tree_common.add_argument("--quiet", action="store_true", help="no progress bar")
+    tree_common.add_argument("--skip-existing", action="store_true",
+                             help="leave what is already at the destination alone (resume an "
+                                  "interrupted run)")
     s = sub.add_parser("restore-tree", parents=[tree_common],
                        help="restore a folder of .efsraw files into a tree")
     s.add_argument("src", metavar="SRC_DIR")

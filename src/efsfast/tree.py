@@ -33,6 +33,7 @@ class TreeResult:
     bulk: BulkResult
     directories: int = 0
     skipped: List[str] = field(default_factory=list)   # not encrypted: nothing to back up
+    existing: List[str] = field(default_factory=list)  # left alone (skip_existing)
 
     @property
     def failures(self):
@@ -66,16 +67,36 @@ def plan_backup(src_dir: str, dest_dir: str) -> Tuple[list, list, list]:
     return dirs, files, skipped
 
 
+def _split_existing(jobs: list, target: int) -> Tuple[list, List[str]]:
+    """(jobs whose target does not exist yet, targets that do)."""
+    todo, existing = [], []
+    for j in jobs:
+        if os.path.lexists(j[target]):
+            existing.append(j[target])
+        else:
+            todo.append(j)
+    return todo, existing
+
+
 def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: bool = False,
+                skip_existing: bool = False,
                 progress: Optional[Callable[[int, int, int], None]] = None,
                 cancel: Optional[CancelToken] = None, backend=None) -> TreeResult:
+    """Back up every encrypted file and folder below ``src_dir`` as
+    ``.efsraw`` files mirrored below ``dest_dir``.  ``skip_existing`` leaves
+    backups that are already there alone (resuming an interrupted run)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     dirs, files, skipped = plan_backup(src_dir, dest_dir)
+    existing: List[str] = []
+    if skip_existing:
+        dirs, ex1 = _split_existing(dirs, 1)
+        files, ex2 = _split_existing(files, 1)
+        existing = ex1 + ex2
     for _, out, *_ in dirs + files:
         os.makedirs(os.path.dirname(out), exist_ok=True)
     bulk = backup_many(dirs + files, workers=workers, overwrite=overwrite, progress=progress,
                        cancel=cancel, backend=backend)
-    return TreeResult(bulk, directories=len(dirs), skipped=skipped)
+    return TreeResult(bulk, directories=len(dirs), skipped=skipped, existing=existing)
 
 
 def is_directory_stream(path: str) -> bool:
@@ -110,10 +131,20 @@ def plan_restore(src_dir: str, dest_dir: str) -> Tuple[list, list]:
 
 
 def restore_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: bool = False,
+                 skip_existing: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
                  cancel: Optional[CancelToken] = None, backend=None) -> TreeResult:
+    """Restore the ``.efsraw`` files below ``src_dir`` into a tree below
+    ``dest_dir``: encrypted folders first, then files in parallel.
+    ``skip_existing`` leaves objects that are already there alone (resuming
+    an interrupted run: an interrupted restore never leaves a partial one)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     dirs, files = plan_restore(src_dir, dest_dir)
+    existing: List[str] = []
+    if skip_existing:
+        dirs, ex1 = _split_existing(dirs, 0)
+        files, ex2 = _split_existing(files, 0)
+        existing = ex1 + ex2
     os.makedirs(dest_dir, exist_ok=True)
     total = len(dirs) + len(files)
     done = [0, 0]
@@ -138,7 +169,7 @@ def restore_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite:
     r = restore_many(files, workers=workers, overwrite=overwrite, progress=step, cancel=cancel,
                      backend=backend)
     parts.append(r)
-    return TreeResult(_merge(parts, dirs + files), directories=len(dirs))
+    return TreeResult(_merge(parts, dirs + files), directories=len(dirs), existing=existing)
 
 
 def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:
