@@ -12,7 +12,6 @@ cdef extern from "_c/efs_abi.h" nogil:
     efs_dword EFS_ERROR_INVALID_PARAMETER
     efs_dword EFS_ERROR_CANCELLED
     efs_dword EFS_ERROR_OPERATION_ABORTED
-    efs_dword EFS_ERROR_FILE_EXISTS
     efs_dword EFS_ERROR_READ_FAULT
     efs_dword EFS_ERROR_NOT_SUPPORTED
     efs_dword EFS_ERROR_INSUFFICIENT_BUFFER
@@ -69,10 +68,6 @@ cdef extern from "_c/efs_codec.h" nogil:
     efs_dword efs_parser_finish(efs_parser *p)
     const efs_error *efs_parser_error(const efs_parser *p)
     uint64_t efs_parser_position(const efs_parser *p)
-
-    int EFS_META_LAYOUT_V1
-    int EFS_META_LAYOUT_V2
-    int EFS_META_LAYOUT_V3
 
     ctypedef struct efs_key_entry:
         int is_drf
@@ -169,8 +164,6 @@ cdef extern from "_c/efs_io.h" nogil:
     const efs_error *efs_posix_last_format_error(const void *context)
     int efs_posix_last_errno(const void *context)
     const char *efs_posix_last_operation(const void *context)
-    uint64_t efs_posix_calls(const void *context)
-    uint64_t efs_posix_bytes(const void *context)
     long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
     int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
     efs_dword efs_win32_from_errno(int e)

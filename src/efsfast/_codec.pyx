@@ -47,7 +47,6 @@ cdef class RawParser:
     cdef readonly list streams
     cdef readonly object metadata
     cdef object stored_exc
-    cdef bint finished
 
     def __cinit__(self, str mode="strict", bint events=False):
         cdef efs_handlers h
@@ -99,7 +98,6 @@ cdef class RawParser:
 
     def finish(self):
         self.check(efs_parser_finish(self.c_parser))
-        self.finished = True
 
 
 # The handlers run inside efs_parser_feed; they take the GIL for the

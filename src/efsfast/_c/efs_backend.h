@@ -83,9 +83,6 @@ efs_dword efs_posix_set_options(void *context, const efs_posix_options *o);
 const efs_error *efs_posix_last_format_error(const void *context);
 int efs_posix_last_errno(const void *context);
 const char *efs_posix_last_operation(const void *context);
-/* Counters of the last read/write call. */
-uint64_t efs_posix_calls(const void *context);
-uint64_t efs_posix_bytes(const void *context);
 #endif
 
 #ifdef __cplusplus

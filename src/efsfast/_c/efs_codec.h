@@ -85,8 +85,6 @@ efs_dword efs_parser_feed(efs_parser *p, const uint8_t *data, size_t len);
 efs_dword efs_parser_finish(efs_parser *p);
 const efs_error *efs_parser_error(const efs_parser *p);
 uint64_t efs_parser_position(const efs_parser *p);
-/* 1 when the input seen so far ends on a boundary where it may stop. */
-int efs_parser_at_boundary(const efs_parser *p);
 
 /* ---- metadata ($EFS) ---- */
 

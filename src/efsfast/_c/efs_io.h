@@ -68,8 +68,6 @@ static inline efs_dword efs_posix_open_ex(const char *p, efs_ulong f, const efs_
 static inline const efs_error *efs_posix_last_format_error(const void *c) { (void)c; return NULL; }
 static inline int efs_posix_last_errno(const void *c) { (void)c; return 0; }
 static inline const char *efs_posix_last_operation(const void *c) { (void)c; return NULL; }
-static inline uint64_t efs_posix_calls(const void *c) { (void)c; return 0; }
-static inline uint64_t efs_posix_bytes(const void *c) { (void)c; return 0; }
 #else
 #define EFS_HAVE_POSIX 1
 #define EFS_HAVE_WIN32 0

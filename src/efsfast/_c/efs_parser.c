@@ -119,12 +119,6 @@ void efs_parser_free(efs_parser *p)
 const efs_error *efs_parser_error(const efs_parser *p) { return &p->err; }
 uint64_t efs_parser_position(const efs_parser *p) { return p->pos; }
 
-int efs_parser_at_boundary(const efs_parser *p)
-{
-    return p->state == ST_DONE ||
-           (p->state == ST_PEEK && p->have == 0 && !(p->is_meta && p->meta_segments == 0));
-}
-
 static void stage(efs_parser *p, int state, size_t need)
 {
     p->state = state;

@@ -61,7 +61,6 @@ typedef struct posix_ctx {
     efs_error ferr;
     int err_no;
     const char *op;
-    uint64_t calls, bytes;
 
     /* import */
     int fd;
@@ -306,8 +305,6 @@ const efs_error *efs_posix_last_format_error(const void *context)
 }
 int efs_posix_last_errno(const void *context) { return ((const posix_ctx *)context)->err_no; }
 const char *efs_posix_last_operation(const void *context) { return ((const posix_ctx *)context)->op; }
-uint64_t efs_posix_calls(const void *context) { return ((const posix_ctx *)context)->calls; }
-uint64_t efs_posix_bytes(const void *context) { return ((const posix_ctx *)context)->bytes; }
 
 /* ---- import: the temporary object ---- */
 
@@ -694,7 +691,6 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
         return ctx_fail(c, "WriteEncryptedFileRaw needs a context opened once for import",
                         EFS_ERROR_INVALID_PARAMETER);
     c->written = 1;
-    c->calls = c->bytes = 0;
     memset(&c->ferr, 0, sizeof c->ferr);
     c->err_no = 0;
     c->op = NULL;
@@ -714,7 +710,6 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
         efs_ulong cap = next_capacity(c), len = cap;
         memcpy(buf + cap, guard_pattern, EFS_POSIX_GUARD);
         rc = cb(buf, cb_context, &len);
-        c->calls++;
         if (rc) { c->op = "the import callback failed"; break; }
         if (len > cap) {
             rc = ctx_fail(c, "the import callback claimed more bytes than offered",
@@ -730,7 +725,6 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
             rc = c->opt.unvalidated_copy ? 0 : efs_parser_finish(parser);
             break;
         }
-        c->bytes += len;
         if (c->opt.unvalidated_copy) {
             if (!c->opt.null_sink && ((rc = put_unnamed(c, buf, len)) || (rc = flush_slices(c))))
                 break;
@@ -763,8 +757,6 @@ static efs_dword push_block(export_out *o)
     efs_dword rc;
     if (o->len == 0) return 0;
     rc = o->cb(o->buf, o->cb_context, o->len);
-    o->c->calls++;
-    o->c->bytes += o->len;
     o->len = 0;
     o->cap = next_capacity(o->c);
     if (rc) o->c->op = "the export callback failed";
@@ -938,7 +930,6 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
     if (c->flags & EFS_CREATE_FOR_IMPORT)
         return ctx_fail(c, "ReadEncryptedFileRaw needs a context opened for export",
                         EFS_ERROR_INVALID_PARAMETER);
-    c->calls = c->bytes = 0;
     c->err_no = 0;
     c->op = NULL;
     memset(&o, 0, sizeof o);
