@@ -26,12 +26,13 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from . import _core, raw
+from . import _core, bench_bulk, raw
 from .api import restore_many
 from .backends import PosixBackend
 from .compat import win32file
 
 SIZES = [512, 4096, 65536, 66048, 1 << 20]
+SECTIONS = ("core", "bulk", "ntfs3g")
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 
@@ -335,11 +336,30 @@ def bench_callgrind(workdir: str, log) -> dict:
 # ------------------------------------------------------------------ targets
 
 def targets(r: dict) -> List[dict]:
-    imp1, imp2 = r["import"]["1 thread"], r["import"]["2 threads"]
     out = []
+    if "import" in r:
+        out += _import_targets(r)
+    if "small_files" in r:
+        out += _small_file_targets(r)
+    if "end_to_end" in r:
+        out += _end_to_end_targets(r)
+    if "bulk" in r:
+        out += bench_bulk.bulk_targets(r["bulk"])
+    if "ntfs3g" in r:
+        out += bench_bulk.ntfs_targets(r["ntfs3g"])
+    return out
 
-    def add(name, ratio, goal, note=""):
-        out.append({"target": name, "ratio": ratio, "goal": goal, "met": ratio >= goal, "note": note})
+
+def _add(out: List[dict], name: str, ratio: float, goal: float, note: str = "") -> None:
+    out.append({"target": name, "ratio": ratio, "goal": goal, "met": ratio >= goal, "note": note})
+
+
+def _import_targets(r: dict) -> List[dict]:
+    imp1, imp2 = r["import"]["1 thread"], r["import"]["2 threads"]
+    out: List[dict] = []
+
+    def add(name, ratio, goal):
+        _add(out, name, ratio, goal)
 
     for bs in SIZES:
         if bs >= 4096:
@@ -349,13 +369,23 @@ def targets(r: dict) -> List[dict]:
         / imp1[4096]["pywin32-style callback"]["gbps"], 2.0)
     add("C trampoline vs pywin32-style, 4 KiB, 2 threads", imp2[4096]["efsfast C, bytes"]["gbps"]
         / imp2[4096]["pywin32-style callback"]["gbps"], 3.5)
+    return out
+
+
+def _small_file_targets(r: dict) -> List[dict]:
+    out: List[dict] = []
     sf = r["small_files"]
-    add("restore_many 2 workers vs 1", sf["restore_many, 2 workers"]["files_per_s"]
+    _add(out, "restore_many 2 workers vs 1", sf["restore_many, 2 workers"]["files_per_s"]
         / sf["restore_many, 1 worker"]["files_per_s"], 1.8)
-    add("10,000 small files vs Python loop", sf["restore_many, 2 workers"]["files_per_s"]
-        / sf["Python loop, pywin32-style"]["files_per_s"], 3.0)
+    _add(out, "10,000 small files vs Python loop", sf["restore_many, 2 workers"]["files_per_s"]
+         / sf["Python loop, pywin32-style"]["files_per_s"], 3.0)
+    return out
+
+
+def _end_to_end_targets(r: dict) -> List[dict]:
+    out: List[dict] = []
     e2e = r["end_to_end"]
-    add("end-to-end restore vs cp", e2e["efsfast restore (validated)"]["gbps"]
+    _add(out, "end-to-end restore vs cp", e2e["efsfast restore (validated)"]["gbps"]
         / e2e["cp of the ciphertext"]["gbps"], 0.8)
     cost = 1 - e2e["efsfast restore (validated)"]["gbps"] / e2e["efsfast restore (validation off)"]["gbps"]
     out.append({"target": "streaming validation cost", "ratio": cost, "goal": 0.05,
@@ -413,33 +443,38 @@ def write_reports(r: dict, out_dir: str) -> None:
         for t in missed:
             lines.append(f"- **{t['target']}** ({t['ratio']:.2f}): "
                          + LIMITS.get(t["target"], "not analysed yet"))
-    for threads in ("1 thread", "2 threads"):
-        lines += ["", f"## Import path, {threads} (GB/s, best; spread in brackets)", ""]
-        names = list(next(iter(r["import"][threads].values())).keys())
-        lines.append("| buffer | " + " | ".join(names) + " |")
-        lines.append("| --- |" + " --- |" * len(names))
-        for bs, row in r["import"][threads].items():
-            lines.append(f"| {int(bs):,} B | " + " | ".join(
-                f"{row[n]['gbps']:.2f} ({row[n]['spread']:.0%})" for n in names) + " |")
-    lines += ["", "## End to end (256 MiB stream to a file on disk)", "",
-              "| variant | GB/s | spread |", "| --- | --- | --- |"]
-    for k, v in r["end_to_end"].items():
-        lines.append(f"| {k} | {v['gbps']:.2f} | {v['spread']:.0%} |")
-    lines += ["", f"## Small files ({r['small_count']:,} files of 16 KiB, on tmpfs)", "",
-              "| variant | files/s | spread |", "| --- | --- | --- |"]
-    for k, v in r["small_files"].items():
-        lines.append(f"| {k} | {v['files_per_s']:,.0f} | {v['spread']:.0%} |")
-    lines += ["", "## Instructions (callgrind, stable on noisy machines)", ""]
-    cg = r["callgrind"]
-    if "skipped" in cg:
-        lines.append(f"skipped: {cg['skipped']}")
-    else:
-        lines += ["| path | instructions per MiB (4 KiB buffers) |", "| --- | --- |"]
-        for k, v in cg.items():
-            lines.append(f"| {k} | {v['instructions_per_mib']:,.0f} |")
+    if "import" in r:
+        for threads in ("1 thread", "2 threads"):
+            lines += ["", f"## Import path, {threads} (GB/s, best; spread in brackets)", ""]
+            names = list(next(iter(r["import"][threads].values())).keys())
+            lines.append("| buffer | " + " | ".join(names) + " |")
+            lines.append("| --- |" + " --- |" * len(names))
+            for bs, row in r["import"][threads].items():
+                lines.append(f"| {int(bs):,} B | " + " | ".join(
+                    f"{row[n]['gbps']:.2f} ({row[n]['spread']:.0%})" for n in names) + " |")
+        lines += ["", "## End to end (256 MiB stream to a file on disk)", "",
+                  "| variant | GB/s | spread |", "| --- | --- | --- |"]
+        for k, v in r["end_to_end"].items():
+            lines.append(f"| {k} | {v['gbps']:.2f} | {v['spread']:.0%} |")
+        lines += ["", f"## Small files ({r['small_count']:,} files of 16 KiB, on tmpfs)", "",
+                  "| variant | files/s | spread |", "| --- | --- | --- |"]
+        for k, v in r["small_files"].items():
+            lines.append(f"| {k} | {v['files_per_s']:,.0f} | {v['spread']:.0%} |")
+        lines += ["", "## Instructions (callgrind, stable on noisy machines)", ""]
+        cg = r["callgrind"]
+        if "skipped" in cg:
+            lines.append(f"skipped: {cg['skipped']}")
+        else:
+            lines += ["| path | instructions per MiB (4 KiB buffers) |", "| --- | --- |"]
+            for k, v in cg.items():
+                lines.append(f"| {k} | {v['instructions_per_mib']:,.0f} |")
+    lines += bench_bulk.report_lines(r.get("bulk", {}), r.get("ntfs3g", {}))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    plot(r, os.path.join(out_dir, "throughput.png"))
+    if "import" in r:
+        plot(r, os.path.join(out_dir, "throughput.png"))
+    if "bulk" in r:
+        bench_bulk.plot_bulk(r["bulk"], os.path.join(out_dir, "bulk.png"))
 
 
 def plot(r: dict, path: str) -> None:
@@ -473,7 +508,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default=os.path.join("benchmarks", "results"),
                    help="where results.md/.json and throughput.png go")
     p.add_argument("--no-callgrind", action="store_true")
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma-separated, of: {', '.join(SECTIONS)} (default: all)")
     args = p.parse_args(argv)
+    sections = [x for x in args.sections.split(",") if x]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections: {', '.join(sorted(unknown))} (choose from {', '.join(SECTIONS)})")
     repeat = args.repeat or (3 if args.quick else 5)
     stream_size = 16 * MIB if args.quick else 256 * MIB
     total = 64 * MIB if args.quick else GIB
@@ -482,19 +523,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     log = lambda m: print(m, flush=True)
     workdir = tempfile.mkdtemp(prefix="efsfast-bench-", dir=os.environ.get("EFSFAST_BENCH_DIR"))
     try:
-        log(f"making a {stream_size >> 20} MiB raw stream in {workdir}")
-        inp = Inputs(make_stream(stream_size), workdir)
         r = {"machine": {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "platform": platform.platform(), "python": platform.python_version(),
                          "cpus": os.cpu_count()},
              "repeat": repeat, "total": total, "py_total": py_total, "small_count": small,
              "stream_size": stream_size}
-        r["import"] = bench_import(inp, total, py_total, repeat, log)
-        r["end_to_end"] = bench_end_to_end(inp, workdir, repeat, log)
-        r["small_files"] = bench_small_files(workdir, small, max(2, repeat - 2), log)
-        r["callgrind"] = {"skipped": "--no-callgrind"} if args.no_callgrind else bench_callgrind(workdir, log)
+        if "core" in sections:
+            log(f"making a {stream_size >> 20} MiB raw stream in {workdir}")
+            inp = Inputs(make_stream(stream_size), workdir)
+            r["import"] = bench_import(inp, total, py_total, repeat, log)
+            r["end_to_end"] = bench_end_to_end(inp, workdir, repeat, log)
+            r["small_files"] = bench_small_files(workdir, small, max(2, repeat - 2), log)
+            r["callgrind"] = ({"skipped": "--no-callgrind"} if args.no_callgrind
+                              else bench_callgrind(workdir, log))
+            inp.mm.close()
+        if "bulk" in sections:
+            r["bulk"] = bench_bulk.bench_bulk(workdir, args.quick, max(2, repeat - 2), log)
+        if "ntfs3g" in sections:
+            r["ntfs3g"] = bench_bulk.bench_ntfs3g(workdir, args.quick, max(2, repeat - 2), log)
         r["targets"] = targets(r)
-        inp.mm.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for d in _NULL_DIR:
