@@ -2,66 +2,15 @@
 ``ntfs-3g -o efs_raw`` (FUSE), then check the unmounted image with ntfsprogs.
 """
 import os
-import shutil
-import subprocess
-import time
 
 import pytest
 
 import efsfast
 
 from conftest import load_sample
+from ntfs_volume import Volume, needs_ntfs3g
 
-TOOLS = ("mkntfs", "ntfs-3g", "ntfsinfo", "ntfscat")
-
-
-def _why_not() -> str:
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        return f"ntfs-3g tools missing: {', '.join(missing)} (apt-get install ntfs-3g)"
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "mounting ntfs-3g over FUSE needs root here"
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing (no FUSE in this kernel or container)"
-    return ""
-
-
-pytestmark = pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "ok")
-
-
-def run(*cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, **kw)
-
-
-class Volume:
-    def __init__(self, tmp_path):
-        self.image = tmp_path / "ntfs.img"
-        self.mnt = tmp_path / "mnt"
-        self.mnt.mkdir()
-        with open(self.image, "wb") as f:
-            f.truncate(64 << 20)
-        run("mkntfs", "-F", "-q", "-Q", str(self.image))
-        self.mounted = False
-
-    def mount(self):
-        run("ntfs-3g", "-o", "efs_raw", str(self.image), str(self.mnt))
-        self.mounted = True
-
-    def unmount(self):
-        if self.mounted:
-            for _ in range(50):
-                if subprocess.run(["umount", str(self.mnt)], capture_output=True).returncode == 0:
-                    break
-                time.sleep(0.1)     # the FUSE daemon may still be closing a file
-            else:
-                run("umount", "-l", str(self.mnt))
-            self.mounted = False
-
-    def info(self, path):
-        return run("ntfsinfo", "-F", path, str(self.image), text=True).stdout
-
-    def attribute(self, path, attr_type):
-        return run("ntfscat", "-a", hex(attr_type), str(self.image), path).stdout
+pytestmark = needs_ntfs3g
 
 
 @pytest.fixture
@@ -152,3 +101,23 @@ def test_cluster_aligned_ciphertext_backs_up_in_the_same_session(volume, size):
     volume.unmount()
     volume.mount()
     assert efsfast.backup(volume.mnt / "f") == raw
+
+
+def test_named_streams_round_trip_in_ntfs_order(volume):
+    """NTFS keeps attributes in its collation order (case-insensitive here:
+    a, B, c), lists them so, and Windows exports them so: a raw stream in that
+    order comes back byte-identical.  One in another order is restored in
+    stream order and backed up in the volume's (issue 10, case 7)."""
+    ntfs_order = efsfast.synthetic_raw(100, named_streams={"a": 5, "B": 600, "c": 0}, seed=1)
+    efsfast.restore(volume.mnt / "f", ntfs_order)
+    assert [n for n in os.listxattr(volume.mnt / "f") if n != "user.ntfs.efsinfo"] == [
+        "user.a", "user.B", "user.c"]
+    assert efsfast.backup(volume.mnt / "f") == ntfs_order
+
+    other = efsfast.synthetic_raw(100, named_streams={"c": 5, "a": 600, "B": 0}, seed=2)
+    efsfast.restore(volume.mnt / "g", other)
+    back = efsfast.inspect(efsfast.backup(volume.mnt / "g"))
+    assert [s.name for s in back.streams] == ["::$DATA", ":a:$DATA", ":B:$DATA", ":c:$DATA"]
+    volume.unmount()
+    volume.mount()
+    assert efsfast.backup(volume.mnt / "f") == ntfs_order

@@ -854,11 +854,6 @@ static efs_dword split_trailer(posix_ctx *c, uint64_t t, const uint8_t trailer[2
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static efs_dword export_named(posix_ctx *c, export_out *o, unsigned shift)
 {
     ssize_t n = listxattr(c->path, NULL, 0);
@@ -881,8 +876,9 @@ static efs_dword export_named(posix_ctx *c, export_out *o, unsigned shift)
     for (char *p = list; p < list + n; p += strlen(p) + 1)
         if (strncmp(p, XATTR_PREFIX, sizeof XATTR_PREFIX - 1) == 0 && strcmp(p, EFSINFO_XATTR) != 0)
             names[count++] = p;
-    /* a stable order, whatever order the file system lists them in */
-    qsort(names, count, sizeof *names, cmp_str);
+    /* the order the file system lists them in: NTFS keeps attributes in its
+     * collation order, which is what Windows exports (spec 7.7); ext4 keeps
+     * the order they were set in, which is the restored stream's order */
     for (size_t i = 0; i < count && !rc; i++) {
         uint8_t u16[EFS_STREAM_NAME_MAX + 16];
         uint64_t size;
