@@ -538,6 +538,9 @@ cdef class Win32Backend(Backend):
     @staticmethod
     def enable_privileges(bint backup=True, bint restore=True):
         """Enable SeBackupPrivilege / SeRestorePrivilege in the process token."""
+        if not EFS_HAVE_WIN32:
+            raise EfsError(EFS_ERROR_NOT_SUPPORTED, "enable_privileges: Windows only (the "
+                           "privileges are Windows'; the POSIX system side needs none)")
         cdef efs_dword rc = efs_win32_enable_privileges(backup, restore)
         if rc:
             raise EfsError(rc, "could not enable the backup/restore privileges "
@@ -617,10 +620,7 @@ cdef class RawContext:
             msg = f"{op}: {os.strerror(err)}" if op else os.strerror(err)
         elif op:
             msg = op
-        exc = EfsError(rc, msg, os.fspath(self.path))
-        if err:
-            exc.errno = err
-        raise exc
+        raise EfsError(rc, msg, os.fspath(self.path), err or None)
 
 
 def open_raw(path, unsigned long flags, Backend backend=None):
@@ -1059,10 +1059,7 @@ cdef class BulkRestore:
             msg = f"{j.op.decode()}: {os.strerror(j.err_no)}" if j.op != NULL else os.strerror(j.err_no)
         elif j.op != NULL:
             msg = j.op.decode()
-        e = EfsError(j.rc, msg, os.fspath(path))
-        if j.err_no:
-            e.errno = j.err_no
-        return e, 0, 0
+        return EfsError(j.rc, msg, os.fspath(path), j.err_no or None), 0, 0
 
 
 cdef object _c_path(object path):

@@ -48,16 +48,72 @@ def win32_message(winerror: int) -> str:
 
 
 class EfsError(OSError):
-    """An EFS raw operation failed; ``winerror`` holds the Win32 code."""
+    """An EFS raw operation failed; ``winerror`` holds the Win32 code.
+
+    Like ``OSError(errno, ...)`` itself, ``EfsError(winerror, ...)`` gives the
+    standard library's subclass for the errno where one fits: a missing file
+    is an :class:`EfsError` *and* a :class:`FileNotFoundError`, an existing
+    destination a :class:`FileExistsError`, and so on (``errno`` overrides the
+    one the Win32 code maps to, for failures that came from a POSIX call).
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is EfsError and args:
+            cls = _BY_ERRNO.get(_errno_of(*args, **kwargs), cls)
+        return super().__new__(cls)
 
     def __init__(self, winerror: int, message: str | None = None,
-                 filename: object = None) -> None:
+                 filename: object = None, errno: int | None = None) -> None:
+        # set the fields directly: OSError.__init__ ignores its arguments in
+        # a subclass that defines __new__
         err, text = _WIN32.get(winerror, (_errno.EIO, f"Win32 error {winerror}"))
-        super().__init__(err, message or text, *(() if filename is None else (filename,)))
+        self.errno = errno if errno is not None else err
+        self.strerror = message or text
+        if filename is not None:      # None would print as ": None"
+            self.filename = filename
+        self.args = (self.errno, self.strerror)
         self.winerror = winerror
 
     def __reduce__(self):
-        return (type(self), (self.winerror, self.strerror, self.filename))
+        return (type(self), (self.winerror, self.strerror, self.filename, self.errno))
+
+
+def _errno_of(winerror: int, message: object = None, filename: object = None,
+              errno: int | None = None) -> int:
+    return errno if errno is not None else _WIN32.get(winerror, (_errno.EIO,))[0]
+
+
+def _efs_subclass(base: type) -> type:
+    """EfsError and ``base`` (FileNotFoundError, ...) at once; a module-level
+    class, so pickling finds it by name."""
+    cls = type(f"Efs{base.__name__}", (EfsError, base), {
+        "__module__": __name__,
+        "__doc__": f"An EfsError that is also a {base.__name__}."})
+    globals()[cls.__name__] = cls
+    return cls
+
+
+# errno -> the standard library's OSError subclass (what OSError(errno, ...) picks)
+_BY_ERRNO = {}
+for _base in (BlockingIOError, ChildProcessError, ConnectionError, BrokenPipeError,
+              ConnectionAbortedError, ConnectionRefusedError, ConnectionResetError,
+              FileExistsError, FileNotFoundError, InterruptedError, IsADirectoryError,
+              NotADirectoryError, PermissionError, ProcessLookupError, TimeoutError):
+    _sub = _efs_subclass(_base)
+    for _code, _cls in ((e, type(OSError(e, ""))) for e in _errno.errorcode):
+        if _cls is _base:
+            _BY_ERRNO[_code] = _sub
+
+
+def as_efs_error(exc: OSError, filename: object = None) -> EfsError:
+    """An OSError from a plain system call as the EfsError of the same kind
+    (FileNotFoundError stays one), naming ``filename`` where given."""
+    if isinstance(exc, EfsError):
+        return exc
+    err = exc.errno if exc.errno is not None else _errno.EIO
+    winerror = next((w for w, (e, _t) in _WIN32.items() if e == err), 31)
+    return EfsError(winerror, exc.strerror or str(exc),
+                    filename if filename is not None else exc.filename, err)
 
 
 class RawFormatError(EfsError, ValueError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from ._errors import CancelledError, EfsError
+from ._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 
 ERROR_FILE_EXISTS = 80
 PathLike = Union[str, "os.PathLike[str]"]
@@ -77,7 +77,8 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
         flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG
     if not overwrite:
         if _exists(dest):
-            raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)
+            raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True "
+                                              "to replace it)", dest)
         flags |= _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0
     else:
         flags |= _core.OVERWRITE_HIDDEN
@@ -85,11 +86,14 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
     if isinstance(be, _core.Win32Backend) and _exists(dest):
         # advapi32 imports in place: restore beside it, then swap, so the old
         # file stays whole until its replacement is complete
-        target = os.path.join(os.path.dirname(dest) or ".",
-                              f".{os.path.basename(dest)}.efsfast-{uuid.uuid4().hex[:8]}.tmp")
+        target = _temp_name(dest)
     with _core.open_raw(target, flags, be) as raw:
         try:
             nbytes, calls = _core.write_raw(raw, source, cancel, callback_context)
+        except OSError as exc:
+            if target != dest:
+                _remove_quietly(target)
+            raise source_error(exc, source, dest) from None
         except BaseException:
             if target != dest:
                 _remove_quietly(target)
@@ -97,6 +101,27 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
     if target != dest:
         os.replace(target, dest)
     return RestoreResult(dest, nbytes, calls)
+
+
+def _temp_name(dest: str) -> str:
+    """A fixed-length hidden name beside ``dest``: never longer than a name
+    the file system accepts, whatever the length of ``dest``'s own name."""
+    return os.path.join(os.path.dirname(dest) or ".", f".efsfast-{uuid.uuid4().hex[:16]}.tmp")
+
+
+def source_error(exc: OSError, source: Any, dest: str) -> OSError:
+    """Point an error met while reading ``source`` the right way: a format
+    error names the raw stream (its path, where it has one), never the
+    destination, which was left as it was; a source that cannot be opened or
+    read is an EfsError of the standard kind (FileNotFoundError, ...)."""
+    src = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    if isinstance(exc, RawFormatError):
+        exc.filename = src
+        exc.dest = dest
+        return exc
+    if not isinstance(exc, EfsError):
+        return as_efs_error(exc, exc.filename if exc.filename is not None else src)
+    return exc
 
 
 def _remove_quietly(path: str) -> None:
@@ -135,20 +160,29 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend
 
 def _backup_to_path(path, out, flags, be, overwrite, cancel) -> BackupResult:
     if not overwrite and _exists(out):
-        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True)", out)
-    tmp = os.path.join(os.path.dirname(out) or ".",
-                       f".{os.path.basename(out)}.efsfast-{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
+                                          "to replace it)", out)
+    tmp = _temp_name(out)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+    except OSError as exc:          # name the destination, not the temporary name
+        raise as_efs_error(exc, out) from None
+    try:                            # (no bytecode between the open and here takes a signal)
         try:
             with _core.open_raw(path, flags, be) as raw:
                 nbytes, calls, _ = _core.read_raw(raw, fd, cancel)
         finally:
             os.close(fd)
-        if overwrite:
-            os.replace(tmp, out)
-        else:
-            _publish_no_replace(tmp, out)
+        try:
+            if overwrite:
+                os.replace(tmp, out)
+            else:
+                _publish_no_replace(tmp, out)
+        except EfsError:
+            raise
+        except OSError as exc:
+            raise as_efs_error(exc, out) from None
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -161,11 +195,12 @@ def _publish_no_replace(tmp: str, out: str) -> None:
     try:
         os.link(tmp, out)
     except FileExistsError:
-        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True)",
-                       out) from None
+        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
+                                          "to replace it)", out) from None
     except (OSError, AttributeError, NotImplementedError):
         if _exists(out):
-            raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True)", out)
+            raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
+                                              "to replace it)", out)
         os.rename(tmp, out)
         return
     os.unlink(tmp)
@@ -387,6 +422,8 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
             result.files += 1
             result.bytes += nbytes
         elif not (isinstance(error, CancelledError) and token.cancelled):
+            if isinstance(error, OSError):
+                error = source_error(error, job[1], os.fspath(job[0]))
             result.failures.append(ItemError(i, os.fspath(job[0]), error))
     if progress is not None and (result.files, result.bytes) != seen[0]:
         progress(result.files, result.bytes, len(jobs))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, List, Optional, Sequence, Union
 
 from . import _codec
+from ._errors import EfsError, as_efs_error
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO]
 
@@ -134,10 +135,12 @@ def _parse(source: Source, mode: str) -> _codec.RawParser:
         for chunk in _chunks(source):
             parser.feed(chunk)
         parser.finish()
-    except OSError as exc:
+    except EfsError as exc:
         if filename is not None and exc.filename is None:
             exc.filename = filename
         raise
+    except OSError as exc:          # cannot open or read it: the same errors as backup()'s
+        raise as_efs_error(exc, filename) from None
     return parser
 
 

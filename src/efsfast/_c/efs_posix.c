@@ -310,7 +310,7 @@ const char *efs_posix_last_operation(const void *context) { return ((const posix
 
 static efs_dword make_temp(posix_ctx *c, int is_dir)
 {
-    size_t n = strlen(c->dir) + strlen(c->base) + 40;
+    size_t n = strlen(c->dir) + 40;
     struct timespec ts;
 #ifdef O_TMPFILE
     /* Where the file system has them (tmpfs, ext4, xfs, btrfs; not FUSE), a
@@ -330,8 +330,11 @@ static efs_dword make_temp(posix_ctx *c, int is_dir)
     for (int attempt = 0; attempt < 100; attempt++) {
         clock_gettime(CLOCK_REALTIME, &ts);
         c->rng ^= (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
-        snprintf(c->tmp, n, "%s/.%.200s.efsfast-%08x.tmp", c->dir, c->base,
-                 (unsigned)(next_random(c) >> 32));
+        /* a fixed-length name (29 bytes), not derived from the destination's:
+         * any name the file system accepts can be restored, whatever its
+         * length or encoding (ntfs-3g counts UTF-16 units, not bytes) */
+        snprintf(c->tmp, n, "%s/.efsfast-%016llx.tmp", c->dir,
+                 (unsigned long long)next_random(c));
         /* 0666/0777 and the umask: the raw stream carries no ACL or mode */
         if (fault(c, EFS_FAULT_CREATE)) {
             efs_dword rc = sys_fail(c, is_dir ? "mkdir" : "open", errno);
