@@ -187,6 +187,59 @@ def inspect(source: Source, *, mode: str = "strict") -> RawInfo:
                    metadata=decode_metadata(parser.metadata, mode))
 
 
+# Header walk (spec sections 1-3): just enough of the layout to tell a file's
+# stream from a directory's without reading the data segments.
+_RAW_HEADER_LEN = 20
+_STREAM_SIGNATURE = "NTFS".encode("utf-16-le")
+_SEGMENT_SIGNATURE = "GURE".encode("utf-16-le")
+_UNNAMED_NAME = UNNAMED_STREAM.encode("utf-16-le")
+# by length: Windows writes no terminator, a reader accepts one (spec 2.1)
+_UNNAMED_NAMES = {len(_UNNAMED_NAME): _UNNAMED_NAME, len(_UNNAMED_NAME) + 2: _UNNAMED_NAME + b"\0\0"}
+_PROBE_WINDOW = 64 << 10
+
+
+def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
+    """Whether the raw stream in ``path`` carries an unnamed data stream (a
+    file's does; a directory's does not), found by walking the stream and
+    segment headers with seeks: the ciphertext is not read, so a tree
+    restore reads every source byte once.  ``None`` when the headers do not
+    walk (the restore that follows reports the rule and offset)."""
+    window, base = b"", 0
+    with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        end = os.fstat(fd).st_size
+
+        def read(pos: int, n: int) -> bytes:
+            nonlocal window, base
+            if not (base <= pos and pos + n <= base + len(window)):
+                window, base = os.pread(fd, max(n, _PROBE_WINDOW), pos), pos
+            return window[pos - base:pos - base + n]
+
+        pos, streams, efs_segments = _RAW_HEADER_LEN, 0, 0
+        while True:
+            if pos == end:
+                # ended after whole streams, a $EFS with its segment at least:
+                # no unnamed stream
+                return False if efs_segments else None
+            head = read(pos, 12)
+            if pos > end or len(head) < 12:
+                return None
+            length = int.from_bytes(head[:4], "little")
+            if head[4:12] == _STREAM_SIGNATURE:
+                streams += 1
+                name_len = int.from_bytes(read(pos + 24, 4), "little")
+                if (name_len in _UNNAMED_NAMES
+                        and read(pos + 28, name_len) == _UNNAMED_NAMES[name_len]):
+                    return True
+            elif head[4:12] != _SEGMENT_SIGNATURE:
+                return None
+            elif streams == 1:
+                efs_segments += 1
+            if length < 12:
+                return None
+            pos += length
+
+
 def verify(source: Source, *, mode: str = "strict") -> RawInfo:
     """Check a raw stream against rules R1-R20; returns what :func:`inspect` does."""
     return inspect(source, mode=mode)

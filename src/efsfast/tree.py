@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from . import raw as _raw
 from .api import BulkResult, backup_many, restore_many
@@ -67,6 +67,13 @@ def plan_backup(src_dir: str, dest_dir: str) -> Tuple[list, list, list]:
     return dirs, files, skipped
 
 
+def _make_parents(paths: Iterable[str]) -> None:
+    """Create each distinct parent folder once (not one mkdir per file: on
+    a FUSE mount every call is a round trip to the daemon)."""
+    for d in sorted({os.path.dirname(p) for p in paths}):
+        os.makedirs(d, exist_ok=True)
+
+
 def _split_existing(jobs: list, target: int) -> Tuple[list, List[str]]:
     """(jobs whose target does not exist yet, targets that do)."""
     todo, existing = [], []
@@ -92,8 +99,7 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
         dirs, ex1 = _split_existing(dirs, 1)
         files, ex2 = _split_existing(files, 1)
         existing = ex1 + ex2
-    for _, out, *_ in dirs + files:
-        os.makedirs(os.path.dirname(out), exist_ok=True)
+    _make_parents(out for _, out, *_ in dirs + files)
     bulk = backup_many(dirs + files, workers=workers, overwrite=overwrite, progress=progress,
                        cancel=cancel, backend=backend)
     return TreeResult(bulk, directories=len(dirs), skipped=skipped, existing=existing)
@@ -102,12 +108,12 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
 def is_directory_stream(path: str) -> bool:
     """A raw stream with no unnamed data stream is a directory's (Windows
     directories have only the metadata stream, plus named streams if any).
-    A stream that does not parse is left to the restore to report."""
+    Only the headers are read; a stream whose headers do not walk is left
+    to the restore to report."""
     try:
-        info = _raw.inspect(path)
-    except (OSError, ValueError):
+        return _raw.has_unnamed_stream(path) is False
+    except OSError:
         return False
-    return not any(s.name == _raw.UNNAMED_STREAM for s in info.streams)
 
 
 def plan_restore(src_dir: str, dest_dir: str) -> Tuple[list, list]:
@@ -157,15 +163,13 @@ def restore_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite:
     parts: List[BulkResult] = []
     for depth in sorted({j[0].count(os.sep) for j in dirs}):
         level = [j for j in dirs if j[0].count(os.sep) == depth]
-        for j in level:
-            os.makedirs(os.path.dirname(j[0]), exist_ok=True)
+        _make_parents(j[0] for j in level)
         r = restore_many(level, workers=workers, overwrite=overwrite, progress=step,
                          cancel=cancel, backend=backend)
         parts.append(r)
         done[0] += r.files
         done[1] += r.bytes
-    for target, _src in files:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+    _make_parents(target for target, _src in files)
     r = restore_many(files, workers=workers, overwrite=overwrite, progress=step, cancel=cancel,
                      backend=backend)
     parts.append(r)
