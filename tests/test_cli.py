@@ -48,7 +48,9 @@ def test_tree_round_trip_1000_files(xattr_dir, capsys):
     assert (out["ok"], out["failed"], out["directories"]) == (1002, 0, 2)
     assert cli.main(["backup-tree", str(restored), str(again), "--json"]) == 0
     json.loads(capsys.readouterr().out)
-    assert tree_bytes(again) == tree_bytes(src)
+    got = tree_bytes(again)
+    assert got.pop("efsfast-manifest.jsonl").count(b"\n") == 1002 + 2   # set line, end line
+    assert got == tree_bytes(src)
     # every restored object is an encrypted object of the layout, but for
     # folder b, which had no raw stream of its own (a plain folder)
     for dirpath, dirs, files in os.walk(restored):

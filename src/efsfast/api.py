@@ -136,7 +136,7 @@ def _remove_quietly(path: str) -> None:
 
 def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend=None,
            overwrite: bool = False, cancel: Optional[_core.CancelToken] = None,
-           callback_context: Any = None) -> Union[bytes, BackupResult]:
+           callback_context: Any = None, digest: Any = None) -> Union[bytes, BackupResult]:
     """Back up the encrypted file (or directory) ``path`` as its raw stream.
 
     With no ``sink`` the stream is returned as bytes.  A path sink is written
@@ -144,21 +144,45 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend
     kept unless ``overwrite=True``); a file descriptor, a writable buffer or a
     bytearray (extended) is written from C without the GIL; an object with
     ``write`` or a pywin32-style ExportCallback goes through the fallback.
+
+    ``digest`` (a hashlib object, with a path sink or none) is fed every byte
+    of the stream as it is written: the hash costs no second pass.
     """
     _watch_ctrl_c()
     be = _backend(backend)
     path = os.fspath(path)
     flags = _core.CREATE_FOR_DIR if directory else 0
     if isinstance(sink, (str, os.PathLike)):
-        return _backup_to_path(path, os.fspath(sink), flags, be, overwrite, cancel)
+        return _backup_to_path(path, os.fspath(sink), flags, be, overwrite, cancel, digest)
+    if digest is not None and sink is not None:
+        raise TypeError("digest goes with a path sink or none")
     with _core.open_raw(path, flags, be) as raw:
         nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
     if sink is None:
+        if digest is not None:
+            digest.update(data)     # hashlib releases the GIL for large updates
         return data
     return BackupResult(path, nbytes, calls)
 
 
-def _backup_to_path(path, out, flags, be, overwrite, cancel) -> BackupResult:
+class _DigestingFd:
+    """A write() sink for the export fallback: hashes each system buffer,
+    then writes all of it to ``fd`` (hashlib and os.write both run without
+    the GIL on buffers this size)."""
+
+    def __init__(self, fd: int, digest: Any):
+        self.fd = fd
+        self.digest = digest
+
+    def write(self, view) -> int:
+        self.digest.update(view)
+        n, total = 0, len(view)
+        while n < total:
+            n += os.write(self.fd, view[n:] if n else view)
+        return total
+
+
+def _backup_to_path(path, out, flags, be, overwrite, cancel, digest=None) -> BackupResult:
     if not overwrite and _exists(out):
         raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
                                           "to replace it)", out)
@@ -171,7 +195,8 @@ def _backup_to_path(path, out, flags, be, overwrite, cancel) -> BackupResult:
     try:                            # (no bytecode between the open and here takes a signal)
         try:
             with _core.open_raw(path, flags, be) as raw:
-                nbytes, calls, _ = _core.read_raw(raw, fd, cancel)
+                sink = fd if digest is None else _DigestingFd(fd, digest)
+                nbytes, calls, _ = _core.read_raw(raw, sink, cancel)
         finally:
             os.close(fd)
         try:

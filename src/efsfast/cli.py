@@ -174,22 +174,15 @@ def _report_bulk(args, kind: str, bulk: BulkResult, extra: dict, interrupted: bo
 
 
 def _tree(args: argparse.Namespace, restore: bool) -> int:
-    from . import tree
+    from .backupset import commands      # backup sets: manifest, metadata, tar streams
     label = "restore" if restore else "backup"
     bar = Progress(label, 0, not args.json and not args.quiet)
-    fn = tree.restore_tree if restore else tree.backup_tree
+    args.backend = _backend_from(args)
     try:
-        r = fn(args.src, args.dest, workers=args.workers, overwrite=args.overwrite,
-               skip_existing=args.skip_existing, progress=bar, backend=_backend_from(args))
-    except KeyboardInterrupt as exc:
+        run = commands.restore_tree if restore else commands.backup_tree
+        return run(args, bar, _report_bulk)
+    finally:
         bar.close()
-        bulk = getattr(exc, "result", None) or BulkResult(results=[])
-        return _report_bulk(args, f"{label}-tree", bulk, {}, interrupted=True)
-    bar.close()
-    extra = {"directories": r.directories, "skipped (already there)": r.existing}
-    if not restore:
-        extra["skipped (not encrypted)"] = r.skipped
-    return _report_bulk(args, f"{label}-tree", r.bulk, extra)
 
 
 def cmd_restore_tree(args): return _tree(args, True)
@@ -300,16 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     tree_common.add_argument("--skip-existing", action="store_true",
                              help="leave what is already at the destination alone (resume an "
                                   "interrupted run)")
-    s = sub.add_parser("restore-tree", parents=[tree_common],
-                       help="restore a folder of .efsraw files into a tree")
-    s.add_argument("src", metavar="SRC_DIR")
-    s.add_argument("dest", metavar="DEST_DIR")
-    s.set_defaults(func=cmd_restore_tree)
-    s = sub.add_parser("backup-tree", parents=[tree_common],
-                       help="back up every encrypted file and folder of a tree as .efsraw files")
-    s.add_argument("src", metavar="SRC_DIR")
-    s.add_argument("dest", metavar="DEST_DIR")
-    s.set_defaults(func=cmd_backup_tree)
+    from .backupset.commands import add_set_options, add_verify_set
+    rs = sub.add_parser("restore-tree", parents=[tree_common],
+                        help="restore a backup set (folder, or - for a tar stream on stdin) "
+                             "into a tree")
+    rs.add_argument("src", metavar="SET", help="set folder, or - to read a tar stream")
+    rs.add_argument("dest", metavar="DEST_DIR")
+    rs.set_defaults(func=cmd_restore_tree)
+    bs = sub.add_parser("backup-tree", parents=[tree_common],
+                        help="back up every encrypted file and folder of a tree as a backup "
+                             "set (.efsraw files and a manifest)")
+    bs.add_argument("src", metavar="SRC_DIR")
+    bs.add_argument("dest", metavar="SET", help="set folder, or - for a tar stream on stdout")
+    bs.set_defaults(func=cmd_backup_tree)
+    add_set_options(bs, rs)
+    add_verify_set(sub, mode)
 
     s = sub.add_parser("demo", help="make a synthetic backup set, restore it, back it up "
                                     "again, check byte identity (no Windows needed)")

@@ -146,6 +146,17 @@ def restore_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite:
     an interrupted run: an interrupted restore never leaves a partial one)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     dirs, files = plan_restore(src_dir, dest_dir)
+    return restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
+                           skip_existing=skip_existing, progress=progress, cancel=cancel,
+                           backend=backend)
+
+
+def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional[int] = None,
+                    overwrite: bool = False, skip_existing: bool = False,
+                    progress: Optional[Callable[[int, int, int], None]] = None,
+                    cancel: Optional[CancelToken] = None, backend=None) -> TreeResult:
+    """Run planned restore jobs: ``dirs`` as ``(target, source, {"directory":
+    True})``, ``files`` as ``(target, source)`` (see :func:`plan_restore`)."""
     existing: List[str] = []
     if skip_existing:
         dirs, ex1 = _split_existing(dirs, 0)

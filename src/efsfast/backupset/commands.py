@@ -1,0 +1,147 @@
+"""The command-line side of backup sets: backup-tree and restore-tree with
+manifests, tar streams on ``-``, and verify-set.  cli.py parses; these run."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from typing import Callable
+
+from .. import tree
+from ..api import BulkResult
+from . import restore as _restore
+from .sinks import FolderSink, TarSink
+from .verify import verify_set
+from .writer import backup_set
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STDIO = "-"
+
+
+def add_set_options(backup: argparse.ArgumentParser, restore: argparse.ArgumentParser) -> None:
+    backup.add_argument("--no-metadata", action="store_true",
+                        help="leave times, attributes and security descriptors out of the "
+                             "manifest")
+    backup.add_argument("--since", metavar="PREVIOUS_SET", default=None,
+                        help="incremental: copy only objects whose change time, size or $EFS "
+                             "differ from PREVIOUS_SET's manifest")
+    restore.add_argument("--no-metadata", action="store_true",
+                         help="restore content only: no times, attributes or security "
+                              "descriptors")
+    restore.add_argument("--no-acl", action="store_true",
+                         help="restore times and attributes but not security descriptors")
+    restore.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
+                         help="an earlier set an incremental set refers to (repeatable; "
+                              "by default the path each reference recorded)")
+
+
+def _extra(r, backup: bool) -> dict:
+    extra = {"directories": r.directories, "skipped (already there)": r.existing}
+    if backup:
+        extra["skipped (not encrypted)"] = r.skipped
+    if getattr(r, "set_id", ""):
+        extra["unchanged (in earlier sets)"] = r.unchanged
+        extra["set"] = r.set_id
+    return extra
+
+
+def _interrupted(report, args, kind: str, exc: KeyboardInterrupt) -> int:
+    bulk = getattr(exc, "result", None) or BulkResult(results=[])
+    return report(args, kind, bulk, {}, interrupted=True)
+
+
+def backup_tree(args, progress, report: Callable) -> int:
+    """backup-tree SRC DEST|-: a folder set, or a tar stream on stdout."""
+    to_stdout = args.dest == STDIO
+    if to_stdout and args.skip_existing:
+        print("efsfast: --skip-existing needs a folder set, not -", file=sys.stderr)
+        return EXIT_USAGE
+    if to_stdout and sys.stdout.isatty():
+        print("efsfast: refusing to write a tar stream to a terminal (pipe it, or name a "
+              "folder)", file=sys.stderr)
+        return EXIT_USAGE
+    sink = TarSink(sys.stdout.buffer) if to_stdout else FolderSink(args.dest,
+                                                                   overwrite=args.overwrite)
+    # the summary goes to stderr when stdout carries the set
+    with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
+        try:
+            r = backup_set(args.src, sink, workers=args.workers,
+                           skip_existing=args.skip_existing, metadata=not args.no_metadata,
+                           since=args.since, progress=progress, backend=args.backend)
+        except KeyboardInterrupt as exc:
+            return _interrupted(report, args, "backup-tree", exc)
+        return report(args, "backup-tree", r.bulk, _extra(r, True))
+
+
+def restore_tree(args, progress, report: Callable) -> int:
+    """restore-tree SRC|- DEST: a set with a manifest (planned from it), a
+    tar stream on stdin, or a manifest-less folder of .efsraw files."""
+    opts = dict(overwrite=args.overwrite, skip_existing=args.skip_existing,
+                progress=progress, backend=args.backend)
+    set_opts = dict(metadata=not args.no_metadata, acl=not args.no_acl, sets=args.sets)
+    try:
+        if args.src == STDIO:
+            if sys.stdin.isatty():
+                print("efsfast: restore-tree - reads a tar stream from standard input, "
+                      "which is a terminal", file=sys.stderr)
+                return EXIT_USAGE
+            r = _restore.restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
+        elif _restore.has_manifest(args.src):
+            r = _restore.restore_set(args.src, args.dest, workers=args.workers, **opts,
+                                     **set_opts)
+        else:
+            r = tree.restore_tree(args.src, args.dest, workers=args.workers, **opts)
+    except KeyboardInterrupt as exc:
+        return _interrupted(report, args, "restore-tree", exc)
+    return report(args, "restore-tree", r.bulk, _extra(r, False))
+
+
+def verify_set_cmd(args) -> int:
+    decryptable = None
+    if args.key:
+        decryptable = _decryptability_proof(args.key)
+        if decryptable is None:
+            print("efsfast: verify-set --key needs decryption support (issue 13), which this "
+                  "build does not have", file=sys.stderr)
+            return EXIT_USAGE
+    r = verify_set(args.set, mode=args.mode, sets=args.sets, decryptable=decryptable)
+    if args.json:
+        print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
+                          "objects_verified": r.objects, "bytes": r.bytes,
+                          "problems": [{"path": p.path, "problem": p.message}
+                                       for p in r.problems]}, indent=2))
+    else:
+        for p in r.problems:
+            print(f"{p.path}: {p.message}")
+        print(f"verify-set {r.set_dir}: " + (
+            f"OK, {r.objects} objects ({r.bytes / 1e6:.1f} MB) as written"
+            if r.ok else f"{len(r.problems)} problem(s); {r.objects} objects verified"))
+    return EXIT_OK if r.ok else EXIT_FAILED
+
+
+def _decryptability_proof(key_files):
+    """The per-object check of ``verify --key`` (issue 13), or None where
+    this build has no decryption."""
+    try:
+        from .. import decrypt as _decrypt          # lands with issue 13
+    except ImportError:
+        return None
+    proof = getattr(_decrypt, "prove_decryptable", None)
+    if proof is None:
+        return None
+    keys = _decrypt.load_keys(key_files)
+    return lambda path: proof(path, keys)
+
+
+def add_verify_set(sub, mode_parent) -> None:
+    s = sub.add_parser("verify-set", parents=[mode_parent],
+                       help="check a backup set: manifest intact, every object present with "
+                            "its SHA-256, every stream valid, nothing unlisted")
+    s.add_argument("set", metavar="SET")
+    s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
+                   help="an earlier set an incremental set refers to (repeatable)")
+    s.add_argument("--key", action="append", metavar="KEYFILE",
+                   help="also prove every object decrypts with this key (issue 13)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=verify_set_cmd)

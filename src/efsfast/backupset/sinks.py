@@ -1,0 +1,279 @@
+"""Where a backup set goes: a folder (one .efsraw file per object, the
+manifest published last) or a tar stream (one member per object, the
+manifest as the last member), both written as objects finish."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import queue
+import tarfile
+import threading
+import time
+import uuid
+from typing import IO, Optional, Tuple
+
+from .. import api
+from .._errors import EfsError
+from .manifest import MANIFEST_NAME, Entry, Header, ManifestWriter
+
+READ_CHUNK = 1 << 20
+# a tar header carries the member's size before its data, and an export
+# learns the size only at its end: objects up to this size are exported into
+# memory first; larger ones are exported twice (size and hash, then the data)
+STREAM_MEMORY_LIMIT = 64 << 20
+
+
+def hash_file(path: str) -> Tuple[int, str]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
+class StreamBroken(EfsError):
+    """The tar stream cannot go on (a member could not be completed)."""
+
+
+class SetSink:
+    plan_root = ""
+    ordered = False             # must folders reach the sink before their contents?
+    fail_fast = False
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writer: Optional[ManifestWriter] = None
+        self.broken: Optional[BaseException] = None
+
+    def begin(self, header: Header) -> None:
+        raise NotImplementedError
+
+    def add_entry(self, entry: Entry) -> None:
+        with self.lock:
+            self.writer.add(entry)
+
+    def has(self, entry: Entry) -> bool:
+        return False
+
+    def hash_existing(self, entry: Entry) -> Tuple[int, str]:
+        raise NotImplementedError
+
+    def store(self, path: str, entry: Entry, digest, *, directory: bool, backend,
+              cancel) -> int:
+        raise NotImplementedError
+
+    def finish(self) -> str:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class FolderSink(SetSink):
+    """The folder layout of before (``REL.efsraw`` per object) plus the
+    manifest, written under a temporary name as objects finish and given
+    its name only when the set is complete."""
+
+    def __init__(self, dest: str, *, overwrite: bool = False):
+        super().__init__()
+        self.dest = self.plan_root = os.fspath(dest)
+        self.overwrite = overwrite
+        self.final = os.path.join(self.dest, MANIFEST_NAME)
+        self.tmp = os.path.join(self.dest, f".{MANIFEST_NAME}.{uuid.uuid4().hex[:8]}.tmp")
+        self.out: Optional[IO[bytes]] = None
+
+    def begin(self, header: Header) -> None:
+        os.makedirs(self.dest, exist_ok=True)
+        if not self.overwrite and os.path.lexists(self.final):
+            raise EfsError(api.ERROR_FILE_EXISTS, "a backup set is already there (pass "
+                           "--overwrite to replace it)", self.final)
+        self.out = open(self.tmp, "xb")
+        self.writer = ManifestWriter(self.out, header)
+
+    def _stored(self, entry: Entry) -> str:
+        return os.path.join(self.dest, *entry.stored_name.split("/"))
+
+    def has(self, entry: Entry) -> bool:
+        return os.path.lexists(self._stored(entry))
+
+    def hash_existing(self, entry: Entry) -> Tuple[int, str]:
+        return hash_file(self._stored(entry))
+
+    def store(self, path, entry, digest, *, directory, backend, cancel) -> int:
+        out = self._stored(entry)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        r = api.backup(path, out, directory=directory, backend=backend, cancel=cancel,
+                       overwrite=self.overwrite, digest=digest)
+        return r.bytes
+
+    def finish(self) -> str:
+        digest = self.writer.finish()
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        if self.overwrite:
+            os.replace(self.tmp, self.final)
+        else:
+            api._publish_no_replace(self.tmp, self.final)
+        return digest
+
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.close()
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+class _CountingSink:
+    def __init__(self, digest):
+        self.digest = digest
+        self.count = 0
+
+    def write(self, view) -> int:
+        self.digest.update(view)
+        self.count += len(view)
+        return len(view)
+
+
+class _QueueWriter(_CountingSink):
+    """Export side of the bridge: hands copies of each buffer to the tar
+    writer (bounded, so memory stays a few system buffers)."""
+
+    def __init__(self, digest, q: "queue.Queue"):
+        super().__init__(digest)
+        self.q = q
+
+    def write(self, view) -> int:
+        n = super().write(view)
+        self.q.put(bytes(view))
+        return n
+
+
+class _QueueReader:
+    """Tar side of the bridge: read(n) returns n bytes until the export ends."""
+
+    def __init__(self, q: "queue.Queue"):
+        self.q = q
+        self.pending = bytearray()
+        self.ended = False
+
+    def read(self, n: int) -> bytes:
+        while len(self.pending) < n and not self.ended:
+            chunk = self.q.get()
+            if chunk is None:
+                self.ended = True
+            else:
+                self.pending += chunk
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
+        return out
+
+
+class TarSink(SetSink):
+    """A POSIX (pax) tar stream through the standard library's tarfile in
+    stream mode: members ``REL.efsraw`` in the folder layout, each carrying
+    its manifest line as the standard ``comment`` record (which tar
+    implementations ignore), then the manifest.  An aborted stream gets no
+    manifest and no end-of-archive blocks, so a reader sees it truncated."""
+    ordered = True
+
+    def __init__(self, fileobj: IO[bytes], *, memory_limit: int = STREAM_MEMORY_LIMIT):
+        super().__init__()
+        self.fileobj = fileobj
+        self.memory_limit = memory_limit
+        self.manifest = io.BytesIO()
+        self.tar: Optional[tarfile.TarFile] = None
+        self.mtime = time.time()
+
+    def begin(self, header: Header) -> None:
+        # stream mode re-slices its buffer per record: a large buffer keeps
+        # that from copying each megabyte a hundred times
+        self.tar = tarfile.open(fileobj=self.fileobj, mode="w|", format=tarfile.PAX_FORMAT,
+                                bufsize=READ_CHUNK)
+        self.tar.copybufsize = READ_CHUNK
+        self.writer = ManifestWriter(self.manifest, header)
+
+    def _info(self, name: str, size: int, comment: Optional[dict] = None) -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mtime, ti.mode = size, self.mtime, 0o644
+        if comment is not None:
+            ti.pax_headers = {"comment": json.dumps(comment, separators=(",", ":"),
+                                                    sort_keys=True)}
+        return ti
+
+    def _add(self, ti: tarfile.TarInfo, fileobj) -> None:
+        if self.broken is not None:
+            raise StreamBroken(31, "the tar stream was already broken", ti.name)
+        try:
+            self.tar.addfile(ti, fileobj)
+        except BaseException as exc:
+            self.broken = exc
+            raise
+
+    def store(self, path, entry, digest, *, directory, backend, cancel) -> int:
+        if self.broken is not None:
+            raise StreamBroken(31, "the tar stream was already broken", path)
+        if entry.source_size is not None and entry.source_size > self.memory_limit:
+            return self._store_large(path, entry, digest, directory, backend, cancel)
+        data = api.backup(path, None, directory=directory, backend=backend, cancel=cancel,
+                          digest=digest)
+        entry.raw_size, entry.sha256 = len(data), digest.hexdigest()
+        with self.lock:
+            self._add(self._info(entry.stored_name, len(data), entry.to_json()),
+                      io.BytesIO(data))
+        return len(data)
+
+    def _store_large(self, path, entry, digest, directory, backend, cancel) -> int:
+        first = _CountingSink(digest)
+        api.backup(path, first, directory=directory, backend=backend, cancel=cancel)
+        entry.raw_size, entry.sha256 = first.count, digest.hexdigest()
+        again = hashlib.sha256()
+        q: "queue.Queue" = queue.Queue(maxsize=16)
+        failed = []
+
+        def produce():
+            try:
+                api.backup(path, _QueueWriter(again, q), directory=directory,
+                           backend=backend, cancel=cancel)
+            except BaseException as exc:      # reported once the member is closed
+                failed.append(exc)
+            finally:
+                q.put(None)
+        with self.lock:
+            t = threading.Thread(target=produce, name="efsfast-tar-export", daemon=True)
+            t.start()
+            reader = _QueueReader(q)
+            try:
+                self._add(self._info(entry.stored_name, first.count, entry.to_json()), reader)
+            finally:
+                while not reader.ended and q.get() is not None:
+                    pass            # let the export finish if the tar side stopped
+                t.join()
+            if failed or again.hexdigest() != entry.sha256:
+                why = failed[0] if failed else "it changed while it was being backed up"
+                self.broken = StreamBroken(31, f"the tar member could not be completed: {why}",
+                                           path)
+                raise self.broken
+        return first.count
+
+    def finish(self) -> str:
+        if self.broken is not None:
+            raise self.broken
+        digest = self.writer.finish()
+        data = self.manifest.getvalue()
+        self.tar.addfile(self._info(MANIFEST_NAME, len(data)), io.BytesIO(data))
+        self.tar.close()          # end-of-archive blocks; the caller's file stays open
+        self.fileobj.flush()
+        return digest
+
+    def abort(self) -> None:
+        try:
+            self.fileobj.flush()
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,142 @@
+"""verify-set: prove that a backup set on disk is the set that was
+written.  The manifest's own hash holds, every object it lists is there
+with its size and SHA-256, every raw stream validates (rules R1-R20), the
+sets an incremental set refers to are there and list the same objects, and
+nothing unlisted lies in the set."""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+from .. import raw
+from .manifest import MANIFEST_NAME, Entry, ManifestError, read_manifest
+from .restore import MissingSetsError, locate_sets
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str           # relative to the set
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    set_dir: str
+    set_id: Optional[str] = None
+    objects: int = 0
+    bytes: int = 0
+    problems: List[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _HashingReader:
+    """Feeds the validator and the hash from one read of the file."""
+
+    def __init__(self, f):
+        self.f = f
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, n: int) -> bytes:
+        b = self.f.read(n)
+        self.digest.update(b)
+        self.count += len(b)
+        return b
+
+
+def check_object(path: str, e: Entry, mode: str,
+                 decryptable: Optional[Callable[[str], None]] = None) -> List[str]:
+    """What is wrong with the stored raw stream of ``e`` (empty: nothing)."""
+    if not os.path.isfile(path):
+        return ["missing from the set"]
+    problems = []
+    with open(path, "rb") as f:
+        reader = _HashingReader(f)
+        try:
+            raw.verify(reader, mode=mode)
+        except (OSError, ValueError) as exc:
+            problems.append(f"the raw stream does not validate: {exc}")
+        while reader.read(READ_CHUNK):       # a stream that stopped early: hash the rest
+            pass
+    if reader.count != e.raw_size:
+        problems.append(f"{reader.count} bytes, the manifest says {e.raw_size}")
+    if reader.digest.hexdigest() != e.sha256:
+        problems.append("SHA-256 differs from the manifest's")
+    if decryptable is not None and not problems:
+        try:
+            decryptable(path)
+        except (OSError, ValueError) as exc:
+            problems.append(f"not decryptable with the given key(s): {exc}")
+    return problems
+
+
+def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
+               workers: Optional[int] = None,
+               decryptable: Optional[Callable[[str], None]] = None) -> VerifyReport:
+    """Check the folder set ``set_dir``; every problem is named in the
+    report (``ok`` is False when there is any).  ``decryptable(path)``, when
+    given, raises for a raw stream the user's keys cannot decrypt."""
+    set_dir = os.fspath(set_dir)
+    report = VerifyReport(set_dir)
+    try:
+        m = read_manifest(os.path.join(set_dir, MANIFEST_NAME))
+    except FileNotFoundError:
+        report.problems.append(Problem(MANIFEST_NAME, "no manifest: not a backup set, or its "
+                                                      "backup did not finish"))
+        return report
+    except ManifestError as exc:
+        report.problems.append(Problem(MANIFEST_NAME, str(exc)))
+        return report
+    report.set_id = m.header.set_id
+    own = [e for e in m.entries if not e.failed and not e.ref]
+    for e in m.entries:
+        if e.failed:
+            report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
+    _check_refs(m, sets, report)
+
+    def one(e: Entry) -> List[Problem]:
+        p = os.path.join(set_dir, *e.stored_name.split("/"))
+        return [Problem(e.stored_name, msg) for msg in check_object(p, e, mode, decryptable)]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for e, found in zip(own, pool.map(one, own)):
+            report.problems.extend(found)
+            if not found:
+                report.objects += 1
+                report.bytes += e.raw_size
+    listed = {e.stored_name for e in own} | {MANIFEST_NAME}
+    for dirpath, dirnames, filenames in os.walk(set_dir):
+        dirnames.sort()
+        for f in sorted(filenames):
+            rel = os.path.relpath(os.path.join(dirpath, f), set_dir).replace(os.sep, "/")
+            if rel not in listed:
+                report.problems.append(Problem(rel, "in the set but not in its manifest"))
+    return report
+
+
+def _check_refs(m, sets: Sequence[str], report: VerifyReport) -> None:
+    """Unchanged objects of an incremental set: their sets are there and
+    list them with the same hash (those sets' data is checked by running
+    verify-set on them)."""
+    if not m.header.refs:
+        return
+    try:
+        folders = locate_sets(m, sets)
+    except MissingSetsError as exc:
+        report.problems.append(Problem(MANIFEST_NAME, exc.strerror))
+        return
+    listed = {sid: read_manifest(os.path.join(folder, MANIFEST_NAME)).by_path()
+              for sid, folder in folders.items()}
+    for e in m.entries:
+        if e.ref and not e.failed:
+            there = listed.get(e.ref, {}).get(e.path)
+            if there is None or there.sha256 != e.sha256 or there.ref:
+                report.problems.append(Problem(e.path, f"set {e.ref} does not hold it with "
+                                                       "the same SHA-256"))

@@ -1,0 +1,169 @@
+"""backup-tree with a manifest: every encrypted object's raw stream, its
+SHA-256 (computed in the export path as the stream is written) and its NTFS
+metadata, into a folder set or a tar stream (sinks.py).  ``since`` makes an
+incremental set: objects whose change time, size and $EFS match the
+previous manifest are recorded as references to the set that holds them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+from .. import tree
+from ..api import BulkResult, ItemError, _run_many
+from .._core import CancelToken
+from . import metadata as _meta
+from .manifest import MANIFEST_NAME, Entry, Header, Kind, read_manifest
+from .sinks import FolderSink, SetSink
+
+
+@dataclass
+class SetResult(tree.TreeResult):
+    unchanged: int = 0              # incremental: recorded as references
+    set_id: str = ""
+    manifest_sha256: str = ""
+
+
+@dataclass
+class _Done:
+    entry: Entry
+    bytes: int
+
+
+def _rel(path: str, top: str) -> str:
+    return os.path.relpath(path, top).replace(os.sep, "/")
+
+
+def efs_sha256(path: str) -> Optional[str]:
+    """SHA-256 of the object's $EFS value where the file system shows it
+    (efs_raw layout: the user.ntfs.efsinfo xattr); None elsewhere."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        return hashlib.sha256(os.getxattr(path, tree.EFSINFO_XATTR,
+                                          follow_symlinks=False)).hexdigest()
+    except OSError:
+        return None
+
+
+def _unchanged(prev: Optional[Entry], now: Entry) -> bool:
+    """The incremental test (issue 14): same kind, NTFS change time (POSIX
+    ctime elsewhere), size and $EFS as a whole entry of the previous set."""
+    if prev is None or prev.failed or prev.sha256 is None or prev.kind is not now.kind:
+        return False
+    stamp = _meta.change_stamp(now.meta)
+    return (stamp is not None and stamp == _meta.change_stamp(prev.meta)
+            and prev.source_size == now.source_size and prev.efs_sha256 == now.efs_sha256
+            and now.efs_sha256 is not None)
+
+
+class _Previous:
+    """The set an incremental run compares with."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        m = read_manifest(os.path.join(self.path, MANIFEST_NAME))
+        self.header = m.header
+        self.entries = m.by_path()
+        # the new set refers to this one, and to every set it refers to
+        self.refs = [dict(r) for r in m.header.refs]
+        self.refs.append({"set_id": m.header.set_id, "path": self.path,
+                          "manifest_sha256": m.sha256})
+        self.since = {"set_id": m.header.set_id, "path": self.path,
+                      "manifest_sha256": m.sha256}
+
+    def ref_of(self, prev: Entry) -> str:
+        return prev.ref or self.header.set_id
+
+
+def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
+               skip_existing: bool = False, metadata: bool = True,
+               since: Optional[str] = None,
+               progress: Optional[Callable[[int, int, int], None]] = None,
+               cancel: Optional[CancelToken] = None, backend=None) -> SetResult:
+    """Back up every encrypted object below ``src_dir`` into ``sink`` and
+    finish the set with its manifest.  Ctrl-C (KeyboardInterrupt) leaves no
+    manifest: the sink is aborted (see sinks.py for what each keeps)."""
+    src_dir = os.path.abspath(os.fspath(src_dir))
+    if not os.path.isdir(src_dir):
+        raise NotADirectoryError(20, "not a folder", src_dir)
+    prev = _Previous(since) if since else None
+    kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
+    dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root)
+    header = Header.new(src_dir, kind.value, since=prev.since if prev else None,
+                        refs=prev.refs if prev else None)
+    sink.begin(header)
+    lock = threading.Lock()
+    existing: List[str] = []
+    unchanged = [0]
+
+    def one(path, out, opts, token) -> _Done:
+        directory = bool(opts.get("directory"))
+        entry = Entry(path=_rel(path, src_dir), kind=Kind.DIRECTORY if directory else Kind.FILE)
+        # metadata before the data: a change during the backup shows as a
+        # newer change time next time, so an incremental run takes it again
+        entry.meta = _meta.capture(path, kind)
+        entry.source_size = 0 if directory else os.lstat(path).st_size
+        entry.efs_sha256 = efs_sha256(path)
+        p = prev.entries.get(entry.path) if prev else None
+        if prev and _unchanged(p, entry):
+            entry.ref, entry.raw_size, entry.sha256 = prev.ref_of(p), p.raw_size, p.sha256
+            with lock:
+                unchanged[0] += 1
+            sink.add_entry(entry)
+            return _Done(entry, 0)
+        if skip_existing and sink.has(entry):
+            entry.raw_size, entry.sha256 = sink.hash_existing(entry)
+            with lock:
+                existing.append(out)
+            sink.add_entry(entry)
+            return _Done(entry, 0)
+        digest = hashlib.sha256()
+        entry.raw_size = sink.store(path, entry, digest, directory=directory,
+                                    backend=backend, cancel=token)
+        entry.sha256 = digest.hexdigest()
+        sink.add_entry(entry)
+        return _Done(entry, entry.raw_size)
+
+    parts: List[BulkResult] = []
+    jobs = dirs + files
+    try:
+        done = [0, 0]
+
+        def step(f, b, _t):
+            if progress is not None:
+                progress(done[0] + f, done[1] + b, len(jobs))
+        # a stream needs each folder before what it holds: folders one at a time
+        batches = [(dirs, 1), (files, workers)] if sink.ordered else [(jobs, workers)]
+        for batch, n in batches:
+            if batch:
+                r = _run_many(batch, one, workers=n, progress=step, cancel=cancel,
+                              fail_fast=sink.fail_fast)
+                parts.append(r)
+                done[0] += r.files
+                done[1] += r.bytes
+        if sink.broken is not None:
+            raise sink.broken
+        bulk = _merge(parts, jobs)
+        for e in bulk.failures:
+            job = jobs[e.index]
+            sink.add_entry(Entry(path=_rel(job[0], src_dir),
+                                 kind=Kind.DIRECTORY if len(job) > 2 else Kind.FILE,
+                                 failed=f"{type(e.error).__name__}: {e.error}"))
+        if bulk.cancelled:
+            raise KeyboardInterrupt("cancelled")
+        digest = sink.finish()
+    except BaseException as exc:
+        sink.abort()
+        if isinstance(exc, KeyboardInterrupt) and not hasattr(exc, "result"):
+            exc.result = _merge(parts, jobs)
+        raise
+    return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
+                     unchanged=unchanged[0], set_id=header.set_id, manifest_sha256=digest)
+
+
+def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:
+    return tree._merge(parts, jobs) if parts else BulkResult(results=[])

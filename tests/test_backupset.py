@@ -1,0 +1,308 @@
+"""Backup sets on the POSIX system side (tmpfs with user xattrs): the
+manifest, restore with metadata, verify-set, tar streams and incremental
+sets.  The same on real ntfs-3g volumes: test_backupset_ntfs3g.py."""
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+import efsfast
+from efsfast import cli
+from efsfast.backupset import (MANIFEST_NAME, FolderSink, TarSink, backup_set, read_manifest,
+                               restore_stream, verify_set)
+from efsfast.backupset.manifest import ManifestError
+
+from conftest import listing
+
+
+def make_tree(root, seed=1):
+    """An encrypted folder holding files, a plain folder holding files (one
+    with a named stream), a plain file that is not backed up."""
+    (root / "plain").mkdir(parents=True)
+    efsfast.restore(root / "Docs", efsfast.synthetic_raw(0, directory=True, seed=seed),
+                    directory=True)
+    objects = {"Docs": None}
+    for i, size in enumerate([0, 1, 4095, 70_000, 300_000]):
+        rel = f"Docs/f{i}.bin" if i % 2 else f"plain/f{i}.bin"
+        streams = {"alt": 700} if i == 3 else None
+        efsfast.restore(root / rel, efsfast.synthetic_raw(size, named_streams=streams,
+                                                          seed=seed * 10 + i))
+        objects[rel] = None
+    (root / "plain" / "notes.txt").write_text("not encrypted")
+    times = {}
+    for n, rel in enumerate(sorted(objects)):
+        os.utime(root / rel, ns=(1_600_000_000_000_000_000 + n, 1_500_000_000_000_000_000 + n))
+        times[rel] = (1_600_000_000_000_000_000 + n, 1_500_000_000_000_000_000 + n)
+    return times
+
+
+def raw_streams(root):
+    """{relative path: raw stream} of every encrypted object below root."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            if efsfast.tree.is_encrypted(p):
+                out[os.path.relpath(p, root)] = efsfast.backup(p, directory=os.path.isdir(p))
+    return out
+
+
+def efs(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "efsfast", *args], capture_output=True, **kw)
+
+
+def test_folder_set_round_trip_with_times(xattr_dir, capsys):
+    src, out, dest = xattr_dir / "src", xattr_dir / "set", xattr_dir / "dest"
+    times = make_tree(src)
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
+    m = read_manifest(out / MANIFEST_NAME)
+    assert m.header.metadata_source == "posix" and m.header.source == str(src)
+    assert sorted(e.path for e in m.entries) == sorted(times)
+    for e in m.entries:
+        data = (out / e.stored_name).read_bytes()
+        assert (e.raw_size, e.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert e.meta["mtime_ns"] == times[e.path][1]
+    assert cli.main(["restore-tree", str(out), str(dest), "--quiet"]) == 0
+    for rel, (atime, mtime) in times.items():    # folders too: set after their contents
+        st = os.stat(dest / rel)
+        # reading a folder (the backup's walk) moves its atime before it is captured
+        assert st.st_mtime_ns == mtime, rel
+        assert st.st_atime_ns == atime or os.path.isdir(dest / rel), rel
+    assert raw_streams(dest) == raw_streams(src)
+
+
+def test_manifest_checks_without_efsfast(xattr_dir):
+    """The manifest is JSON lines; its end line's hash is sha256 over the
+    lines before it (what `head -n -1 | sha256sum` computes)."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    backup_set(src, FolderSink(str(out)))
+    lines = (out / MANIFEST_NAME).read_bytes().splitlines(keepends=True)
+    head, end = json.loads(lines[0]), json.loads(lines[-1])
+    assert (head["format"], head["version"], head["efsfast_version"]) == (
+        "efsfast-set", 1, efsfast.__version__)
+    assert end["manifest_sha256"] == hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    assert end["objects"] == len(lines) - 2
+    p = subprocess.run(f"head -n -1 {out / MANIFEST_NAME} | sha256sum", shell=True,
+                       capture_output=True, text=True, check=True)
+    assert p.stdout.split()[0] == end["manifest_sha256"]
+
+
+def test_no_metadata_restores_content_only(xattr_dir):
+    src, out, dest = xattr_dir / "src", xattr_dir / "set", xattr_dir / "dest"
+    times = make_tree(src)
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
+    assert cli.main(["restore-tree", str(out), str(dest), "--quiet", "--no-metadata"]) == 0
+    assert raw_streams(dest) == raw_streams(src)
+    assert os.stat(dest / "Docs/f1.bin").st_mtime_ns != times["Docs/f1.bin"][1]
+
+
+def test_legacy_folder_without_manifest_still_restores(xattr_dir):
+    src, out, dest = xattr_dir / "src", xattr_dir / "set", xattr_dir / "dest"
+    make_tree(src)
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
+    os.unlink(out / MANIFEST_NAME)
+    assert cli.main(["restore-tree", str(out), str(dest), "--quiet"]) == 0
+    assert raw_streams(dest) == raw_streams(src)
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "missing object", "extra object",
+                                    "edited manifest", "truncated object"])
+def test_verify_set_names_each_problem(xattr_dir, capsys, damage):
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
+    assert cli.main(["verify-set", str(out)]) == 0
+    assert "OK, 6 objects" in capsys.readouterr().out
+    victim = out / "plain" / "f4.bin.efsraw"
+    if damage == "flipped byte":
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        victim.write_bytes(data)
+        expect = ["plain/f4.bin.efsraw", "SHA-256 differs"]
+    elif damage == "missing object":
+        victim.unlink()
+        expect = ["plain/f4.bin.efsraw", "missing from the set"]
+    elif damage == "extra object":
+        (out / "plain" / "stray.efsraw").write_bytes(victim.read_bytes())
+        expect = ["plain/stray.efsraw", "not in its manifest"]
+    elif damage == "edited manifest":
+        text = (out / MANIFEST_NAME).read_text()
+        (out / MANIFEST_NAME).write_text(text.replace('"raw_size":', '"raw_size":1', 1))
+        expect = [MANIFEST_NAME, "changed after it was written"]
+    else:
+        victim.write_bytes(victim.read_bytes()[:-100])
+        expect = ["plain/f4.bin.efsraw", "does not validate", "SHA-256 differs"]
+    assert cli.main(["verify-set", str(out), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert not report["ok"]
+    text = json.dumps(report["problems"])
+    for word in expect:
+        assert word in text, (word, report)
+
+
+def test_interrupted_folder_backup_leaves_no_manifest(xattr_dir):
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    token = efsfast.CancelToken()
+    with pytest.raises(KeyboardInterrupt):
+        backup_set(src, FolderSink(str(out)), workers=1, cancel=token,
+                   progress=lambda f, b, t: token.cancel())
+    assert MANIFEST_NAME not in listing(out)
+    assert not [n for n in listing(out) if n.endswith(".tmp")]
+    assert not verify_set(out).ok
+
+
+def test_tar_stream_round_trip_through_pipes(xattr_dir):
+    src, dest = xattr_dir / "src", xattr_dir / "dest"
+    times = make_tree(src)
+    backup = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    restore = subprocess.run([sys.executable, "-m", "efsfast", "restore-tree", "-", str(dest)],
+                             stdin=backup.stdout, capture_output=True, text=True)
+    backup.stdout.close()
+    assert backup.wait() == 0, backup.stderr.read()
+    assert b"backup-tree: 6 done" in backup.stderr.read()     # the summary is on stderr
+    assert restore.returncode == 0, restore.stderr
+    assert raw_streams(dest) == raw_streams(src)
+    for rel, (atime, mtime) in times.items():
+        assert os.stat(dest / rel).st_mtime_ns == mtime, rel
+
+
+def test_tar_stream_lists_with_tar_and_extracts_to_a_folder_set(xattr_dir):
+    src = xattr_dir / "src"
+    make_tree(src)
+    (xattr_dir / "set.tar").write_bytes(efs("backup-tree", str(src), "-", check=True).stdout)
+    listed = subprocess.run(["tar", "-tf", str(xattr_dir / "set.tar")], capture_output=True,
+                            text=True, check=True)
+    assert listed.stderr == ""                           # no unknown-keyword warnings
+    assert listed.stdout.split()[-1] == MANIFEST_NAME
+    assert "Docs.efsraw" in listed.stdout.split() and "plain/f4.bin.efsraw" in listed.stdout
+    (xattr_dir / "x").mkdir()
+    subprocess.run(["tar", "-xf", str(xattr_dir / "set.tar"), "-C", str(xattr_dir / "x")],
+                   check=True)
+    assert verify_set(xattr_dir / "x").ok               # tar -x gives a folder set
+
+
+def test_truncated_tar_names_the_last_whole_object(xattr_dir):
+    src, dest = xattr_dir / "src", xattr_dir / "dest"
+    make_tree(src)
+    data = efs("backup-tree", str(src), "-", "--workers", "1", check=True).stdout
+    names = [m.name for m in tarfile.open(fileobj=io.BytesIO(data))]
+    # cut inside the member after the fourth
+    offsets = [m.offset_data for m in tarfile.open(fileobj=io.BytesIO(data))]
+    cut = data[:offsets[4] + 100]
+    p = efs("restore-tree", "-", str(dest), input=cut, text=False)
+    assert p.returncode == 1
+    err = p.stderr.decode()
+    whole = names[3][:-len(".efsraw")]
+    assert "truncated" in err and f"the last whole object was {whole}" in err, err
+    assert names[4] in err
+    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]
+    assert not [f for f in leftovers if f.endswith(".tmp")]
+    assert not os.path.lexists(dest / names[4][:-len(".efsraw")])    # nothing partial
+    # cut between members: the manifest never came
+    starts = [m.offset for m in tarfile.open(fileobj=io.BytesIO(data))]
+    p = efs("restore-tree", "-", str(xattr_dir / "d2"), input=data[:starts[4]])
+    assert p.returncode == 1 and b"ended before its manifest" in p.stderr, p.stderr
+    assert f"the last whole object was {whole}".encode() in p.stderr
+    # cut inside a member's header
+    p = efs("restore-tree", "-", str(xattr_dir / "d3"), input=data[:starts[4] + 700])
+    assert p.returncode == 1 and b"after " + names[3].encode() in p.stderr, p.stderr
+
+
+def test_interrupted_stream_is_seen_as_truncated(xattr_dir):
+    src, dest = xattr_dir / "src", xattr_dir / "dest"
+    make_tree(src)
+    buf = io.BytesIO()
+    token = efsfast.CancelToken()
+    with pytest.raises(KeyboardInterrupt):
+        backup_set(src, TarSink(buf), workers=1, cancel=token,
+                   progress=lambda f, b, t: f >= 3 and token.cancel())
+    buf.seek(0)
+    with pytest.raises(efsfast.backupset.TruncatedStreamError, match="before its manifest"):
+        restore_stream(buf, dest)
+
+
+def test_large_objects_stream_without_holding_them(xattr_dir):
+    """Objects over the memory limit are exported twice (size and hash, then
+    the data into the tar through a bounded queue)."""
+    src, dest = xattr_dir / "src", xattr_dir / "dest"
+    make_tree(src)
+    buf = io.BytesIO()
+    r = backup_set(src, TarSink(buf, memory_limit=1000), workers=2)
+    assert r.bulk.ok
+    buf.seek(0)
+    assert restore_stream(buf, dest).bulk.ok
+    assert raw_streams(dest) == raw_streams(src)
+
+
+def test_incremental_set_stores_only_changes_and_names_missing_sets(xattr_dir, capsys):
+    src, full, inc = xattr_dir / "src", xattr_dir / "full", xattr_dir / "inc"
+    make_tree(src)
+    assert cli.main(["backup-tree", str(src), str(full), "--quiet"]) == 0
+    efsfast.restore(src / "Docs" / "f1.bin", efsfast.synthetic_raw(9000, seed=99),
+                    overwrite=True)
+    efsfast.restore(src / "Docs" / "new.bin", efsfast.synthetic_raw(10, seed=98))
+    capsys.readouterr()
+    assert cli.main(["backup-tree", str(src), str(inc), "--since", str(full), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # Docs changed too: a new file in a folder moves the folder's change time
+    assert summary["unchanged (in earlier sets)"] == 4
+    stored = sorted(os.path.relpath(os.path.join(d, f), inc) for d, _, fs in os.walk(inc)
+                    for f in fs)
+    assert stored == ["Docs.efsraw", "Docs/f1.bin.efsraw", "Docs/new.bin.efsraw",
+                      MANIFEST_NAME]
+    assert verify_set(inc).ok
+    # the full set moved away: restore and verify name it
+    moved = xattr_dir / "moved"
+    os.rename(full, moved)
+    assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d1"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "missing" in err and read_manifest(moved / MANIFEST_NAME).header.set_id in err
+    assert not verify_set(inc).ok
+    assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d2"), "--quiet",
+                     "--with", str(moved)]) == 0
+    assert raw_streams(xattr_dir / "d2") == raw_streams(src)
+    # an incremental set through a pipe, its references from the folder set
+    data = efs("backup-tree", str(src), "-", "--since", str(moved), check=True).stdout
+    p = efs("restore-tree", "-", str(xattr_dir / "d3"), "--with", str(moved), input=data)
+    assert p.returncode == 0, p.stderr
+    assert raw_streams(xattr_dir / "d3") == raw_streams(src)
+
+
+def test_a_chain_of_incremental_sets_refers_to_where_the_data_is(xattr_dir):
+    src = xattr_dir / "src"
+    make_tree(src)
+    backup_set(src, FolderSink(str(xattr_dir / "s1")))
+    backup_set(src, FolderSink(str(xattr_dir / "s2")), since=str(xattr_dir / "s1"))
+    r = backup_set(src, FolderSink(str(xattr_dir / "s3")), since=str(xattr_dir / "s2"))
+    assert r.unchanged == 6
+    m1 = read_manifest(xattr_dir / "s1" / MANIFEST_NAME)
+    m3 = read_manifest(xattr_dir / "s3" / MANIFEST_NAME)
+    assert {e.ref for e in m3.entries} == {m1.header.set_id}
+    assert verify_set(xattr_dir / "s3").ok
+    assert cli.main(["restore-tree", str(xattr_dir / "s3"), str(xattr_dir / "d"),
+                     "--quiet"]) == 0
+    assert raw_streams(xattr_dir / "d") == raw_streams(src)
+
+
+def test_a_manifest_must_be_whole(tmp_path):
+    (tmp_path / "m").write_bytes(b'{"type":"set","format":"efsfast-set","version":1}\n')
+    with pytest.raises(ManifestError, match="line 1"):
+        read_manifest(tmp_path / "m")
+
+
+def test_backup_into_an_existing_set_is_refused(xattr_dir, capsys):
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
+    before = (out / MANIFEST_NAME).read_bytes()
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 1
+    assert "already there" in capsys.readouterr().err
+    assert (out / MANIFEST_NAME).read_bytes() == before
