@@ -13,9 +13,9 @@ import efsfast
 from efsfast import cli
 from efsfast.backupset import MANIFEST_NAME, read_manifest, verify_set
 
-from test_ntfs3g import Volume, _why_not
+from ntfs_volume import Volume, needs_ntfs3g
 
-pytestmark = pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "ok")
+pytestmark = needs_ntfs3g
 
 TIMES, ATTRIB, ACL = "system.ntfs_times", "system.ntfs_attrib", "system.ntfs_acl"
 READONLY, HIDDEN, SYSTEM, ARCHIVE = 0x1, 0x2, 0x4, 0x20
