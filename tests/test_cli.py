@@ -93,16 +93,16 @@ def test_demo_json(tmp_path, capsys):
     assert report["ok"] and report["identical"] == 34
 
 
-def run_in_pty(args, sigint_on=None, timeout=120):
+def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
     """Run the CLI on a pseudo-terminal; return (exit code, screen text).
     SIGINT goes to it once ``sigint_on`` (bytes) appears on the screen."""
     pid, fd = pty.fork()
-    if pid == 0:                                  # child: a 100x30 terminal
+    if pid == 0:                                  # child: a columns x 30 terminal
         try:
             import fcntl
             import struct
             import termios
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
             os.execv(sys.executable, [sys.executable, "-m", "efsfast", *args])
         finally:
             os._exit(127)

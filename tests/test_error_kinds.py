@@ -70,12 +70,17 @@ def test_win32_privileges_say_windows_only():
 
 # ---- case 8: a malformed source is the source's error ----
 
-def test_format_error_names_the_source_not_the_destination(xattr_dir):
-    good = efsfast.synthetic_raw(5000, seed=2)
-    src = xattr_dir / "r_trunc.bin"
-    src.write_bytes(good[:-7])
-    dest = xattr_dir / "r_trunc.bin.out"
+def truncated_over_intact(folder):
+    """A raw stream cut short (R8) and an intact old file it would replace."""
+    src = folder / "r_trunc.bin"
+    src.write_bytes(efsfast.synthetic_raw(5000, seed=2)[:-7])
+    dest = folder / "r_trunc.bin.out"
     dest.write_bytes(b"the intact old file")
+    return src, dest
+
+
+def test_format_error_names_the_source_not_the_destination(xattr_dir):
+    src, dest = truncated_over_intact(xattr_dir)
     with pytest.raises(RawFormatError) as ei:
         efsfast.restore(dest, src, overwrite=True)
     e = ei.value

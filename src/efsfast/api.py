@@ -291,6 +291,7 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
     result = BulkResult(results=[None] * len(jobs))
     lock = threading.Lock()
+    progress = _Progress(progress, token)
 
     def run(index: int) -> None:
         if token.cancelled:
@@ -299,8 +300,11 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
         try:
             r = one(job[0], job[1], dict(job[2]) if len(job) > 2 else {}, token)
         except BaseException as exc:    # each item gets its own error slot
-            if isinstance(exc, CancelledError) and token.cancelled:
-                return                  # stopped by Ctrl-C / cancel: not done, not failed
+            if isinstance(exc, CancelledError):
+                # stopped by Ctrl-C (seen by the C side before the main thread
+                # has cancelled the token) or by cancel: not done, not failed
+                token.cancel()
+                return
             with lock:
                 result.failures.append(ItemError(index, os.fspath(job[0]), exc))
             if fail_fast or isinstance(exc, KeyboardInterrupt):
@@ -311,8 +315,7 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
             result.files += 1
             result.bytes += r.bytes
             done_files, done_bytes = result.files, result.bytes
-        if progress is not None:
-            progress(done_files, done_bytes, len(jobs))
+        progress(done_files, done_bytes, len(jobs))
 
     # workers pull the next index themselves: no future per item, and the
     # calling thread sleeps in join() instead of waking for every item
@@ -329,7 +332,7 @@ def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any
     interrupted = _run_threads(worker, min(workers, len(jobs)), token)
     result.failures.sort(key=lambda e: e.index)
     interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt) for e in result.failures)
-    return _close(result, token, interrupted, len(jobs))
+    return _close(result, token, interrupted, len(jobs), progress)
 
 
 def _run_threads(target: Callable[[], None], count: int, token: _core.CancelToken,
@@ -339,9 +342,9 @@ def _run_threads(target: Callable[[], None], count: int, token: _core.CancelToke
     one system buffer).  Returns whether the wait was interrupted."""
     threads = [threading.Thread(target=target, name=f"efsfast-worker-{i}", daemon=True)
                for i in range(max(count, 1))]
-    for t in threads:
-        t.start()
     try:
+        for t in threads:               # inside the try: a Ctrl-C between two starts
+            t.start()                   # must not leave started workers unwaited
         for t in threads:
             while t.is_alive():
                 t.join(0.1)             # a timed join lets Ctrl-C in
@@ -350,13 +353,38 @@ def _run_threads(target: Callable[[], None], count: int, token: _core.CancelToke
     except KeyboardInterrupt:
         token.cancel()
         for t in threads:
-            t.join()
+            if t.ident is not None:     # started (a thread sets its ident first thing)
+                t.join()
         return True
     return False
 
 
-def _close(result: BulkResult, token: _core.CancelToken, interrupted: bool, total: int) -> BulkResult:
+class _Progress:
+    """The caller's progress callback, made safe: if it raises, the job stops
+    as if cancelled, and the exception is raised at the end with ``result``
+    holding what was done (never lost, never half done)."""
+
+    def __init__(self, callback, token: _core.CancelToken):
+        self.callback = callback
+        self.token = token
+        self.error: Optional[BaseException] = None
+
+    def __call__(self, files: int, nbytes: int, total: int) -> None:
+        if self.callback is None or self.error is not None:
+            return
+        try:
+            self.callback(files, nbytes, total)
+        except BaseException as exc:
+            self.error = exc
+            self.token.cancel()
+
+
+def _close(result: BulkResult, token: _core.CancelToken, interrupted: bool, total: int,
+           progress: Optional[_Progress] = None) -> BulkResult:
     result.cancelled = token.cancelled
+    if progress is not None and progress.error is not None:
+        progress.error.result = result
+        raise progress.error
     if interrupted:
         exc = KeyboardInterrupt(f"interrupted after {result.files} of {total} items")
         exc.result = result
@@ -430,9 +458,10 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
     seen = [(0, 0)]
+    progress = _Progress(progress, token)
 
     def tick() -> None:
-        if progress is not None and batch.progress != seen[0]:
+        if batch.progress != seen[0]:
             seen[0] = batch.progress
             progress(seen[0][0], seen[0][1], len(jobs))
     interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
@@ -446,13 +475,13 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
             result.results[i] = RestoreResult(os.fspath(job[0]), nbytes, calls)
             result.files += 1
             result.bytes += nbytes
-        elif not (isinstance(error, CancelledError) and token.cancelled):
+        elif not isinstance(error, CancelledError):     # cancelled: not done, not failed
             if isinstance(error, OSError):
                 error = source_error(error, job[1], os.fspath(job[0]))
             result.failures.append(ItemError(i, os.fspath(job[0]), error))
-    if progress is not None and (result.files, result.bytes) != seen[0]:
+    if (result.files, result.bytes) != seen[0]:
         progress(result.files, result.bytes, len(jobs))
-    return _close(result, token, interrupted, len(jobs))
+    return _close(result, token, interrupted, len(jobs), progress)
 
 
 def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
+import signal
 import sys
 import threading
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from . import __version__, raw
-from ._errors import EfsError, RawFormatError
-from .api import BulkResult
+from ._core import CancelToken
+from ._errors import CancelledError, EfsError, RawFormatError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -19,12 +22,70 @@ def _info_dict(info: raw.RawInfo) -> dict:
     return dataclasses.asdict(info) | {"is_directory_like": info.is_directory_like}
 
 
-def _error_dict(exc: OSError) -> dict:
-    d = {"error": type(exc).__name__, "message": exc.strerror,
-         "winerror": getattr(exc, "winerror", None)}
+def _error_dict(exc: BaseException) -> dict:
+    """An error as JSON fields; a format error names its source (the raw
+    stream's path, null for a stream that has none), rule and offset."""
+    d = {"error": type(exc).__name__,
+         "message": getattr(exc, "strerror", None) or str(exc),
+         "errno": getattr(exc, "errno", None), "winerror": getattr(exc, "winerror", None)}
     if isinstance(exc, RawFormatError):
-        d.update(rule=exc.rule, offset=exc.offset, code=exc.code)
+        d.update(rule=exc.rule, offset=exc.offset, code=exc.code, source=exc.filename)
     return d
+
+
+def _describe(exc: BaseException, path: Optional[str] = None) -> str:
+    """One line for a person: the file at fault, then what went wrong (the
+    file is left out where ``path`` already names it)."""
+    if isinstance(exc, RawFormatError):
+        where = exc.filename or "the raw stream"
+        dest = getattr(exc, "dest", None)
+        return (f"{where}: not a valid raw stream: {exc.strerror}"
+                + (f" (nothing was written to {dest})" if dest and dest != path else ""))
+    if not isinstance(exc, OSError):
+        return str(exc)
+    # the API's advice, in the command line's words
+    text = (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
+    name = exc.filename
+    return text if name is None or os.fspath(name) == path else f"{name}: {text}"
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, code: int, **fields) -> int:
+    """Report a command that failed as a whole: a JSON record on stdout with
+    --json (the same fields as a tree job's failures), a line on stderr
+    otherwise."""
+    if getattr(args, "json", False):
+        # "path": the object the command was about (a restore's destination
+        # even where a format error names the raw stream as its source)
+        path = getattr(exc, "dest", None) or getattr(exc, "filename", None)
+        print(json.dumps({"command": args.command, "ok": False, "path": path}
+                         | fields | _error_dict(exc)))
+    else:
+        print(f"efsfast: {_describe(exc)}", file=sys.stderr)
+    return code
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels() -> Iterator[CancelToken]:
+    """Ctrl-C cancels the token instead of raising KeyboardInterrupt at some
+    bytecode: the job stops within one system buffer, removes what was
+    partial, and returns an exact account of what was done.  A third Ctrl-C
+    gives up waiting."""
+    token = CancelToken()
+    if threading.current_thread() is not threading.main_thread():
+        yield token
+        return
+    presses = []
+
+    def on_sigint(_signum, _frame):
+        presses.append(1)
+        token.cancel()
+        if len(presses) >= 3:
+            raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _print_info(path: str, info: raw.RawInfo) -> None:
@@ -108,14 +169,27 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 class Progress:
     """A tqdm bar (files, MB, rate, ETA) on a terminal; silent otherwise.
-    The bar appears with the first finished item, once the total is known."""
+    A "scanning" line shows while the tree is listed; the bar replaces it
+    with the first finished item, once the total is known."""
+
+    # counts and MB first: a narrow terminal cuts the end of the line, so
+    # what is cut is the bar and the timing, never the figures
+    FORMAT = ("{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} files, {postfix} "
+              "|{bar}| {elapsed}<{remaining}, {rate_fmt}")
 
     def __init__(self, label: str, total_files: int, enabled: bool):
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
         self.bar = None
         self.files = 0
+        self.scan_line = False
         self.lock = threading.Lock()     # items finish on worker threads
+
+    def scanning(self, folder: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"{self.label}: scanning {folder} ...")
+            sys.stderr.flush()
+            self.scan_line = True
 
     def __call__(self, files: int, nbytes: int, total: int) -> None:
         if not self.enabled:
@@ -123,21 +197,31 @@ class Progress:
         with self.lock:
             self._update(files, nbytes, total)
 
+    def _clear_scan_line(self) -> None:
+        if self.scan_line:
+            sys.stderr.write("\r\x1b[K")
+            self.scan_line = False
+
     def _update(self, files: int, nbytes: int, total: int) -> None:
         if self.bar is None:
             import shutil
             from tqdm import tqdm
+            self._clear_scan_line()
             # a terminal that reports no size (some ptys) gets 80 columns
             sized = shutil.get_terminal_size((0, 0)).columns > 0
             self.bar = tqdm(total=total, unit="file", desc=self.label, file=sys.stderr,
-                            dynamic_ncols=sized, ncols=None if sized else 80, leave=True)
+                            dynamic_ncols=sized, ncols=None if sized else 80, leave=True,
+                            bar_format=self.FORMAT, postfix="0.0 MB")
         self.bar.update(files - self.files)
         self.bar.set_postfix_str(f"{nbytes / 1e6:.1f} MB", refresh=False)
         self.files = files
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        with self.lock:
+            self._clear_scan_line()
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
 
 
 def _backend_from(args: argparse.Namespace):
@@ -147,42 +231,96 @@ def _backend_from(args: argparse.Namespace):
     return PosixBackend(buffer_size=args.buffer_size)
 
 
-def _report_bulk(args, kind: str, bulk: BulkResult, extra: dict, interrupted: bool = False) -> int:
-    failures = [{"index": e.index, "path": e.dest, "error": type(e.error).__name__,
-                 "message": str(e.error), "winerror": getattr(e.error, "winerror", None),
-                 "rule": getattr(e.error, "rule", None)} for e in bulk.failures]
-    not_done = len(bulk.results) - bulk.files - len(bulk.failures)
-    summary = {"command": kind, "ok": bulk.files, "failed": len(bulk.failures),
-               "not_done": not_done, "bytes": bulk.bytes, "interrupted": interrupted} | extra
+# ---- tree jobs ----
+
+EXISTS_HINT = "it exists (add --overwrite to replace it, or --skip-existing to keep it)"
+
+
+def _failure_records(result, restore: bool) -> List[dict]:
+    """One JSON record per failed item: the object, the file on the other
+    side (the raw stream it came from, or the backup file it was to go
+    to), and the error's fields."""
+    out = []
+    for e in result.failures:
+        other = result.jobs[e.index][1] if 0 <= e.index < len(result.jobs) else None
+        rec = {"index": e.index, "path": e.dest,
+               "source" if restore else "dest": None if other is None else os.fspath(other)}
+        rec |= _error_dict(e.error)
+        rec["text"] = (EXISTS_HINT if isinstance(e.error, FileExistsError)
+                       else _describe(e.error, e.dest))
+        out.append(rec)
+    return out
+
+
+def _print_failures(failures: List[dict]) -> None:
+    """The failure table: the path column is as wide as the paths up to half
+    the terminal; a longer path gets a line of its own, its error below."""
+    import shutil
+    import textwrap
+    cols = max(shutil.get_terminal_size((100, 24)).columns, 60)
+    w = max(12, min(max(len(f["path"]) for f in failures), cols // 2))
+    msg_width = max(cols - w - 4, 30)
+    print(f"  {'failed item':<{w}}  error")
+    for f in failures:
+        lines = textwrap.wrap(f["text"], msg_width) or [""]
+        if len(f["path"]) > w:
+            print(f"  {f['path']}")
+            first = " " * w
+        else:
+            first = f"{f['path']:<{w}}"
+        print(f"  {first}  {lines[0]}")
+        for line in lines[1:]:
+            print(f"  {'':<{w}}  {line}")
+
+
+def _report_tree(args, kind: str, result, extra: dict, interrupted: bool = False) -> int:
+    """The summary of a tree job (``result``: a TreeResult), its failures
+    named one by one; with --json one record on stdout."""
+    bulk = result.bulk
+    failures = _failure_records(result, restore=kind.startswith("restore"))
+    interrupted = interrupted or bulk.cancelled
+    summary = {"command": kind, "ok": bulk.files, "failed": len(failures),
+               "not_done": result.not_done, "bytes": bulk.bytes,
+               "interrupted": interrupted} | extra
     if args.json:
         print(json.dumps(summary | {"failures": failures}, indent=2))
     else:
-        print(f"{kind}: {bulk.files} done, {len(bulk.failures)} failed, "
-              + (f"{not_done} not done, " if not_done else "")
+        print(f"{kind}: {bulk.files} done, {len(failures)} failed, "
+              + (f"{result.not_done} not done, " if result.not_done else "")
               + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
         for k, v in extra.items():
             if v:
                 print(f"  {k}: {v if not isinstance(v, list) else len(v)}")
         if failures:
-            w = max(len(f["path"]) for f in failures)
-            print(f"  {'failed item':<{w}}  error")
-            for f in failures:
-                print(f"  {f['path']:<{w}}  {f['message']}")
+            _print_failures(failures)
     if interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if bulk.failures else EXIT_OK
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _tree(args: argparse.Namespace, restore: bool) -> int:
     from .backupset import commands      # backup sets: manifest, metadata, tar streams
+    from .treewalk import check_source_dir
     label = "restore" if restore else "backup"
+    if args.src != "-":
+        try:
+            check_source_dir(args.src)       # a mistyped SRC_DIR is a usage error
+        except OSError as exc:
+            return _fail(args, exc, EXIT_USAGE)
     bar = Progress(label, 0, not args.json and not args.quiet)
     args.backend = _backend_from(args)
-    try:
-        run = commands.restore_tree if restore else commands.backup_tree
-        return run(args, bar, _report_bulk)
-    finally:
-        bar.close()
+    with _ctrl_c_cancels() as token:
+        args.cancel = token
+        if args.src != "-":
+            bar.scanning(args.src)
+        try:
+            run = commands.restore_tree if restore else commands.backup_tree
+            return run(args, bar, _report_tree)
+        except OSError as exc:               # the destination cannot be written, ...
+            bar.close()
+            return _fail(args, exc, EXIT_FAILED)
+        finally:
+            bar.close()
 
 
 def cmd_restore_tree(args): return _tree(args, True)
@@ -194,8 +332,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     src = sys.stdin.buffer if args.src == "-" else args.src
     if sys.stderr.isatty() and not args.json:
         print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
-    r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
-                backend=_backend_from(args))
+    with _ctrl_c_cancels() as token:
+        r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
+                    backend=_backend_from(args), cancel=token)
     out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
     print(json.dumps(out) if args.json else f"restored {r.path} ({r.bytes} bytes of raw stream)")
     return EXIT_OK
@@ -203,14 +342,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from .api import backup
-    if args.dest == "-":
-        r = backup(args.src, sys.stdout.buffer, directory=args.directory,
-                   backend=_backend_from(args))
-        return EXIT_OK
-    r = backup(args.src, args.dest, directory=args.directory, overwrite=args.overwrite,
-               backend=_backend_from(args))
-    out = {"path": r.path, "output": args.dest, "bytes": r.bytes, "calls": r.calls}
-    print(json.dumps(out) if args.json else f"backed up {r.path} to {args.dest} ({r.bytes} bytes)")
+    from .tree import SUFFIX
+    with _ctrl_c_cancels() as token:
+        if args.dest == "-":
+            backup(args.src, sys.stdout.buffer, directory=args.directory,
+                   backend=_backend_from(args), cancel=token)
+            return EXIT_OK
+        dest = args.dest
+        if os.path.isdir(dest):              # like cp: into the folder, as NAME.efsraw
+            dest = os.path.join(dest, os.path.basename(os.path.normpath(args.src)) + SUFFIX)
+        r = backup(args.src, dest, directory=args.directory, overwrite=args.overwrite,
+                   backend=_backend_from(args), cancel=token)
+    out = {"path": r.path, "output": dest, "bytes": r.bytes, "calls": r.calls}
+    print(json.dumps(out) if args.json else f"backed up {r.path} to {dest} ({r.bytes} bytes)")
     return EXIT_OK
 
 
@@ -234,6 +378,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
     return bench.main(args.bench_args)
+
+
+def _whole_number(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (exit 2 otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace an existing destination (the old one stays whole until "
                              "its replacement is complete)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--buffer-size", type=int, default=None,
+    common.add_argument("--buffer-size", type=_whole_number(1), default=None,
                         help="POSIX system side: system buffer size in bytes (default 65536)")
 
     s = sub.add_parser("restore", parents=[common], help="restore a raw stream as an encrypted file")
@@ -288,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_backup)
 
     tree_common = argparse.ArgumentParser(add_help=False, parents=[common])
-    tree_common.add_argument("--workers", type=int, default=None, help="parallel workers")
+    tree_common.add_argument("--workers", type=_whole_number(1), default=None,
+                             help="parallel workers")
     tree_common.add_argument("--quiet", action="store_true", help="no progress bar")
     tree_common.add_argument("--skip-existing", action="store_true",
                              help="leave what is already at the destination alone (resume an "
@@ -315,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="work folder (default: a temporary one, removed on success)")
     s.add_argument("--files", type=int, default=200)
     s.add_argument("--seed", type=int, default=2026)
-    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--workers", type=_whole_number(1), default=None)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_demo)
 
@@ -327,15 +486,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # bench takes its own options (--quick, ...): hand it whatever follows
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest + args.bench_args
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CancelledError) as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"command": args.command, "ok": False, "interrupted": True}
+                             | _error_dict(exc)))
         print("efsfast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (EfsError, OSError, ValueError, TypeError) as exc:
-        print(f"efsfast: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(args, exc, EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@ one ``.efsraw`` file each, in a mirrored folder, and restore such a folder
 back into a tree.  Files run in parallel; directories are created first."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Tuple
 
 from . import raw as _raw
-from .api import BulkResult, backup_many, restore_many
+from .api import BulkResult, ItemError, backup_many, restore_many
 from ._core import CancelToken
+from .treewalk import check_source_dir, problem, walk
 
 SUFFIX = ".efsraw"
 FILE_ATTRIBUTE_ENCRYPTED = 0x4000
@@ -24,8 +26,15 @@ def is_encrypted(path: str) -> bool:
     try:
         os.getxattr(path, EFSINFO_XATTR, follow_symlinks=False)
         return True
-    except OSError:
-        return False
+    except OSError as exc:
+        if exc.errno in _NO_XATTR:
+            return False
+        raise       # cannot tell (EACCES, EIO...): the caller fails the item, never skips it
+
+
+# "no such attribute" and "this file system has no user attributes": not encrypted
+_NO_XATTR = {getattr(errno, n) for n in ("ENODATA", "ENOATTR", "ENOTSUP", "EOPNOTSUPP")
+             if hasattr(errno, n)}
 
 
 @dataclass
@@ -34,36 +43,55 @@ class TreeResult:
     directories: int = 0
     skipped: List[str] = field(default_factory=list)   # not encrypted: nothing to back up
     existing: List[str] = field(default_factory=list)  # left alone (skip_existing)
+    # objects that could not be listed or read: failed items (index -1), never skipped
+    unreadable: List[ItemError] = field(default_factory=list)
+    # the bulk jobs in index order: (object, backup file) or (object, raw stream)
+    jobs: list = field(default_factory=list)
 
     @property
-    def failures(self):
-        return self.bulk.failures
+    def failures(self) -> List[ItemError]:
+        return self.unreadable + self.bulk.failures
+
+    @property
+    def not_done(self) -> int:
+        """Items planned but neither done nor failed (an interrupted run)."""
+        planned = len(self.jobs) if self.jobs else len(self.bulk.results)
+        return max(planned - self.bulk.files - len(self.bulk.failures), 0)
 
 
-def _walk(top: str):
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        yield dirpath, sorted(dirnames), sorted(filenames)
+def _unreadable(errors: list) -> List[ItemError]:
+    return [ItemError(-1, path, exc) for path, exc in errors]
 
 
-def plan_backup(src_dir: str, dest_dir: str) -> Tuple[list, list, list]:
-    """(directory jobs, file jobs, skipped) for backing up ``src_dir``."""
+def plan_backup(src_dir: str, dest_dir: str, errors: Optional[list] = None,
+                cancel: Optional[CancelToken] = None) -> Tuple[list, list, list]:
+    """(directory jobs, file jobs, skipped) for backing up ``src_dir``; what
+    cannot be listed or read goes to ``errors`` as (path, error)."""
     dirs, files, skipped = [], [], []
-    for dirpath, dirnames, filenames in _walk(src_dir):
-        rel = os.path.relpath(dirpath, src_dir)
+    errors = [] if errors is None else errors
+
+    def encrypted(p: str) -> Optional[bool]:
+        try:
+            return is_encrypted(p)
+        except OSError as exc:
+            errors.append((p, problem(p, "cannot tell whether it is encrypted", exc)))
+            return None
+
+    for folder in walk(src_dir, errors, cancel):
+        rel = os.path.relpath(folder.path, src_dir)
         out = dest_dir if rel == "." else os.path.join(dest_dir, rel)
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            if is_encrypted(p):
+        for d in folder.dirs:
+            p = os.path.join(folder.path, d)
+            if encrypted(p):
                 dirs.append((p, os.path.join(out, d + SUFFIX), {"directory": True}))
-        for f in filenames:
-            p = os.path.join(dirpath, f)
-            if os.path.islink(p) or not os.path.isfile(p):
-                continue
-            if is_encrypted(p):
+        for f in folder.files:
+            p = os.path.join(folder.path, f)
+            state = encrypted(p)
+            if state:
                 files.append((p, os.path.join(out, f + SUFFIX)))
-            else:
+            elif state is False:
                 skipped.append(p)
+        skipped.extend(os.path.join(folder.path, o) for o in folder.others)
     return dirs, files, skipped
 
 
@@ -71,7 +99,10 @@ def _make_parents(paths: Iterable[str]) -> None:
     """Create each distinct parent folder once (not one mkdir per file: on
     a FUSE mount every call is a round trip to the daemon)."""
     for d in sorted({os.path.dirname(p) for p in paths}):
-        os.makedirs(d, exist_ok=True)
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:          # the destination cannot be written: the job fails
+            raise problem(d, "cannot create the folder", exc) from None
 
 
 def _split_existing(jobs: list, target: int) -> Tuple[list, List[str]]:
@@ -93,16 +124,29 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     ``.efsraw`` files mirrored below ``dest_dir``.  ``skip_existing`` leaves
     backups that are already there alone (resuming an interrupted run)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
-    dirs, files, skipped = plan_backup(src_dir, dest_dir)
+    check_source_dir(src_dir)
+    errors: list = []
+    dirs, files, skipped = plan_backup(src_dir, dest_dir, errors, cancel)
     existing: List[str] = []
     if skip_existing:
         dirs, ex1 = _split_existing(dirs, 1)
         files, ex2 = _split_existing(files, 1)
         existing = ex1 + ex2
-    _make_parents(out for _, out, *_ in dirs + files)
-    bulk = backup_many(dirs + files, workers=workers, overwrite=overwrite, progress=progress,
-                       cancel=cancel, backend=backend)
-    return TreeResult(bulk, directories=len(dirs), skipped=skipped, existing=existing)
+    jobs = dirs + files
+    tree = TreeResult(BulkResult(results=[None] * len(jobs)), directories=len(dirs),
+                      skipped=skipped, existing=existing, unreadable=_unreadable(errors),
+                      jobs=[j[:2] for j in jobs])
+    try:
+        if not (cancel is not None and cancel.cancelled):
+            _make_parents(out for _, out, *_ in jobs)
+            tree.bulk = backup_many(jobs, workers=workers, overwrite=overwrite,
+                                    progress=progress, cancel=cancel, backend=backend)
+    except BaseException as exc:        # Ctrl-C, a progress callback: keep what was done
+        tree.bulk = getattr(exc, "result", None) or tree.bulk
+        exc.tree = tree
+        raise
+    tree.bulk.cancelled = tree.bulk.cancelled or bool(cancel is not None and cancel.cancelled)
+    return tree
 
 
 def is_directory_stream(path: str) -> bool:
@@ -116,17 +160,19 @@ def is_directory_stream(path: str) -> bool:
         return False
 
 
-def plan_restore(src_dir: str, dest_dir: str) -> Tuple[list, list]:
+def plan_restore(src_dir: str, dest_dir: str, errors: Optional[list] = None,
+                 cancel: Optional[CancelToken] = None) -> Tuple[list, list]:
     """(directory jobs in creation order, file jobs) for restoring the raw
-    streams below ``src_dir``."""
+    streams below ``src_dir``; folders that cannot be listed go to
+    ``errors`` as (path, error)."""
     dirs, files = [], []
-    for dirpath, _dirnames, filenames in _walk(src_dir):
-        rel = os.path.relpath(dirpath, src_dir)
+    for folder in walk(src_dir, [] if errors is None else errors, cancel):
+        rel = os.path.relpath(folder.path, src_dir)
         out = dest_dir if rel == "." else os.path.join(dest_dir, rel)
-        for f in filenames:
+        for f in folder.files:
             if not f.endswith(SUFFIX):
                 continue
-            p = os.path.join(dirpath, f)
+            p = os.path.join(folder.path, f)
             target = os.path.join(out, f[:-len(SUFFIX)])
             if is_directory_stream(p):
                 dirs.append((target, p, {"directory": True}))
@@ -145,49 +191,68 @@ def restore_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite:
     ``skip_existing`` leaves objects that are already there alone (resuming
     an interrupted run: an interrupted restore never leaves a partial one)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
-    dirs, files = plan_restore(src_dir, dest_dir)
+    check_source_dir(src_dir)
+    errors: list = []
+    dirs, files = plan_restore(src_dir, dest_dir, errors, cancel)
     return restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
                            skip_existing=skip_existing, progress=progress, cancel=cancel,
-                           backend=backend)
+                           backend=backend, unreadable=_unreadable(errors))
 
 
 def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional[int] = None,
                     overwrite: bool = False, skip_existing: bool = False,
                     progress: Optional[Callable[[int, int, int], None]] = None,
-                    cancel: Optional[CancelToken] = None, backend=None) -> TreeResult:
+                    cancel: Optional[CancelToken] = None, backend=None,
+                    unreadable: Optional[List[ItemError]] = None) -> TreeResult:
     """Run planned restore jobs: ``dirs`` as ``(target, source, {"directory":
-    True})``, ``files`` as ``(target, source)`` (see :func:`plan_restore`)."""
+    True})``, ``files`` as ``(target, source)`` (see :func:`plan_restore`);
+    ``unreadable``: what planning could not read, failed items of the result."""
     existing: List[str] = []
     if skip_existing:
         dirs, ex1 = _split_existing(dirs, 0)
         files, ex2 = _split_existing(files, 0)
         existing = ex1 + ex2
-    os.makedirs(dest_dir, exist_ok=True)
-    total = len(dirs) + len(files)
+    jobs = dirs + files
+    tree = TreeResult(BulkResult(results=[None] * len(jobs)), directories=len(dirs),
+                      existing=existing, unreadable=list(unreadable or ()),
+                      jobs=[j[:2] for j in jobs])
     done = [0, 0]
 
     def step(f, b, _t):
         if progress is not None:
-            progress(done[0] + f, done[1] + b, total)
+            progress(done[0] + f, done[1] + b, len(jobs))
 
-    # encrypted directories first, one depth at a time, so their files land inside
+    # encrypted directories first, one depth at a time, so their files land
+    # inside; then the files.  Each batch's result joins ``parts`` in job order
+    batches = [[j for j in dirs if j[0].count(os.sep) == depth]
+               for depth in sorted({j[0].count(os.sep) for j in dirs})] + [files]
     parts: List[BulkResult] = []
-    for depth in sorted({j[0].count(os.sep) for j in dirs}):
-        level = [j for j in dirs if j[0].count(os.sep) == depth]
-        _make_parents(j[0] for j in level)
-        r = restore_many(level, workers=workers, overwrite=overwrite, progress=step,
-                         cancel=cancel, backend=backend)
-        parts.append(r)
-        done[0] += r.files
-        done[1] += r.bytes
-    _make_parents(target for target, _src in files)
-    r = restore_many(files, workers=workers, overwrite=overwrite, progress=step, cancel=cancel,
-                     backend=backend)
-    parts.append(r)
-    return TreeResult(_merge(parts, dirs + files), directories=len(dirs), existing=existing)
+    try:
+        if not (cancel is not None and cancel.cancelled):
+            _make_parents([os.path.join(dest_dir, "-")])
+        for batch in batches:
+            if cancel is not None and cancel.cancelled:
+                break
+            _make_parents(j[0] for j in batch)
+            r = restore_many(batch, workers=workers, overwrite=overwrite, progress=step,
+                             cancel=cancel, backend=backend)
+            parts.append(r)
+            done[0] += r.files
+            done[1] += r.bytes
+    except BaseException as exc:        # Ctrl-C, a progress callback: keep what was done
+        if getattr(exc, "result", None) is not None:
+            parts.append(exc.result)
+        tree.bulk = _merge(parts, jobs)
+        exc.tree = tree
+        raise
+    tree.bulk = _merge(parts, jobs)
+    tree.bulk.cancelled = tree.bulk.cancelled or bool(cancel is not None and cancel.cancelled)
+    return tree
 
 
 def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:
+    """One BulkResult from the results of consecutive slices of the jobs
+    (slices never run are left out: TreeResult.not_done counts them)."""
     out = BulkResult(results=[])
     offset = 0
     for p in parts:

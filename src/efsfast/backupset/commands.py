@@ -47,8 +47,11 @@ def _extra(r, backup: bool) -> dict:
 
 
 def _interrupted(report, args, kind: str, exc: KeyboardInterrupt) -> int:
-    bulk = getattr(exc, "result", None) or BulkResult(results=[])
-    return report(args, kind, bulk, {}, interrupted=True)
+    """Ctrl-C: the account of what was done (the tree jobs attach it)."""
+    r = getattr(exc, "tree", None)
+    if r is None:
+        r = tree.TreeResult(getattr(exc, "result", None) or BulkResult(results=[]))
+    return report(args, kind, r, _extra(r, kind == "backup-tree"), interrupted=True)
 
 
 def backup_tree(args, progress, report: Callable) -> int:
@@ -68,17 +71,18 @@ def backup_tree(args, progress, report: Callable) -> int:
         try:
             r = backup_set(args.src, sink, workers=args.workers,
                            skip_existing=args.skip_existing, metadata=not args.no_metadata,
-                           since=args.since, progress=progress, backend=args.backend)
+                           since=args.since, progress=progress, backend=args.backend,
+                           cancel=getattr(args, "cancel", None))
         except KeyboardInterrupt as exc:
             return _interrupted(report, args, "backup-tree", exc)
-        return report(args, "backup-tree", r.bulk, _extra(r, True))
+        return report(args, "backup-tree", r, _extra(r, True))
 
 
 def restore_tree(args, progress, report: Callable) -> int:
     """restore-tree SRC|- DEST: a set with a manifest (planned from it), a
     tar stream on stdin, or a manifest-less folder of .efsraw files."""
     opts = dict(overwrite=args.overwrite, skip_existing=args.skip_existing,
-                progress=progress, backend=args.backend)
+                progress=progress, backend=args.backend, cancel=getattr(args, "cancel", None))
     set_opts = dict(metadata=not args.no_metadata, acl=not args.no_acl, sets=args.sets)
     try:
         if args.src == STDIO:
@@ -94,7 +98,7 @@ def restore_tree(args, progress, report: Callable) -> int:
             r = tree.restore_tree(args.src, args.dest, workers=args.workers, **opts)
     except KeyboardInterrupt as exc:
         return _interrupted(report, args, "restore-tree", exc)
-    return report(args, "restore-tree", r.bulk, _extra(r, False))
+    return report(args, "restore-tree", r, _extra(r, False))
 
 
 def verify_set_cmd(args) -> int:

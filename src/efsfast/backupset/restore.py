@@ -134,7 +134,7 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
                                 skip={f.dest for f in r.bulk.failures})
     return SetResult(_finish(r.bulk, extra), directories=r.directories, existing=r.existing,
                      unchanged=sum(1 for e in m.entries if e.ref), set_id=m.header.set_id,
-                     manifest_sha256=m.sha256)
+                     manifest_sha256=m.sha256, jobs=r.jobs)
 
 
 class _HashingReader:

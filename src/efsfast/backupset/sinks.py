@@ -16,6 +16,7 @@ from typing import IO, Optional, Tuple
 
 from .. import api
 from .._errors import EfsError
+from ..treewalk import problem
 from .manifest import MANIFEST_NAME, Entry, Header, ManifestWriter
 
 READ_CHUNK = 1 << 20
@@ -87,7 +88,10 @@ class FolderSink(SetSink):
         self.out: Optional[IO[bytes]] = None
 
     def begin(self, header: Header) -> None:
-        os.makedirs(self.dest, exist_ok=True)
+        try:
+            os.makedirs(self.dest, exist_ok=True)
+        except OSError as exc:      # the destination cannot be written: the job fails
+            raise problem(self.dest, "cannot create the folder", exc) from None
         if not self.overwrite and os.path.lexists(self.final):
             raise EfsError(api.ERROR_FILE_EXISTS, "a backup set is already there (pass "
                            "--overwrite to replace it)", self.final)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from .. import tree
+from ..treewalk import check_source_dir
 from ..api import BulkResult, ItemError, _run_many
 from .._core import CancelToken
 from . import metadata as _meta
@@ -88,11 +89,12 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     finish the set with its manifest.  Ctrl-C (KeyboardInterrupt) leaves no
     manifest: the sink is aborted (see sinks.py for what each keeps)."""
     src_dir = os.path.abspath(os.fspath(src_dir))
-    if not os.path.isdir(src_dir):
-        raise NotADirectoryError(20, "not a folder", src_dir)
+    check_source_dir(src_dir)
     prev = _Previous(since) if since else None
     kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
-    dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root)
+    errors: list = []        # what cannot be listed or read: failed items, never skipped
+    dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel)
+    unreadable = tree._unreadable(errors)
     header = Header.new(src_dir, kind.value, since=prev.since if prev else None,
                         refs=prev.refs if prev else None)
     sink.begin(header)
@@ -153,16 +155,25 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
             sink.add_entry(Entry(path=_rel(job[0], src_dir),
                                  kind=Kind.DIRECTORY if len(job) > 2 else Kind.FILE,
                                  failed=f"{type(e.error).__name__}: {e.error}"))
+        for e in unreadable:
+            sink.add_entry(Entry(path=_rel(e.dest, src_dir),
+                                 kind=Kind.DIRECTORY if os.path.isdir(e.dest) else Kind.FILE,
+                                 failed=f"{type(e.error).__name__}: {e.error}"))
         if bulk.cancelled:
             raise KeyboardInterrupt("cancelled")
         digest = sink.finish()
     except BaseException as exc:
         sink.abort()
-        if isinstance(exc, KeyboardInterrupt) and not hasattr(exc, "result"):
+        if not hasattr(exc, "result"):
             exc.result = _merge(parts, jobs)
+        # the account of what was done, for the summary of an interrupted run
+        exc.tree = SetResult(exc.result, directories=len(dirs), skipped=skipped,
+                             existing=existing, unreadable=unreadable,
+                             jobs=[j[:2] for j in jobs], unchanged=unchanged[0])
         raise
     return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
-                     unchanged=unchanged[0], set_id=header.set_id, manifest_sha256=digest)
+                     unchanged=unchanged[0], set_id=header.set_id, manifest_sha256=digest,
+                     unreadable=unreadable, jobs=[j[:2] for j in jobs])
 
 
 def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:

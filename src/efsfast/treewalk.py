@@ -1,0 +1,82 @@
+"""Walking a tree without losing anything.
+
+``os.walk`` drops a folder it cannot list without a word; a backup that did
+that would report success with data missing.  Here every folder that cannot
+be listed and every entry that cannot be examined comes back as an error for
+its path, which the tree jobs count as a failed item.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Iterator, List, Tuple
+
+from ._errors import EfsError, as_efs_error
+
+ERROR_DIRECTORY = 267          # "The directory name is invalid": ENOTDIR
+
+
+@dataclass
+class Folder:
+    """One listed folder: sorted names of its sub-folders, regular files and
+    other entries (symbolic links, devices, sockets: never EFS objects)."""
+    path: str
+    dirs: List[str] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)
+    others: List[str] = field(default_factory=list)
+
+
+def problem(path: str, what: str, exc: OSError) -> EfsError:
+    """``exc`` as the EfsError of its kind (PermissionError, ...) naming
+    ``path``, its message saying what could not be done."""
+    e = as_efs_error(exc, path)
+    e.strerror = f"{what}: {exc.strerror or exc}"
+    return e
+
+
+def walk(top: str, errors: List[Tuple[str, EfsError]], cancel=None) -> Iterator[Folder]:
+    """Folders below ``top`` (``top`` first, then depth first, in name
+    order).  What cannot be listed or examined is appended to ``errors`` as
+    ``(path, error)`` instead; a set ``cancel`` token stops the walk."""
+    stack = [top]
+    while stack:
+        if cancel is not None and cancel.cancelled:
+            return
+        path = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            errors.append((path, problem(path, "cannot list the folder", exc)))
+            continue
+        folder = Folder(path)
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    folder.dirs.append(e.name)
+                elif e.is_file(follow_symlinks=False):
+                    folder.files.append(e.name)
+                else:
+                    folder.others.append(e.name)
+            except OSError as exc:
+                errors.append((e.path, problem(e.path, "cannot examine it", exc)))
+        yield folder
+        stack.extend(os.path.join(path, d) for d in reversed(folder.dirs))
+
+
+def check_source_dir(path: str) -> None:
+    """Raise the right EfsError (FileNotFoundError, NotADirectoryError) when
+    ``path`` is not a folder that exists: a tree job of a mistyped source
+    must not look like a tree with nothing in it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        e = as_efs_error(exc, path)
+        e.strerror = "no such folder"
+        raise e from None
+    except OSError as exc:
+        raise problem(path, "cannot reach the folder", exc) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise EfsError(ERROR_DIRECTORY, "not a folder (a tree job takes a folder; "
+                                        "backup and restore take one file)", path)
