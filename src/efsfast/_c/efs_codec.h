@@ -78,6 +78,10 @@ typedef struct efs_parser efs_parser;
 /* Allocates a parser; NULL when out of memory. */
 efs_parser *efs_parser_new(unsigned mode, const efs_handlers *h, void *ctx);
 void efs_parser_free(efs_parser *p);
+/* Use `buffer` (EFS_META_MAX bytes, owned by the caller and outliving the
+ * parser) for the $EFS value instead of allocating one: callers that parse
+ * many streams in a row reuse it.  Only before the first feed. */
+void efs_parser_lend_meta(efs_parser *p, uint8_t *buffer);
 /* Feed the next slice (any length, 0 allowed).  Returns 0, a handler's
  * non-zero code, or the winerror of a format violation (see efs_parser_error). */
 efs_dword efs_parser_feed(efs_parser *p, const uint8_t *data, size_t len);

@@ -60,6 +60,7 @@ struct efs_parser {
 
     /* metadata */
     uint8_t *meta;
+    int meta_borrowed;       /* meta belongs to the caller (efs_parser_lend_meta) */
     uint32_t meta_len;
     meta_span spans[META_MAX_SEGMENTS];
     uint32_t meta_segments;
@@ -107,10 +108,17 @@ efs_parser *efs_parser_new(unsigned mode, const efs_handlers *h, void *ctx)
     return p;
 }
 
+void efs_parser_lend_meta(efs_parser *p, uint8_t *buffer)
+{
+    if (p->meta || !buffer) return;
+    p->meta = buffer;
+    p->meta_borrowed = 1;
+}
+
 void efs_parser_free(efs_parser *p)
 {
     if (!p) return;
-    free(p->meta);
+    if (!p->meta_borrowed) free(p->meta);
     free(p->names);
     free(p->name_index);
     free(p);

@@ -31,10 +31,13 @@
 #include "efs_backend.h"
 #include "efs_io.h"
 #include "efs_layout.h"
+#include "efs_scratch.h"
 
 #define EFSINFO_XATTR "user.ntfs.efsinfo"
 #define XATTR_PREFIX "user."
 #define XATTR_VALUE_MAX 65536u          /* Linux VFS limit (XATTR_SIZE_MAX) */
+#define XATTR_LIST_MAX_BYTES 65536u     /* Linux VFS limit (XATTR_LIST_MAX) */
+#define SMALL_FILE (1u << 20)           /* export: read whole up to this size */
 #define WRITE_STAGE (1u << 20)
 #define IOV_SLICES 16
 #define PAGE_ALIGN 4096u
@@ -282,7 +285,7 @@ static void free_import_state(posix_ctx *c)
     free(c->meta);
     c->meta = NULL;
     c->meta_len = 0;
-    free(c->stage);
+    efs_scratch_put(EFS_SCRATCH_STAGE, c->stage);
     c->stage = NULL;
     c->staged = 0;
 }
@@ -685,7 +688,7 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
                                           on_data, on_stream_end};
     posix_ctx *c = context;
     efs_parser *parser = NULL;
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, *meta_buf = NULL;
     efs_dword rc = 0;
     int is_dir;
 
@@ -701,12 +704,16 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
 
     efs_handlers h = handlers;
     if (c->opt.null_sink) h.data = NULL;      /* validate only: no call per payload slice */
-    if (!(buf = malloc((size_t)c->opt.buffer_size + EFS_POSIX_GUARD)) ||
+    /* the thread's buffers, reused from file to file (efs_scratch.h) */
+    if (!(buf = efs_scratch_take(EFS_SCRATCH_SYSTEM_BUFFER,
+                                 (size_t)c->opt.buffer_size + EFS_POSIX_GUARD)) ||
+        !(meta_buf = efs_scratch_take(EFS_SCRATCH_META, EFS_META_MAX)) ||
         !(parser = efs_parser_new(c->opt.mode, &h, c)) ||
-        (!c->opt.null_sink && !is_dir && !(c->stage = malloc(WRITE_STAGE)))) {
+        (!c->opt.null_sink && !is_dir && !(c->stage = efs_scratch_take(EFS_SCRATCH_STAGE, WRITE_STAGE)))) {
         rc = ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
         goto out;
     }
+    efs_parser_lend_meta(parser, meta_buf);
     if (!c->opt.null_sink && (rc = make_temp(c, is_dir))) goto out;
 
     for (;;) {
@@ -740,7 +747,8 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
 out:
     if (rc) discard_temp(c);
     efs_parser_free(parser);
-    free(buf);
+    efs_scratch_put(EFS_SCRATCH_META, meta_buf);
+    efs_scratch_put(EFS_SCRATCH_SYSTEM_BUFFER, buf);
     free_import_state(c);
     return rc;
 }
@@ -857,39 +865,39 @@ static efs_dword split_trailer(posix_ctx *c, uint64_t t, const uint8_t trailer[2
     return 0;
 }
 
-static efs_dword export_named(posix_ctx *c, export_out *o, unsigned shift)
+static efs_dword export_named(posix_ctx *c, export_out *o, int fd, unsigned shift)
 {
-    ssize_t n = listxattr(c->path, NULL, 0);
-    char *list = NULL, **names = NULL;
-    uint8_t *value = NULL;
-    size_t count = 0;
+    /* one flistxattr into a buffer of the VFS maximum (XATTR_LIST_MAX), not a
+     * size query first: on FUSE every call is a round trip to the daemon */
+    uint8_t *list = efs_scratch_take(EFS_SCRATCH_XATTR_LIST, XATTR_LIST_MAX_BYTES);
+    uint8_t *value = efs_scratch_take(EFS_SCRATCH_XATTR_VALUE, XATTR_VALUE_MAX);
     efs_dword rc = 0;
+    ssize_t n;
 
-    if (n < 0) return errno == ENOTSUP ? 0 : sys_fail(c, "listxattr", errno);
-    if (n == 0) return 0;
-    if (!(list = malloc((size_t)n)) || !(value = malloc(XATTR_VALUE_MAX)) ||
-        !(names = calloc((size_t)n, sizeof *names))) {
+    if (!list || !value) {
         rc = ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
         goto out;
     }
-    if ((n = listxattr(c->path, list, (size_t)n)) < 0) {
-        rc = sys_fail(c, "listxattr", errno);
+    if ((n = flistxattr(fd, (char *)list, XATTR_LIST_MAX_BYTES)) < 0) {
+        rc = errno == ENOTSUP ? 0 : sys_fail(c, "listxattr", errno);
         goto out;
     }
-    for (char *p = list; p < list + n; p += strlen(p) + 1)
-        if (strncmp(p, XATTR_PREFIX, sizeof XATTR_PREFIX - 1) == 0 && strcmp(p, EFSINFO_XATTR) != 0)
-            names[count++] = p;
     /* the order the file system lists them in: NTFS keeps attributes in its
      * collation order, which is what Windows exports (spec 7.7); ext4 keeps
      * the order they were set in, which is the restored stream's order */
-    for (size_t i = 0; i < count && !rc; i++) {
+    for (char *p = (char *)list; p < (char *)list + n && !rc; p += strlen(p) + 1) {
         uint8_t u16[EFS_STREAM_NAME_MAX + 16];
         uint64_t size;
         long ul;
-        ssize_t t = getxattr(c->path, names[i], value, XATTR_VALUE_MAX);
-        if (t < 0) { rc = sys_fail(c, "getxattr (named stream)", errno); break; }
+        ssize_t t;
+        if (strncmp(p, XATTR_PREFIX, sizeof XATTR_PREFIX - 1) != 0 || strcmp(p, EFSINFO_XATTR) == 0)
+            continue;
+        if ((t = fgetxattr(fd, p, value, XATTR_VALUE_MAX)) < 0) {
+            rc = sys_fail(c, "getxattr (named stream)", errno);
+            break;
+        }
         u16[0] = ':'; u16[1] = 0;
-        ul = utf8_to_utf16(names[i] + sizeof XATTR_PREFIX - 1, u16 + 2, EFS_STREAM_NAME_MAX - 14);
+        ul = utf8_to_utf16(p + sizeof XATTR_PREFIX - 1, u16 + 2, EFS_STREAM_NAME_MAX - 14);
         if (ul <= 0) { rc = ctx_fail(c, "an xattr name is not valid UTF-8", EFS_ERROR_INVALID_DATA); break; }
         memcpy(u16 + 2 + ul, EFS_UNNAMED_NAME + 2, 12);        /* ":$DATA" */
         if ((rc = split_trailer(c, (uint64_t)t, value + (t >= 2 ? t - 2 : 0), &size))) break;
@@ -898,20 +906,61 @@ static efs_dword export_named(posix_ctx *c, export_out *o, unsigned shift)
                                   fill_mem, &src);
     }
 out:
-    free(names);
-    free(value);
-    free(list);
+    efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, value);
+    efs_scratch_put(EFS_SCRATCH_XATTR_LIST, list);
     return rc;
 }
 
-static unsigned cluster_shift_of(posix_ctx *c)
+/* The cluster size (the encryption headers' cluster shift) of the file
+ * system holding fd, from fstatvfs once per file system and thread: a tree
+ * backup asks for every file, and on FUSE each statfs is a round trip. */
+static unsigned cluster_shift_of(posix_ctx *c, int fd, const struct stat *st)
 {
+    static _Thread_local dev_t cached_dev;
+    static _Thread_local unsigned cached_shift;
     struct statvfs vs;
+    unsigned shift = EFS_DEFAULT_CLUSTER_SHIFT;
     if (c->opt.cluster_shift) return c->opt.cluster_shift;
-    if (statvfs(c->path, &vs) == 0)
+    if (cached_shift && cached_dev == st->st_dev) return cached_shift;
+    if (fstatvfs(fd, &vs) == 0)
         for (unsigned s = 9; s <= 21; s++)
-            if (((unsigned long)1 << s) == vs.f_bsize) return s;
-    return EFS_DEFAULT_CLUSTER_SHIFT;
+            if (((unsigned long)1 << s) == vs.f_bsize) shift = s;
+    cached_dev = st->st_dev;
+    cached_shift = shift;
+    return shift;
+}
+
+/* The unnamed stream of a file whose efs_raw value (ciphertext + trailer)
+ * is t bytes.  A file up to SMALL_FILE bytes is read whole with one pread
+ * from its start (one FUSE read request, and never a read that starts at the
+ * trailer); a larger one streams, its trailer read first. */
+static efs_dword export_unnamed(posix_ctx *c, export_out *o, int fd, uint64_t t, unsigned shift)
+{
+    uint8_t trailer[2] = {0, 0};
+    uint64_t size;
+    efs_dword rc;
+    fd_source src = {c, fd};
+    if (t > 0 && t <= SMALL_FILE) {
+        uint8_t *whole = efs_scratch_take(EFS_SCRATCH_FILE, (size_t)t);
+        if (!whole) return ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
+        rc = fill_fd(&src, whole, (size_t)t, 0);
+        if (!rc && !(rc = split_trailer(c, t, whole + t - 2 * (t >= 2), &size))) {
+            mem_source mem = {whole, (size_t)t};
+            rc = efs_emit_data_stream(emit_block, o, EFS_UNNAMED_NAME, sizeof EFS_UNNAMED_NAME,
+                                      1, size, shift, fill_mem, &mem);
+        }
+        efs_scratch_put(EFS_SCRATCH_FILE, whole);
+        /* EIO: perhaps ntfs-3g's trailer bug (read_trailer), if the kernel cut
+         * the read so that a request starts at the trailer; nothing was
+         * emitted yet, so take the streaming path, which works around it */
+        if (!(rc && c->err_no == EIO)) return rc;
+        c->err_no = 0;
+        c->op = NULL;
+    }
+    if (t >= 2 && (rc = read_trailer(c, fd, t, trailer))) return rc;
+    if ((rc = split_trailer(c, t, trailer, &size))) return rc;
+    return efs_emit_data_stream(emit_block, o, EFS_UNNAMED_NAME, sizeof EFS_UNNAMED_NAME,
+                                1, size, shift, fill_fd, &src);
 }
 
 static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, void *context)
@@ -936,47 +985,42 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
     o.cb = cb;
     o.cb_context = cb_context;
     o.cap = next_capacity(c);
-    if (!(o.buf = malloc(c->opt.buffer_size))) return ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
-
-    if ((mlen = getxattr(c->path, EFSINFO_XATTR, NULL, 0)) < 0) {
+    if (!(o.buf = efs_scratch_take(EFS_SCRATCH_EXPORT_BUFFER, c->opt.buffer_size)) ||
+        !(meta = efs_scratch_take(EFS_SCRATCH_XATTR_VALUE, XATTR_VALUE_MAX))) {
+        rc = ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
+        goto out;
+    }
+    /* everything through one descriptor: no path lookup per call */
+    if ((fd = open(c->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+        rc = sys_fail(c, "open", errno);
+        goto out;
+    }
+    /* one fgetxattr into a buffer of the VFS maximum: no size query first */
+    if ((mlen = fgetxattr(fd, EFSINFO_XATTR, meta, XATTR_VALUE_MAX)) < 0) {
         rc = (errno == ENODATA || errno == ENOTSUP)
                  ? ctx_fail(c, "the file has no user.ntfs.efsinfo", EFS_ERROR_FILE_NOT_ENCRYPTED)
                  : sys_fail(c, "getxattr (user.ntfs.efsinfo)", errno);
         goto out;
     }
-    if (mlen == 0 || (size_t)mlen > EFS_META_MAX) {
-        rc = ctx_fail(c, "user.ntfs.efsinfo is empty or larger than 256 KiB", EFS_ERROR_INVALID_DATA);
+    if (mlen == 0) {
+        rc = ctx_fail(c, "user.ntfs.efsinfo is empty", EFS_ERROR_INVALID_DATA);
         goto out;
     }
-    if (!(meta = malloc((size_t)mlen))) { rc = ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY); goto out; }
-    if ((mlen = getxattr(c->path, EFSINFO_XATTR, meta, (size_t)mlen)) < 0) {
-        rc = sys_fail(c, "getxattr (user.ntfs.efsinfo)", errno);
-        goto out;
-    }
-    shift = cluster_shift_of(c);
+    shift = cluster_shift_of(c, fd, &st);
     if ((rc = efs_emit_raw_header(emit_block, &o)) ||
         (rc = efs_emit_metadata_stream(emit_block, &o, meta, (size_t)mlen)))
         goto out;
-    if ((fd = open(c->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
-        rc = sys_fail(c, "open", errno);
+    /* $EFS is out: the value buffer is free for the named streams */
+    efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, meta);
+    meta = NULL;
+    if (!S_ISDIR(st.st_mode) && (rc = export_unnamed(c, &o, fd, (uint64_t)st.st_size, shift)))
         goto out;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        uint8_t trailer[2] = {0, 0};
-        uint64_t size;
-        fd_source src = {c, fd};
-        if (st.st_size >= 2 && (rc = read_trailer(c, fd, (uint64_t)st.st_size, trailer))) goto out;
-        if ((rc = split_trailer(c, (uint64_t)st.st_size, trailer, &size)) ||
-            (rc = efs_emit_data_stream(emit_block, &o, EFS_UNNAMED_NAME, sizeof EFS_UNNAMED_NAME,
-                                       1, size, shift, fill_fd, &src)))
-            goto out;
-    }
-    if ((rc = export_named(c, &o, shift))) goto out;
+    if ((rc = export_named(c, &o, fd, shift))) goto out;
     rc = push_block(&o);
 out:
     if (fd >= 0) close(fd);
-    free(meta);
-    free(o.buf);
+    efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, meta);
+    efs_scratch_put(EFS_SCRATCH_EXPORT_BUFFER, o.buf);
     return rc;
 }
 
