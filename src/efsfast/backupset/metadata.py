@@ -54,9 +54,10 @@ def source_kind(path: str) -> MetaSource:
     return MetaSource.NTFS3G if is_ntfs3g(path) else MetaSource.POSIX
 
 
-def capture(path: str, kind: MetaSource) -> dict:
-    """The metadata of ``path`` as a JSON-ready dict.  A security descriptor
-    that cannot be read (no right to it) is left out and said so."""
+def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) -> dict:
+    """The metadata of ``path`` (``st``: its lstat, if taken already) as a
+    JSON-ready dict.  A security descriptor that cannot be read (no right to
+    it) is left out and said so."""
     if kind is MetaSource.NONE:
         return {}
     if kind is MetaSource.NTFS3G:
@@ -70,7 +71,7 @@ def capture(path: str, kind: MetaSource) -> dict:
         else:
             meta["security_descriptor"] = base64.b64encode(sd).decode("ascii")
         return meta
-    st = os.lstat(path)
+    st = st or os.lstat(path)
     return {"source": MetaSource.POSIX.value, "atime_ns": st.st_atime_ns,
             "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "mode": st.st_mode & 0o7777}
 

@@ -86,6 +86,7 @@ class FolderSink(SetSink):
         self.final = os.path.join(self.dest, MANIFEST_NAME)
         self.tmp = os.path.join(self.dest, f".{MANIFEST_NAME}.{uuid.uuid4().hex[:8]}.tmp")
         self.out: Optional[IO[bytes]] = None
+        self.made: set = set()
 
     def begin(self, header: Header) -> None:
         try:
@@ -109,7 +110,10 @@ class FolderSink(SetSink):
 
     def store(self, path, entry, digest, *, directory, backend, cancel) -> int:
         out = self._stored(entry)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
+        parent = os.path.dirname(out)
+        if parent not in self.made:         # one makedirs per folder, not per object
+            os.makedirs(parent, exist_ok=True)
+            self.made.add(parent)
         r = api.backup(path, out, directory=directory, backend=backend, cancel=cancel,
                        overwrite=self.overwrite, digest=digest)
         return r.bytes
@@ -179,12 +183,45 @@ class _QueueReader:
         return out
 
 
+class _Appender:
+    """The caller's stream as tarfile's plain "w" mode needs it: write()
+    and a tell() that counts, so stdout (a pipe) needs no seeking."""
+
+    def __init__(self, out: IO[bytes]):
+        self.out = out
+        self.position = 0
+
+    def write(self, b) -> int:
+        self.out.write(b)
+        self.position += len(b)
+        return len(b)
+
+    def tell(self) -> int:
+        return self.position
+
+
+class _MemoryReader:
+    """An exported raw stream as a file for tarfile.addfile, handed on in
+    slices without copying."""
+
+    def __init__(self, data: bytes):
+        self.view = memoryview(data)
+        self.position = 0
+
+    def read(self, n: int):
+        out = self.view[self.position:self.position + n]
+        self.position += len(out)
+        return out
+
+
 class TarSink(SetSink):
-    """A POSIX (pax) tar stream through the standard library's tarfile in
-    stream mode: members ``REL.efsraw`` in the folder layout, each carrying
-    its manifest line as the standard ``comment`` record (which tar
-    implementations ignore), then the manifest.  An aborted stream gets no
-    manifest and no end-of-archive blocks, so a reader sees it truncated."""
+    """A POSIX (pax) tar stream written by the standard library's tarfile,
+    front to back without seeking: members ``REL.efsraw`` in the folder
+    layout, each carrying its manifest line as the standard ``comment``
+    record (which tar implementations ignore), then the manifest.  An aborted
+    stream gets no manifest and no end-of-archive blocks, so a reader sees
+    it truncated.  (tarfile's "w|" mode would do the same with two more
+    copies of every byte through its record buffer.)"""
     ordered = True
 
     def __init__(self, fileobj: IO[bytes], *, memory_limit: int = STREAM_MEMORY_LIMIT):
@@ -196,11 +233,8 @@ class TarSink(SetSink):
         self.mtime = time.time()
 
     def begin(self, header: Header) -> None:
-        # stream mode re-slices its buffer per record: a large buffer keeps
-        # that from copying each megabyte a hundred times
-        self.tar = tarfile.open(fileobj=self.fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                                bufsize=READ_CHUNK)
-        self.tar.copybufsize = READ_CHUNK
+        self.tar = tarfile.open(fileobj=_Appender(self.fileobj), mode="w",
+                                format=tarfile.PAX_FORMAT)
         self.writer = ManifestWriter(self.manifest, header)
 
     def _info(self, name: str, size: int, comment: Optional[dict] = None) -> tarfile.TarInfo:
@@ -211,9 +245,10 @@ class TarSink(SetSink):
                                                     sort_keys=True)}
         return ti
 
-    def _add(self, ti: tarfile.TarInfo, fileobj) -> None:
+    def _add(self, ti: tarfile.TarInfo, fileobj, chunk: int) -> None:
         if self.broken is not None:
             raise StreamBroken(31, "the tar stream was already broken", ti.name)
+        self.tar.copybufsize = chunk        # how much tarfile reads per write
         try:
             self.tar.addfile(ti, fileobj)
         except BaseException as exc:
@@ -230,7 +265,7 @@ class TarSink(SetSink):
         entry.raw_size, entry.sha256 = len(data), digest.hexdigest()
         with self.lock:
             self._add(self._info(entry.stored_name, len(data), entry.to_json()),
-                      io.BytesIO(data))
+                      _MemoryReader(data), max(len(data), 1))
         return len(data)
 
     def _store_large(self, path, entry, digest, directory, backend, cancel) -> int:
@@ -254,7 +289,8 @@ class TarSink(SetSink):
             t.start()
             reader = _QueueReader(q)
             try:
-                self._add(self._info(entry.stored_name, first.count, entry.to_json()), reader)
+                self._add(self._info(entry.stored_name, first.count, entry.to_json()), reader,
+                          READ_CHUNK)
             finally:
                 while not reader.ended and q.get() is not None:
                     pass            # let the export finish if the tar side stopped
@@ -271,7 +307,7 @@ class TarSink(SetSink):
             raise self.broken
         digest = self.writer.finish()
         data = self.manifest.getvalue()
-        self.tar.addfile(self._info(MANIFEST_NAME, len(data)), io.BytesIO(data))
+        self._add(self._info(MANIFEST_NAME, len(data)), _MemoryReader(data), max(len(data), 1))
         self.tar.close()          # end-of-archive blocks; the caller's file stays open
         self.fileobj.flush()
         return digest

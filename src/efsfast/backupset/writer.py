@@ -35,7 +35,9 @@ class _Done:
 
 
 def _rel(path: str, top: str) -> str:
-    return os.path.relpath(path, top).replace(os.sep, "/")
+    # plan_backup joins below ``top``: a prefix cut is relpath without its cost
+    rel = path[len(top) + 1:] if path.startswith(top + os.sep) else os.path.relpath(path, top)
+    return rel.replace(os.sep, "/") if os.sep != "/" else rel
 
 
 def efs_sha256(path: str) -> Optional[str]:
@@ -107,8 +109,9 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
         entry = Entry(path=_rel(path, src_dir), kind=Kind.DIRECTORY if directory else Kind.FILE)
         # metadata before the data: a change during the backup shows as a
         # newer change time next time, so an incremental run takes it again
-        entry.meta = _meta.capture(path, kind)
-        entry.source_size = 0 if directory else os.lstat(path).st_size
+        st = os.lstat(path)
+        entry.meta = _meta.capture(path, kind, st)
+        entry.source_size = 0 if directory else st.st_size
         entry.efs_sha256 = efs_sha256(path)
         p = prev.entries.get(entry.path) if prev else None
         if prev and _unchanged(p, entry):
