@@ -60,7 +60,14 @@ class TreeResult:
 
 
 def _unreadable(errors: list) -> List[ItemError]:
-    return [ItemError(-1, path, exc) for path, exc in errors]
+    """One failed item per path (a folder that can be neither examined nor
+    listed is one object that failed, not two), first error kept."""
+    seen, out = set(), []
+    for path, exc in errors:
+        if path not in seen:
+            seen.add(path)
+            out.append(ItemError(-1, path, exc))
+    return out
 
 
 def plan_backup(src_dir: str, dest_dir: str, errors: Optional[list] = None,
