@@ -3,38 +3,18 @@ one ``.efsraw`` file each, in a mirrored folder, and restore such a folder
 back into a tree.  Files run in parallel; directories are created first."""
 from __future__ import annotations
 
-import errno
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Tuple
 
 from . import raw as _raw
+from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
 from ._core import CancelToken
 from .treewalk import check_source_dir, problem, walk
+from .volume import EFSINFO_XATTR, FILE_ATTRIBUTE_ENCRYPTED, is_encrypted  # noqa: F401 (API)
 
 SUFFIX = ".efsraw"
-FILE_ATTRIBUTE_ENCRYPTED = 0x4000
-EFSINFO_XATTR = "user.ntfs.efsinfo"
-
-
-def is_encrypted(path: str) -> bool:
-    """Windows: the ENCRYPTED attribute; elsewhere: the efs_raw $EFS xattr."""
-    if sys.platform == "win32":
-        return bool(getattr(os.stat(path), "st_file_attributes", 0) & FILE_ATTRIBUTE_ENCRYPTED)
-    try:
-        os.getxattr(path, EFSINFO_XATTR, follow_symlinks=False)
-        return True
-    except OSError as exc:
-        if exc.errno in _NO_XATTR:
-            return False
-        raise       # cannot tell (EACCES, EIO...): the caller fails the item, never skips it
-
-
-# "no such attribute" and "this file system has no user attributes": not encrypted
-_NO_XATTR = {getattr(errno, n) for n in ("ENODATA", "ENOATTR", "ENOTSUP", "EOPNOTSUPP")
-             if hasattr(errno, n)}
 
 
 @dataclass
@@ -76,10 +56,11 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[list] = None,
     cannot be listed or read goes to ``errors`` as (path, error)."""
     dirs, files, skipped = [], [], []
     errors = [] if errors is None else errors
+    probe = _volume.EncryptionProbe()
 
     def encrypted(p: str) -> Optional[bool]:
         try:
-            return is_encrypted(p)
+            return probe(p)
         except OSError as exc:
             errors.append((p, problem(p, "cannot tell whether it is encrypted", exc)))
             return None
@@ -110,6 +91,13 @@ def _make_parents(paths: Iterable[str]) -> None:
             os.makedirs(d, exist_ok=True)
         except OSError as exc:          # the destination cannot be written: the job fails
             raise problem(d, "cannot create the folder", exc) from None
+
+
+def all_failed(jobs: list, reason: str) -> BulkResult:
+    """Every job failed for one reason found before anything was touched."""
+    return BulkResult(results=[None] * len(jobs), failures=[
+        ItemError(i, os.fspath(j[0]), _volume.raw_access_error(reason, j[0]))
+        for i, j in enumerate(jobs)])
 
 
 def _split_existing(jobs: list, target: int) -> Tuple[list, List[str]]:
@@ -143,6 +131,10 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     tree = TreeResult(BulkResult(results=[None] * len(jobs)), directories=len(dirs),
                       skipped=skipped, existing=existing, unreadable=_unreadable(errors),
                       jobs=[j[:2] for j in jobs])
+    reason = _volume.no_raw_access(src_dir, restore=False) if jobs else None
+    if reason:      # every encrypted object would fail the same way: write nothing
+        tree.bulk = all_failed(jobs, reason)
+        return tree
     try:
         if not (cancel is not None and cancel.cancelled):
             _make_parents(out for _, out, *_ in jobs)
@@ -223,6 +215,10 @@ def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional
     tree = TreeResult(BulkResult(results=[None] * len(jobs)), directories=len(dirs),
                       existing=existing, unreadable=list(unreadable or ()),
                       jobs=[j[:2] for j in jobs])
+    reason = _volume.no_raw_access(dest_dir, restore=True) if jobs else None
+    if reason:      # every object would be stored unencrypted: create nothing
+        tree.bulk = all_failed(jobs, reason)
+        return tree
     done = [0, 0]
 
     def step(f, b, _t):

@@ -34,6 +34,9 @@
 #include "efs_scratch.h"
 
 #define EFSINFO_XATTR "user.ntfs.efsinfo"
+#define NTFS_ATTRIB_XATTR "system.ntfs_attrib"     /* ntfs-3g, any mount: u32 LE */
+#define NTFS_EFSINFO_XATTR "system.ntfs_efsinfo"   /* ntfs-3g: EPERM without efs_raw */
+#define NTFS_ATTR_ENCRYPTED 0x4000u                /* FILE_ATTRIBUTE_ENCRYPTED */
 #define XATTR_PREFIX "user."
 #define XATTR_VALUE_MAX 65536u          /* Linux VFS limit (XATTR_SIZE_MAX) */
 #define XATTR_LIST_MAX_BYTES 65536u     /* Linux VFS limit (XATTR_LIST_MAX) */
@@ -198,6 +201,42 @@ static long utf8_to_utf16(const char *s, uint8_t *out, size_t cap)
         }
     }
     return (long)o;
+}
+
+/* ---- ntfs-3g without efs_raw ---- */
+
+enum { VOLUME_OTHER, VOLUME_NTFS_EFS_RAW, VOLUME_NTFS_NO_EFS_RAW };
+
+/* ntfs-3g shows the NTFS attributes as system.ntfs_attrib on every mount;
+ * without -o efs_raw it refuses system.ntfs_efsinfo with EPERM on every
+ * inode (spec 8.1) and user.ntfs.efsinfo is then just a named stream, so the
+ * efs_raw layout written there would be plain files holding ciphertext. */
+static int volume_kind(const char *path, int fd, uint32_t *attrib)
+{
+    uint8_t v[4];
+    ssize_t n = fd >= 0 ? fgetxattr(fd, NTFS_ATTRIB_XATTR, v, sizeof v)
+                        : getxattr(path, NTFS_ATTRIB_XATTR, v, sizeof v);
+    if (n != (ssize_t)sizeof v) return VOLUME_OTHER;
+    if (attrib) *attrib = efs_get32(v);
+    n = fd >= 0 ? fgetxattr(fd, NTFS_EFSINFO_XATTR, NULL, 0)
+                : getxattr(path, NTFS_EFSINFO_XATTR, NULL, 0);
+    return n < 0 && errno == EPERM ? VOLUME_NTFS_NO_EFS_RAW : VOLUME_NTFS_EFS_RAW;
+}
+
+#define NO_EFS_RAW_IMPORT "the NTFS volume is not mounted with -o efs_raw: the file would be " \
+    "stored as plain data, not encrypted (mount it with ntfs-3g -o efs_raw)"
+#define NO_EFS_RAW_EXPORT "the file is encrypted, but the NTFS volume is not mounted with " \
+    "-o efs_raw, so its raw ciphertext cannot be read (mount it with ntfs-3g -o efs_raw)"
+
+/* After $EFS is set: on NTFS the object must now carry the ENCRYPTED
+ * attribute, or it would be published as a plain one. */
+static efs_dword check_marked_encrypted(posix_ctx *c, const char *path, int fd)
+{
+    uint32_t attrib = 0;
+    if (volume_kind(path, fd, &attrib) == VOLUME_OTHER || (attrib & NTFS_ATTR_ENCRYPTED))
+        return 0;
+    return ctx_fail(c, "ntfs-3g did not mark the object encrypted after $EFS was set "
+                       "(is the volume mounted with -o efs_raw?)", EFS_ERROR_NOT_SUPPORTED);
 }
 
 /* ---- open / close ---- */
@@ -626,6 +665,7 @@ static efs_dword commit_anonymous(posix_ctx *c)
             return sys_fail(c, "setxattr (named stream)", errno);
     if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) || fsetxattr(c->fd, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
         return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
+    if (c->meta && (rc = check_marked_encrypted(c, NULL, c->fd))) return rc;
     /* linkat(AT_EMPTY_PATH) on the descriptor itself (Linux >= 6.10 allows
      * it for the opener; older kernels want CAP_DAC_READ_SEARCH), else
      * through /proc/self/fd, which any process may use */
@@ -671,6 +711,7 @@ static efs_dword commit(posix_ctx *c)
     if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) ||
                     setxattr(c->tmp, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
         return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
+    if (c->meta && (rc = check_marked_encrypted(c, c->tmp, -1))) return rc;
     if ((rc = publish(c))) return rc;
     free(c->tmp);
     c->tmp = NULL;
@@ -714,6 +755,10 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
         goto out;
     }
     efs_parser_lend_meta(parser, meta_buf);
+    if (!c->opt.null_sink && volume_kind(c->dir, -1, NULL) == VOLUME_NTFS_NO_EFS_RAW) {
+        rc = ctx_fail(c, NO_EFS_RAW_IMPORT, EFS_ERROR_NOT_SUPPORTED);
+        goto out;
+    }
     if (!c->opt.null_sink && (rc = make_temp(c, is_dir))) goto out;
 
     for (;;) {
@@ -997,9 +1042,15 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
     }
     /* one fgetxattr into a buffer of the VFS maximum: no size query first */
     if ((mlen = fgetxattr(fd, EFSINFO_XATTR, meta, XATTR_VALUE_MAX)) < 0) {
-        rc = (errno == ENODATA || errno == ENOTSUP)
-                 ? ctx_fail(c, "the file has no user.ntfs.efsinfo", EFS_ERROR_FILE_NOT_ENCRYPTED)
-                 : sys_fail(c, "getxattr (user.ntfs.efsinfo)", errno);
+        uint32_t attrib = 0;
+        if (errno != ENODATA && errno != ENOTSUP)
+            rc = sys_fail(c, "getxattr (user.ntfs.efsinfo)", errno);
+        else if (volume_kind(NULL, fd, &attrib) == VOLUME_NTFS_NO_EFS_RAW &&
+                 (attrib & NTFS_ATTR_ENCRYPTED))
+            rc = ctx_fail(c, NO_EFS_RAW_EXPORT, EFS_ERROR_NOT_SUPPORTED);
+        else
+            rc = ctx_fail(c, "the file is not encrypted (it has no user.ntfs.efsinfo)",
+                          EFS_ERROR_FILE_NOT_ENCRYPTED);
         goto out;
     }
     if (mlen == 0) {
