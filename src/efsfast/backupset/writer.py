@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from .. import tree
+from .. import volume as _volume
 from ..treewalk import check_source_dir
 from ..api import BulkResult, ItemError, _run_many
 from .._core import CancelToken
@@ -97,6 +98,10 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     errors: list = []        # what cannot be listed or read: failed items, never skipped
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel)
     unreadable = tree._unreadable(errors)
+    reason = _volume.no_raw_access(src_dir, restore=False) if dirs or files else None
+    if reason:      # every encrypted object would fail the same way: write nothing
+        return SetResult(tree.all_failed(dirs + files, reason), directories=len(dirs),
+                         skipped=skipped, unreadable=unreadable)
     header = Header.new(src_dir, kind.value, since=prev.since if prev else None,
                         refs=prev.refs if prev else None)
     sink.begin(header)
