@@ -71,6 +71,7 @@ typedef struct posix_ctx {
     /* import */
     int fd;
     int anonymous;           /* fd is an O_TMPFILE: no name until linkat */
+    struct stat st;          /* export: the object, as opened */
     char *tmp;
     uint8_t *stage;
     size_t staged;
@@ -293,9 +294,11 @@ efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
             rc = errno == ENOENT ? EFS_ERROR_PATH_NOT_FOUND : efs_win32_from_errno(errno);
         else if (!S_ISDIR(st.st_mode))
             rc = EFS_ERROR_PATH_NOT_FOUND;
-    } else if (stat(path, &st) != 0) {
+    } else if ((c->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(c->fd, &c->st) != 0) {
+        /* export: the object is opened here, as Windows opens it, and read
+         * through this descriptor (no second path lookup on FUSE) */
         rc = errno == ENOENT ? EFS_ERROR_FILE_NOT_FOUND : efs_win32_from_errno(errno);
-    } else if ((flags & EFS_CREATE_FOR_DIR) && !S_ISDIR(st.st_mode)) {
+    } else if ((flags & EFS_CREATE_FOR_DIR) && !S_ISDIR(c->st.st_mode)) {
         /* MS-EFSR 3.1.4.2.1: exporting with CREATE_FOR_DIR fails on a non-directory */
         rc = EFS_ERROR_DIRECTORY;
     }
@@ -334,6 +337,7 @@ static void EFS_WINAPI posix_close(void *context)
     posix_ctx *c = context;
     if (!c) return;
     free_import_state(c);
+    if (c->fd >= 0) close(c->fd);       /* export's descriptor (import closes its own) */
     free(c->tmp);
     free(c->path);
     free(c->dir);
@@ -1013,9 +1017,8 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
     posix_ctx *c = context;
     export_out o;
     uint8_t *meta = NULL;
-    struct stat st;
     ssize_t mlen;
-    int fd = -1;
+    int fd;
     efs_dword rc;
     unsigned shift;
 
@@ -1035,11 +1038,8 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
         rc = ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
         goto out;
     }
-    /* everything through one descriptor: no path lookup per call */
-    if ((fd = open(c->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
-        rc = sys_fail(c, "open", errno);
-        goto out;
-    }
+    /* everything through the descriptor opened with the context */
+    fd = c->fd;
     /* one fgetxattr into a buffer of the VFS maximum: no size query first */
     if ((mlen = fgetxattr(fd, EFSINFO_XATTR, meta, XATTR_VALUE_MAX)) < 0) {
         uint32_t attrib = 0;
@@ -1057,19 +1057,18 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
         rc = ctx_fail(c, "user.ntfs.efsinfo is empty", EFS_ERROR_INVALID_DATA);
         goto out;
     }
-    shift = cluster_shift_of(c, fd, &st);
+    shift = cluster_shift_of(c, fd, &c->st);
     if ((rc = efs_emit_raw_header(emit_block, &o)) ||
         (rc = efs_emit_metadata_stream(emit_block, &o, meta, (size_t)mlen)))
         goto out;
     /* $EFS is out: the value buffer is free for the named streams */
     efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, meta);
     meta = NULL;
-    if (!S_ISDIR(st.st_mode) && (rc = export_unnamed(c, &o, fd, (uint64_t)st.st_size, shift)))
+    if (!S_ISDIR(c->st.st_mode) && (rc = export_unnamed(c, &o, fd, (uint64_t)c->st.st_size, shift)))
         goto out;
     if ((rc = export_named(c, &o, fd, shift))) goto out;
     rc = push_block(&o);
 out:
-    if (fd >= 0) close(fd);
     efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, meta);
     efs_scratch_put(EFS_SCRATCH_EXPORT_BUFFER, o.buf);
     return rc;
