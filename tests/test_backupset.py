@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import signal
 import tarfile
 
 import pytest
@@ -146,13 +147,18 @@ def test_verify_set_names_each_problem(xattr_dir, capsys, damage):
         assert word in text, (word, report)
 
 
+def interrupted_backup(src, sink, after: int) -> None:
+    """A backup cancelled (as Ctrl-C does) once ``after`` objects are done."""
+    token = efsfast.CancelToken()
+    with pytest.raises(KeyboardInterrupt):
+        backup_set(src, sink, workers=1, cancel=token,
+                   progress=lambda f, b, t: f >= after and token.cancel())
+
+
 def test_interrupted_folder_backup_leaves_no_manifest(xattr_dir):
     src, out = xattr_dir / "src", xattr_dir / "set"
     make_tree(src)
-    token = efsfast.CancelToken()
-    with pytest.raises(KeyboardInterrupt):
-        backup_set(src, FolderSink(str(out)), workers=1, cancel=token,
-                   progress=lambda f, b, t: token.cancel())
+    interrupted_backup(src, FolderSink(str(out)), after=1)
     assert MANIFEST_NAME not in listing(out)
     assert not [n for n in listing(out) if n.endswith(".tmp")]
     assert not verify_set(out).ok
@@ -220,10 +226,7 @@ def test_interrupted_stream_is_seen_as_truncated(xattr_dir):
     src, dest = xattr_dir / "src", xattr_dir / "dest"
     make_tree(src)
     buf = io.BytesIO()
-    token = efsfast.CancelToken()
-    with pytest.raises(KeyboardInterrupt):
-        backup_set(src, TarSink(buf), workers=1, cancel=token,
-                   progress=lambda f, b, t: f >= 3 and token.cancel())
+    interrupted_backup(src, TarSink(buf), after=3)
     buf.seek(0)
     with pytest.raises(efsfast.backupset.TruncatedStreamError, match="before its manifest"):
         restore_stream(buf, dest)
@@ -306,3 +309,116 @@ def test_backup_into_an_existing_set_is_refused(xattr_dir, capsys):
     assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 1
     assert "already there" in capsys.readouterr().err
     assert (out / MANIFEST_NAME).read_bytes() == before
+
+
+def big_tree(root, n=12, size=2 << 20):
+    root.mkdir()
+    for i in range(n):
+        efsfast.restore(root / f"big{i:02d}", efsfast.synthetic_raw(size, seed=i))
+
+
+def test_ctrl_c_during_streamed_backup_leaves_a_visibly_truncated_stream(xattr_dir):
+    src = xattr_dir / "src"
+    big_tree(src)
+    p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-",
+                          "--buffer-size", "512", "--workers", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = p.stdout.read(3 << 20)                 # well into the stream
+    p.send_signal(signal.SIGINT)
+    rest = p.stdout.read()
+    err = p.stderr.read().decode()
+    assert p.wait() == 130, err
+    assert "interrupted" in err
+    data = head + rest
+    assert MANIFEST_NAME.encode() not in data
+    r = efs("restore-tree", "-", str(xattr_dir / "dest"), input=data)
+    assert r.returncode == 1 and b"truncated" in r.stderr, r.stderr
+    for name in listing(xattr_dir / "dest"):       # what came through is whole
+        assert not name.endswith(".tmp")
+        assert efsfast.backup(xattr_dir / "dest" / name) == efsfast.backup(src / name)
+
+
+def test_ctrl_c_during_streamed_restore_leaves_nothing_partial(xattr_dir):
+    src, dest = xattr_dir / "src", xattr_dir / "dest"
+    big_tree(src)
+    data = efs("backup-tree", str(src), "-", check=True).stdout
+    p = subprocess.Popen([sys.executable, "-m", "efsfast", "restore-tree", "-", str(dest),
+                          "--buffer-size", "512"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(data[:len(data) // 2])
+    p.stdin.flush()
+    while not os.path.isdir(dest) or not listing(dest):
+        if p.poll() is not None:
+            break
+    p.send_signal(signal.SIGINT)
+    try:
+        p.stdin.write(data[len(data) // 2:])
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    out, err = p.communicate()
+    assert p.returncode == 130, (out, err)
+    names = listing(dest)
+    assert len(names) < 12 and not [n for n in names if ".tmp" in n], names
+    for name in names:
+        assert efsfast.backup(dest / name) == efsfast.backup(src / name)
+
+
+def test_verify_set_runs_the_decryptability_proof_on_each_object(xattr_dir):
+    """The --key hook: ``prove`` sees every object that passed the other
+    checks and its answer becomes a named problem."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    backup_set(src, FolderSink(str(out)))
+    seen = []
+
+    def prove(paths):
+        seen.extend(paths)
+        return [None if "f1" not in p else "no key opens it" for p in paths]
+    (out / "plain" / "f0.bin.efsraw").unlink()
+    r = verify_set(out, prove=prove)
+    assert len(seen) == 5 and not any("f0.bin" in p for p in seen)
+    assert sorted((p.path, p.message.split(":")[0]) for p in r.problems) == [
+        ("Docs/f1.bin.efsraw", "not decryptable with the given key(s)"),
+        ("plain/f0.bin.efsraw", "missing from the set")]
+    assert r.objects == 4
+
+
+def test_verify_set_key_without_decryption_support_says_so(xattr_dir, capsys):
+    try:
+        import efsfast.crypto  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("this build has decryption (issue 13): the proof itself is tested there")
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    backup_set(src, FolderSink(str(out)))
+    assert cli.main(["verify-set", str(out), "--key", str(out / MANIFEST_NAME)]) == 2
+    assert "issue 13" in capsys.readouterr().err
+
+
+def test_resume_an_interrupted_folder_backup(xattr_dir):
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    interrupted_backup(src, FolderSink(str(out)), after=2)
+    r = backup_set(src, FolderSink(str(out)), skip_existing=True)
+    assert r.bulk.ok and len(r.existing) >= 2
+    assert verify_set(out).ok
+    assert len(read_manifest(out / MANIFEST_NAME).entries) == 6
+
+
+def test_a_stream_member_cannot_leave_the_destination(xattr_dir):
+    raw = efsfast.synthetic_raw(10, seed=1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("../escape.efsraw")
+        ti.size = len(raw)
+        ti.pax_headers = {"comment": json.dumps({
+            "type": "object", "path": "../escape", "kind": "file", "raw_size": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest()})}
+        t.addfile(ti, io.BytesIO(raw))
+    buf.seek(0)
+    with pytest.raises(OSError, match="leaves the destination"):
+        restore_stream(buf, xattr_dir / "dest")
+    assert not os.path.lexists(xattr_dir / "escape")

@@ -102,14 +102,18 @@ def restore_tree(args, progress, report: Callable) -> int:
 
 
 def verify_set_cmd(args) -> int:
-    decryptable = None
+    prove = None
     if args.key:
-        decryptable = _decryptability_proof(args.key)
-        if decryptable is None:
+        try:
+            prove = _decryptability_proof(args)
+        except (ImportError, ValueError) as exc:    # no `cryptography`; an unusable key file
+            print(f"efsfast: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if prove is None:
             print("efsfast: verify-set --key needs decryption support (issue 13), which this "
                   "build does not have", file=sys.stderr)
             return EXIT_USAGE
-    r = verify_set(args.set, mode=args.mode, sets=args.sets, decryptable=decryptable)
+    r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
     if args.json:
         print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
                           "objects_verified": r.objects, "bytes": r.bytes,
@@ -120,22 +124,37 @@ def verify_set_cmd(args) -> int:
             print(f"{p.path}: {p.message}")
         print(f"verify-set {r.set_dir}: " + (
             f"OK, {r.objects} objects ({r.bytes / 1e6:.1f} MB) as written"
+            + (", each decryptable with the given key(s)" if prove else "")
             if r.ok else f"{len(r.problems)} problem(s); {r.objects} objects verified"))
     return EXIT_OK if r.ok else EXIT_FAILED
 
 
-def _decryptability_proof(key_files):
-    """The per-object check of ``verify --key`` (issue 13), or None where
-    this build has no decryption."""
+def _decryptability_proof(args):
+    """The decryptability proof of ``verify --key`` (issue 13) as a batch
+    check: paths -> per path None (decryptable) or why not.  None where this
+    build has no decryption."""
     try:
-        from .. import decrypt as _decrypt          # lands with issue 13
+        from ..crypto.cli import password_source
+        from ..crypto.keys import load_keys
+        from ..crypto.verify import check_many
+    except ModuleNotFoundError:
+        return None
+    keys = load_keys(args.key, password=password_source(args))
+
+    def prove(paths):
+        return [None if p.ok else ("; ".join(p.reasons) or p.error or "no key opens it")
+                for p in check_many(paths, keys, mode=args.mode)]
+    return prove
+
+
+def _add_key_options(s: argparse.ArgumentParser) -> None:
+    try:
+        from ..crypto.cli import add_key_options     # --key and its password options
     except ImportError:
-        return None
-    proof = getattr(_decrypt, "prove_decryptable", None)
-    if proof is None:
-        return None
-    keys = _decrypt.load_keys(key_files)
-    return lambda path: proof(path, keys)
+        s.add_argument("--key", action="append", metavar="KEYFILE",
+                       help="also prove every object decrypts with this key (needs issue 13)")
+        return
+    add_key_options(s)
 
 
 def add_verify_set(sub, mode_parent) -> None:
@@ -145,7 +164,6 @@ def add_verify_set(sub, mode_parent) -> None:
     s.add_argument("set", metavar="SET")
     s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                    help="an earlier set an incremental set refers to (repeatable)")
-    s.add_argument("--key", action="append", metavar="KEYFILE",
-                   help="also prove every object decrypts with this key (issue 13)")
+    _add_key_options(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=verify_set_cmd)

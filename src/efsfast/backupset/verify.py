@@ -52,8 +52,7 @@ class _HashingReader:
         return b
 
 
-def check_object(path: str, e: Entry, mode: str,
-                 decryptable: Optional[Callable[[str], None]] = None) -> List[str]:
+def check_object(path: str, e: Entry, mode: str) -> List[str]:
     """What is wrong with the stored raw stream of ``e`` (empty: nothing)."""
     if not os.path.isfile(path):
         return ["missing from the set"]
@@ -70,20 +69,19 @@ def check_object(path: str, e: Entry, mode: str,
         problems.append(f"{reader.count} bytes, the manifest says {e.raw_size}")
     if reader.digest.hexdigest() != e.sha256:
         problems.append("SHA-256 differs from the manifest's")
-    if decryptable is not None and not problems:
-        try:
-            decryptable(path)
-        except (OSError, ValueError) as exc:
-            problems.append(f"not decryptable with the given key(s): {exc}")
     return problems
 
 
+Prove = Callable[[List[str]], List[Optional[str]]]
+
+
 def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
-               workers: Optional[int] = None,
-               decryptable: Optional[Callable[[str], None]] = None) -> VerifyReport:
+               workers: Optional[int] = None, prove: Optional[Prove] = None) -> VerifyReport:
     """Check the folder set ``set_dir``; every problem is named in the
-    report (``ok`` is False when there is any).  ``decryptable(path)``, when
-    given, raises for a raw stream the user's keys cannot decrypt."""
+    report (``ok`` is False when there is any).  ``prove(paths)``, when
+    given, returns per raw stream None (the user's keys decrypt it) or why
+    not: the decryptability proof of ``verify --key`` (issue 13), run on
+    every object that passed the other checks."""
     set_dir = os.fspath(set_dir)
     report = VerifyReport(set_dir)
     try:
@@ -104,13 +102,23 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
 
     def one(e: Entry) -> List[Problem]:
         p = os.path.join(set_dir, *e.stored_name.split("/"))
-        return [Problem(e.stored_name, msg) for msg in check_object(p, e, mode, decryptable)]
+        return [Problem(e.stored_name, msg) for msg in check_object(p, e, mode)]
+    good = []
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for e, found in zip(own, pool.map(one, own)):
             report.problems.extend(found)
             if not found:
-                report.objects += 1
-                report.bytes += e.raw_size
+                good.append(e)
+    if prove is not None and good:
+        paths = [os.path.join(set_dir, *e.stored_name.split("/")) for e in good]
+        why_not = prove(paths)
+        for e, why in zip(good, why_not):
+            if why is not None:
+                report.problems.append(Problem(e.stored_name, "not decryptable with the given "
+                                                              f"key(s): {why}"))
+        good = [e for e, why in zip(good, why_not) if why is None]
+    report.objects = len(good)
+    report.bytes = sum(e.raw_size for e in good)
     listed = {e.stored_name for e in own} | {MANIFEST_NAME}
     for dirpath, dirnames, filenames in os.walk(set_dir):
         dirnames.sort()
