@@ -121,3 +121,32 @@ def test_named_streams_round_trip_in_ntfs_order(volume):
     volume.unmount()
     volume.mount()
     assert efsfast.backup(volume.mnt / "f") == ntfs_order
+
+
+def test_tree_jobs_default_to_two_workers_on_ntfs3g(volume, tmp_path):
+    """ntfs-3g's daemon is single-threaded: tree jobs default to two workers
+    there (benchmarks/results), one per CPU elsewhere."""
+    from efsfast import volume as vol
+    assert vol.filesystem_type(volume.mnt) == "fuse"
+    assert vol.filesystem_type(volume.mnt / "not-yet") == "fuse"
+    assert vol.default_workers(volume.mnt) == vol.FUSE_WORKERS == 2
+    assert vol.filesystem_type(tmp_path) != "fuse"
+
+
+def test_restore_tree_uses_the_volume_default(volume, tmp_path, monkeypatch):
+    from efsfast import raw, tree
+    src = tmp_path / "set"
+    src.mkdir()
+    (src / "a.efsraw").write_bytes(raw.synthetic_raw(100))
+    seen = []
+    real = tree.restore_many
+
+    def recording(jobs, **kw):
+        seen.append(kw["workers"])
+        return real(jobs, **kw)
+    monkeypatch.setattr(tree, "restore_many", recording)
+    r = tree.restore_tree(src, volume.mnt / "out")
+    assert not r.failures and seen == [2]
+    seen.clear()
+    tree.restore_tree(src, volume.mnt / "out1", workers=1)
+    assert seen == [1]

@@ -63,3 +63,13 @@ def test_probe_of_a_truncated_stream_is_unknown(tmp_path):
             assert got is False, cut      # a whole $EFS and nothing else: a directory's stream
         else:
             assert got is None, cut
+
+
+# ---- the default worker count follows the file system ----
+
+def test_filesystem_type_of_tmpfs_and_of_a_missing_path(xattr_dir):
+    from efsfast import volume
+    assert volume.filesystem_type(xattr_dir) == "tmpfs"
+    # a destination that does not exist yet: its nearest existing parent
+    assert volume.filesystem_type(xattr_dir / "not" / "yet") == "tmpfs"
+    assert volume.default_workers(xattr_dir) == (os.cpu_count() or 1)

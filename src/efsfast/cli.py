@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tree_common = argparse.ArgumentParser(add_help=False, parents=[common])
     tree_common.add_argument("--workers", type=_whole_number(1), default=None,
-                             help="parallel workers")
+                             help="parallel workers (default: 2 on FUSE mounts such as ntfs-3g, whose daemon is single-threaded; one per CPU elsewhere)")
     tree_common.add_argument("--quiet", action="store_true", help="no progress bar")
     tree_common.add_argument("--skip-existing", action="store_true",
                              help="leave what is already at the destination alone (resume an "

@@ -138,6 +138,7 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     try:
         if not (cancel is not None and cancel.cancelled):
             _make_parents(out for _, out, *_ in jobs)
+            workers = workers or _volume.default_workers(src_dir)
             tree.bulk = backup_many(jobs, workers=workers, overwrite=overwrite,
                                     progress=progress, cancel=cancel, backend=backend)
     except BaseException as exc:        # Ctrl-C, a progress callback: keep what was done
@@ -220,6 +221,7 @@ def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional
         tree.bulk = all_failed(jobs, reason)
         return tree
     done = [0, 0]
+    workers = workers or _volume.default_workers(dest_dir)
 
     def step(f, b, _t):
         if progress is not None:

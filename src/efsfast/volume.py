@@ -105,3 +105,44 @@ class EncryptionProbe:
 def is_encrypted(path) -> bool:
     """Whether the file or folder ``path`` is EFS-encrypted (see EncryptionProbe)."""
     return EncryptionProbe()(os.fspath(path))
+
+
+# ---- how many workers suit the file system ----
+
+# FUSE daemons such as ntfs-3g serve requests on one thread: two workers
+# keep it busy (one prepares a file while the daemon serves the other's
+# request); more only queue behind it (benchmarks/results, ntfs-3g series).
+FUSE_WORKERS = 2
+_FUSE_TYPES = ("fuse", "fuseblk")
+
+
+def filesystem_type(path) -> Optional[str]:
+    """The type of the file system holding ``path`` (or its nearest existing
+    parent) as /proc/self/mountinfo names it, or None where that is unknown
+    (not Linux)."""
+    path = os.path.abspath(os.fspath(path))
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        dev = os.stat(path).st_dev
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    for line in lines:
+        fields = line.split()
+        # ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE ...
+        if len(fields) > 2 and fields[2] == want and "-" in fields:
+            kind = fields[fields.index("-") + 1]
+            return kind.split(".", 1)[0]    # "fuse.sshfs" -> "fuse"
+    return None
+
+
+def default_workers(path) -> int:
+    """The worker count that is fastest for a tree job on the file system of
+    ``path`` (the destination of a restore, the source of a backup): two on
+    FUSE (ntfs-3g), one per CPU elsewhere."""
+    if filesystem_type(path) in _FUSE_TYPES:
+        return FUSE_WORKERS
+    return os.cpu_count() or 1

@@ -93,6 +93,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     manifest: the sink is aborted (see sinks.py for what each keeps)."""
     src_dir = os.path.abspath(os.fspath(src_dir))
     check_source_dir(src_dir)
+    workers = workers or _volume.default_workers(src_dir)
     prev = _Previous(since) if since else None
     kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
     errors: list = []        # what cannot be listed or read: failed items, never skipped
