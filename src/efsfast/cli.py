@@ -65,11 +65,13 @@ def _fail(args: argparse.Namespace, exc: BaseException, code: int, **fields) -> 
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels() -> Iterator[CancelToken]:
+def _ctrl_c_cancels(keep: bool = False) -> Iterator[CancelToken]:
     """Ctrl-C cancels the token instead of raising KeyboardInterrupt at some
     bytecode: the job stops within one system buffer, removes what was
     partial, and returns an exact account of what was done.  A third Ctrl-C
-    gives up waiting."""
+    gives up waiting.  ``keep`` (the efsfast program itself) leaves the
+    handler in place afterwards: a Ctrl-C after the summary has nothing to
+    stop and must not turn a finished job's exit status into a signal's."""
     token = CancelToken()
     if threading.current_thread() is not threading.main_thread():
         yield token
@@ -85,7 +87,8 @@ def _ctrl_c_cancels() -> Iterator[CancelToken]:
     try:
         yield token
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if not keep:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _print_info(path: str, info: raw.RawInfo) -> None:
@@ -309,7 +312,7 @@ def _tree(args: argparse.Namespace, restore: bool) -> int:
             return _fail(args, exc, EXIT_USAGE)
     bar = Progress(label, 0, not args.json and not args.quiet)
     args.backend = _backend_from(args)
-    with _ctrl_c_cancels() as token:
+    with _ctrl_c_cancels(args.program) as token:
         args.cancel = token
         if args.src != "-":
             bar.scanning(args.src)
@@ -332,7 +335,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     src = sys.stdin.buffer if args.src == "-" else args.src
     if sys.stderr.isatty() and not args.json:
         print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
-    with _ctrl_c_cancels() as token:
+    with _ctrl_c_cancels(args.program) as token:
         r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
                     backend=_backend_from(args), cancel=token)
     out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
@@ -343,7 +346,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from .api import backup
     from .tree import SUFFIX
-    with _ctrl_c_cancels() as token:
+    with _ctrl_c_cancels(args.program) as token:
         if args.dest == "-":
             backup(args.src, sys.stdout.buffer, directory=args.directory,
                    backend=_backend_from(args), cancel=token)
@@ -489,6 +492,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     # bench takes its own options (--quick, ...): hand it whatever follows
     args, rest = parser.parse_known_args(argv)
+    args.program = argv is None          # the efsfast program, not a call from Python
     if args.command == "bench":
         args.bench_args = rest + args.bench_args
     elif rest:
@@ -503,7 +507,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_INTERRUPTED
     except (EfsError, OSError, ValueError, TypeError) as exc:
         return _fail(args, exc, EXIT_FAILED)
+    finally:
+        if args.program:
+            _ignore_ctrl_c_from_now_on()
 
+
+def _ignore_ctrl_c_from_now_on() -> None:
+    """The program has done its work and reported it: a Ctrl-C during the
+    interpreter's shutdown (which puts back the default action) must not
+    turn the exit status into a signal's."""
+    sys.stdout.flush()
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 if __name__ == "__main__":
     sys.exit(main())
