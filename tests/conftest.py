@@ -1,8 +1,11 @@
 import hashlib
 import os
 import pathlib
+import sys
 
 import pytest
+
+from efsfast import _core
 
 SHARED = pathlib.Path(os.environ.get("EFSFAST_SHARED",
                                      pathlib.Path(__file__).resolve().parents[2] / "shared"))
@@ -59,3 +62,28 @@ def xattr_dir(tmp_path):
 def listing(path) -> list:
     """Everything in a directory, temporaries included."""
     return sorted(os.listdir(path))
+
+
+def posix_backend(param_id: str, **options):
+    """A pytest.param holding a PosixBackend; on Windows, where the POSIX
+    system side is not built, one that skips and says so (constructing the
+    backend at collection time would stop the whole module from loading)."""
+    if not _core.HAVE_POSIX:
+        return pytest.param(None, id=param_id, marks=pytest.mark.skip(
+            reason="the POSIX system side is not built on Windows"))
+    from efsfast.backends import PosixBackend
+    return pytest.param(PosixBackend(**options), id=param_id)
+
+
+def under_wine() -> bool:
+    """Windows code running under Wine (ntdll exports wine_get_version)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+    return hasattr(ctypes.WinDLL("ntdll"), "wine_get_version")
+
+
+WINE_STUBS = ("Wine's advapi32 raw-EFS functions are stubs (ERROR_CALL_NOT_IMPLEMENTED); "
+              "this runs through the advapi32 test double in test_win32_double.py")
+needs_posix = pytest.mark.skipif(not _core.HAVE_POSIX,
+                                 reason="uses the POSIX system side, which is not built on Windows")

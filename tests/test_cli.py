@@ -1,7 +1,6 @@
 """The command line: tree jobs, progress on a terminal, exit codes, Ctrl-C."""
 import json
 import os
-import pty
 import random
 import select
 import signal
@@ -13,7 +12,12 @@ import pytest
 import efsfast
 from efsfast import cli, tree
 
-from conftest import listing
+from conftest import WINE_STUBS, listing, under_wine
+
+try:
+    import pty
+except ImportError:        # Windows: no termios
+    pty = None
 
 
 def small_set(root, n, seed=1):
@@ -87,6 +91,7 @@ def test_restore_and_backup_commands(xattr_dir, capsys):
     assert (xattr_dir / "out.efsraw").read_bytes() == raw
 
 
+@pytest.mark.skipif(under_wine(), reason=WINE_STUBS)
 def test_demo_json(tmp_path, capsys):
     assert cli.main(["demo", str(tmp_path / "work"), "--files", "30", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -96,6 +101,8 @@ def test_demo_json(tmp_path, capsys):
 def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
     """Run the CLI on a pseudo-terminal; return (exit code, screen text).
     SIGINT goes to it once ``sigint_on`` (bytes) appears on the screen."""
+    if pty is None:
+        pytest.skip("needs a POSIX pseudo-terminal (the pty module; not on Windows)")
     pid, fd = pty.fork()
     if pid == 0:                                  # child: a columns x 30 terminal
         try:

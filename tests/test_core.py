@@ -12,7 +12,7 @@ import efsfast
 from efsfast import EfsError, RawFormatError, _core
 from efsfast.backends import PosixBackend
 
-from conftest import listing
+from conftest import listing, needs_posix, posix_backend
 
 RAW = efsfast.synthetic_raw(150_000, named_streams={"alt": 700}, seed=21)
 
@@ -90,9 +90,8 @@ C_PATH = ["bytes", "bytearray", "memoryview", "noncontiguous", "numpy", "mmap", 
 FALLBACK = ["readinto", "read", "chunks", "generator", "pywin32"]
 SOURCES = ([pytest.param(k, id=f"c-{k}") for k in C_PATH] +
            [pytest.param(k, id=f"fallback-{k}") for k in FALLBACK])
-SCHEDULES = [pytest.param(PosixBackend(buffer_size=70000, seed=s), id=f"random{s}") for s in (3, 4)] + [
-    pytest.param(PosixBackend(buffer_size=1), id="buf1"),
-    pytest.param(PosixBackend(buffer_size=4096), id="buf4096")]
+SCHEDULES = [posix_backend(f"random{s}", buffer_size=70000, seed=s) for s in (3, 4)] + [
+    posix_backend("buf1", buffer_size=1), posix_backend("buf4096", buffer_size=4096)]
 
 
 @pytest.mark.parametrize("backend", SCHEDULES)
@@ -293,6 +292,7 @@ def test_bytearray_cannot_be_resized_during_restore(xattr_dir):
 
 # ---- threads ----
 
+@needs_posix
 def test_gil_is_released_during_c_restore():
     """While a large restore from bytes runs in one thread, another thread
     keeps running Python code.  If the C path held the GIL, the counting loop

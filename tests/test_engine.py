@@ -9,15 +9,14 @@ import efsfast
 from efsfast import EfsError, RawFormatError, _core
 from efsfast.backends import PosixBackend
 
-from conftest import listing
+from conftest import listing, needs_posix, posix_backend
 
 BUFFER_SIZES = [1, 7, 512, 4096, 65536, 66048]
 
 
 def schedules():
-    return [pytest.param(PosixBackend(buffer_size=n), id=f"buf{n}") for n in BUFFER_SIZES] + [
-        pytest.param(PosixBackend(buffer_size=70000, min_size=1, seed=s), id=f"random{s}")
-        for s in (1, 2)]
+    return [posix_backend(f"buf{n}", buffer_size=n) for n in BUFFER_SIZES] + [
+        posix_backend(f"random{s}", buffer_size=70000, min_size=1, seed=s) for s in (1, 2)]
 
 
 @pytest.mark.parametrize("backend", schedules())
@@ -225,6 +224,7 @@ def test_null_sink_validates_without_writing(xattr_dir, sample):
         efsfast.restore(xattr_dir / "f", sample[:-1], backend=be)
 
 
+@needs_posix
 def test_ext4_xattr_space_fails_cleanly(tmp_path):
     """ext4 keeps a file's xattrs in one block: a large $EFS plus a named
     stream does not fit there, which must fail cleanly and leave nothing."""

@@ -36,15 +36,15 @@ def test_probe_reads_headers_only(tmp_path, monkeypatch):
     p = tmp_path / "big.efsraw"
     p.write_bytes(data)
     read = []
-    real = os.pread
+    real = os.read
 
-    def counting(fd, n, off):
-        b = real(fd, n, off)
+    def counting(fd, n):
+        b = real(fd, n)
         read.append(len(b))
         return b
-    monkeypatch.setattr(os, "pread", counting)
+    monkeypatch.setattr(os, "read", counting)
     assert raw.has_unnamed_stream(p) is True
-    assert sum(read) <= 128 << 10
+    assert 0 < sum(read) <= 128 << 10
 
 
 def test_probe_of_a_truncated_stream_is_unknown(tmp_path):

@@ -26,6 +26,7 @@ import operator
 import os
 import sys
 
+from efsfast import _winfs
 from efsfast._errors import CancelledError, EfsError, RawFormatError
 
 # ---- buffer accounting (uvloop's habit): every acquisition has its release;
@@ -1067,5 +1068,6 @@ cdef object _c_path(object path):
         p = os.fspath(path)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
-        return (p + "\0").encode("utf-16-le")
+        # OpenEncryptedFileRawW takes a long path only in the \\?\ form
+        return (_winfs.extended(p) + "\0").encode("utf-16-le")
     return os.fsencode(path)

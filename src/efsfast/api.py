@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import _core
+from . import _core, _winfs
 from ._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 
 ERROR_FILE_EXISTS = 80
@@ -48,7 +47,7 @@ def _backend(backend):
 
 
 def _exists(path: str) -> bool:
-    return os.path.lexists(path)
+    return os.path.lexists(_winfs.extended(path))
 
 
 def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: bool = False,
@@ -82,31 +81,29 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
         flags |= _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0
     else:
         flags |= _core.OVERWRITE_HIDDEN
-    target = dest
-    if isinstance(be, _core.Win32Backend) and _exists(dest):
-        # advapi32 imports in place: restore beside it, then swap, so the old
-        # file stays whole until its replacement is complete
-        target = _temp_name(dest)
-    with _core.open_raw(target, flags, be) as raw:
-        try:
+    # advapi32 creates the destination at open and leaves a failed import
+    # behind: restore under a temporary name, move it into place when complete
+    # (_winfs); the context is closed before a temporary is removed, since
+    # Windows cannot delete an open file
+    target = _temp_name(dest) if isinstance(be, _core.Win32Backend) else dest
+    try:
+        with _core.open_raw(target, flags, be) as raw:
             nbytes, calls = _core.write_raw(raw, source, cancel, callback_context)
-        except OSError as exc:
-            if target != dest:
-                _remove_quietly(target)
-            raise source_error(exc, source, dest) from None
-        except BaseException:
-            if target != dest:
-                _remove_quietly(target)
-            raise
+    except OSError as exc:
+        if target != dest:
+            _remove_quietly(target)
+        raise source_error(exc, source, dest) from None
+    except BaseException:
+        if target != dest:
+            _remove_quietly(target)
+        raise
     if target != dest:
-        os.replace(target, dest)
+        _winfs.publish(target, dest, overwrite)
     return RestoreResult(dest, nbytes, calls)
 
 
-def _temp_name(dest: str) -> str:
-    """A fixed-length hidden name beside ``dest``: never longer than a name
-    the file system accepts, whatever the length of ``dest``'s own name."""
-    return os.path.join(os.path.dirname(dest) or ".", f".efsfast-{uuid.uuid4().hex[:16]}.tmp")
+_temp_name = _winfs.temp_beside
+_remove_quietly = _winfs.remove_quietly
 
 
 def source_error(exc: OSError, source: Any, dest: str) -> OSError:
@@ -122,16 +119,6 @@ def source_error(exc: OSError, source: Any, dest: str) -> OSError:
     if not isinstance(exc, EfsError):
         return as_efs_error(exc, exc.filename if exc.filename is not None else src)
     return exc
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
 
 
 def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend=None,
@@ -443,17 +430,17 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
         if not _c_source(job[1]) or set(opts) - _C_OPTIONS:
             return None
         ow = opts.get("overwrite", overwrite)
-        if isinstance(be, _core.Win32Backend):
-            if ow:
-                return None            # needs restore()'s restore-beside-then-swap
-            if _exists(os.fspath(job[0])):
-                raise EfsError(ERROR_FILE_EXISTS, "the destination exists", os.fspath(job[0]))
         flags = _core.CREATE_FOR_IMPORT
         flags |= _core.CREATE_FOR_DIR if opts.get("directory") else 0
         flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG if opts.get("drop_alternate_streams") else 0
         flags |= _core.OVERWRITE_HIDDEN if ow else (
             _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0)
         c_jobs.append((job[0], job[1], flags))
+    # advapi32: each item goes to a temporary name and is moved into place
+    # when complete, as in restore() (see _winfs)
+    temps = [_temp_name(os.fspath(j[0])) if isinstance(be, _core.Win32Backend) else None
+             for j in c_jobs]
+    c_jobs = [(t or d, s, f) for (d, s, f), t in zip(c_jobs, temps)]
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
@@ -467,8 +454,11 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
     interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
                                token, tick)
     result = BulkResult(results=[None] * len(jobs))
+    overwrite_of = [(job[2] if len(job) > 2 else {}).get("overwrite", overwrite) for job in jobs]
     for i, job in enumerate(jobs):
         error, nbytes, calls = batch.outcome(i, job[0])
+        if temps[i] is not None and (error is not None or calls):
+            error = _publish_item(temps[i], os.fspath(job[0]), error, overwrite_of[i])
         if error is None and nbytes == 0 and calls == 0:
             continue                    # never started (cancelled)
         if error is None:
@@ -482,6 +472,19 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
     if (result.files, result.bytes) != seen[0]:
         progress(result.files, result.bytes, len(jobs))
     return _close(result, token, interrupted, len(jobs), progress)
+
+
+def _publish_item(tmp: str, dest: str, error: Optional[BaseException], overwrite: bool):
+    """Move one finished bulk item into place, or remove its temporary if it
+    failed; returns the item's error (the publish's own, if that failed)."""
+    if error is not None:
+        _remove_quietly(tmp)
+        return error
+    try:
+        _winfs.publish(tmp, dest, overwrite)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,

@@ -1,4 +1,4 @@
-"""The main job, end to end on the built-in POSIX system side: make a
+"""The main job, end to end on this platform's system side: make a
 synthetic backup set, restore it into a tree, back the tree up again, and
 check that every raw stream came back byte for byte."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import raw as _raw
+from .backends import default as default_backend, describe
 from .tree import SUFFIX, backup_tree, restore_tree
 
 FOLDERS = ["Documents", "Documents/Projects", "Finance", "Photos/2026"]
@@ -30,6 +31,7 @@ class DemoReport:
     identical: int
     different: list
     failures: list
+    system_side: str = ""
 
     @property
     def ok(self) -> bool:
@@ -122,8 +124,9 @@ def _pick_workdir() -> str:
 def run_demo(workdir: Optional[str] = None, *, files: int = 200, seed: int = 2026,
              workers: Optional[int] = None,
              progress_factory: Optional[Callable[[str, int], Callable]] = None,
-             log: Callable[[str], None] = print) -> DemoReport:
+             log: Callable[[str], None] = print, backend=None) -> DemoReport:
     own = workdir is None
+    backend = backend if backend is not None else default_backend()
     workdir = workdir or _pick_workdir()
     backup_set = os.path.join(workdir, "backup-set")
     restored = os.path.join(workdir, "restored")
@@ -136,12 +139,12 @@ def run_demo(workdir: Optional[str] = None, *, files: int = 200, seed: int = 202
         f"{nbytes / 1e6:.1f} MB of raw streams, in {backup_set}")
 
     t0 = time.perf_counter()
-    r = restore_tree(backup_set, restored, workers=workers,
+    r = restore_tree(backup_set, restored, workers=workers, backend=backend,
                      progress=progress_factory("restore", nfiles + ndirs) if progress_factory else None)
     t1 = time.perf_counter()
-    log(f"restored them with the POSIX system side (ntfs-3g efs_raw layout) into {restored}: "
+    log(f"restored them with {describe(backend)} into {restored}: "
         f"{r.bulk.files} items in {t1 - t0:.2f} s ({nbytes / 1e6 / max(t1 - t0, 1e-9):.0f} MB/s)")
-    b = backup_tree(restored, again, workers=workers,
+    b = backup_tree(restored, again, workers=workers, backend=backend,
                     progress=progress_factory("backup", nfiles + ndirs) if progress_factory else None)
     t2 = time.perf_counter()
     log(f"backed the tree up again into {again}: {b.bulk.files} items in {t2 - t1:.2f} s "
@@ -150,7 +153,8 @@ def run_demo(workdir: Optional[str] = None, *, files: int = 200, seed: int = 202
     failures = [str(e) for e in r.failures + b.failures]
     log(f"byte identity: {same} of {nfiles + ndirs} raw streams identical"
         + (f", {len(different)} different: {', '.join(different[:5])}" if different else ""))
-    report = DemoReport(workdir, nfiles, ndirs, nbytes, t1 - t0, t2 - t1, same, different, failures)
+    report = DemoReport(workdir, nfiles, ndirs, nbytes, t1 - t0, t2 - t1, same, different, failures,
+                        describe(backend))
     if own and report.ok:
         shutil.rmtree(workdir, ignore_errors=True)
     return report

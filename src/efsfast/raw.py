@@ -212,7 +212,8 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
         def read(pos: int, n: int) -> bytes:
             nonlocal window, base
             if not (base <= pos and pos + n <= base + len(window)):
-                window, base = os.pread(fd, max(n, _PROBE_WINDOW), pos), pos
+                os.lseek(fd, pos, os.SEEK_SET)     # not os.pread: Windows has none
+                window, base = os.read(fd, max(n, _PROBE_WINDOW)), pos
             return window[pos - base:pos - base + n]
 
         pos, streams, efs_segments = _RAW_HEADER_LEN, 0, 0

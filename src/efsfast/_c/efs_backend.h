@@ -32,7 +32,8 @@ typedef struct efs_backend {
 } efs_backend;
 
 #if defined(_WIN32)
-/* advapi32's functions; NULL entries if advapi32 lacks them. */
+/* advapi32's functions, imported statically (the .pyd's import table names
+ * them), so the entries are never NULL: without them the module does not load. */
 const efs_backend *efs_win32_backend(void);
 /* Enable SeBackupPrivilege and/or SeRestorePrivilege in the process token.
  * Returns 0 or the Win32 error (ERROR_NOT_ALL_ASSIGNED when not held). */
