@@ -8,7 +8,7 @@ import os
 import pytest
 
 import efsfast
-from efsfast import CancelledError, EfsError, _core, tree
+from efsfast import CancelledError, EfsError, _core, volume
 from efsfast.compat import win32file
 
 import win32double
@@ -198,7 +198,8 @@ def test_restore_many_failures_leave_nothing(double, tmp_path):
 @needs_double
 def test_tree_jobs_and_the_demo(double, tmp_path, monkeypatch):
     # Wine keeps no ENCRYPTED attribute: ask the double what it imported
-    monkeypatch.setattr(tree, "is_encrypted", double.is_encrypted)
+    monkeypatch.setattr(volume.EncryptionProbe, "__call__",
+                        lambda self, path, st=None: double.is_encrypted(path))
     from efsfast.demo import run_demo
     lines = []
     report = run_demo(str(tmp_path / "work"), files=24, workers=3, log=lines.append)
