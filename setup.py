@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 
 C_DIR = os.path.join("src", "efsfast", "_c")
 C_SOURCES = [os.path.join(C_DIR, name) for name in (
-    "efs_parser.c", "efs_meta.c", "efs_writer.c", "efs_io.c",
+    "efs_parser.c", "efs_meta.c", "efs_writer.c", "efs_io.c", "efs_sector.c",
     *(("efs_win32.c",) if sys.platform == "win32" else ("efs_posix.c", "efs_scratch.c")),
 )]
 
@@ -48,7 +48,7 @@ def extension(name):
 setup(
     libraries=LIBRARIES,
     ext_modules=cythonize(
-        [extension("_codec"), extension("_core")],
+        [extension("_codec"), extension("_core"), extension("_decrypt")],
         compiler_directives={"language_level": "3"},
         include_path=["src"],
     ),

@@ -9,6 +9,7 @@ from ._core import CancelToken
 from .api import (BackupResult, BulkRestoreError, BulkResult, ItemError, RestoreResult,
                   backup, backup_many, restore, restore_many)
 from . import backends
+from .crypto import NotDecryptableError, decrypt, encrypt, load_keys
 from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
                   build_raw, decode_metadata, inspect, metadata_from_users,
                   sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw, verify)
@@ -21,5 +22,6 @@ __all__ = [
     "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
     "StreamInfo", "User", "build_raw", "decode_metadata", "inspect",
     "metadata_from_users", "sid_from_str", "sid_to_str", "synthetic_metadata",
-    "synthetic_raw", "verify", "__version__",
+    "synthetic_raw", "verify", "decrypt", "encrypt", "load_keys", "NotDecryptableError",
+    "__version__",
 ]

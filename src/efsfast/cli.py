@@ -14,6 +14,7 @@ from typing import Iterator, List, Optional, Sequence
 from . import __version__, raw
 from ._core import CancelToken
 from ._errors import CancelledError, EfsError, RawFormatError
+from .crypto import cli as crypto_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -131,6 +132,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.key:
+        return crypto_cli.cmd_verify_keys(args)
     failed = 0
     results = []
     for path in args.files:
@@ -280,7 +283,8 @@ def _report_tree(args, kind: str, result, extra: dict, interrupted: bool = False
     """The summary of a tree job (``result``: a TreeResult), its failures
     named one by one; with --json one record on stdout."""
     bulk = result.bulk
-    failures = _failure_records(result, restore=kind.startswith("restore"))
+    # restore-tree and decrypt-tree jobs are (object, raw stream it came from)
+    failures = _failure_records(result, restore=kind.startswith(("restore", "decrypt")))
     interrupted = interrupted or bulk.cancelled
     summary = {"command": kind, "ok": bulk.files, "failed": len(failures),
                "not_done": result.not_done, "bytes": bulk.bytes,
@@ -414,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", parents=[mode], help="validate raw streams (exit 0 only if all are valid)")
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    crypto_cli.add_verify_options(s)
     s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("synth", help="write a synthetic (made-up but valid) raw stream")
@@ -470,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     bs.set_defaults(func=cmd_backup_tree)
     add_set_options(bs, rs)
     add_verify_set(sub, mode)
+
+    crypto_cli.register(sub, common, mode)
 
     s = sub.add_parser("demo", help="make a synthetic backup set, restore it, back it up "
                                     "again, check byte identity (no Windows needed)")

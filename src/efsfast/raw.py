@@ -241,8 +241,17 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
             pos += length
 
 
-def verify(source: Source, *, mode: str = "strict") -> RawInfo:
-    """Check a raw stream against rules R1-R20; returns what :func:`inspect` does."""
+def verify(source: Source, *, mode: str = "strict", keys=None, read_data: bool = False,
+           password=None):
+    """Check a raw stream against rules R1-R20; returns what :func:`inspect` does.
+
+    With ``keys`` (key objects or key file paths) it proves instead that a
+    key opens the file and returns the :class:`efsfast.crypto.Opened` entry
+    (``read_data`` also decrypts every byte); see efsfast.crypto.verify.
+    """
+    if keys is not None:
+        from .crypto.verify import prove
+        return prove(source, keys, read_data=read_data, mode=mode, password=password)
     return inspect(source, mode=mode)
 
 

@@ -1,0 +1,15 @@
+"""Decryption without Windows, and proof that backups can be decrypted
+(spec section 10): keys from PFX/PEM/DER files, the FEK unwrapped with RSA
+by ``cryptography``, the sectors decrypted in C without the GIL
+(``_decrypt.pyx``, ``_c/efs_sector.c``).  ``cryptography`` is the optional
+dependency: ``pip install 'efsfast[decrypt]'``."""
+from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
+from .encrypt import Recipient, encrypt, recipient
+from .fek import Algorithm, Entry, NotDecryptableError, Opened
+from .keys import Key, KeyLoadError, load_keys
+from .verify import Proof, check, check_many, find_sources, prove
+
+__all__ = ["Algorithm", "Decrypted", "DecryptResult", "Entry", "Key", "KeyLoadError",
+           "NotDecryptableError", "Opened", "Proof", "Recipient", "check", "check_many",
+           "decrypt", "decrypt_bytes", "encrypt", "find_sources", "load_keys", "prove",
+           "recipient"]

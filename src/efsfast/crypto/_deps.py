@@ -1,0 +1,20 @@
+"""The one optional dependency of decryption, and what to say when it is missing."""
+from __future__ import annotations
+
+INSTALL_HINT = ("pip install 'efsfast[decrypt]' (from a checkout: pip install '.[decrypt]'), "
+                "or pip install cryptography")
+
+
+class MissingDependencyError(ImportError):
+    pass
+
+
+def require_cryptography() -> None:
+    """Raise a clear error when ``cryptography`` (key loading, RSA, and the
+    ECB pass without AES-NI) is not installed."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "decryption needs the 'cryptography' package, which is not installed: "
+            + INSTALL_HINT) from None

@@ -1,0 +1,182 @@
+"""The command-line side of decryption: ``verify --key``, ``decrypt`` and
+``decrypt-tree``.  cli.py registers these with two hooks
+(:func:`add_verify_options`, :func:`register`); nothing here imports
+``cryptography`` until a command runs, so the rest of the CLI works without
+it and these commands say how to get it."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Optional
+
+from ._deps import MissingDependencyError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", action="append", metavar="KEYFILE", default=None,
+                   help="private key: PFX/PKCS#12, PEM or DER (PKCS#1/PKCS#8), with or without "
+                        "its certificate; repeat for several (user and recovery agent)")
+    p.add_argument("--password-file", metavar="FILE",
+                   help="read the key password from the first line of FILE")
+    p.add_argument("--password-env", metavar="VAR",
+                   help="read the key password from the environment variable VAR")
+
+
+def add_verify_options(p: argparse.ArgumentParser) -> None:
+    """The options ``verify`` gains: with --key it proves decryptability."""
+    add_key_options(p)
+    p.add_argument("--read-data", action="store_true",
+                   help="with --key: also decrypt every byte (to nowhere), proving all of it "
+                        "is present and readable")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --key: parallel processes (default: all cores)")
+
+
+def password_source(args: argparse.Namespace):
+    """A callable asked for the password of a protected key file: from
+    --password-file, --password-env, or a prompt on the terminal.  Never a
+    command-line argument (it would show in ps and shell history)."""
+    def ask(path: str) -> Optional[str]:
+        if args.password_file:
+            with open(args.password_file, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        if args.password_env:
+            if args.password_env not in os.environ:
+                raise SystemExit(f"efsfast: the environment variable {args.password_env} "
+                                 "is not set")
+            return os.environ[args.password_env]
+        if sys.stdin.isatty():
+            return getpass.getpass(f"Password for {path}: ")
+        return None
+    return ask
+
+
+def _load(args: argparse.Namespace, command: str):
+    """The keys of --key, or None (said why) when there are none."""
+    from .keys import load_keys
+    if not args.key:
+        print(f"efsfast: {command} needs --key KEYFILE", file=sys.stderr)
+        return None
+    return load_keys(args.key, password=password_source(args))
+
+
+def _guarded(fn):
+    """Turn a missing ``cryptography`` or an unusable key file into one
+    clear line and exit 2."""
+    def run(args: argparse.Namespace) -> int:
+        from .keys import KeyLoadError
+        try:
+            return fn(args)
+        except MissingDependencyError as exc:
+            print(f"efsfast: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyLoadError as exc:
+            print(f"efsfast: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return run
+
+
+def _entry_text(opened) -> str:
+    e = opened.entry
+    return (f"{e.kind} {e.index} ({e.display_name or 'no display name'}, thumbprint "
+            f"{e.thumbprint or '-'}), {opened.algorithm.name[5:]}, key {opened.key}")
+
+
+@_guarded
+def cmd_verify_keys(args: argparse.Namespace) -> int:
+    from .verify import check_many, find_sources
+    keys = _load(args, "verify")
+    sources = find_sources(args.files)
+    if not sources:
+        print("efsfast: no raw streams or encrypted files found in " + ", ".join(args.files),
+              file=sys.stderr)
+        return EXIT_FAILED
+    proofs = check_many(sources, keys, read_data=args.read_data, mode=args.mode,
+                        workers=args.workers)
+    bad = [p for p in proofs if not p.ok]
+    if args.json:
+        print(json.dumps({"decryptable": len(proofs) - len(bad), "not_decryptable": len(bad),
+                          "results": [p.as_dict() for p in proofs]}, indent=2))
+    else:
+        for p in proofs:
+            if p.ok:
+                extra = f", {p.plain_bytes} bytes decrypted" if p.plain_bytes is not None else ""
+                print(f"{p.path}: decryptable by {_entry_text(p.opened)}{extra}")
+        for p in bad:
+            why = "; ".join(p.reasons) if p.reasons else p.error
+            print(f"{p.path}: NOT DECRYPTABLE: {why}")
+        print(f"verify --key: {len(proofs) - len(bad)} decryptable, {len(bad)} not"
+              + (" (all data read)" if args.read_data else " ($EFS only)"))
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+@_guarded
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    from .decrypt import decrypt
+    keys = _load(args, "decrypt")
+    if keys is None:
+        return EXIT_USAGE
+    src = sys.stdin.buffer if args.src == "-" else args.src
+    r = decrypt(src, args.dest, keys, overwrite=args.overwrite,
+                directory=True if args.directory else None, mode=args.mode)
+    if args.json:
+        print(json.dumps({"path": r.path, "bytes": r.bytes, "directory": r.directory,
+                          "streams": [{"name": n, "size": s} for n, s in r.streams],
+                          "opened_by": r.opened.as_dict()}))
+    else:
+        what = "folder" if r.directory else f"{r.bytes} bytes of plaintext"
+        print(f"decrypted {args.src} -> {r.path} ({what}; {_entry_text(r.opened)})")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_decrypt_tree(args: argparse.Namespace) -> int:
+    from ..cli import Progress, _ctrl_c_cancels, _report_tree
+    from .tree import decrypt_tree
+    keys = _load(args, "decrypt-tree")
+    if keys is None:
+        return EXIT_USAGE
+    if not os.path.isdir(args.src):
+        print(f"efsfast: {args.src}: not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    bar = Progress("decrypt", 0, not args.json and not args.quiet)
+    with _ctrl_c_cancels() as token:
+        try:
+            r = decrypt_tree(args.src, args.dest, keys, workers=args.workers,
+                             overwrite=args.overwrite, skip_existing=args.skip_existing,
+                             progress=bar, cancel=token)
+        finally:
+            bar.close()
+    extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
+             "skipped (already there)": r.existing}
+    return _report_tree(args, "decrypt-tree", r, extra)
+
+
+def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser) -> None:
+    """Add ``decrypt`` and ``decrypt-tree`` to the CLI's subcommands."""
+    keyed = argparse.ArgumentParser(add_help=False)
+    add_key_options(keyed)
+    s = sub.add_parser("decrypt", parents=[common, mode, keyed],
+                       help="decrypt a raw stream (or an encrypted file on an ntfs-3g efs_raw "
+                            "mount) with a private key, without Windows")
+    s.add_argument("src", metavar="SRC", help="raw stream, encrypted file, or - for stdin")
+    s.add_argument("dest", metavar="DEST",
+                   help="plaintext file (named streams become DEST:name)")
+    s.add_argument("--directory", action="store_true",
+                   help="make DEST a folder (the default for streams without data)")
+    s.set_defaults(func=cmd_decrypt)
+    s = sub.add_parser("decrypt-tree", parents=[common, mode, keyed],
+                       help="decrypt a folder of .efsraw files (or an efs_raw tree) into a "
+                            "plaintext tree")
+    s.add_argument("src", metavar="SRC_DIR")
+    s.add_argument("dest", metavar="DEST_DIR")
+    s.add_argument("--workers", type=int, default=None, help="parallel workers")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--skip-existing", action="store_true",
+                   help="leave plaintext files that are already there alone (resume)")
+    s.set_defaults(func=cmd_decrypt_tree)

@@ -1,0 +1,277 @@
+"""Decrypt a raw EFS stream (a ``.efsraw`` file, bytes, a binary file, or an
+encrypted object on an ntfs-3g ``efs_raw`` mount) to plaintext files.
+
+One pass, streaming: the raw stream is read in 1 MiB chunks and fed to the
+C decryptor (``_decrypt.pyx``), which writes each data stream's plaintext to
+its own temporary file; only when the whole stream parsed and decrypted are
+the temporaries published under their names.  So a failure, a wrong key or
+Ctrl-C leaves nothing, and an existing destination is replaced only with
+``overwrite=True``.
+
+Named streams: ``DEST:name``.  On Windows that path is the real alternate
+data stream; elsewhere it is a file of that name beside DEST (the form
+``cp``, ``tar`` and ``rsync`` carry everywhere).  The plaintext files are
+created with mode 0600: they held encrypted data.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from .. import _decrypt, raw
+from .._errors import CancelledError, EfsError
+from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
+from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
+from .keys import as_keys
+
+ERROR_INVALID_NAME = 123
+ERROR_CANCELLED = 1223
+NAMED_AS_ADS = sys.platform == "win32"
+PLAINTEXT_MODE = 0o600
+
+
+@contextlib.contextmanager
+def naming_errors(source: object):
+    """OSErrors raised inside that name no file get the source's path."""
+    filename = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    try:
+        yield filename
+    except OSError as exc:
+        if filename is not None and exc.filename is None:
+            exc.filename = filename
+        raise
+
+
+class _Handler:
+    """Python's part of a decryption: unwrap the FEK when the $EFS arrives,
+    open and close each data stream's sink."""
+
+    def __init__(self, keys, mode: str, sink_for, force_ecb: bool = False):
+        self.keys, self.mode, self.sink_for, self.force_ecb = keys, mode, sink_for, force_ecb
+        self.opened: Optional[Opened] = None
+        self.ecb = None
+        self.streams: List[tuple] = []          # (name, logical size)
+        self.memory: Dict[str, bytes] = {}
+
+    def on_metadata(self, meta: bytes):
+        fk = unwrap(meta, self.keys, self.mode)
+        self.opened = fk.opened
+        alg = fk.opened.algorithm
+        key = fk.take()
+        if alg != Algorithm.CALG_AES_256 or self.force_ecb or not _decrypt.have_aesni():
+            from cryptography.hazmat.primitives.ciphers import Cipher, modes
+            from .encrypt import block_cipher
+            self.ecb = Cipher(block_cipher(alg, key), modes.ECB()).decryptor()
+        return SECTOR_ALG[alg], key
+
+    def open_stream(self, name: str, flag: int) -> int:
+        return self.sink_for(name, flag)
+
+    @property
+    def sink_path(self) -> Optional[str]:
+        """The file being written (named in write errors)."""
+        return getattr(self.sink_for, "current", None)
+
+    def close_stream(self, name: str, logical: int, data) -> None:
+        self.streams.append((name, logical))
+        if data is not None:
+            self.memory[name] = data
+        closer = getattr(self.sink_for, "close", None)
+        if closer is not None:
+            closer(name)
+
+
+class _Feed:
+    """The sink an efs_raw object's backup writes into: the decryptor."""
+
+    def __init__(self, dec):
+        self.dec = dec
+
+    def write(self, data) -> int:
+        self.dec.feed(data)
+        return len(data)
+
+
+def is_object(source) -> bool:
+    """An encrypted file or folder itself (ntfs-3g efs_raw, or Windows),
+    rather than a raw stream stored in a file."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    from ..tree import is_encrypted
+    return is_encrypted(os.fspath(source))
+
+
+def run(source: Any, keys, sink_for, *, mode: str = "strict", force_ecb: bool = False,
+        cancel=None) -> _Handler:
+    """Decrypt ``source`` with ``keys``; ``sink_for(name, flag)`` says where
+    each data stream goes (an fd, ``_decrypt.SINK_NULL`` or ``SINK_MEMORY``)."""
+    handler = _Handler(as_keys(keys), mode, sink_for, force_ecb)
+    dec = _decrypt.Decryptor(handler, mode, force_ecb)
+    try:
+        with naming_errors(source) as filename:
+            if is_object(source):
+                from ..api import backup
+                backup(filename, _Feed(dec), directory=os.path.isdir(filename), cancel=cancel)
+            else:
+                for chunk in raw._chunks(source):
+                    if cancel is not None and cancel.cancelled:
+                        raise CancelledError(ERROR_CANCELLED, "cancelled", filename)
+                    dec.feed(chunk)
+            dec.finish()
+    finally:
+        dec.close()
+    return handler
+
+
+@dataclass(frozen=True)
+class Decrypted:
+    """The plaintext streams of a raw stream, in memory: ``streams`` maps the
+    stream name (``"::$DATA"`` for the unnamed one) to its bytes."""
+    streams: Dict[str, bytes] = field(repr=False)
+    opened: Opened
+
+    @property
+    def data(self) -> bytes:
+        return self.streams.get(raw.UNNAMED_STREAM, b"")
+
+
+def decrypt_bytes(source: Any, keys, *, mode: str = "strict", force_ecb: bool = False) -> Decrypted:
+    """Decrypt into memory (for tests and small files)."""
+    h = run(source, keys, lambda name, flag: _decrypt.SINK_MEMORY, mode=mode, force_ecb=force_ecb)
+    return Decrypted(dict(h.memory), h.opened)
+
+
+@dataclass(frozen=True)
+class DecryptResult:
+    path: str
+    bytes: int                       # plaintext bytes written, all streams
+    streams: List[tuple]             # (name, size) per data stream
+    opened: Opened
+    directory: bool = False
+
+
+def stream_file_name(name: str) -> str:
+    """":name:$DATA" -> "name"; names that cannot be a file name are refused."""
+    short = name[1:-len(":$DATA")] if name.startswith(":") and name.endswith(":$DATA") else name
+    if not short or any(c in short for c in "/\\\0") or short in (".", ".."):
+        raise EfsError(ERROR_INVALID_NAME, f"the stream name {name!r} cannot be written as a file")
+    return short
+
+
+class _Files:
+    """Temporary files for each data stream of one destination."""
+
+    def __init__(self, dest: str, overwrite: bool):
+        self.dest, self.overwrite = dest, overwrite
+        self.parent = os.path.dirname(dest) or "."
+        self.temps: Dict[str, tuple] = {}          # name -> (tmp path, final path)
+        self.fds: Dict[str, int] = {}
+        self.main_tmp = self._tmp_name(dest)
+        self.current: Optional[str] = None
+        if NAMED_AS_ADS:     # named streams become ADSs of the main temporary
+            self._open(raw.UNNAMED_STREAM, self.main_tmp, dest, keep_open=False)
+
+    def _tmp_name(self, final: str) -> str:
+        return os.path.join(self.parent, f".{os.path.basename(final)}.efsfast-"
+                                         f"{uuid.uuid4().hex[:8]}.tmp")
+
+    def _open(self, name, tmp, final, keep_open=True) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, PLAINTEXT_MODE)
+        self.temps[name] = (tmp, final)
+        if keep_open:
+            self.fds[name] = fd
+        else:
+            os.close(fd)
+        return fd
+
+    def __call__(self, name: str, flag: int) -> int:
+        if name == raw.UNNAMED_STREAM:
+            self.current = self.dest
+            if NAMED_AS_ADS:
+                fd = os.open(self.main_tmp, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+                self.fds[name] = fd
+                return fd
+            final, tmp = self.dest, self.main_tmp
+        else:
+            short = stream_file_name(name)
+            final = f"{self.dest}:{short}"
+            tmp = f"{self.main_tmp}:{short}" if NAMED_AS_ADS else self._tmp_name(final)
+            if not self.overwrite and not NAMED_AS_ADS and os.path.lexists(final):
+                raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)",
+                               final)
+        self.current = final
+        return self._open(name, tmp, final)
+
+    def close(self, name: str) -> None:
+        fd = self.fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def discard(self) -> None:
+        for name in list(self.fds):
+            self.close(name)
+        for tmp, _final in self.temps.values():
+            if os.path.lexists(tmp):
+                _remove_quietly(tmp)
+
+    def publish(self) -> None:
+        """Named streams first, the main file last; undo on failure."""
+        order = [n for n in self.temps if n != raw.UNNAMED_STREAM]
+        order += [raw.UNNAMED_STREAM] if raw.UNNAMED_STREAM in self.temps else []
+        if NAMED_AS_ADS:
+            order = [raw.UNNAMED_STREAM]
+        done = []
+        try:
+            for name in order:
+                tmp, final = self.temps[name]
+                if self.overwrite:
+                    os.replace(tmp, final)
+                else:
+                    _publish_no_replace(tmp, final)
+                done.append(final)
+        except BaseException:
+            for final in done:
+                _remove_quietly(final)
+            self.discard()
+            raise
+
+
+def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Optional[bool] = None,
+            mode: str = "strict", cancel=None, password=None) -> DecryptResult:
+    """Decrypt ``source`` (a raw stream: path, bytes or binary file; or an
+    encrypted object on an ntfs-3g efs_raw mount) into the plaintext file
+    ``dest`` (named streams as ``dest:name``, see the module doc).
+
+    ``keys``: :class:`Key` objects or key file paths (``password`` for
+    those).  A raw stream with no unnamed data stream is an encrypted
+    folder and becomes the folder ``dest`` (``directory=False`` makes an
+    empty file instead).  Raises :class:`NotDecryptableError` when no key
+    opens the file; nothing is left behind on any failure.
+    """
+    keys = as_keys(keys, password)
+    dest = os.fspath(dest)
+    if not overwrite and os.path.lexists(dest):
+        raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)
+    files = _Files(dest, overwrite)
+    try:
+        h = run(source, keys, files, mode=mode, cancel=cancel)
+        has_main = any(n == raw.UNNAMED_STREAM for n, _ in h.streams)
+        as_dir = (not has_main) if directory is None else directory
+        if as_dir and not has_main:
+            files.discard() if NAMED_AS_ADS else None
+            if not os.path.isdir(dest):
+                os.mkdir(dest)
+        elif not has_main:
+            files._open(raw.UNNAMED_STREAM, files.main_tmp, dest, keep_open=False)
+        if not (as_dir and NAMED_AS_ADS):
+            files.publish()
+    except BaseException:
+        files.discard()
+        raise
+    total = sum(size for _, size in h.streams)
+    return DecryptResult(dest, total, list(h.streams), h.opened, directory=as_dir and not has_main)

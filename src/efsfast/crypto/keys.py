@@ -1,0 +1,229 @@
+"""Private keys the way users have them: a PFX/PKCS#12 exported from Windows
+(certmgr, "export with private key"), or PEM/DER files (PKCS#1 or PKCS#8,
+encrypted or not), optionally with certificates beside them.
+
+All parsing and RSA is done by ``cryptography``; nothing here handles ASN.1
+or RSA by hand.  A :class:`Key` never shows its key material: its repr and
+every message name the file, the certificate's subject and its thumbprint.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, List, Optional, Sequence, Union
+
+from ._deps import require_cryptography
+
+Password = Union[None, str, bytes, Callable[[str], Union[str, bytes, None]]]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class KeyLoadError(ValueError):
+    """A key file could not be used; the message names the file and why."""
+
+
+@dataclass(eq=False)
+class Key:
+    """An RSA private key, with the certificate that goes with it when one
+    was found (then ``thumbprint`` selects its $EFS entry, spec section 10).
+    """
+    source: str
+    private_key: object = field(repr=False)
+    certificate: object = field(default=None, repr=False)
+
+    @property
+    def thumbprint(self) -> Optional[str]:
+        """SHA-1 of the DER certificate, as $EFS stores it (hex)."""
+        if self.certificate is None:
+            return None
+        from cryptography.hazmat.primitives.serialization import Encoding
+        return hashlib.sha1(self.certificate.public_bytes(Encoding.DER)).hexdigest()
+
+    @property
+    def subject(self) -> Optional[str]:
+        return None if self.certificate is None else self.certificate.subject.rfc4514_string()
+
+    @property
+    def modulus_bytes(self) -> int:
+        return (self.private_key.key_size + 7) // 8
+
+    @property
+    def label(self) -> str:
+        who = f" ({self.subject}, thumbprint {self.thumbprint})" if self.certificate else " (no certificate)"
+        return f"{self.source}{who}"
+
+    def __repr__(self) -> str:
+        return f"<efsfast Key {self.label}, RSA-{self.private_key.key_size}>"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("efsfast keys are not pickled (private key material)")
+
+
+def _as_bytes(pw) -> Optional[bytes]:
+    if pw is None or isinstance(pw, bytes):
+        return pw
+    return pw.encode("utf-8")
+
+
+def _is_rsa(key) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    return isinstance(key, rsa.RSAPrivateKey)
+
+
+def _public_numbers(obj):
+    pub = obj.public_key() if hasattr(obj, "public_key") else obj
+    try:
+        return pub.public_numbers()
+    except AttributeError:
+        return None
+
+
+class _Loaded:
+    def __init__(self):
+        self.keys: List[tuple] = []         # (source, private key, certificate or None)
+        self.certificates: List[object] = []
+
+
+def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    import re
+    found = False
+    for m in re.finditer(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", data, re.S):
+        found = True
+        kind, block = m.group(1).decode(), m.group(0)
+        if kind in ("CERTIFICATE", "X509 CERTIFICATE"):
+            out.certificates.append(x509.load_pem_x509_certificate(block))
+        elif "PRIVATE KEY" in kind:
+            encrypted = kind == "ENCRYPTED PRIVATE KEY" or b"ENCRYPTED" in block[:200]
+            key = _with_password(path, encrypted, password,
+                                 lambda pw: serialization.load_pem_private_key(block, pw))
+            out.keys.append((path, key, None))
+    if not found:
+        raise KeyLoadError(f"{path}: no complete PEM block")
+
+
+def _load_der(path: str, data: bytes, password: Password, out: _Loaded) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    try:
+        out.certificates.append(x509.load_der_x509_certificate(data))
+        return
+    except ValueError:
+        pass
+    try:
+        key = serialization.load_der_private_key(data, None)
+    except TypeError:       # encrypted PKCS#8
+        key = _with_password(path, True, password,
+                             lambda pw: serialization.load_der_private_key(data, pw))
+    out.keys.append((path, key, None))
+
+
+def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    def load(pw):
+        return pkcs12.load_key_and_certificates(data, pw)
+    # an export "without password" may be protected by the empty one
+    for pw in (None, b""):
+        try:
+            key, cert, extra = load(pw)
+            break
+        except ValueError:
+            continue
+    else:
+        key, cert, extra = _with_password(path, True, password, load)
+    if key is not None:
+        out.keys.append((path, key, cert))
+    elif cert is not None:
+        out.certificates.append(cert)
+    out.certificates.extend(extra or ())
+
+
+def _with_password(path: str, encrypted: bool, password: Password, load):
+    """Run ``load(password)``; ask ``password`` (a callable) when the file
+    needs one.  Messages never carry the password."""
+    pw = password(path) if callable(password) else password
+    if pw is None and encrypted:
+        raise KeyLoadError(f"{path}: the key is protected by a password and none was given "
+                           "(--password-file FILE, --password-env VAR, or a terminal to ask on)")
+    try:
+        return load(_as_bytes(pw))
+    except (ValueError, TypeError) as exc:
+        if pw is None:
+            raise KeyLoadError(f"{path}: the key is protected by a password and none was "
+                               "given") from None
+        raise KeyLoadError(f"{path}: wrong password, or not a key file this program reads "
+                           f"({type(exc).__name__})") from None
+
+
+def _load_file(path: str, password: Password, out: _Loaded) -> None:
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"-----BEGIN " in data[:1 << 16]:
+        return _load_pem(path, data, password, out)
+    if path.lower().endswith((".pfx", ".p12")):
+        return _load_pfx(path, data, password, out)
+    try:
+        return _load_der(path, data, password, out)
+    except KeyLoadError:
+        raise
+    except (ValueError, TypeError):
+        pass
+    try:
+        return _load_pfx(path, data, password, out)
+    except KeyLoadError:
+        raise
+    except (ValueError, TypeError):
+        raise KeyLoadError(f"{path}: not a PFX/PKCS#12, PEM or DER key or certificate") from None
+
+
+def load_keys(paths: Union[PathLike, Iterable[PathLike]], password: Password = None) -> List[Key]:
+    """Load every RSA private key in ``paths`` (PFX/PKCS#12, PEM, DER; PKCS#1
+    or PKCS#8, encrypted or not).  Certificates in the same files, or in
+    files of their own, are matched to their keys by public key, so such a
+    key selects its $EFS entry by thumbprint; a key without one is tried
+    against every entry.
+
+    ``password``: str/bytes for every protected file, or a callable
+    ``password(path)`` asked only for files that need one.
+    """
+    require_cryptography()
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = _Loaded()
+    for p in paths:
+        p = os.fspath(p)
+        try:
+            _load_file(p, password, out)
+        except OSError as exc:
+            raise KeyLoadError(f"{p}: cannot read the key file: {exc.strerror}") from None
+    keys = []
+    for source, key, cert in out.keys:
+        if not _is_rsa(key):
+            raise KeyLoadError(f"{source}: not an RSA key (EFS wraps file keys with RSA)")
+        if cert is None:
+            numbers = _public_numbers(key)
+            cert = next((c for c in out.certificates if _public_numbers(c) == numbers), None)
+        keys.append(Key(source, key, cert))
+    if not keys:
+        raise KeyLoadError(", ".join(os.fspath(p) for p in paths) + ": no private key found")
+    return keys
+
+
+def as_keys(keys: Union[Key, PathLike, Sequence[Union[Key, PathLike]]],
+            password: Password = None) -> List[Key]:
+    """Keys given to the API: Key objects, or paths to load."""
+    if isinstance(keys, (Key, str, os.PathLike)):
+        keys = [keys]
+    result, paths = [], []
+    for k in keys:
+        (result if isinstance(k, Key) else paths).append(k)
+    if paths:
+        result += load_keys(paths, password)
+    if not result:
+        raise KeyLoadError("no keys given")
+    return result

@@ -1,0 +1,195 @@
+"""Prove that backups can be decrypted: for each raw stream (or encrypted
+object on an efs_raw mount), some given key unwraps the FEK into a
+well-formed blob of a supported algorithm.  Without ``read_data`` only the
+$EFS is read (the user.ntfs.efsinfo xattr of an efs_raw object, the head of
+a ``.efsraw`` file); with it every byte is decrypted into a null sink.
+
+:func:`check_many` is the hook for other jobs (``verify-set --key``): it
+takes sources and keys and returns one :class:`Proof` per source, in order,
+running the RSA work on all cores.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Sequence
+
+from .. import _codec, _decrypt, raw
+from .._errors import EfsError, RawFormatError
+from .fek import NotDecryptableError, Opened, entries, unwrap
+from .keys import as_keys
+
+HEAD_CHUNK = 1 << 16
+UNSUPPORTED_METADATA = "E_META_UNSUPPORTED"
+EFSINFO_XATTR = "user.ntfs.efsinfo"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The outcome for one source: ``ok`` with the entry that opened it, or
+    the reasons no key did (``reasons``) or the error that stopped the check."""
+    path: str
+    ok: bool
+    opened: Optional[Opened] = None
+    reasons: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+    plain_bytes: Optional[int] = None          # with read_data
+
+    def as_dict(self) -> dict:
+        d = {"path": self.path, "decryptable": self.ok}
+        if self.opened is not None:
+            d["opened_by"] = self.opened.as_dict()
+        if self.reasons:
+            d["reasons"] = self.reasons
+        if self.error is not None:
+            d["error"] = self.error
+        if self.plain_bytes is not None:
+            d["plaintext_bytes"] = self.plain_bytes
+        return d
+
+
+def _head_chunks(source):
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            while True:
+                chunk = f.read(HEAD_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+    else:
+        yield from raw._chunks(source)
+
+
+def read_metadata(source: Any, mode: str = "strict") -> bytes:
+    """The $EFS of ``source`` without reading its data streams."""
+    from .decrypt import is_object, naming_errors
+    if is_object(source) and hasattr(os, "getxattr"):
+        return os.getxattr(os.fspath(source), EFSINFO_XATTR)
+    parser = _codec.RawParser(mode)
+    with naming_errors(source) as filename:
+        if filename is not None and os.path.isdir(filename):
+            raise IsADirectoryError(21, "a folder, not a raw stream", filename)
+        for chunk in _head_chunks(source):
+            parser.feed(chunk)
+            if parser.metadata is not None:
+                break
+        else:
+            parser.finish()     # a stream of only the $EFS ends there
+    if parser.metadata is None:
+        raise EfsError(13, "the raw stream ends before its $EFS", filename)
+    return parser.metadata
+
+
+def prove(source: Any, keys, *, read_data: bool = False, mode: str = "strict",
+          password=None) -> Opened:
+    """Which entry opens ``source``; raises :class:`NotDecryptableError`
+    (``reasons``) when none does, RawFormatError/OSError when it is broken."""
+    keys = as_keys(keys, password)
+    if read_data:
+        from .decrypt import run
+        return run(source, keys, lambda name, flag: _decrypt.SINK_NULL, mode=mode).opened
+    fk = unwrap(read_metadata(source, mode), keys, mode)
+    fk.wipe()
+    return fk.opened
+
+
+def check(source: Any, keys, *, read_data: bool = False, mode: str = "strict") -> Proof:
+    """:func:`prove` as a :class:`Proof` that carries failures instead of raising."""
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stream>"
+    try:
+        if read_data:
+            from .decrypt import run
+            h = run(source, keys, lambda name, flag: _decrypt.SINK_NULL, mode=mode)
+            return Proof(path, True, h.opened,
+                         plain_bytes=sum(size for _, size in h.streams))
+        return Proof(path, True, prove(source, keys, mode=mode))
+    except NotDecryptableError as exc:
+        return Proof(path, False, reasons=exc.reasons)
+    except RawFormatError as exc:
+        if exc.code == UNSUPPORTED_METADATA:      # Version 2/3 $EFS: a reason, not damage
+            return Proof(path, False, reasons=_layout_reasons(source, exc))
+        return Proof(path, False, error=str(exc))
+    except (OSError, ValueError) as exc:
+        return Proof(path, False, error=str(exc))
+
+
+def _layout_reasons(source, exc: RawFormatError) -> List[str]:
+    """The reason strict parsing refused a Version 2/3 $EFS, worded as for
+    compatible mode (the source is read again, as far as its $EFS)."""
+    try:
+        entries(read_metadata(source, "compatible"))
+    except NotDecryptableError as why:
+        return why.reasons
+    except (OSError, ValueError, TypeError):
+        pass
+    return [f"{exc.detail}: cannot be opened with an RSA key file"]
+
+
+def find_sources(paths: Sequence) -> List[str]:
+    """Files given, and below folders given: ``.efsraw`` files and encrypted
+    objects (efs_raw mounts), in a stable order."""
+    from .decrypt import is_object
+    found = []
+    for p in paths:
+        p = os.fspath(p)
+        if not os.path.isdir(p) or is_object(p):
+            found.append(p)
+            if not os.path.isdir(p):
+                continue
+        for dirpath, dirnames, filenames in os.walk(p):
+            dirnames.sort()
+            for d in dirnames:
+                q = os.path.join(dirpath, d)
+                if is_object(q):
+                    found.append(q)
+            for f in sorted(filenames):
+                q = os.path.join(dirpath, f)
+                if f.endswith(".efsraw") or is_object(q):
+                    found.append(q)
+    return found
+
+
+_KEYS = None                 # the keys a forked worker inherits (never pickled)
+
+
+def _work(item):
+    source, read_data, mode = item
+    return check(source, _KEYS, read_data=read_data, mode=mode)
+
+
+def check_many(sources: Sequence, keys, *, read_data: bool = False, mode: str = "strict",
+               workers: Optional[int] = None,
+               progress: Optional[Callable[[int, int], None]] = None) -> List[Proof]:
+    """One :class:`Proof` per source, in order.  RSA in ``cryptography``
+    holds the GIL, so the work runs in ``workers`` forked processes (all
+    cores by default) that inherit the loaded keys; where fork is not
+    available it runs in this process."""
+    global _KEYS
+    keys = as_keys(keys)
+    sources = list(sources)
+    workers = workers or os.cpu_count() or 1
+    items = [(s, read_data, mode) for s in sources]
+    use_fork = (workers > 1 and len(sources) > 1 and sys.platform != "win32"
+                and hasattr(os, "fork"))
+    if not use_fork:
+        out = []
+        for i, it in enumerate(items):
+            out.append(check(it[0], keys, read_data=read_data, mode=mode))
+            if progress is not None:
+                progress(i + 1, len(items))
+        return out
+    import multiprocessing
+    _KEYS = keys
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(sources))) as pool:
+            out = []
+            chunk = max(1, min(64, len(items) // (workers * 8) or 1))
+            for proof in pool.imap(_work, items, chunksize=chunk):
+                out.append(proof)
+                if progress is not None:
+                    progress(len(out), len(items))
+            return out
+    finally:
+        _KEYS = None
