@@ -15,6 +15,7 @@ from efsfast.crypto import fek as fekmod  # noqa: E402
 from efsfast.crypto.verify import read_metadata  # noqa: E402
 
 from _keys import certificate, pem, pfx, rsa_key  # noqa: E402
+from ntfs_volume import mounted_volume, needs_ntfs3g  # noqa: E402
 
 PW = "s3cret pw"
 
@@ -119,14 +120,11 @@ def test_missing_cryptography_says_how_to_get_it(capsys, keyset, backup_set, mon
     assert rc == 2 and "pip install 'efsfast[decrypt]'" in err
 
 
+@needs_ntfs3g
 def test_on_an_ntfs3g_efs_raw_mount(capsys, keyset, tmp_path):
-    from test_ntfs3g import Volume, _why_not
-    if _why_not():
-        pytest.skip(_why_not())
     k = keyset["dir"]
     cu, cd = keyset["user"][1], keyset["dra"][1]
-    v = Volume(tmp_path)
-    v.mount()
+    v = mounted_volume(tmp_path)
     try:
         body = os.urandom(300_000)
         (v.mnt / "dir").mkdir()
