@@ -101,7 +101,7 @@ def is_object(source) -> bool:
     rather than a raw stream stored in a file."""
     if not isinstance(source, (str, os.PathLike)):
         return False
-    from ..tree import is_encrypted
+    from ..volume import is_encrypted
     return is_encrypted(os.fspath(source))
 
 
