@@ -8,6 +8,7 @@
  * R10-R12 checks can see all of it.  Rule numbers refer to
  * shared/spec/efs-raw-format.md section 6.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,6 @@ struct efs_parser {
     uint8_t *meta;
     int meta_borrowed;       /* meta belongs to the caller (efs_parser_lend_meta) */
     uint32_t meta_len;
-    meta_span spans[META_MAX_SEGMENTS];
     uint32_t meta_segments;
 
     /* names seen, stored as u32 length + bytes */
@@ -74,6 +74,10 @@ struct efs_parser {
     size_t index_cap, index_used;
 
     efs_error err;
+
+    /* last, and left unzeroed by efs_parser_new (16 KiB; only the first
+     * meta_segments entries are ever read) */
+    meta_span spans[META_MAX_SEGMENTS];
 };
 
 static efs_dword fail(efs_parser *p, int rule, const char *code,
@@ -98,8 +102,10 @@ static efs_dword handler_failed(efs_parser *p, efs_dword rc)
 
 efs_parser *efs_parser_new(unsigned mode, const efs_handlers *h, void *ctx)
 {
-    efs_parser *p = calloc(1, sizeof *p);
+    /* one parser per restored file: zero the state, not the 16 KiB map */
+    efs_parser *p = malloc(sizeof *p);
     if (!p) return NULL;
+    memset(p, 0, offsetof(efs_parser, spans));
     p->mode = mode;
     if (h) p->h = *h;
     p->ctx = ctx;
