@@ -116,6 +116,7 @@ def main(argv=None) -> int:
         shapes = [("20 files of 1 MiB", 20, MIB), ("400 files of 16 KiB", 400, 16 << 10)]
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     rows, results = [], {}
+    load_before = os.getloadavg()[0]
     sha = _sha_rate()
     sources = ["tmpfs"] + (["ntfs-3g"] if not Ntfs3gVolume.why_not() else [])
     skipped = Ntfs3gVolume.why_not()
@@ -150,7 +151,8 @@ def main(argv=None) -> int:
              f"{os.cpu_count()} CPUs · best of {args.rounds}, variants interleaved · "
              f"sources on tmpfs (efs_raw layout) and on an ntfs-3g efs_raw mount of an image "
              f"in /dev/shm" + (f" (not run: {skipped})" if skipped else "") +
-             f" · sets written to tmpfs · hashlib SHA-256 alone: {sha:.2f} GB/s on one core",
+             f" · sets written to tmpfs · hashlib SHA-256 alone: {sha:.2f} GB/s on one core"
+             f" · load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
              "",
              "| tree | variant | GB/s of ciphertext | spread | time vs no manifest |",
              "| --- | --- | --- | --- | --- |"]

@@ -422,3 +422,30 @@ def test_a_stream_member_cannot_leave_the_destination(xattr_dir):
     with pytest.raises(OSError, match="leaves the destination"):
         restore_stream(buf, xattr_dir / "dest")
     assert not os.path.lexists(xattr_dir / "escape")
+
+
+@pytest.mark.parametrize("damage", ["none", "flipped byte", "truncated", "edited manifest"])
+def test_verify_set_reads_a_stream(xattr_dir, damage):
+    """verify-set - checks a tar stream as it flows (e.g. zstd -d | efsfast verify-set -)."""
+    src = xattr_dir / "src"
+    make_tree(src)
+    data = bytearray(efs("backup-tree", str(src), "-", check=True).stdout)
+    members = list(tarfile.open(fileobj=io.BytesIO(bytes(data))))
+    victim = next(m for m in members if m.name == "plain/f4.bin.efsraw")
+    manifest = members[-1]
+    if damage == "flipped byte":
+        data[victim.offset_data + victim.size // 2] ^= 0x01
+        expect = "plain/f4.bin.efsraw: SHA-256 differs"
+    elif damage == "truncated":
+        data = data[:victim.offset_data + 1000]
+        expect = "truncated"
+    elif damage == "edited manifest":
+        at = data.index(b'"raw_size":', manifest.offset_data)
+        data[at + 11:at + 12] = b"9" if data[at + 11:at + 12] != b"9" else b"8"
+        expect = "changed after it was written"
+    p = efs("verify-set", "-", input=bytes(data), text=False)
+    out = p.stdout.decode()
+    if damage == "none":
+        assert p.returncode == 0 and "OK, 6 objects" in out, out
+    else:
+        assert p.returncode == 1 and expect in out, out

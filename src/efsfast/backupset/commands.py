@@ -12,7 +12,7 @@ from .. import tree
 from ..api import BulkResult
 from . import restore as _restore
 from .sinks import FolderSink, TarSink
-from .verify import verify_set
+from .verify import verify_set, verify_stream
 from .writer import backup_set
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -113,7 +113,14 @@ def verify_set_cmd(args) -> int:
             print("efsfast: verify-set --key needs decryption support (issue 13), which this "
                   "build does not have", file=sys.stderr)
             return EXIT_USAGE
-    r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
+    if args.set == STDIO:
+        if prove is not None:
+            print("efsfast: verify-set --key needs a folder set (the proof reads each object "
+                  "by name)", file=sys.stderr)
+            return EXIT_USAGE
+        r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets)
+    else:
+        r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
     if args.json:
         print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
                           "objects_verified": r.objects, "bytes": r.bytes,
@@ -161,7 +168,7 @@ def add_verify_set(sub, mode_parent) -> None:
     s = sub.add_parser("verify-set", parents=[mode_parent],
                        help="check a backup set: manifest intact, every object present with "
                             "its SHA-256, every stream valid, nothing unlisted")
-    s.add_argument("set", metavar="SET")
+    s.add_argument("set", metavar="SET", help="set folder, or - to read a tar stream")
     s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                    help="an earlier set an incremental set refers to (repeatable)")
     _add_key_options(s)

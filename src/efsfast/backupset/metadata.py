@@ -6,22 +6,30 @@ On an ntfs-3g mount the three ``system.ntfs_*`` extended attributes carry
 the NTFS facts: ``system.ntfs_times`` (four little-endian FILETIMEs:
 creation, last write, last access, MFT change), ``system.ntfs_attrib`` (the
 32-bit FILE_ATTRIBUTE_* word) and ``system.ntfs_acl`` (the self-relative
-security descriptor).  Elsewhere the manifest holds the POSIX times and
-says so (``"source": "posix"``).
+security descriptor).  On Windows the Win32 API gives the same facts in the
+same shape (metadata_win32.py), so either side's sets restore NTFS metadata
+on the other.  Elsewhere the manifest holds the POSIX times and says so
+(``"source": "posix"``).
 """
 from __future__ import annotations
 
 import base64
 import os
 import struct
-from enum import Enum
+import sys
+from enum import Enum, IntFlag
 from typing import Optional
 
 
 class MetaSource(str, Enum):
     NTFS3G = "ntfs-3g"
+    WIN32 = "win32"        # the same NTFS facts, through the Win32 API (metadata_win32.py)
     POSIX = "posix"
     NONE = "none"          # --no-metadata at backup time
+
+
+# sources whose metadata is NTFS's (times, attributes, descriptor), in one shape
+NTFS_SHAPED = (MetaSource.NTFS3G.value, MetaSource.WIN32.value)
 
 
 class NtfsXattr(str, Enum):
@@ -30,6 +38,21 @@ class NtfsXattr(str, Enum):
     ACL = "system.ntfs_acl"
 
 
+class Attr(IntFlag):
+    """The FILE_ATTRIBUTE_* bits a restore may set (others, such as
+    DIRECTORY and ENCRYPTED, follow from what was restored)."""
+    READONLY = 0x1
+    HIDDEN = 0x2
+    SYSTEM = 0x4
+    ARCHIVE = 0x20
+    NORMAL = 0x80
+    TEMPORARY = 0x100
+    OFFLINE = 0x1000
+    NOT_CONTENT_INDEXED = 0x2000
+
+
+SETTABLE = Attr.READONLY | Attr.HIDDEN | Attr.SYSTEM | Attr.ARCHIVE | Attr.TEMPORARY | \
+    Attr.OFFLINE | Attr.NOT_CONTENT_INDEXED
 TIME_FIELDS = ("creation", "last_write", "last_access", "change")
 FILETIME_UNIX_EPOCH = 116444736000000000     # 1970-01-01 in 100 ns units since 1601
 _TIMES = struct.Struct("<4Q")
@@ -51,7 +74,20 @@ def is_ntfs3g(path: str) -> bool:
 
 
 def source_kind(path: str) -> MetaSource:
+    if sys.platform == "win32":
+        return MetaSource.WIN32
     return MetaSource.NTFS3G if is_ntfs3g(path) else MetaSource.POSIX
+
+
+def _ntfs_shaped(kind: MetaSource, times, attributes: int, sd: Optional[bytes],
+                 sd_error: Optional[str]) -> dict:
+    meta = {"source": kind.value, "times": dict(zip(TIME_FIELDS, times)),
+            "attributes": attributes}
+    if sd is not None:
+        meta["security_descriptor"] = base64.b64encode(sd).decode("ascii")
+    else:
+        meta["security_descriptor_unreadable"] = sd_error
+    return meta
 
 
 def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) -> dict:
@@ -60,17 +96,19 @@ def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) ->
     it) is left out and said so."""
     if kind is MetaSource.NONE:
         return {}
+    if kind is MetaSource.WIN32:
+        from . import metadata_win32
+        m = metadata_win32.capture(path)
+        return _ntfs_shaped(kind, [m["times"][k] for k in TIME_FIELDS], m["attributes"],
+                            m.get("security_descriptor"), m.get("security_descriptor_unreadable"))
     if kind is MetaSource.NTFS3G:
         times = _TIMES.unpack(_getxattr(path, NtfsXattr.TIMES.value))
-        meta = {"source": kind.value, "times": dict(zip(TIME_FIELDS, times)),
-                "attributes": _ATTRIB.unpack(_getxattr(path, NtfsXattr.ATTRIB.value))[0]}
+        attributes = _ATTRIB.unpack(_getxattr(path, NtfsXattr.ATTRIB.value))[0]
         try:
-            sd = _getxattr(path, NtfsXattr.ACL.value)
+            sd, why = _getxattr(path, NtfsXattr.ACL.value), None
         except OSError as exc:
-            meta["security_descriptor_unreadable"] = exc.strerror or str(exc)
-        else:
-            meta["security_descriptor"] = base64.b64encode(sd).decode("ascii")
-        return meta
+            sd, why = None, exc.strerror or str(exc)
+        return _ntfs_shaped(kind, times, attributes, sd, why)
     st = st or os.lstat(path)
     return {"source": MetaSource.POSIX.value, "atime_ns": st.st_atime_ns,
             "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "mode": st.st_mode & 0o7777}
@@ -79,7 +117,7 @@ def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) ->
 def change_stamp(meta: dict) -> Optional[int]:
     """The change time an incremental run compares (NTFS MFT change time,
     or POSIX ctime), or None when the manifest holds none."""
-    if meta.get("source") == MetaSource.NTFS3G.value:
+    if meta.get("source") in NTFS_SHAPED:
         return meta["times"]["change"]
     if meta.get("source") == MetaSource.POSIX.value:
         return meta["ctime_ns"]
@@ -94,30 +132,36 @@ def apply(path: str, meta: dict, *, acl: bool = True, target_ntfs3g: Optional[bo
     """Give ``path`` the metadata ``meta`` captured.  Order: security
     descriptor, attributes, then times last, since setting the others may
     touch the times.  ntfs-3g sets the MFT change time itself (to now): it
-    is the one value that cannot be restored."""
+    is the one value that cannot be restored there; Windows sets all four.
+    NTFS metadata goes onto NTFS whichever side captured it."""
     source = meta.get("source")
     if not source or source == MetaSource.NONE.value:
         return
-    if target_ntfs3g is None:
-        target_ntfs3g = is_ntfs3g(path)
-    if source == MetaSource.NTFS3G.value:
+    if source in NTFS_SHAPED:
+        t = meta["times"]
+        sd = base64.b64decode(meta["security_descriptor"]) \
+            if acl and "security_descriptor" in meta else None
+        if sys.platform == "win32":
+            from . import metadata_win32
+            metadata_win32.apply(path, t, (meta["attributes"] & SETTABLE) or Attr.NORMAL, sd)
+            return
+        if target_ntfs3g is None:
+            target_ntfs3g = is_ntfs3g(path)
         if target_ntfs3g:
-            if acl and "security_descriptor" in meta:
-                os.setxattr(path, NtfsXattr.ACL.value,
-                            base64.b64decode(meta["security_descriptor"]), follow_symlinks=False)
+            if sd is not None:
+                os.setxattr(path, NtfsXattr.ACL.value, sd, follow_symlinks=False)
             os.setxattr(path, NtfsXattr.ATTRIB.value, _ATTRIB.pack(meta["attributes"]),
                         follow_symlinks=False)
-            t = meta["times"]
             os.setxattr(path, NtfsXattr.TIMES.value,
                         _TIMES.pack(*(t[k] for k in TIME_FIELDS)), follow_symlinks=False)
             return
-        t = meta["times"]      # not NTFS: what POSIX can hold
+        # not NTFS: what POSIX can hold
         os.utime(path, ns=(filetime_to_ns(t["last_access"]), filetime_to_ns(t["last_write"])),
                  follow_symlinks=False)
         return
     if source == MetaSource.POSIX.value:
-        if acl and not target_ntfs3g:     # the permission bits are POSIX's ACL
-            os.chmod(path, meta["mode"])
-        os.utime(path, ns=(meta["atime_ns"], meta["mtime_ns"]), follow_symlinks=False)
+        if acl and not target_ntfs3g and sys.platform != "win32":
+            os.chmod(path, meta["mode"])      # the permission bits are POSIX's ACL
+        os.utime(path, ns=(meta["atime_ns"], meta["mtime_ns"]))
         return
     raise ValueError(f"{path}: unknown metadata source {source!r}")

@@ -186,7 +186,7 @@ def restore_stream(fileobj, dest_dir, *, overwrite: bool = False, skip_existing:
                                          name=f"{MANIFEST_NAME} (in the stream)")
                 continue
             current = previous = member.name
-            e = _member_entry(member)
+            e = member_entry(member)
             target = _target(dest_dir, e.path)
             if skip_existing and os.path.lexists(target):
                 existing.append(target)
@@ -235,7 +235,8 @@ def restore_stream(fileobj, dest_dir, *, overwrite: bool = False, skip_existing:
                      cancel=cancel, backend=backend)
 
 
-def _member_entry(member: tarfile.TarInfo) -> Entry:
+def member_entry(member: tarfile.TarInfo) -> Entry:
+    """The manifest line a set member carries in its pax ``comment``."""
     if not member.isfile() or not member.name.endswith(SUFFIX):
         raise EfsError(ERROR_INVALID_DATA, f"not a member of a backup set: {member.name}")
     try:

@@ -59,9 +59,10 @@ def _unchanged(prev: Optional[Entry], now: Entry) -> bool:
     if prev is None or prev.failed or prev.sha256 is None or prev.kind is not now.kind:
         return False
     stamp = _meta.change_stamp(now.meta)
+    # where the $EFS is not readable apart from the stream (Windows), the MFT
+    # change time alone answers for it: NTFS moves it when $EFS is rewritten
     return (stamp is not None and stamp == _meta.change_stamp(prev.meta)
-            and prev.source_size == now.source_size and prev.efs_sha256 == now.efs_sha256
-            and now.efs_sha256 is not None)
+            and prev.source_size == now.source_size and prev.efs_sha256 == now.efs_sha256)
 
 
 class _Previous:
