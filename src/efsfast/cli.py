@@ -496,6 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command.  With ``argv`` None this is the efsfast program
+    (sys.argv): Ctrl-C is then handled for the life of the process and
+    blocked once the command has reported.  Pass ``argv`` to call it from
+    Python without either."""
     parser = build_parser()
     # bench takes its own options (--quick, ...): hand it whatever follows
     args, rest = parser.parse_known_args(argv)
