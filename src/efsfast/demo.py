@@ -93,17 +93,19 @@ def _same_tree(a: str, b: str) -> tuple:
 def _holds_xattrs(folder: str) -> bool:
     if not hasattr(os, "setxattr"):
         return True                      # Windows: advapi32 does the storing
-    probe = os.path.join(folder, ".efsfast-xattr-probe")
     try:
-        with open(probe, "wb"):
-            pass
+        # a name of its own: two demos may probe the same folder at once
+        fd, probe = tempfile.mkstemp(prefix=".efsfast-xattr-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    try:
         os.setxattr(probe, "user.efsfast.probe", b"x" * 2048)
         return True
     except OSError:
         return False
     finally:
-        if os.path.exists(probe):
-            os.unlink(probe)
+        os.unlink(probe)
 
 
 def _pick_workdir() -> str:
