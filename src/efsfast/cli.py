@@ -231,10 +231,16 @@ class Progress:
 
 
 def _backend_from(args: argparse.Namespace):
-    if getattr(args, "buffer_size", None) is None:
+    """efsfast's own system side when an option asks for it; on Windows
+    advapi32 validates and ``--mode`` only affects verify and inspect."""
+    mode = getattr(args, "mode", "strict")
+    if getattr(args, "buffer_size", None) is None and mode == "strict":
         return None
     from .backends import PosixBackend
-    return PosixBackend(buffer_size=args.buffer_size)
+    from . import _core
+    if not _core.HAVE_POSIX:
+        return None
+    return PosixBackend(buffer_size=args.buffer_size or 65536, mode=mode)
 
 
 # ---- tree jobs ----
@@ -441,19 +447,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--buffer-size", type=_whole_number(1), default=None,
                         help="POSIX system side: system buffer size in bytes (default 65536)")
 
-    s = sub.add_parser("restore", parents=[common], help="restore a raw stream as an encrypted file")
+    s = sub.add_parser("restore", parents=[common, mode], help="restore a raw stream as an encrypted file")
     s.add_argument("src", metavar="SRC", help="raw stream file, or - for standard input")
     s.add_argument("dest", metavar="DEST")
     s.add_argument("--directory", action="store_true", help="DEST is an encrypted directory")
     s.set_defaults(func=cmd_restore)
 
-    s = sub.add_parser("backup", parents=[common], help="back up an encrypted file as a raw stream")
+    s = sub.add_parser("backup", parents=[common, mode], help="back up an encrypted file as a raw stream")
     s.add_argument("src", metavar="SRC")
     s.add_argument("dest", metavar="DEST", help="output file, or - for standard output")
     s.add_argument("--directory", action="store_true", help="SRC is an encrypted directory")
     s.set_defaults(func=cmd_backup)
 
-    tree_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    tree_common = argparse.ArgumentParser(add_help=False, parents=[common, mode])
     tree_common.add_argument("--workers", type=_whole_number(1), default=None,
                              help="parallel workers (default: 2 on FUSE mounts such as ntfs-3g, whose daemon is single-threaded; one per CPU elsewhere)")
     tree_common.add_argument("--quiet", action="store_true", help="no progress bar")

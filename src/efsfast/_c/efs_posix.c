@@ -65,6 +65,7 @@ typedef struct posix_ctx {
     uint64_t rng;
 
     efs_error ferr;
+    char ferr_detail[256];          /* a detail built here (ferr.detail may point at it) */
     int err_no;
     const char *op;
 
@@ -1012,6 +1013,35 @@ static efs_dword export_unnamed(posix_ctx *c, export_out *o, int fd, uint64_t t,
                                 1, size, shift, fill_fd, &src);
 }
 
+/* Where the one metadata segment's data starts in an exported stream: the
+ * raw header, the metadata stream header (name 10 19), the segment header. */
+#define EXPORT_META_OFFSET (EFS_RAW_HDR_LEN + EFS_STREAM_HDR_FIXED + 2 + EFS_SEG_HDR_LEN)
+
+/* What a backup produces, a restore in the same mode must accept: the $EFS
+ * is checked against R10-R12 before anything is emitted (the data streams
+ * are laid out by the writer, valid by construction).  When strict mode
+ * refuses what compatible mode accepts, the detail says so. */
+static efs_dword check_stored_metadata(posix_ctx *c, const uint8_t *meta, size_t len)
+{
+    efs_meta_info info;
+    efs_error other;
+    if (efs_meta_parse(meta, len, c->opt.mode, &info, NULL, NULL, NULL, NULL,
+                       EXPORT_META_OFFSET, &c->ferr) == 0)
+        return 0;
+    if (c->opt.mode == EFS_MODE_STRICT &&
+        efs_meta_parse(meta, len, EFS_MODE_COMPATIBLE, &info, NULL, NULL, NULL, NULL,
+                       EXPORT_META_OFFSET, &other) == 0) {
+        snprintf(c->ferr_detail, sizeof c->ferr_detail, "%s in the stored $EFS; compatible "
+                 "mode accepts it (back up, verify and restore with --mode compatible)",
+                 c->ferr.detail ? c->ferr.detail : "a strict rule is broken");
+    } else {
+        snprintf(c->ferr_detail, sizeof c->ferr_detail, "%s in the stored $EFS",
+                 c->ferr.detail ? c->ferr.detail : "a rule is broken");
+    }
+    c->ferr.detail = c->ferr_detail;
+    return c->ferr.winerror ? c->ferr.winerror : EFS_ERROR_INVALID_DATA;
+}
+
 static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, void *context)
 {
     posix_ctx *c = context;
@@ -1026,6 +1056,7 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
     if (c->flags & EFS_CREATE_FOR_IMPORT)
         return ctx_fail(c, "ReadEncryptedFileRaw needs a context opened for export",
                         EFS_ERROR_INVALID_PARAMETER);
+    memset(&c->ferr, 0, sizeof c->ferr);
     c->err_no = 0;
     c->op = NULL;
     memset(&o, 0, sizeof o);
@@ -1057,6 +1088,7 @@ static efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, voi
         rc = ctx_fail(c, "user.ntfs.efsinfo is empty", EFS_ERROR_INVALID_DATA);
         goto out;
     }
+    if ((rc = check_stored_metadata(c, meta, (size_t)mlen))) goto out;
     shift = cluster_shift_of(c, fd, &c->st);
     if ((rc = efs_emit_raw_header(emit_block, &o)) ||
         (rc = efs_emit_metadata_stream(emit_block, &o, meta, (size_t)mlen)))
