@@ -1,13 +1,16 @@
 """Type stubs for the compiled raw-format codec (efsfast._codec)."""
 from typing import Any, Dict, List, Optional, Tuple
 
+from typing_extensions import disjoint_base
+
 META_STREAM_NAME: str
 
 def stream_name_str(raw: bytes, is_metadata: bool = ...) -> str: ...
 
+@disjoint_base
 class RawParser:
-    events: Optional[List[tuple]]
-    streams: List[list]
+    events: Optional[List[Tuple[Any, ...]]]
+    streams: List[List[Any]]
     metadata: Optional[bytes]
     def __init__(self, mode: str = ..., events: bool = ...) -> None: ...
     @property
@@ -17,5 +20,5 @@ class RawParser:
 
 def meta_decode(data: Any, mode: str = ..., base: int = ...
                 ) -> Tuple[int, int, bool, List[Dict[str, Any]]]: ...
-def meta_build(version: int, efs_id: bytes, keys: List[tuple]) -> bytes: ...
-def build_raw(metadata: Any, streams: List[tuple], cluster_shift: int = ...) -> bytes: ...
+def meta_build(version: int, efs_id: bytes, keys: List[Tuple[Any, ...]]) -> bytes: ...
+def build_raw(metadata: Any, streams: List[Tuple[Any, ...]], cluster_shift: int = ...) -> bytes: ...

@@ -1,6 +1,8 @@
 """Type stubs for the compiled hot path (efsfast._core)."""
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from typing_extensions import disjoint_base
+
 CREATE_FOR_IMPORT: int
 CREATE_FOR_DIR: int
 OVERWRITE_HIDDEN: int
@@ -9,6 +11,7 @@ NO_REPLACE: int
 HAVE_POSIX: bool
 HAVE_WIN32: bool
 
+@disjoint_base
 class CancelToken:
     def __init__(self) -> None: ...
     def cancel(self) -> None: ...
@@ -16,12 +19,15 @@ class CancelToken:
     @property
     def cancelled(self) -> bool: ...
 
+@disjoint_base
 class SystemBuffer: ...
 
+@disjoint_base
 class Backend:
     @property
     def name(self) -> str: ...
 
+@disjoint_base
 class PosixBackend(Backend):
     def __init__(self, *, buffer_size: int = ..., seed: Optional[int] = ..., min_size: int = ...,
                  mode: str = ..., null_sink: bool = ..., cluster_shift: int = ...,
@@ -35,6 +41,7 @@ class Win32Backend(Backend):
 def default_backend() -> Backend: ...
 def watch_sigint() -> None: ...
 
+@disjoint_base
 class RawContext:
     backend: Backend
     path: Any
@@ -53,6 +60,7 @@ def write_raw(raw: RawContext, source: Any, cancel: Optional[CancelToken] = ...,
 def read_raw(raw: RawContext, sink: Any = ..., cancel: Optional[CancelToken] = ...,
              callback_context: Any = ..., pywin32: bool = ...) -> Tuple[int, int, Optional[bytes]]: ...
 
+@disjoint_base
 class BulkRestore:
     token: CancelToken
     count: int

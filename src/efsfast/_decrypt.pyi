@@ -1,5 +1,7 @@
 from typing import Any
 
+from typing_extensions import disjoint_base
+
 AES256: int
 TRIPLE_DES: int
 SINK_NULL: int
@@ -9,6 +11,7 @@ def have_aesni() -> bool: ...
 def sector_iv(alg: int, offset: int) -> bytes: ...
 def unchain(alg: int, ecb_plain: Any, ciphertext: Any, offset: int) -> bytes: ...
 
+@disjoint_base
 class Decryptor:
     def __init__(self, handler: Any, mode: str = ..., force_ecb: bool = ...) -> None: ...
     @property

@@ -7,6 +7,7 @@ Every failure that comes back from the C layers carries a Win32 error code
 from __future__ import annotations
 
 import errno as _errno
+from typing import Any, Tuple
 
 # Win32 code -> (errno, message).  Only the codes efsfast produces or maps.
 _WIN32 = {
@@ -57,7 +58,7 @@ class EfsError(OSError):
     one the Win32 code maps to, for failures that came from a POSIX call).
     """
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, *args: Any, **kwargs: Any) -> "EfsError":
         if cls is EfsError and args:
             cls = _BY_ERRNO.get(_errno_of(*args, **kwargs), cls)
         return super().__new__(cls)
@@ -74,7 +75,7 @@ class EfsError(OSError):
         self.args = (self.errno, self.strerror)
         self.winerror = winerror
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.winerror, self.strerror, self.filename, self.errno))
 
 
@@ -122,6 +123,7 @@ class RawFormatError(EfsError, ValueError):
     ``rule`` is the rule's name ("R9"), ``offset`` the absolute byte offset in
     the raw stream, ``code`` the sub-code ("E_TRAILING_GARBAGE").
     """
+    dest: object = None     # the destination a restore left as it was, where there was one
 
     def __init__(self, rule: str, offset: int, code: str, detail: str,
                  winerror: int = ERROR_INVALID_DATA, filename: object = None) -> None:
@@ -131,7 +133,7 @@ class RawFormatError(EfsError, ValueError):
         self.detail = detail
         super().__init__(winerror, f"{rule} {code} at offset {offset}: {detail}", filename)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.rule, self.offset, self.code, self.detail,
                              self.winerror, self.filename))
 

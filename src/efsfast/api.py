@@ -7,16 +7,19 @@ sources go through a Python fallback.  See DESIGN.md, "The import hot path".
 """
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union,
+                    overload)
 
 from . import _core, _winfs
 from ._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 
 ERROR_FILE_EXISTS = 80
 PathLike = Union[str, "os.PathLike[str]"]
+Progress = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class BackupResult:
     path: str
     bytes: int
     calls: int
-    data: Optional[bytes] = None
+    data: Optional[builtins.bytes] = None     # the field ``bytes`` shadows the type here
 
 
 def _watch_ctrl_c() -> None:
@@ -42,7 +45,7 @@ def _watch_ctrl_c() -> None:
             pass   # Ctrl-C then stops the job once it returns; cancel tokens still work
 
 
-def _backend(backend):
+def _backend(backend: Optional[_core.Backend]) -> _core.Backend:
     return backend if backend is not None else _core.default_backend()
 
 
@@ -51,7 +54,7 @@ def _exists(path: str) -> bool:
 
 
 def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: bool = False,
-            backend=None, cancel: Optional[_core.CancelToken] = None,
+            backend: Optional[_core.Backend] = None, cancel: Optional[_core.CancelToken] = None,
             drop_alternate_streams: bool = False, callback_context: Any = None) -> RestoreResult:
     """Restore the raw stream ``source`` as the encrypted file (or, with
     ``directory=True``, directory) ``dest``.
@@ -121,9 +124,22 @@ def source_error(exc: OSError, source: Any, dest: str) -> OSError:
     return exc
 
 
-def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend=None,
-           overwrite: bool = False, cancel: Optional[_core.CancelToken] = None,
-           callback_context: Any = None, digest: Any = None) -> Union[bytes, BackupResult]:
+@overload
+def backup(path: PathLike, sink: None = None, *, directory: bool = False,
+           backend: Optional[_core.Backend] = None, overwrite: bool = False,
+           cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
+           digest: Any = None) -> bytes: ...
+@overload
+def backup(path: PathLike, sink: Any, *, directory: bool = False,
+           backend: Optional[_core.Backend] = None, overwrite: bool = False,
+           cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
+           digest: Any = None) -> BackupResult: ...
+
+
+def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
+           backend: Optional[_core.Backend] = None, overwrite: bool = False,
+           cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
+           digest: Any = None) -> Union[bytes, BackupResult]:
     """Back up the encrypted file (or directory) ``path`` as its raw stream.
 
     With no ``sink`` the stream is returned as bytes.  A path sink is written
@@ -146,6 +162,7 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False, backend
     with _core.open_raw(path, flags, be) as raw:
         nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
     if sink is None:
+        assert data is not None     # read_raw returns the stream when there is no sink
         if digest is not None:
             digest.update(data)     # hashlib releases the GIL for large updates
         return data
@@ -161,7 +178,7 @@ class _DigestingFd:
         self.fd = fd
         self.digest = digest
 
-    def write(self, view) -> int:
+    def write(self, view: memoryview) -> int:
         self.digest.update(view)
         n, total = 0, len(view)
         while n < total:
@@ -169,7 +186,8 @@ class _DigestingFd:
         return total
 
 
-def _backup_to_path(path, out, flags, be, overwrite, cancel, digest=None) -> BackupResult:
+def _backup_to_path(path: str, out: str, flags: int, be: _core.Backend, overwrite: bool,
+                    cancel: Optional[_core.CancelToken], digest: Any = None) -> BackupResult:
     if not overwrite and _exists(out):
         raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
                                           "to replace it)", out)
@@ -240,7 +258,7 @@ class BulkRestoreError(EfsError):
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         super().__init__(winerror, f"{first}{more}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.failures,))
 
 
@@ -264,11 +282,12 @@ class BulkResult:
         return self
 
 
-Job = Union[Tuple[PathLike, Any], Tuple[PathLike, Any, dict]]
+Job = Union[Tuple[PathLike, Any], Tuple[PathLike, Any, Dict[str, Any]]]
 
 
-def _run_many(jobs: list, one: Callable[[Any, Any, dict, _core.CancelToken], Any], *,
-              workers: Optional[int], progress, cancel, fail_fast: bool) -> BulkResult:
+def _run_many(jobs: List[Any], one: Callable[[Any, Any, Dict[str, Any], _core.CancelToken], Any], *,
+              workers: Optional[int], progress: Optional[Progress],
+              cancel: Optional[_core.CancelToken], fail_fast: bool) -> BulkResult:
     """Run ``one(first, second, options, token)`` per job on a thread pool:
     every item gets its own result or error slot, progress is reported as
     items finish, and Ctrl-C or ``cancel`` stops the running items within one
@@ -351,7 +370,7 @@ class _Progress:
     as if cancelled, and the exception is raised at the end with ``result``
     holding what was done (never lost, never half done)."""
 
-    def __init__(self, callback, token: _core.CancelToken):
+    def __init__(self, callback: Optional[Progress], token: _core.CancelToken):
         self.callback = callback
         self.token = token
         self.error: Optional[BaseException] = None
@@ -370,11 +389,11 @@ def _close(result: BulkResult, token: _core.CancelToken, interrupted: bool, tota
            progress: Optional[_Progress] = None) -> BulkResult:
     result.cancelled = token.cancelled
     if progress is not None and progress.error is not None:
-        progress.error.result = result
+        setattr(progress.error, "result", result)    # what was done, for the caller
         raise progress.error
     if interrupted:
         exc = KeyboardInterrupt(f"interrupted after {result.files} of {total} items")
-        exc.result = result
+        setattr(exc, "result", result)
         raise exc
     return result
 
@@ -382,7 +401,7 @@ def _close(result: BulkResult, token: _core.CancelToken, interrupted: bool, tota
 def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
                  cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
-                 backend=None) -> BulkResult:
+                 backend: Optional[_core.Backend] = None) -> BulkResult:
     """Restore many ``(dest, source)`` (or ``(dest, source, options)``) jobs
     with ``workers`` threads running the C path in parallel.
 
@@ -399,7 +418,8 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
     if fast is not None:
         return fast
 
-    def one(dest, source, opts, token):
+    def one(dest: PathLike, source: Any, opts: Dict[str, Any],
+            token: _core.CancelToken) -> RestoreResult:
         opts.setdefault("overwrite", overwrite)
         return restore(dest, source, backend=opts.pop("backend", be), cancel=token, **opts)
     return _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
@@ -409,7 +429,7 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
 _C_OPTIONS = {"directory", "overwrite", "drop_alternate_streams"}
 
 
-def _c_source(source) -> bool:
+def _c_source(source: Any) -> bool:
     if isinstance(source, (str, os.PathLike)):
         return _core.HAVE_POSIX          # opened in C; Windows paths take the Python path
     if isinstance(source, (int, bool)):
@@ -421,7 +441,9 @@ def _c_source(source) -> bool:
     return True
 
 
-def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
+def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], overwrite: bool,
+                    progress: Optional[Progress], cancel: Optional[_core.CancelToken],
+                    fail_fast: bool) -> Optional[BulkResult]:
     """restore_many with every item's work in C (buffers and paths), or None
     when some job needs the Python path (custom sources, other options)."""
     c_jobs = []
@@ -457,8 +479,9 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
     overwrite_of = [(job[2] if len(job) > 2 else {}).get("overwrite", overwrite) for job in jobs]
     for i, job in enumerate(jobs):
         error, nbytes, calls = batch.outcome(i, job[0])
-        if temps[i] is not None and (error is not None or calls):
-            error = _publish_item(temps[i], os.fspath(job[0]), error, overwrite_of[i])
+        tmp = temps[i]
+        if tmp is not None and (error is not None or calls):
+            error = _publish_item(tmp, os.fspath(job[0]), error, overwrite_of[i])
         if error is None and nbytes == 0 and calls == 0:
             continue                    # never started (cancelled)
         if error is None:
@@ -474,7 +497,8 @@ def _restore_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast):
     return _close(result, token, interrupted, len(jobs), progress)
 
 
-def _publish_item(tmp: str, dest: str, error: Optional[BaseException], overwrite: bool):
+def _publish_item(tmp: str, dest: str, error: Optional[BaseException],
+                  overwrite: bool) -> Optional[BaseException]:
     """Move one finished bulk item into place, or remove its temporary if it
     failed; returns the item's error (the publish's own, if that failed)."""
     if error is not None:
@@ -490,12 +514,13 @@ def _publish_item(tmp: str, dest: str, error: Optional[BaseException], overwrite
 def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite: bool = False,
                 progress: Optional[Callable[[int, int, int], None]] = None,
                 cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
-                backend=None) -> BulkResult:
+                backend: Optional[_core.Backend] = None) -> BulkResult:
     """Back up many ``(path, sink)`` (or ``(path, sink, options)``) jobs in
     parallel; the mirror image of :func:`restore_many`."""
     be = _backend(backend)
 
-    def one(path, sink, opts, token):
+    def one(path: PathLike, sink: Any, opts: Dict[str, Any],
+            token: _core.CancelToken) -> BackupResult:
         opts.setdefault("overwrite", overwrite)
         r = backup(path, sink, backend=opts.pop("backend", be), cancel=token, **opts)
         return r if isinstance(r, BackupResult) else BackupResult(os.fspath(path), len(r), 0, r)

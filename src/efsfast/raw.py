@@ -10,12 +10,18 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, List, Optional, Sequence, Union
+from typing import (Any, BinaryIO, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple,
+                    Union, overload)
 
 from . import _codec
 from ._errors import EfsError, as_efs_error
 
-Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO]
+class Readable(Protocol):
+    """A binary file or anything with its ``read``."""
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO, Readable]
 
 READ_CHUNK = 1 << 20
 UNNAMED_STREAM = "::$DATA"
@@ -111,7 +117,7 @@ def _chunks(source: Source) -> Iterable[object]:
             yield from _chunks(f)
         return
     try:
-        memoryview(source)
+        memoryview(source)       # type: ignore[arg-type]  # (BinaryIO: the TypeError is the test)
     except TypeError:
         pass
     else:
@@ -154,7 +160,8 @@ def _utf16(meta: bytes, span: Sequence[int]) -> Optional[str]:
 def decode_metadata(meta: bytes, mode: str = "strict") -> Metadata:
     """Validate and decode a $EFS value (rules R10-R12)."""
     layout, version, supported, entries = _codec.meta_decode(meta, mode)
-    ddf, drf = [], []
+    ddf: List[KeyEntry] = []
+    drf: List[KeyEntry] = []
     for e in entries:
         sid_off, sid_len = e["sid"]
         th_off, th_len = e["thumbprint"]
@@ -183,6 +190,7 @@ def inspect(source: Source, *, mode: str = "strict") -> RawInfo:
                           ciphertext_size=payload, offset=offset)
                for name, flag, is_meta, offset, logical, payload in parser.streams
                if not is_meta]
+    assert parser.metadata is not None      # a finished parse has met the $EFS stream (R4)
     return RawInfo(raw_size=parser.position, streams=streams,
                    metadata=decode_metadata(parser.metadata, mode))
 
@@ -241,8 +249,16 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
             pos += length
 
 
-def verify(source: Source, *, mode: str = "strict", keys=None, read_data: bool = False,
-           password=None):
+@overload
+def verify(source: Source, *, mode: str = "strict", keys: None = None, read_data: bool = False,
+           password: Any = None) -> RawInfo: ...
+@overload
+def verify(source: Source, *, mode: str = "strict", keys: Any, read_data: bool = False,
+           password: Any = None) -> Any: ...
+
+
+def verify(source: Source, *, mode: str = "strict", keys: Any = None, read_data: bool = False,
+           password: Any = None) -> Any:
     """Check a raw stream against rules R1-R20; returns what :func:`inspect` does.
 
     With ``keys`` (key objects or key file paths) it proves instead that a
@@ -257,7 +273,7 @@ def verify(source: Source, *, mode: str = "strict", keys=None, read_data: bool =
 
 # ---- building ----
 
-def build_raw(metadata: bytes, streams: Sequence[Union[DataStream, tuple]] = (),
+def build_raw(metadata: bytes, streams: Sequence[Union[DataStream, Tuple[Any, ...]]] = (),
               *, cluster_shift: int = 12) -> bytes:
     """Lay out a raw stream exactly as Windows does: the $EFS value, then
     each data stream in 64 KiB segments behind 512-byte headers."""
@@ -297,7 +313,7 @@ def metadata_from_users(users: Sequence[User], recovery_agents: Sequence[User] =
                         flags: int = 0) -> bytes:
     """Build a Version 1-layout $EFS value with one DDF entry per user and
     one DRF entry per recovery agent."""
-    def key(u: User, is_drf: bool) -> tuple:
+    def key(u: User, is_drf: bool) -> Tuple[Any, ...]:
         def w(s: Optional[str]) -> Optional[bytes]:
             return None if s is None else s.encode("utf-16-le")
         return (is_drf, flags, sid_from_str(u.sid) if u.sid else None, u.thumbprint,
@@ -316,7 +332,7 @@ def synthetic_metadata(users: int = 1, recovery_agents: int = 0, *,
     return metadata_from_users(us, ras, version=version, efs_id=rng.randbytes(16))
 
 
-def synthetic_raw(size: int = 12, *, named_streams: Optional[dict] = None,
+def synthetic_raw(size: int = 12, *, named_streams: Optional[Dict[str, int]] = None,
                   directory: bool = False, users: int = 1, recovery_agents: int = 0,
                   seed: Optional[int] = None) -> bytes:
     """A complete, valid raw stream with random ciphertext: an encrypted file

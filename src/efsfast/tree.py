@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from . import raw as _raw
 from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
-from ._core import CancelToken
+from ._core import Backend, CancelToken
+from ._errors import EfsError
 from .treewalk import check_source_dir, problem, walk
 from .volume import EFSINFO_XATTR, FILE_ATTRIBUTE_ENCRYPTED, is_encrypted  # noqa: F401 (API)
 
 SUFFIX = ".efsraw"
+Jobs = List[Tuple[Any, ...]]                     # (object, backup file[, options]) per job
+Errors = List[Tuple[str, EfsError]]              # (path, error) of what could not be read
+PathArg = Union[str, "os.PathLike[str]"]
+Progress = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -26,7 +31,7 @@ class TreeResult:
     # objects that could not be listed or read: failed items (index -1), never skipped
     unreadable: List[ItemError] = field(default_factory=list)
     # the bulk jobs in index order: (object, backup file) or (object, raw stream)
-    jobs: list = field(default_factory=list)
+    jobs: Jobs = field(default_factory=list)
 
     @property
     def failures(self) -> List[ItemError]:
@@ -39,10 +44,11 @@ class TreeResult:
         return max(planned - self.bulk.files - len(self.bulk.failures), 0)
 
 
-def _unreadable(errors: list) -> List[ItemError]:
+def _unreadable(errors: Errors) -> List[ItemError]:
     """One failed item per path (a folder that can be neither examined nor
     listed is one object that failed, not two), first error kept."""
-    seen, out = set(), []
+    seen: set[str] = set()
+    out: List[ItemError] = []
     for path, exc in errors:
         if path not in seen:
             seen.add(path)
@@ -50,11 +56,13 @@ def _unreadable(errors: list) -> List[ItemError]:
     return out
 
 
-def plan_backup(src_dir: str, dest_dir: str, errors: Optional[list] = None,
-                cancel: Optional[CancelToken] = None) -> Tuple[list, list, list]:
+def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
+                cancel: Optional[CancelToken] = None) -> Tuple[Jobs, Jobs, List[str]]:
     """(directory jobs, file jobs, skipped) for backing up ``src_dir``; what
     cannot be listed or read goes to ``errors`` as (path, error)."""
-    dirs, files, skipped = [], [], []
+    dirs: Jobs = []
+    files: Jobs = []
+    skipped: List[str] = []
     errors = [] if errors is None else errors
     probe = _volume.EncryptionProbe()
 
@@ -93,16 +101,17 @@ def _make_parents(paths: Iterable[str]) -> None:
             raise problem(d, "cannot create the folder", exc) from None
 
 
-def all_failed(jobs: list, reason: str) -> BulkResult:
+def all_failed(jobs: Jobs, reason: str) -> BulkResult:
     """Every job failed for one reason found before anything was touched."""
     return BulkResult(results=[None] * len(jobs), failures=[
         ItemError(i, os.fspath(j[0]), _volume.raw_access_error(reason, j[0]))
         for i, j in enumerate(jobs)])
 
 
-def _split_existing(jobs: list, target: int) -> Tuple[list, List[str]]:
+def _split_existing(jobs: Jobs, target: int) -> Tuple[Jobs, List[str]]:
     """(jobs whose target does not exist yet, targets that do)."""
-    todo, existing = [], []
+    todo: Jobs = []
+    existing: List[str] = []
     for j in jobs:
         if os.path.lexists(j[target]):
             existing.append(j[target])
@@ -111,16 +120,16 @@ def _split_existing(jobs: list, target: int) -> Tuple[list, List[str]]:
     return todo, existing
 
 
-def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: bool = False,
-                skip_existing: bool = False,
-                progress: Optional[Callable[[int, int, int], None]] = None,
-                cancel: Optional[CancelToken] = None, backend=None) -> TreeResult:
+def backup_tree(src_dir: PathArg, dest_dir: PathArg, *, workers: Optional[int] = None,
+                overwrite: bool = False, skip_existing: bool = False,
+                progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
+                backend: Optional[Backend] = None) -> TreeResult:
     """Back up every encrypted file and folder below ``src_dir`` as
     ``.efsraw`` files mirrored below ``dest_dir``.  ``skip_existing`` leaves
     backups that are already there alone (resuming an interrupted run)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     check_source_dir(src_dir)
-    errors: list = []
+    errors: Errors = []
     dirs, files, skipped = plan_backup(src_dir, dest_dir, errors, cancel)
     existing: List[str] = []
     if skip_existing:
@@ -143,7 +152,7 @@ def backup_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
                                     progress=progress, cancel=cancel, backend=backend)
     except BaseException as exc:        # Ctrl-C, a progress callback: keep what was done
         tree.bulk = getattr(exc, "result", None) or tree.bulk
-        exc.tree = tree
+        setattr(exc, "tree", tree)      # what was done, for the caller
         raise
     tree.bulk.cancelled = tree.bulk.cancelled or bool(cancel is not None and cancel.cancelled)
     return tree
@@ -160,12 +169,13 @@ def is_directory_stream(path: str) -> bool:
         return False
 
 
-def plan_restore(src_dir: str, dest_dir: str, errors: Optional[list] = None,
-                 cancel: Optional[CancelToken] = None) -> Tuple[list, list]:
+def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
+                 cancel: Optional[CancelToken] = None) -> Tuple[Jobs, Jobs]:
     """(directory jobs in creation order, file jobs) for restoring the raw
     streams below ``src_dir``; folders that cannot be listed go to
     ``errors`` as (path, error)."""
-    dirs, files = [], []
+    dirs: Jobs = []
+    files: Jobs = []
     for folder in walk(src_dir, [] if errors is None else errors, cancel):
         rel = os.path.relpath(folder.path, src_dir)
         out = dest_dir if rel == "." else os.path.join(dest_dir, rel)
@@ -182,27 +192,27 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[list] = None,
     return dirs, files
 
 
-def restore_tree(src_dir, dest_dir, *, workers: Optional[int] = None, overwrite: bool = False,
-                 skip_existing: bool = False,
-                 progress: Optional[Callable[[int, int, int], None]] = None,
-                 cancel: Optional[CancelToken] = None, backend=None) -> TreeResult:
+def restore_tree(src_dir: PathArg, dest_dir: PathArg, *, workers: Optional[int] = None,
+                 overwrite: bool = False, skip_existing: bool = False,
+                 progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
+                 backend: Optional[Backend] = None) -> TreeResult:
     """Restore the ``.efsraw`` files below ``src_dir`` into a tree below
     ``dest_dir``: encrypted folders first, then files in parallel.
     ``skip_existing`` leaves objects that are already there alone (resuming
     an interrupted run: an interrupted restore never leaves a partial one)."""
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     check_source_dir(src_dir)
-    errors: list = []
+    errors: Errors = []
     dirs, files = plan_restore(src_dir, dest_dir, errors, cancel)
     return restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
                            skip_existing=skip_existing, progress=progress, cancel=cancel,
                            backend=backend, unreadable=_unreadable(errors))
 
 
-def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional[int] = None,
+def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional[int] = None,
                     overwrite: bool = False, skip_existing: bool = False,
-                    progress: Optional[Callable[[int, int, int], None]] = None,
-                    cancel: Optional[CancelToken] = None, backend=None,
+                    progress: Optional[Progress] = None,
+                    cancel: Optional[CancelToken] = None, backend: Optional[Backend] = None,
                     unreadable: Optional[List[ItemError]] = None) -> TreeResult:
     """Run planned restore jobs: ``dirs`` as ``(target, source, {"directory":
     True})``, ``files`` as ``(target, source)`` (see :func:`plan_restore`);
@@ -223,7 +233,7 @@ def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional
     done = [0, 0]
     workers = workers or _volume.default_workers(dest_dir)
 
-    def step(f, b, _t):
+    def step(f: int, b: int, _t: int) -> None:
         if progress is not None:
             progress(done[0] + f, done[1] + b, len(jobs))
 
@@ -246,16 +256,16 @@ def restore_planned(dirs: list, files: list, dest_dir: str, *, workers: Optional
             done[1] += r.bytes
     except BaseException as exc:        # Ctrl-C, a progress callback: keep what was done
         if getattr(exc, "result", None) is not None:
-            parts.append(exc.result)
+            parts.append(getattr(exc, "result"))
         tree.bulk = _merge(parts, jobs)
-        exc.tree = tree
+        setattr(exc, "tree", tree)
         raise
     tree.bulk = _merge(parts, jobs)
     tree.bulk.cancelled = tree.bulk.cancelled or bool(cancel is not None and cancel.cancelled)
     return tree
 
 
-def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:
+def _merge(parts: List[BulkResult], jobs: Jobs) -> BulkResult:
     """One BulkResult from the results of consecutive slices of the jobs
     (slices never run are left out: TreeResult.not_done counts them)."""
     out = BulkResult(results=[])

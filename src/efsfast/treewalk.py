@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Iterator, List, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
 from ._errors import EfsError, as_efs_error
+
+if TYPE_CHECKING:
+    from ._core import CancelToken
 
 ERROR_DIRECTORY = 267          # "The directory name is invalid": ENOTDIR
 
@@ -35,7 +38,8 @@ def problem(path: str, what: str, exc: OSError) -> EfsError:
     return e
 
 
-def walk(top: str, errors: List[Tuple[str, EfsError]], cancel=None) -> Iterator[Folder]:
+def walk(top: str, errors: List[Tuple[str, EfsError]],
+         cancel: Optional[CancelToken] = None) -> Iterator[Folder]:
     """Folders below ``top`` (``top`` first, then depth first, in name
     order).  What cannot be listed or examined is appended to ``errors`` as
     ``(path, error)`` instead; a set ``cancel`` token stops the walk."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from ._errors import EfsError
+
+PathArg = Union[str, "os.PathLike[str]"]
 
 FILE_ATTRIBUTE_ENCRYPTED = 0x4000
 EFSINFO_XATTR = "user.ntfs.efsinfo"
@@ -37,7 +39,7 @@ def _ntfs_attributes(path: str) -> Optional[int]:
     return int.from_bytes(value[:4], "little") if len(value) >= 4 else None
 
 
-def ntfs_without_efs_raw(path) -> bool:
+def ntfs_without_efs_raw(path: PathArg) -> bool:
     """True on an NTFS volume that ntfs-3g mounted without ``-o efs_raw``.
     ``path`` need not exist yet: its nearest existing parent is asked."""
     if sys.platform == "win32" or not hasattr(os, "getxattr"):
@@ -54,7 +56,7 @@ def ntfs_without_efs_raw(path) -> bool:
     return False
 
 
-def no_raw_access(path, restore: bool) -> Optional[str]:
+def no_raw_access(path: PathArg, restore: bool) -> Optional[str]:
     """Why restoring below (or backing up from) ``path`` cannot give a
     correct result, found before anything is read or written; None where it
     can go ahead."""
@@ -63,7 +65,7 @@ def no_raw_access(path, restore: bool) -> Optional[str]:
     return None
 
 
-def raw_access_error(reason: str, path) -> EfsError:
+def raw_access_error(reason: str, path: PathArg) -> EfsError:
     return EfsError(ERROR_NOT_SUPPORTED, reason, os.fspath(path))
 
 
@@ -102,7 +104,7 @@ class EncryptionProbe:
             raise       # cannot tell (EACCES, EIO...): the caller fails the item, never skips it
 
 
-def is_encrypted(path) -> bool:
+def is_encrypted(path: PathArg) -> bool:
     """Whether the file or folder ``path`` is EFS-encrypted (see EncryptionProbe)."""
     return EncryptionProbe()(os.fspath(path))
 
@@ -116,7 +118,7 @@ FUSE_WORKERS = 2
 _FUSE_TYPES = ("fuse", "fuseblk")
 
 
-def filesystem_type(path) -> Optional[str]:
+def filesystem_type(path: PathArg) -> Optional[str]:
     """The type of the file system holding ``path`` (or its nearest existing
     parent) as /proc/self/mountinfo names it, or None where that is unknown
     (not Linux)."""
@@ -139,7 +141,7 @@ def filesystem_type(path) -> Optional[str]:
     return None
 
 
-def default_workers(path) -> int:
+def default_workers(path: PathArg) -> int:
     """The worker count that is fastest for a tree job on the file system of
     ``path`` (the destination of a restore, the source of a backup): two on
     FUSE (ntfs-3g), one per CPU elsewhere."""

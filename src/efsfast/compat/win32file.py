@@ -28,7 +28,9 @@ context is an error (6, ERROR_INVALID_HANDLE) rather than a crash.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
+
+Callback = Callable[..., Any]
 
 from .. import _core
 from .._errors import EfsError, win32_message
@@ -59,7 +61,7 @@ class error(EfsError):
     def __str__(self) -> str:
         return str(self.args)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.winerror, self.funcname, self.strerror, self.filename))
 
 
@@ -67,7 +69,7 @@ class _Callback:
     """The user's callback, noting what it raised: that propagates as itself,
     while a failure of the system call becomes an :class:`error`."""
 
-    def __init__(self, function: Callable) -> None:
+    def __init__(self, function: Callback) -> None:
         if not callable(function):
             # pywin32's text, for both functions (win32file.i)
             raise TypeError("ExportCallback must be callable")
@@ -107,7 +109,7 @@ def OpenEncryptedFileRaw(FileName: str, Flags: int, backend: Any = None) -> _cor
         raise _as_error(exc, "OpenEncryptedFileRaw") from None
 
 
-def _transfer(call: Callable, funcname: str, function: Callable, CallbackContext: Any,
+def _transfer(call: Callback, funcname: str, function: Callback, CallbackContext: Any,
               Context: Any) -> None:
     """Run ``call`` (_core.read_raw or write_raw) pywin32's way: the context
     is checked first, then the callback; the system's failure becomes an
@@ -122,13 +124,13 @@ def _transfer(call: Callable, funcname: str, function: Callable, CallbackContext
         raise _as_error(exc, funcname) from None
 
 
-def ReadEncryptedFileRaw(ExportCallback: Callable, CallbackContext: Any,
+def ReadEncryptedFileRaw(ExportCallback: Callback, CallbackContext: Any,
                          Context: _core.RawContext) -> None:
     """Back up: the system pushes the raw stream to ``ExportCallback``."""
     _transfer(_core.read_raw, "ReadEncryptedFileRaw", ExportCallback, CallbackContext, Context)
 
 
-def WriteEncryptedFileRaw(ImportCallback: Callable, CallbackContext: Any,
+def WriteEncryptedFileRaw(ImportCallback: Callback, CallbackContext: Any,
                           Context: _core.RawContext) -> None:
     """Restore: the system pulls the raw stream from ``ImportCallback``."""
     _transfer(_core.write_raw, "WriteEncryptedFileRaw", ImportCallback, CallbackContext, Context)
