@@ -8,6 +8,7 @@ only at stream boundaries: for the $EFS (to unwrap the FEK with the user's
 RSA key, in efsfast.crypto) and to open and close each data stream's sink.
 """
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -35,6 +36,10 @@ cdef extern from "_c/efs_sector.h" nogil:
     void efs_aes256_sectors_decrypt(const efs_aes256_dec *k, uint8_t *out, const uint8_t *inp,
                                     size_t n, uint64_t offset)
     void efs_wipe(void *p, size_t n)
+
+cdef extern from "Python.h":
+    int PyBUF_READ
+    int PyBUF_WRITE
 
 cdef extern from *:
     """
@@ -261,8 +266,10 @@ cdef class Decryptor:
         return 0
 
     cdef int ecb_pass(self, const uint8_t *inp, size_t n) except -1:
-        src = <const uint8_t[:n]> inp
-        dst = <uint8_t[:n + 16]> self.st.scratch
+        # plain memoryviews over the C buffers: the cheapest objects OpenSSL's
+        # update_into accepts (it needs room for one more block)
+        src = PyMemoryView_FromMemory(<char *>inp, <Py_ssize_t>n, PyBUF_READ)
+        dst = PyMemoryView_FromMemory(<char *>self.st.scratch, <Py_ssize_t>(n + 16), PyBUF_WRITE)
         done = self.ecb.update_into(src, dst)
         if done != n:
             raise RuntimeError("the ECB pass returned a different length")

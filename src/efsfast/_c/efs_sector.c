@@ -25,19 +25,24 @@
 #  define EFS_HAVE_AESNI_BUILD 0
 #endif
 
-static uint64_t load64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void store64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v & 0xFF);
         v >>= 8;
+    }
+}
+
+/* p ^= q over n bytes (a multiple of 8), a word at a time; XOR does not
+ * care about byte order, and memcpy compiles to plain loads and stores */
+static void xor_words(uint8_t *p, const uint8_t *q, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, p + i, 8);
+        memcpy(&b, q + i, 8);
+        a ^= b;
+        memcpy(p + i, &a, 8);
     }
 }
 
@@ -72,10 +77,8 @@ void efs_sector_unchain(int alg, uint8_t *plain, const uint8_t *cipher, size_t n
         uint8_t *p = plain + s;
         const uint8_t *c = cipher + s;
         efs_sector_iv(alg, offset + s, iv);
-        for (size_t w = 0; w < bs; w += 8)
-            store64(p + w, load64(p + w) ^ load64(iv + w));
-        for (size_t i = bs; i < EFS_SECTOR_SIZE; i += 8)
-            store64(p + i, load64(p + i) ^ load64(c + i - bs));
+        xor_words(p, iv, bs);
+        xor_words(p + bs, c, EFS_SECTOR_SIZE - bs);
     }
 }
 
