@@ -8,6 +8,7 @@ import pytest
 import efsfast
 from efsfast import EfsError, RawFormatError, _core
 from efsfast.backends import PosixBackend
+from efsfast.volume import filesystem_type
 
 from conftest import listing, needs_posix, posix_backend
 
@@ -75,7 +76,7 @@ def test_named_streams_back_up_in_the_order_the_volume_lists(fs, tmp_path, reque
     its xattr block sorted by name length and bytes; tmpfs lists by name,
     descending), so only ntfs-3g round-trips byte for byte (test_ntfs3g.py)."""
     base = request.getfixturevalue("xattr_dir") if fs == "tmpfs" else tmp_path
-    if fs == "ext4" and _fs_type(base) != "ext4":
+    if fs == "ext4" and filesystem_type(base) != "ext4":
         pytest.skip(f"{base} is not on ext4 here")
     raw = efsfast.synthetic_raw(10, named_streams={"c": 1, "a": 600, "B": 0}, seed=10)
     efsfast.restore(base / "f", raw)
@@ -87,15 +88,6 @@ def test_named_streams_back_up_in_the_order_the_volume_lists(fs, tmp_path, reque
     assert efsfast.restore(base / "g", back).bytes == len(raw)
     assert efsfast.backup(base / "g") == back
 
-
-def _fs_type(path) -> str:
-    best, kind = "", ""
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            _dev, mnt, typ = line.split()[:3]
-            if str(path).startswith(mnt.rstrip("/") + "/") and len(mnt) > len(best):
-                best, kind = mnt, typ
-    return kind
 
 
 def test_drop_alternate_streams(xattr_dir):

@@ -12,6 +12,7 @@ from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
 from ._core import Backend, CancelToken
 from ._errors import EfsError
+from .treefolders import FolderGate
 from .treewalk import check_source_dir, problem, walk
 from .volume import EFSINFO_XATTR, FILE_ATTRIBUTE_ENCRYPTED, is_encrypted  # noqa: F401 (API)
 
@@ -108,12 +109,14 @@ def all_failed(jobs: Jobs, reason: str) -> BulkResult:
         for i, j in enumerate(jobs)])
 
 
-def _split_existing(jobs: Jobs, target: int) -> Tuple[Jobs, List[str]]:
-    """(jobs whose target does not exist yet, targets that do)."""
+def _split_existing(jobs: Jobs, target: int,
+                    keep: Optional[Callable[[Any], bool]] = None) -> Tuple[Jobs, List[str]]:
+    """(jobs whose target does not exist yet, or that ``keep`` keeps,
+    targets that do)."""
     todo: Jobs = []
     existing: List[str] = []
     for j in jobs:
-        if os.path.lexists(j[target]):
+        if os.path.lexists(j[target]) and not (keep is not None and keep(j)):
             existing.append(j[target])
         else:
             todo.append(j)
@@ -218,8 +221,10 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
     True})``, ``files`` as ``(target, source)`` (see :func:`plan_restore`);
     ``unreadable``: what planning could not read, failed items of the result."""
     existing: List[str] = []
-    if skip_existing:
-        dirs, ex1 = _split_existing(dirs, 0)
+    gate = FolderGate(backend)
+    dirs, files = gate.folders_by_position(dirs, files)
+    if skip_existing:   # an existing folder counts only if it is the backup's
+        dirs, ex1 = _split_existing(dirs, 0, keep=gate.refuse_unlike_backup)
         files, ex2 = _split_existing(files, 0)
         existing = ex1 + ex2
     jobs = dirs + files
@@ -248,9 +253,19 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
         for batch in batches:
             if cancel is not None and cancel.cancelled:
                 break
-            _make_parents(j[0] for j in batch)
-            r = restore_many(batch, workers=workers, overwrite=overwrite, progress=step,
-                             cancel=cancel, backend=backend)
+            # what lies below a folder that failed fails too, unwritten
+            run, early = gate.split(batch)
+            _make_parents(batch[i][0] for i in run)
+            try:
+                r = restore_many([batch[i] for i in run], workers=workers,
+                                 overwrite=overwrite, progress=step, cancel=cancel,
+                                 backend=backend) if run else BulkResult(results=[])
+            except BaseException as exc:
+                if getattr(exc, "result", None) is not None:
+                    setattr(exc, "result", gate.expand(getattr(exc, "result"), batch, run, early))
+                raise
+            r = gate.expand(r, batch, run, early)
+            gate.note(batch, r)
             parts.append(r)
             done[0] += r.files
             done[1] += r.bytes

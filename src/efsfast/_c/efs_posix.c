@@ -66,6 +66,7 @@ typedef struct posix_ctx {
 
     efs_error ferr;
     char ferr_detail[256];          /* a detail built here (ferr.detail may point at it) */
+    char op_buf[384];               /* an operation described here (op may point at it) */
     int err_no;
     const char *op;
 
@@ -657,6 +658,31 @@ static efs_dword publish(posix_ctx *c)
     return 0;
 }
 
+/* A setxattr that failed: where the file system ran out of room for
+ * xattrs (not out of disk space) say which limit was hit, not just "No space
+ * left on device" (ext4 keeps all of a file's xattrs in one block). */
+static efs_dword xattr_fail(posix_ctx *c, const char *op, const char *what, size_t len,
+                            const char *path, int fd, int injected)
+{
+    int e = errno;
+    struct statvfs vs;
+    if (injected || (e != ENOSPC && e != E2BIG) ||
+        (fd >= 0 ? fstatvfs(fd, &vs) : statvfs(path, &vs)) != 0 ||
+        (e == ENOSPC && vs.f_bavail == 0))
+        return sys_fail(c, op, e);
+    if (e == E2BIG)
+        snprintf(c->op_buf, sizeof c->op_buf, "%s: %s (%zu bytes) is larger than Linux allows "
+                 "one xattr (64 KiB) on any file system", op, what, len);
+    else
+        snprintf(c->op_buf, sizeof c->op_buf, "%s: %s (%zu bytes) does not fit in the room this "
+                 "file system gives a file's xattrs, though the disk has space (ext4: one "
+                 "%lu-byte block for all of them; tmpfs from Linux 6.6, xfs, btrfs and ntfs-3g "
+                 "give more)", op, what, len, (unsigned long)vs.f_bsize);
+    c->err_no = e;
+    c->op = c->op_buf;
+    return EFS_ERROR_EA_TABLE_FULL;
+}
+
 /* The O_TMPFILE variant of commit: attributes through the descriptor, then
  * linkat, which fails with EEXIST rather than replace anything. */
 static efs_dword commit_anonymous(posix_ctx *c)
@@ -667,9 +693,11 @@ static efs_dword commit_anonymous(posix_ctx *c)
     for (size_t i = 0; i < c->nnamed; i++)
         if (fault(c, EFS_FAULT_XATTR_STREAM) || fsetxattr(c->fd, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
                       c->named[i].len, 0) != 0)
-            return sys_fail(c, "setxattr (named stream)", errno);
+            return xattr_fail(c, "setxattr (named stream)", c->named[i].xname, c->named[i].len,
+                              NULL, c->fd, c->opt.fault_point == EFS_FAULT_XATTR_STREAM);
     if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) || fsetxattr(c->fd, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
-        return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
+        return xattr_fail(c, "setxattr (user.ntfs.efsinfo)", "the $EFS", c->meta_len, NULL, c->fd,
+                          c->opt.fault_point == EFS_FAULT_XATTR_EFSINFO);
     if (c->meta && (rc = check_marked_encrypted(c, NULL, c->fd))) return rc;
     /* linkat(AT_EMPTY_PATH) on the descriptor itself (Linux >= 6.10 allows
      * it for the opener; older kernels want CAP_DAC_READ_SEARCH), else
@@ -712,10 +740,12 @@ static efs_dword commit(posix_ctx *c)
     for (size_t i = 0; i < c->nnamed; i++)
         if (fault(c, EFS_FAULT_XATTR_STREAM) || setxattr(c->tmp, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
                      c->named[i].len, 0) != 0)
-            return sys_fail(c, "setxattr (named stream)", errno);
+            return xattr_fail(c, "setxattr (named stream)", c->named[i].xname, c->named[i].len,
+                              c->tmp, -1, c->opt.fault_point == EFS_FAULT_XATTR_STREAM);
     if (c->meta && (fault(c, EFS_FAULT_XATTR_EFSINFO) ||
                     setxattr(c->tmp, EFSINFO_XATTR, c->meta, c->meta_len, 0) != 0))
-        return sys_fail(c, "setxattr (user.ntfs.efsinfo)", errno);
+        return xattr_fail(c, "setxattr (user.ntfs.efsinfo)", "the $EFS", c->meta_len, c->tmp, -1,
+                          c->opt.fault_point == EFS_FAULT_XATTR_EFSINFO);
     if (c->meta && (rc = check_marked_encrypted(c, c->tmp, -1))) return rc;
     if ((rc = publish(c))) return rc;
     free(c->tmp);

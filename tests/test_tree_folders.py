@@ -1,0 +1,113 @@
+"""Encrypted folders in restore-tree (issue 10, case 4): a folder that fails
+takes what it holds with it ("parent folder failed"), never restored into a
+plain folder; --skip-existing accepts an existing folder only with the
+backup's $EFS; --overwrite applies a folder's $EFS in place."""
+import json
+import os
+
+import pytest
+
+import efsfast
+from efsfast import cli
+
+from conftest import listing
+
+PARENT_FAILED = "parent folder failed"
+
+
+def _set(root, folder_users=1, corrupt_folder=False):
+    """Docs/ (encrypted, with Sub/ inside), files in both, one file beside."""
+    root.mkdir()
+    folder = efsfast.synthetic_raw(directory=True, users=folder_users, seed=1)
+    (root / "Docs.efsraw").write_bytes(folder[:-5] if corrupt_folder else folder)
+    (root / "Docs").mkdir()
+    (root / "Docs" / "a.txt.efsraw").write_bytes(efsfast.synthetic_raw(700, seed=2))
+    (root / "Docs" / "Sub.efsraw").write_bytes(efsfast.synthetic_raw(directory=True, seed=3))
+    (root / "Docs" / "Sub").mkdir()
+    (root / "Docs" / "Sub" / "b.bin.efsraw").write_bytes(efsfast.synthetic_raw(9000, seed=4))
+    (root / "top.txt.efsraw").write_bytes(efsfast.synthetic_raw(5, seed=5))
+    return root
+
+
+def _restore_json(capsys, *argv):
+    code = cli.main(["restore-tree", *map(str, argv), "--json", "--quiet"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _by_path(rec, dest):
+    return {os.path.relpath(f["path"], dest): f for f in rec["failures"]}
+
+
+def _check_blocked(rec, dest, cause_text):
+    fails = _by_path(rec, dest)
+    assert sorted(fails) == ["Docs", "Docs/Sub", "Docs/Sub/b.bin", "Docs/a.txt"]
+    assert cause_text in fails["Docs"]["text"]
+    for p in ("Docs/Sub", "Docs/Sub/b.bin", "Docs/a.txt"):
+        assert PARENT_FAILED in fails[p]["text"] and str(dest / "Docs") in fails[p]["text"], p
+        assert fails[p]["source"].endswith(p + ".efsraw")
+
+
+def test_folder_whose_efs_does_not_fit_on_ext4_blocks_its_files(tmp_path, capsys):
+    """ext4 keeps a file's xattrs in one block: a folder with ten users' keys
+    (a 6 KB $EFS) cannot be stored there.  Its files, whose own $EFS fits,
+    used to be restored into a plain folder made for them."""
+    src = _set(tmp_path / "set", folder_users=10)
+    dest = tmp_path / "out"
+    code, rec = _restore_json(capsys, src, dest)
+    assert code == 1 and rec["ok"] == 1 and rec["failed"] == 4
+    _check_blocked(rec, dest, "does not fit in the room this file system gives")
+    assert listing(dest) == ["top.txt"]                 # no plain Docs folder, no temporary
+
+
+def test_damaged_folder_stream_blocks_its_files(xattr_dir, capsys):
+    """A folder stream that does not parse fails with its rule, and what the
+    folder holds fails with it, even though the stream's own headers no
+    longer say it is a folder's."""
+    src = _set(xattr_dir / "set", corrupt_folder=True)
+    dest = xattr_dir / "out"
+    code, rec = _restore_json(capsys, src, dest)
+    assert code == 1 and rec["ok"] == 1
+    fails = _by_path(rec, dest)
+    assert fails["Docs"]["rule"] is not None
+    _check_blocked(rec, dest, fails["Docs"]["rule"])
+    assert listing(dest) == ["top.txt"]
+
+
+def test_skip_existing_refuses_a_plain_folder(xattr_dir, capsys):
+    """The second half of the story: a plain Docs folder is already there
+    (an earlier run's leftovers).  --skip-existing must not accept it."""
+    src = _set(xattr_dir / "set")
+    dest = xattr_dir / "out"
+    (dest / "Docs").mkdir(parents=True)
+    (dest / "Docs" / "notes.txt").write_text("mine")
+    code, rec = _restore_json(capsys, src, dest, "--skip-existing")
+    assert code == 1 and rec["ok"] == 1
+    fails = _by_path(rec, dest)
+    assert "not encrypted as in the backup" in fails["Docs"]["text"]
+    assert "--overwrite" in fails["Docs"]["text"]
+    _check_blocked(rec, dest, "--overwrite")
+    assert listing(dest / "Docs") == ["notes.txt"]
+    assert sorted(listing(dest)) == ["Docs", "top.txt"]
+
+
+def test_skip_existing_refuses_a_folder_with_another_efs(xattr_dir, capsys):
+    src = _set(xattr_dir / "set")
+    dest = xattr_dir / "out"
+    dest.mkdir()
+    efsfast.restore(dest / "Docs", efsfast.synthetic_raw(directory=True, seed=99),
+                    directory=True)
+    code, rec = _restore_json(capsys, src, dest, "--skip-existing")
+    assert code == 1
+    assert "another $EFS" in _by_path(rec, dest)["Docs"]["text"]
+    _check_blocked(rec, dest, "--overwrite")
+
+
+def test_skip_existing_accepts_the_backups_own_folder(xattr_dir, capsys):
+    src = _set(xattr_dir / "set")
+    dest = xattr_dir / "out"
+    assert cli.main(["restore-tree", str(src), str(dest), "--quiet"]) == 0
+    capsys.readouterr()
+    (dest / "Docs" / "a.txt").unlink()
+    code, rec = _restore_json(capsys, src, dest, "--skip-existing")
+    assert code == 0 and rec["ok"] == 1 and rec["failed"] == 0
+    assert len(rec["skipped (already there)"]) == 4
