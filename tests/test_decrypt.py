@@ -232,3 +232,46 @@ def test_efs_raw_object_as_source(xattr_dir, user):
     decrypt(obj, out, [key])
     assert out.read_bytes() == body and (xattr_dir / "plain.txt:ads").read_bytes() == b"named"
     assert efsfast.verify(obj, keys=[key]).entry.display_name == "alice"
+
+
+@pytest.mark.skipif(not _decrypt.have_aesni(), reason="this CPU or build has no AES-NI path")
+def test_sector_loop_runs_without_the_gil(user):
+    """Between the data stream's start and its end (one C call decrypting
+    48 MiB) another thread keeps running Python.  With the switch interval
+    at 1 s no thread is made to give the GIL up within that call, so were
+    the GIL held in the sector loop the other thread could not run a single
+    iteration (tried with a GIL-holding memcmp in its place: 0 iterations)."""
+    import sys
+    import threading
+    from efsfast.crypto.decrypt import run
+    key, cert = user
+    blob = fekmod.fek_blob(fekmod.Algorithm.CALG_AES_256, os.urandom(32))
+    u = raw.User(sid=None, display_name="alice", thumbprint=recipient(cert).thumbprint,
+                 container=None, provider=None, encrypted_fek=fekmod.wrap(cert.public_key(), blob))
+    size = 48 << 20
+    stream = raw.build_raw(raw.metadata_from_users([u]),
+                           [raw.DataStream(raw.UNNAMED_STREAM, size, os.urandom(size))])
+    in_data, done = threading.Event(), threading.Event()
+
+    class Sinks:
+        def __call__(self, name, flag):
+            in_data.set()                 # from here on the C call only decrypts
+            return _decrypt.SINK_NULL
+
+        def close(self, name):
+            done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        t = threading.Thread(target=run, args=(stream, [key], Sinks()))
+        t.start()
+        in_data.wait()
+        n = 0
+        while not done.is_set():
+            n += 1
+        t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    print(f"\nthe other thread ran {n} loop iterations inside the decryption")
+    assert n > 1000, n
