@@ -30,6 +30,7 @@ from .keys import as_keys
 
 ERROR_INVALID_NAME = 123
 ERROR_CANCELLED = 1223
+ERROR_NOT_SUPPORTED = 50
 NAMED_AS_ADS = sys.platform == "win32"
 PLAINTEXT_MODE = 0o600
 
@@ -261,17 +262,20 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
     try:
         h = run(source, keys, files, mode=mode, cancel=cancel)
         has_main = any(n == raw.UNNAMED_STREAM for n, _ in h.streams)
-        as_dir = (not has_main) if directory is None else directory
-        if as_dir and not has_main:
-            files.discard() if NAMED_AS_ADS else None
-            if not os.path.isdir(dest):
-                os.mkdir(dest)
-        elif not has_main:
+        folder = not has_main and directory is not False
+        if folder and NAMED_AS_ADS:
+            if any(n != raw.UNNAMED_STREAM for n, _ in h.streams):
+                raise EfsError(ERROR_NOT_SUPPORTED, "a folder's named streams are not written "
+                                                    "on Windows yet", dest)
+            files.discard()             # the placeholder made for ADSs
+        if folder and not os.path.isdir(dest):
+            os.mkdir(dest)
+        elif not has_main and not folder:   # an encrypted empty file
             files._open(raw.UNNAMED_STREAM, files.main_tmp, dest, keep_open=False)
-        if not (as_dir and NAMED_AS_ADS):
+        if not (folder and NAMED_AS_ADS):
             files.publish()
     except BaseException:
         files.discard()
         raise
     total = sum(size for _, size in h.streams)
-    return DecryptResult(dest, total, list(h.streams), h.opened, directory=as_dir and not has_main)
+    return DecryptResult(dest, total, list(h.streams), h.opened, directory=folder)

@@ -197,8 +197,7 @@ def unwrap(meta: bytes, keys: Sequence[Key], mode: str = "strict") -> FileKey:
         listed = ", ".join(e.label for e in entries(meta, "compatible")) or "none"
         reasons.insert(0, "no entry for the thumbprints of the given keys "
                           f"({', '.join(sorted(by_thumb))}); entries: {listed}")
-    return_reasons = reasons or ["no RSA entry to try"]
-    raise NotDecryptableError(return_reasons)
+    raise NotDecryptableError(reasons or ["no RSA entry to try"])
 
 
 # ---- the other direction, for efsfast.encrypt ----
