@@ -81,6 +81,9 @@ def test_tree_round_trip_on_ntfs3g(volume, tmp_path):
             (j * 7 + i) & 0xFF for j in range((size + 511) & ~511)))])
         (src / "Docs" / f"f{i}.bin.efsraw").write_bytes(raw)
     assert cli.main(["restore-tree", str(src), str(volume.mnt / "Users"), "--quiet"]) == 0
+    # again over the restored tree: folders take their $EFS in place (was ENOTEMPTY)
+    assert cli.main(["restore-tree", str(src), str(volume.mnt / "Users"), "--quiet",
+                     "--overwrite"]) == 0
     out = tmp_path / "again"
     assert cli.main(["backup-tree", str(volume.mnt / "Users"), str(out), "--quiet"]) == 0
     for p in src.rglob("*.efsraw"):
@@ -150,3 +153,25 @@ def test_restore_tree_uses_the_volume_default(volume, tmp_path, monkeypatch):
     seen.clear()
     tree.restore_tree(src, volume.mnt / "out1", workers=1)
     assert seen == [1]
+
+
+def test_folder_restored_over_a_folder_in_place(volume, tmp_path):
+    """restore --overwrite of an encrypted folder onto an existing one on
+    NTFS: a plain folder becomes encrypted and keeps its files; the same $EFS
+    again is accepted; another $EFS is refused (ntfs-3g cannot replace one),
+    the folder left as it was (issue 10, case 4)."""
+    folder = efsfast.synthetic_raw(directory=True, named_streams={"meta": 40}, seed=21)
+    (volume.mnt / "Docs").mkdir()
+    (volume.mnt / "Docs" / "notes.txt").write_text("mine")
+    efsfast.restore(volume.mnt / "Docs", folder, directory=True, overwrite=True)
+    assert efsfast.backup(volume.mnt / "Docs", directory=True) == folder
+    efsfast.restore(volume.mnt / "Docs", folder, directory=True, overwrite=True)
+    other = efsfast.synthetic_raw(directory=True, seed=22)
+    with pytest.raises(efsfast.EfsError) as e:
+        efsfast.restore(volume.mnt / "Docs", other, directory=True, overwrite=True)
+    assert e.value.winerror == 50 and "cannot replace in place" in str(e.value)
+    assert efsfast.backup(volume.mnt / "Docs", directory=True) == folder
+    assert (volume.mnt / "Docs" / "notes.txt").read_text() == "mine"
+    assert volume.names() == ["Docs"]
+    volume.unmount()
+    assert "ENCRYPTED" in volume.info("/Docs")

@@ -111,3 +111,60 @@ def test_skip_existing_accepts_the_backups_own_folder(xattr_dir, capsys):
     code, rec = _restore_json(capsys, src, dest, "--skip-existing")
     assert code == 0 and rec["ok"] == 1 and rec["failed"] == 0
     assert len(rec["skipped (already there)"]) == 4
+
+
+def _backed_up_again(tree_dir, tmp, capsys) -> dict:
+    out = tmp / "again"
+    assert cli.main(["backup-tree", str(tree_dir), str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*.efsraw")}
+
+
+def test_overwrite_applies_a_folders_efs_in_place(xattr_dir, tmp_path, capsys):
+    """restore-tree --overwrite over an existing tree used to fail '[Errno 39]
+    rename: Directory not empty' for every encrypted folder.  Now the
+    folder's $EFS and named streams are applied in place and what the folder
+    holds stays."""
+    src = _set(xattr_dir / "set")
+    (src / "Docs.efsraw").write_bytes(efsfast.synthetic_raw(
+        directory=True, named_streams={"meta": 40}, seed=1))
+    dest = xattr_dir / "out"
+    assert cli.main(["restore-tree", str(src), str(dest), "--quiet"]) == 0
+    capsys.readouterr()
+    (dest / "Docs" / "notes.txt").write_text("mine")
+    code, rec = _restore_json(capsys, src, dest, "--overwrite")
+    assert code == 0 and rec["ok"] == 5 and rec["failed"] == 0
+    assert (dest / "Docs" / "notes.txt").read_text() == "mine"
+    want = {str(p.relative_to(src)): p.read_bytes() for p in src.rglob("*.efsraw")}
+    assert _backed_up_again(dest, tmp_path, capsys) == want
+
+    # a plain folder in the way gets the backup's $EFS and streams, and keeps its files
+    plain = xattr_dir / "plain"
+    (plain / "Docs" / "Sub").mkdir(parents=True)
+    (plain / "Docs" / "notes.txt").write_text("mine")
+    code, rec = _restore_json(capsys, src, plain, "--overwrite")
+    assert code == 0 and rec["ok"] == 5
+    assert (plain / "Docs" / "notes.txt").read_text() == "mine"
+    assert _backed_up_again(plain, tmp_path / "2", capsys) == want
+
+
+def test_overwrite_that_fails_leaves_the_folder_as_it_was(tmp_path, capsys):
+    """On ext4 the backup's 6 KB folder $EFS does not fit: the named stream
+    already set is put back, the old $EFS stays, the folder keeps its files,
+    and what the backup has below it fails as "parent folder failed"."""
+    from efsfast.volume import filesystem_type
+    if filesystem_type(tmp_path) != "ext4":
+        pytest.skip(f"{tmp_path} is not on ext4 here")
+    src = _set(tmp_path / "set")
+    (src / "Docs.efsraw").write_bytes(efsfast.synthetic_raw(
+        directory=True, users=10, named_streams={"meta": 40}, seed=7))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    old = efsfast.synthetic_raw(directory=True, named_streams={"meta": 40}, seed=8)
+    efsfast.restore(dest / "Docs", old, directory=True)
+    (dest / "Docs" / "notes.txt").write_text("mine")
+    code, rec = _restore_json(capsys, src, dest, "--overwrite")
+    assert code == 1 and rec["ok"] == 1
+    _check_blocked(rec, dest, "does not fit in the room this file system gives")
+    assert efsfast.backup(dest / "Docs", directory=True) == old
+    assert listing(dest / "Docs") == ["notes.txt"]

@@ -31,6 +31,7 @@
 #include "efs_backend.h"
 #include "efs_io.h"
 #include "efs_layout.h"
+#include "efs_posix_dir.h"
 #include "efs_scratch.h"
 
 #define EFSINFO_XATTR "user.ntfs.efsinfo"
@@ -49,11 +50,7 @@
 
 enum { CUR_NONE, CUR_META, CUR_UNNAMED, CUR_NAMED, CUR_SKIP };
 
-typedef struct named_stream {
-    char *xname;
-    uint8_t *data;
-    size_t len;
-} named_stream;
+typedef efs_named_value named_stream;
 
 typedef struct posix_ctx {
     char *path;
@@ -786,6 +783,27 @@ static efs_dword commit(posix_ctx *c)
     return 0;
 }
 
+/* Everything arrived and validated, and the folder exists: apply the named
+ * streams and $EFS to it, keeping what it holds (efs_posix_dir.c); on NTFS
+ * it must end up marked encrypted. */
+static efs_dword commit_in_place(posix_ctx *c)
+{
+    efs_dir_failure f = {0, 0, NULL, 0};
+    efs_dword rc = efs_dir_import_in_place(c->path, c->named, c->nnamed, c->meta, c->meta_len, &f);
+    if (rc && (f.err_no == ENOSPC || f.err_no == E2BIG)) {
+        int named = f.index < c->nnamed;
+        errno = f.err_no;
+        return xattr_fail(c, f.op, named ? c->named[f.index].xname : "the $EFS",
+                          named ? c->named[f.index].len : c->meta_len, c->path, -1, 0);
+    }
+    if (rc) {
+        c->err_no = f.err_no;
+        c->op = f.op;
+        return rc;
+    }
+    return c->meta ? check_marked_encrypted(c, c->path, -1) : 0;
+}
+
 /* Bytes after the offered capacity; a callback that writes past *ulLength
  * changes them. */
 static const uint8_t guard_pattern[EFS_POSIX_GUARD] = {
@@ -799,7 +817,8 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
     efs_parser *parser = NULL;
     uint8_t *buf = NULL, *meta_buf = NULL;
     efs_dword rc = 0;
-    int is_dir;
+    int is_dir, in_place;
+    struct stat existing;
 
     if (!c || !cb) return EFS_ERROR_INVALID_PARAMETER;
     if (!(c->flags & EFS_CREATE_FOR_IMPORT) || c->written)
@@ -830,7 +849,11 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
         }
         remember_good_dir(c->dir);
     }
-    if (!c->opt.null_sink && (rc = make_temp(c, is_dir))) goto out;
+    /* a folder restored over a folder: its $EFS and named streams are applied
+     * in place once the stream is complete and valid (commit_in_place) */
+    in_place = is_dir && !c->opt.no_replace && !c->opt.null_sink &&
+               lstat(c->path, &existing) == 0 && S_ISDIR(existing.st_mode);
+    if (!c->opt.null_sink && !in_place && (rc = make_temp(c, is_dir))) goto out;
 
     for (;;) {
         efs_ulong cap = next_capacity(c), len = cap;
@@ -859,7 +882,7 @@ static efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, vo
         if ((rc = efs_parser_feed(parser, buf, len)) || (rc = flush_slices(c))) break;
     }
     if (rc && efs_parser_error(parser)->rule) c->ferr = *efs_parser_error(parser);
-    if (!rc) rc = commit(c);
+    if (!rc) rc = in_place ? commit_in_place(c) : commit(c);
 out:
     if (rc) discard_temp(c);
     efs_parser_free(parser);
