@@ -122,6 +122,8 @@ def filesystem_type(path: PathArg) -> Optional[str]:
     """The type of the file system holding ``path`` (or its nearest existing
     parent) as /proc/self/mountinfo names it, or None where that is unknown
     (not Linux)."""
+    if sys.platform == "win32" or not hasattr(os, "major"):
+        return None          # (under Wine, /proc/self/mountinfo is Linux's own)
     path = os.path.abspath(os.fspath(path))
     while not os.path.lexists(path) and os.path.dirname(path) != path:
         path = os.path.dirname(path)
