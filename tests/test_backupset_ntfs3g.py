@@ -12,6 +12,7 @@ import pytest
 import efsfast
 from efsfast import cli
 from efsfast.backupset import MANIFEST_NAME, read_manifest, verify_set
+from efsfast.tree import is_encrypted
 
 from ntfs_volume import Volume, needs_ntfs3g
 
@@ -55,14 +56,16 @@ def make_ntfs_tree(root):
                     directory=True)
     efsfast.restore(root / "Users" / "Deep", efsfast.synthetic_raw(0, directory=True, seed=2),
                     directory=True)
-    rels = ["Users", "Users/Deep"]
-    for i, size in enumerate([0, 5, 4096, 70_000]):
-        rel = f"Users/f{i}.doc" if i % 2 else f"Users/Deep/f{i}.doc"
+    (root / "Plain").mkdir()           # an unencrypted folder above an object
+    rels = ["Users", "Users/Deep", "Plain"]
+    for i, size in enumerate([0, 5, 4096, 70_000, 10]):
+        rel = "Plain/p.doc" if i == 4 else f"Users/f{i}.doc" if i % 2 else f"Users/Deep/f{i}.doc"
         efsfast.restore(root / rel, efsfast.synthetic_raw(
             size, named_streams={"Zone.Identifier": 90} if i == 2 else None, seed=10 + i))
         rels.append(rel)
     base_sd = os.getxattr(root / "Users", ACL)
-    attribs = [ARCHIVE | HIDDEN, SYSTEM, READONLY | ARCHIVE, HIDDEN | SYSTEM, ARCHIVE, READONLY]
+    attribs = [ARCHIVE | HIDDEN, SYSTEM, HIDDEN, READONLY | ARCHIVE, HIDDEN | SYSTEM, ARCHIVE,
+               READONLY, ARCHIVE | SYSTEM]
     for n, rel in enumerate(rels):
         p = root / rel
         os.setxattr(p, ACL, descriptor_with_mask(base_sd, 0x1200A9 + n))
@@ -80,8 +83,9 @@ def ntfs_values(root, rels):
     out = {}
     for rel in rels:
         p = root / rel
+        stream = efsfast.backup(p, directory=os.path.isdir(p)) if is_encrypted(p) else None
         out[rel] = (os.getxattr(p, TIMES)[:24], os.getxattr(p, ATTRIB), os.getxattr(p, ACL),
-                    efsfast.backup(p, directory=os.path.isdir(p)))
+                    stream)
     return out
 
 

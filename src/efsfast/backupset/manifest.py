@@ -30,7 +30,8 @@ class LineType(str, Enum):
 
 class Kind(str, Enum):
     FILE = "file"
-    DIRECTORY = "directory"
+    DIRECTORY = "directory"              # an encrypted folder: it has a raw stream
+    PLAIN_DIRECTORY = "plain-directory"  # an unencrypted folder above objects: metadata only
 
 
 class ManifestError(ValueError):
@@ -78,6 +79,11 @@ class Entry:
     @property
     def stored_name(self) -> str:
         return self.path + SUFFIX
+
+    @property
+    def has_stream(self) -> bool:
+        """Whether a raw stream belongs to this line (here or in a set it refers to)."""
+        return self.kind is not Kind.PLAIN_DIRECTORY and not self.failed
 
 
 @dataclass

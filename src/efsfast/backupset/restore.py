@@ -77,7 +77,7 @@ def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
                    skip: set) -> List[ItemError]:
     """Metadata onto restored objects: files, then folders deepest first."""
     failures = []
-    todo = sorted(entries, key=lambda e: (e.kind is Kind.DIRECTORY, -_depth(e)))
+    todo = sorted(entries, key=lambda e: (e.kind is not Kind.FILE, -_depth(e)))
     ntfs = _meta.is_ntfs3g(dest)
     for i, e in enumerate(todo):
         target = _target(dest, e.path)
@@ -116,7 +116,7 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     folders = {m.header.set_id: set_dir} | locate_sets(m, sets)
     dirs, files = [], []
     for e in m.entries:
-        if e.failed:
+        if not e.has_stream:
             continue
         source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
         target = _target(dest_dir, e.path)
@@ -265,10 +265,10 @@ def _complete(m: Manifest, got: Dict[str, str], dest_dir: str, bulk: BulkResult,
     hash, referenced ones restored from their sets, then the metadata."""
     extra = _failed_entries(m.entries, dest_dir)
     listed = set()
-    refs = [e for e in m.entries if e.ref and not e.failed]
+    refs = [e for e in m.entries if e.ref and e.has_stream]
     for e in m.entries:
         listed.add(e.path)
-        if e.failed or e.ref:
+        if e.ref or not e.has_stream:
             continue
         if e.path not in got and not any(f.dest == _target(dest_dir, e.path)
                                          for f in bulk.failures):

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import queue
+import re
 import tarfile
 import threading
 import time
@@ -34,6 +35,17 @@ def hash_file(path: str) -> Tuple[int, str]:
             h.update(chunk)
             n += len(chunk)
     return n, h.hexdigest()
+
+
+_STALE_MANIFEST = re.compile(r"\." + re.escape(MANIFEST_NAME) + r"\.[0-9a-f]{8}\.tmp")
+_STALE_OBJECT = re.compile(r"\.efsfast-[0-9a-f]{16}\.tmp")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class StreamBroken(EfsError):
@@ -96,8 +108,28 @@ class FolderSink(SetSink):
         if not self.overwrite and os.path.lexists(self.final):
             raise EfsError(api.ERROR_FILE_EXISTS, "a backup set is already there (pass "
                            "--overwrite to replace it)", self.final)
+        self._remove_stale_manifests()
         self.out = open(self.tmp, "xb")
         self.writer = ManifestWriter(self.out, header)
+
+    def _remove_stale_manifests(self) -> None:
+        """A run killed outright (no chance to abort) leaves its temporary
+        manifest; the run that resumes it takes its place."""
+        for name in os.listdir(self.dest):
+            if _STALE_MANIFEST.fullmatch(name):
+                _unlink_quietly(os.path.join(self.dest, name))
+
+    def remove_leftovers(self) -> int:
+        """Resuming (skip_existing): remove the partial objects a killed run
+        left (efsfast's fixed-form temporary names, _winfs.temp_beside), so
+        the finished set holds exactly what its manifest lists."""
+        n = 0
+        for dirpath, _dirs, files in os.walk(self.dest):
+            for name in files:
+                if _STALE_OBJECT.fullmatch(name):
+                    _unlink_quietly(os.path.join(dirpath, name))
+                    n += 1
+        return n
 
     def _stored(self, entry: Entry) -> str:
         return os.path.join(self.dest, *entry.stored_name.split("/"))

@@ -104,7 +104,7 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
         report.problems.append(Problem(MANIFEST_NAME, str(exc)))
         return report
     report.set_id = m.header.set_id
-    own = [e for e in m.entries if not e.failed and not e.ref]
+    own = [e for e in m.entries if e.has_stream and not e.ref]
     for e in m.entries:
         if e.failed:
             report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
@@ -209,9 +209,11 @@ def verify_stream(fileobj, *, mode: str = "strict", sets: Sequence[str] = (),
         listed.add(e.path)
         if e.failed:
             report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
-        elif not e.ref and e.path not in seen:
+        elif e.ref or not e.has_stream:
+            continue
+        elif e.path not in seen:
             report.problems.append(Problem(e.stored_name, "missing from the stream"))
-        elif not e.ref and seen[e.path] is not None:
+        elif seen[e.path] is not None:
             if seen[e.path].sha256 != e.sha256:
                 report.problems.append(Problem(e.stored_name, "its tar header and the "
                                                "manifest disagree on its SHA-256"))

@@ -107,6 +107,10 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     header = Header.new(src_dir, kind.value, since=prev.since if prev else None,
                         refs=prev.refs if prev else None)
     sink.begin(header)
+    if skip_existing and isinstance(sink, FolderSink):
+        sink.remove_leftovers()
+    if kind is not _meta.MetaSource.NONE:
+        _plain_folders(src_dir, dirs + files, kind, sink)
     lock = threading.Lock()
     existing: List[str] = []
     unchanged = [0]
@@ -184,6 +188,30 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
                      unchanged=unchanged[0], set_id=header.set_id, manifest_sha256=digest,
                      unreadable=unreadable, jobs=[j[:2] for j in jobs])
+
+
+def _plain_folders(src_dir: str, jobs: list, kind, sink) -> None:
+    """Lines for the unencrypted folders between the source and its objects:
+    their metadata only, so a restore gives them their times, attributes and
+    descriptors too (the source folder itself is the destination's)."""
+    encrypted = {_rel(j[0], src_dir) for j in jobs if len(j) > 2}
+    plain = set()
+    for j in jobs:
+        rel = _rel(j[0], src_dir)
+        while "/" in rel:
+            rel = rel.rsplit("/", 1)[0]
+            if rel in plain or rel in encrypted:
+                continue
+            plain.add(rel)
+    for rel in sorted(plain):
+        path = os.path.join(src_dir, *rel.split("/"))
+        try:
+            meta = _meta.capture(path, kind)
+        except OSError as exc:
+            sink.add_entry(Entry(path=rel, kind=Kind.PLAIN_DIRECTORY,
+                                 failed=f"{type(exc).__name__}: {exc}"))
+            continue
+        sink.add_entry(Entry(path=rel, kind=Kind.PLAIN_DIRECTORY, meta=meta))
 
 
 def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:
