@@ -51,6 +51,9 @@ def test_folder_whose_efs_does_not_fit_on_ext4_blocks_its_files(tmp_path, capsys
     """ext4 keeps a file's xattrs in one block: a folder with ten users' keys
     (a 6 KB $EFS) cannot be stored there.  Its files, whose own $EFS fits,
     used to be restored into a plain folder made for them."""
+    from efsfast.volume import filesystem_type
+    if filesystem_type(tmp_path) != "ext4":
+        pytest.skip(f"{tmp_path} is not on ext4 here (the one-block xattr limit is ext4's)")
     src = _set(tmp_path / "set", folder_users=10)
     dest = tmp_path / "out"
     code, rec = _restore_json(capsys, src, dest)
