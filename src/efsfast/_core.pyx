@@ -17,8 +17,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy, strdup
 
 from efsfast._cdefs cimport *
 
@@ -873,7 +873,7 @@ cdef struct bulk_job:
     uint64_t calls
     efs_error ferr
     int err_no
-    const char *op                # static strings of the system side
+    char *op                      # a copy: the system side may build it in its context
     int read_errno
     int started
 
@@ -897,6 +897,7 @@ cdef void bulk_one(bulk_state *st, bulk_job *j) noexcept nogil:
     cdef import_ctx c
     cdef efs_posix_options o
     cdef const efs_error *fe
+    cdef const char *op
     cdef int fd = -1
     j.started = 1
     init_import(&c, st.cancel)
@@ -926,7 +927,8 @@ cdef void bulk_one(bulk_state *st, bulk_job *j) noexcept nogil:
             if fe != NULL and fe.rule:
                 j.ferr = fe[0]
             j.err_no = efs_posix_last_errno(ctx)
-            j.op = efs_posix_last_operation(ctx)
+            op = efs_posix_last_operation(ctx)
+            j.op = strdup(op) if op != NULL else NULL
         st.backend.close(ctx)
     if fd >= 0:
         efs_fd_close(fd)
@@ -975,7 +977,7 @@ cdef class BulkRestore:
         self.keep = []
         self.token = token
         self.count = n
-        self.jobs = <bulk_job *>malloc(max(n, 1) * sizeof(bulk_job))
+        self.jobs = <bulk_job *>calloc(max(n, 1), sizeof(bulk_job))   # ops NULL until set
         self.views = <Py_buffer *>malloc(max(n, 1) * sizeof(Py_buffer))
         if self.jobs == NULL or self.views == NULL:
             raise MemoryError()
@@ -1026,6 +1028,9 @@ cdef class BulkRestore:
         for i in range(self.nviews):
             release(&self.views[i])
         free(self.views)
+        if self.jobs != NULL:
+            for i in range(self.count):
+                free(self.jobs[i].op)
         free(self.jobs)
 
     def work(self):
