@@ -275,3 +275,59 @@ def test_sector_loop_runs_without_the_gil(user):
         sys.setswitchinterval(interval)
     print(f"\nthe other thread ran {n} loop iterations inside the decryption")
     assert n > 1000, n
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flips=st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1,
+                      max_size=4),
+       cut=st.one_of(st.none(), st.integers(0, 10**9)),
+       mode=st.sampled_from(["strict", "compatible"]))
+def test_damaged_streams_fail_cleanly(user, tmp_path_factory, flips, cut, mode):
+    """Flipped bytes or a cut anywhere: either a result (flipped ciphertext
+    decrypts to noise: there is no MAC, spec section 10) or an efsfast error
+    / NotDecryptableError, never another exception, and then no file left."""
+    key, cert = user
+    good = _damage_base(cert)
+    data = bytearray(good)
+    for at, x in flips:
+        data[at % len(data)] ^= x
+    if cut is not None:
+        data = data[:cut % len(data)]
+    out = tmp_path_factory.mktemp("damaged")
+    try:
+        decrypt(bytes(data), out / "x", [key], mode=mode)
+    except (efsfast.EfsError, ValueError):
+        assert os.listdir(out) == []
+    else:
+        assert (out / "x").exists()
+
+
+_DAMAGE = {}
+
+
+def _damage_base(cert) -> bytes:
+    if "s" not in _DAMAGE:
+        _DAMAGE["s"] = encrypt({"": os.urandom(70_000), "ads": os.urandom(900)}, [cert],
+                               [certificate(rsa_key(2048, "dra"), "dra")])
+    return _DAMAGE["s"]
+
+
+def test_decrypt_tree_cancelled_leaves_whole_files_only(tmp_path, user):
+    from efsfast import CancelToken
+    from efsfast.crypto.tree import decrypt_tree
+    key, cert = user
+    src = tmp_path / "set"
+    src.mkdir()
+    for i in range(12):
+        (src / f"f{i:02d}.efsraw").write_bytes(encrypt(os.urandom(300_000 + i), [cert]))
+    token = CancelToken()
+
+    def progress(files, nbytes, total):
+        if files >= 2:
+            token.cancel()
+    r = decrypt_tree(src, tmp_path / "out", [key], workers=1, progress=progress, cancel=token)
+    assert r.bulk.cancelled and 2 <= r.bulk.files < 12
+    names = sorted(os.listdir(tmp_path / "out"))
+    assert all(not n.endswith(".tmp") for n in names) and len(names) == r.bulk.files
+    for n in names:
+        assert len((tmp_path / "out" / n).read_bytes()) == 300_000 + int(n[1:3])
