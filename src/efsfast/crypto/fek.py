@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from .. import _codec, _decrypt
-from .._errors import EfsError
+from .._errors import EfsError, RawFormatError
 from .keys import Key
 
 ERROR_DECRYPTION_FAILED = 6000        # winerror.h: ERROR_ENCRYPTION_FAILED is 6000
@@ -108,13 +108,16 @@ class FileKey:
 
 def entries(meta: bytes, mode: str = "strict") -> List[Entry]:
     """The key entries of a $EFS value; Version 2 and 3 metadata refused."""
-    layout, version, supported, raw_entries = _codec.meta_decode(meta, "compatible")
+    try:
+        layout, version, supported, raw_entries = _codec.meta_decode(meta, mode)
+    except RawFormatError as exc:
+        if exc.code != "E_META_UNSUPPORTED":
+            raise
+        layout = _codec.meta_decode(meta, "compatible")[0]     # which unsupported layout
     if layout != META_LAYOUT_V1:
         what = ("Version 2 metadata (EFS_Version 4/5: ECDH or DPAPI-NG protectors)"
                 if layout == 2 else "Version 3 metadata (.pfile, RMS)")
         raise NotDecryptableError([f"{what} cannot be opened with an RSA key file"])
-    if mode == "strict":
-        _codec.meta_decode(meta, mode)      # raises RawFormatError on any deviation
     out, counts = [], {"DDF": 0, "DRF": 0}
     for e in raw_entries:
         kind = "DRF" if e["is_drf"] else "DDF"

@@ -8,6 +8,7 @@ every message name the file, the certificate's subject and its thumbprint.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class Key:
     private_key: object = field(repr=False)
     certificate: object = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def thumbprint(self) -> Optional[str]:
         """SHA-1 of the DER certificate, as $EFS stores it (hex)."""
         if self.certificate is None:

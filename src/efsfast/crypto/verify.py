@@ -162,16 +162,17 @@ def check_many(sources: Sequence, keys, *, read_data: bool = False, mode: str = 
                workers: Optional[int] = None,
                progress: Optional[Callable[[int, int], None]] = None) -> List[Proof]:
     """One :class:`Proof` per source, in order.  RSA in ``cryptography``
-    holds the GIL, so the work runs in ``workers`` forked processes (all
-    cores by default) that inherit the loaded keys; where fork is not
-    available it runs in this process."""
+    holds the GIL, so on Linux the work runs in ``workers`` forked processes
+    (all cores by default) that inherit the loaded keys; elsewhere it runs in
+    this process."""
     global _KEYS
     keys = as_keys(keys)
     sources = list(sources)
     workers = workers or os.cpu_count() or 1
     items = [(s, read_data, mode) for s in sources]
-    use_fork = (workers > 1 and len(sources) > 1 and sys.platform != "win32"
-                and hasattr(os, "fork"))
+    # fork (Linux) hands the loaded keys to the workers without pickling them;
+    # elsewhere (Windows, macOS where fork is unsafe) the work stays here
+    use_fork = workers > 1 and len(sources) > 1 and sys.platform.startswith("linux")
     if not use_fork:
         out = []
         for i, it in enumerate(items):
