@@ -50,7 +50,8 @@ def extension(name):
 setup(
     libraries=LIBRARIES,
     ext_modules=cythonize(
-        [extension("_codec"), extension("_core"), extension("_decrypt")],
+        [extension("_codec"), extension("_core"), extension("_decrypt"),
+         extension("_testhooks"), extension("_benchhooks")],   # tests and benchmarks only
         compiler_directives={"language_level": "3"},
         include_path=["src"],
     ),

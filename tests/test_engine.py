@@ -6,7 +6,7 @@ import struct
 import pytest
 
 import efsfast
-from efsfast import EfsError, RawFormatError, _core
+from efsfast import EfsError, RawFormatError, _core, _testhooks
 from efsfast.backends import PosixBackend
 from efsfast.volume import filesystem_type
 
@@ -107,7 +107,7 @@ def test_misbehaving_callback(xattr_dir, how, code, at_call):
     dest = xattr_dir / "f"
     with _core.open_raw(dest, _core.CREATE_FOR_IMPORT, PosixBackend(buffer_size=1000)) as ctx:
         with pytest.raises(EfsError) as ei:
-            _core._write_misbehaving(ctx, raw, how, at_call)
+            _testhooks._write_misbehaving(ctx, raw, how, at_call)
     assert ei.value.winerror == code
     assert listing(xattr_dir) == []
 

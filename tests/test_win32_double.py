@@ -8,7 +8,7 @@ import os
 import pytest
 
 import efsfast
-from efsfast import CancelledError, EfsError, _core, volume
+from efsfast import CancelledError, EfsError, _core, _testhooks, volume
 from efsfast.compat import win32file
 
 import win32double
@@ -259,7 +259,7 @@ def test_restore_faults(double, tmp_path, fault, code, mode):
 def test_contract_breaking_callbacks(double, tmp_path, how, code):
     with _core.open_raw(tmp_path / "f", _core.CREATE_FOR_IMPORT) as ctx:
         with pytest.raises(EfsError) as ei:
-            _core._write_misbehaving(ctx, RAW, how, 2)
+            _testhooks._write_misbehaving(ctx, RAW, how, 2)
     assert ei.value.winerror == code
 
 

@@ -15,6 +15,7 @@ cdef extern from "_c/efs_abi.h" nogil:
     efs_dword EFS_ERROR_READ_FAULT
     efs_dword EFS_ERROR_NOT_SUPPORTED
     efs_dword EFS_ERROR_INSUFFICIENT_BUFFER
+    efs_dword EFS_ERROR_GEN_FAILURE
 
 cdef extern from "_c/efs_codec.h" nogil:
     unsigned EFS_MODE_STRICT

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from . import _core, bench_bulk, raw
+from . import _benchhooks, _core, bench_bulk, raw
 from .api import restore_many
 from .backends import PosixBackend
 from .compat import win32file
@@ -95,9 +95,9 @@ def ctypes_restore(stream: bytes, backend: PosixBackend) -> None:
         ctypes.memmove(pb_data, chunk, len(chunk))
         pul_length[0] = len(chunk)
         return 0
-    write = WRITE_RAW(_core._backend_functions(backend)["write"])
+    write = WRITE_RAW(_benchhooks._backend_functions(backend)["write"])
     with _core.open_raw(os.path.join(_null_dir(), "x"), _core.CREATE_FOR_IMPORT, backend) as ctx:
-        rc = write(import_cb, None, ctx._address)
+        rc = write(import_cb, None, _benchhooks._context_address(ctx))
     if rc:
         raise OSError(f"ctypes restore failed: {rc}")
 
@@ -124,7 +124,7 @@ def import_variants(inp: Inputs) -> Dict[str, Callable[[int, int], None]]:
         return PosixBackend(buffer_size=bs, null_sink=True)
 
     return {
-        "memcpy ceiling": lambda bs, total: _core._bench_memcpy(s, bs, reps(total) * n),
+        "memcpy ceiling": lambda bs, total: _benchhooks._bench_memcpy(s, bs, reps(total) * n),
         "efsfast C, bytes": lambda bs, total: [_write(s, nul(bs)) for _ in range(reps(total))],
         "efsfast C, mmap": lambda bs, total: [_write(inp.mm, nul(bs)) for _ in range(reps(total))],
         "efsfast C, path (pread)": lambda bs, total: [_write(inp.path, nul(bs))

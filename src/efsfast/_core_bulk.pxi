@@ -1,0 +1,208 @@
+# Included by _core.pyx: restore_many's C path, every item's open / write /
+# close on worker threads without the GIL.
+
+cdef struct bulk_job:
+    const char *dest              # bytes kept alive by BulkRestore.keep
+    const char *src_path          # path sources (NULL for buffers)
+    const uint8_t *data
+    size_t length
+    efs_ulong flags
+    efs_dword rc
+    uint64_t bytes
+    uint64_t calls
+    efs_error ferr
+    int err_no
+    char *op                      # a copy: the system side may build it in its context
+    int read_errno
+    int started
+
+
+cdef struct bulk_state:
+    bulk_job *jobs
+    size_t count
+    size_t next_index
+    const efs_backend *backend
+    efs_posix_options opts
+    int use_posix_open
+    int *cancel
+    unsigned sigint_base
+    int fail_fast
+    uint64_t done_files
+    uint64_t done_bytes
+
+
+cdef void bulk_one(bulk_state *st, bulk_job *j) noexcept nogil:
+    cdef void *ctx = NULL
+    cdef import_ctx c
+    cdef efs_posix_options o
+    cdef const efs_error *fe
+    cdef const char *op
+    cdef int fd = -1
+    j.started = 1
+    init_import(&c, st.cancel)
+    c.sigint_base = st.sigint_base          # the batch's, not this item's start
+    c.data = j.data
+    c.length = j.length
+    if j.src_path != NULL:
+        fd = efs_fd_open_read(j.src_path, &j.read_errno)
+        if fd < 0:
+            j.rc = EFS_ERROR_READ_FAULT
+            return
+        c.fd = fd
+        c.fd_offset = 0
+    if st.use_posix_open:
+        o = st.opts
+        o.no_replace = (j.flags & NO_REPLACE_FLAG) != 0
+        j.rc = efs_posix_open_ex(j.dest, j.flags & ~NO_REPLACE_FLAG, &o, &ctx)
+    else:
+        j.rc = st.backend.open(<const efs_path_char *>j.dest, j.flags & ~NO_REPLACE_FLAG, &ctx)
+    if j.rc == 0:
+        if fd >= 0:
+            j.rc = st.backend.write(import_from_fd, &c, ctx)
+        else:
+            j.rc = st.backend.write(import_from_buffer, &c, ctx)
+        if j.rc and st.use_posix_open:
+            fe = efs_posix_last_format_error(ctx)
+            if fe != NULL and fe.rule:
+                j.ferr = fe[0]
+            j.err_no = efs_posix_last_errno(ctx)
+            op = efs_posix_last_operation(ctx)
+            j.op = strdup(op) if op != NULL else NULL
+        st.backend.close(ctx)
+    if fd >= 0:
+        efs_fd_close(fd)
+    j.read_errno = c.read_errno
+    j.bytes = c.bytes
+    j.calls = c.calls
+
+
+cdef void bulk_worker(bulk_state *st) noexcept nogil:
+    cdef size_t i
+    cdef bulk_job *j
+    while not cancelled(st.cancel, st.sigint_base):
+        i = efs_atomic_next(&st.next_index)
+        if i >= st.count:
+            return
+        j = &st.jobs[i]
+        bulk_one(st, j)
+        if j.rc == 0:
+            efs_atomic_add(&st.done_files, 1)
+            efs_atomic_add(&st.done_bytes, j.bytes)
+        elif st.fail_fast and st.cancel != NULL and j.rc != EFS_ERROR_CANCELLED:
+            st.cancel[0] = 1
+
+
+cdef class BulkRestore:
+    """Restores a batch of (dest, buffer or path) jobs with every item's work
+    in C: the workers take the next index atomically and run open / write /
+    close without ever taking the GIL (python-zstandard's multi-buffer
+    pattern).  Buffers are acquired up front and released in one place."""
+    cdef bulk_state st
+    cdef bulk_job *jobs
+    cdef Py_buffer *views
+    cdef size_t nviews
+    cdef list keep
+    cdef readonly object token
+    cdef readonly size_t count
+
+    def __cinit__(self):
+        self.jobs = NULL
+        self.views = NULL
+        self.nviews = 0
+
+    def __init__(self, list jobs, Backend backend, CancelToken token, bint fail_fast):
+        cdef size_t n = len(jobs), i
+        cdef bulk_job *j
+        self.keep = []
+        self.token = token
+        self.count = n
+        self.jobs = <bulk_job *>calloc(max(n, 1), sizeof(bulk_job))   # ops NULL until set
+        self.views = <Py_buffer *>malloc(max(n, 1) * sizeof(Py_buffer))
+        if self.jobs == NULL or self.views == NULL:
+            raise MemoryError()
+        for i in range(n):
+            dest, source, flags = jobs[i]
+            j = &self.jobs[i]
+            j.rc = 0
+            j.bytes = j.calls = 0
+            j.ferr.rule = 0
+            j.err_no = j.read_errno = 0
+            j.op = NULL
+            j.started = 0
+            j.flags = flags
+            j.src_path = NULL
+            j.data = NULL
+            j.length = 0
+            bdest = _c_path(dest)
+            self.keep.append(bdest)
+            j.dest = <const char *>(<bytes>bdest)
+            if isinstance(source, (str, os.PathLike)):
+                bsrc = os.fsencode(source)
+                self.keep.append(bsrc)
+                j.src_path = <const char *>(<bytes>bsrc)
+            else:
+                try:
+                    acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+                except BufferError:
+                    source = memoryview(source).tobytes()
+                    self.keep.append(source)
+                    acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+                j.data = <const uint8_t *>self.views[self.nviews].buf
+                j.length = self.views[self.nviews].len
+                self.nviews += 1
+        self.st.jobs = self.jobs
+        self.st.count = n
+        self.st.next_index = 0
+        self.st.backend = backend.c_backend
+        self.st.use_posix_open = isinstance(backend, PosixBackend)
+        if self.st.use_posix_open:
+            self.st.opts = (<PosixBackend>backend).opts
+        self.st.cancel = &token.flag
+        self.st.sigint_base = efs_sigint_count()
+        self.st.fail_fast = fail_fast
+        self.st.done_files = self.st.done_bytes = 0
+
+    def __dealloc__(self):
+        cdef size_t i
+        for i in range(self.nviews):
+            release(&self.views[i])
+        free(self.views)
+        if self.jobs != NULL:
+            for i in range(self.count):
+                free(self.jobs[i].op)
+        free(self.jobs)
+
+    def work(self):
+        """Run as one of the workers (from a Python thread): returns when no
+        job is left or the batch was cancelled."""
+        with nogil:
+            bulk_worker(&self.st)
+
+    @property
+    def progress(self):
+        return self.st.done_files, self.st.done_bytes
+
+    def outcome(self, size_t i, path):
+        """(None, bytes, calls) for a success, (exception or None if never
+        started, 0, 0) otherwise."""
+        cdef bulk_job *j = &self.jobs[i]
+        if not j.started:
+            return None, 0, 0
+        if j.rc == 0:
+            return None, j.bytes, j.calls
+        if j.rc == EFS_ERROR_CANCELLED:
+            PyErr_CheckSignals()
+            return CancelledError(j.rc, "cancelled", os.fspath(path)), 0, 0
+        if j.ferr.rule:
+            e = _format_error(&j.ferr)
+            e.filename = os.fspath(path)
+            return e, 0, 0
+        if j.rc == EFS_ERROR_READ_FAULT and j.read_errno:
+            return OSError(j.read_errno, os.strerror(j.read_errno)), 0, 0
+        msg = None
+        if j.err_no:
+            msg = f"{j.op.decode()}: {os.strerror(j.err_no)}" if j.op != NULL else os.strerror(j.err_no)
+        elif j.op != NULL:
+            msg = j.op.decode()
+        return EfsError(j.rc, msg, os.fspath(path), j.err_no or None), 0, 0
+

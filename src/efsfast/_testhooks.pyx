@@ -1,0 +1,66 @@
+# cython: language_level=3
+"""Test hooks for efsfast._core, kept out of the module users import: the
+buffer-accounting counters, and a C import callback that breaks the
+contract (spec 7.5) so the tests can see each system side refuse it."""
+from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy
+
+from efsfast._cdefs cimport *
+from efsfast._core cimport RawContext, import_ctx, init_import, import_from_buffer, buffer_counts
+
+
+def _buffer_counts():
+    """(acquired, released) buffers of sources and sinks, and the system
+    buffer views still exported (tests: they must balance)."""
+    return buffer_counts()
+
+
+cdef enum Misbehaviour:
+    CLAIM_MORE = 1           # *ulLength set beyond the capacity offered
+    WRITE_PAST = 2           # a byte written past the capacity
+    FAIL = 3                 # a failure code returned
+
+
+cdef struct misbehave_ctx:
+    import_ctx inner
+    Misbehaviour how
+    uint64_t at_call
+
+
+cdef efs_dword import_misbehaving(uint8_t *pbData, void *ctx, efs_ulong *ulLength) noexcept nogil:
+    cdef misbehave_ctx *m = <misbehave_ctx *>ctx
+    cdef efs_ulong cap = ulLength[0]
+    if m.inner.calls + 1 == m.at_call:
+        m.inner.calls += 1
+        if m.how == CLAIM_MORE:
+            ulLength[0] = cap + 1
+            return 0
+        if m.how == WRITE_PAST:
+            memcpy(pbData, m.inner.data, cap + 1 if cap + 1 <= m.inner.length else cap)
+            pbData[cap] = 0x5A
+            return 0
+        return EFS_ERROR_GEN_FAILURE     # as a failing callback would
+    return import_from_buffer(pbData, &m.inner, ulLength)
+
+
+def _write_misbehaving(RawContext raw, data, int how, uint64_t at_call):
+    """Restore ``data`` through a C callback that breaks the import contract
+    at call ``at_call`` (1 over-long *ulLength, 2 write past the capacity,
+    3 return a failure code)."""
+    cdef void *ctx = raw.enter()
+    cdef misbehave_ctx m
+    cdef const uint8_t[::1] view = memoryview(data).cast("B")
+    cdef efs_dword rc
+    try:
+        if how not in (CLAIM_MORE, WRITE_PAST, FAIL):
+            raise ValueError(f"how must be 1, 2 or 3, not {how}")
+        init_import(&m.inner, NULL)
+        m.inner.data = &view[0]
+        m.inner.length = view.shape[0]
+        m.how = <Misbehaviour>how
+        m.at_call = at_call
+        with nogil:
+            rc = raw.backend.c_backend.write(import_misbehaving, &m, ctx)
+        raw.raise_for(rc)
+    finally:
+        raw.busy = 0
