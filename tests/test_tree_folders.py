@@ -10,7 +10,7 @@ import pytest
 import efsfast
 from efsfast import cli
 
-from conftest import listing
+from conftest import listing, needs_posix
 
 PARENT_FAILED = "parent folder failed"
 
@@ -47,6 +47,7 @@ def _check_blocked(rec, dest, cause_text):
         assert fails[p]["source"].endswith(p + ".efsraw")
 
 
+@needs_posix
 def test_folder_whose_efs_does_not_fit_on_ext4_blocks_its_files(tmp_path, capsys):
     """ext4 keeps a file's xattrs in one block: a folder with ten users' keys
     (a 6 KB $EFS) cannot be stored there.  Its files, whose own $EFS fits,
