@@ -330,10 +330,15 @@ def test_existing_folder(double, tmp_path):
     assert ei.value.winerror == 80
     efsfast.restore(tmp_path / "d", DIR_RAW, directory=True, overwrite=True)
     double.same(efsfast.backup(tmp_path / "d", directory=True), DIR_RAW)
+    # over a folder that holds files: imported in place, the files stay
     (tmp_path / "d" / "child").write_bytes(b"x")
-    with pytest.raises(EfsError) as ei:
-        efsfast.restore(tmp_path / "d", DIR_RAW, directory=True, overwrite=True)
-    assert ei.value.winerror == 145
+    other = efsfast.synthetic_raw(directory=True, seed=43)
+    efsfast.restore(tmp_path / "d", other, directory=True, overwrite=True)
+    double.same(efsfast.backup(tmp_path / "d", directory=True), other)
+    assert listing(tmp_path) == ["d"] and listing(tmp_path / "d") == ["child"]
+    result = efsfast.restore_many([(tmp_path / "d", DIR_RAW, {"directory": True})], overwrite=True)
+    assert result.ok
+    double.same(efsfast.backup(tmp_path / "d", directory=True), DIR_RAW)
     assert listing(tmp_path) == ["d"] and listing(tmp_path / "d") == ["child"]
 
 

@@ -48,6 +48,17 @@ def temp_beside(dest: str) -> str:
     return os.path.join(os.path.dirname(dest) or ".", f".efsfast-{uuid.uuid4().hex[:16]}.tmp")
 
 
+def import_target(dest: str, directory: bool, overwrite: bool) -> str:
+    """Where advapi32 imports ``dest``: a temporary name beside it, except a
+    folder restored over an existing folder, which is imported in place (its
+    raw stream is the folder's $EFS and named streams; what the folder holds
+    stays, as wimlib imports onto a folder it created, spec 7.7, and as the
+    POSIX side does)."""
+    if directory and overwrite and os.path.isdir(extended(dest)):
+        return dest
+    return temp_beside(dest)
+
+
 def remove_quietly(path: str) -> None:
     """Remove a temporary file or (empty) folder, on every platform; errors
     are ignored, since this runs while another error is on its way."""

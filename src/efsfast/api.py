@@ -88,7 +88,8 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
     # behind: restore under a temporary name, move it into place when complete
     # (_winfs); the context is closed before a temporary is removed, since
     # Windows cannot delete an open file
-    target = _temp_name(dest) if isinstance(be, _core.Win32Backend) else dest
+    target = _winfs.import_target(dest, directory, overwrite) \
+        if isinstance(be, _core.Win32Backend) else dest
     try:
         with _core.open_raw(target, flags, be) as raw:
             nbytes, calls = _core.write_raw(raw, source, cancel, callback_context)
@@ -460,8 +461,12 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
         c_jobs.append((job[0], job[1], flags))
     # advapi32: each item goes to a temporary name and is moved into place
     # when complete, as in restore() (see _winfs)
-    temps = [_temp_name(os.fspath(j[0])) if isinstance(be, _core.Win32Backend) else None
-             for j in c_jobs]
+    temps: List[Optional[str]] = [None] * len(c_jobs)
+    if isinstance(be, _core.Win32Backend):
+        for i, (d, _s, f) in enumerate(c_jobs):
+            t = _winfs.import_target(os.fspath(d), bool(f & _core.CREATE_FOR_DIR),
+                                     bool(f & _core.OVERWRITE_HIDDEN))
+            temps[i] = None if t == os.fspath(d) else t
     c_jobs = [(t or d, s, f) for (d, s, f), t in zip(c_jobs, temps)]
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
