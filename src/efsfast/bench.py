@@ -414,6 +414,44 @@ LIMITS = {
         "cp copies inside the kernel (copy_file_range); a restore must pread the stream into the "
         "system buffer and write the ciphertext out of it, one more pass over memory; on the "
         "shared disk the spread between runs is larger than the gap",
+    "C trampoline vs memcpy ceiling, 65536 B":
+        "not a change of the path: callgrind counts the same 3.62 M instructions per MiB as the "
+        "quiet run of 2026-11-24 (1.01x there); this run's spreads are 16-94% with the machine "
+        "loaded (see the load average above)",
+    "C trampoline vs memcpy ceiling, 66048 B":
+        "as for 65536 B: the same instruction count as the quiet run (1.02x there); the spread "
+        "of this run is larger than the gap",
+    "restore_many never slower with more workers, tmpfs 16 KiB":
+        "2 CPUs: workers past 2 only queue, and the C ceiling's own series swings as much "
+        "(17.4k, 10.0k, 16.2k, 11.0k, 23.5k files/s at 1-16 threads): the machine's load, not "
+        "efsfast; scaling to 16 needs a 16-core machine, which this session was not lent",
+    "restore_many never slower with more workers, tmpfs 1024 KiB":
+        "as for 16 KiB: the ceiling falls and rises the same way on 2 loaded CPUs",
+    "restore_many never slower with more workers, disk 16 KiB":
+        "the disk (ext4, shared) swings between rounds; the ceiling's series varies alike",
+    "restore_many never slower with more workers, disk 1024 KiB":
+        "as for 16 KiB on the disk",
+    "restore_many vs C ceiling, worst of 1–16 workers, disk 1024 KiB":
+        "the ceiling writes each file from one buffer; a restore copies it through the 64 KiB "
+        "system buffer first (the WriteEncryptedFileRaw contract), one more pass over memory "
+        "that a disk-bound run does not hide at 1 MiB per file",
+    "ntfs-3g restore-tree (default workers) vs tar -x":
+        "FUSE requests per file are now below tar's (15.0 vs 15.8, counted at the daemon): what "
+        "is left is efsfast's start-up (interpreter and imports, 0.2-0.4 s of 1.7 s on this "
+        "loaded machine) and the daemon's single thread; tar's own spread was 230%",
+    "ntfs-3g restore-tree --workers 1 vs tar -x":
+        "as with default workers: start-up, then the same daemon work per file as tar",
+    "ntfs-3g backup-tree vs tar -c":
+        "15.0 FUSE requests per file against tar's 8.0: the raw export itself needs 5 (OPEN, "
+        "GETXATTR, LISTXATTR, READ, RELEASE); the backup set's manifest adds the NTFS metadata "
+        "(system.ntfs_times, ntfs_attrib, ntfs_acl) and reads the $EFS again, and each object "
+        "goes through Python (manifest entry, hashing sink) where restores run in C",
+    "ntfs-3g large-file restore vs cp":
+        "the same 8,193 WRITE requests for 32 MiB (4 KiB each: ntfs-3g without big_writes), but "
+        "twice cp's write() calls (64 KiB system-buffer slices against 128 KiB), each costing a "
+        "GETXATTR security.capability request at the daemon (521 vs 257), plus start-up",
+    "ntfs-3g FUSE requests per file, tar -c / efsfast backup-tree":
+        "see 'ntfs-3g backup-tree vs tar -c': GETXATTR 7 per object against tar's 1",
     "10,000 small files vs Python loop":
         "the Python loop runs on efsfast's own C system side too, so both pay the same kernel "
         "cost per file (~9 us of the ~17 us efsfast needs on one worker); only the ~6 us of "
@@ -429,7 +467,12 @@ def write_reports(r: dict, out_dir: str) -> None:
         json.dump(r, f, indent=2, default=str)
     lines = [f"# efsfast benchmark results", "",
              f"{r['machine']['when']} · {r['machine']['platform']} · Python {r['machine']['python']}"
-             f" · {r['machine']['cpus']} CPUs · best of {r['repeat']}, variants interleaved · "
+             f" · {r['machine']['cpus']} CPUs"
+             + (f" · load average {r['machine']['load'][0]:.1f} at the start, "
+                f"{r['machine']['load_after'][0]:.1f} at the end"
+                if "load" in r["machine"] and "load_after" in r["machine"]
+                else f" · {r['machine']['load_note']}" if "load_note" in r["machine"] else "")
+             + f" · best of {r['repeat']}, variants interleaved · "
              f"C paths move {r['total'] / GIB:.2f} GiB per point, Python paths "
              f"{r['py_total'] / MIB:.0f} MiB", "",
              "## Targets", "", "| target | measured | goal | met |", "| --- | --- | --- | --- |"]
@@ -525,7 +568,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         r = {"machine": {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "platform": platform.platform(), "python": platform.python_version(),
-                         "cpus": os.cpu_count()},
+                         "cpus": os.cpu_count(), "load": os.getloadavg()},
              "repeat": repeat, "total": total, "py_total": py_total, "small_count": small,
              "stream_size": stream_size}
         if "core" in sections:
@@ -541,6 +584,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             r["bulk"] = bench_bulk.bench_bulk(workdir, args.quick, max(2, repeat - 2), log)
         if "ntfs3g" in sections:
             r["ntfs3g"] = bench_bulk.bench_ntfs3g(workdir, args.quick, max(2, repeat - 2), log)
+        r["machine"]["load_after"] = os.getloadavg()
         r["targets"] = targets(r)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
