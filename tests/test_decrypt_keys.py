@@ -216,3 +216,17 @@ def test_version2_metadata_is_refused(alice):
         decrypt_bytes(stream, [Key("alice", k, c)], mode="compatible")
     with pytest.raises(efsfast.RawFormatError, match="Version 2"):
         decrypt_bytes(stream, [Key("alice", k, c)])
+
+
+def test_pfx_as_windows_exports_it(tmp_path, alice):
+    """certmgr's "TripleDES-SHA1" export: PBES1 SHA1/3-key 3DES, SHA-1 MAC."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    k, c = alice
+    enc = (serialization.PrivateFormat.PKCS12.encryption_builder()
+           .kdf_rounds(2000).key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+           .hmac_hash(hashes.SHA1()).build(PW))
+    (tmp_path / "win.pfx").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"{guid}", k, c, None, enc))
+    key = load_keys(tmp_path / "win.pfx", password=PW)[0]
+    assert decrypt_bytes(encrypt(b"from windows", [c]), [key]).data == b"from windows"
