@@ -156,3 +156,24 @@ def test_sigint_at_many_points_of_backup_tree(xattr_dir):
 def _rmtree(path):
     import shutil
     shutil.rmtree(path, ignore_errors=True)
+
+
+def test_ctrl_c_after_the_summary_does_not_change_the_exit(xattr_dir):
+    """Ctrl-C pressed (again and again) once the summary is out: the job is
+    done and reported, so the exit status stays 0, never a signal's."""
+    src = xattr_dir / "set"
+    _set(src, n=8)
+    for attempt in range(5):
+        dest = xattr_dir / f"dest{attempt}"
+        p = subprocess.Popen([sys.executable, "-m", "efsfast", "restore-tree", str(src),
+                              str(dest), "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, bufsize=0)
+        first = p.stdout.read(1)                 # the summary has begun to come out
+        assert first, p.stderr.read()
+        while p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.0005)
+        rest, err = p.communicate(timeout=60)
+        rec = json.loads(first + rest)
+        assert rec["ok"] == 9 and rec["interrupted"] is False, rec
+        assert p.returncode == 0, (p.returncode, err)

@@ -534,7 +534,14 @@ def _ignore_ctrl_c_from_now_on() -> None:
     interpreter's shutdown (which puts back the default action) must not
     turn the exit status into a signal's."""
     sys.stdout.flush()
-    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
+        return
+    # SIG_IGN, process-wide: a thread that does not block SIGINT could
+    # otherwise take it once finalization has put the default action back
+    # (CPython resets a Python-level handler to SIG_DFL at exit, but leaves
+    # SIG_IGN alone); seen as exit -2 after a complete summary
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 if __name__ == "__main__":
