@@ -163,13 +163,24 @@ long px_utf8_to_utf16(const char *s, uint8_t *out, size_t cap)
  * without -o efs_raw it refuses system.ntfs_efsinfo with EPERM on every
  * inode (spec 8.1) and user.ntfs.efsinfo is then just a named stream, so the
  * efs_raw layout written there would be plain files holding ciphertext. */
-int px_volume_kind(const char *path, int fd, uint32_t *attrib)
+/* The NTFS attributes ntfs-3g shows as system.ntfs_attrib (through fd when
+ * it is >= 0); 0 off NTFS, where there are none. */
+static int ntfs_attributes(const char *path, int fd, uint32_t *attrib)
 {
     uint8_t v[4];
     ssize_t n = fd >= 0 ? fgetxattr(fd, NTFS_ATTRIB_XATTR, v, sizeof v)
                         : getxattr(path, NTFS_ATTRIB_XATTR, v, sizeof v);
-    if (n != (ssize_t)sizeof v) return VOLUME_OTHER;
-    if (attrib) *attrib = efs_get32(v);
+    if (n != (ssize_t)sizeof v) return 0;
+    *attrib = efs_get32(v);
+    return 1;
+}
+
+int px_volume_kind(const char *path, int fd, uint32_t *attrib)
+{
+    uint32_t a;
+    ssize_t n;
+    if (!ntfs_attributes(path, fd, &a)) return VOLUME_OTHER;
+    if (attrib) *attrib = a;
     n = fd >= 0 ? fgetxattr(fd, NTFS_EFSINFO_XATTR, NULL, 0)
                 : getxattr(path, NTFS_EFSINFO_XATTR, NULL, 0);
     return n < 0 && errno == EPERM ? VOLUME_NTFS_NO_EFS_RAW : VOLUME_NTFS_EFS_RAW;
@@ -211,10 +222,8 @@ efs_dword px_check_marked_encrypted(posix_ctx *c, const char *path, int fd)
 {
     /* the attributes alone answer it (one request to the FUSE daemon, per
      * restored object): absent off NTFS, ENCRYPTED set where efs_raw worked */
-    uint8_t v[4];
-    ssize_t n = fd >= 0 ? fgetxattr(fd, NTFS_ATTRIB_XATTR, v, sizeof v)
-                        : getxattr(path, NTFS_ATTRIB_XATTR, v, sizeof v);
-    if (n != (ssize_t)sizeof v || (efs_get32(v) & NTFS_ATTR_ENCRYPTED))
+    uint32_t attrib;
+    if (!ntfs_attributes(path, fd, &attrib) || (attrib & NTFS_ATTR_ENCRYPTED))
         return 0;
     return px_ctx_fail(c, "ntfs-3g did not mark the object encrypted after $EFS was set "
                        "(is the volume mounted with -o efs_raw?)", EFS_ERROR_NOT_SUPPORTED);
