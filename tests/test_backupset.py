@@ -470,3 +470,24 @@ def test_a_killed_backup_resumes_to_a_clean_set(xattr_dir):
     assert cli.main(["backup-tree", str(src), str(out), "--skip-existing", "--quiet"]) == 0
     assert not [n for n in listing(out) if n.endswith(".tmp")], listing(out)
     assert verify_set(out).ok
+
+
+def test_plain_files_are_skipped_and_progress_counts_objects(xattr_dir):
+    """The workers tell encrypted from plain as they open each candidate:
+    plain files are reported skipped, never stored or listed, and progress
+    counts the set's objects only."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    for i in range(5):
+        (src / "Docs" / f"readme{i}.txt").write_text("plain")    # plain, in an encrypted folder
+    seen = []
+    r = backup_set(src, FolderSink(str(out)), workers=2, progress=lambda *a: seen.append(a))
+    assert r.bulk.ok and r.bulk.files == 6 and r.directories == 1
+    assert sorted(os.path.relpath(p, src) for p in r.skipped) == sorted(
+        ["plain/notes.txt"] + [f"Docs/readme{i}.txt" for i in range(5)])
+    assert [j[0] for j in r.jobs] and not any("readme" in j[0] or "notes" in j[0] for j in r.jobs)
+    assert seen[-1][0] == seen[-1][2] == 6
+    paths = {e.path for e in read_manifest(out / MANIFEST_NAME).entries}
+    assert paths == {"Docs", "Docs/f1.bin", "Docs/f3.bin", "plain", "plain/f0.bin",
+                     "plain/f2.bin", "plain/f4.bin"}
+    assert not [n for n in listing(out / "Docs") if "readme" in n]

@@ -164,3 +164,23 @@ def test_incremental_on_ntfs_uses_the_change_time(volumes, tmp_path):
     b = volumes("b")
     assert cli.main(["restore-tree", str(tmp_path / "inc"), str(b.mnt), "--quiet"]) == 0
     assert ntfs_values(b.mnt, rels) == want
+
+
+def test_plain_files_on_ntfs_are_skipped_by_their_attributes(volumes, tmp_path):
+    """On ntfs-3g each worker reads the object's NTFS attributes through the
+    descriptor it opened: a plain file, also one inside an encrypted folder,
+    is skipped and never listed; every encrypted object is in the set."""
+    a = volumes("a")
+    rels = make_ntfs_tree(a.mnt)
+    (a.mnt / "Plain" / "readme.txt").write_text("plain")
+    (a.mnt / "Users" / "notes.txt").write_text("plain too")
+    out = tmp_path / "set"
+    from efsfast.backupset import FolderSink, backup_set
+    r = backup_set(a.mnt, FolderSink(str(out)), workers=2)
+    assert r.bulk.ok and r.bulk.files == len(rels) - 1         # all but the Plain folder
+    assert sorted(os.path.relpath(p, a.mnt) for p in r.skipped) == [
+        "Plain/readme.txt", "Users/notes.txt"]
+    m = read_manifest(out / MANIFEST_NAME)
+    assert {e.path for e in m.entries} == set(rels)            # Plain: a plain folder line
+    assert [e.kind.value for e in m.entries if e.path == "Plain"] == ["plain-directory"]
+    assert verify_set(out).ok

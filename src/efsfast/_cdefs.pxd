@@ -165,6 +165,16 @@ cdef extern from "_c/efs_io.h" nogil:
     const efs_error *efs_posix_last_format_error(const void *context)
     int efs_posix_last_errno(const void *context)
     const char *efs_posix_last_operation(const void *context)
+    ctypedef struct efs_posix_object_stat:
+        uint64_t size
+        uint32_t mode
+        int64_t atime_ns
+        int64_t mtime_ns
+        int64_t ctime_ns
+    efs_dword efs_posix_get_object_stat(const void *context, efs_posix_object_stat *out)
+    long efs_posix_object_xattr(void *context, const char *name, uint8_t *buf, size_t cap,
+                                int *err)
+    efs_dword efs_posix_load_efs(void *context, const uint8_t **data, size_t *length)
     long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
     int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
     efs_dword efs_win32_from_errno(int e)

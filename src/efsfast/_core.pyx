@@ -24,6 +24,7 @@ from libc.string cimport memcpy, strdup
 
 from efsfast._cdefs cimport *
 
+import errno
 import operator
 import os
 import sys
@@ -50,3 +51,4 @@ include "_core_sinks.pxi"        # export side: sinks, trampolines (backup)
 include "_core_backends.pxi"     # the system sides: win32 (advapi32), POSIX
 include "_core_rawcalls.pxi"     # RawContext, open_raw, write_raw, read_raw
 include "_core_bulk.pxi"         # BulkRestore: restore_many in C
+include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)

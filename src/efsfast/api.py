@@ -156,12 +156,25 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
     be = _backend(backend)
     path = os.fspath(path)
     flags = _core.CREATE_FOR_DIR if directory else 0
-    if isinstance(sink, (str, os.PathLike)):
-        return _backup_to_path(path, os.fspath(sink), flags, be, overwrite, cancel, digest)
-    if digest is not None and sink is not None:
+    if digest is not None and sink is not None and not isinstance(sink, (str, os.PathLike)):
         raise TypeError("digest goes with a path sink or none")
+    if isinstance(sink, (str, os.PathLike)) and not overwrite and _exists(os.fspath(sink)):
+        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
+                                          "to replace it)", os.fspath(sink))
     with _core.open_raw(path, flags, be) as raw:
-        nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
+        return export_opened(raw, sink, overwrite=overwrite, cancel=cancel,
+                             callback_context=callback_context, digest=digest)
+
+
+def export_opened(raw: _core.RawContext, sink: Any = None, *, overwrite: bool = False,
+                  cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
+                  digest: Any = None) -> Union[bytes, BackupResult]:
+    """:func:`backup` of an object already opened for export (``raw``): a
+    backup set reads the object's metadata through the same context first."""
+    path = os.fspath(raw.path)
+    if isinstance(sink, (str, os.PathLike)):
+        return _backup_to_path(raw, os.fspath(sink), overwrite, cancel, digest)
+    nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
     if sink is None:
         assert data is not None     # read_raw returns the stream when there is no sink
         if digest is not None:
@@ -187,8 +200,9 @@ class _DigestingFd:
         return total
 
 
-def _backup_to_path(path: str, out: str, flags: int, be: _core.Backend, overwrite: bool,
+def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
                     cancel: Optional[_core.CancelToken], digest: Any = None) -> BackupResult:
+    path = os.fspath(raw.path)
     if not overwrite and _exists(out):
         raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
                                           "to replace it)", out)
@@ -200,9 +214,8 @@ def _backup_to_path(path: str, out: str, flags: int, be: _core.Backend, overwrit
         raise as_efs_error(exc, out) from None
     try:                            # (no bytecode between the open and here takes a signal)
         try:
-            with _core.open_raw(path, flags, be) as raw:
-                sink = fd if digest is None else _DigestingFd(fd, digest)
-                nbytes, calls, _ = _core.read_raw(raw, sink, cancel)
+            sink = fd if digest is None else _DigestingFd(fd, digest)
+            nbytes, calls, _ = _core.read_raw(raw, sink, cancel)
         finally:
             os.close(fd)
         try:

@@ -84,6 +84,20 @@ efs_dword efs_posix_set_options(void *context, const efs_posix_options *o);
 const efs_error *efs_posix_last_format_error(const void *context);
 int efs_posix_last_errno(const void *context);
 const char *efs_posix_last_operation(const void *context);
+
+/* An export context's object, for what a backup set records besides the
+ * stream (read through the context's descriptor: no second path lookup). */
+typedef struct efs_posix_object_stat {
+    uint64_t size;
+    uint32_t mode;
+    int64_t atime_ns, mtime_ns, ctime_ns;
+} efs_posix_object_stat;
+efs_dword efs_posix_get_object_stat(const void *context, efs_posix_object_stat *out);
+/* One extended attribute's value: its length, or -1 with *err the errno. */
+long efs_posix_object_xattr(void *context, const char *name, uint8_t *buf, size_t cap, int *err);
+/* The object's $EFS, read now and kept for the export (*data lives as long
+ * as the context); ERROR_FILE_NOT_ENCRYPTED where it has none. */
+efs_dword efs_posix_load_efs(void *context, const uint8_t **data, size_t *len);
 #endif
 
 #ifdef __cplusplus

@@ -260,68 +260,134 @@ static efs_dword check_stored_metadata(posix_ctx *c, const uint8_t *meta, size_t
     return c->ferr.winerror ? c->ferr.winerror : EFS_ERROR_INVALID_DATA;
 }
 
+/* The object's $EFS (user.ntfs.efsinfo) into c->meta: one fgetxattr into a
+ * buffer of the VFS maximum (no size query first), then a copy of its size
+ * kept for the export.  A file without it is not encrypted; on an ntfs-3g
+ * volume without efs_raw an encrypted one looks the same, and is told
+ * apart by its attributes (spec 8.1). */
+static efs_dword load_efs(posix_ctx *c)
+{
+    uint8_t *value;
+    ssize_t n;
+    efs_dword rc = 0;
+
+    if (c->meta) return 0;
+    if (!(value = efs_scratch_take(EFS_SCRATCH_XATTR_VALUE, XATTR_VALUE_MAX)))
+        return px_ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
+    if ((n = fgetxattr(c->fd, EFSINFO_XATTR, value, XATTR_VALUE_MAX)) < 0) {
+        uint32_t attrib = 0;
+        if (errno != ENODATA && errno != ENOTSUP)
+            rc = px_sys_fail(c, "getxattr (user.ntfs.efsinfo)", errno);
+        else if (px_volume_kind(NULL, c->fd, &attrib) == VOLUME_NTFS_NO_EFS_RAW &&
+                 (attrib & NTFS_ATTR_ENCRYPTED))
+            rc = px_ctx_fail(c, NO_EFS_RAW_EXPORT, EFS_ERROR_NOT_SUPPORTED);
+        else
+            rc = px_ctx_fail(c, "the file is not encrypted (it has no user.ntfs.efsinfo)",
+                             EFS_ERROR_FILE_NOT_ENCRYPTED);
+    } else if (n == 0) {
+        rc = px_ctx_fail(c, "user.ntfs.efsinfo is empty", EFS_ERROR_INVALID_DATA);
+    } else if (!(c->meta = malloc((size_t)n))) {
+        rc = px_ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
+    } else {
+        memcpy(c->meta, value, (size_t)n);
+        c->meta_len = (size_t)n;
+    }
+    efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, value);
+    return rc;
+}
+
+static void clear_error(posix_ctx *c)
+{
+    memset(&c->ferr, 0, sizeof c->ferr);
+    c->err_no = 0;
+    c->op = NULL;
+}
+
+static efs_dword export_context(const posix_ctx *c)
+{
+    if (!c) return EFS_ERROR_INVALID_PARAMETER;
+    if (c->flags & EFS_CREATE_FOR_IMPORT) return EFS_ERROR_INVALID_PARAMETER;
+    return 0;
+}
+
 efs_dword EFS_WINAPI posix_read(efs_export_func cb, void *cb_context, void *context)
 {
     posix_ctx *c = context;
     export_out o;
-    uint8_t *meta = NULL;
-    ssize_t mlen;
-    int fd;
     efs_dword rc;
     unsigned shift;
 
     if (!c || !cb) return EFS_ERROR_INVALID_PARAMETER;
-    if (c->flags & EFS_CREATE_FOR_IMPORT)
+    if (export_context(c))
         return px_ctx_fail(c, "ReadEncryptedFileRaw needs a context opened for export",
                         EFS_ERROR_INVALID_PARAMETER);
-    memset(&c->ferr, 0, sizeof c->ferr);
-    c->err_no = 0;
-    c->op = NULL;
+    clear_error(c);
     memset(&o, 0, sizeof o);
     o.c = c;
     o.cb = cb;
     o.cb_context = cb_context;
     o.cap = px_next_capacity(c);
-    if (!(o.buf = efs_scratch_take(EFS_SCRATCH_EXPORT_BUFFER, c->opt.buffer_size)) ||
-        !(meta = efs_scratch_take(EFS_SCRATCH_XATTR_VALUE, XATTR_VALUE_MAX))) {
+    if (!(o.buf = efs_scratch_take(EFS_SCRATCH_EXPORT_BUFFER, c->opt.buffer_size))) {
         rc = px_ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
         goto out;
     }
-    /* everything through the descriptor opened with the context */
-    fd = c->fd;
-    /* one fgetxattr into a buffer of the VFS maximum: no size query first */
-    if ((mlen = fgetxattr(fd, EFSINFO_XATTR, meta, XATTR_VALUE_MAX)) < 0) {
-        uint32_t attrib = 0;
-        if (errno != ENODATA && errno != ENOTSUP)
-            rc = px_sys_fail(c, "getxattr (user.ntfs.efsinfo)", errno);
-        else if (px_volume_kind(NULL, fd, &attrib) == VOLUME_NTFS_NO_EFS_RAW &&
-                 (attrib & NTFS_ATTR_ENCRYPTED))
-            rc = px_ctx_fail(c, NO_EFS_RAW_EXPORT, EFS_ERROR_NOT_SUPPORTED);
-        else
-            rc = px_ctx_fail(c, "the file is not encrypted (it has no user.ntfs.efsinfo)",
-                          EFS_ERROR_FILE_NOT_ENCRYPTED);
-        goto out;
-    }
-    if (mlen == 0) {
-        rc = px_ctx_fail(c, "user.ntfs.efsinfo is empty", EFS_ERROR_INVALID_DATA);
-        goto out;
-    }
-    if ((rc = check_stored_metadata(c, meta, (size_t)mlen))) goto out;
-    shift = cluster_shift_of(c, fd, &c->st);
+    /* everything through the descriptor opened with the context; the $EFS
+     * may have been read already (efs_posix_load_efs, for a backup set) */
+    if ((rc = load_efs(c)) || (rc = check_stored_metadata(c, c->meta, c->meta_len))) goto out;
+    shift = cluster_shift_of(c, c->fd, &c->st);
     if ((rc = efs_emit_raw_header(emit_block, &o)) ||
-        (rc = efs_emit_metadata_stream(emit_block, &o, meta, (size_t)mlen)))
+        (rc = efs_emit_metadata_stream(emit_block, &o, c->meta, c->meta_len)))
         goto out;
-    /* $EFS is out: the value buffer is free for the named streams */
-    efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, meta);
-    meta = NULL;
-    if (!S_ISDIR(c->st.st_mode) && (rc = export_unnamed(c, &o, fd, (uint64_t)c->st.st_size, shift)))
+    if (!S_ISDIR(c->st.st_mode) &&
+        (rc = export_unnamed(c, &o, c->fd, (uint64_t)c->st.st_size, shift)))
         goto out;
-    if ((rc = export_named(c, &o, fd, shift))) goto out;
+    if ((rc = export_named(c, &o, c->fd, shift))) goto out;
     rc = push_block(&o);
 out:
-    efs_scratch_put(EFS_SCRATCH_XATTR_VALUE, meta);
     efs_scratch_put(EFS_SCRATCH_EXPORT_BUFFER, o.buf);
     return rc;
+}
+
+/* ---- what a backup set records besides the stream ----
+ *
+ * Read through the export context's descriptor, so that a backup set costs
+ * no second path lookup per object: on FUSE (ntfs-3g) every call is a round
+ * trip to a single-threaded daemon. */
+
+efs_dword efs_posix_get_object_stat(const void *context, efs_posix_object_stat *out)
+{
+    const posix_ctx *c = context;
+    efs_dword rc = export_context(c);
+    if (rc || !out) return rc ? rc : EFS_ERROR_INVALID_PARAMETER;
+    out->size = (uint64_t)c->st.st_size;
+    out->mode = (uint32_t)c->st.st_mode;
+    out->atime_ns = (int64_t)c->st.st_atim.tv_sec * 1000000000 + c->st.st_atim.tv_nsec;
+    out->mtime_ns = (int64_t)c->st.st_mtim.tv_sec * 1000000000 + c->st.st_mtim.tv_nsec;
+    out->ctime_ns = (int64_t)c->st.st_ctim.tv_sec * 1000000000 + c->st.st_ctim.tv_nsec;
+    return 0;
+}
+
+long efs_posix_object_xattr(void *context, const char *name, uint8_t *buf, size_t cap, int *err)
+{
+    posix_ctx *c = context;
+    ssize_t n;
+    *err = 0;
+    if (export_context(c) || !name) { *err = EINVAL; return -1; }
+    do n = fgetxattr(c->fd, name, buf, cap); while (n < 0 && errno == EINTR);
+    if (n < 0) *err = errno;
+    return (long)n;
+}
+
+efs_dword efs_posix_load_efs(void *context, const uint8_t **data, size_t *len)
+{
+    posix_ctx *c = context;
+    efs_dword rc = export_context(c);
+    if (rc) return rc;
+    clear_error(c);
+    if ((rc = load_efs(c))) return rc;
+    *data = c->meta;
+    *len = c->meta_len;
+    return 0;
 }
 
 #endif /* !_WIN32 */

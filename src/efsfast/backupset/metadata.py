@@ -18,7 +18,9 @@ import os
 import struct
 import sys
 from enum import Enum, IntFlag
-from typing import Optional
+from typing import Optional, Tuple
+
+from ..volume import FILE_ATTRIBUTE_ENCRYPTED
 
 
 class MetaSource(str, Enum):
@@ -112,6 +114,29 @@ def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) ->
     st = st or os.lstat(path)
     return {"source": MetaSource.POSIX.value, "atime_ns": st.st_atime_ns,
             "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "mode": st.st_mode & 0o7777}
+
+
+def capture_opened(raw, kind: MetaSource, st: Tuple[int, int, int, int, int]) -> Optional[dict]:
+    """:func:`capture` of the object open for export in ``raw`` on the POSIX
+    system side, read through its descriptor (``st``: its
+    ``_core.object_stat``), so that a backup set costs no further path
+    lookups; None where the NTFS attributes say it is not encrypted."""
+    from .. import _core
+    if kind is MetaSource.NTFS3G:
+        attributes = _ATTRIB.unpack(_core.object_xattr(raw, NtfsXattr.ATTRIB.value))[0]
+        if not attributes & FILE_ATTRIBUTE_ENCRYPTED:
+            return None
+        times = _TIMES.unpack(_core.object_xattr(raw, NtfsXattr.TIMES.value))
+        try:
+            sd, why = _core.object_xattr(raw, NtfsXattr.ACL.value), None
+        except OSError as exc:
+            sd, why = None, exc.strerror or str(exc)
+        return _ntfs_shaped(kind, times, attributes, sd, why)
+    if kind is MetaSource.POSIX:
+        _size, mode, atime_ns, mtime_ns, ctime_ns = st
+        return {"source": MetaSource.POSIX.value, "atime_ns": atime_ns, "mtime_ns": mtime_ns,
+                "ctime_ns": ctime_ns, "mode": mode & 0o7777}
+    return {}
 
 
 def change_stamp(meta: dict) -> Optional[int]:

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import IO, Optional, Tuple
 
-from .. import api
+from .. import _core, api
 from .._errors import EfsError
 from ..treewalk import problem
 from .manifest import MANIFEST_NAME, Entry, Header, ManifestWriter
@@ -75,8 +75,9 @@ class SetSink:
     def hash_existing(self, entry: Entry) -> Tuple[int, str]:
         raise NotImplementedError
 
-    def store(self, path: str, entry: Entry, digest, *, directory: bool, backend,
-              cancel) -> int:
+    def store(self, raw, entry: Entry, digest, *, cancel) -> int:
+        """Write the raw stream of the object open for export in ``raw``,
+        feeding ``digest``; return its size."""
         raise NotImplementedError
 
     def finish(self) -> str:
@@ -140,14 +141,13 @@ class FolderSink(SetSink):
     def hash_existing(self, entry: Entry) -> Tuple[int, str]:
         return hash_file(self._stored(entry))
 
-    def store(self, path, entry, digest, *, directory, backend, cancel) -> int:
+    def store(self, raw, entry, digest, *, cancel) -> int:
         out = self._stored(entry)
         parent = os.path.dirname(out)
         if parent not in self.made:         # one makedirs per folder, not per object
             os.makedirs(parent, exist_ok=True)
             self.made.add(parent)
-        r = api.backup(path, out, directory=directory, backend=backend, cancel=cancel,
-                       overwrite=self.overwrite, digest=digest)
+        r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite, digest=digest)
         return r.bytes
 
     def finish(self) -> str:
@@ -287,22 +287,22 @@ class TarSink(SetSink):
             self.broken = exc
             raise
 
-    def store(self, path, entry, digest, *, directory, backend, cancel) -> int:
+    def store(self, raw, entry, digest, *, cancel) -> int:
         if self.broken is not None:
-            raise StreamBroken(31, "the tar stream was already broken", path)
+            raise StreamBroken(31, "the tar stream was already broken", raw.path)
         if entry.source_size is not None and entry.source_size > self.memory_limit:
-            return self._store_large(path, entry, digest, directory, backend, cancel)
-        data = api.backup(path, None, directory=directory, backend=backend, cancel=cancel,
-                          digest=digest)
+            return self._store_large(raw, entry, digest, cancel)
+        data = api.export_opened(raw, None, cancel=cancel, digest=digest)
         entry.raw_size, entry.sha256 = len(data), digest.hexdigest()
         with self.lock:
             self._add(self._info(entry.stored_name, len(data), entry.to_json()),
                       _MemoryReader(data), max(len(data), 1))
         return len(data)
 
-    def _store_large(self, path, entry, digest, directory, backend, cancel) -> int:
+    def _store_large(self, raw, entry, digest, cancel) -> int:
+        path = raw.path
         first = _CountingSink(digest)
-        api.backup(path, first, directory=directory, backend=backend, cancel=cancel)
+        api.export_opened(raw, first, cancel=cancel)
         entry.raw_size, entry.sha256 = first.count, digest.hexdigest()
         again = hashlib.sha256()
         q: "queue.Queue" = queue.Queue(maxsize=16)
@@ -310,8 +310,8 @@ class TarSink(SetSink):
 
         def produce():
             try:
-                api.backup(path, _QueueWriter(again, q), directory=directory,
-                           backend=backend, cancel=cancel)
+                with _core.open_raw(path, raw.flags, raw.backend) as second:
+                    api.export_opened(second, _QueueWriter(again, q), cancel=cancel)
             except BaseException as exc:      # reported once the member is closed
                 failed.append(exc)
             finally:

@@ -14,9 +14,12 @@ from typing import Callable, Dict, List, Optional
 
 from .. import tree
 from .. import volume as _volume
+from ..treefolders import ERROR_FILE_NOT_ENCRYPTED
 from ..treewalk import check_source_dir
 from ..api import BulkResult, ItemError, _run_many
+from .. import _core
 from .._core import CancelToken
+from .._errors import EfsError
 from . import metadata as _meta
 from .manifest import MANIFEST_NAME, Entry, Header, Kind, read_manifest
 from .sinks import FolderSink, SetSink
@@ -31,7 +34,7 @@ class SetResult(tree.TreeResult):
 
 @dataclass
 class _Done:
-    entry: Entry
+    entry: Optional[Entry]      # None: not encrypted (a candidate the worker skipped)
     bytes: int
 
 
@@ -97,11 +100,20 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     workers = workers or _volume.default_workers(src_dir)
     prev = _Previous(since) if since else None
     kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
+    be = backend if backend is not None else _core.default_backend()
+    reason = _volume.no_raw_access(src_dir, restore=False)
+    # on the POSIX system side a worker opens each object once and reads
+    # what the set needs through that descriptor, which also tells whether
+    # it is encrypted: the plan need not visit every file first
+    opened_facts = isinstance(be, _core.PosixBackend) and not reason
     errors: list = []        # what cannot be listed or read: failed items, never skipped
-    dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel)
+    dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
+                                            classify=not opened_facts)
     unreadable = tree._unreadable(errors)
-    reason = _volume.no_raw_access(src_dir, restore=False) if dirs or files else None
-    if reason:      # every encrypted object would fail the same way: write nothing
+    if opened_facts and unreadable:     # a folder that cannot be listed fails once, as such
+        failed = {e.dest for e in unreadable}
+        dirs = [j for j in dirs if j[0] not in failed]
+    if reason and (dirs or files):      # every encrypted object would fail the same way
         return SetResult(tree.all_failed(dirs + files, reason), directories=len(dirs),
                          skipped=skipped, unreadable=unreadable)
     header = Header.new(src_dir, kind.value, since=prev.since if prev else None,
@@ -109,21 +121,16 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     sink.begin(header)
     if skip_existing and isinstance(sink, FolderSink):
         sink.remove_leftovers()
-    if kind is not _meta.MetaSource.NONE:
+    if kind is not _meta.MetaSource.NONE and not opened_facts:
         _plain_folders(src_dir, dirs + files, kind, sink)
     lock = threading.Lock()
     existing: List[str] = []
     unchanged = [0]
+    plain_seen = [0]         # candidates found not encrypted so far
 
-    def one(path, out, opts, token) -> _Done:
-        directory = bool(opts.get("directory"))
-        entry = Entry(path=_rel(path, src_dir), kind=Kind.DIRECTORY if directory else Kind.FILE)
-        # metadata before the data: a change during the backup shows as a
-        # newer change time next time, so an incremental run takes it again
-        st = os.lstat(path)
-        entry.meta = _meta.capture(path, kind, st)
-        entry.source_size = 0 if directory else st.st_size
-        entry.efs_sha256 = efs_sha256(path)
+    def finish(raw, entry: Entry, out: str, token) -> _Done:
+        """The entry of an object whose metadata is captured: a reference to
+        the previous set, the backup already there, or the stream now."""
         p = prev.entries.get(entry.path) if prev else None
         if prev and _unchanged(p, entry):
             entry.ref, entry.raw_size, entry.sha256 = prev.ref_of(p), p.raw_size, p.sha256
@@ -138,11 +145,38 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
             sink.add_entry(entry)
             return _Done(entry, 0)
         digest = hashlib.sha256()
-        entry.raw_size = sink.store(path, entry, digest, directory=directory,
-                                    backend=backend, cancel=token)
+        if raw is None:
+            with _core.open_raw(entry_path(entry), entry_flags(entry), be) as raw:
+                entry.raw_size = sink.store(raw, entry, digest, cancel=token)
+        else:
+            entry.raw_size = sink.store(raw, entry, digest, cancel=token)
         entry.sha256 = digest.hexdigest()
         sink.add_entry(entry)
         return _Done(entry, entry.raw_size)
+
+    def entry_path(entry: Entry) -> str:
+        return os.path.join(src_dir, *entry.path.split("/"))
+
+    def entry_flags(entry: Entry) -> int:
+        return _core.CREATE_FOR_DIR if entry.kind is Kind.DIRECTORY else 0
+
+    def one(path, out, opts, token) -> _Done:
+        directory = bool(opts.get("directory"))
+        entry = Entry(path=_rel(path, src_dir), kind=Kind.DIRECTORY if directory else Kind.FILE)
+        if opened_facts:
+            with _core.open_raw(path, entry_flags(entry), be) as raw:
+                if not _capture_opened(raw, entry, kind):
+                    with lock:
+                        plain_seen[0] += 1
+                    return _Done(None, 0)       # not encrypted: skipped
+                return finish(raw, entry, out, token)
+        # metadata before the data: a change during the backup shows as a
+        # newer change time next time, so an incremental run takes it again
+        st = os.lstat(path)
+        entry.meta = _meta.capture(path, kind, st)
+        entry.source_size = 0 if directory else st.st_size
+        entry.efs_sha256 = efs_sha256(path)
+        return finish(None, entry, out, token)
 
     parts: List[BulkResult] = []
     jobs = dirs + files
@@ -150,8 +184,10 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
         done = [0, 0]
 
         def step(f, b, _t):
+            # objects, not candidates: a file found not encrypted leaves
+            # the count of what is done and of what there is to do
             if progress is not None:
-                progress(done[0] + f, done[1] + b, len(jobs))
+                progress(done[0] + f - plain_seen[0], done[1] + b, len(jobs) - plain_seen[0])
         # a stream needs each folder before what it holds: folders one at a time
         batches = [(dirs, 1), (files, workers)] if sink.ordered else [(jobs, workers)]
         for batch, n in batches:
@@ -164,6 +200,12 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
         if sink.broken is not None:
             raise sink.broken
         bulk = _merge(parts, jobs)
+        if opened_facts:
+            bulk, jobs, plain = _drop_skipped(bulk, jobs)
+            skipped.extend(sorted(plain))
+            dirs = [j for j in jobs if len(j) > 2]
+            if kind is not _meta.MetaSource.NONE:
+                _plain_folders(src_dir, jobs, kind, sink)
         for e in bulk.failures:
             job = jobs[e.index]
             sink.add_entry(Entry(path=_rel(job[0], src_dir),
@@ -188,6 +230,42 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
                      unchanged=unchanged[0], set_id=header.set_id, manifest_sha256=digest,
                      unreadable=unreadable, jobs=[j[:2] for j in jobs])
+
+
+def _capture_opened(raw, entry: Entry, kind) -> bool:
+    """Metadata, size and $EFS hash of the object open in ``raw`` (POSIX
+    system side), all through its descriptor; False where it is not
+    encrypted.  The $EFS read here is the one the export sends."""
+    st = _core.object_stat(raw)
+    meta = _meta.capture_opened(raw, kind, st)
+    if meta is None:
+        return False
+    try:
+        efs = _core.load_efs(raw)
+    except EfsError as exc:
+        if exc.winerror == ERROR_FILE_NOT_ENCRYPTED:
+            return False
+        raise
+    entry.meta = meta
+    entry.source_size = 0 if entry.kind is Kind.DIRECTORY else st[0]
+    entry.efs_sha256 = hashlib.sha256(efs).hexdigest()
+    return True
+
+
+def _drop_skipped(bulk: BulkResult, jobs: list):
+    """(result, jobs) without the objects a worker found not encrypted, and
+    the paths of such files (skipped, as a plan that probes first reports
+    them; plain folders are not): they were candidates, never items of the
+    set."""
+    keep = [i for i, r in enumerate(bulk.results)
+            if not (isinstance(r, _Done) and r.entry is None)]
+    plain = [jobs[i][0] for i, r in enumerate(bulk.results)
+             if isinstance(r, _Done) and r.entry is None and len(jobs[i]) == 2]
+    where = {old: new for new, old in enumerate(keep)}
+    out = BulkResult(results=[bulk.results[i] for i in keep], bytes=bulk.bytes,
+                     files=bulk.files - (len(jobs) - len(keep)), cancelled=bulk.cancelled)
+    out.failures = [type(e)(where[e.index], e.dest, e.error) for e in bulk.failures]
+    return out, [jobs[i] for i in keep], plain
 
 
 def _plain_folders(src_dir: str, jobs: list, kind, sink) -> None:
