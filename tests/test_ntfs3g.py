@@ -175,3 +175,27 @@ def test_folder_restored_over_a_folder_in_place(volume, tmp_path):
     assert volume.names() == ["Docs"]
     volume.unmount()
     assert "ENCRYPTED" in volume.info("/Docs")
+
+
+def test_no_replace_holds_after_ntfs3g_refused_rename_noreplace(volume):
+    """ntfs-3g refuses renameat2(RENAME_NOREPLACE) and O_TMPFILE; the POSIX
+    side remembers that per device and goes straight to link + unlink.  The
+    guarantee stays: restores in a row never replace what is there, and
+    leave no temporaries."""
+    raws = [efsfast.synthetic_raw(3000 + i, seed=i) for i in range(3)]
+    for i, r in enumerate(raws):            # the first learns the refusals
+        efsfast.restore(volume.mnt / f"f{i}", r)
+    with pytest.raises(efsfast.EfsError) as e:
+        efsfast.restore(volume.mnt / "f1", raws[0])
+    assert e.value.winerror == 80           # ERROR_FILE_EXISTS
+    assert [efsfast.backup(volume.mnt / f"f{i}") for i in range(3)] == raws
+    assert sorted(os.listdir(volume.mnt)) == ["f0", "f1", "f2"]
+    # and the cached folder check still notices a folder that went away
+    os.mkdir(volume.mnt / "d")
+    efsfast.restore(volume.mnt / "d" / "x", raws[0])
+    os.unlink(volume.mnt / "d" / "x")
+    os.rmdir(volume.mnt / "d")
+    with pytest.raises(efsfast.EfsError) as e:
+        efsfast.restore(volume.mnt / "d" / "y", raws[0])
+    assert e.value.winerror in (2, 3)       # not found
+    assert not os.path.exists(volume.mnt / "d")

@@ -203,7 +203,10 @@ _SEGMENT_SIGNATURE = "GURE".encode("utf-16-le")
 _UNNAMED_NAME = UNNAMED_STREAM.encode("utf-16-le")
 # by length: Windows writes no terminator, a reader accepts one (spec 2.1)
 _UNNAMED_NAMES = {len(_UNNAMED_NAME): _UNNAMED_NAME, len(_UNNAMED_NAME) + 2: _UNNAMED_NAME + b"\0\0"}
-_PROBE_WINDOW = 64 << 10
+# the raw header, the $EFS stream with its segment, and the next stream's
+# header fit in one page unless the $EFS names many users: a small file's
+# ciphertext is then not read by the walk (the restore reads it, once)
+_PROBE_WINDOW = 4 << 10
 
 
 def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
@@ -213,15 +216,19 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
     restore reads every source byte once.  ``None`` when the headers do not
     walk (the restore that follows reports the rule and offset)."""
     window, base = b"", 0
-    with open(path, "rb", buffering=0) as f:
-        fd = f.fileno()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
         end = os.fstat(fd).st_size
 
         def read(pos: int, n: int) -> bytes:
             nonlocal window, base
             if not (base <= pos and pos + n <= base + len(window)):
-                os.lseek(fd, pos, os.SEEK_SET)     # not os.pread: Windows has none
-                window, base = os.read(fd, max(n, _PROBE_WINDOW)), pos
+                if hasattr(os, "pread"):
+                    window = os.pread(fd, max(n, _PROBE_WINDOW), pos)
+                else:                               # Windows has no pread
+                    os.lseek(fd, pos, os.SEEK_SET)
+                    window = os.read(fd, max(n, _PROBE_WINDOW))
+                base = pos
             return window[pos - base:pos - base + n]
 
         pos, streams, efs_segments = _RAW_HEADER_LEN, 0, 0
@@ -247,6 +254,8 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
             if length < 12:
                 return None
             pos += length
+    finally:
+        os.close(fd)
 
 
 @overload

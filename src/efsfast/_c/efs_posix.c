@@ -194,6 +194,7 @@ int px_volume_kind(const char *path, int fd, uint32_t *attrib)
  * refuses to publish an object that did not come out encrypted. */
 static _Thread_local uint64_t good_dir_hash;
 static _Thread_local size_t good_dir_len;
+static _Thread_local dev_t good_dir_dev;
 
 static uint64_t path_hash(const char *p, size_t *len)
 {
@@ -204,16 +205,39 @@ static uint64_t path_hash(const char *p, size_t *len)
     return h;
 }
 
-int px_dir_known_good(const char *dir)
+int px_dir_known_good(const char *dir, dev_t *dev)
 {
     size_t n;
     uint64_t h = path_hash(dir, &n);
-    return good_dir_len == n && good_dir_hash == h;
+    if (good_dir_len != n || good_dir_hash != h) return 0;
+    *dev = good_dir_dev;
+    return 1;
 }
 
-void px_remember_good_dir(const char *dir)
+void px_remember_good_dir(const char *dir, dev_t dev)
 {
     good_dir_hash = path_hash(dir, &good_dir_len);
+    good_dir_dev = dev;
+}
+
+/* The refusals of the last device this thread restored onto.  Device
+ * numbers are reused after an unmount; a stale entry only sends a restore
+ * to the fallback, which is correct everywhere. */
+static _Thread_local dev_t refused_dev;
+static _Thread_local unsigned refused_what;
+
+int px_refused(dev_t dev, unsigned what)
+{
+    return refused_dev == dev && (refused_what & what) != 0;
+}
+
+void px_remember_refused(dev_t dev, unsigned what)
+{
+    if (refused_dev != dev) {
+        refused_dev = dev;
+        refused_what = 0;
+    }
+    refused_what |= what;
 }
 
 /* After $EFS is set: on NTFS the object must now carry the ENCRYPTED
@@ -279,10 +303,17 @@ efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
     else if (!*c->base || efs_posix_set_options(c, o))    /* "dir/" names nothing */
         rc = EFS_ERROR_INVALID_PARAMETER;
     else if (flags & EFS_CREATE_FOR_IMPORT) {
-        if (stat(c->dir, &st) != 0)
+        /* the folder this thread restored into last is not asked again (on
+         * FUSE a stat is a round trip); if it went away since, creating the
+         * temporary fails with ENOENT */
+        if (px_dir_known_good(c->dir, &c->dir_dev))
+            ;
+        else if (stat(c->dir, &st) != 0)
             rc = errno == ENOENT ? EFS_ERROR_PATH_NOT_FOUND : efs_win32_from_errno(errno);
         else if (!S_ISDIR(st.st_mode))
             rc = EFS_ERROR_PATH_NOT_FOUND;
+        else
+            c->dir_dev = st.st_dev;
     } else if ((c->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(c->fd, &c->st) != 0) {
         /* export: the object is opened here, as Windows opens it, and read
          * through this descriptor (no second path lookup on FUSE) */

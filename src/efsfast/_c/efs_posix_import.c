@@ -270,12 +270,12 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
         goto out;
     }
     efs_parser_lend_meta(parser, meta_buf);
-    if (!c->opt.null_sink && !px_dir_known_good(c->dir)) {
+    if (!c->opt.null_sink && !px_dir_known_good(c->dir, &c->dir_dev)) {
         if (px_volume_kind(c->dir, -1, NULL) == VOLUME_NTFS_NO_EFS_RAW) {
             rc = px_ctx_fail(c, NO_EFS_RAW_IMPORT, EFS_ERROR_NOT_SUPPORTED);
             goto out;
         }
-        px_remember_good_dir(c->dir);
+        px_remember_good_dir(c->dir, c->dir_dev);
     }
     /* a folder restored over a folder: its $EFS and named streams are applied
      * in place once the stream is complete and valid (commit_in_place) */

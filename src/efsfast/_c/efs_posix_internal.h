@@ -57,6 +57,7 @@ typedef struct posix_ctx {
     int anonymous;           /* fd is an O_TMPFILE: no name until linkat */
     struct stat st;          /* export: the object, as opened */
     char *tmp;
+    dev_t dir_dev;           /* import: the device of the destination folder */
     uint8_t *stage;
     size_t staged;
     struct iovec iov[IOV_SLICES];   /* slices of the current system buffer */
@@ -85,8 +86,13 @@ uint32_t px_next_capacity(posix_ctx *c);
 long px_utf16_to_utf8(const uint8_t *s, size_t n, char *out, size_t cap);
 long px_utf8_to_utf16(const char *s, uint8_t *out, size_t cap);
 int px_volume_kind(const char *path, int fd, uint32_t *attrib);
-int px_dir_known_good(const char *dir);
-void px_remember_good_dir(const char *dir);
+int px_dir_known_good(const char *dir, dev_t *dev);
+void px_remember_good_dir(const char *dir, dev_t dev);
+/* What a file system refused once, remembered (per thread) for its device:
+ * the next restore onto it goes straight to what works. */
+enum { PX_REFUSED_TMPFILE = 1, PX_REFUSED_RENAME_NOREPLACE = 2 };
+int px_refused(dev_t dev, unsigned what);
+void px_remember_refused(dev_t dev, unsigned what);
 efs_dword px_check_marked_encrypted(posix_ctx *c, const char *path, int fd);
 void px_free_import_state(posix_ctx *c);
 efs_dword px_make_temp(posix_ctx *c, int is_dir);

@@ -24,6 +24,10 @@
 
 /* ---- import: the temporary object ---- */
 
+/* Mixed into temporary names: the process id, asked once per thread (a
+ * forked child may repeat its parent's names; O_EXCL then retries). */
+static _Thread_local uint64_t name_seed;
+
 efs_dword px_make_temp(posix_ctx *c, int is_dir)
 {
     size_t n = strlen(c->dir) + 40;
@@ -33,19 +37,23 @@ efs_dword px_make_temp(posix_ctx *c, int is_dir)
      * no-replace restore writes into an unnamed file and links it in once
      * complete: it never has a temporary name, vanishes by itself if the
      * process dies, and needs one directory operation instead of two. */
-    if (!is_dir && c->opt.no_replace) {
+    if (!is_dir && c->opt.no_replace && !px_refused(c->dir_dev, PX_REFUSED_TMPFILE)) {
         if (px_fault(c, EFS_FAULT_CREATE)) return px_sys_fail(c, "open", errno);
         c->fd = open(c->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
         if (c->fd >= 0) {
             c->anonymous = 1;
             return 0;
         }
+        /* the file system has no unnamed files (FUSE, NFS, old kernels) */
+        if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
+            px_remember_refused(c->dir_dev, PX_REFUSED_TMPFILE);
     }
 #endif
     if (!(c->tmp = malloc(n))) return EFS_ERROR_NOT_ENOUGH_MEMORY;
     for (int attempt = 0; attempt < 100; attempt++) {
         clock_gettime(CLOCK_REALTIME, &ts);
-        c->rng ^= (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+        if (!name_seed) name_seed = (uint64_t)getpid() << 32;   /* once per thread */
+        c->rng ^= (uint64_t)ts.tv_nsec ^ name_seed ^ (uint64_t)(uintptr_t)c;
         /* a fixed-length name (29 bytes), not derived from the destination's:
          * any name the file system accepts can be restored, whatever its
          * length or encoding (ntfs-3g counts UTF-16 units, not bytes) */
@@ -98,10 +106,15 @@ static efs_dword publish(posix_ctx *c)
         return 0;
     }
 #ifdef RENAME_NOREPLACE
-    if (renameat2(AT_FDCWD, c->tmp, AT_FDCWD, c->path, RENAME_NOREPLACE) == 0) return 0;
-    if (errno == EEXIST) return px_ctx_fail(c, "the destination exists", EFS_ERROR_FILE_EXISTS);
-    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        return px_sys_fail(c, "renameat2", errno);
+    /* refused by FUSE file systems without rename2 (ntfs-3g), after a
+     * lookup of the destination at the daemon: asked once per device */
+    if (!px_refused(c->dir_dev, PX_REFUSED_RENAME_NOREPLACE)) {
+        if (renameat2(AT_FDCWD, c->tmp, AT_FDCWD, c->path, RENAME_NOREPLACE) == 0) return 0;
+        if (errno == EEXIST) return px_ctx_fail(c, "the destination exists", EFS_ERROR_FILE_EXISTS);
+        if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+            return px_sys_fail(c, "renameat2", errno);
+        px_remember_refused(c->dir_dev, PX_REFUSED_RENAME_NOREPLACE);
+    }
 #endif
     if (!(c->flags & EFS_CREATE_FOR_DIR)) {
         if (link(c->tmp, c->path) == 0) {
