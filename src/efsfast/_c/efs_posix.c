@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -277,6 +278,36 @@ efs_dword efs_posix_set_options(void *context, const efs_posix_options *o)
 
 static void EFS_WINAPI posix_close(void *context);
 
+/* The object just opened for export, as the open found it.  statx with
+ * AT_STATX_DONT_SYNC takes the attributes the path lookup brought: on FUSE
+ * (ntfs-3g, which gives them no lifetime) fstat would ask the daemon again,
+ * one more round trip per backed-up object. */
+static int stat_opened(int fd, struct stat *st)
+{
+#if defined(STATX_BASIC_STATS) && defined(AT_STATX_DONT_SYNC)
+    struct statx x;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x) == 0 &&
+        (x.stx_mask & (STATX_TYPE | STATX_MODE | STATX_SIZE)) == (STATX_TYPE | STATX_MODE | STATX_SIZE)) {
+        memset(st, 0, sizeof *st);
+        st->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+        st->st_ino = (ino_t)x.stx_ino;
+        st->st_mode = x.stx_mode;
+        st->st_nlink = x.stx_nlink;
+        st->st_uid = x.stx_uid;
+        st->st_gid = x.stx_gid;
+        st->st_size = (off_t)x.stx_size;
+        st->st_atim.tv_sec = x.stx_atime.tv_sec;
+        st->st_atim.tv_nsec = x.stx_atime.tv_nsec;
+        st->st_mtim.tv_sec = x.stx_mtime.tv_sec;
+        st->st_mtim.tv_nsec = x.stx_mtime.tv_nsec;
+        st->st_ctim.tv_sec = x.stx_ctime.tv_sec;
+        st->st_ctim.tv_nsec = x.stx_ctime.tv_nsec;
+        return 0;
+    }
+#endif
+    return fstat(fd, st);
+}
+
 efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
                             const efs_posix_options *o, void **context)
 {
@@ -314,7 +345,7 @@ efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
             rc = EFS_ERROR_PATH_NOT_FOUND;
         else
             c->dir_dev = st.st_dev;
-    } else if ((c->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(c->fd, &c->st) != 0) {
+    } else if ((c->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || stat_opened(c->fd, &c->st) != 0) {
         /* export: the object is opened here, as Windows opens it, and read
          * through this descriptor (no second path lookup on FUSE) */
         rc = errno == ENOENT ? EFS_ERROR_FILE_NOT_FOUND : efs_win32_from_errno(errno);
