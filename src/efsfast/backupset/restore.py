@@ -75,16 +75,21 @@ def _depth(e: Entry) -> int:
 
 def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
                    skip: set) -> List[ItemError]:
-    """Metadata onto restored objects: files, then folders deepest first."""
+    """Metadata onto restored objects: files, then folders deepest first, so
+    that setting a folder's contents never moves its times.  One thread: on
+    ntfs-3g two were slower (0.29 s against 0.17 s for 2,000 files; the
+    daemon serves one request at a time and the calls are short)."""
     failures = []
     todo = sorted(entries, key=lambda e: (e.kind is not Kind.FILE, -_depth(e)))
     ntfs = _meta.is_ntfs3g(dest)
     for i, e in enumerate(todo):
         target = _target(dest, e.path)
-        if e.failed or target in skip or not e.meta or not os.path.lexists(target):
+        if e.failed or target in skip or not e.meta:
             continue
-        try:
+        try:        # (no lexists first: on FUSE each check is two round trips)
             _meta.apply(target, e.meta, acl=acl, target_ntfs3g=ntfs)
+        except FileNotFoundError:
+            continue            # not restored (a plain folder with nothing restored below)
         except OSError as exc:
             if exc.filename is None:
                 exc.filename = target
