@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from . import _benchhooks, _core, bench_bulk, raw
+from . import _benchhooks, _core, bench_bulk, bench_ntfs3g, raw
 from .api import restore_many
 from .backends import PosixBackend
 from .compat import win32file
@@ -346,7 +346,7 @@ def targets(r: dict) -> List[dict]:
     if "bulk" in r:
         out += bench_bulk.bulk_targets(r["bulk"])
     if "ntfs3g" in r:
-        out += bench_bulk.ntfs_targets(r["ntfs3g"])
+        out += bench_ntfs3g.ntfs_targets(r["ntfs3g"])
     return out
 
 
@@ -511,7 +511,8 @@ def write_reports(r: dict, out_dir: str) -> None:
             lines += ["| path | instructions per MiB (4 KiB buffers) |", "| --- | --- |"]
             for k, v in cg.items():
                 lines.append(f"| {k} | {v['instructions_per_mib']:,.0f} |")
-    lines += bench_bulk.report_lines(r.get("bulk", {}), r.get("ntfs3g", {}))
+    lines += bench_bulk.report_lines(r.get("bulk", {}))
+    lines += bench_ntfs3g.report_lines(r.get("ntfs3g", {}))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     if "import" in r:
@@ -583,7 +584,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if "bulk" in sections:
             r["bulk"] = bench_bulk.bench_bulk(workdir, args.quick, max(2, repeat - 2), log)
         if "ntfs3g" in sections:
-            r["ntfs3g"] = bench_bulk.bench_ntfs3g(workdir, args.quick, max(2, repeat - 2), log)
+            r["ntfs3g"] = bench_ntfs3g.bench_ntfs3g(workdir, args.quick, max(2, repeat - 2), log)
         r["machine"]["load_after"] = os.getloadavg()
         r["targets"] = targets(r)
     finally:
