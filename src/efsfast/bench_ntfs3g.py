@@ -224,10 +224,11 @@ def _tar_x_cmd(b: _Bench, tarball: Optional[str] = None, target: Optional[str] =
 
 
 def _timings(b: _Bench, repeat: int) -> dict:
+    def restore_with(workers: int) -> Callable[[], None]:
+        return lambda: b.run(_restore_cmd(b, workers))
     restore: Dict[str, Callable[[], None]] = {
         "efsfast restore-tree (default workers)": lambda: b.run(_restore_cmd(b)),
-        **{f"efsfast restore-tree --workers {w}": (lambda w=w: b.run(_restore_cmd(b, w)))
-           for w in SERIES},
+        **{f"efsfast restore-tree --workers {w}": restore_with(w) for w in SERIES},
         "efsfast restore-tree of a backup set (manifest, NTFS metadata)":
             lambda: b.run(_restore_cmd(b, src=b.meta_set)),
         "tar -x": lambda: b.run(_tar_x_cmd(b)),
