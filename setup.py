@@ -11,7 +11,7 @@ C_DIR = os.path.join("src", "efsfast", "_c")
 C_SOURCES = [os.path.join(C_DIR, name) for name in (
     "efs_parser.c", "efs_meta.c", "efs_writer.c", "efs_io.c", "efs_sector.c",
     *(("efs_win32.c",) if sys.platform == "win32" else (
-        "efs_posix.c", "efs_posix_publish.c", "efs_posix_import.c", "efs_posix_export.c",
+        "efs_posix.c", "efs_posix_publish.c", "efs_posix_import.c", "efs_posix_window.c", "efs_posix_export.c",
         "efs_posix_dir.c", "efs_scratch.c")),
 )]
 

@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import os
 import pathlib
@@ -60,6 +61,26 @@ def xattr_dir(tmp_path):
         yield pathlib.Path(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def small_tmpfs(tmp_path, size: str):
+    """A real tmpfs of ``size`` (mount's -o size=) under tmp_path: disk full
+    for real.  Skips where it cannot be mounted (needs root)."""
+    import shutil
+    import subprocess
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / f"tmpfs-{size}"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def listing(path) -> list:

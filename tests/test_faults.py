@@ -1,9 +1,6 @@
 """Fault injection in the POSIX system side: every failing system call gives
 a clean error, leaves no temporary file and the destination as it was."""
 import errno
-import os
-import shutil
-import subprocess
 
 import pytest
 
@@ -11,7 +8,7 @@ import efsfast
 from efsfast import EfsError
 from efsfast.backends import PosixBackend
 
-from conftest import listing
+from conftest import listing, small_tmpfs
 
 # efs_backend.h EFS_FAULT_*
 CREATE, WRITE, CLOSE, XATTR_STREAM, XATTR_EFSINFO, PUBLISH, READ = range(1, 8)
@@ -76,18 +73,8 @@ def test_export_sink_fails(xattr_dir):
 @pytest.fixture
 def tiny_fs(tmp_path):
     """A real 256 KiB tmpfs: disk full for real."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path, "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_disk_full_for_real(tiny_fs, xattr_dir):

@@ -23,7 +23,7 @@ def test_win32_side_compiles_and_links(tmp_path):
     exe = tmp_path / "smoke.exe"
     sources = [C_DIR / n for n in ("efs_parser.c", "efs_meta.c", "efs_writer.c", "efs_io.c",
                                    "efs_win32.c", "efs_posix.c", "efs_posix_publish.c",
-                                   "efs_posix_import.c", "efs_posix_export.c",
+                                   "efs_posix_import.c", "efs_posix_window.c", "efs_posix_export.c",
                                    "efs_posix_dir.c", "efs_scratch.c")]
     subprocess.run([CC, "-municode", *FLAGS, f"-I{C_DIR}", *map(str, sources),
                     str(ROOT / "tests" / "win32" / "smoke.c"), "-ladvapi32", "-o", str(exe)],

@@ -378,9 +378,8 @@ void px_free_import_state(posix_ctx *c)
     free(c->meta);
     c->meta = NULL;
     c->meta_len = 0;
-    efs_scratch_put(EFS_SCRATCH_STAGE, c->stage);
-    c->stage = NULL;
-    c->staged = 0;
+    c->niov = 0;
+    c->iov_bytes = 0;
 }
 
 static void EFS_WINAPI posix_close(void *context)

@@ -1,7 +1,7 @@
 /*
- * efs_posix_import.c -- WriteEncryptedFileRaw on the POSIX side: the system
- * buffer offered to the import callback, the streaming parser's events, and
- * the ciphertext written from the buffer in page-aligned slices.
+ * efs_posix_import.c -- WriteEncryptedFileRaw on the POSIX side: the calls
+ * of the import callback and the streaming parser's events (the system
+ * buffers and the writes of the ciphertext: efs_posix_window.c).
  */
 #ifndef _WIN32
 #define _GNU_SOURCE
@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,118 +19,6 @@
 #include "efs_posix_dir.h"
 #include "efs_posix_internal.h"
 #include "efs_scratch.h"
-
-static efs_dword write_all(posix_ctx *c, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = px_fault(c, EFS_FAULT_WRITE) ? -1 : write(c->fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return px_sys_fail(c, "write", errno);
-        }
-        p += w;
-        n -= (size_t)w;
-        c->file_bytes += (uint64_t)w;
-    }
-    return 0;
-}
-
-efs_dword px_flush_stage(posix_ctx *c)
-{
-    efs_dword rc = c->staged ? write_all(c, c->stage, c->staged) : 0;
-    c->staged = 0;
-    return rc;
-}
-
-static efs_dword stage_bytes(posix_ctx *c, const uint8_t *p, size_t n)
-{
-    efs_dword rc;
-    if (c->staged + n > WRITE_STAGE && (rc = px_flush_stage(c))) return rc;
-    if (n >= WRITE_STAGE) return write_all(c, p, n);
-    memcpy(c->stage + c->staged, p, n);
-    c->staged += n;
-    return 0;
-}
-
-/* Ciphertext arrives in slices as the system buffers and segment headers cut
- * it.  The slices of one system buffer are noted as they are parsed and,
- * before the buffer is handed back, written with one writev straight from it
- * when they add up to 32 KiB or more (no second copy), cut so the write ends
- * on a page boundary (a file system handles whole pages fastest); the cut-off
- * tail and smaller amounts are gathered in the stage for the next write. */
-static efs_dword flush_slices(posix_ctx *c)
-{
-    struct iovec v[IOV_SLICES + 1];
-    efs_dword rc = 0;
-    int n = 0;
-    size_t total = c->staged + c->iov_bytes, keep, len = 0;
-
-    if (c->niov == 0) return 0;
-    if (c->iov_bytes < DIRECT_WRITE) {
-        for (int i = 0; i < c->niov && rc == 0; i++)
-            rc = stage_bytes(c, c->iov[i].iov_base, c->iov[i].iov_len);
-        c->niov = 0;
-        c->iov_bytes = 0;
-        return rc;
-    }
-    keep = (size_t)((c->file_bytes + total) % PAGE_ALIGN);
-    if (c->staged) {
-        v[n].iov_base = c->stage;
-        v[n++].iov_len = c->staged;
-    }
-    for (int i = 0; i < c->niov; i++) v[n++] = c->iov[i];
-    /* hold back the last `keep` bytes (they are in the system buffer) */
-    size_t cut = keep;
-    const uint8_t *tail[IOV_SLICES + 1];
-    size_t tail_len[IOV_SLICES + 1];
-    int ntail = 0;
-    while (cut > 0 && n > 0) {
-        struct iovec *last = &v[n - 1];
-        size_t k = cut < last->iov_len ? cut : last->iov_len;
-        tail[ntail] = (const uint8_t *)last->iov_base + last->iov_len - k;
-        tail_len[ntail++] = k;
-        last->iov_len -= k;
-        cut -= k;
-        if (last->iov_len == 0) n--;
-    }
-    for (int i = 0; i < n; i++) len += v[i].iov_len;
-    struct iovec *p = v;
-    while (len > 0) {
-        ssize_t w = px_fault(c, EFS_FAULT_WRITE) ? -1 : writev(c->fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            rc = px_sys_fail(c, "write", errno);
-            break;
-        }
-        len -= (size_t)w;
-        c->file_bytes += (uint64_t)w;
-        while (n > 0 && (size_t)w >= p->iov_len) { w -= (ssize_t)p->iov_len; p++; n--; }
-        if (n > 0) {
-            p->iov_base = (uint8_t *)p->iov_base + w;
-            p->iov_len -= (size_t)w;
-        }
-    }
-    c->staged = 0;
-    /* the held-back tail, in file order (it was collected back to front) */
-    for (int i = ntail - 1; i >= 0 && rc == 0; i--) {
-        memcpy(c->stage + c->staged, tail[i], tail_len[i]);
-        c->staged += tail_len[i];
-    }
-    c->niov = 0;
-    c->iov_bytes = 0;
-    return rc;
-}
-
-static efs_dword put_unnamed(posix_ctx *c, const uint8_t *p, size_t n)
-{
-    efs_dword rc;
-    if (c->niov == IOV_SLICES && (rc = flush_slices(c))) return rc;
-    c->iov[c->niov].iov_base = (void *)p;
-    c->iov[c->niov].iov_len = n;
-    c->niov++;
-    c->iov_bytes += n;
-    return 0;
-}
 
 static efs_dword put_named(posix_ctx *c, const uint8_t *p, size_t n)
 {
@@ -213,7 +100,7 @@ static efs_dword on_data(void *ctx, const uint8_t *data, size_t len)
 {
     posix_ctx *c = ctx;
     if (c->opt.null_sink) return 0;
-    if (c->cur == CUR_UNNAMED) return put_unnamed(c, data, len);
+    if (c->cur == CUR_UNNAMED) return px_window_put(c, data, len);
     if (c->cur == CUR_NAMED) return put_named(c, data, len);
     return 0;
 }
@@ -228,8 +115,7 @@ static efs_dword on_stream_end(void *ctx, uint64_t logical, uint64_t payload)
     /* ntfs-3g 8.3: the padding count P = R - S follows the ciphertext */
     efs_put16(trailer, (uint16_t)(payload - logical));
     if (cur == CUR_NAMED) return put_named(c, trailer, 2);
-    efs_dword rc = flush_slices(c);         /* keep the order: data, then trailer */
-    return rc ? rc : stage_bytes(c, trailer, 2);
+    return px_window_flush(c, trailer, 2);  /* the file's data is complete */
 }
 
 /* Bytes after the offered capacity; a callback that writes past *ulLength
@@ -243,7 +129,7 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
                                           on_data, on_stream_end};
     posix_ctx *c = context;
     efs_parser *parser = NULL;
-    uint8_t *buf = NULL, *meta_buf = NULL;
+    uint8_t *window = NULL, *meta_buf = NULL;
     efs_dword rc = 0;
     int is_dir, in_place;
     struct stat existing;
@@ -261,11 +147,9 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
     efs_handlers h = handlers;
     if (c->opt.null_sink) h.data = NULL;      /* validate only: no call per payload slice */
     /* the thread's buffers, reused from file to file (efs_scratch.h) */
-    if (!(buf = efs_scratch_take(EFS_SCRATCH_SYSTEM_BUFFER,
-                                 (size_t)c->opt.buffer_size + EFS_POSIX_GUARD)) ||
+    if (!(window = efs_scratch_take(EFS_SCRATCH_SYSTEM_BUFFER, px_window_bytes(c))) ||
         !(meta_buf = efs_scratch_take(EFS_SCRATCH_META, EFS_META_MAX)) ||
-        !(parser = efs_parser_new(c->opt.mode, &h, c)) ||
-        (!c->opt.null_sink && !is_dir && !(c->stage = efs_scratch_take(EFS_SCRATCH_STAGE, WRITE_STAGE)))) {
+        !(parser = efs_parser_new(c->opt.mode, &h, c))) {
         rc = px_ctx_fail(c, "malloc", EFS_ERROR_NOT_ENOUGH_MEMORY);
         goto out;
     }
@@ -283,8 +167,13 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
                lstat(c->path, &existing) == 0 && S_ISDIR(existing.st_mode);
     if (!c->opt.null_sink && !in_place && (rc = px_make_temp(c, is_dir))) goto out;
 
+    c->window = window;
+    c->niov = 0;
+    c->iov_bytes = 0;
     for (;;) {
         efs_ulong cap = px_next_capacity(c), len = cap;
+        uint8_t *buf = px_window_next(c, &rc);
+        if (!buf) break;
         memcpy(buf + cap, guard_pattern, EFS_POSIX_GUARD);
         rc = cb(buf, cb_context, &len);
         if (rc) { c->op = "the import callback failed"; break; }
@@ -302,12 +191,12 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
             rc = c->opt.unvalidated_copy ? 0 : efs_parser_finish(parser);
             break;
         }
-        if (c->opt.unvalidated_copy) {
-            if (!c->opt.null_sink && ((rc = put_unnamed(c, buf, len)) || (rc = flush_slices(c))))
-                break;
-            continue;
-        }
-        if ((rc = efs_parser_feed(parser, buf, len)) || (rc = flush_slices(c))) break;
+        if (c->opt.unvalidated_copy)
+            rc = c->opt.null_sink ? 0 : px_window_put(c, buf, len);
+        else
+            rc = efs_parser_feed(parser, buf, len);
+        if (rc) break;
+        px_window_took(c, len);
     }
     if (rc && efs_parser_error(parser)->rule) c->ferr = *efs_parser_error(parser);
     if (!rc) rc = in_place ? px_commit_in_place(c) : px_commit(c);
@@ -315,8 +204,9 @@ out:
     if (rc) px_discard_temp(c);
     efs_parser_free(parser);
     efs_scratch_put(EFS_SCRATCH_META, meta_buf);
-    efs_scratch_put(EFS_SCRATCH_SYSTEM_BUFFER, buf);
     px_free_import_state(c);
+    c->window = NULL;
+    efs_scratch_put(EFS_SCRATCH_SYSTEM_BUFFER, window);
     return rc;
 }
 

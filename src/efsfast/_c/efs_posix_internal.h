@@ -3,7 +3,8 @@
  * per-call context, the efs_raw layout's names and limits, and the functions
  * one file of it calls in another (efs_posix.c: context, errors, options,
  * the ntfs-3g checks; efs_posix_publish.c: temporaries and giving them their
- * name; efs_posix_import.c: WriteEncryptedFileRaw; efs_posix_export.c:
+ * name; efs_posix_import.c: WriteEncryptedFileRaw; efs_posix_window.c: its
+ * system buffers and the writes of the ciphertext; efs_posix_export.c:
  * ReadEncryptedFileRaw).  Their functions carry the px_ prefix; none is
  * part of an interface outside _c/ (the library is built with hidden
  * visibility).
@@ -18,6 +19,7 @@
 #include "efs_backend.h"
 #include "efs_io.h"
 #include "efs_layout.h"
+#include "efs_posix_dir.h"
 
 #define EFSINFO_XATTR "user.ntfs.efsinfo"
 #define NTFS_ATTRIB_XATTR "system.ntfs_attrib"     /* ntfs-3g, any mount: u32 LE */
@@ -27,10 +29,13 @@
 #define XATTR_VALUE_MAX 65536u          /* Linux VFS limit (XATTR_SIZE_MAX) */
 #define XATTR_LIST_MAX_BYTES 65536u     /* Linux VFS limit (XATTR_LIST_MAX) */
 #define SMALL_FILE (1u << 20)           /* export: read whole up to this size */
-#define WRITE_STAGE (1u << 20)
-#define IOV_SLICES 16
+/* import (efs_posix_window.c): the system buffers of about this many bytes
+ * of stream are written at once; at most this many separate slices wait;
+ * while less than GATHER_BELOW waits it is gathered, not written */
+#define IMPORT_WINDOW (1u << 20)
+#define IOV_SLICES 128
+#define GATHER_BELOW (IMPORT_WINDOW / 4)
 #define PAGE_ALIGN 4096u
-#define DIRECT_WRITE (32u << 10)
 #define DEFAULT_BUFFER 65536u
 
 enum { CUR_NONE, CUR_META, CUR_UNNAMED, CUR_NAMED, CUR_SKIP };
@@ -58,9 +63,9 @@ typedef struct posix_ctx {
     struct stat st;          /* export: the object, as opened */
     char *tmp;
     dev_t dir_dev;           /* import: the device of the destination folder */
-    uint8_t *stage;
-    size_t staged;
-    struct iovec iov[IOV_SLICES];   /* slices of the current system buffer */
+    uint8_t *window;                /* the system buffers (efs_posix_window.c) */
+    size_t window_pos;              /* where the next one starts */
+    struct iovec iov[IOV_SLICES];   /* ciphertext in the window, not yet written */
     int niov;
     size_t iov_bytes;
     uint64_t file_bytes;            /* bytes of the file written so far */
@@ -97,7 +102,14 @@ efs_dword px_check_marked_encrypted(posix_ctx *c, const char *path, int fd);
 void px_free_import_state(posix_ctx *c);
 efs_dword px_make_temp(posix_ctx *c, int is_dir);
 void px_discard_temp(posix_ctx *c);
-efs_dword px_flush_stage(posix_ctx *c);
+/* efs_posix_window.c: the bytes to allocate for the window; the next system
+ * buffer (its capacity fits); the bytes the callback put there; ciphertext
+ * found in the window; everything pending written, then `extra`. */
+size_t px_window_bytes(const posix_ctx *c);
+uint8_t *px_window_next(posix_ctx *c, efs_dword *rc);
+void px_window_took(posix_ctx *c, size_t len);
+efs_dword px_window_put(posix_ctx *c, const uint8_t *p, size_t n);
+efs_dword px_window_flush(posix_ctx *c, const uint8_t *extra, size_t extra_len);
 efs_dword px_commit(posix_ctx *c);
 efs_dword px_commit_in_place(posix_ctx *c);
 efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *context);

@@ -159,7 +159,7 @@ static efs_dword commit_anonymous(posix_ctx *c)
 {
     char proc[64];
     efs_dword rc;
-    if ((rc = px_flush_stage(c))) return rc;
+    if ((rc = px_window_flush(c, NULL, 0))) return rc;
     for (size_t i = 0; i < c->nnamed; i++)
         if (px_fault(c, EFS_FAULT_XATTR_STREAM) || fsetxattr(c->fd, c->named[i].xname, c->named[i].data ? (void *)c->named[i].data : "",
                       c->named[i].len, 0) != 0)
@@ -202,7 +202,7 @@ efs_dword px_commit(posix_ctx *c)
     if (c->opt.null_sink) return 0;
     if (c->anonymous) return commit_anonymous(c);
     if (c->fd >= 0) {
-        if ((rc = px_flush_stage(c))) return rc;
+        if ((rc = px_window_flush(c, NULL, 0))) return rc;
         int fd = c->fd;
         c->fd = -1;
         if (close(fd) != 0 || px_fault(c, EFS_FAULT_CLOSE)) return px_sys_fail(c, "close", errno);

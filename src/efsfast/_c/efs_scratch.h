@@ -2,7 +2,7 @@
  * efs_scratch.h -- per-thread working buffers for the POSIX side.
  *
  * A bulk job restores or backs up thousands of files per worker thread; the
- * buffers each one needs (the system buffer, the write stage, the $EFS and
+ * buffers each one needs (the import window, the export buffer, the $EFS and
  * xattr values) are kept per thread and reused, not allocated and freed per
  * file: large malloc/free pairs turn into mmap/munmap or heap trimming, which
  * take the process-wide memory-map lock and serialise the workers.  A
@@ -16,8 +16,7 @@
 #include <stdint.h>
 
 typedef enum efs_scratch_slot {
-    EFS_SCRATCH_SYSTEM_BUFFER,   /* import: the buffer offered to the callback */
-    EFS_SCRATCH_STAGE,           /* import: small writes gathered before write() */
+    EFS_SCRATCH_SYSTEM_BUFFER,   /* import: the window of system buffers */
     EFS_SCRATCH_META,            /* import: the parser's $EFS buffer */
     EFS_SCRATCH_EXPORT_BUFFER,   /* export: the buffer handed to the callback */
     EFS_SCRATCH_XATTR_VALUE,     /* export: $EFS and named-stream values */
