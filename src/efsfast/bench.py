@@ -484,8 +484,9 @@ def write_reports(r: dict, out_dir: str) -> None:
     if missed:
         lines += ["", "What limits the missed targets:", ""]
         for t in missed:
+            said = [x for x in (t.get("limit"), LIMITS.get(t["target"])) if x]
             lines.append(f"- **{t['target']}** ({t['ratio']:.2f}): "
-                         + LIMITS.get(t["target"], "not analysed yet"))
+                         + ("; ".join(said) or "not analysed yet"))
     if "import" in r:
         for threads in ("1 thread", "2 threads"):
             lines += ["", f"## Import path, {threads} (GB/s, best; spread in brackets)", ""]
