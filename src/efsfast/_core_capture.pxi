@@ -35,7 +35,7 @@ def object_xattr(RawContext raw, name):
     """The value of the object's extended attribute ``name``; OSError (with
     the path) where it cannot be read."""
     cdef void *ctx = _posix_export(raw)
-    cdef bytes bname = os.fsencode(name)
+    cdef bytes bname = name if type(name) is bytes else os.fsencode(name)
     cdef const char *cname = bname
     cdef uint8_t small[SMALL_XATTR]
     cdef uint8_t *big = NULL

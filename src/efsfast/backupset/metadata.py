@@ -58,6 +58,9 @@ SETTABLE = Attr.READONLY | Attr.HIDDEN | Attr.SYSTEM | Attr.ARCHIVE | Attr.TEMPO
 TIME_FIELDS = ("creation", "last_write", "last_access", "change")
 FILETIME_UNIX_EPOCH = 116444736000000000     # 1970-01-01 in 100 ns units since 1601
 _TIMES = struct.Struct("<4Q")
+# the names as the C side takes them (read once per backed-up object)
+_ATTRIB_NAME, _TIMES_NAME, _ACL_NAME = (x.value.encode() for x in (
+    NtfsXattr.ATTRIB, NtfsXattr.TIMES, NtfsXattr.ACL))
 _ATTRIB = struct.Struct("<I")
 
 
@@ -123,12 +126,12 @@ def capture_opened(raw, kind: MetaSource, st: Tuple[int, int, int, int, int]) ->
     lookups; None where the NTFS attributes say it is not encrypted."""
     from .. import _core
     if kind is MetaSource.NTFS3G:
-        attributes = _ATTRIB.unpack(_core.object_xattr(raw, NtfsXattr.ATTRIB.value))[0]
+        attributes = _ATTRIB.unpack(_core.object_xattr(raw, _ATTRIB_NAME))[0]
         if not attributes & FILE_ATTRIBUTE_ENCRYPTED:
             return None
-        times = _TIMES.unpack(_core.object_xattr(raw, NtfsXattr.TIMES.value))
+        times = _TIMES.unpack(_core.object_xattr(raw, _TIMES_NAME))
         try:
-            sd, why = _core.object_xattr(raw, NtfsXattr.ACL.value), None
+            sd, why = _core.object_xattr(raw, _ACL_NAME), None
         except OSError as exc:
             sd, why = None, exc.strerror or str(exc)
         return _ntfs_shaped(kind, times, attributes, sd, why)
