@@ -196,6 +196,7 @@ int px_volume_kind(const char *path, int fd, uint32_t *attrib)
 static _Thread_local uint64_t good_dir_hash;
 static _Thread_local size_t good_dir_len;
 static _Thread_local dev_t good_dir_dev;
+static _Thread_local int good_dir_kind;
 
 static uint64_t path_hash(const char *p, size_t *len)
 {
@@ -206,19 +207,21 @@ static uint64_t path_hash(const char *p, size_t *len)
     return h;
 }
 
-int px_dir_known_good(const char *dir, dev_t *dev)
+int px_dir_known_good(const char *dir, dev_t *dev, int *kind)
 {
     size_t n;
     uint64_t h = path_hash(dir, &n);
     if (good_dir_len != n || good_dir_hash != h) return 0;
     *dev = good_dir_dev;
+    if (kind) *kind = good_dir_kind;
     return 1;
 }
 
-void px_remember_good_dir(const char *dir, dev_t dev)
+void px_remember_good_dir(const char *dir, dev_t dev, int kind)
 {
     good_dir_hash = path_hash(dir, &good_dir_len);
     good_dir_dev = dev;
+    good_dir_kind = kind;
 }
 
 /* The refusals of the last device this thread restored onto.  Device
@@ -337,7 +340,7 @@ efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
         /* the folder this thread restored into last is not asked again (on
          * FUSE a stat is a round trip); if it went away since, creating the
          * temporary fails with ENOENT */
-        if (px_dir_known_good(c->dir, &c->dir_dev))
+        if (px_dir_known_good(c->dir, &c->dir_dev, NULL))
             ;
         else if (stat(c->dir, &st) != 0)
             rc = errno == ENOENT ? EFS_ERROR_PATH_NOT_FOUND : efs_win32_from_errno(errno);

@@ -131,7 +131,7 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
     efs_parser *parser = NULL;
     uint8_t *window = NULL, *meta_buf = NULL;
     efs_dword rc = 0;
-    int is_dir, in_place;
+    int is_dir, in_place, kind = VOLUME_OTHER;
     struct stat existing;
 
     if (!c || !cb) return EFS_ERROR_INVALID_PARAMETER;
@@ -154,18 +154,20 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
         goto out;
     }
     efs_parser_lend_meta(parser, meta_buf);
-    if (!c->opt.null_sink && !px_dir_known_good(c->dir, &c->dir_dev)) {
-        if (px_volume_kind(c->dir, -1, NULL) == VOLUME_NTFS_NO_EFS_RAW) {
+    if (!c->opt.null_sink && !px_dir_known_good(c->dir, &c->dir_dev, &kind)) {
+        kind = px_volume_kind(c->dir, -1, NULL);
+        if (kind == VOLUME_NTFS_NO_EFS_RAW) {
             rc = px_ctx_fail(c, NO_EFS_RAW_IMPORT, EFS_ERROR_NOT_SUPPORTED);
             goto out;
         }
-        px_remember_good_dir(c->dir, c->dir_dev);
+        px_remember_good_dir(c->dir, c->dir_dev, kind);
     }
     /* a folder restored over a folder: its $EFS and named streams are applied
      * in place once the stream is complete and valid (commit_in_place) */
     in_place = is_dir && !c->opt.no_replace && !c->opt.null_sink &&
                lstat(c->path, &existing) == 0 && S_ISDIR(existing.st_mode);
     if (!c->opt.null_sink && !in_place && (rc = px_make_temp(c, is_dir))) goto out;
+    if (kind == VOLUME_NTFS_EFS_RAW && c->fd >= 0) px_window_direct_io(c);
 
     c->window = window;
     c->niov = 0;

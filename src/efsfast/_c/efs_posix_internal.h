@@ -60,6 +60,7 @@ typedef struct posix_ctx {
     /* import */
     int fd;
     int anonymous;           /* fd is an O_TMPFILE: no name until linkat */
+    int direct_io;           /* fd writes with O_DIRECT (efs_posix_window.c) */
     struct stat st;          /* export: the object, as opened */
     char *tmp;
     dev_t dir_dev;           /* import: the device of the destination folder */
@@ -91,8 +92,9 @@ uint32_t px_next_capacity(posix_ctx *c);
 long px_utf16_to_utf8(const uint8_t *s, size_t n, char *out, size_t cap);
 long px_utf8_to_utf16(const char *s, uint8_t *out, size_t cap);
 int px_volume_kind(const char *path, int fd, uint32_t *attrib);
-int px_dir_known_good(const char *dir, dev_t *dev);
-void px_remember_good_dir(const char *dir, dev_t dev);
+/* the folder this thread restored into last: its device and volume kind */
+int px_dir_known_good(const char *dir, dev_t *dev, int *kind);
+void px_remember_good_dir(const char *dir, dev_t dev, int kind);
 /* What a file system refused once, remembered (per thread) for its device:
  * the next restore onto it goes straight to what works. */
 enum { PX_REFUSED_TMPFILE = 1, PX_REFUSED_RENAME_NOREPLACE = 2 };
@@ -110,6 +112,7 @@ uint8_t *px_window_next(posix_ctx *c, efs_dword *rc);
 void px_window_took(posix_ctx *c, size_t len);
 efs_dword px_window_put(posix_ctx *c, const uint8_t *p, size_t n);
 efs_dword px_window_flush(posix_ctx *c, const uint8_t *extra, size_t extra_len);
+void px_window_direct_io(posix_ctx *c);
 efs_dword px_commit(posix_ctx *c);
 efs_dword px_commit_in_place(posix_ctx *c);
 efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *context);
