@@ -491,3 +491,53 @@ def test_plain_files_are_skipped_and_progress_counts_objects(xattr_dir):
     assert paths == {"Docs", "Docs/f1.bin", "Docs/f3.bin", "plain", "plain/f0.bin",
                      "plain/f2.bin", "plain/f4.bin"}
     assert not [n for n in listing(out / "Docs") if "readme" in n]
+
+
+def test_full_folder_set_runs_in_c_and_matches_the_object_path(xattr_dir, monkeypatch):
+    """A full folder set on the POSIX side exports every object in C
+    (backupset/bulk.py); its manifest lines equal those of the object-by-
+    object path, large streams (hashed from the set, not from memory) too,
+    and a folder holding only plain files leaves no folder in the set."""
+    from efsfast.backupset import bulk, writer
+    src = xattr_dir / "src"
+    make_tree(src)
+    efsfast.restore(src / "Docs" / "big.bin", efsfast.synthetic_raw(bulk.KEEP_LIMIT + 5000, seed=7))
+    (src / "only-plain").mkdir()
+    (src / "only-plain" / "a.txt").write_text("plain")
+    calls = []
+    real = bulk.backup_bulk
+    monkeypatch.setattr(writer, "backup_bulk", lambda *a, **k: calls.append(1) or real(*a, **k))
+    c_set = xattr_dir / "c-set"
+    r = backup_set(src, FolderSink(str(c_set)), workers=2)
+    assert calls == [1] and r.bulk.ok and r.bulk.files == 7
+    assert sorted(os.path.relpath(p, src) for p in r.skipped) == ["only-plain/a.txt",
+                                                                 "plain/notes.txt"]
+    assert not (c_set / "only-plain").exists()
+    # the same tree object by object (an incremental-capable path), compared
+    monkeypatch.setattr(writer, "backup_bulk", None)
+    py_set = xattr_dir / "py-set"
+    monkeypatch.setattr(writer, "FolderSink", type("NotFolder", (), {}))   # not eligible
+    backup_set(src, FolderSink(str(py_set)), workers=2)
+    def strip(e):       # (the first backup's reads move the access times)
+        return (e.path, e.kind, e.raw_size, e.sha256, e.source_size, e.efs_sha256,
+                {k: v for k, v in e.meta.items() if k != "atime_ns"})
+    c_entries = sorted(map(strip, read_manifest(c_set / MANIFEST_NAME).entries))
+    assert c_entries == sorted(map(strip, read_manifest(py_set / MANIFEST_NAME).entries))
+    assert verify_set(c_set).ok
+    big = [e for e in read_manifest(c_set / MANIFEST_NAME).entries if e.path == "Docs/big.bin"]
+    assert big[0].raw_size > bulk.KEEP_LIMIT
+
+
+def test_c_folder_set_refuses_to_replace_a_backup_file(xattr_dir):
+    """An object whose backup file is already in the set fails as such (the
+    C path publishes with link(), which never replaces); the others go on."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    (out / "Docs").mkdir(parents=True)
+    (out / "Docs" / "f1.bin.efsraw").write_bytes(b"someone else's")
+    r = backup_set(src, FolderSink(str(out)), workers=2)
+    assert [os.path.relpath(f.dest, src) for f in r.bulk.failures] == ["Docs/f1.bin"]
+    assert r.bulk.failures[0].error.winerror == 80
+    assert "exists" in str(r.bulk.failures[0].error)
+    assert (out / "Docs" / "f1.bin.efsraw").read_bytes() == b"someone else's"
+    assert r.bulk.files == 5 and not [n for n in listing(out / "Docs") if n.endswith(".tmp")]

@@ -175,6 +175,37 @@ cdef extern from "_c/efs_io.h" nogil:
     long efs_posix_object_xattr(void *context, const char *name, uint8_t *buf, size_t cap,
                                 int *err)
     efs_dword efs_posix_load_efs(void *context, const uint8_t **data, size_t *length)
+    enum:
+        EFS_BACKUP_FAILED
+        EFS_BACKUP_DONE
+        EFS_BACKUP_PLAIN
+    ctypedef struct efs_backup_item:
+        const char *src
+        const char *dest
+        const char *tmp
+        efs_ulong flags
+        int capture_ntfs
+        int overwrite
+        size_t keep_limit
+        int outcome
+        efs_dword rc
+        int err_no
+        const char *op
+        int name_dest
+        efs_error ferr
+        efs_posix_object_stat st
+        uint8_t attrib[4]
+        uint8_t times[32]
+        uint8_t *acl
+        size_t acl_len
+        int acl_errno
+        uint8_t *efs
+        size_t efs_len
+        uint8_t *data
+        size_t data_len
+    efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
+                                    const int *cancel, unsigned sigint_base)
+    void efs_posix_backup_item_free(efs_backup_item *it)
     long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
     int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
     efs_dword efs_win32_from_errno(int e)
@@ -182,6 +213,8 @@ cdef extern from "_c/efs_io.h" nogil:
                               uint64_t total)
     size_t efs_atomic_next(size_t *counter)
     void efs_atomic_add(uint64_t *counter, uint64_t value)
+    void efs_atomic_set(uint64_t *flag, uint64_t value)
+    uint64_t efs_atomic_get(uint64_t *flag)
     int efs_fd_open_read(const char *path, int *err)
     int efs_fd_close(int fd)
     int efs_sigint_install()

@@ -52,3 +52,4 @@ include "_core_backends.pxi"     # the system sides: win32 (advapi32), POSIX
 include "_core_rawcalls.pxi"     # RawContext, open_raw, write_raw, read_raw
 include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)
+include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSIX)

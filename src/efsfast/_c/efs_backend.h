@@ -31,6 +31,44 @@ typedef struct efs_backend {
     void (EFS_WINAPI *close)(void *context);
 } efs_backend;
 
+/* An export context's object, for what a backup set records besides the
+ * stream (POSIX side: read through the context's descriptor, no second path
+ * lookup). */
+typedef struct efs_posix_object_stat {
+    uint64_t size;
+    uint32_t mode;
+    int64_t atime_ns, mtime_ns, ctime_ns;
+} efs_posix_object_stat;
+
+/* What became of one object of a backup set exported by the POSIX side. */
+enum { EFS_BACKUP_FAILED = 0, EFS_BACKUP_DONE = 1, EFS_BACKUP_PLAIN = 2 };
+
+typedef struct efs_backup_item {
+    /* given */
+    const char *src, *dest, *tmp;   /* the object; its backup file; a temporary beside it */
+    efs_ulong flags;                /* 0 or EFS_CREATE_FOR_DIR */
+    int capture_ntfs;               /* read system.ntfs_attrib/_times/_acl (ntfs-3g) */
+    int overwrite;                  /* replace an existing backup file */
+    size_t keep_limit;              /* keep the stream in memory up to this size */
+    /* found */
+    int outcome;                    /* EFS_BACKUP_* */
+    efs_dword rc;
+    int err_no;
+    const char *op;                 /* the failed operation (may point at op_buf) */
+    int name_dest;                  /* the failure is the backup file's, not the object's */
+    char op_buf[320];
+    efs_error ferr;                 /* a format error (ferr.rule != 0) */
+    efs_posix_object_stat st;
+    uint8_t attrib[4], times[32];   /* as ntfs-3g gives them */
+    uint8_t *acl;                   /* NULL: unreadable, acl_errno says why */
+    size_t acl_len;
+    int acl_errno;
+    uint8_t *efs;
+    size_t efs_len;
+    uint8_t *data;                  /* the stream, if it fitted keep_limit */
+    size_t data_len;                /* the stream's size */
+} efs_backup_item;
+
 #if defined(_WIN32)
 /* advapi32's functions, imported statically (the .pyd's import table names
  * them), so the entries are never NULL: without them the module does not load. */
@@ -85,19 +123,17 @@ const efs_error *efs_posix_last_format_error(const void *context);
 int efs_posix_last_errno(const void *context);
 const char *efs_posix_last_operation(const void *context);
 
-/* An export context's object, for what a backup set records besides the
- * stream (read through the context's descriptor: no second path lookup). */
-typedef struct efs_posix_object_stat {
-    uint64_t size;
-    uint32_t mode;
-    int64_t atime_ns, mtime_ns, ctime_ns;
-} efs_posix_object_stat;
 efs_dword efs_posix_get_object_stat(const void *context, efs_posix_object_stat *out);
 /* One extended attribute's value: its length, or -1 with *err the errno. */
 long efs_posix_object_xattr(void *context, const char *name, uint8_t *buf, size_t cap, int *err);
 /* The object's $EFS, read now and kept for the export (*data lives as long
  * as the context); ERROR_FILE_NOT_ENCRYPTED where it has none. */
 efs_dword efs_posix_load_efs(void *context, const uint8_t **data, size_t *len);
+/* One object of a backup set (efs_posix_backup.c): ``it->outcome`` says
+ * what became of it; returns it->rc. */
+efs_dword efs_posix_backup_item(efs_backup_item *it, const struct efs_posix_options *o,
+                                const int *cancel, unsigned sigint_base);
+void efs_posix_backup_item_free(efs_backup_item *it);
 #endif
 
 #ifdef __cplusplus

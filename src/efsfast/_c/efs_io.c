@@ -74,12 +74,24 @@ void efs_atomic_add(uint64_t *counter, uint64_t value)
 {
     _InterlockedExchangeAdd64((volatile __int64 *)counter, (__int64)value);
 }
+void efs_atomic_set(uint64_t *flag, uint64_t value)
+{
+    _InterlockedExchange64((volatile __int64 *)flag, (__int64)value);
+}
+uint64_t efs_atomic_get(uint64_t *flag)
+{
+    return (uint64_t)_InterlockedCompareExchange64((volatile __int64 *)flag, 0, 0);
+}
 #else
 size_t efs_atomic_next(size_t *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
 void efs_atomic_add(uint64_t *counter, uint64_t value)
 {
     __atomic_fetch_add(counter, value, __ATOMIC_RELAXED);
 }
+/* A flag that publishes what its setter wrote before it (release), read by
+ * another thread that then sees all of that (acquire). */
+void efs_atomic_set(uint64_t *flag, uint64_t value) { __atomic_store_n(flag, value, __ATOMIC_RELEASE); }
+uint64_t efs_atomic_get(uint64_t *flag) { return __atomic_load_n(flag, __ATOMIC_ACQUIRE); }
 #endif
 
 #if defined(_WIN32)

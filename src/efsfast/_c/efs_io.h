@@ -34,6 +34,9 @@ uint64_t efs_bench_memcpy(uint8_t *dst, const uint8_t *src, size_t n, size_t chu
 /* Atomically take the next index of a shared counter (bulk workers). */
 size_t efs_atomic_next(size_t *counter);
 void efs_atomic_add(uint64_t *counter, uint64_t value);
+/* Set (release) and read (acquire) a flag that hands data between threads. */
+void efs_atomic_set(uint64_t *flag, uint64_t value);
+uint64_t efs_atomic_get(uint64_t *flag);
 /* Open a file for reading (POSIX: bytes path; Windows: -1, unsupported). */
 int efs_fd_open_read(const char *path, int *err);
 int efs_fd_close(int fd);
@@ -68,17 +71,16 @@ static inline efs_dword efs_posix_open_ex(const char *p, efs_ulong f, const efs_
 static inline const efs_error *efs_posix_last_format_error(const void *c) { (void)c; return NULL; }
 static inline int efs_posix_last_errno(const void *c) { (void)c; return 0; }
 static inline const char *efs_posix_last_operation(const void *c) { (void)c; return NULL; }
-typedef struct efs_posix_object_stat {
-    uint64_t size;
-    uint32_t mode;
-    int64_t atime_ns, mtime_ns, ctime_ns;
-} efs_posix_object_stat;
 static inline efs_dword efs_posix_get_object_stat(const void *c, efs_posix_object_stat *o)
 { (void)c; (void)o; return EFS_ERROR_NOT_SUPPORTED; }
 static inline long efs_posix_object_xattr(void *c, const char *n, uint8_t *b, size_t k, int *e)
 { (void)c; (void)n; (void)b; (void)k; *e = 38 /* ENOSYS */; return -1; }
 static inline efs_dword efs_posix_load_efs(void *c, const uint8_t **d, size_t *n)
 { (void)c; *d = NULL; *n = 0; return EFS_ERROR_NOT_SUPPORTED; }
+static inline efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
+                                              const int *c, unsigned b)
+{ (void)o; (void)c; (void)b; return it->rc = EFS_ERROR_NOT_SUPPORTED; }
+static inline void efs_posix_backup_item_free(efs_backup_item *it) { (void)it; }
 #else
 #define EFS_HAVE_POSIX 1
 #define EFS_HAVE_WIN32 0

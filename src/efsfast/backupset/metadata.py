@@ -135,6 +135,17 @@ def capture_opened(raw, kind: MetaSource, st: Tuple[int, int, int, int, int]) ->
         except OSError as exc:
             sd, why = None, exc.strerror or str(exc)
         return _ntfs_shaped(kind, times, attributes, sd, why)
+    return from_facts(kind, st, b"", b"", None, 0)
+
+
+def from_facts(kind: MetaSource, st: Tuple[int, int, int, int, int], attrib: bytes,
+               times: bytes, acl: Optional[bytes], acl_errno: int) -> dict:
+    """:func:`capture_opened` from what the C side read of an object
+    (efs_posix_backup.c): its stat, and on ntfs-3g the three xattr values
+    (``acl`` None when it could not be read, ``acl_errno`` why)."""
+    if kind is MetaSource.NTFS3G:
+        return _ntfs_shaped(kind, _TIMES.unpack(times), _ATTRIB.unpack(attrib)[0], acl,
+                            None if acl is not None else os.strerror(acl_errno))
     if kind is MetaSource.POSIX:
         _size, mode, atime_ns, mtime_ns, ctime_ns = st
         return {"source": MetaSource.POSIX.value, "atime_ns": atime_ns, "mtime_ns": mtime_ns,

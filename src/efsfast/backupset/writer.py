@@ -22,6 +22,7 @@ from .._core import CancelToken
 from .._errors import EfsError
 from . import metadata as _meta
 from .manifest import MANIFEST_NAME, Entry, Header, Kind, read_manifest
+from .bulk import backup_bulk
 from .sinks import FolderSink, SetSink
 
 
@@ -106,6 +107,8 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     # what the set needs through that descriptor, which also tells whether
     # it is encrypted: the plan need not visit every file first
     opened_facts = isinstance(be, _core.PosixBackend) and not reason
+    in_c = (opened_facts and isinstance(sink, FolderSink) and prev is None
+            and not skip_existing)
     errors: list = []        # what cannot be listed or read: failed items, never skipped
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
                                             classify=not opened_facts)
@@ -190,6 +193,11 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                 progress(done[0] + f - plain_seen[0], done[1] + b, len(jobs) - plain_seen[0])
         # a stream needs each folder before what it holds: folders one at a time
         batches = [(dirs, 1), (files, workers)] if sink.ordered else [(jobs, workers)]
+        if in_c and jobs:       # a full folder set on the POSIX side: every object in C
+            parts.append(backup_bulk(jobs, sink, kind=kind, backend=be, workers=workers,
+                                     rel=lambda p: _rel(p, src_dir), make_done=_Done,
+                                     progress=progress, cancel=cancel))
+            batches = []
         for batch, n in batches:
             if batch:
                 r = _run_many(batch, one, workers=n, progress=step, cancel=cancel,

@@ -1,0 +1,221 @@
+/*
+ * efs_posix_backup.c -- one object of a backup set in one C call (POSIX
+ * side): opened for export once, its NTFS metadata and $EFS read through
+ * that descriptor, its raw stream written to a temporary file in the set
+ * and given its final name without replacing anything unless asked.  The
+ * Cython core runs it for many objects on worker threads without the GIL;
+ * the manifest lines and hashes are made from what it records
+ * (backupset/writer.py).
+ */
+#ifndef _WIN32
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "efs_backend.h"
+#include "efs_io.h"
+#include "efs_layout.h"
+
+#define ATTRIB_XATTR "system.ntfs_attrib"
+#define TIMES_XATTR "system.ntfs_times"
+#define ACL_XATTR "system.ntfs_acl"
+#define ATTR_ENCRYPTED 0x4000u              /* FILE_ATTRIBUTE_ENCRYPTED */
+#define XATTR_VALUE_MAX 65536u              /* Linux VFS limit */
+
+typedef struct stream_tee {
+    efs_backup_item *it;
+    int fd;
+    size_t cap;
+    const int *cancel;
+    unsigned sigint_base;
+} stream_tee;
+
+/* The export callback: the stream into the file, and (up to keep_limit)
+ * into memory, where the caller hashes it without reading the file back. */
+static efs_dword EFS_WINAPI to_file_and_memory(uint8_t *data, void *context, efs_ulong n)
+{
+    stream_tee *t = context;
+    efs_backup_item *it = t->it;
+    if ((t->cancel && *t->cancel) || efs_sigint_count() != t->sigint_base)
+        return EFS_ERROR_CANCELLED;
+    if (efs_fd_write_all(t->fd, data, n, &it->err_no) != 0) {
+        it->op = "write the backup file";
+        it->name_dest = 1;
+        return efs_win32_from_errno(it->err_no);
+    }
+    if (it->data_len + n <= it->keep_limit) {
+        if (it->data_len + n > t->cap) {
+            size_t cap = t->cap ? t->cap : 16384;
+            uint8_t *p;
+            while (cap < it->data_len + n) cap *= 2;
+            if (cap > it->keep_limit) cap = it->keep_limit;
+            if (!(p = realloc(it->data, cap))) return EFS_ERROR_NOT_ENOUGH_MEMORY;
+            it->data = p;
+            t->cap = cap;
+        }
+        memcpy(it->data + it->data_len, data, n);
+    } else {                          /* too large to keep: the caller reads the file */
+        free(it->data);
+        it->data = NULL;
+        it->keep_limit = 0;
+    }
+    it->data_len += n;
+    return 0;
+}
+
+static efs_dword sys_fail(efs_backup_item *it, const char *op, int e, int dest)
+{
+    it->err_no = e;
+    it->op = op;
+    it->name_dest = dest;
+    return efs_win32_from_errno(e);
+}
+
+/* The system side's own account of a failure on its context. */
+static efs_dword side_fail(efs_backup_item *it, void *ctx, efs_dword rc)
+{
+    const efs_error *fe = efs_posix_last_format_error(ctx);
+    const char *op = efs_posix_last_operation(ctx);
+    if (fe && fe->rule) it->ferr = *fe;
+    it->err_no = efs_posix_last_errno(ctx);
+    if (op) snprintf(it->op_buf, sizeof it->op_buf, "%s", op);
+    it->op = op ? it->op_buf : NULL;
+    return rc;
+}
+
+/* The finished temporary gets the final name: link() fails rather than
+ * replace (then the temporary goes); where the file system has no links,
+ * a check right before rename(). */
+static efs_dword publish(efs_backup_item *it)
+{
+    struct stat st;
+    if (it->overwrite) {
+        if (rename(it->tmp, it->dest) != 0) return sys_fail(it, "rename", errno, 1);
+        return 0;
+    }
+    if (link(it->tmp, it->dest) == 0) {
+        unlink(it->tmp);
+        return 0;
+    }
+    if (errno == EEXIST) {
+        it->op = "the backup file exists (pass overwrite=True to replace it)";
+        it->name_dest = 1;
+        return EFS_ERROR_FILE_EXISTS;
+    }
+    if (lstat(it->dest, &st) == 0) {
+        it->op = "the backup file exists (pass overwrite=True to replace it)";
+        it->name_dest = 1;
+        return EFS_ERROR_FILE_EXISTS;
+    }
+    if (rename(it->tmp, it->dest) != 0) return sys_fail(it, "rename", errno, 1);
+    return 0;
+}
+
+static int read_xattr(void *ctx, const char *name, uint8_t *buf, size_t cap, size_t want,
+                      efs_backup_item *it)
+{
+    int e = 0;
+    long n = efs_posix_object_xattr(ctx, name, buf, cap, &e);
+    if (n < 0 || (want && (size_t)n != want)) {
+        snprintf(it->op_buf, sizeof it->op_buf, "getxattr (%s)", name);
+        it->op = it->op_buf;
+        it->err_no = n < 0 ? e : EINVAL;
+        return -1;
+    }
+    return (int)n;
+}
+
+/* Metadata before the data: a change during the backup shows as a newer
+ * change time next time, so an incremental run takes it again. */
+static efs_dword capture_ntfs(efs_backup_item *it, void *ctx)
+{
+    int e = 0;
+    long n;
+    if (read_xattr(ctx, ATTRIB_XATTR, it->attrib, sizeof it->attrib, sizeof it->attrib, it) < 0)
+        return efs_win32_from_errno(it->err_no);
+    if (!(efs_get32(it->attrib) & ATTR_ENCRYPTED)) {
+        it->outcome = EFS_BACKUP_PLAIN;
+        return 0;
+    }
+    if (read_xattr(ctx, TIMES_XATTR, it->times, sizeof it->times, sizeof it->times, it) < 0)
+        return efs_win32_from_errno(it->err_no);
+    if (!(it->acl = malloc(XATTR_VALUE_MAX))) return EFS_ERROR_NOT_ENOUGH_MEMORY;
+    n = efs_posix_object_xattr(ctx, ACL_XATTR, it->acl, XATTR_VALUE_MAX, &e);
+    if (n < 0) {                  /* no right to it: recorded, not a failure */
+        free(it->acl);
+        it->acl = NULL;
+        it->acl_errno = e;
+    } else {
+        uint8_t *p = realloc(it->acl, n ? (size_t)n : 1);
+        if (p) it->acl = p;
+        it->acl_len = (size_t)n;
+    }
+    return 0;
+}
+
+efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
+                                const int *cancel, unsigned sigint_base)
+{
+    void *ctx = NULL;
+    const uint8_t *efs;
+    size_t efs_len;
+    stream_tee t;
+    int fd;
+    efs_dword rc;
+
+    it->outcome = EFS_BACKUP_FAILED;
+    if ((rc = efs_posix_open_ex(it->src, it->flags, o, &ctx)) != 0) return it->rc = rc;
+    if ((rc = efs_posix_get_object_stat(ctx, &it->st)) != 0) goto out;
+    if (it->capture_ntfs && ((rc = capture_ntfs(it, ctx)) != 0 || it->outcome == EFS_BACKUP_PLAIN))
+        goto out;
+    if ((rc = efs_posix_load_efs(ctx, &efs, &efs_len)) != 0) {
+        if (rc == EFS_ERROR_FILE_NOT_ENCRYPTED) {
+            it->outcome = EFS_BACKUP_PLAIN;
+            rc = 0;
+        } else {
+            side_fail(it, ctx, rc);
+        }
+        goto out;
+    }
+    if (!(it->efs = malloc(efs_len ? efs_len : 1))) { rc = EFS_ERROR_NOT_ENOUGH_MEMORY; goto out; }
+    memcpy(it->efs, efs, efs_len);
+    it->efs_len = efs_len;
+    if ((fd = open(it->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0) {
+        rc = sys_fail(it, "create the backup file", errno, 1);
+        goto out;
+    }
+    t.it = it;
+    t.fd = fd;
+    t.cap = 0;
+    t.cancel = cancel;
+    t.sigint_base = sigint_base;
+    rc = efs_posix_backend()->read(to_file_and_memory, &t, ctx);
+    if (rc && !it->op && !it->err_no) side_fail(it, ctx, rc);
+    if (close(fd) != 0 && !rc) rc = sys_fail(it, "close the backup file", errno, 1);
+    if (!rc) rc = publish(it);
+    if (rc) unlink(it->tmp);
+    else it->outcome = EFS_BACKUP_DONE;
+out:
+    if (rc && it->outcome == EFS_BACKUP_FAILED && !it->op && !it->err_no && ctx)
+        side_fail(it, ctx, rc);
+    efs_posix_backend()->close(ctx);
+    return it->rc = rc;
+}
+
+void efs_posix_backup_item_free(efs_backup_item *it)
+{
+    free(it->acl);
+    free(it->efs);
+    free(it->data);
+    it->acl = it->efs = it->data = NULL;
+}
+
+#endif /* !_WIN32 */
+
+/* ISO C wants a non-empty translation unit on the other platform. */
+typedef int efs_posix_backup_unit;

@@ -1,0 +1,137 @@
+# Included by _core.pyx: the objects of a backup set exported on worker
+# threads without the GIL (POSIX side, efs_posix_backup.c), each recording
+# what the manifest needs; the caller takes the finished ones as they come.
+
+cdef struct export_batch:
+    efs_backup_item *items
+    uint64_t *done                # per item, set (release) when its worker is through
+    size_t count
+    size_t next_index
+    efs_posix_options opts
+    int *cancel
+    unsigned sigint_base
+    uint64_t done_files
+    uint64_t done_bytes
+
+
+cdef void export_worker(export_batch *b) noexcept nogil:
+    cdef size_t i
+    cdef efs_backup_item *it
+    while not cancelled(b.cancel, b.sigint_base):
+        i = efs_atomic_next(&b.next_index)
+        if i >= b.count:
+            return
+        it = &b.items[i]
+        efs_posix_backup_item(it, &b.opts, b.cancel, b.sigint_base)
+        if it.outcome == EFS_BACKUP_DONE:
+            efs_atomic_add(&b.done_files, 1)
+            efs_atomic_add(&b.done_bytes, it.data_len)
+        efs_atomic_set(&b.done[i], 1)
+
+
+cdef class BulkExport:
+    """Exports a batch of (object, backup file, temporary, flags) into files
+    of a backup set with every item's work in C; ``take(i)`` hands over what
+    item i found once its worker is through (``ready(i)``)."""
+    cdef export_batch b
+    cdef list keep
+    cdef readonly size_t count
+
+    def __cinit__(self):
+        self.b.items = NULL
+        self.b.done = NULL
+        self.b.count = 0
+
+    def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
+                 bint capture_ntfs, bint overwrite, size_t keep_limit):
+        cdef size_t n = len(jobs), i
+        cdef efs_backup_item *it
+        self.keep = []
+        self.count = n
+        self.b.items = <efs_backup_item *>calloc(max(n, 1), sizeof(efs_backup_item))
+        self.b.done = <uint64_t *>calloc(max(n, 1), sizeof(uint64_t))
+        if self.b.items == NULL or self.b.done == NULL:
+            raise MemoryError()
+        self.b.count = n
+        for i in range(n):
+            src, dest, tmp, flags = jobs[i]
+            it = &self.b.items[i]
+            for p in (src, dest, tmp):
+                self.keep.append(os.fsencode(p))
+            it.src = <const char *>(<bytes>self.keep[-3])
+            it.dest = <const char *>(<bytes>self.keep[-2])
+            it.tmp = <const char *>(<bytes>self.keep[-1])
+            it.flags = flags
+            it.capture_ntfs = capture_ntfs
+            it.overwrite = overwrite
+            it.keep_limit = keep_limit
+        self.b.next_index = 0
+        self.b.opts = backend.opts
+        self.b.cancel = &token.flag
+        self.b.sigint_base = efs_sigint_count()
+        self.b.done_files = self.b.done_bytes = 0
+
+    def __dealloc__(self):
+        cdef size_t i
+        if self.b.items != NULL:
+            for i in range(self.b.count):
+                efs_posix_backup_item_free(&self.b.items[i])
+        free(self.b.items)
+        free(self.b.done)
+
+    def work(self):
+        """Run as one of the workers (from a Python thread)."""
+        with nogil:
+            export_worker(&self.b)
+
+    @property
+    def progress(self):
+        return self.b.done_files, self.b.done_bytes
+
+    def ready(self, size_t i):
+        return i < self.b.count and efs_atomic_get(&self.b.done[i]) != 0
+
+    def take(self, size_t i, src, dest):
+        """What item i found, its buffers handed over: (outcome, error or
+        None, stat, attrib, times, descriptor or None, descriptor errno, $EFS,
+        stream or None, stream size); outcome 'done', 'plain', 'failed' or
+        'not started'."""
+        cdef efs_backup_item *it = &self.b.items[i]
+        cdef str outcome
+        if i >= self.b.count or not efs_atomic_get(&self.b.done[i]):
+            return "not started", None, None, None, None, None, 0, None, None, 0
+        error = None
+        if it.outcome == EFS_BACKUP_DONE:
+            outcome = "done"
+        elif it.outcome == EFS_BACKUP_PLAIN:
+            outcome = "plain"
+        else:
+            outcome = "failed"
+            error = self._error(it, src, dest)
+        st = (it.st.size, it.st.mode, it.st.atime_ns, it.st.mtime_ns, it.st.ctime_ns)
+        attrib = PyBytes_FromStringAndSize(<char *>it.attrib, 4)
+        times = PyBytes_FromStringAndSize(<char *>it.times, 32)
+        acl = PyBytes_FromStringAndSize(<char *>it.acl, it.acl_len) if it.acl != NULL else None
+        efs = PyBytes_FromStringAndSize(<char *>it.efs, it.efs_len) if it.efs != NULL else None
+        data = (PyBytes_FromStringAndSize(<char *>it.data, it.data_len)
+                if it.data != NULL else (b"" if it.data_len == 0 and outcome == "done" else None))
+        result = (outcome, error, st, attrib, times, acl, it.acl_errno, efs, data, it.data_len)
+        efs_posix_backup_item_free(it)
+        return result
+
+    cdef object _error(self, efs_backup_item *it, src, dest):
+        path = os.fspath(dest if it.name_dest else src)
+        if it.rc == EFS_ERROR_CANCELLED:
+            PyErr_CheckSignals()
+            return CancelledError(it.rc, "cancelled", path)
+        if it.ferr.rule:
+            e = _format_error(&it.ferr)
+            e.filename = path
+            return e
+        op = it.op.decode(errors="replace") if it.op != NULL else None
+        msg = None
+        if it.err_no:
+            msg = f"{op}: {os.strerror(it.err_no)}" if op else os.strerror(it.err_no)
+        elif op:
+            msg = op
+        return EfsError(it.rc, msg, path, it.err_no or None)

@@ -1,0 +1,125 @@
+"""backup-tree into a folder set with every object's work in C (POSIX side,
+full sets): each worker opens an object once, reads its NTFS metadata and
+$EFS through that descriptor, tells plain from encrypted and writes the raw
+stream into the set (efs_posix_backup.c, without the GIL); this thread takes
+the finished objects as they come and makes their manifest lines (hashes
+over the stream kept in memory, or read back from the set for large ones).
+Incremental sets, resumed sets and tar streams go object by object through
+writer.py instead."""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Callable, List, Optional
+
+from .. import _core, _winfs
+from ..api import BulkResult, ItemError, _close, _Progress, _run_threads, _watch_ctrl_c
+from .._errors import CancelledError
+from . import metadata as _meta
+from .manifest import Entry, Kind
+from .sinks import FolderSink, hash_file
+
+# streams up to this size are hashed from memory; larger ones are read back
+# from the set (page cache) by the calling thread
+KEEP_LIMIT = 1 << 20
+
+
+def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend,
+                workers: int, rel: Callable[[str], str], make_done: Callable,
+                progress: Optional[Callable[[int, int, int], None]],
+                cancel: Optional[_core.CancelToken]) -> BulkResult:
+    """Export every candidate in ``jobs`` ((object, backup file[, options]))
+    into ``sink``; results: ``make_done(entry, bytes)`` per object,
+    ``make_done(None, 0)`` per plain candidate, None where it failed (see
+    failures) or never started."""
+    _watch_ctrl_c()
+    token = cancel if cancel is not None else _core.CancelToken()
+    made = _make_folders(sorted({os.path.dirname(j[1]) for j in jobs}))
+    c_jobs = [(j[0], j[1], _winfs.temp_beside(j[1]),
+               _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
+    batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
+                             overwrite=sink.overwrite, keep_limit=KEEP_LIMIT)
+    result = BulkResult(results=[None] * len(jobs))
+    taken = [False] * len(jobs)
+    low = [0]                       # every item below this one is taken
+    plain = [0]
+    report = _Progress(progress, token)
+
+    def take(i: int) -> None:
+        src, out = jobs[i][0], jobs[i][1]
+        outcome, error, st, attrib, times, acl, acl_errno, efs, data, size = \
+            batch.take(i, src, out)
+        taken[i] = True
+        if outcome == "plain":
+            plain[0] += 1
+            result.results[i] = make_done(None, 0)
+            result.files += 1          # (writer.py drops plain candidates from the count)
+        elif outcome == "failed":
+            if isinstance(error, CancelledError):
+                token.cancel()         # stopped: not done, not failed
+                return
+            result.failures.append(ItemError(i, os.fspath(src), error))
+        elif outcome == "done":
+            directory = len(jobs[i]) > 2
+            entry = Entry(path=rel(src), kind=Kind.DIRECTORY if directory else Kind.FILE)
+            entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
+            entry.source_size = 0 if directory else st[0]
+            entry.efs_sha256 = hashlib.sha256(efs).hexdigest()
+            entry.raw_size = size
+            entry.sha256 = (hashlib.sha256(data).hexdigest() if data is not None
+                            else hash_file(out)[1])
+            sink.add_entry(entry)
+            result.results[i] = make_done(entry, size)
+            result.files += 1
+            result.bytes += size
+
+    def drain() -> None:
+        i = low[0]
+        while i < len(jobs) and (taken[i] or batch.ready(i)):
+            if not taken[i]:
+                take(i)
+            i += 1
+        low[0] = i
+        # items past a slow one are taken too, so memory stays a few items
+        for j in range(i + 1, min(len(jobs), i + 64)):
+            if not taken[j] and batch.ready(j):
+                take(j)
+
+    def tick() -> None:
+        drain()
+        report(result.files - plain[0], result.bytes, len(jobs) - plain[0])
+
+    interrupted = False
+    try:
+        interrupted = _run_threads(batch.work, min(workers, len(jobs)) or 1, token, tick)
+    finally:
+        for i in range(len(jobs)):          # what finished, also after Ctrl-C
+            if not taken[i] and batch.ready(i):
+                take(i)
+        result.failures.sort(key=lambda e: e.index)
+        _remove_empty(made)
+    report(result.files - plain[0], result.bytes, len(jobs) - plain[0])
+    return _close(result, token, interrupted, len(jobs), report)
+
+
+def _make_folders(folders: List[str]) -> List[str]:
+    """The set's folders for these objects, made once each; returns those
+    made here (a folder that holds only plain files is removed after)."""
+    made = []
+    for d in folders:
+        if os.path.isdir(d):
+            continue
+        try:
+            os.makedirs(d)
+        except FileExistsError:
+            continue
+        made.append(d)
+    return made
+
+
+def _remove_empty(made: List[str]) -> None:
+    for d in sorted(made, key=lambda p: -p.count(os.sep)):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass            # holds backups: stays
