@@ -62,13 +62,17 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
         elif outcome == "done":
             directory = len(jobs[i]) > 2
             entry = Entry(path=rel(src), kind=Kind.DIRECTORY if directory else Kind.FILE)
-            entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
-            entry.source_size = 0 if directory else st[0]
-            entry.efs_sha256 = hashlib.sha256(efs).hexdigest()
-            entry.raw_size = size
-            entry.sha256 = (hashlib.sha256(data).hexdigest() if data is not None
-                            else hash_file(out)[1])
-            sink.add_entry(entry)
+            try:        # (never raises into the wait: the workers still run)
+                entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
+                entry.source_size = 0 if directory else st[0]
+                entry.efs_sha256 = hashlib.sha256(efs).hexdigest()
+                entry.raw_size = size
+                entry.sha256 = (hashlib.sha256(data).hexdigest() if data is not None
+                                else hash_file(out)[1])
+                sink.add_entry(entry)
+            except Exception as exc:
+                result.failures.append(ItemError(i, os.fspath(src), exc))
+                return
             result.results[i] = make_done(entry, size)
             result.files += 1
             result.bytes += size
