@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -147,6 +146,10 @@ def _cpu_of(pid: Optional[int]) -> float:
 
 
 def _children_cpu() -> float:
+    try:
+        import resource             # (POSIX only: this section runs only there)
+    except ImportError:
+        return 0.0
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
