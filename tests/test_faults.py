@@ -92,3 +92,30 @@ def test_disk_full_for_real(tiny_fs, xattr_dir):
     with pytest.raises(OSError):
         efsfast.backup(xattr_dir / "f", tiny_fs / "out.efsraw")
     assert listing(tiny_fs) == ["keep"]
+
+
+def test_backup_set_onto_a_full_disk_fails_each_object_whole(tiny_fs, xattr_dir):
+    """A full folder set (the C path, backupset/bulk.py) onto a disk that
+    fills: what is stored is whole, the objects that did not fit fail with
+    ERROR_DISK_FULL, and nothing partial or temporary is left (also not the
+    temporary manifest when the manifest itself no longer fits)."""
+    from efsfast.backupset import FolderSink, backup_set
+    src = xattr_dir / "src"
+    src.mkdir()
+    raws = {f"f{i}": efsfast.synthetic_raw(60_000, seed=90 + i) for i in range(8)}
+    for name, raw in raws.items():
+        efsfast.restore(src / name, raw)
+    out = tiny_fs / "set"
+    try:
+        r = backup_set(src, FolderSink(str(out)), workers=2)
+    except OSError as exc:          # the manifest itself did not fit
+        assert exc.errno == errno.ENOSPC
+        assert "efsfast-manifest.jsonl" not in listing(out)
+    else:
+        full = [f for f in r.bulk.failures if f.error.winerror == 112]
+        assert full and r.bulk.files + len(r.bulk.failures) == len(raws)
+    names = listing(out)
+    assert not [n for n in names if n.endswith(".tmp")]
+    for n in names:
+        if n.endswith(".efsraw"):
+            assert (out / n).read_bytes() == raws[n[:-len(".efsraw")]]

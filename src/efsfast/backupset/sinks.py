@@ -48,6 +48,14 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
+def _unlink_quietly_any(path: str) -> None:
+    """Remove ``path`` on the way out of a failure: no error of its own."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class StreamBroken(EfsError):
     """The tar stream cannot go on (a member could not be completed)."""
 
@@ -162,12 +170,13 @@ class FolderSink(SetSink):
         return digest
 
     def abort(self) -> None:
-        if self.out is not None:
-            self.out.close()
         try:
-            os.unlink(self.tmp)
+            if self.out is not None:
+                self.out.close()    # may fail again (the disk that is full)
         except OSError:
             pass
+        finally:
+            _unlink_quietly_any(self.tmp)
 
 
 class _CountingSink:

@@ -122,10 +122,14 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     header = Header.new(src_dir, kind.value, since=prev.since if prev else None,
                         refs=prev.refs if prev else None)
     sink.begin(header)
-    if skip_existing and isinstance(sink, FolderSink):
-        sink.remove_leftovers()
-    if kind is not _meta.MetaSource.NONE and not opened_facts:
-        _plain_folders(src_dir, dirs + files, kind, sink)
+    try:
+        if skip_existing and isinstance(sink, FolderSink):
+            sink.remove_leftovers()
+        if kind is not _meta.MetaSource.NONE and not opened_facts:
+            _plain_folders(src_dir, dirs + files, kind, sink)
+    except BaseException:
+        sink.abort()            # no temporary manifest left behind
+        raise
     lock = threading.Lock()
     existing: List[str] = []
     unchanged = [0]
