@@ -5,16 +5,53 @@ works everywhere; restores and backups go through advapi32 on Windows and
 efsfast's own POSIX system side (the ntfs-3g ``efs_raw`` layout) elsewhere.
 """
 from ._errors import CancelledError, EfsError, RawFormatError
-from ._core import CancelToken
-from .api import (BackupResult, BulkRestoreError, BulkResult, ItemError, RestoreResult,
-                  backup, backup_many, restore, restore_many)
-from . import backends
-from .crypto import NotDecryptableError, decrypt, encrypt, load_keys
-from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
-                  build_raw, decode_metadata, inspect, metadata_from_users,
-                  sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw, verify)
 
 __version__ = "0.1.0"
+
+# The rest of the API is imported where it is first used (PEP 562): `import
+# efsfast` and the command line's start-up load only what they need (the key
+# handling, the restore engine and the codec each take tens of milliseconds
+# to import, a tenth of a short job).  Type checkers read the imports below
+# (mypy takes any name TYPE_CHECKING as true; typing is not imported for it).
+TYPE_CHECKING = False
+_LAZY = {
+    "._core": ("CancelToken",),
+    ".api": ("BackupResult", "BulkRestoreError", "BulkResult", "ItemError", "RestoreResult",
+             "backup", "backup_many", "restore", "restore_many"),
+    ".crypto": ("NotDecryptableError", "decrypt", "encrypt", "load_keys"),
+    ".raw": ("DataStream", "KeyEntry", "Metadata", "RawInfo", "StreamInfo", "User",
+             "build_raw", "decode_metadata", "inspect", "metadata_from_users", "sid_from_str",
+             "sid_to_str", "synthetic_metadata", "synthetic_raw", "verify"),
+}
+_SUBMODULES = ("backends",)
+
+if TYPE_CHECKING:
+    from . import backends
+    from ._core import CancelToken
+    from .api import (BackupResult, BulkRestoreError, BulkResult, ItemError, RestoreResult,
+                      backup, backup_many, restore, restore_many)
+    from .crypto import NotDecryptableError, load_keys
+    from .crypto.decrypt import decrypt
+    from .crypto.encrypt import encrypt
+    from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
+                      build_raw, decode_metadata, inspect, metadata_from_users,
+                      sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw, verify)
+else:
+    _WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+    def __getattr__(name: str):
+        import importlib
+        if name in _SUBMODULES:
+            return importlib.import_module(f".{name}", __name__)
+        module = _WHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value          # the next lookup is a plain attribute
+        return value
+
+    def __dir__():
+        return sorted(set(globals()) | set(_WHERE) | set(_SUBMODULES))
 
 __all__ = [
     "EfsError", "RawFormatError", "CancelledError", "CancelToken", "backends",

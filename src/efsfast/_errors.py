@@ -7,7 +7,9 @@ Every failure that comes back from the C layers carries a Win32 error code
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Tuple
+TYPE_CHECKING = False           # typing itself is not imported at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 # Win32 code -> (errno, message).  Only the codes efsfast produces or maps.
 _WIN32 = {

@@ -3,23 +3,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import signal
 import sys
 import threading
-from typing import Iterator, List, Optional, Sequence
 
-from . import __version__, raw
-from ._core import CancelToken
+from . import __version__
 from ._errors import CancelledError, EfsError, RawFormatError
-from .crypto import cli as crypto_cli
+
+TYPE_CHECKING = False           # as in __init__.py: no typing import at start-up
+if TYPE_CHECKING:
+    from typing import Collection, Iterator, List, Optional, Sequence
+
+    from . import raw
+    from ._core import CancelToken
+
+# A command's modules are imported when it runs, not at start-up (the start-up
+# is a tenth of a short tree job on ntfs-3g): see build_parser.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _info_dict(info: raw.RawInfo) -> dict:
+    import dataclasses
     return dataclasses.asdict(info) | {"is_directory_like": info.is_directory_like}
 
 
@@ -73,6 +80,7 @@ def _ctrl_c_cancels(keep: bool = False) -> Iterator[CancelToken]:
     gives up waiting.  ``keep`` (the efsfast program itself) leaves the
     handler in place afterwards: a Ctrl-C after the summary has nothing to
     stop and must not turn a finished job's exit status into a signal's."""
+    from ._core import CancelToken
     token = CancelToken()
     if threading.current_thread() is not threading.main_thread():
         yield token
@@ -116,6 +124,7 @@ def _print_info(path: str, info: raw.RawInfo) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import raw
     try:
         info = raw.inspect(args.file, mode=args.mode)
     except OSError as exc:
@@ -132,7 +141,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from . import raw
     if args.key:
+        from .crypto import cli as crypto_cli
         return crypto_cli.cmd_verify_keys(args)
     failed = 0
     results = []
@@ -162,6 +173,7 @@ def _stream_arg(text: str) -> tuple:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from . import raw
     data = raw.synthetic_raw(args.size, named_streams=dict(args.stream or ()),
                              directory=args.directory, users=args.users,
                              recovery_agents=args.recovery_agents, seed=args.seed)
@@ -372,6 +384,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
     from .demo import run_demo
     log = (lambda m: None) if args.json else print
     factory = None if args.json else (lambda label, n: Progress(label, n, True))
@@ -407,7 +420,13 @@ def _whole_number(minimum: int):
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Optional[Collection[str]] = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``commands`` one that defines in
+    full at least those: the commands whose options come from modules that
+    take long to import (backup sets, keys) are then left out unless named."""
+    def wanted(*names: str) -> bool:
+        return commands is None or any(n in commands for n in names)
+
     p = argparse.ArgumentParser(prog="efsfast", description=(
         "Back up and restore Windows EFS-encrypted files as ciphertext."))
     p.add_argument("--version", action="version", version=f"efsfast {__version__}")
@@ -421,11 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("verify", parents=[mode], help="validate raw streams (exit 0 only if all are valid)")
-    s.add_argument("files", nargs="+", metavar="FILE")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
-    crypto_cli.add_verify_options(s)
-    s.set_defaults(func=cmd_verify)
+    if wanted("verify"):
+        from .crypto import cli as crypto_cli
+        s = sub.add_parser("verify", parents=[mode],
+                           help="validate raw streams (exit 0 only if all are valid)")
+        s.add_argument("files", nargs="+", metavar="FILE")
+        s.add_argument("--json", action="store_true", help="machine-readable output")
+        crypto_cli.add_verify_options(s)
+        s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("synth", help="write a synthetic (made-up but valid) raw stream")
     s.add_argument("output")
@@ -466,23 +488,28 @@ def build_parser() -> argparse.ArgumentParser:
     tree_common.add_argument("--skip-existing", action="store_true",
                              help="leave what is already at the destination alone (resume an "
                                   "interrupted run)")
-    from .backupset.commands import add_set_options, add_verify_set
-    rs = sub.add_parser("restore-tree", parents=[tree_common],
-                        help="restore a backup set (folder, or - for a tar stream on stdin) "
-                             "into a tree")
-    rs.add_argument("src", metavar="SET", help="set folder, or - to read a tar stream")
-    rs.add_argument("dest", metavar="DEST_DIR")
-    rs.set_defaults(func=cmd_restore_tree)
-    bs = sub.add_parser("backup-tree", parents=[tree_common],
-                        help="back up every encrypted file and folder of a tree as a backup "
-                             "set (.efsraw files and a manifest)")
-    bs.add_argument("src", metavar="SRC_DIR")
-    bs.add_argument("dest", metavar="SET", help="set folder, or - for a tar stream on stdout")
-    bs.set_defaults(func=cmd_backup_tree)
-    add_set_options(bs, rs)
-    add_verify_set(sub, mode)
+    if wanted("restore-tree", "backup-tree"):
+        from .backupset.commands import add_set_options
+        rs = sub.add_parser("restore-tree", parents=[tree_common],
+                            help="restore a backup set (folder, or - for a tar stream on stdin) "
+                                 "into a tree")
+        rs.add_argument("src", metavar="SET", help="set folder, or - to read a tar stream")
+        rs.add_argument("dest", metavar="DEST_DIR")
+        rs.set_defaults(func=cmd_restore_tree)
+        bs = sub.add_parser("backup-tree", parents=[tree_common],
+                            help="back up every encrypted file and folder of a tree as a backup "
+                                 "set (.efsraw files and a manifest)")
+        bs.add_argument("src", metavar="SRC_DIR")
+        bs.add_argument("dest", metavar="SET", help="set folder, or - for a tar stream on stdout")
+        bs.set_defaults(func=cmd_backup_tree)
+        add_set_options(bs, rs)
+    if wanted("verify-set"):
+        from .backupset.commands import add_verify_set
+        add_verify_set(sub, mode)              # --key: the key options
 
-    crypto_cli.register(sub, common, mode)
+    if wanted("decrypt", "decrypt-tree"):
+        from .crypto import cli as crypto_cli
+        crypto_cli.register(sub, common, mode)
 
     s = sub.add_parser("demo", help="make a synthetic backup set, restore it, back it up "
                                     "again, check byte identity (no Windows needed)")
@@ -498,7 +525,21 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     s.add_argument("bench_args", nargs=argparse.REMAINDER)
     s.set_defaults(func=cmd_bench)
+    if commands is not None and not set(commands) <= set(sub.choices):
+        return build_parser()            # not a command: the error lists them all
     return p
+
+
+def _commands_named(argv: Sequence[str]) -> Optional[Collection[str]]:
+    """The commands a parser for ``argv`` must define: the one it names; none
+    for ``--version``, which answers before any command is read; all of them
+    for help and usage errors, which list them."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return (arg,)
+    return () if "--version" in argv else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -506,7 +547,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     (sys.argv): Ctrl-C is then handled for the life of the process and
     blocked once the command has reported.  Pass ``argv`` to call it from
     Python without either."""
-    parser = build_parser()
+    parser = build_parser(_commands_named(sys.argv[1:] if argv is None else argv))
     # bench takes its own options (--quick, ...): hand it whatever follows
     args, rest = parser.parse_known_args(argv)
     args.program = argv is None          # the efsfast program, not a call from Python

@@ -1,0 +1,100 @@
+"""Start-up cost: `import efsfast` and the command line load only what the
+work at hand needs (a tree job on ntfs-3g takes a second or two, so a tenth
+of a second of imports shows).  Each check runs in a fresh interpreter and
+looks at sys.modules."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import efsfast
+from efsfast import cli
+
+
+def _modules_after(code: str) -> set:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    probe = textwrap.dedent(code) + textwrap.dedent("""
+        import json as _json, sys as _sys
+        _sys.__stdout__.write("\\nMODULES " + _json.dumps(sorted(_sys.modules)) + "\\n")
+    """)
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("MODULES ")][-1]
+    return set(json.loads(line[len("MODULES "):]))
+
+
+def _cli(*argv: str) -> str:
+    return f"""
+        import contextlib, io
+        from efsfast.cli import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                main({list(argv)!r})
+            except SystemExit:
+                pass
+    """
+
+
+def _ours(mods: set) -> set:
+    return {m for m in mods if m == "efsfast" or m.startswith("efsfast.")}
+
+
+def test_import_efsfast_loads_no_engine_and_no_keys():
+    mods = _modules_after("import efsfast")
+    assert "cryptography" not in mods
+    assert _ours(mods) == {"efsfast", "efsfast._errors"}
+
+
+def test_version_loads_only_the_command_line():
+    assert _ours(_modules_after(_cli("--version"))) == {"efsfast", "efsfast._errors",
+                                                        "efsfast.cli"}
+
+
+@pytest.mark.parametrize("argv", [("restore-tree", "--help"), ("backup-tree", "--help"),
+                                  ("restore", "--help"), ("inspect", "--help")])
+def test_commands_without_keys_load_no_key_handling(argv):
+    mods = _modules_after(_cli(*argv))
+    assert "cryptography" not in mods
+    assert not any(m.startswith("efsfast.crypto") for m in mods), sorted(_ours(mods))
+
+
+def test_restore_loads_no_backup_set_code(tmp_path):
+    mods = _modules_after(_cli("restore", str(tmp_path / "missing.efsraw"), str(tmp_path / "x")))
+    assert not any(m.startswith(("efsfast.backupset", "efsfast.crypto")) for m in mods)
+
+
+def test_the_api_is_whole_when_used():
+    for name in efsfast.__all__:
+        assert getattr(efsfast, name) is not None, name
+    assert set(efsfast.__all__) <= set(dir(efsfast))
+    from efsfast.api import restore
+    from efsfast.crypto.decrypt import decrypt
+    assert efsfast.restore is restore and efsfast.decrypt is decrypt
+    assert efsfast.backends.PosixBackend is not None
+    with pytest.raises(AttributeError, match="no attribute 'restor'"):
+        efsfast.restor  # noqa: B018
+
+
+def _help(parser, command=None) -> str:
+    if command is None:
+        return parser.format_help()
+    sub = next(a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction))
+    return sub.choices[command].format_help()
+
+
+def test_a_command_parsed_alone_is_the_command_parsed_with_all():
+    """What each command accepts (and its help) does not depend on whether
+    the others were defined; help, usage errors and unknown names get them
+    all."""
+    full = cli.build_parser()
+    sub = next(a for a in full._actions if isinstance(a, cli.argparse._SubParsersAction))
+    for command in sub.choices:
+        assert _help(cli.build_parser((command,)), command) == _help(full, command), command
+    assert _help(cli.build_parser(("no-such-command",))) == _help(full)
+    for argv in (["--help"], ["-h", "restore"], [], ["no-such-command"]):
+        assert cli._commands_named(argv) is None or \
+            _help(cli.build_parser(cli._commands_named(argv))) == _help(full), argv
+    assert cli._commands_named(["--version"]) == ()
+    assert cli._commands_named(["restore-tree", "--quiet", "a", "b"]) == ("restore-tree",)
