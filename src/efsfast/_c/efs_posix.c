@@ -251,6 +251,8 @@ efs_dword px_check_marked_encrypted(posix_ctx *c, const char *path, int fd)
     /* the attributes alone answer it (one request to the FUSE daemon, per
      * restored object): absent off NTFS, ENCRYPTED set where efs_raw worked */
     uint32_t attrib;
+    /* off NTFS (the folder had no NTFS attributes) there is nothing to ask */
+    if (c->volume_kind == VOLUME_OTHER) return 0;
     if (!ntfs_attributes(path, fd, &attrib) || (attrib & NTFS_ATTR_ENCRYPTED))
         return 0;
     return px_ctx_fail(c, "ntfs-3g did not mark the object encrypted after $EFS was set "
@@ -326,6 +328,7 @@ efs_dword efs_posix_open_ex(const char *path, efs_ulong flags,
     if (!o) { efs_posix_default_options(&defaults); o = &defaults; }
     if (!(c = calloc(1, sizeof *c))) return EFS_ERROR_NOT_ENOUGH_MEMORY;
     c->fd = -1;
+    c->volume_kind = -1;
     c->flags = flags;
     slash = strrchr(path, '/');
     c->path = strdup(path);

@@ -162,6 +162,7 @@ efs_dword EFS_WINAPI posix_write(efs_import_func cb, void *cb_context, void *con
         }
         px_remember_good_dir(c->dir, c->dir_dev, kind);
     }
+    if (!c->opt.null_sink) c->volume_kind = kind;
     /* a folder restored over a folder: its $EFS and named streams are applied
      * in place once the stream is complete and valid (commit_in_place) */
     in_place = is_dir && !c->opt.no_replace && !c->opt.null_sink &&

@@ -64,6 +64,7 @@ typedef struct posix_ctx {
     struct stat st;          /* export: the object, as opened */
     char *tmp;
     dev_t dir_dev;           /* import: the device of the destination folder */
+    int volume_kind;         /* import: VOLUME_* of that folder, -1 until known */
     uint8_t *window;                /* the system buffers (efs_posix_window.c) */
     size_t window_pos;              /* where the next one starts */
     struct iovec iov[IOV_SLICES];   /* ciphertext in the window, not yet written */
