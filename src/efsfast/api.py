@@ -441,6 +441,8 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
 
 
 _C_OPTIONS = {"directory", "overwrite", "drop_alternate_streams"}
+# sources restore_many hands to C as they are (paths: the POSIX side opens them)
+_BUFFER_TYPES = frozenset((bytes, bytearray, memoryview) + ((str,) if _core.HAVE_POSIX else ()))
 
 
 def _c_source(source: Any) -> bool:
@@ -461,7 +463,15 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     """restore_many with every item's work in C (buffers and paths), or None
     when some job needs the Python path (custom sources, other options)."""
     c_jobs = []
+    posix = isinstance(be, _core.PosixBackend)
+    plain_flags = _core.CREATE_FOR_IMPORT | (
+        _core.OVERWRITE_HIDDEN if overwrite else (_core.NO_REPLACE if posix else 0))
     for job in jobs:
+        if len(job) == 2 and type(job[1]) in _BUFFER_TYPES:
+            # the common case, without per-item checks (10,000 small files:
+            # ~3 us each of the ~45 us a 16 KiB restore costs in all)
+            c_jobs.append((job[0], job[1], plain_flags))
+            continue
         opts = job[2] if len(job) > 2 else {}
         if not _c_source(job[1]) or set(opts) - _C_OPTIONS:
             return None
@@ -469,8 +479,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
         flags = _core.CREATE_FOR_IMPORT
         flags |= _core.CREATE_FOR_DIR if opts.get("directory") else 0
         flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG if opts.get("drop_alternate_streams") else 0
-        flags |= _core.OVERWRITE_HIDDEN if ow else (
-            _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0)
+        flags |= _core.OVERWRITE_HIDDEN if ow else (_core.NO_REPLACE if posix else 0)
         c_jobs.append((job[0], job[1], flags))
     # advapi32: each item goes to a temporary name and is moved into place
     # when complete, as in restore() (see _winfs)
@@ -480,7 +489,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
             t = _winfs.import_target(os.fspath(d), bool(f & _core.CREATE_FOR_DIR),
                                      bool(f & _core.OVERWRITE_HIDDEN))
             temps[i] = None if t == os.fspath(d) else t
-    c_jobs = [(t or d, s, f) for (d, s, f), t in zip(c_jobs, temps)]
+        c_jobs = [(t or d, s, f) for (d, s, f), t in zip(c_jobs, temps)]
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
@@ -494,16 +503,17 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
                                token, tick)
     result = BulkResult(results=[None] * len(jobs))
-    overwrite_of = [(job[2] if len(job) > 2 else {}).get("overwrite", overwrite) for job in jobs]
+    results = result.results
     for i, job in enumerate(jobs):
         error, nbytes, calls = batch.outcome(i, job[0])
         tmp = temps[i]
         if tmp is not None and (error is not None or calls):
-            error = _publish_item(tmp, os.fspath(job[0]), error, overwrite_of[i])
+            ow = (job[2] if len(job) > 2 else {}).get("overwrite", overwrite)
+            error = _publish_item(tmp, os.fspath(job[0]), error, ow)
         if error is None and nbytes == 0 and calls == 0:
             continue                    # never started (cancelled)
         if error is None:
-            result.results[i] = RestoreResult(os.fspath(job[0]), nbytes, calls)
+            results[i] = RestoreResult(os.fspath(job[0]), nbytes, calls)
             result.files += 1
             result.bytes += nbytes
         elif not isinstance(error, CancelledError):     # cancelled: not done, not failed
