@@ -44,12 +44,12 @@ def _ours(mods: set) -> set:
 def test_import_efsfast_loads_no_engine_and_no_keys():
     mods = _modules_after("import efsfast")
     assert "cryptography" not in mods
-    assert _ours(mods) == {"efsfast", "efsfast._errors"}
+    assert _ours(mods) == {"efsfast", "efsfast._errors", "efsfast._lazy"}
 
 
 def test_version_loads_only_the_command_line():
     assert _ours(_modules_after(_cli("--version"))) == {"efsfast", "efsfast._errors",
-                                                        "efsfast.cli"}
+                                                        "efsfast._lazy", "efsfast.cli"}
 
 
 @pytest.mark.parametrize("argv", [("restore-tree", "--help"), ("backup-tree", "--help"),

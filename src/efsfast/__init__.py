@@ -37,21 +37,9 @@ if TYPE_CHECKING:
                       build_raw, decode_metadata, inspect, metadata_from_users,
                       sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw, verify)
 else:
-    _WHERE = {name: module for module, names in _LAZY.items() for name in names}
-
-    def __getattr__(name: str):
-        import importlib
-        if name in _SUBMODULES:
-            return importlib.import_module(f".{name}", __name__)
-        module = _WHERE.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, __name__), name)
-        globals()[name] = value          # the next lookup is a plain attribute
-        return value
-
-    def __dir__():
-        return sorted(set(globals()) | set(_WHERE) | set(_SUBMODULES))
+    from ._lazy import attach
+    __getattr__, __dir__ = attach(__name__, globals(), _LAZY, _SUBMODULES)
+    del attach
 
 __all__ = [
     "EfsError", "RawFormatError", "CancelledError", "CancelToken", "backends",

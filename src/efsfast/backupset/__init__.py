@@ -2,13 +2,35 @@
 manifest (per object its path, kind, raw size, SHA-256 and NTFS metadata;
 docs/BACKUP-SETS.md), written by backup-tree, used by restore-tree and
 checked by verify-set."""
-from .manifest import (MANIFEST_NAME, Entry, Header, Kind, Manifest, ManifestError,
-                       read_manifest)
-from .restore import (MissingSetsError, TruncatedStreamError, has_manifest, restore_set,
-                      restore_stream)
-from .sinks import FolderSink, StreamBroken, TarSink
-from .verify import Problem, VerifyReport, verify_set
-from .writer import SetResult, backup_set
+
+# Names load on first use (PEP 562), as in efsfast/__init__.py: a restore
+# does not import the writing and verifying code.  Type checkers read the
+# imports below (mypy takes any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
+_LAZY = {
+    ".manifest": ("MANIFEST_NAME", "Entry", "Header", "Kind", "Manifest", "ManifestError",
+                  "read_manifest"),
+    ".restore": ("MissingSetsError", "TruncatedStreamError", "has_manifest", "restore_set",
+                 "restore_stream"),
+    ".sinks": ("FolderSink", "StreamBroken", "TarSink"),
+    ".verify": ("Problem", "VerifyReport", "verify_set"),
+    ".result": ("SetResult",),
+    ".writer": ("backup_set",),
+}
+
+if TYPE_CHECKING:
+    from .manifest import (MANIFEST_NAME, Entry, Header, Kind, Manifest, ManifestError,
+                           read_manifest)
+    from .restore import (MissingSetsError, TruncatedStreamError, has_manifest, restore_set,
+                          restore_stream)
+    from .result import SetResult
+    from .sinks import FolderSink, StreamBroken, TarSink
+    from .verify import Problem, VerifyReport, verify_set
+    from .writer import backup_set
+else:
+    from .._lazy import attach
+    __getattr__, __dir__ = attach(__name__, globals(), _LAZY)
+    del attach
 
 __all__ = [
     "MANIFEST_NAME", "Entry", "Header", "Kind", "Manifest", "ManifestError", "read_manifest",

@@ -11,9 +11,6 @@ from typing import Callable
 from .. import tree
 from ..api import BulkResult
 from . import restore as _restore
-from .sinks import FolderSink, TarSink
-from .verify import verify_set, verify_stream
-from .writer import backup_set
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STDIO = "-"
@@ -56,6 +53,8 @@ def _interrupted(report, args, kind: str, exc: KeyboardInterrupt) -> int:
 
 def backup_tree(args, progress, report: Callable) -> int:
     """backup-tree SRC DEST|-: a folder set, or a tar stream on stdout."""
+    from .sinks import FolderSink, TarSink
+    from .writer import backup_set
     to_stdout = args.dest == STDIO
     if to_stdout and args.skip_existing:
         print("efsfast: --skip-existing needs a folder set, not -", file=sys.stderr)
@@ -102,6 +101,7 @@ def restore_tree(args, progress, report: Callable) -> int:
 
 
 def verify_set_cmd(args) -> int:
+    from .verify import verify_set, verify_stream
     prove = None
     if args.key:
         try:

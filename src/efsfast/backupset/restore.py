@@ -18,7 +18,7 @@ from .._errors import CancelledError, EfsError
 from ..api import BulkResult, ItemError, restore
 from . import metadata as _meta
 from .manifest import MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest, read_manifest
-from .writer import SetResult
+from .result import SetResult
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13

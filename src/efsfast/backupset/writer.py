@@ -23,14 +23,8 @@ from .._errors import EfsError
 from . import metadata as _meta
 from .manifest import MANIFEST_NAME, Entry, Header, Kind, read_manifest
 from .bulk import backup_bulk
+from .result import SetResult
 from .sinks import FolderSink, SetSink
-
-
-@dataclass
-class SetResult(tree.TreeResult):
-    unchanged: int = 0              # incremental: recorded as references
-    set_id: str = ""
-    manifest_sha256: str = ""
 
 
 @dataclass

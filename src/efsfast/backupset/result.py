@@ -1,0 +1,14 @@
+"""What a backup-set job reports: a tree job's result plus the set's own
+facts (kept apart from writer.py so that a restore imports no writing code)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import tree
+
+
+@dataclass
+class SetResult(tree.TreeResult):
+    unchanged: int = 0              # incremental: recorded as references
+    set_id: str = ""
+    manifest_sha256: str = ""
