@@ -421,13 +421,16 @@ LIMITS = {
         "as for 65536 B: the same instruction count as the quiet run (1.02x there); the spread "
         "of this run is larger than the gap",
     "restore_many never slower with more workers, tmpfs 16 KiB":
-        "2 CPUs: workers past 2 only queue, and the C ceiling's own series swings as much "
-        "(17.4k, 10.0k, 16.2k, 11.0k, 23.5k files/s at 1-16 threads): the machine's load, not "
-        "efsfast; scaling to 16 needs a 16-core machine, which this session was not lent",
+        "on 2 CPUs the C ceiling itself falls from 1 to 2 threads (38.2k -> 26.1k files/s in "
+        "the run of 2026-11-25 20:07; restore_many 32.2k -> 24.2k): tmpfs's per-file kernel "
+        "work (page allocation, the one directory's lock) shared by 2 cores; past 2 workers "
+        "only queue. Scaling to 16 needs a 16-core machine, which this session was not lent",
     "restore_many never slower with more workers, tmpfs 1024 KiB":
-        "as for 16 KiB: the ceiling falls and rises the same way on 2 loaded CPUs",
+        "as for 16 KiB: restore_many's 2-to-4 drop (1,470 -> 1,291 files/s) is past the 2 "
+        "CPUs, where the ceiling stays flat only because it copies nothing through a buffer",
     "restore_many never slower with more workers, disk 16 KiB":
-        "the disk (ext4, shared) swings between rounds; the ceiling's series varies alike",
+        "the ceiling falls the same way on the shared ext4 disk (20.5k -> 15.9k files/s from "
+        "1 to 2 threads; 13.0k at 8)",
     "restore_many never slower with more workers, disk 1024 KiB":
         "as for 16 KiB on the disk",
     "restore_many vs C ceiling, worst of 1–16 workers, disk 1024 KiB":
@@ -435,23 +438,31 @@ LIMITS = {
         "system buffer first (the WriteEncryptedFileRaw contract), one more pass over memory "
         "that a disk-bound run does not hide at 1 MiB per file",
     "ntfs-3g restore-tree (default workers) vs tar -x":
-        "FUSE requests per file are now below tar's (15.0 vs 15.8, counted at the daemon): what "
-        "is left is efsfast's start-up (interpreter and imports, 0.2-0.4 s of 1.7 s on this "
-        "loaded machine) and the daemon's single thread; tar's own spread was 230%",
+        "efsfast sends the daemon fewer requests per file than tar (11 against 15.8, counted "
+        "at the daemon) and costs it less CPU (the floor above), though its no-replace "
+        "publication is three directory-index changes on NTFS (CREATE of a temporary, LINK, "
+        "UNLINK) where tar makes one (MKNOD); what is left is the latency of each round trip "
+        "to a daemon that serves one request at a time, which a second worker barely "
+        "overlaps, and efsfast's start-up (interpreter and imports, ~0.1 s of a 0.6 s job)",
     "ntfs-3g restore-tree --workers 1 vs tar -x":
-        "as with default workers: start-up, then the same daemon work per file as tar",
+        "as with default workers: the daemon's time plus start-up leave little room (the "
+        "floor above)",
+    "ntfs-3g restore-tree: the default worker count is the fastest":
+        "the differences between 1, 2 and 4 workers are within the spread: the daemon serves "
+        "one request at a time, so the count hardly matters on ntfs-3g",
     "ntfs-3g backup-tree vs tar -c":
-        "15.0 FUSE requests per file against tar's 8.0: the raw export itself needs 5 (OPEN, "
-        "GETXATTR, LISTXATTR, READ, RELEASE); the backup set's manifest adds the NTFS metadata "
-        "(system.ntfs_times, ntfs_attrib, ntfs_acl) and reads the $EFS again, and each object "
-        "goes through Python (manifest entry, hashing sink) where restores run in C",
+        "8 FUSE requests per object, as tar, but 3 of them read the NTFS metadata tar does "
+        "not capture (system.ntfs_attrib, _times, _acl) and take the daemon's time; the "
+        "objects run in C (efs_posix_backup.c) but each manifest line is made in Python, and "
+        "start-up (~0.1 s) is a large part of a job tar finishes in ~0.2 s",
     "ntfs-3g large-file restore vs cp":
         "efsfast writes the temporary with O_DIRECT on ntfs-3g, a window of 1 MiB per write(): "
         "for 256 MiB 2,323 WRITE requests of up to 128 KiB and 262 GETXATTR, where cp's "
         "buffered writes make 65,537 WRITE requests of 4 KiB and 2,049 GETXATTR; what is "
         "left is efsfast's start-up and the machine's load",
     "ntfs-3g FUSE requests per file, tar -c / efsfast backup-tree":
-        "see 'ntfs-3g backup-tree vs tar -c': GETXATTR 7 per object against tar's 1",
+        "GETXATTR 4 per object against tar's 1: the NTFS metadata (attributes, times, "
+        "descriptor) that tar does not capture; with --no-metadata efsfast makes 5",
     "10,000 small files vs Python loop":
         "the Python loop runs on efsfast's own C system side too, so both pay the same kernel "
         "cost per file (~9 us of the ~17 us efsfast needs on one worker); only the ~6 us of "
