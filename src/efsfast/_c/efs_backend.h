@@ -58,6 +58,7 @@ typedef struct efs_backup_item {
     int name_dest;                  /* the failure is the backup file's, not the object's */
     char op_buf[320];
     efs_error ferr;                 /* a format error (ferr.rule != 0) */
+    char ferr_detail[256];          /* its detail (ferr.detail may point at it) */
     efs_posix_object_stat st;
     uint8_t attrib[4], times[32];   /* as ntfs-3g gives them */
     uint8_t *acl;                   /* NULL: unreadable, acl_errno says why */

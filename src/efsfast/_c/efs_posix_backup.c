@@ -81,7 +81,15 @@ static efs_dword side_fail(efs_backup_item *it, void *ctx, efs_dword rc)
 {
     const efs_error *fe = efs_posix_last_format_error(ctx);
     const char *op = efs_posix_last_operation(ctx);
-    if (fe && fe->rule) it->ferr = *fe;
+    if (fe && fe->rule) {
+        /* the detail may live in the context, which is closed before the
+         * item is reported */
+        it->ferr = *fe;
+        if (fe->detail) {
+            snprintf(it->ferr_detail, sizeof it->ferr_detail, "%s", fe->detail);
+            it->ferr.detail = it->ferr_detail;
+        }
+    }
     it->err_no = efs_posix_last_errno(ctx);
     if (op) snprintf(it->op_buf, sizeof it->op_buf, "%s", op);
     it->op = op ? it->op_buf : NULL;
