@@ -45,6 +45,7 @@ def test_import_efsfast_loads_no_engine_and_no_keys():
     mods = _modules_after("import efsfast")
     assert "cryptography" not in mods
     assert _ours(mods) == {"efsfast", "efsfast._errors", "efsfast._lazy"}
+    assert "typing" not in mods         # annotations only: TYPE_CHECKING = False
 
 
 def test_version_loads_only_the_command_line():

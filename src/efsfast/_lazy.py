@@ -1,7 +1,12 @@
 """Module attributes imported on first use (PEP 562), for package
 ``__init__`` files whose names come from modules that are slow to import."""
+from __future__ import annotations
+
 import importlib
-from typing import Any, Callable, Dict, Iterable, List, Tuple
+
+TYPE_CHECKING = False           # as in __init__.py: typing is not imported at start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 
 def attach(package: str, namespace: Dict[str, Any], lazy: Dict[str, Tuple[str, ...]],
