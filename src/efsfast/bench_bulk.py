@@ -164,18 +164,6 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
     return res
 
 
-# ------------------------------------------------------------ ntfs-3g vs tar
-
-def _interleave(cases: Dict[str, Callable[[], None]], repeat: int) -> dict:
-    times: Dict[str, List[float]] = {k: [] for k in cases}
-    for _ in range(repeat):
-        for name, fn in cases.items():
-            times[name].append(_timed(fn))
-    return {k: {"best_s": min(v), "spread": (max(v) - min(v)) / min(v)} for k, v in times.items()}
-
-
-def _fmt(times: dict) -> str:
-    return ", ".join(f"{k}={v['best_s']:.2f}s" for k, v in times.items())
 
 
 # ------------------------------------------------------------ reports

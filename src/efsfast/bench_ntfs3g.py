@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional
 
-from .bench_bulk import MIB, _fmt, _stream
+from .bench_bulk import MIB, _stream
 
 TAR_X = ["tar", "--xattrs", "--xattrs-include=user.*"]
 # restore-tree's worker series on the volume: the default (2 on FUSE) must
@@ -152,6 +152,10 @@ def _children_cpu() -> float:
         return 0.0
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
+
+
+def _fmt(times: dict) -> str:
+    return ", ".join(f"{k}={v['best_s']:.2f}s" for k, v in times.items())
 
 
 def _interleave(cases: Dict[str, Callable[[], None]], repeat: int,

@@ -17,6 +17,7 @@ from ..api import BulkResult, ItemError, _close, _Progress, _run_threads, _watch
 from .._errors import CancelledError
 from . import metadata as _meta
 from .manifest import Entry, Kind
+from ..treewalk import problem
 from .sinks import FolderSink, hash_file
 
 # streams up to this size are hashed from memory; larger ones are read back
@@ -108,7 +109,11 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
 
 def _make_folders(folders: List[str]) -> List[str]:
     """The set's folders for these objects, made once each; returns those
-    made here (a folder that holds only plain files is removed after)."""
+    made here (one that ends up holding nothing, as below it there were only
+    plain files, is removed after).  Every folder above an object is itself
+    one of ``folders`` (each candidate folder is a job), so makedirs creates
+    nothing unrecorded.  A folder that cannot be made fails the job, named,
+    as in tree._make_parents."""
     made = []
     for d in folders:
         if os.path.isdir(d):
@@ -117,6 +122,8 @@ def _make_folders(folders: List[str]) -> List[str]:
             os.makedirs(d)
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise problem(d, "cannot create the folder", exc) from None
         made.append(d)
     return made
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import IO, Optional, Tuple
 
-from .. import _core, api
+from .. import _core, _winfs, api
 from .._errors import EfsError
 from ..treewalk import problem
 from .manifest import MANIFEST_NAME, Entry, Header, ManifestWriter
@@ -45,14 +45,6 @@ def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
-        pass
-
-
-def _unlink_quietly_any(path: str) -> None:
-    """Remove ``path`` on the way out of a failure: no error of its own."""
-    try:
-        os.unlink(path)
-    except OSError:
         pass
 
 
@@ -176,7 +168,7 @@ class FolderSink(SetSink):
         except OSError:
             pass
         finally:
-            _unlink_quietly_any(self.tmp)
+            _winfs.remove_quietly(self.tmp)
 
 
 class _CountingSink:

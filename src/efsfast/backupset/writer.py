@@ -129,7 +129,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     unchanged = [0]
     plain_seen = [0]         # candidates found not encrypted so far
 
-    def finish(raw, entry: Entry, out: str, token) -> _Done:
+    def finish(raw, entry: Entry, path: str, out: str, token) -> _Done:
         """The entry of an object whose metadata is captured: a reference to
         the previous set, the backup already there, or the stream now."""
         p = prev.entries.get(entry.path) if prev else None
@@ -147,16 +147,13 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
             return _Done(entry, 0)
         digest = hashlib.sha256()
         if raw is None:
-            with _core.open_raw(entry_path(entry), entry_flags(entry), be) as raw:
+            with _core.open_raw(path, entry_flags(entry), be) as raw:
                 entry.raw_size = sink.store(raw, entry, digest, cancel=token)
         else:
             entry.raw_size = sink.store(raw, entry, digest, cancel=token)
         entry.sha256 = digest.hexdigest()
         sink.add_entry(entry)
         return _Done(entry, entry.raw_size)
-
-    def entry_path(entry: Entry) -> str:
-        return os.path.join(src_dir, *entry.path.split("/"))
 
     def entry_flags(entry: Entry) -> int:
         return _core.CREATE_FOR_DIR if entry.kind is Kind.DIRECTORY else 0
@@ -170,14 +167,14 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                     with lock:
                         plain_seen[0] += 1
                     return _Done(None, 0)       # not encrypted: skipped
-                return finish(raw, entry, out, token)
+                return finish(raw, entry, path, out, token)
         # metadata before the data: a change during the backup shows as a
         # newer change time next time, so an incremental run takes it again
         st = os.lstat(path)
         entry.meta = _meta.capture(path, kind, st)
         entry.source_size = 0 if directory else st.st_size
         entry.efs_sha256 = efs_sha256(path)
-        return finish(None, entry, out, token)
+        return finish(None, entry, path, out, token)
 
     parts: List[BulkResult] = []
     jobs = dirs + files
