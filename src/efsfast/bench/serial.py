@@ -156,28 +156,41 @@ def bench_serial(workdir: str, quick: bool, repeat: int, log) -> dict:
                 if w == 1:
                     caller = best[1] / count
             job = {"per_item_s": per_n, "caller_cpu_per_item_s": caller}
-            f = fit(per_n) if len(per_n) >= 3 else None
-            if f is not None:
-                job["fit"] = {"serial_s": f[0], "parallel_s": f[1]}
-            c1 = out.get("ceiling_per_item_s", {}).get(1)
-            direct = name not in PYTHON_WORKERS
-            job["serial_from"] = "calling thread" if direct else ("fit" if f else None)
-            parts = ((caller or 0.0, per_n[1] - (caller or 0.0)) if direct
-                     else f if f is not None else None)
-            if c1 and parts is not None:
-                s, p = parts
-                job["model"] = {"serial_s": s, "parallel_s": p, "ceiling_s": c1,
-                                "bound_16": bound(s, p, c1, 16), "bound_64": bound(s, p, c1, 64),
-                                "serial_budget_16_s": max(c1 / GOAL_AT_16 - p, 0.0) / 16}
+            add_model(job, name, out.get("ceiling_per_item_s", {}).get(1))
             out["jobs"][name] = job
             log(f"  serial {name}: {per_n[1] * 1e6:.1f} us per item at 1 worker, of which "
                 f"{(caller or 0) * 1e6:.1f} us in the calling thread"
-                + ("" if direct else " (its workers run Python: the serial part is fitted)")
+                + ("" if name not in PYTHON_WORKERS
+                   else " (its workers run Python: the serial part is fitted)")
                 + (f"; bound at 16 cores {job['model']['bound_16']:.2f}x the ceiling"
                    if "model" in job else ""))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def add_model(job: dict, name: str, c1: Optional[float]) -> None:
+    """The fit and Amdahl's model of one job's measurements (in place)."""
+    per_n = {int(k): v for k, v in job["per_item_s"].items()}
+    caller = job.get("caller_cpu_per_item_s")
+    f = fit(per_n) if len(per_n) >= 3 else None
+    if f is not None:
+        # a negative parallel part: the job gets slower with more workers
+        # (contention), which Amdahl's law does not describe; its serial part
+        # is then at least its best time per item at any worker count
+        job["fit"] = {"serial_s": f[0], "parallel_s": f[1], "amdahl": f[1] >= 0}
+        if f[1] < 0:
+            f = (min(per_n.values()), 0.0)
+    direct = name not in PYTHON_WORKERS
+    job["serial_from"] = ("calling thread" if direct else
+                          None if f is None else "fit" if job["fit"]["amdahl"]
+                          else "best time per item (slower with more workers)")
+    parts = ((caller or 0.0, per_n[1] - (caller or 0.0)) if direct else f)
+    if c1 and parts is not None:
+        s, p = parts
+        job["model"] = {"serial_s": s, "parallel_s": p, "ceiling_s": c1,
+                        "bound_16": bound(s, p, c1, 16), "bound_64": bound(s, p, c1, 64),
+                        "serial_budget_16_s": max(c1 / GOAL_AT_16 - p, 0.0) / 16}
 
 
 def serial_targets(r: dict) -> List[dict]:
@@ -194,6 +207,11 @@ def serial_targets(r: dict) -> List[dict]:
     return out
 
 
+def _at(d: dict, w: int) -> float:
+    """A value by worker count, whether the keys are ints or (from JSON) strings."""
+    return float(d[w] if w in d else d[str(w)])
+
+
 def report_lines(r: dict) -> List[str]:
     if not r:
         return []
@@ -206,8 +224,8 @@ def report_lines(r: dict) -> List[str]:
              "c: the C ceiling's time per item on 1 thread. Bound on N cores: c / (N s + p).",
              "",
              "| job | s (us) | p (us) | c (us) | bound at 16 | bound at 64 | s allowed for 0.7x "
-             "at 16 (us) | fitted s, p over the series (us) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "at 16 (us) | fitted s, p over the series (us) | s from |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     if "ceiling" in r:
         lines.append(f"C ceiling skipped: {r['ceiling']['skipped']}")
     for name, job in r["jobs"].items():
@@ -216,18 +234,18 @@ def report_lines(r: dict) -> List[str]:
         fitted = f"{f['serial_s'] * 1e6:.1f}, {f['parallel_s'] * 1e6:.1f}" if f else "–"
         if not m:
             lines.append(f"| {name} | not measured on {r['cpus']} CPUs (needs the fit) | | | | "
-                         f"| | {fitted} |")
+                         f"| | {fitted} | |")
         else:
             lines.append(f"| {name} | {m['serial_s'] * 1e6:.1f} | {m['parallel_s'] * 1e6:.1f} | "
                          f"{m['ceiling_s'] * 1e6:.1f} | {m['bound_16']:.2f}× | "
                          f"{m['bound_64']:.2f}× | {m['serial_budget_16_s'] * 1e6:.1f} | "
-                         f"{fitted} |")
+                         f"{fitted} | {job.get('serial_from')} |")
     lines += ["", "| job | " + " | ".join(f"{w} workers (us/item)" for w in r["workers"])
               + " |", "| --- |" + " --- |" * len(r["workers"])]
     if "ceiling_per_item_s" in r:
         lines.append("| C ceiling | " + " | ".join(
-            f"{r['ceiling_per_item_s'][w] * 1e6:.1f}" for w in r["workers"]) + " |")
+            f"{_at(r['ceiling_per_item_s'], w) * 1e6:.1f}" for w in r["workers"]) + " |")
     for name, job in r["jobs"].items():
         lines.append(f"| {name} | " + " | ".join(
-            f"{job['per_item_s'][w] * 1e6:.1f}" for w in r["workers"]) + " |")
+            f"{_at(job['per_item_s'], w) * 1e6:.1f}" for w in r["workers"]) + " |")
     return lines
