@@ -111,3 +111,42 @@ WINE_STUBS = ("Wine's advapi32 raw-EFS functions are stubs (ERROR_CALL_NOT_IMPLE
               "this runs through the advapi32 test double in test_win32_double.py")
 needs_posix = pytest.mark.skipif(not _core.HAVE_POSIX,
                                  reason="uses the POSIX system side, which is not built on Windows")
+
+
+# ---- a real S3 server (SeaweedFS) for the object-storage tests
+
+S3_BUCKET = "efsfast-test"
+_AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+             "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+             "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
+             "AWS_CONFIG_FILE")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One SeaweedFS for the session (tests/s3_server.py), bucket S3_BUCKET
+    made; skips only where the `weed` binary is not installed."""
+    from s3_server import MISSING_REASON, SeaweedServer, find_weed
+    if find_weed() is None:
+        pytest.skip(MISSING_REASON)
+    pytest.importorskip("obstore", reason="the S3 client library obstore is not installed "
+                        "(pip install 'efsfast[s3]'; the test extra has it)")
+    with SeaweedServer(str(tmp_path_factory.mktemp("seaweedfs"))) as server:
+        server.make_bucket(S3_BUCKET)
+        yield server
+
+
+@pytest.fixture
+def s3_url(s3_server, monkeypatch, request, tmp_path):
+    """A fresh set URL in the session's bucket, with the environment set
+    as AWS tools read it for the server (and nothing of the machine's own
+    AWS settings left in it)."""
+    import uuid
+    for name in _AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    # not this machine's ~/.aws (a test that wants a profile writes its own)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    return f"s3://{S3_BUCKET}/{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
