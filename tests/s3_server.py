@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 LOOPBACK = "127.0.0.1"
 # every port `weed server` opens with the components started below
@@ -63,6 +63,45 @@ def _free_ports(count: int) -> List[int]:
             s.close()
 
 
+def make_tls_files(folder: str) -> str:
+    """A CA and a server certificate for 127.0.0.1 signed by it (server.pem,
+    server.key) in ``folder``; returns the CA's PEM file.  Needs
+    ``cryptography`` (in the test extra)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+    now = datetime.datetime.now(datetime.timezone.utc)
+    valid = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=2))
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool):  # type: ignore[no-untyped-def]
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(valid[0]).not_valid_after(valid[1])
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("efsfast test CA", ca_key, "efsfast test CA", ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = cert(LOOPBACK, key, "efsfast test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(folder, "ca.pem"), "wb") as f:
+        f.write(ca.public_bytes(pem))
+    with open(os.path.join(folder, "server.pem"), "wb") as f:
+        f.write(leaf.public_bytes(pem))
+    with open(os.path.join(folder, "server.key"), "wb") as f:
+        f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return os.path.join(folder, "ca.pem")
+
+
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
@@ -75,7 +114,7 @@ class SeaweedServer:
     Identities: ``admin`` (read, write, list, admin) and ``reader`` (read
     and list only), each with random keys made here."""
 
-    def __init__(self, workdir: str, weed: Optional[str] = None):
+    def __init__(self, workdir: str, weed: Optional[str] = None, tls: bool = False):
         found = weed or find_weed()
         if found is None:
             raise FileNotFoundError(MISSING_REASON)
@@ -86,10 +125,17 @@ class SeaweedServer:
         self.ports: Dict[str, int] = {}
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = os.path.join(workdir, "weed.log")
+        # tls: S3 over HTTPS as well, with a certificate for 127.0.0.1 from a
+        # CA made here (ca_file: its PEM, what AWS_CA_BUNDLE would name)
+        self.ca_file: Optional[str] = make_tls_files(workdir) if tls else None
 
     @property
     def endpoint(self) -> str:
         return f"http://{LOOPBACK}:{self.ports['s3.port']}"
+
+    @property
+    def https_endpoint(self) -> str:
+        return f"https://{LOOPBACK}:{self.ports['s3.port.https']}"
 
     def env(self, creds: Optional[Credentials] = None, **extra: str) -> Dict[str, str]:
         """Environment variables as AWS tools read them, for this server."""
@@ -122,7 +168,13 @@ class SeaweedServer:
                 "-s3.port.iceberg=0", "-s3.port.lance=0",
                 f"-filer.localSocket={os.path.join(self.workdir, 'filer.sock')}",
                 f"-s3.localSocket={os.path.join(self.workdir, 's3.sock')}",
-                *(f"-{flag}={p[flag]}" for flag in _PORT_FLAGS)]
+                *(f"-{flag}={p[flag]}" for flag in self._port_flags())] + ([
+                    f"-s3.cert.file={os.path.join(self.workdir, 'server.pem')}",
+                    f"-s3.key.file={os.path.join(self.workdir, 'server.key')}"]
+                    if self.ca_file else [])
+
+    def _port_flags(self) -> Tuple[str, ...]:
+        return _PORT_FLAGS + (("s3.port.https",) if self.ca_file else ())
 
     def start(self) -> "SeaweedServer":
         data = os.path.join(self.workdir, "data")
@@ -130,7 +182,8 @@ class SeaweedServer:
         config = self._write_config()
         last = ""
         for _attempt in range(2):
-            self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS))))
+            flags = self._port_flags()
+            self.ports = dict(zip(flags, _free_ports(len(flags))))
             log = open(self.log_path, "ab")
             try:
                 self.proc = subprocess.Popen(self._argv(data, config), stdout=log,

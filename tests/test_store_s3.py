@@ -394,3 +394,34 @@ def test_server_gone_reads_fail_named(own_server, monkeypatch, tmp_path):
         with pytest.raises(StoreError) as e:
             st.check(write=False)
         assert e.value.failure is Failure.UNAVAILABLE
+
+
+def test_https_is_verified_against_the_system_roots_and_aws_ca_bundle(tmp_path, monkeypatch):
+    """An https:// endpoint (SeaweedFS with a certificate from a CA made
+    here): refused while the CA is not trusted, never downgraded to HTTP;
+    trusted once AWS_CA_BUNDLE names it."""
+    from s3_server import MISSING_REASON, SeaweedServer, find_weed
+    if find_weed() is None:
+        pytest.skip(MISSING_REASON)
+    pytest.importorskip("cryptography", reason="making the test CA needs cryptography")
+    os.makedirs(tmp_path / "weed")
+    with SeaweedServer(str(tmp_path / "weed"), tls=True) as server:
+        server.make_bucket(S3_BUCKET)
+        _env_for(server, monkeypatch, tmp_path)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.https_endpoint)
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        url = f"s3://{S3_BUCKET}/tls"
+        with _store(url, retries=0, retry_timeout_s=2) as st, pytest.raises(StoreError) as e:
+            st.check(write=True)
+        assert e.value.failure is Failure.UNAVAILABLE
+        assert "certificate was refused (UnknownIssuer)" in str(e.value)
+        monkeypatch.setenv("AWS_CA_BUNDLE", server.ca_file)
+        with _store(url, retries=0, retry_timeout_s=2) as st:
+            if st.tls_limit:        # an obstore too old to add roots says so
+                with pytest.raises(StoreError) as e:
+                    st.check(write=True)
+                assert st.tls_limit in str(e.value)
+                pytest.skip(st.tls_limit)
+            st.check(write=True)
+            st.write("over-tls.efsraw", b"tls")
+            assert bytes(st.read("over-tls.efsraw")) == b"tls"

@@ -78,7 +78,7 @@ class S3Store(Store):
         self.budget = MemoryBudget(memory_limit)
         self.atomic_create = conditional_create
         self._secrets = settings.secrets()
-        self._tls_note: Optional[str] = None
+        self.tls_limit: Optional[str] = None
         self._store = self._make_store(retries, retry_timeout_s, request_timeout_s,
                                        connect_timeout_s)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -104,8 +104,8 @@ class S3Store(Store):
             if s.session_token is not None:
                 config["session_token"] = s.session_token.reveal()
         client: Dict[str, Any] = {"connect_timeout": timedelta(seconds=connect_timeout_s),
-                        "timeout": timedelta(seconds=request_timeout_s),
-                        "pool_max_idle_per_host": str(max(self.jobs, 8))}
+                                  "timeout": timedelta(seconds=request_timeout_s),
+                                  "pool_max_idle_per_host": str(max(self.jobs, 8))}
         if s.plain_http:
             client["allow_http"] = True         # a local store: no TLS to verify
         elif s.ca_bundle:
@@ -123,10 +123,11 @@ class S3Store(Store):
         except StoreError as exc:
             if "root_certificate" not in client or "root_certificate" not in str(exc):
                 raise
-        # obstore before 0.12 (the last for Python 3.9 and 3.10) cannot add
-        # roots: verify against the system's alone, and say so if that fails
+        # an obstore that cannot add roots (older releases, such as the last
+        # ones for Python 3.9 and 3.10): verify against the system's roots
+        # alone, and say so where that fails (tls_limit)
         del client["root_certificate"]
-        self._tls_note = (f"obstore {getattr(self._obs, '__version__', '?')} cannot add "
+        self.tls_limit = (f"obstore {getattr(self._obs, '__version__', '?')} cannot add "
                           "AWS_CA_BUNDLE's certificates to the trusted roots")
         return self._new_client(config, client, retry)
 
@@ -192,8 +193,8 @@ class S3Store(Store):
             except Exception as exc:
                 err = store_error(exc, self.object_url(key) if key else self.url,
                                   self._secrets, doing)
-                if self._tls_note and "certificate" in str(exc).lower():
-                    err.strerror = f"{err.strerror} ({self._tls_note})"
+                if self.tls_limit and "certificate" in str(exc).lower():
+                    err.strerror = f"{err.strerror} ({self.tls_limit})"
                 raise err from None
 
     def close(self) -> None:

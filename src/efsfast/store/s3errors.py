@@ -20,6 +20,7 @@ _MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
 _NETWORK = re.compile(r"(?i)(error sending request|connection refused|connection reset|"
                       r"broken pipe|timed out|timeout|dns error|tcp connect|"
                       r"connection closed|unexpected eof|invalid certificate|certificate)")
+_TLS = re.compile(r"InvalidCertificate\(\s*([A-Za-z]+)")
 _BAD_KEYS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
              "TokenRefreshRequired", "AuthorizationHeaderMalformed", "InvalidSecurity",
              "InvalidClientTokenId", "MissingSecurityHeader"}
@@ -84,6 +85,9 @@ def store_error(exc: BaseException, url: str, secrets: Iterable[str],
         # the library's first line says which connection failed and how
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         detail = re.sub(r"\s+", " ", re.sub(r"https?://\S+", "", first))[:200].strip()
+        tls = _TLS.search(str(exc))
+        if tls:     # the reason is deep in the library's debug dump: say it
+            detail += f"; TLS: the server's certificate was refused ({tls.group(1)})"
     if kind is Failure.ACCESS_DENIED and status == 403 and not code:
         detail += " (a HEAD request gets no error code: wrong keys look the same)"
     if kind is Failure.CONFIG and code == "PermanentRedirect":
