@@ -381,7 +381,8 @@ def test_server_stopped_mid_upload_leaves_no_object(own_server, monkeypatch, tmp
 def test_server_gone_reads_fail_named(own_server, monkeypatch, tmp_path):
     _env_for(own_server, monkeypatch, tmp_path)
     url = f"s3://{S3_BUCKET}/gone"
-    with _store(url, retries=1, retry_timeout_s=2) as st:
+    # a window of one part: the chunks after the first are fetched after the stop
+    with _store(url, retries=1, retry_timeout_s=2, memory_limit=PART) as st:
         st.write("a.efsraw", _data(3 * PART, 1))
         chunks = st.read_chunks("a.efsraw")
         next(chunks)
@@ -425,3 +426,55 @@ def test_https_is_verified_against_the_system_roots_and_aws_ca_bundle(tmp_path, 
             st.check(write=True)
             st.write("over-tls.efsraw", b"tls")
             assert bytes(st.read("over-tls.efsraw")) == b"tls"
+
+
+# ---- transient faults: retried, within bounds
+
+
+@pytest.mark.parametrize("mode", ["503", "reset"])
+def test_transient_faults_are_retried(s3_server, s3_url, monkeypatch, mode):
+    """The first three connections fail (a 503 SlowDown answer, or a reset):
+    the store's bounded retries carry every call through."""
+    from s3_faults import FlakyRelay
+    with _store(s3_url) as st:
+        st.write("r.efsraw", b"retry me")
+    with FlakyRelay(int(s3_server.endpoint.rsplit(":", 1)[1]), 3, mode) as relay:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", relay.endpoint)
+        with _store(s3_url, retries=4, retry_timeout_s=30) as st:
+            st.check(write=True)
+            assert bytes(st.read("r.efsraw")) == b"retry me"
+            st.write("r2.efsraw", b"after faults")
+        assert relay.failed == 3 and relay.relayed >= 1
+
+
+def test_transient_faults_past_the_bound_fail_named(s3_server, s3_url, monkeypatch):
+    from s3_faults import FlakyRelay
+    with FlakyRelay(int(s3_server.endpoint.rsplit(":", 1)[1]), 100, "503") as relay:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", relay.endpoint)
+        with _store(s3_url, retries=2, retry_timeout_s=30) as st, \
+                pytest.raises(StoreError) as e:
+            st.check(write=False)
+        assert e.value.failure is Failure.UNAVAILABLE
+        assert "HTTP 503 SlowDown" in str(e.value)
+        assert relay.failed == 3            # the first try and two retries
+
+
+def test_a_create_whose_answer_was_lost_is_not_refused_by_its_own_retry(s3_server, s3_url,
+                                                                        monkeypatch):
+    """The server stores the PUT, the answer is lost, the library retries:
+    the retry meets the object its own first try made (412).  That is a
+    write done, not another writer's object; likewise for a manifest."""
+    from s3_faults import FlakyRelay
+    with FlakyRelay(int(s3_server.endpoint.rsplit(":", 1)[1]), 1, "lose-answer") as relay:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", relay.endpoint)
+        with _store(s3_url, retries=4, retry_timeout_s=30) as st:
+            st.write("lost.efsraw", b"landed once")
+            assert relay.failed == 1
+        relay.fail_left = 1         # the next connection: a new store's first
+        with _store(s3_url, retries=4, retry_timeout_s=30) as st:
+            st.publish("efsfast-manifest.jsonl", b"my manifest\n")
+            assert relay.failed == 2
+            assert bytes(st.read("efsfast-manifest.jsonl")) == b"my manifest\n"
+            with pytest.raises(StoreError) as e:        # other bytes: refused as ever
+                st.write("lost.efsraw", b"other bytes")
+            assert e.value.failure is Failure.EXISTS

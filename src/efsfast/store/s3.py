@@ -21,7 +21,7 @@ import concurrent.futures
 import threading
 from datetime import timedelta
 from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, Iterator, List,
-                    Optional, Tuple, TypeVar)
+                    Optional, Tuple, TypeVar, cast)
 
 from .base import (DEFAULT_JOBS, DEFAULT_MEMORY_LIMIT, DEFAULT_PART_SIZE, BytesLike, Failure,
                    MemoryBudget, ObjectInfo, Store, StoreError, WriteData, check_key)
@@ -198,6 +198,7 @@ class S3Store(Store):
                 raise err from None
 
     def close(self) -> None:
+        self._store = None      # the library's client and its connection pool go
         loop, self._loop = self._loop, None
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
@@ -336,9 +337,8 @@ class S3Store(Store):
             mode = "overwrite" if replace or not self.atomic_create else "create"
             if not replace and not self.atomic_create:
                 await self._refuse_if_there(key)
-            res = await self._call(key, "writing", lambda: obs.put_async(
-                self._store, key, data, mode=mode, use_multipart=False))
-            return ObjectInfo(key, size or 0, res.get("e_tag"))
+            etag = await self._put_once(key, cast(BytesLike, data), mode, "writing")
+            return ObjectInfo(key, size or 0, etag)
         # multipart: S3 completes an upload all or nothing and object_store
         # aborts a failed one; a create-only multipart upload is not offered
         # by the library, so no-replace is a check first (a set's own lock,
@@ -381,8 +381,7 @@ class S3Store(Store):
         if not self.atomic_create:
             self._run(self._refuse_if_there(key))
         try:
-            res = self._run(self._call(key, "publishing", lambda: obs.put_async(
-                self._store, key, data, mode=mode, use_multipart=False)))
+            etag = self._run(self._put_once(key, data, mode, "publishing"))
         except StoreError as exc:
             if exc.failure is Failure.EXISTS:
                 raise StoreError(Failure.EXISTS, "another set's manifest is already there "
@@ -393,7 +392,28 @@ class S3Store(Store):
             raise StoreError(Failure.EXISTS, "another writer's manifest replaced this one as it "
                              "was published (this store does not refuse creates atomically)",
                              self.object_url(key))
-        return ObjectInfo(key, size, res.get("e_tag"))
+        return ObjectInfo(key, size, etag)
+
+    async def _put_once(self, key: str, data: BytesLike, mode: str, doing: str
+                        ) -> Optional[str]:
+        """One PUT.  A create refused because the object is there is read
+        back first: holding exactly these bytes it is this write's own,
+        landed by a try whose answer was lost before the library retried
+        (the retry then meets it); only other bytes are another writer's."""
+        obs = self._obs
+        try:
+            res = await self._call(key, doing, lambda: obs.put_async(
+                self._store, key, data, mode=mode, use_multipart=False))
+            etag: Optional[str] = res.get("e_tag")
+            return etag
+        except StoreError as exc:
+            if exc.failure is not Failure.EXISTS or mode != "create":
+                raise
+            there = await self._call(key, doing, lambda: obs.get_async(self._store, key))
+            if memoryview(await there.bytes_async()) != memoryview(data):
+                raise
+            etag = there.meta.get("e_tag")
+            return etag
 
     def remove(self, key: str) -> None:
         check_key(key)
