@@ -38,13 +38,19 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
 
 
 def password_source(args: argparse.Namespace):
-    """A callable asked for the password of a protected key file: from
-    --password-file, --password-env, or a prompt on the terminal.  Never a
-    command-line argument (it would show in ps and shell history)."""
+    """A callable asked for the password of a key file that is encrypted
+    (never for one that is not): from --password-file, --password-env, or a
+    prompt on the terminal.  Never a command-line argument (it would show in
+    ps and shell history)."""
     def ask(path: str) -> Optional[str]:
         if args.password_file:
-            with open(args.password_file, encoding="utf-8") as f:
-                return f.readline().rstrip("\r\n")
+            try:
+                with open(args.password_file, encoding="utf-8") as f:
+                    return f.readline().rstrip("\r\n")
+            except OSError as exc:      # not the key file's fault: name the right file
+                from .keys import KeyLoadError
+                raise KeyLoadError(f"{args.password_file}: cannot read the password file: "
+                                   f"{exc.strerror}") from None
         if args.password_env:
             if args.password_env not in os.environ:
                 raise SystemExit(f"efsfast: the environment variable {args.password_env} "
