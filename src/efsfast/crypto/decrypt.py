@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import _decrypt, raw
-from .._errors import CancelledError, EfsError
+from .._errors import CancelledError, EfsError, RawFormatError
 from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
+from .expect import Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import as_keys
 
@@ -107,25 +108,48 @@ def is_object(source) -> bool:
 
 
 def run(source: Any, keys, sink_for, *, mode: str = "strict", force_ecb: bool = False,
-        cancel=None) -> _Handler:
+        cancel=None, expect: Optional[Expected] = None) -> _Handler:
     """Decrypt ``source`` with ``keys``; ``sink_for(name, flag)`` says where
-    each data stream goes (an fd, ``_decrypt.SINK_NULL`` or ``SINK_MEMORY``)."""
+    each data stream goes (an fd, ``_decrypt.SINK_NULL`` or ``SINK_MEMORY``).
+    ``expect``: the raw stream's size and SHA-256 (a set's manifest line),
+    checked from the bytes read, before this returns."""
     handler = _Handler(as_keys(keys), mode, sink_for, force_ecb)
     dec = _decrypt.Decryptor(handler, mode, force_ecb)
     try:
         with naming_errors(source) as filename:
             if is_object(source):
+                if expect is not None:
+                    raise ValueError("expect= checks a raw stream, not an encrypted object")
                 from ..api import backup
                 backup(filename, _Feed(dec), directory=os.path.isdir(filename), cancel=cancel)
+                dec.finish()
             else:
-                for chunk in raw._chunks(source):
-                    if cancel is not None and cancel.cancelled:
-                        raise CancelledError(ERROR_CANCELLED, "cancelled", filename)
-                    dec.feed(chunk)
-            dec.finish()
+                _feed_stream(dec, source, filename, cancel, expect)
     finally:
         dec.close()
     return handler
+
+
+def _feed_stream(dec, source: Any, filename: Optional[str], cancel,
+                 expect: Optional[Expected]) -> None:
+    chunks = iter(raw._chunks(source))
+    tally = Tally(expect) if expect is not None else None
+    try:
+        for chunk in chunks:
+            if cancel is not None and cancel.cancelled:
+                raise CancelledError(ERROR_CANCELLED, "cancelled", filename)
+            if tally is not None:
+                tally.update(chunk)
+            dec.feed(chunk)
+        dec.finish()
+    except RawFormatError as exc:   # damage: name the hashes if they differ (a read error
+        if tally is None:           # while draining stands for itself)
+            raise
+        tally.drain(chunks)
+        tally.check(filename, cause=exc)
+        raise
+    if tally is not None:
+        tally.check(filename)
 
 
 @dataclass(frozen=True)
@@ -243,7 +267,8 @@ class _Files:
 
 
 def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Optional[bool] = None,
-            mode: str = "strict", cancel=None, password=None) -> DecryptResult:
+            mode: str = "strict", cancel=None, password=None,
+            expect: Optional[Expected] = None) -> DecryptResult:
     """Decrypt ``source`` (a raw stream: path, bytes or binary file; or an
     encrypted object on an ntfs-3g efs_raw mount) into the plaintext file
     ``dest`` (named streams as ``dest:name``, see the module doc).
@@ -252,7 +277,10 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
     those).  A raw stream with no unnamed data stream is an encrypted
     folder and becomes the folder ``dest`` (``directory=False`` makes an
     empty file instead).  Raises :class:`NotDecryptableError` when no key
-    opens the file; nothing is left behind on any failure.
+    opens the file; nothing is left behind on any failure.  ``expect``: the
+    raw stream's size and SHA-256 from a set's manifest, checked on the
+    bytes as they are decrypted; a mismatch raises
+    :class:`~efsfast.crypto.expect.ObjectMismatchError` and publishes nothing.
     """
     keys = as_keys(keys, password)
     dest = os.fspath(dest)
@@ -260,7 +288,7 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
         raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)
     files = _Files(dest, overwrite)
     try:
-        h = run(source, keys, files, mode=mode, cancel=cancel)
+        h = run(source, keys, files, mode=mode, cancel=cancel, expect=expect)
         has_main = any(n == raw.UNNAMED_STREAM for n, _ in h.streams)
         folder = not has_main and directory is not False
         if folder and NAMED_AS_ADS:
