@@ -121,6 +121,33 @@ def test_a_damaged_encrypted_folder_object_is_a_failed_item(capsys, key, backup_
     assert "the manifest's" in rec["failures"][0]["message"]
 
 
+def test_an_incremental_set_takes_its_objects_from_the_earlier_set(
+        capsys, key, backup_set, xattr_dir, tmp_path):
+    efsfast.restore(xattr_dir / "src" / "new.txt", encrypt(b"new", [key[1]]))
+    rc, out, err = run(capsys, "backup-tree", xattr_dir / "src", xattr_dir / "incr", "--quiet",
+                       "--since", backup_set)
+    assert rc == 0, out + err
+    rc, rec, err = decrypt_tree(capsys, key, xattr_dir / "incr", tmp_path / "p1")
+    assert rc == 0 and rec["ok"] == 6, err
+    assert (tmp_path / "p1" / "Docs" / "b.bin").read_bytes() == PLAIN["Docs/b.bin"]
+    assert (tmp_path / "p1" / "new.txt").read_bytes() == b"new"
+    # damage in the earlier set is caught through the incremental one
+    victim = backup_set / "top.txt.efsraw"
+    victim.write_bytes(victim.read_bytes()[:-1] + b"?")
+    rc, rec, err = decrypt_tree(capsys, key, xattr_dir / "incr", tmp_path / "p2")
+    assert rc == 1 and [f["source"] for f in rec["failures"]] == [str(victim)]
+    assert "the manifest's" in rec["failures"][0]["message"]
+    assert not (tmp_path / "p2" / "top.txt").exists()
+    # the earlier set moved: refused before any work, found again with --with
+    os.rename(backup_set, xattr_dir / "moved")
+    rc, out, err = run(capsys, "decrypt-tree", "--key", key[0], xattr_dir / "incr",
+                       tmp_path / "p3")
+    assert rc == 2 and "--with" in err and not (tmp_path / "p3").exists()
+    rc, rec, err = decrypt_tree(capsys, key, xattr_dir / "incr", tmp_path / "p3", "--with",
+                                xattr_dir / "moved")
+    assert rc == 1 and rec["ok"] == 5, err          # the damaged one still fails
+
+
 def test_an_incomplete_set_is_refused_unless_partial(capsys, key, backup_set, tmp_path):
     os.rename(backup_set / MANIFEST_NAME, backup_set / PARTIAL_MANIFEST_NAME)
     dest = tmp_path / "plain"
