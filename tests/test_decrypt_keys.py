@@ -132,6 +132,38 @@ def test_a_file_that_is_no_key_says_so(tmp_path, name, data):
         assert "password" not in str(ei.value)
 
 
+@pytest.mark.parametrize("part", ["d", "p", "q", "dmp1", "dmq1", "iqmp"])
+def test_a_damaged_key_is_refused(tmp_path, alice, part):
+    """One byte changed inside one part of a PKCS#1 key: the file still
+    parses, the key does not fit together (keys are checked by efsfast
+    itself, not by OpenSSL's slow RSA_check_key)."""
+    k, _ = alice
+    der = bytearray(private_bytes(k, "der", "pkcs1"))
+    value = getattr(k.private_numbers(), part)
+    body = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    der[bytes(der).index(body) + len(body) // 2] ^= 0x10
+    (tmp_path / "key.der").write_bytes(bytes(der))
+    with pytest.raises(KeyLoadError, match="key.der: a damaged RSA private key"):
+        load_keys(tmp_path / "key.der")
+
+
+def test_a_key_whose_prime_is_not_prime_is_refused(tmp_path, alice):
+    """Every relation holds (n = p*q, e*d = 1 mod p-1 and q-1, the CRT
+    parts) but p is the product of two primes: RSA with it does not undo
+    its own public operation, and the key is refused."""
+    import math
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    small = rsa_key(1024, "composite").private_numbers()
+    p, q, e = small.p * small.q, alice[0].private_numbers().p, 65537
+    d = pow(e, -1, math.lcm(p - 1, q - 1))
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                    rsa.RSAPublicNumbers(e, p * q))
+    bad = numbers.private_key(unsafe_skip_rsa_key_validation=True)
+    (tmp_path / "key.pem").write_bytes(pem(bad))
+    with pytest.raises(KeyLoadError, match="a damaged RSA private key"):
+        load_keys(tmp_path / "key.pem")
+
+
 def test_certificate_beside_the_key_selects_by_thumbprint(tmp_path, alice):
     from cryptography.hazmat.primitives.serialization import Encoding
     k, c = alice

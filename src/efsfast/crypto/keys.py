@@ -99,7 +99,6 @@ def not_a_key(path: str, why: str = "") -> NotAKeyFileError:
 
 
 def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     import re
     found = False
@@ -108,10 +107,11 @@ def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
         kind, block = m.group(1).decode(), m.group(0)
         try:
             if kind in ("CERTIFICATE", "X509 CERTIFICATE"):
+                from cryptography import x509      # (~20 ms to import: only for certificates)
                 out.certificates.append(x509.load_pem_x509_certificate(block))
             elif "PRIVATE KEY" in kind:
-                key = _unlock(path, password,
-                              lambda pw: serialization.load_pem_private_key(block, pw))
+                key = _unlock(path, password, lambda pw: serialization.load_pem_private_key(
+                    block, pw, unsafe_skip_rsa_key_validation=True))     # see check_rsa_key
                 out.keys.append((path, key, None))
         except KeyLoadError:    # a wrong or missing password: said as such
             raise
@@ -122,15 +122,17 @@ def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
 
 
 def _load_der(path: str, data: bytes, password: Password, out: _Loaded) -> None:
-    """A DER certificate or private key; ValueError when it is neither."""
-    from cryptography import x509
+    """A DER private key or certificate; ValueError when it is neither."""
     from cryptography.hazmat.primitives import serialization
     try:
+        key = _unlock(path, password, lambda pw: serialization.load_der_private_key(
+            data, pw, unsafe_skip_rsa_key_validation=True))             # see check_rsa_key
+    except KeyLoadError:
+        raise
+    except ValueError:
+        from cryptography import x509
         out.certificates.append(x509.load_der_x509_certificate(data))
         return
-    except ValueError:
-        pass
-    key = _unlock(path, password, lambda pw: serialization.load_der_private_key(data, pw))
     out.keys.append((path, key, None))
 
 
@@ -216,6 +218,54 @@ def _load_file(path: str, password: Password, out: _Loaded) -> None:
     raise not_a_key(path)
 
 
+# Keys above this size are refused before any arithmetic on them (EFS uses
+# 1024-4096 bits; a hostile file could name a huge modulus).
+MAX_RSA_BITS = 16384
+
+
+def check_rsa_key(source: str, key) -> None:
+    """Reject an RSA private key whose parts do not fit together.
+
+    PEM and DER keys are loaded with ``unsafe_skip_rsa_key_validation``:
+    OpenSSL's RSA_check_key, which ``cryptography`` runs otherwise, spends
+    ~30 ms per 2048-bit key, nearly all of it on probabilistic primality
+    tests of p and q.  Instead every relation between the parts is checked
+    exactly (microseconds): n = p*q, e*d = 1 mod p-1 and mod q-1, the CRT
+    exponents and coefficient, p and q odd and distinct; then one private
+    operation must undo one public operation (about 1 ms), which is the
+    property decrypting a FEK relies on.  A damaged or mismatched key fails
+    here.  What is not tested is that p and q are prime: a composite that
+    still passes (a Carmichael number) decrypts exactly as its public key
+    encrypted, so it cannot give wrong plaintext; it only makes the key
+    weaker, which the key's owner chose when Windows wrapped FEKs with it.
+    PFX keys come validated by ``cryptography`` (it has no switch) and are
+    checked here too, at the same small cost.
+    """
+    import secrets
+    from cryptography.hazmat.primitives.asymmetric import padding
+    if key.key_size > MAX_RSA_BITS:
+        raise KeyLoadError(f"{source}: an RSA key of {key.key_size} bits (more than "
+                           f"{MAX_RSA_BITS}: not an EFS key)")
+    pn = key.private_numbers()
+    n, e = pn.public_numbers.n, pn.public_numbers.e
+    p, q, d = pn.p, pn.q, pn.d
+    sound = (p > 2 and q > 2 and p != q and p % 2 == 1 and q % 2 == 1 and p * q == n
+             and e % 2 == 1 and 3 <= e < n and 0 < d < n
+             and (e * d) % (p - 1) == 1 and (e * d) % (q - 1) == 1
+             and pn.dmp1 == d % (p - 1) and pn.dmq1 == d % (q - 1)
+             and 0 < pn.iqmp < p and (pn.iqmp * q) % p == 1)
+    if sound:
+        probe = secrets.token_bytes(32)
+        try:
+            sound = key.decrypt(key.public_key().encrypt(probe, padding.PKCS1v15()),
+                                padding.PKCS1v15()) == probe
+        except ValueError:
+            sound = False
+    if not sound:
+        raise KeyLoadError(f"{source}: a damaged RSA private key (its parts do not fit "
+                           "together)")
+
+
 def load_keys(paths: Union[PathLike, Iterable[PathLike]], password: Password = None) -> List[Key]:
     """Load every RSA private key in ``paths`` (PFX/PKCS#12, PEM, DER; PKCS#1
     or PKCS#8, encrypted or not).  Certificates in the same files, or in
@@ -240,6 +290,7 @@ def load_keys(paths: Union[PathLike, Iterable[PathLike]], password: Password = N
     for source, key, cert in out.keys:
         if not _is_rsa(key):
             raise KeyLoadError(f"{source}: not an RSA key (EFS wraps file keys with RSA)")
+        check_rsa_key(source, key)
         if cert is None:
             numbers = _public_numbers(key)
             cert = next((c for c in out.certificates if _public_numbers(c) == numbers), None)
