@@ -37,7 +37,7 @@ SUFFIX = ".efsraw"
 PARTIAL_MANIFEST_NAME = "efsfast-manifest.partial.jsonl"
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13
-Jobs = List[Tuple[Any, ...]]            # (plaintext dest, raw stream or object[, options])
+Jobs = List[Tuple[Any, ...]]            # (plaintext dest, raw stream or object, options)
 Errors = List[Tuple[str, EfsError]]     # (path, error) of what could not be listed or read
 
 
@@ -88,13 +88,13 @@ def plan_tree(src_dir: str, dest_dir: str, cancel=None) -> Plan:
                     continue
                 encrypted = False   # a raw stream that cannot be read: decrypting it says why
             if encrypted:
-                plan.jobs.append((os.path.join(out, f), p))
+                plan.jobs.append((os.path.join(out, f), p, {"object": True}))
             elif not f.endswith(SUFFIX):
                 plan.skipped.append(p)
             elif is_folder_stream(p):
                 plan.folders.append(os.path.join(out, f[:-len(SUFFIX)]))
             else:
-                plan.jobs.append((os.path.join(out, f[:-len(SUFFIX)]), p))
+                plan.jobs.append((os.path.join(out, f[:-len(SUFFIX)]), p, {"object": False}))
         plan.skipped += [os.path.join(folder.path, o) for o in folder.others]
     plan.failed = _unreadable(errors)
     return plan
@@ -172,7 +172,7 @@ def plan_set(set_dir: str, dest_dir: str, m, sets: Sequence[str] = ()) -> Plan:
             plan.folders.append(target)
         else:
             source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
-            opts = {"expect": Expected(e.raw_size, e.sha256)}
+            opts = {"expect": Expected(e.raw_size, e.sha256), "object": False}
             if e.kind is Kind.DIRECTORY:
                 opts["directory"] = True
             plan.jobs.append((target, source, opts))
@@ -250,8 +250,8 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
     def one(dest, source, opts, token):
         if opts.get("directory"):
             return _folder(dest, source, opts["expect"])
-        return decrypt(source, dest, keys, overwrite=overwrite, directory=False,
-                       cancel=token, expect=opts.get("expect"))
+        return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token,
+                       expect=opts.get("expect"), encrypted_object=opts.get("object"))
     bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                      fail_fast=False)
     fields = dict(directories=len(p.folders) + sum(map(_is_folder, jobs)), skipped=p.skipped,
