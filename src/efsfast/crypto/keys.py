@@ -238,7 +238,10 @@ def check_rsa_key(source: str, key) -> None:
     still passes (a Carmichael number) decrypts exactly as its public key
     encrypted, so it cannot give wrong plaintext; it only makes the key
     weaker, which the key's owner chose when Windows wrapped FEKs with it.
-    PFX keys come validated by ``cryptography`` (it has no switch) and are
+    The arithmetic comes first, so that no RSA operation ever runs with a
+    key whose parts do not fit (``cryptography`` warns that OpenSSL makes
+    no promises for such a key).  PFX keys come validated by
+    ``cryptography`` (PKCS#12 loading has no switch: ~30 ms stays) and are
     checked here too, at the same small cost.
     """
     import secrets
