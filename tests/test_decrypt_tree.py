@@ -214,3 +214,58 @@ def test_unreadable_objects_and_folders_are_failed_items(key, xattr_dir, backup_
     assert f"{plain_dir / 'top.txt.efsraw'}: NOT DECRYPTABLE" in out3
     assert f"{plain_dir / 'stray.txt'}: NOT DECRYPTABLE" in out3
     assert "verify --key: 3 decryptable, 3 not" in out3      # Docs, a.txt, b.bin
+
+
+def _many(xattr_dir, key, capsys, n=40, size=20_000):
+    """A set of ``n`` files (enough for decrypt-tree's worker processes)."""
+    src = xattr_dir / "many"
+    (src / "d").mkdir(parents=True)
+    bodies = {f"d/f{i:03d}": os.urandom(size + i) for i in range(n)}
+    for rel, data in bodies.items():
+        efsfast.restore(src / rel, encrypt(data, [key[1]]))
+    rc, out, err = run(capsys, "backup-tree", src, xattr_dir / "many-set", "--quiet")
+    assert rc == 0, out + err
+    return xattr_dir / "many-set", bodies
+
+
+def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, monkeypatch):
+    """RSA in cryptography holds the GIL: a tree of many files is decrypted
+    by forked workers, each item still its own result or named failure."""
+    import threading
+    from efsfast.crypto import forked
+    set_dir, bodies = _many(xattr_dir, key, capsys)
+    victim = set_dir / "d" / "f007.efsraw"
+    victim.write_bytes(victim.read_bytes()[:-1] + b"!")
+    used = []
+    real = forked.run_forked
+    monkeypatch.setattr(forked, "run_forked", lambda *a, **k: used.append(1) or real(*a, **k))
+    assert threading.active_count() == 1, threading.enumerate()   # (else threads are used)
+    rc, rec, err = decrypt_tree(capsys, key, set_dir, tmp_path / "p", "--workers", "2")
+    assert used == [1] and rc == 1, err
+    assert rec["ok"] == 39 and [f["source"] for f in rec["failures"]] == [str(victim)]
+    assert rec["failures"][0]["error"] == "ObjectMismatchError"
+    assert "the manifest's" in rec["failures"][0]["message"]
+    for rel, data in bodies.items():
+        if rel != "d/f007":
+            assert (tmp_path / "p" / rel).read_bytes() == data
+    assert listing(tmp_path / "p" / "d") == sorted(r[2:] for r in bodies if r != "d/f007")
+
+
+def test_worker_processes_stop_cleanly_when_cancelled(capsys, key, xattr_dir, tmp_path):
+    from efsfast import CancelToken
+    from efsfast.crypto import forked, load_keys
+    from efsfast.crypto.tree import decrypt_tree as api_decrypt_tree
+    set_dir, bodies = _many(xattr_dir, key, capsys, n=40, size=300_000)
+    token = CancelToken()
+
+    def progress(files, nbytes, total):
+        if files >= 3:
+            token.cancel()
+    assert forked.usable([(1, 2)] * 40, 2)
+    r = api_decrypt_tree(set_dir, tmp_path / "p", load_keys(key[0]), workers=2,
+                         progress=progress, cancel=token)
+    assert r.bulk.cancelled and 3 <= r.bulk.files < 40 and not r.bulk.failures
+    names = listing(tmp_path / "p" / "d")
+    assert len(names) == r.bulk.files and not any(n.endswith(".tmp") for n in names)
+    for n in names:
+        assert (tmp_path / "p" / "d" / n).read_bytes() == bodies[f"d/{n}"]

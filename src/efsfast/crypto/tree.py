@@ -27,7 +27,8 @@ from .._errors import EfsError
 from ..api import ItemError, _run_many
 from ..tree import TreeResult
 from ..treewalk import problem, walk
-from ..volume import EncryptionProbe
+from ..volume import EncryptionProbe, default_workers
+from . import forked
 from .decrypt import decrypt
 from .expect import Expected
 from .keys import as_keys
@@ -252,8 +253,12 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
             return _folder(dest, source, opts["expect"])
         return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token,
                        expect=opts.get("expect"), encrypted_object=opts.get("object"))
-    bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
-                     fail_fast=False)
+    workers = workers or default_workers(src_dir)   # (2 on an efs_raw FUSE mount)
+    if forked.usable(jobs, workers):        # RSA holds the GIL: processes share it out
+        bulk = forked.run_forked(jobs, one, workers=workers, progress=progress, cancel=cancel)
+    else:
+        bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
+                         fail_fast=False)
     fields = dict(directories=len(p.folders) + sum(map(_is_folder, jobs)), skipped=p.skipped,
                   existing=existing, unreadable=p.failed, jobs=[j[:2] for j in jobs])
     if p.set_id:
