@@ -533,3 +533,18 @@ def test_a_reordered_stream_onto_an_ntfs_volume(volumes, order):
     assert ntfs_values(b.mnt, rels) == want
     b.unmount()
     assert "ENCRYPTED" in b.info("/Users/Deep")
+
+
+@needs_gnu_tar
+def test_a_set_tarred_inside_its_folder_is_named_as_such(xattr_dir, src):
+    """tar -c SET (names SET/...) instead of tar -C SET -c .: refused by
+    name, with the way on."""
+    backup_set(src, FolderSink(str(xattr_dir / "set")))
+    data = subprocess.run(["tar", "-c", "-C", str(xattr_dir), "set"], capture_output=True,
+                          check=True).stdout
+    code, report = verify_cli(data)
+    assert code == 1
+    assert "re-pack it with tar -C set -c ." in problems(report)[f"set/{MANIFEST_NAME}"]
+    p = efs("restore-tree", "-", str(xattr_dir / "dest"), input=data)
+    assert p.returncode == 1 and b"ended before its manifest" in p.stderr, p.stderr
+    assert b"re-pack it with tar -C set -c ." in p.stderr

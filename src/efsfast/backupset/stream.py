@@ -18,7 +18,7 @@ from typing import IO, Any, Dict, Optional
 
 from .. import raw
 from .._errors import EfsError
-from .manifest import MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest, ManifestError, read_manifest
+from .manifest import MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest, read_manifest
 from .restore import ERROR_INVALID_DATA
 
 # a member's kind (file or folder) is read from its raw stream's headers
@@ -71,6 +71,11 @@ def classify(info: tarfile.TarInfo) -> Member:
                       "a backup set")
     if name == MANIFEST_NAME:
         return Member(info, name, MemberType.MANIFEST)
+    if name.endswith("/" + MANIFEST_NAME):      # tar -c SET rather than tar -C SET -c .
+        top = name[:-len(MANIFEST_NAME) - 1]
+        return Member(info, name, MemberType.OTHER, f"a set's manifest in the folder {top} of "
+                      "the tar: a set's names start at the top of the tar (re-pack it with "
+                      f"tar -C {top} -c ., or extract it and restore the folder {top})")
     if name.endswith(SUFFIX) and not name.rsplit("/", 1)[-1] == SUFFIX:
         return Member(info, name, MemberType.OBJECT)
     return Member(info, name, MemberType.OTHER, f"not an object of a backup set (their "

@@ -25,7 +25,7 @@ from .._errors import CancelledError, EfsError
 from .._winfs import remove_quietly, temp_beside
 from ..api import BulkResult, ItemError, RestoreResult, restore
 from ..treefolders import unlike_backup
-from .manifest import Entry, Kind, Manifest, ManifestError
+from .manifest import MANIFEST_NAME, Entry, Kind, Manifest, ManifestError
 from .restore import (ERROR_FILE_NOT_FOUND, ERROR_HANDLE_EOF, ERROR_INVALID_DATA,
                       TruncatedStreamError, _failed_entries, _finish, _target, apply_metadata,
                       locate_sets)
@@ -95,6 +95,7 @@ class StreamRestore:
         self.failed_folders: List[str] = []
         self.folders = 0                    # folder objects restored
         self.last = "(none: no object was complete)"
+        self.misplaced_manifest = ""        # why a manifest below the top was not used
 
     # ---- the account
     def _fail(self, target: str, error: BaseException) -> int:
@@ -341,6 +342,13 @@ class StreamRestore:
         if self.listed is not None:
             self._import_folder(path, a)
 
+    def other(self, m: Member) -> None:
+        """A member that is no object of the set: named, never restored."""
+        if m.name.endswith("/" + MANIFEST_NAME):
+            self.misplaced_manifest = m.problem
+        self._fail(os.path.join(self.dest, *m.name.split("/")),
+                   EfsError(ERROR_INVALID_DATA, f"{m.problem}: not restored"))
+
     def manifest_arrived(self, tar: tarfile.TarFile, m: Member) -> None:
         """Check what came before the manifest; apply the folders that waited."""
         if self.manifest is not None:
@@ -410,6 +418,8 @@ class StreamRestore:
         if unchecked:
             why += (f"; {unchecked} of the objects restored could not be checked (the "
                     "manifest never came)")
+        if self.misplaced_manifest:
+            why += f"; {self.misplaced_manifest}"
         err = TruncatedStreamError(ERROR_HANDLE_EOF, why)
         setattr(err, "tree", self.result())
         return err
@@ -503,8 +513,7 @@ def restore_stream(fileobj: IO[bytes], dest_dir: Union[str, "os.PathLike[str]"],
             elif m.type is MemberType.MANIFEST:
                 job.manifest_arrived(tar, m)
             elif m.type is MemberType.OTHER:
-                job._fail(os.path.join(dest_dir, *m.name.split("/")),
-                          EfsError(ERROR_INVALID_DATA, f"{m.problem}: not restored"))
+                job.other(m)
             current, previous = None, m.name
     except tarfile.ReadError as exc:
         where = f"in {current}" if current else (f"after {previous}" if previous
