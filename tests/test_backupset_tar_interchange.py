@@ -28,10 +28,16 @@ from test_backupset_ntfs3g import make_ntfs_tree, ntfs_values, volumes  # noqa: 
 needs_gnu_tar = pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar is not installed")
 
 
+# over the 100 bytes of a tar header's name field: ustar's prefix field, GNU's
+# long-name member and pax's path record each carry it
+LONG = "Docs/Inner/Plain/" + "c" * 80 + ".bin"
+
+
 def nested_tree(root):
     """Encrypted folders two deep (the outer one with a named stream), a
     plain folder inside an encrypted one, an empty encrypted folder, files
-    with and without named streams, one plain file (not backed up)."""
+    with and without named streams, one with a long name, one plain file
+    (not backed up)."""
     root.mkdir(parents=True)
 
     def folder(rel, seed, **kw):
@@ -45,7 +51,7 @@ def nested_tree(root):
     folder("Docs/Inner", 3)
     file("Docs/Inner/b.bin", 70_000, 4, named_streams={"alt": 700})
     (root / "Docs/Inner/Plain").mkdir()
-    file("Docs/Inner/Plain/c.bin", 1, 5)
+    file(LONG, 1, 5)
     folder("Empty", 6)
     file("top.bin", 0, 7)
     (root / "plain").mkdir()
@@ -57,8 +63,8 @@ def nested_tree(root):
                      ns=(1_600_000_000_000_000_000 + n, 1_500_000_000_000_000_000 + n))
 
 
-OBJECTS = ["Docs", "Docs/Inner", "Docs/Inner/Plain/c.bin", "Docs/Inner/b.bin", "Docs/a.bin",
-           "Empty", "plain/d.bin", "top.bin"]
+OBJECTS = ["Docs", "Docs/Inner", LONG, "Docs/Inner/b.bin", "Docs/a.bin", "Empty",
+           "plain/d.bin", "top.bin"]
 
 
 def mtimes(root):
@@ -273,14 +279,14 @@ DAMAGE = {
                                [o for o in OBJECTS if o != "plain/d.bin"]),
     "flipped byte in a folder": ({"Docs/Inner": "SHA-256 differs",
                                   "Docs/Inner/b.bin": "parent folder failed",
-                                  "Docs/Inner/Plain/c.bin": "parent folder failed"},
+                                  LONG: "parent folder failed"},
                                  ["Docs", "Docs/a.bin", "Empty", "plain/d.bin", "top.bin"]),
     "unlisted member": ({"extra.bin": "not in the manifest"}, OBJECTS),
     "missing member": ({"Docs/a.bin": "missing from the stream"},
                        [o for o in OBJECTS if o != "Docs/a.bin"]),
     "missing folder": ({"Docs/Inner": "missing from the stream",
                         "Docs/Inner/b.bin": "parent folder failed",
-                        "Docs/Inner/Plain/c.bin": "parent folder failed"},
+                        LONG: "parent folder failed"},
                        ["Docs", "Docs/a.bin", "Empty", "plain/d.bin", "top.bin"]),
 }
 
