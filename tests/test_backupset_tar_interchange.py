@@ -257,7 +257,7 @@ def damaged(data, damage, order):
         b[len(b) - 3] ^= 1
         by_name["Docs/Inner.efsraw"] = bytes(b)
     elif damage == "unlisted member":
-        by_name["extra.bin.efsraw"] = by_name["top.bin.efsraw"]
+        by_name["New/extra.bin.efsraw"] = by_name["top.bin.efsraw"]
     elif damage == "missing member":
         del by_name["Docs/a.bin.efsraw"]
     elif damage == "missing folder":
@@ -281,7 +281,7 @@ DAMAGE = {
                                   "Docs/Inner/b.bin": "parent folder failed",
                                   LONG: "parent folder failed"},
                                  ["Docs", "Docs/a.bin", "Empty", "plain/d.bin", "top.bin"]),
-    "unlisted member": ({"extra.bin": "not in the manifest"}, OBJECTS),
+    "unlisted member": ({"New/extra.bin": "not in the manifest"}, OBJECTS),
     "missing member": ({"Docs/a.bin": "missing from the stream"},
                        [o for o in OBJECTS if o != "Docs/a.bin"]),
     "missing folder": ({"Docs/Inner": "missing from the stream",
@@ -315,7 +315,7 @@ def test_damage_is_named_and_nothing_of_a_bad_object_stays(xattr_dir, src, damag
         assert want in got[victim]                              # both hashes named
     assert summary["ok"] == len(stays)
     assert_restored(src, dest, stays)
-    gone = [o for o in OBJECTS if o not in stays] + ["extra.bin"]
+    gone = [o for o in OBJECTS if o not in stays] + ["New"]     # no folder made for it stays
     assert not [p for p in everything(dest) for g in gone if p == g or p.startswith(g + "/")]
     code, report = verify_cli(data)
     assert code == 1
@@ -475,12 +475,12 @@ def test_a_truncated_repacked_stream_counts_what_it_restored(xattr_dir, src):
     dest = xattr_dir / "dest"
     with pytest.raises(TruncatedStreamError, match="before its manifest") as caught:
         restore_stream(io.BytesIO(cut), dest)
-    assert "5 of the objects restored could not be checked" in str(caught.value)
+    assert "5 objects were restored whole, 5 of them unchecked" in str(caught.value)
     r = caught.value.tree
     assert r.bulk.files == 5 and not r.bulk.failures
     assert not [n for n in everything(dest) if n.endswith(".tmp")]
     p = efs("restore-tree", "-", str(xattr_dir / "d2"), input=cut)
-    assert p.returncode == 1 and b"could not be checked" in p.stderr, p.stderr
+    assert p.returncode == 1 and b"5 of them unchecked" in p.stderr, p.stderr
 
 
 def test_an_incremental_stream_puts_an_unchanged_folder_onto_its_changed_files(xattr_dir, src):

@@ -134,6 +134,7 @@ class StreamRestore:
             pass
         except OSError as exc:          # a folder that holds what this restore did not put there
             why += f" (it could not be removed: {exc.strerror})"
+        self._prune(os.path.dirname(target))
         r = self.bulk.results[a.index]
         self.bulk.results[a.index] = None
         self.bulk.files -= 1
@@ -187,7 +188,19 @@ class StreamRestore:
             error = self._blocked(_target(self.dest, p))
             self._revoke(p, a, error.strerror if error is not None and error.strerror
                          else "parent folder failed")
-        self._remove_made(target)
+        self._prune(target)
+
+    def _prune(self, folder: str) -> None:
+        """Remove the plain folders this restore made at and above
+        ``folder`` that nothing is left in (after a removal)."""
+        while folder in self.made:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            self.made.discard(folder)
+            folder = os.path.dirname(folder)
+        self.known_dirs = {self.dest}
 
     def _remove_made(self, under: Optional[str] = None) -> None:
         """Remove the plain folders this restore made (below ``under``, or
@@ -415,9 +428,10 @@ class StreamRestore:
                 self._import_folder(path, self.arrivals[path])
         unchecked = sum(1 for a in self.arrivals.values()
                         if a.state is State.RESTORED and not a.hinted and not a.checked)
+        why += f"; {self.bulk.files} objects were restored whole"
         if unchecked:
-            why += (f"; {unchecked} of the objects restored could not be checked (the "
-                    "manifest never came)")
+            why += (f", {unchecked} of them unchecked (only the manifest, which never came, "
+                    "could check them)")
         if self.misplaced_manifest:
             why += f"; {self.misplaced_manifest}"
         err = TruncatedStreamError(ERROR_HANDLE_EOF, why)
