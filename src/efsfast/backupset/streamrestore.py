@@ -24,7 +24,7 @@ from .._core import Backend, CancelToken
 from .._errors import CancelledError, EfsError
 from .._winfs import remove_quietly, temp_beside
 from ..api import BulkResult, ItemError, RestoreResult, restore
-from ..treefolders import unlike_backup
+from ..treefolders import below_failed, unlike_backup
 from .manifest import MANIFEST_NAME, Entry, Kind, Manifest, ManifestError
 from .restore import (ERROR_FILE_NOT_FOUND, ERROR_HANDLE_EOF, ERROR_INVALID_DATA,
                       TruncatedStreamError, _failed_entries, _finish, _target, apply_metadata,
@@ -34,7 +34,6 @@ from .stream import (PEEK_LIMIT, READ_CHUNK, Member, MemberReader, MemberType, P
                      classify, comment_entry, forget_headers, listed_streams, mismatch, open_stream,
                      read_stream_manifest)
 
-ERROR_PATH_NOT_FOUND = 3
 Progress = Callable[[int, int, int], None]
 
 
@@ -168,12 +167,7 @@ class StreamRestore:
         self.known_dirs.add(parent)
 
     def _blocked(self, target: str) -> Optional[EfsError]:
-        for folder in self.failed_folders:
-            if target.startswith(folder + os.sep):
-                return EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
-                                f"folder {folder} could not be restored, so nothing is "
-                                "restored into it", target)
-        return None
+        return below_failed(target, self.failed_folders)
 
     def _folder_failed(self, target: str) -> None:
         """Nothing stays in an encrypted folder that failed (as in a folder
