@@ -554,3 +554,17 @@ def test_a_set_tarred_inside_its_folder_is_named_as_such(xattr_dir, src):
     p = efs("restore-tree", "-", str(xattr_dir / "dest"), input=data)
     assert p.returncode == 1 and b"ended before its manifest" in p.stderr, p.stderr
     assert b"re-pack it with tar -C set -c ." in p.stderr
+
+
+def test_ctrl_c_with_folders_waiting_for_the_manifest_leaves_no_temporaries(xattr_dir, src):
+    """Stopped while folders' streams wait for the manifest: their temporary
+    files go, the account comes with the interrupt."""
+    data = ordered(stream_of(src), "manifest last")      # folders first, as written
+    token = efsfast.CancelToken()
+    dest = xattr_dir / "dest"
+    with pytest.raises(KeyboardInterrupt) as caught:
+        restore_stream(io.BytesIO(data), dest, cancel=token,
+                       progress=lambda f, b, t: f >= 2 and token.cancel())
+    assert caught.value.tree.bulk.files == 2
+    assert not [n for n in everything(dest) if n.endswith(".tmp")]
+    assert len([n for n in everything(dest) if efsfast.tree.is_encrypted(dest / n)]) == 2
