@@ -232,7 +232,7 @@ class StreamRestore:
             r = restore(target, spool, directory=True, overwrite=self.overwrite or in_place,
                         backend=self.backend, cancel=self.cancel)
         except CancelledError:
-            raise self._interrupted(path) from None
+            raise self.interrupted(path) from None
         except Exception as exc:        # this folder failed, and what it holds
             self._failed(a, target, exc)
             self._folder_failed(target)
@@ -243,10 +243,11 @@ class StreamRestore:
         self._done(a, r)
 
     # ---- members
-    def _interrupted(self, path: str) -> KeyboardInterrupt:
+    def interrupted(self, path: str) -> KeyboardInterrupt:
         return KeyboardInterrupt(f"interrupted in {path}; the last whole object was {self.last}")
 
-    def object(self, tar: tarfile.TarFile, m: Member) -> None:
+    def restore_member(self, tar: tarfile.TarFile, m: Member) -> None:
+        """One object's member: checked, restored (or, for a folder, held)."""
         path = m.path
         target = _target(self.dest, path)   # one that leaves DEST refuses the whole stream
         if path in self.arrivals:
@@ -287,7 +288,7 @@ class StreamRestore:
                 self._spool(path, a, reader, expected, against)
         except CancelledError:
             self._drop_spool(a)
-            raise self._interrupted(path) from None
+            raise self.interrupted(path) from None
         except (tarfile.ReadError, KeyboardInterrupt):
             self._drop_spool(a)
             raise
@@ -331,7 +332,7 @@ class StreamRestore:
             while n := reader.readinto(buf):
                 out.write(memoryview(buf)[:n])
                 if self.cancel is not None and self.cancel.cancelled:
-                    raise self._interrupted(path)
+                    raise self.interrupted(path)
         a.size, a.sha256 = reader.count, reader.sha256
         a.kind = Kind.DIRECTORY if tree.is_directory_stream(a.spool) else Kind.FILE
         why = mismatch(expected, None, a.size, a.sha256, against) if expected else None
@@ -349,7 +350,7 @@ class StreamRestore:
         if self.listed is not None:
             self._import_folder(path, a)
 
-    def other(self, m: Member) -> None:
+    def name_other(self, m: Member) -> None:
         """A member that is no object of the set: named, never restored."""
         if m.name.endswith("/" + MANIFEST_NAME):
             self.misplaced_manifest = m.problem
@@ -513,15 +514,15 @@ def restore_stream(fileobj: IO[bytes], dest_dir: Union[str, "os.PathLike[str]"],
         while (info := tar.next()) is not None:
             forget_headers(tar)
             if cancel is not None and cancel.cancelled:
-                raise job._interrupted(previous or "(the first member)")
+                raise job.interrupted(previous or "(the first member)")
             m = classify(info)
             current = m.name
             if m.type is MemberType.OBJECT:
-                job.object(tar, m)
+                job.restore_member(tar, m)
             elif m.type is MemberType.MANIFEST:
                 job.manifest_arrived(tar, m)
             elif m.type is MemberType.OTHER:
-                job.other(m)
+                job.name_other(m)
             current, previous = None, m.name
     except tarfile.ReadError as exc:
         where = f"in {current}" if current else (f"after {previous}" if previous
