@@ -316,7 +316,10 @@ class FolderSink(SetSink):
                 os.ftruncate(self.fd, self.writer.written)
             self.writer.abort(reason)
         except OSError:
-            pass
+            try:        # the end line did not fit either: the whole lines stay
+                os.ftruncate(self.fd, self.writer.written)
+            except OSError:
+                pass
         finally:
             self._close()
 
