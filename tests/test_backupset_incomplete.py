@@ -286,3 +286,40 @@ def test_reading_a_partial_manifest(tmp_path):
     # a partial file that is in fact whole (stopped between publishing steps)
     w.finish()
     assert read_manifest(io.BytesIO(lines + buf.getvalue()[len(ended):]), partial=True).complete
+
+
+def test_a_truncated_stream_reports_what_it_restored(xattr_dir, capsys, monkeypatch):
+    """restore-tree - of a stream cut inside a member: the error names the
+    last whole object, and the summary and the --json record count the
+    objects restored before it (per kind), each whole; exit 1."""
+    import io
+    import sys
+    import tarfile
+    from efsfast.backupset import TarSink
+    src = xattr_dir / "src"
+    make_tree(src)
+    buf = io.BytesIO()
+    backup_set(src, TarSink(buf), workers=1)
+    data = buf.getvalue()
+    members = list(tarfile.open(fileobj=io.BytesIO(data)))
+    cut = data[:members[4].offset_data + 100]
+    whole = [m.name[:-len(".efsraw")] for m in members[:4]]
+
+    class Stdin:
+        buffer = io.BytesIO(cut)
+
+        def isatty(self):
+            return False
+    for flags in ([], ["--json"]):
+        dest = xattr_dir / f"dest{len(flags)}"
+        Stdin.buffer.seek(0)
+        monkeypatch.setattr(sys, "stdin", Stdin())
+        code, text, err = run(capsys, "restore-tree", "-", dest, "--quiet", *flags)
+        assert code == 1 and f"the last whole object was {whole[-1]}" in err, err
+        if flags:
+            rec = json.loads(text)
+            assert rec["ok"] == 4 and rec["truncated"] and rec["failed"] == 0, rec
+            assert rec["directories"] == sum(1 for w in whole if (src / w).is_dir())
+        else:
+            assert "restore-tree: 4 done, 0 failed" in text and "ended early" in text, text
+        assert sorted(raw_streams(dest)) == sorted(whole)

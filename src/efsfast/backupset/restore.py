@@ -32,7 +32,20 @@ class MissingSetsError(EfsError):
 
 
 class TruncatedStreamError(EfsError):
-    """A tar stream that ends before its manifest."""
+    """A tar stream that ends before its manifest.  ``tree`` (a SetResult,
+    as a KeyboardInterrupt carries it) accounts for what was restored
+    before: whole, and left in place."""
+    tree: Optional[SetResult] = None
+
+
+def truncated(message: str, bulk: BulkResult, existing: List[str], dest_dir: str,
+              got: Dict[str, str]) -> TruncatedStreamError:
+    """The error of a stream that ended early, with the account of what it
+    restored (per kind: encrypted folders counted apart)."""
+    exc = TruncatedStreamError(ERROR_HANDLE_EOF, message)
+    exc.tree = SetResult(bulk, existing=existing, complete=False, directories=sum(
+        1 for p in got if os.path.isdir(_target(dest_dir, p))))
+    return exc
 
 
 def has_manifest(set_dir: str) -> bool:
@@ -258,11 +271,11 @@ def restore_stream(fileobj, dest_dir, *, overwrite: bool = False, skip_existing:
     except tarfile.ReadError as exc:
         where = f"in {current}" if current else (f"after {previous}" if previous
                                                  else "in its first member")
-        raise TruncatedStreamError(ERROR_HANDLE_EOF, f"the tar stream is truncated or damaged "
-                                   f"{where} ({exc}); the last whole object was {last}") from None
+        raise truncated(f"the tar stream is truncated or damaged {where} ({exc}); the last "
+                        f"whole object was {last}", bulk, existing, dest_dir, got) from None
     if manifest is None:
-        raise TruncatedStreamError(ERROR_HANDLE_EOF, "the tar stream ended before its manifest "
-                                   f"(truncated?); the last whole object was {last}")
+        raise truncated("the tar stream ended before its manifest (truncated?); the last "
+                        f"whole object was {last}", bulk, existing, dest_dir, got)
     return _complete(manifest, got, dest_dir, bulk, existing, metadata=metadata, acl=acl,
                      sets=sets, overwrite=overwrite, skip_existing=skip_existing,
                      cancel=cancel, backend=backend)
