@@ -323,3 +323,11 @@ def test_a_truncated_stream_reports_what_it_restored(xattr_dir, capsys, monkeypa
         else:
             assert "restore-tree: 4 done, 0 failed" in text and "ended early" in text, text
         assert sorted(raw_streams(dest)) == sorted(whole)
+
+
+def test_an_incomplete_set_is_no_base_for_an_incremental_one(xattr_dir, capsys):
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    many(src)
+    interrupted(src, out, 3)
+    code, _o, err = run(capsys, "backup-tree", src, xattr_dir / "inc", "--since", out)
+    assert code == 2 and "incomplete set" in err and not (xattr_dir / "inc").exists()

@@ -17,14 +17,13 @@ from .._core import CancelToken
 from .._errors import CancelledError, EfsError, RefusedError
 from ..api import BulkResult, ItemError, restore
 from . import metadata as _meta
-from .manifest import (MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest, ManifestError,
-                       find_manifest, read_manifest)
+from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest,
+                       ManifestError, find_manifest, read_manifest)
 from .result import SetResult
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13
 ERROR_HANDLE_EOF = 38
-ERROR_INCOMPLETE_SET = 38       # (the set ends early, as a file does)
 
 
 class MissingSetsError(EfsError):
@@ -151,11 +150,11 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     where, complete = find_manifest(set_dir)
     try:
         m = read_manifest(where or os.path.join(set_dir, MANIFEST_NAME), partial=not complete)
-    except ManifestError:
+    except ManifestError as exc:
         if complete or where is None:
             raise
-        raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete backup set: its backup "
-                           "stopped before it listed anything; nothing was restored",
+        raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete backup set whose partial "
+                           f"manifest cannot be read ({exc}); nothing was restored",
                            set_dir) from None
     if not complete and not partial:
         raise incomplete_set(set_dir, m)
