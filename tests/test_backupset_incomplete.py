@@ -331,3 +331,25 @@ def test_an_incomplete_set_is_no_base_for_an_incremental_one(xattr_dir, capsys):
     interrupted(src, out, 3)
     code, _o, err = run(capsys, "backup-tree", src, xattr_dir / "inc", "--since", out)
     assert code == 2 and "incomplete set" in err and not (xattr_dir / "inc").exists()
+
+
+def test_a_manifest_that_cannot_be_published_leaves_an_incomplete_set(xattr_dir, capsys,
+                                                                      monkeypatch):
+    """The last step fails (here: a manifest appears under the final name
+    meanwhile, which is never replaced): the set is left incomplete, its
+    partial manifest readable, the other manifest untouched; exit 1."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    publish = FolderSink._publish_manifest
+
+    def someone_was_quicker(self):
+        (out / MANIFEST_NAME).write_bytes(b"someone else's")
+        publish(self)
+    monkeypatch.setattr(FolderSink, "_publish_manifest", someone_was_quicker)
+    code, rec, _err = run(capsys, "backup-tree", src, out, "--json")
+    rec = json.loads(rec)
+    assert code == 1 and rec["complete"] is False and rec["ok"] == 6, rec
+    assert "could not be published" in rec["incomplete"]
+    assert (out / MANIFEST_NAME).read_bytes() == b"someone else's"
+    m = read_manifest(out / PARTIAL_NAME, partial=True)
+    assert not m.complete and "could not be published" in m.reason and len(m.entries) == 7

@@ -154,20 +154,20 @@ class FolderSink(SetSink):
             os.makedirs(self.dest, exist_ok=True)
         except OSError as exc:      # the destination cannot be written: the job fails
             raise problem(self.dest, "cannot create the folder", exc) from None
-        found = self.found if self.found is not None else _destination.survey(self.dest)
+        if self.found is None:                  # (check was not called: as a new set)
+            self.check(header.source, resume=False)
+        found = self.found
         _destination.retire(self.partial)       # the one an earlier backup left
         try:
             fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
                          | getattr(os, "O_CLOEXEC", 0), 0o666)
         except FileExistsError:
-            raise RefusedError(
-                _destination.ERROR_SHARING_VIOLATION, "another backup began writing a set "
-                "into this folder", self.partial) from None
-        if not _destination.lock(fd):           # (taken between the two calls)
+            raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup began "
+                               "writing a set into this folder", self.partial) from None
+        if not _destination.lock(fd):           # (another run took it between the calls)
             os.close(fd)
-            raise RefusedError(_destination.ERROR_SHARING_VIOLATION,
-                                            "another backup is writing a set into this "
-                                            "folder now", self.partial)
+            raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup is "
+                               "writing a set into this folder now", self.partial)
         self.fd = fd
         try:
             self.writer = ManifestWriter(_LineFile(fd), header)
@@ -259,12 +259,13 @@ class FolderSink(SetSink):
         """Publish the set.  Each step is its own method, in this order:
         the end line, the manifest to disk, objects of the set replaced or
         resumed that the new manifest does not list removed, the manifest
-        given its name."""
+        given its name, the folder (that name) to disk."""
         digest = self._end_manifest()
         self._sync_manifest()
         self._remove_unlisted()
         self._publish_manifest()
         self._close()
+        self._sync_folder()
         return digest
 
     def _end_manifest(self) -> str:
@@ -296,6 +297,22 @@ class FolderSink(SetSink):
         else:
             api._publish_no_replace(self.partial, self.final)
 
+    def _sync_folder(self) -> None:
+        """The manifest's new name to disk.  Where a folder cannot be opened
+        or synced (Windows; some FUSE file systems say EINVAL) there is
+        nothing more to do."""
+        try:
+            fd = os.open(self.dest, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+                raise
+        finally:
+            os.close(fd)
+
     def _close(self) -> None:
         """Close the partial manifest's file, which drops its lock."""
         fd, self.fd = self.fd, None
@@ -307,13 +324,13 @@ class FolderSink(SetSink):
 
     def abort(self, reason: str = "the backup stopped") -> None:
         """End the partial manifest with a line saying the set is not
-        complete and why, and keep it (best effort: the disk may be full;
-        a line the failure cut is cut back first)."""
+        complete and why, and keep it (best effort: the disk may be full).
+        What follows the last whole object line (one a failure cut, or the
+        end line of a set that could not be published) is cut away first."""
         if self.fd is None:
             return
         try:
-            if self.broken is not None:
-                os.ftruncate(self.fd, self.writer.written)
+            os.ftruncate(self.fd, self.writer.written)
             self.writer.abort(reason)
         except OSError:
             try:        # the end line did not fit either: the whole lines stay

@@ -247,7 +247,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
             except OSError as exc:
                 if not folder:
                     raise
-                unfinished = f"its manifest could not be published: {exc}"
+                unfinished = f"its manifest could not be published and synced: {exc}"
         if unfinished is not None:
             sink.abort(unfinished)
     except BaseException as exc:
