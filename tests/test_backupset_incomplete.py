@@ -353,3 +353,18 @@ def test_a_manifest_that_cannot_be_published_leaves_an_incomplete_set(xattr_dir,
     assert (out / MANIFEST_NAME).read_bytes() == b"someone else's"
     m = read_manifest(out / PARTIAL_NAME, partial=True)
     assert not m.complete and "could not be published" in m.reason and len(m.entries) == 7
+
+
+def test_a_backup_stopped_between_the_two_steps_of_publishing_is_complete(xattr_dir, capsys):
+    """Publishing links the partial manifest to its final name, then removes
+    the partial name: stopped in between, both names are the one file, and
+    the set is complete (a restore, verify-set, and --overwrite take it)."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    assert run(capsys, "backup-tree", src, out, "--quiet")[0] == 0
+    os.link(out / MANIFEST_NAME, out / PARTIAL_NAME)
+    assert verify_set(out).ok
+    assert run(capsys, "restore-tree", out, xattr_dir / "dest", "--quiet")[0] == 0
+    assert raw_streams(xattr_dir / "dest") == raw_streams(src)
+    assert run(capsys, "backup-tree", src, out, "--overwrite", "--quiet")[0] == 0
+    assert PARTIAL_NAME not in listing(out) and verify_set(out).ok

@@ -166,8 +166,7 @@ class FolderSink(SetSink):
                                "writing a set into this folder", self.partial) from None
         if not _destination.lock(fd):           # (another run took it between the calls)
             os.close(fd)
-            raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup is "
-                               "writing a set into this folder now", self.partial)
+            raise _destination.busy(self.partial)
         self.fd = fd
         try:
             self.writer = ManifestWriter(_LineFile(fd), header)
@@ -263,6 +262,8 @@ class FolderSink(SetSink):
         digest = self._end_manifest()
         self._sync_manifest()
         self._remove_unlisted()
+        if os.name == "nt":     # an open file cannot be renamed there (POSIX: the lock
+            self._close()       # stays until the manifest has its name)
         self._publish_manifest()
         self._close()
         self._sync_folder()
