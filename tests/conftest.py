@@ -83,6 +83,31 @@ def small_tmpfs(tmp_path, size: str):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@contextlib.contextmanager
+def small_ext4(tmp_path, size: int):
+    """A real ext4 file system of ``size`` bytes (an image made by mkfs.ext4,
+    mounted through a loop device) under tmp_path.  Skips where it cannot be
+    made or mounted (needs root, mkfs.ext4 and loop devices)."""
+    import shutil
+    import subprocess
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mkfs.ext4") is None:
+        pytest.skip("an ext4 image needs root and mkfs.ext4")
+    image, mnt = tmp_path / "ext4.img", tmp_path / "ext4"
+    with open(image, "wb") as f:
+        f.truncate(size)
+    mnt.mkdir()
+    r = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    if r.returncode == 0:
+        r = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True,
+                           text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot make or mount an ext4 image here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
 def listing(path) -> list:
     """Everything in a directory, temporaries included."""
     return sorted(os.listdir(path))
