@@ -15,8 +15,8 @@ pytest.importorskip("cryptography", reason="decryption needs the 'cryptography' 
 import efsfast  # noqa: E402
 from efsfast import cli  # noqa: E402
 from efsfast.backupset import MANIFEST_NAME, read_manifest  # noqa: E402
+from efsfast.backupset.manifest import PARTIAL_NAME  # noqa: E402
 from efsfast.crypto import encrypt  # noqa: E402
-from efsfast.crypto.tree import PARTIAL_MANIFEST_NAME  # noqa: E402
 
 from _keys import certificate, pem, rsa_key  # noqa: E402
 from conftest import listing  # noqa: E402
@@ -149,20 +149,28 @@ def test_an_incremental_set_takes_its_objects_from_the_earlier_set(
 
 
 def test_an_incomplete_set_is_refused_unless_partial(capsys, key, backup_set, tmp_path):
-    os.rename(backup_set / MANIFEST_NAME, backup_set / PARTIAL_MANIFEST_NAME)
+    """What a backup that did not finish leaves (its partial manifest, no
+    manifest): refused before any work or password, unless --partial."""
+    os.rename(backup_set / MANIFEST_NAME, backup_set / PARTIAL_NAME)
     dest = tmp_path / "plain"
     rc, out, err = run(capsys, "decrypt-tree", "--key", key[0], backup_set, dest)
-    assert rc == 2 and "an incomplete backup set" in err and "--skip-existing" in err
-    assert not dest.exists()
+    assert rc == 2 and "an incomplete backup set" in err and "it lists 5 objects" in err
+    assert "--skip-existing" in err and "decrypt-tree --partial" in err
+    assert "nothing was decrypted" in err and not dest.exists()
     rc, out, err = run(capsys, "decrypt-tree", "--key", key[0], "--partial", "--json",
                        backup_set, dest)
-    import inspect
-    if "partial" in inspect.signature(read_manifest).parameters:
-        assert rc == 0 and json.loads(out)["ok"] == 5, err
-        assert (dest / "Docs" / "a.txt").read_bytes() == PLAIN["Docs/a.txt"]
-    else:       # this build's manifest reader cannot read a partial manifest: said so
-        assert rc == 2 and "this efsfast cannot decrypt an incomplete set" in err
-        assert not dest.exists()
+    rec = json.loads(out)
+    assert rc == 0 and rec["ok"] == 5 and rec["complete"] is False, err
+    assert rec["notes"] == ["an incomplete set: decrypted only what it lists"]
+    assert (dest / "Docs" / "a.txt").read_bytes() == PLAIN["Docs/a.txt"]
+
+
+def test_raw_streams_without_a_manifest_say_not_verified(capsys, key, backup_set, tmp_path):
+    (backup_set / MANIFEST_NAME).unlink()
+    rc, rec, err = decrypt_tree(capsys, key, backup_set, tmp_path / "plain")
+    assert rc == 0 and rec["verified"] is False and rec["notes"] == ["not verified: no manifest"]
+    rc, out, _ = run(capsys, "decrypt-tree", "--key", key[0], backup_set, tmp_path / "p2")
+    assert rc == 0 and "  not verified: no manifest" in out
 
 
 needs_dac_drop = pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "ok")
@@ -239,7 +247,8 @@ def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, mo
     used = []
     real = forked.run_forked
     monkeypatch.setattr(forked, "run_forked", lambda *a, **k: used.append(1) or real(*a, **k))
-    assert threading.active_count() == 1, threading.enumerate()   # (else threads are used)
+    # (a thread an earlier test left finishing would make decrypt-tree keep to threads)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     rc, rec, err = decrypt_tree(capsys, key, set_dir, tmp_path / "p", "--workers", "2")
     assert used == [1] and rc == 1, err
     assert rec["ok"] == 39 and [f["source"] for f in rec["failures"]] == [str(victim)]
@@ -251,7 +260,31 @@ def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, mo
     assert listing(tmp_path / "p" / "d") == sorted(r[2:] for r in bodies if r != "d/f007")
 
 
-def test_worker_processes_stop_cleanly_when_cancelled(capsys, key, xattr_dir, tmp_path):
+def test_when_worker_processes_are_used():
+    import sys
+    import threading
+    from efsfast.crypto import forked
+    raw_jobs = [("d", "s", {"object": False})] * forked.MIN_JOBS
+    if not sys.platform.startswith("linux"):
+        assert not forked.usable(raw_jobs, 2)
+        return
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not forked.usable(raw_jobs, 2)           # a fork would copy its locks
+    finally:
+        release.set()
+        other.join()
+    if threading.active_count() == 1:
+        assert forked.usable(raw_jobs, 2)
+    assert not forked.usable(raw_jobs, 1)
+    assert not forked.usable(raw_jobs[1:], 2)
+    assert not forked.usable(raw_jobs[1:] + [("d", "s", {"object": True})], 2)
+
+
+def test_worker_processes_stop_cleanly_when_cancelled(capsys, key, xattr_dir, tmp_path,
+                                                      monkeypatch):
     from efsfast import CancelToken
     from efsfast.crypto import forked, load_keys
     from efsfast.crypto.tree import decrypt_tree as api_decrypt_tree
@@ -261,7 +294,7 @@ def test_worker_processes_stop_cleanly_when_cancelled(capsys, key, xattr_dir, tm
     def progress(files, nbytes, total):
         if files >= 3:
             token.cancel()
-    assert forked.usable([(1, 2)] * 40, 2)
+    monkeypatch.setattr(forked, "usable", lambda jobs, workers: True)
     r = api_decrypt_tree(set_dir, tmp_path / "p", load_keys(key[0]), workers=2,
                          progress=progress, cancel=token)
     assert r.bulk.cancelled and 3 <= r.bulk.files < 40 and not r.bulk.failures

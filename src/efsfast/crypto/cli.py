@@ -146,15 +146,16 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_decrypt_tree(args: argparse.Namespace) -> int:
+    from .._errors import RefusedError
     from ..backupset.restore import MissingSetsError
     from ..cli import Progress, _ctrl_c_cancels, _report_tree
-    from .tree import IncompleteSetError, check_complete, decrypt_tree
+    from .tree import check_complete, decrypt_tree
     if not os.path.isdir(args.src):
         print(f"efsfast: {args.src}: not a folder", file=sys.stderr)
         return EXIT_USAGE
     try:
         check_complete(args.src, args.partial)      # refused before a password is asked
-    except IncompleteSetError as exc:
+    except RefusedError as exc:
         print(f"efsfast: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     keys = _load(args, "decrypt-tree")
@@ -173,8 +174,17 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
             bar.close()
     extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
              "skipped (already there)": r.existing}
-    if getattr(r, "set_id", ""):
+    notes = []
+    if r.set_id:
         extra["set"] = r.set_id
+        if not r.complete:
+            extra["complete"] = False
+            notes.append("an incomplete set: decrypted only what it lists")
+    if not r.verified:              # as restore-tree says it
+        extra["verified"] = False
+        notes.append("not verified: no manifest")
+    if notes:
+        extra["notes"] = notes
     return _report_tree(args, "decrypt-tree", r, extra)
 
 

@@ -17,7 +17,6 @@ the GIL); every item is done, failed (named, with the cause) or skipped
 (said why)."""
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -25,7 +24,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from .. import raw
 from .._errors import EfsError
 from ..api import ItemError, _run_many
-from ..tree import TreeResult
+from ..backupset.result import SetResult
 from ..treewalk import problem, walk
 from ..volume import EncryptionProbe, default_workers
 from . import forked
@@ -34,16 +33,11 @@ from .expect import Expected
 from .keys import as_keys
 
 SUFFIX = ".efsraw"
-# the manifest of a backup that has not finished (docs/BACKUP-SETS.md)
-PARTIAL_MANIFEST_NAME = "efsfast-manifest.partial.jsonl"
+COMMAND, DONE = "decrypt-tree", "decrypted"     # as refusals name them
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13
 Jobs = List[Tuple[Any, ...]]            # (plaintext dest, raw stream or object, options)
 Errors = List[Tuple[str, EfsError]]     # (path, error) of what could not be listed or read
-
-
-class IncompleteSetError(EfsError):
-    """A set whose backup did not finish, given without ``partial=True``."""
 
 
 @dataclass
@@ -53,7 +47,9 @@ class Plan:
     jobs: Jobs = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)     # not encrypted, links, ...
     failed: List[ItemError] = field(default_factory=list)  # known failed before any work
-    set_id: str = ""
+    set_id: str = ""                    # a set's, planned from its manifest
+    complete: bool = True               # False: an incomplete set's (partial=True)
+    unchecked: bool = False             # raw streams with no manifest to check them against
 
 
 def is_folder_stream(path: str) -> bool:
@@ -96,6 +92,7 @@ def plan_tree(src_dir: str, dest_dir: str, cancel=None) -> Plan:
                 plan.folders.append(os.path.join(out, f[:-len(SUFFIX)]))
             else:
                 plan.jobs.append((os.path.join(out, f[:-len(SUFFIX)]), p, {"object": False}))
+                plan.unchecked = True
         plan.skipped += [os.path.join(folder.path, o) for o in folder.others]
     plan.failed = _unreadable(errors)
     return plan
@@ -115,37 +112,26 @@ def _unreadable(errors: Errors) -> List[ItemError]:
 # ---- a backup set: planned from its manifest, every object checked
 
 def check_complete(src_dir: str, partial: bool = False) -> None:
-    """Raise :class:`IncompleteSetError` for a set whose backup did not
-    finish, unless ``partial`` (and this efsfast reads partial manifests).
-    Only file names are looked at for a complete set or a plain folder."""
-    from ..backupset.manifest import MANIFEST_NAME, read_manifest
-    path = os.path.join(src_dir, PARTIAL_MANIFEST_NAME)
-    if os.path.isfile(os.path.join(src_dir, MANIFEST_NAME)) or not os.path.isfile(path):
-        return
-    reads_partial = "partial" in inspect.signature(read_manifest).parameters
-    if partial and reads_partial:
-        return
-    listed = ""
-    if reads_partial:
-        listed = f"; it lists {len(read_manifest(path, partial=True).entries)} objects"
-    way_on = ("to decrypt what it lists, pass --partial" if reads_partial
-              else "this efsfast cannot decrypt an incomplete set")
-    raise IncompleteSetError(ERROR_INVALID_DATA, f"an incomplete backup set: its backup did "
-                             f"not finish ({PARTIAL_MANIFEST_NAME}, no {MANIFEST_NAME}){listed}. "
-                             "Resume the backup with backup-tree --skip-existing, or "
-                             f"{way_on}", src_dir)
+    """Raise RefusedError for a set whose backup did not finish, unless
+    ``partial`` (before any work: the command line asks for no password
+    then).  A complete set's manifest is not read here."""
+    from ..backupset.manifest import find_manifest
+    from ..backupset.restore import read_set
+    where, complete = find_manifest(src_dir)
+    if where is not None and not complete and not partial:
+        read_set(src_dir, command=COMMAND, done=DONE)
 
 
 def open_set(src_dir: str, partial: bool = False):
-    """The manifest of the set in ``src_dir``, or None where it is no set
-    (a plain folder of raw streams); see :func:`check_complete`."""
-    from ..backupset.manifest import MANIFEST_NAME, read_manifest
-    check_complete(src_dir, partial)
-    if os.path.isfile(os.path.join(src_dir, MANIFEST_NAME)):
-        return read_manifest(os.path.join(src_dir, MANIFEST_NAME))
-    if os.path.isfile(os.path.join(src_dir, PARTIAL_MANIFEST_NAME)):    # partial=True
-        return read_manifest(os.path.join(src_dir, PARTIAL_MANIFEST_NAME), partial=True)
-    return None
+    """The manifest of the set in ``src_dir`` (its ``complete`` False for
+    an incomplete one read with ``partial``), or None where it is no set (a
+    folder of raw streams, an efs_raw tree).  Raises RefusedError for an
+    incomplete set without ``partial``."""
+    from ..backupset.manifest import find_manifest
+    from ..backupset.restore import read_set
+    if find_manifest(src_dir)[0] is None:
+        return None
+    return read_set(src_dir, partial=partial, command=COMMAND, done=DONE)
 
 
 def _inside(dest: str, rel: str) -> str:
@@ -163,7 +149,7 @@ def plan_set(set_dir: str, dest_dir: str, m, sets: Sequence[str] = ()) -> Plan:
     from ..backupset.manifest import Kind
     from ..backupset.restore import locate_sets
     folders = {m.header.set_id: set_dir} | (locate_sets(m, sets) if m.header.refs else {})
-    plan = Plan([], set_id=m.header.set_id)
+    plan = Plan([], set_id=m.header.set_id, complete=m.complete)
     for e in m.entries:
         target = _inside(dest_dir, e.path)
         if e.failed:
@@ -222,6 +208,14 @@ def _make_folders(folders: Sequence[str]) -> None:
             raise problem(d, "cannot create the folder", exc) from None
 
 
+@dataclass
+class DecryptTreeResult(SetResult):
+    """A decrypt-tree job's account: ``set_id`` where the source was a set
+    (``complete`` False for an incomplete one), ``verified`` False where raw
+    streams were decrypted with no manifest to check them against."""
+    verified: bool = True
+
+
 def _is_folder(job: Tuple[Any, ...]) -> bool:
     return len(job) > 2 and bool(job[2].get("directory"))
 
@@ -230,15 +224,14 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
                  overwrite: bool = False, skip_existing: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
                  cancel=None, password=None, partial: bool = False,
-                 sets: Sequence[str] = ()) -> TreeResult:
+                 sets: Sequence[str] = ()) -> DecryptTreeResult:
     """Decrypt every ``.efsraw`` file (or encrypted file of an efs_raw
     mount) below ``src_dir`` into the same layout below ``dest_dir``
     (``name.efsraw`` -> ``name``); a backup set's objects are checked
-    against its manifest (the result is then a SetResult naming the set).
+    against its manifest (the result then names the set).
     ``skip_existing`` resumes a run; ``partial`` decrypts what an
     incomplete set lists; ``sets``: the earlier sets an incremental set
     refers to (by default where each was recorded)."""
-    from ..backupset.result import SetResult
     keys = as_keys(keys, password)
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     p = plan(src_dir, dest_dir, partial=partial, sets=sets, cancel=cancel)
@@ -259,8 +252,7 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
     else:
         bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                          fail_fast=False)
-    fields = dict(directories=len(p.folders) + sum(map(_is_folder, jobs)), skipped=p.skipped,
-                  existing=existing, unreadable=p.failed, jobs=[j[:2] for j in jobs])
-    if p.set_id:
-        return SetResult(bulk, **fields, set_id=p.set_id)
-    return TreeResult(bulk, **fields)
+    return DecryptTreeResult(bulk, directories=len(p.folders) + sum(map(_is_folder, jobs)),
+                             skipped=p.skipped, existing=existing, unreadable=p.failed,
+                             jobs=[j[:2] for j in jobs], set_id=p.set_id,
+                             complete=p.complete, verified=not p.unchecked)
