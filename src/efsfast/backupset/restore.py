@@ -108,6 +108,12 @@ def _target(dest: str, rel: str) -> str:
     return os.path.join(dest, *parts)
 
 
+def target_path(dest: str, rel: str) -> str:
+    """``dest/rel`` for a manifest's object path; EfsError where the path
+    would leave ``dest`` (for other commands that lay out a set's objects)."""
+    return _target(dest, rel)
+
+
 def _depth(e: Entry) -> int:
     return e.path.count("/")
 

@@ -35,7 +35,6 @@ from .keys import as_keys
 SUFFIX = ".efsraw"
 COMMAND, DONE = "decrypt-tree", "decrypted"     # as refusals name them
 ERROR_FILE_NOT_FOUND = 2
-ERROR_INVALID_DATA = 13
 Jobs = List[Tuple[Any, ...]]            # (plaintext dest, raw stream or object, options)
 Errors = List[Tuple[str, EfsError]]     # (path, error) of what could not be listed or read
 
@@ -134,24 +133,16 @@ def open_set(src_dir: str, partial: bool = False):
     return read_set(src_dir, partial=partial, command=COMMAND, done=DONE)
 
 
-def _inside(dest: str, rel: str) -> str:
-    """``dest/rel`` for a manifest path that stays inside ``dest``."""
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise EfsError(ERROR_INVALID_DATA, f"an object path that leaves the destination: {rel!r}")
-    return os.path.join(dest, *parts)
-
-
 def plan_set(set_dir: str, dest_dir: str, m, sets: Sequence[str] = ()) -> Plan:
     """Jobs from the manifest ``m`` of the set in ``set_dir`` (the objects
     of an incremental set's earlier sets from those sets, found as
     restore-tree finds them), each with the size and SHA-256 to check."""
     from ..backupset.manifest import Kind
-    from ..backupset.restore import locate_sets
+    from ..backupset.restore import locate_sets, target_path
     folders = {m.header.set_id: set_dir} | (locate_sets(m, sets) if m.header.refs else {})
     plan = Plan([], set_id=m.header.set_id, complete=m.complete)
     for e in m.entries:
-        target = _inside(dest_dir, e.path)
+        target = target_path(dest_dir, e.path)
         if e.failed:
             plan.failed.append(ItemError(-1, target, EfsError(
                 ERROR_FILE_NOT_FOUND, f"not in the set: its backup failed ({e.failed})")))
