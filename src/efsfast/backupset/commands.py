@@ -39,6 +39,8 @@ def _extra(r, backup: bool) -> dict:
         extra["skipped (not encrypted)"] = r.skipped
     if getattr(r, "set_id", ""):
         extra["unchanged (in earlier sets)"] = r.unchanged
+        if not backup:      # restored objects whose size and SHA-256 matched the manifest
+            extra["verified"] = r.verified
         extra["set"] = r.set_id
     return extra
 
