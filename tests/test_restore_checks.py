@@ -67,10 +67,11 @@ def made(xattr_dir, place):
     return src, out
 
 
-def efs(*args):
+def efs(*args, **kw):
     # (wide: the failure table wraps its text to the terminal)
-    return subprocess.run([sys.executable, "-m", "efsfast", *args], capture_output=True,
-                          text=True, env=dict(os.environ, COLUMNS="1000"))
+    kw.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "efsfast", *args], stderr=subprocess.PIPE,
+                          text=True, env=dict(os.environ, COLUMNS="1000"), **kw)
 
 
 def flip(path, at):
@@ -97,13 +98,14 @@ def stream(path, directory=False):
     return efsfast.backup(path, directory=directory)
 
 
-def check_report(rec, set_dir, rel, dest):
-    """A failure record: the object, its raw stream, and both hashes."""
+def check_report(rec, set_dir, rel, dest, jobs=True):
+    """A failure record: the object, its raw stream, and both hashes
+    (``jobs``: the result lists its jobs, so the record has a "source")."""
     m = {e.path: e for e in read_manifest(set_dir / MANIFEST_NAME).entries}
     stored = set_dir / (rel + ".efsraw")
     got = stored.read_bytes()
     assert rec["path"] == str(dest / rel)
-    assert rec["source"] == str(stored)
+    assert rec["source"] == (str(stored) if jobs else None)
     assert rec["error"] == "ObjectMismatchError"
     assert rec["expected_sha256"] == m[rel].sha256 and rec["expected_size"] == m[rel].raw_size
     assert rec["sha256"] == hashlib.sha256(got).hexdigest() and rec["size"] == len(got)
@@ -290,3 +292,26 @@ def test_restore_many_checks_only_the_items_that_ask(xattr_dir):
 def test_a_malformed_expectation_is_refused():
     with pytest.raises(ValueError, match="32 bytes"):
         efsfast.restore_many([("/nonexistent/x", RAW, {"expect": (len(RAW), "abcd")})])
+
+
+def test_a_stream_restore_checks_the_objects_of_the_base_set(xattr_dir):
+    """restore-tree - of an incremental stream reads its unchanged objects
+    from the base folder set: those are checked too."""
+    src = xattr_dir / "src"
+    make_tree(src)
+    base = xattr_dir / "base"
+    assert backup_set(src, FolderSink(str(base))).bulk.ok
+    efsfast.restore(src / "plain/d.bin", efsfast.synthetic_raw(777, seed=99), overwrite=True)
+    with open(xattr_dir / "new.tar", "wb") as f:
+        assert efs("backup-tree", str(src), "-", "--since", str(base),
+                   stdout=f).returncode == 0
+    flip(base / "Docs/big.bin.efsraw", -100)
+    dest = xattr_dir / "dest"
+    with open(xattr_dir / "new.tar", "rb") as f:
+        r = efs("restore-tree", "-", str(dest), "--json", stdin=f)
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)
+    [fail] = out["failures"]
+    check_report(fail, base, "Docs/big.bin", dest, jobs=False)   # (the text names it)
+    assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS) - 1
+    assert_rest_restored(src, dest, missing={"Docs/big.bin"})

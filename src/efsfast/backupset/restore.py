@@ -289,8 +289,10 @@ def _complete(m: Manifest, got: Dict[str, str], dest_dir: str, bulk: BulkResult,
               existing: List[str], *, metadata: bool, acl: bool, sets: Sequence[str],
               overwrite: bool, skip_existing: bool, cancel, backend) -> SetResult:
     """After the stream: every listed object arrived with the manifest's
-    hash, referenced ones restored from their sets, then the metadata."""
+    hash, referenced ones restored from their sets (each checked against
+    its manifest line as it is read), then the metadata."""
     extra = _failed_entries(m.entries, dest_dir)
+    disagree = 0
     listed = set()
     refs = [e for e in m.entries if e.ref and e.has_stream]
     for e in m.entries:
@@ -302,6 +304,7 @@ def _complete(m: Manifest, got: Dict[str, str], dest_dir: str, bulk: BulkResult,
             extra.append(ItemError(0, _target(dest_dir, e.path), EfsError(
                 ERROR_FILE_NOT_FOUND, "listed in the manifest, missing from the stream")))
         elif e.path in got and got[e.path] != e.sha256:
+            disagree += 1
             extra.append(ItemError(0, _target(dest_dir, e.path), EfsError(
                 ERROR_INVALID_DATA, "its tar header and the manifest disagree on its SHA-256")))
     for path in sorted(set(got) - listed):
@@ -309,14 +312,9 @@ def _complete(m: Manifest, got: Dict[str, str], dest_dir: str, bulk: BulkResult,
             ERROR_INVALID_DATA, "in the stream but not in the manifest")))
     directories = sum(1 for e in m.entries if e.kind is Kind.DIRECTORY and not e.failed)
     if refs:
-        folders = locate_sets(m, sets)
-        dirs = sorted(((_target(dest_dir, e.path),
-                        os.path.join(folders[e.ref], *e.stored_name.split("/")),
-                        {"directory": True}) for e in refs if e.kind is Kind.DIRECTORY),
-                      key=lambda j: j[0].count(os.sep))
-        files = [(_target(dest_dir, e.path), os.path.join(folders[e.ref],
-                                                           *e.stored_name.split("/")))
-                 for e in refs if e.kind is Kind.FILE]
+        dirs, files, unusable = checked_jobs(refs, locate_sets(m, sets), m.header.set_id,
+                                             dest_dir)
+        extra += unusable
         r = tree.restore_planned(dirs, files, dest_dir, overwrite=overwrite,
                                  skip_existing=skip_existing, cancel=cancel, backend=backend)
         bulk = tree._merge([bulk, r.bulk], [])
@@ -324,5 +322,7 @@ def _complete(m: Manifest, got: Dict[str, str], dest_dir: str, bulk: BulkResult,
     if metadata:
         extra += apply_metadata(m.entries, dest_dir, acl=acl,
                                 skip={f.dest for f in bulk.failures})
+    # members were hashed as they arrived, referenced objects as they were read
     return SetResult(_finish(bulk, extra), directories=directories, existing=existing,
-                     unchanged=len(refs), set_id=m.header.set_id, manifest_sha256=m.sha256)
+                     unchanged=len(refs), set_id=m.header.set_id, manifest_sha256=m.sha256,
+                     verified=bulk.files - disagree)
