@@ -315,3 +315,16 @@ def test_a_stream_restore_checks_the_objects_of_the_base_set(xattr_dir):
     check_report(fail, base, "Docs/big.bin", dest, jobs=False)   # (the text names it)
     assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS) - 1
     assert_rest_restored(src, dest, missing={"Docs/big.bin"})
+
+
+def test_restore_many_checks_on_its_python_path_too(xattr_dir):
+    """Jobs the C path cannot take (a file object source) go item by item
+    through restore(): the expectation goes with them (as on Windows, where
+    path sources take that path)."""
+    r = efsfast.restore_many([(xattr_dir / "good.bin", io.BytesIO(RAW), {"expect": GOOD}),
+                              (xattr_dir / "bad.bin", io.BytesIO(OTHER), {"expect": GOOD})])
+    assert r.files == 1
+    [f] = r.failures
+    assert f.dest == str(xattr_dir / "bad.bin") and isinstance(f.error, ObjectMismatchError)
+    assert f.error.sha256 == hashlib.sha256(OTHER).hexdigest()
+    assert sorted(os.listdir(xattr_dir)) == ["good.bin"]
