@@ -1,11 +1,14 @@
 """Type stubs for efsfast._testhooks (tests only)."""
 from typing import Any, Tuple
 
+from typing_extensions import disjoint_base
+
 from efsfast._core import RawContext
 
 def _buffer_counts() -> Tuple[int, int, int]: ...
 def _write_misbehaving(raw: RawContext, data: Any, how: int, at_call: int) -> None: ...
 
+@disjoint_base
 class _Sha256:
     impl: int
     def __init__(self, impl: int = ...) -> None: ...

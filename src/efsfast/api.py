@@ -472,7 +472,8 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
                     fail_fast: bool) -> Optional[BulkResult]:
     """restore_many with every item's work in C (buffers and paths), or None
     when some job needs the Python path (custom sources, other options)."""
-    c_jobs = []
+    # (dest, source, flags, expectation or None) per job
+    c_jobs: List[Tuple[Any, Any, int, Optional[Tuple[int, Any]]]] = []
     posix = isinstance(be, _core.PosixBackend)
     plain_flags = _core.CREATE_FOR_IMPORT | (
         _core.OVERWRITE_HIDDEN if overwrite else (_core.NO_REPLACE if posix else 0))
@@ -480,7 +481,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
         if len(job) == 2 and type(job[1]) in _BUFFER_TYPES:
             # the common case, without per-item checks (10,000 small files:
             # ~3 us each of the ~45 us a 16 KiB restore costs in all)
-            c_jobs.append((job[0], job[1], plain_flags))
+            c_jobs.append((job[0], job[1], plain_flags, None))
             continue
         opts = job[2] if len(job) > 2 else {}
         if not _c_source(job[1]) or set(opts) - _C_OPTIONS:
@@ -495,11 +496,11 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     # when complete, as in restore() (see _winfs)
     temps: List[Optional[str]] = [None] * len(c_jobs)
     if isinstance(be, _core.Win32Backend):
-        for i, (d, _s, f, *_e) in enumerate(c_jobs):
+        for i, (d, _s, f, _e) in enumerate(c_jobs):
             t = _winfs.import_target(os.fspath(d), bool(f & _core.CREATE_FOR_DIR),
                                      bool(f & _core.OVERWRITE_HIDDEN))
             temps[i] = None if t == os.fspath(d) else t
-        c_jobs = [(t or j[0], *j[1:]) for j, t in zip(c_jobs, temps)]
+        c_jobs = [(t or d, s, f, e) for (d, s, f, e), t in zip(c_jobs, temps)]
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
