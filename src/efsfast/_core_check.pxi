@@ -97,7 +97,8 @@ cdef void check_drain(checked_source *s, import_ctx *c) noexcept nogil:
     """After a restore that stopped before its source ended (a format error,
     a source longer than listed): hash what is left of a buffer or file
     source, so the report can give the whole object's size and SHA-256.
-    Failure paths only; other sources leave the verdict open."""
+    Failure paths only; other sources are not read further (the verdict
+    stays pending), a read error or a cancel leaves it unknown."""
     cdef object_check *chk = s.check
     cdef uint8_t *buf
     cdef long n
@@ -114,6 +115,9 @@ cdef void check_drain(checked_source *s, import_ctx *c) noexcept nogil:
             chk.state = CHECK_UNKNOWN
             return
         while True:
+            if cancelled(c.cancel, c.sigint_base):     # (a large object, then Ctrl-C)
+                n = -1
+                break
             n = efs_fd_read(c.fd, buf, 65536, c.fd_offset, &err)
             if n <= 0:
                 break
@@ -133,8 +137,7 @@ cdef void check_drain(checked_source *s, import_ctx *c) noexcept nogil:
 cdef int check_expect(object_check *chk, object expect) except -1:
     """Fill in the expectation ``(size, sha256)`` (hex text or 32 bytes)."""
     size, digest = expect
-    if isinstance(digest, str):
-        digest = bytes.fromhex(digest)
+    digest = bytes.fromhex(digest) if isinstance(digest, str) else bytes(digest)
     if len(digest) != 32:
         raise ValueError(f"an expected SHA-256 is 32 bytes (64 hex digits), not {len(digest)}")
     if size < 0:
