@@ -531,7 +531,8 @@ def test_full_folder_set_runs_in_c_and_matches_the_object_path(xattr_dir, monkey
     assert verify_set(c_set).ok
     big = [e for e in read_manifest(c_set / MANIFEST_NAME).entries if e.path == "Docs/big.bin"]
     assert big[0].raw_size > BIG
-    assert big[0].sha256 == hashlib.sha256((c_set / "Docs" / "big.bin.efsraw").read_bytes()).hexdigest()
+    stored = (c_set / "Docs" / "big.bin.efsraw").read_bytes()
+    assert big[0].sha256 == hashlib.sha256(stored).hexdigest()
 
 
 def test_c_folder_set_refuses_to_replace_a_backup_file(xattr_dir):

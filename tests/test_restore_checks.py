@@ -278,7 +278,8 @@ def test_restore_many_checks_only_the_items_that_ask(xattr_dir):
             (xattr_dir / "short.bin", RAW[:-512], {"expect": GOOD}),
             (xattr_dir / "long.bin", RAW + b"\0" * 100, {"expect": GOOD}),
             (xattr_dir / "wrong.bin", OTHER, {"expect": GOOD}),
-            (xattr_dir / "bytes-digest.bin", RAW, {"expect": (len(RAW), hashlib.sha256(RAW).digest())})]
+            (xattr_dir / "bytes-digest.bin", RAW,
+             {"expect": (len(RAW), hashlib.sha256(RAW).digest())})]
     r = efsfast.restore_many(jobs, workers=2)
     assert r.files == 3
     assert {os.path.basename(f.dest) for f in r.failures} == {"short.bin", "long.bin", "wrong.bin"}

@@ -42,7 +42,8 @@ else:
     del attach
 
 __all__ = [
-    "EfsError", "RawFormatError", "ObjectMismatchError", "CancelledError", "CancelToken", "backends",
+    "EfsError", "RawFormatError", "ObjectMismatchError", "CancelledError", "CancelToken",
+    "backends",
     "restore", "backup", "restore_many", "backup_many", "RestoreResult", "BackupResult", "BulkResult",
     "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
     "StreamInfo", "User", "build_raw", "decode_metadata", "inspect",

@@ -172,7 +172,8 @@ cdef object check_error(object_check *chk, efs_dword rc, object source, object o
         got = PyBytes_FromStringAndSize(<char *>chk.got, 32).hex()
     detail = None
     if other is not None:
-        detail = f"the restore stopped at: {other.strerror if isinstance(other, OSError) else other}"
+        why = other.strerror if isinstance(other, OSError) else other
+        detail = f"the restore stopped at: {why}"
     return ObjectMismatchError(path, chk.expect_size,
                                PyBytes_FromStringAndSize(<char *>chk.expect, 32).hex(),
                                chk.got_size, got, detail)
