@@ -56,7 +56,7 @@ def _exists(path: str) -> bool:
 def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: bool = False,
             backend: Optional[_core.Backend] = None, cancel: Optional[_core.CancelToken] = None,
             drop_alternate_streams: bool = False, callback_context: Any = None,
-            expect: Optional[Tuple[int, str]] = None) -> RestoreResult:
+            expect: Optional[Tuple[int, Union[str, bytes]]] = None) -> RestoreResult:
     """Restore the raw stream ``source`` as the encrypted file (or, with
     ``directory=True``, directory) ``dest``.
 
