@@ -91,7 +91,8 @@ def restore_tree(args, progress, report: Callable) -> int:
                 print("efsfast: restore-tree - reads a tar stream from standard input, "
                       "which is a terminal", file=sys.stderr)
                 return EXIT_USAGE
-            r = _restore.restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
+            from .streamrestore import restore_stream
+            r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
         elif _restore.has_manifest(args.src):
             r = _restore.restore_set(args.src, args.dest, workers=args.workers, **opts,
                                      **set_opts)
@@ -103,7 +104,8 @@ def restore_tree(args, progress, report: Callable) -> int:
 
 
 def verify_set_cmd(args) -> int:
-    from .verify import verify_set, verify_stream
+    from .streamverify import verify_stream
+    from .verify import verify_set
     prove = None
     if args.key:
         try:
