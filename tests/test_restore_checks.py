@@ -329,3 +329,23 @@ def test_restore_many_checks_on_its_python_path_too(xattr_dir):
     assert f.dest == str(xattr_dir / "bad.bin") and isinstance(f.error, ObjectMismatchError)
     assert f.error.sha256 == hashlib.sha256(OTHER).hexdigest()
     assert sorted(os.listdir(xattr_dir)) == ["good.bin"]
+
+
+def test_a_partial_restore_of_an_incomplete_set_checks_what_it_lists(made, place):
+    """restore-tree --partial of a set whose backup did not finish (its
+    manifest kept under the partial name, no end line): the objects it lists
+    are checked like any set's."""
+    from efsfast.backupset.manifest import PARTIAL_NAME
+    src, set_dir = made
+    lines = (set_dir / MANIFEST_NAME).read_bytes().splitlines(keepends=True)
+    (set_dir / PARTIAL_NAME).write_bytes(b"".join(lines[:-1]))     # no end line
+    (set_dir / MANIFEST_NAME).unlink()
+    flip(set_dir / "Docs/big.bin.efsraw", -100)
+    dest = place / "dest"
+    r = efs("restore-tree", str(set_dir), str(dest), "--partial", "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert [f["path"] for f in out["failures"]] == [str(dest / "Docs/big.bin")]
+    assert out["failures"][0]["error"] == "ObjectMismatchError"
+    assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS) - 1
+    assert_rest_restored(src, dest, missing={"Docs/big.bin"})

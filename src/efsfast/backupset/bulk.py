@@ -64,8 +64,9 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
                 entry.efs_sha256 = efs_sha256
                 entry.raw_size = size
                 entry.sha256 = sha256
-                sink.add_entry(entry)
+                sink.add_entry(entry)       # the line, once the object is in the set
             except Exception as exc:
+                sink.discard(entry)         # in the set, but not in its manifest: removed
                 result.failures.append(ItemError(i, os.fspath(src), exc))
                 return
             result.results[i] = make_done(entry, size)

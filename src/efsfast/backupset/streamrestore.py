@@ -430,7 +430,9 @@ class StreamRestore:
         if self.misplaced_manifest:
             why += f"; {self.misplaced_manifest}"
         err = TruncatedStreamError(ERROR_HANDLE_EOF, why)
-        setattr(err, "tree", self.result())
+        tree = self.result()
+        tree.complete = False           # (the summary says the set was not whole)
+        setattr(err, "tree", tree)
         return err
 
     def complete(self, *, metadata: bool, acl: bool, sets: Sequence[str]) -> SetResult:
