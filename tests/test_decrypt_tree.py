@@ -69,6 +69,7 @@ def test_a_whole_set_decrypts_checked(capsys, key, backup_set, tmp_path):
     assert rc == 0, err
     set_id = read_manifest(backup_set / MANIFEST_NAME).header.set_id
     assert rec["set"] == set_id and rec["failed"] == 0 and rec["ok"] == 5   # 4 files, 1 folder
+    assert rec["verified"] == 5
     for rel, data in PLAIN.items():
         assert (tmp_path / "plain" / rel).read_bytes() == data
 

@@ -174,13 +174,14 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
             bar.close()
     extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
              "skipped (already there)": r.existing}
-    notes = []
+    notes = []                      # (as restore-tree says them)
     if r.set_id:
+        extra["verified"] = r.verified      # objects that matched their manifest lines
         extra["set"] = r.set_id
         if not r.complete:
             extra["complete"] = False
             notes.append("an incomplete set: decrypted only what it lists")
-    if not r.verified:              # as restore-tree says it
+    elif r.unchecked:
         extra["verified"] = False
         notes.append("not verified: no manifest")
     if notes:

@@ -186,8 +186,8 @@ def _feed_stream(dec, source: Any, filename: Optional[str], cancel,
     except RawFormatError as exc:   # damage: name the hashes if they differ (a read error
         if tally is None:           # while draining stands for itself)
             raise
-        tally.drain(chunks)
-        tally.check(filename, cause=exc)
+        if tally.drain(chunks, cancel):
+            tally.check(filename, cause=exc)
         raise
     if tally is not None:
         tally.check(filename)

@@ -5,7 +5,7 @@ before the plaintext is published."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from .._errors import EfsError
 
@@ -39,11 +39,15 @@ class Tally:
         self.digest.update(chunk)
         self.count += len(chunk)
 
-    def drain(self, rest: Iterator[bytes]) -> None:
+    def drain(self, rest: Iterator[bytes], cancel: Any = None) -> bool:
         """Hash what the decryption did not read (it stopped at damage), so
-        that the mismatch can be named; only done on that failure path."""
+        that the mismatch can be named; only done on that failure path.
+        False where ``cancel`` stopped it first (a large object)."""
         for chunk in rest:
+            if cancel is not None and cancel.cancelled:
+                return False
             self.update(chunk)
+        return True
 
     def check(self, filename: Optional[str], cause: Optional[BaseException] = None) -> None:
         """Raise :class:`ObjectMismatchError` naming both sizes or hashes

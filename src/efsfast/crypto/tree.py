@@ -202,9 +202,11 @@ def _make_folders(folders: Sequence[str]) -> None:
 @dataclass
 class DecryptTreeResult(SetResult):
     """A decrypt-tree job's account: ``set_id`` where the source was a set
-    (``complete`` False for an incomplete one), ``verified`` False where raw
-    streams were decrypted with no manifest to check them against."""
-    verified: bool = True
+    (``complete`` False for an incomplete one; ``verified`` counts the
+    objects that matched their manifest lines: every one decrypted);
+    ``unchecked`` where raw streams were decrypted with no manifest to
+    check them against."""
+    unchecked: bool = False
 
 
 def _is_folder(job: Tuple[Any, ...]) -> bool:
@@ -246,4 +248,6 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
     return DecryptTreeResult(bulk, directories=len(p.folders) + sum(map(_is_folder, jobs)),
                              skipped=p.skipped, existing=existing, unreadable=p.failed,
                              jobs=[j[:2] for j in jobs], set_id=p.set_id,
-                             complete=p.complete, verified=not p.unchecked)
+                             complete=p.complete, unchecked=p.unchecked,
+                             # (a set's every job was checked: decrypted means verified)
+                             verified=bulk.files if p.set_id else 0)
