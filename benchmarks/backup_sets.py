@@ -1,5 +1,5 @@
 """Backup sets: what the manifest and the SHA-256 cost, and a tar stream
-against a folder set (issue 14).
+against a folder set.
 
 Variants, interleaved round-robin, best of N with the spread:
   - backup-tree without a manifest (tree.backup_tree: the ceiling);

@@ -1,5 +1,5 @@
 """efsfast against what a Linux user would otherwise use on a real NTFS
-volume mounted with ``ntfs-3g -o efs_raw`` (issue 12): ``restore-tree``
+volume mounted with ``ntfs-3g -o efs_raw``: ``restore-tree``
 against ``tar -x``, ``backup-tree`` against ``tar -c`` (tar carrying the same
 efs_raw layout through ``user.*`` xattrs), one large file against ``cp``.
 The image lies in tmpfs, so that ntfs-3g, not a disk, sets the pace.  Beside
