@@ -38,7 +38,7 @@ def _rewrite(obj: griffe.Object) -> None:
     if obj.docstring is not None and ":" in obj.docstring.value:
         obj.docstring.value = ROLE.sub(lambda m: _replace(obj, m), obj.docstring.value)
     for member in obj.members.values():
-        if not member.is_alias:
+        if isinstance(member, griffe.Object):      # an Alias is rewritten where it points
             _rewrite(member)
 
 
