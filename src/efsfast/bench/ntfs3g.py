@@ -186,7 +186,7 @@ class _Bench:
         self.base = base
         self.count = count
         # 10,000-byte files: ciphertext 10,240 bytes, not a multiple of the
-        # cluster, so tar -c is not hit by ntfs-3g's trailer bug (README)
+        # cluster, so tar -c is not hit by ntfs-3g's trailer bug (docs/LINUX.md)
         self.size = 10_000
         self.big_size = 32 * MIB if quick else 256 * MIB
         self.set_dir = self.path("set")          # .efsraw files, no manifest
