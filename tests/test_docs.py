@@ -73,7 +73,7 @@ def test_manifest_recipe_checks_a_set_backup_tree_made(xattr_dir):
     _backup_tree(src, incr, "--since", full)
 
     for set_dir in (full, incr):
-        lines = (set_dir / "efsfast-manifest.jsonl").read_text().splitlines()
+        lines = (set_dir / "efsfast-manifest.jsonl").read_text(encoding="utf-8").splitlines()
         end = json.loads(lines[-1])
         r = _run(head, set_dir)
         assert r.returncode == 0 and r.stdout.split()[0] == end["manifest_sha256"], r
@@ -132,7 +132,7 @@ def test_the_quote_check_finds_a_wrong_number(tmp_path):
 def _constants(test_file):
     """Module-level NAME = literal assignments of a test file, by name."""
     out = {}
-    for node in ast.parse((ROOT / "tests" / test_file).read_text()).body:
+    for node in ast.parse((ROOT / "tests" / test_file).read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign):
             try:
                 value = ast.literal_eval(node.value)
@@ -197,6 +197,7 @@ def test_readme_keeps_its_two_set_up_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "\npip install . && efsfast demo\n" in readme
     assert "\npip install '.[test]' && python -m pytest\n" in readme
-    assert "pip install '.[test]' && python -m pytest" in (ROOT / ".ci" / "test-command").read_text()
+    test_command = (ROOT / ".ci" / "test-command").read_text(encoding="utf-8")
+    assert "\npip install '.[test]' && python -m pytest\n" in test_command
     # and the virtual environment before them (Debian 12 and Ubuntu refuse a system pip install)
     assert readme.index("python3 -m venv") < readme.index("pip install . && efsfast demo")

@@ -13,7 +13,8 @@ from typing import Any
 
 import griffe
 
-ROLE = re.compile(r":(?P<role>func|meth|class|exc|data|attr|mod|obj):`(?P<tilde>~?)(?P<name>[\w.]+)`")
+ROLE = re.compile(r":(?P<role>func|meth|class|exc|data|attr|mod|obj):"
+                  r"`(?P<tilde>~?)(?P<name>[\w.]+)`")
 CALLABLE_ROLES = {"func", "meth"}
 
 

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = "docs"
 log = logging.getLogger("mkdocs.plugins.efsfast")
 
-_spec = importlib.util.spec_from_file_location("efsfast_docs_quoted", Path(__file__).with_name("quoted.py"))
+_spec = importlib.util.spec_from_file_location("efsfast_docs_quoted",
+                                               Path(__file__).with_name("quoted.py"))
 assert _spec is not None and _spec.loader is not None
 quoted = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(quoted)
@@ -44,7 +45,8 @@ EXTRA_GLOBS = ("benchmarks/results/**/*.md", "benchmarks/results/**/*.png",
                "benchmarks/results/**/*.json")
 
 # Markdown links and images: [text](target "title") / ![alt](target)
-LINK = re.compile(r'(?P<head>!?\[[^\]]*\]\()(?P<target>[^)\s#]*)(?P<rest>(?:#[^)\s]*)?(?:\s+"[^"]*")?\))')
+LINK = re.compile(r'(?P<head>!?\[[^\]]*\]\()(?P<target>[^)\s#]*)'
+                  r'(?P<rest>(?:#[^)\s]*)?(?:\s+"[^"]*")?\))')
 
 # a list item's marker at the start of a line: "1. ", "- "
 ITEM = re.compile(r"^(?:\d+[.)]|[-*+]) +(?=\S)")
@@ -100,7 +102,8 @@ def commonmark_lists(markdown: str) -> str:
     return "\n".join(out)
 
 
-def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files, **_: Any) -> str:
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files,
+                     **_: Any) -> str:
     page_site = page.file.src_uri
     page_repo = _repo_of.get(page_site, f"{DOCS}/{page_site}")
     for problem in quoted.check(markdown, page_repo, ROOT):

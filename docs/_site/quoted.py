@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 # [text](target "title"): the quoted number's link; targets are repository-relative.
-QUOTE_LINK = re.compile(r'\[(?P<text>[^\]]+)\]\((?P<target>[^)\s]+\.json)\s+"(?P<pointer>/[^"]*)"\)')
+QUOTE_LINK = re.compile(r'\[(?P<text>[^\]]+)\]\((?P<target>[^)\s]+\.json)'
+                        r'\s+"(?P<pointer>/[^"]*)"\)')
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 # code is shown, not quoted: fenced blocks and inline code spans are skipped
 CODE = re.compile(r"^(?P<fence>```|~~~).*?^(?P=fence)|`[^`\n]*`", re.MULTILINE | re.DOTALL)
