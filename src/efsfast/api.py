@@ -216,6 +216,10 @@ def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
         try:
             sink = fd if digest is None else _DigestingFd(fd, digest)
             nbytes, calls, _ = _core.read_raw(raw, sink, cancel)
+        except EfsError:
+            raise
+        except OSError as exc:      # writing the backup file (a full disk): name it
+            raise as_efs_error(exc, out) from None
         finally:
             os.close(fd)
         try:
