@@ -79,7 +79,8 @@ class FolderGate:
         when its headers do not say so (a damaged folder stream): restored as
         a folder, it fails as one and blocks what it holds."""
         parents = {os.path.dirname(os.fspath(j[0])) for j in dirs + files}
-        moved = [(j[0], j[1], {"directory": True}) for j in files if os.fspath(j[0]) in parents]
+        moved = [(j[0], j[1], {**(j[2] if len(j) > 2 else {}), "directory": True})
+                 for j in files if os.fspath(j[0]) in parents]
         if not moved:
             return dirs, files
         dirs = sorted(dirs + moved, key=lambda j: os.fspath(j[0]).count(os.sep))

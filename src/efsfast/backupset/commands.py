@@ -44,6 +44,8 @@ def _extra(r, backup: bool, folder: bool = True) -> dict:
         extra["skipped (not encrypted)"] = r.skipped
     if getattr(r, "set_id", ""):
         extra["unchanged (in earlier sets)"] = r.unchanged
+        if not backup:      # restored objects whose size and SHA-256 matched the manifest
+            extra["verified"] = r.verified
         extra["set"] = r.set_id
     notes = []
     complete = getattr(r, "complete", None)
