@@ -1,5 +1,5 @@
 """Backup sets: what the manifest and the SHA-256 cost, a tar stream
-against a folder set (issue 14), and what the checks a restore makes cost.
+against a folder set, and what the checks a restore makes cost.
 
 Variants, interleaved round-robin, best of N with the spread:
   - backup-tree without a manifest (tree.backup_tree: the ceiling);

@@ -1,4 +1,4 @@
-"""Encrypted folders in a tree restore (issue 10, case 4).
+"""Encrypted folders in a tree restore.
 
 A file restored into a folder that was meant to be encrypted and is not
 would stay in a plain folder for good (new files there are not encrypted on

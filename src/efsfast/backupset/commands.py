@@ -153,8 +153,8 @@ def verify_set_cmd(args) -> int:
             print(f"efsfast: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if prove is None:
-            print("efsfast: verify-set --key needs decryption support (issue 13), which this "
-                  "build does not have", file=sys.stderr)
+            print("efsfast: verify-set --key needs decryption support (efsfast.crypto), which "
+                  "this build does not have", file=sys.stderr)
             return EXIT_USAGE
     if args.set == STDIO:
         if prove is not None:
@@ -181,7 +181,7 @@ def verify_set_cmd(args) -> int:
 
 
 def _decryptability_proof(args):
-    """The decryptability proof of ``verify --key`` (issue 13) as a batch
+    """The decryptability proof of ``verify --key`` as a batch
     check: paths -> per path None (decryptable) or why not.  None where this
     build has no decryption."""
     try:
@@ -203,7 +203,7 @@ def _add_key_options(s: argparse.ArgumentParser) -> None:
         from ..crypto.cli import add_key_options     # --key and its password options
     except ImportError:
         s.add_argument("--key", action="append", metavar="KEYFILE",
-                       help="also prove every object decrypts with this key (needs issue 13)")
+                       help="also prove every object decrypts with this key (needs decryption support)")
         return
     add_key_options(s)
 
