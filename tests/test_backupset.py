@@ -14,9 +14,10 @@ import pytest
 
 import efsfast
 from efsfast import cli
+from efsfast._errors import RefusedError
 from efsfast.backupset import (MANIFEST_NAME, FolderSink, TarSink, backup_set, read_manifest,
                                restore_stream, verify_set)
-from efsfast.backupset.manifest import ManifestError
+from efsfast.backupset.manifest import PARTIAL_NAME, ManifestError
 
 from conftest import listing
 
@@ -309,7 +310,7 @@ def test_backup_into_an_existing_set_is_refused(xattr_dir, capsys):
     make_tree(src)
     assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
     before = (out / MANIFEST_NAME).read_bytes()
-    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 1
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 2   # refused
     assert "already there" in capsys.readouterr().err
     assert (out / MANIFEST_NAME).read_bytes() == before
 
@@ -377,7 +378,8 @@ def test_verify_set_runs_the_decryptability_proof_on_each_object(xattr_dir):
 
     def prove(paths):
         seen.extend(paths)
-        return [None if "f1" not in p else "no key opens it" for p in paths]
+        # (the name only: the temporary folder's random name may hold "f1")
+        return [None if "f1" not in os.path.basename(p) else "no key opens it" for p in paths]
     (out / "plain" / "f0.bin.efsraw").unlink()
     r = verify_set(out, prove=prove)
     assert len(seen) == 5 and not any("f0.bin" in p for p in seen)
@@ -387,18 +389,15 @@ def test_verify_set_runs_the_decryptability_proof_on_each_object(xattr_dir):
     assert r.objects == 4
 
 
-def test_verify_set_key_without_decryption_support_says_so(xattr_dir, capsys):
-    try:
-        import efsfast.crypto  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("this build has decryption (issue 13): test_backupset_keys.py tests --key")
+def test_verify_set_key_without_decryption_support_says_so(xattr_dir, capsys, monkeypatch):
+    # a build without the decryption package: its modules cannot be imported
+    for name in ("efsfast.crypto.cli", "efsfast.crypto.keys", "efsfast.crypto.verify"):
+        monkeypatch.setitem(sys.modules, name, None)
     src, out = xattr_dir / "src", xattr_dir / "set"
     make_tree(src)
     backup_set(src, FolderSink(str(out)))
     assert cli.main(["verify-set", str(out), "--key", str(out / MANIFEST_NAME)]) == 2
-    assert "issue 13" in capsys.readouterr().err
+    assert "needs decryption support" in capsys.readouterr().err
 
 
 def test_resume_an_interrupted_folder_backup(xattr_dir):
@@ -455,8 +454,10 @@ def test_verify_set_reads_a_stream(xattr_dir, damage):
 
 
 def test_a_killed_backup_resumes_to_a_clean_set(xattr_dir):
-    """SIGKILL gives no chance to clean up: the resumed run removes the
-    temporary manifest the killed one left, and the set verifies."""
+    """SIGKILL gives no chance to clean up: the killed run leaves its
+    partial manifest (an incomplete set, maybe cut mid-line), the resumed
+    run takes its place and removes what was half-written, and the set
+    verifies."""
     src, out = xattr_dir / "src", xattr_dir / "set"
     big_tree(src, n=6)
     p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), str(out),
@@ -466,8 +467,10 @@ def test_a_killed_backup_resumes_to_a_clean_set(xattr_dir):
         assert p.poll() is None, p.communicate()
     p.kill()
     p.wait()
-    assert [n for n in listing(out) if n.startswith(f".{MANIFEST_NAME}.")]
+    assert PARTIAL_NAME in listing(out) and MANIFEST_NAME not in listing(out)
+    assert not read_manifest(out / PARTIAL_NAME, partial=True).complete
     assert cli.main(["backup-tree", str(src), str(out), "--skip-existing", "--quiet"]) == 0
+    assert PARTIAL_NAME not in listing(out)
     assert not [n for n in listing(out) if n.endswith(".tmp")], listing(out)
     assert verify_set(out).ok
 
@@ -493,15 +496,19 @@ def test_plain_files_are_skipped_and_progress_counts_objects(xattr_dir):
     assert not [n for n in listing(out / "Docs") if "readme" in n]
 
 
+BIG = (3 << 20) + 5000       # a stream of several system buffers and a partial block
+
+
 def test_full_folder_set_runs_in_c_and_matches_the_object_path(xattr_dir, monkeypatch):
     """A full folder set on the POSIX side exports every object in C
-    (backupset/bulk.py); its manifest lines equal those of the object-by-
-    object path, large streams (hashed from the set, not from memory) too,
-    and a folder holding only plain files leaves no folder in the set."""
+    (backupset/bulk.py), hashing each stream in the worker as it is written;
+    its manifest lines equal those of the object-by-object path (hashlib),
+    large streams (many system buffers) too, and a folder holding only
+    plain files leaves no folder in the set."""
     from efsfast.backupset import bulk, writer
     src = xattr_dir / "src"
     make_tree(src)
-    efsfast.restore(src / "Docs" / "big.bin", efsfast.synthetic_raw(bulk.KEEP_LIMIT + 5000, seed=7))
+    efsfast.restore(src / "Docs" / "big.bin", efsfast.synthetic_raw(BIG, seed=7))
     (src / "only-plain").mkdir()
     (src / "only-plain" / "a.txt").write_text("plain")
     calls = []
@@ -525,16 +532,30 @@ def test_full_folder_set_runs_in_c_and_matches_the_object_path(xattr_dir, monkey
     assert c_entries == sorted(map(strip, read_manifest(py_set / MANIFEST_NAME).entries))
     assert verify_set(c_set).ok
     big = [e for e in read_manifest(c_set / MANIFEST_NAME).entries if e.path == "Docs/big.bin"]
-    assert big[0].raw_size > bulk.KEEP_LIMIT
+    assert big[0].raw_size > BIG
+    stored = (c_set / "Docs" / "big.bin.efsraw").read_bytes()
+    assert big[0].sha256 == hashlib.sha256(stored).hexdigest()
 
 
-def test_c_folder_set_refuses_to_replace_a_backup_file(xattr_dir):
-    """An object whose backup file is already in the set fails as such (the
-    C path publishes with link(), which never replaces); the others go on."""
+def test_c_folder_set_refuses_to_replace_a_backup_file(xattr_dir, monkeypatch):
+    """A folder that already holds a file is refused before any work (no
+    set there).  One that appears while the backup runs fails its object as
+    such (the C path publishes with link(), which never replaces); the
+    others go on."""
     src, out = xattr_dir / "src", xattr_dir / "set"
     make_tree(src)
     (out / "Docs").mkdir(parents=True)
     (out / "Docs" / "f1.bin.efsraw").write_bytes(b"someone else's")
+    with pytest.raises(RefusedError, match="not empty and holds no backup set"):
+        backup_set(src, FolderSink(str(out)), workers=2)
+    assert listing(out) == ["Docs"] and listing(out / "Docs") == ["f1.bin.efsraw"]
+    (out / "Docs" / "f1.bin.efsraw").unlink()
+    begin = FolderSink.begin
+
+    def begin_then_someone_writes(self, header):
+        begin(self, header)
+        (out / "Docs" / "f1.bin.efsraw").write_bytes(b"someone else's")
+    monkeypatch.setattr(FolderSink, "begin", begin_then_someone_writes)
     r = backup_set(src, FolderSink(str(out)), workers=2)
     assert [os.path.relpath(f.dest, src) for f in r.bulk.failures] == ["Docs/f1.bin"]
     assert r.bulk.failures[0].error.winerror == 80

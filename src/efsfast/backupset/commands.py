@@ -31,15 +31,38 @@ def add_set_options(backup: argparse.ArgumentParser, restore: argparse.ArgumentP
     restore.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                          help="an earlier set an incremental set refers to (repeatable; "
                               "by default the path each reference recorded)")
+    restore.add_argument("--partial", action="store_true",
+                         help="restore what an incomplete set (one whose backup did not "
+                              "finish) lists, each object checked like any set's")
 
 
-def _extra(r, backup: bool) -> dict:
+def _extra(r, backup: bool, folder: bool = True) -> dict:
+    """The summary's fields past the counts; ``notes`` are lines the text
+    summary prints as they are."""
     extra = {"directories": r.directories, "skipped (already there)": r.existing}
     if backup:
         extra["skipped (not encrypted)"] = r.skipped
     if getattr(r, "set_id", ""):
         extra["unchanged (in earlier sets)"] = r.unchanged
+        if not backup:      # restored objects whose size and SHA-256 matched the manifest
+            extra["verified"] = r.verified
         extra["set"] = r.set_id
+    notes = []
+    complete = getattr(r, "complete", None)
+    if backup and complete is not None:
+        extra["complete"] = complete
+        if not complete:
+            extra["incomplete"] = r.reason
+            notes.append(f"the set is incomplete ({r.reason})" + (
+                ": resume it with backup-tree --skip-existing" if folder else ""))
+    elif complete is False:         # restore-tree --partial
+        extra["complete"] = False
+        notes.append("an incomplete set: restored only what it lists")
+    elif complete is None and not backup:
+        extra["verified"] = False   # a folder of raw streams with no manifest
+        notes.append("not verified: no manifest")
+    if notes:
+        extra["notes"] = notes
     return extra
 
 
@@ -48,7 +71,21 @@ def _interrupted(report, args, kind: str, exc: KeyboardInterrupt) -> int:
     r = getattr(exc, "tree", None)
     if r is None:
         r = tree.TreeResult(getattr(exc, "result", None) or BulkResult(results=[]))
-    return report(args, kind, r, _extra(r, kind == "backup-tree"), interrupted=True)
+    return report(args, kind, r, _extra(r, kind == "backup-tree", args.dest != STDIO),
+                  interrupted=True)
+
+
+def _truncated(report, args, exc) -> int:
+    """A stream that ended early: the error, then the account of the objects
+    it did restore (whole, and left in place); exit 1."""
+    print(f"efsfast: {exc.strerror}", file=sys.stderr)
+    r = exc.tree
+    if r is None:
+        return EXIT_FAILED
+    extra = _extra(r, False) | {"truncated": exc.strerror, "notes": [
+        "the stream ended early: restored only the objects before that"]}
+    report(args, "restore-tree", r, extra)
+    return EXIT_FAILED
 
 
 def backup_tree(args, progress, report: Callable) -> int:
@@ -74,7 +111,8 @@ def backup_tree(args, progress, report: Callable) -> int:
                            cancel=getattr(args, "cancel", None))
         except KeyboardInterrupt as exc:
             return _interrupted(report, args, "backup-tree", exc)
-        return report(args, "backup-tree", r, _extra(r, True))
+        code = report(args, "backup-tree", r, _extra(r, True, not to_stdout))
+        return EXIT_FAILED if code == EXIT_OK and not r.complete else code
 
 
 def restore_tree(args, progress, report: Callable) -> int:
@@ -89,10 +127,14 @@ def restore_tree(args, progress, report: Callable) -> int:
                 print("efsfast: restore-tree - reads a tar stream from standard input, "
                       "which is a terminal", file=sys.stderr)
                 return EXIT_USAGE
-            r = _restore.restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
-        elif _restore.has_manifest(args.src):
+            from .streamrestore import restore_stream
+            try:
+                r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
+            except _restore.TruncatedStreamError as exc:
+                return _truncated(report, args, exc)
+        elif _restore.has_manifest(args.src):     # complete, or incomplete (refused)
             r = _restore.restore_set(args.src, args.dest, workers=args.workers, **opts,
-                                     **set_opts)
+                                     **set_opts, partial=args.partial)
         else:
             r = tree.restore_tree(args.src, args.dest, workers=args.workers, **opts)
     except KeyboardInterrupt as exc:
@@ -101,7 +143,8 @@ def restore_tree(args, progress, report: Callable) -> int:
 
 
 def verify_set_cmd(args) -> int:
-    from .verify import verify_set, verify_stream
+    from .streamverify import verify_stream
+    from .verify import verify_set
     prove = None
     if args.key:
         try:
@@ -110,8 +153,8 @@ def verify_set_cmd(args) -> int:
             print(f"efsfast: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if prove is None:
-            print("efsfast: verify-set --key needs decryption support (issue 13), which this "
-                  "build does not have", file=sys.stderr)
+            print("efsfast: verify-set --key needs decryption support (efsfast.crypto), which "
+                  "this build does not have", file=sys.stderr)
             return EXIT_USAGE
     if args.set == STDIO:
         if prove is not None:
@@ -123,6 +166,7 @@ def verify_set_cmd(args) -> int:
         r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
     if args.json:
         print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
+                          "complete": r.complete,
                           "objects_verified": r.objects, "bytes": r.bytes,
                           "problems": [{"path": p.path, "problem": p.message}
                                        for p in r.problems]}, indent=2))
@@ -137,7 +181,7 @@ def verify_set_cmd(args) -> int:
 
 
 def _decryptability_proof(args):
-    """The decryptability proof of ``verify --key`` (issue 13) as a batch
+    """The decryptability proof of ``verify --key`` as a batch
     check: paths -> per path None (decryptable) or why not.  None where this
     build has no decryption."""
     try:
@@ -159,7 +203,7 @@ def _add_key_options(s: argparse.ArgumentParser) -> None:
         from ..crypto.cli import add_key_options     # --key and its password options
     except ImportError:
         s.add_argument("--key", action="append", metavar="KEYFILE",
-                       help="also prove every object decrypts with this key (needs issue 13)")
+                       help="also prove every object decrypts with this key (needs decryption support)")
         return
     add_key_options(s)
 

@@ -6,16 +6,18 @@ nothing unlisted lies in the set."""
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import raw
-from .manifest import MANIFEST_NAME, Entry, ManifestError, read_manifest
-from .restore import MissingSetsError, locate_sets, member_entry
+from ..treewalk import walk
+from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, ManifestError, find_manifest,
+                       read_manifest)
+from .restore import MissingSetsError, locate_sets
 
 READ_CHUNK = 1 << 20
 
@@ -30,6 +32,7 @@ class Problem:
 class VerifyReport:
     set_dir: str
     set_id: Optional[str] = None
+    complete: Optional[bool] = None     # None: no readable manifest
     objects: int = 0
     bytes: int = 0
     problems: List[Problem] = field(default_factory=list)
@@ -55,16 +58,34 @@ class _HashingReader:
 
 
 def check_object(path: str, e: Entry, mode: str) -> List[str]:
-    """What is wrong with the stored raw stream of ``e`` (empty: nothing)."""
-    if not os.path.isfile(path):
+    """What is wrong with the stored raw stream of ``e`` (empty: nothing).
+    An object that is there but cannot be read is a problem of its own,
+    never "missing" and never the end of the whole check."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return ["missing from the set"]
+        with open(path, "rb") as f:
+            return check_stream(f, e, mode)
+    except (FileNotFoundError, NotADirectoryError):
         return ["missing from the set"]
-    with open(path, "rb") as f:
-        return check_stream(f, e, mode)
+    except OSError as exc:
+        return [f"cannot read it: {exc.strerror or exc}"]
 
 
 def check_stream(f, e: Entry, mode: str) -> List[str]:
     """The checks of :func:`check_object` on a binary file object: one read
     feeds the validator and the hash."""
+    count, sha256, problems = measure_stream(f, mode)
+    if count != e.raw_size:
+        problems.append(f"{count} bytes, the manifest says {e.raw_size}")
+    if sha256 != e.sha256:
+        problems.append("SHA-256 differs from the manifest's")
+    return problems
+
+
+def measure_stream(f, mode: str) -> Tuple[int, str, List[str]]:
+    """(size, SHA-256, what does not validate) of the raw stream in the
+    binary file object ``f``, from one read."""
     problems = []
     reader = _HashingReader(f)
     try:
@@ -75,11 +96,7 @@ def check_stream(f, e: Entry, mode: str) -> List[str]:
         problems.append(f"the raw stream does not validate: {exc}")
     while reader.read(READ_CHUNK):           # a stream that stopped early: hash the rest
         pass
-    if reader.count != e.raw_size:
-        problems.append(f"{reader.count} bytes, the manifest says {e.raw_size}")
-    if reader.digest.hexdigest() != e.sha256:
-        problems.append("SHA-256 differs from the manifest's")
-    return problems
+    return reader.count, reader.digest.hexdigest(), problems
 
 
 Prove = Callable[[List[str]], List[Optional[str]]]
@@ -90,20 +107,32 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
     """Check the folder set ``set_dir``; every problem is named in the
     report (``ok`` is False when there is any).  ``prove(paths)``, when
     given, returns per raw stream None (the user's keys decrypt it) or why
-    not: the decryptability proof of ``verify --key`` (issue 13), run on
+    not: the decryptability proof of ``verify --key``, run on
     every object that passed the other checks."""
     set_dir = os.fspath(set_dir)
     report = VerifyReport(set_dir)
+    where, complete = find_manifest(set_dir)
     try:
-        m = read_manifest(os.path.join(set_dir, MANIFEST_NAME))
+        if where is None:
+            raise FileNotFoundError(os.path.join(set_dir, MANIFEST_NAME))
+        m = read_manifest(where, partial=not complete)
     except FileNotFoundError:
         report.problems.append(Problem(MANIFEST_NAME, "no manifest: not a backup set, or its "
                                                       "backup did not finish"))
         return report
     except ManifestError as exc:
-        report.problems.append(Problem(MANIFEST_NAME, str(exc)))
+        report.problems.append(Problem(os.path.basename(where), str(exc)))
         return report
-    report.set_id = m.header.set_id
+    except OSError as exc:
+        report.problems.append(Problem(os.path.basename(where or MANIFEST_NAME),
+                                       f"cannot read it: {exc.strerror or exc}"))
+        return report
+    report.set_id, report.complete = m.header.set_id, complete
+    if not complete:        # what it lists is still checked below
+        why = f": {m.reason}" if m.reason else ""
+        report.problems.append(Problem(PARTIAL_NAME, f"incomplete: its backup did not finish"
+                                       f"{why}; it lists {len(m.entries)} objects (resume it "
+                                       "with backup-tree --skip-existing)"))
     own = [e for e in m.entries if e.has_stream and not e.ref]
     for e in m.entries:
         if e.failed:
@@ -129,13 +158,16 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
         good = [e for e, why in zip(good, why_not) if why is None]
     report.objects = len(good)
     report.bytes = sum(e.raw_size for e in good)
-    listed = {e.stored_name for e in own} | {MANIFEST_NAME}
-    for dirpath, dirnames, filenames in os.walk(set_dir):
-        dirnames.sort()
-        for f in sorted(filenames):
-            rel = os.path.relpath(os.path.join(dirpath, f), set_dir).replace(os.sep, "/")
+    listed = {e.stored_name for e in own} | {MANIFEST_NAME, PARTIAL_NAME}
+    unlistable: List[Tuple[str, OSError]] = []
+    for folder in walk(set_dir, unlistable):
+        for f in folder.files + folder.others:
+            rel = os.path.relpath(os.path.join(folder.path, f), set_dir).replace(os.sep, "/")
             if rel not in listed:
                 report.problems.append(Problem(rel, "in the set but not in its manifest"))
+    for path, exc in unlistable:        # what it holds could not be checked
+        rel = os.path.relpath(path, set_dir).replace(os.sep, "/")
+        report.problems.append(Problem(rel, exc.strerror or str(exc)))
     return report
 
 
@@ -158,69 +190,3 @@ def _check_refs(m, sets: Sequence[str], report: VerifyReport) -> None:
             if there is None or there.sha256 != e.sha256 or there.ref:
                 report.problems.append(Problem(e.path, f"set {e.ref} does not hold it with "
                                                        "the same SHA-256"))
-
-
-def verify_stream(fileobj, *, mode: str = "strict", sets: Sequence[str] = (),
-                  name: str = "-") -> VerifyReport:
-    """verify-set of a tar stream (``backup-tree SRC -``) read front to back,
-    nothing written: each member validates and matches the SHA-256 its
-    header and the manifest give, the manifest is whole, lists every member
-    and nothing is missing; a stream that ends early is named as such."""
-    report = VerifyReport(name)
-    seen = {}
-    manifest = None
-    last = "(none)"
-    try:
-        tar = tarfile.open(fileobj=fileobj, mode="r|")
-        while (member := tar.next()) is not None:
-            tar.members.clear()
-            if member.name == MANIFEST_NAME and manifest is None:
-                try:
-                    manifest = read_manifest(io.BytesIO(tar.extractfile(member).read()),
-                                             name=f"{MANIFEST_NAME} (in the stream)")
-                except ManifestError as exc:
-                    report.problems.append(Problem(MANIFEST_NAME, str(exc)))
-                    return report
-                continue
-            if manifest is not None:
-                report.problems.append(Problem(member.name, "a member after the manifest"))
-                continue
-            try:
-                e = member_entry(member)
-            except (OSError, ValueError) as exc:
-                report.problems.append(Problem(member.name, str(exc)))
-                continue
-            found = check_stream(tar.extractfile(member), e, mode)
-            report.problems.extend(Problem(e.stored_name, msg) for msg in found)
-            seen[e.path] = None if found else e
-            last = e.stored_name
-    except tarfile.ReadError as exc:
-        report.problems.append(Problem(name, f"the tar stream is truncated or damaged after "
-                                             f"{last} ({exc})"))
-        return report
-    if manifest is None:
-        report.problems.append(Problem(name, f"the stream ended before its manifest "
-                                             f"(truncated?) after {last}"))
-        return report
-    report.set_id = manifest.header.set_id
-    _check_refs(manifest, sets, report)
-    listed = set()
-    for e in manifest.entries:
-        listed.add(e.path)
-        if e.failed:
-            report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
-        elif e.ref or not e.has_stream:
-            continue
-        elif e.path not in seen:
-            report.problems.append(Problem(e.stored_name, "missing from the stream"))
-        elif seen[e.path] is not None:
-            if seen[e.path].sha256 != e.sha256:
-                report.problems.append(Problem(e.stored_name, "its tar header and the "
-                                               "manifest disagree on its SHA-256"))
-            else:
-                report.objects += 1
-                report.bytes += e.raw_size
-    for path in sorted(set(seen) - listed):
-        report.problems.append(Problem(path + ".efsraw", "in the stream but not in its "
-                                                         "manifest"))
-    return report
