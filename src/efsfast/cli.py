@@ -334,7 +334,7 @@ def _tree(args: argparse.Namespace, restore: bool) -> int:
     from .backupset import commands      # backup sets: manifest, metadata, tar streams
     from .treewalk import check_source_dir
     label = "restore" if restore else "backup"
-    if args.src != "-":
+    if args.src != "-" and not args.src.lower().startswith("s3://"):
         try:
             check_source_dir(args.src)       # a mistyped SRC_DIR is a usage error
         except OSError as exc:

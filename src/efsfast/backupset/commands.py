@@ -34,6 +34,29 @@ def add_set_options(backup: argparse.ArgumentParser, restore: argparse.ArgumentP
     restore.add_argument("--partial", action="store_true",
                          help="restore what an incomplete set (one whose backup did not "
                               "finish) lists, each object checked like any set's")
+    for s in (backup, restore):
+        add_jobs_option(s)
+
+
+def add_jobs_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="s3:// sets: requests in flight at once (default 16); memory held "
+                        "in flight stays under 256 MiB")
+
+
+def store_options(args) -> dict:
+    """The object store's options from the command line."""
+    jobs = getattr(args, "jobs", None)
+    return {} if jobs is None else {"jobs": max(1, jobs)}
+
+
+def _open_sink_store(url: str, args):
+    from ..store import StoreError, open_store
+    from .s3sink import refused
+    try:
+        return open_store(url, **store_options(args))
+    except StoreError as exc:           # no client library, a malformed URL, ...
+        raise refused(exc) from None
 
 
 def _extra(r, backup: bool, folder: bool = True) -> dict:
@@ -100,8 +123,13 @@ def backup_tree(args, progress, report: Callable) -> int:
         print("efsfast: refusing to write a tar stream to a terminal (pipe it, or name a "
               "folder)", file=sys.stderr)
         return EXIT_USAGE
-    sink = TarSink(sys.stdout.buffer) if to_stdout else FolderSink(args.dest,
-                                                                   overwrite=args.overwrite)
+    from ..store import is_s3_url
+    if is_s3_url(args.dest):
+        from .s3sink import StoreSink
+        sink = StoreSink(_open_sink_store(args.dest, args), overwrite=args.overwrite)
+    else:
+        sink = TarSink(sys.stdout.buffer) if to_stdout else FolderSink(
+            args.dest, overwrite=args.overwrite)
     # the summary goes to stderr when stdout carries the set
     with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
         try:
@@ -111,6 +139,9 @@ def backup_tree(args, progress, report: Callable) -> int:
                            cancel=getattr(args, "cancel", None))
         except KeyboardInterrupt as exc:
             return _interrupted(report, args, "backup-tree", exc)
+        finally:
+            if is_s3_url(args.dest):
+                sink.objects.close()
         code = report(args, "backup-tree", r, _extra(r, True, not to_stdout))
         return EXIT_FAILED if code == EXIT_OK and not r.complete else code
 
@@ -132,6 +163,10 @@ def restore_tree(args, progress, report: Callable) -> int:
                 r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
             except _restore.TruncatedStreamError as exc:
                 return _truncated(report, args, exc)
+        elif _is_url(args.src):
+            from .storeread import restore_store_set
+            r = restore_store_set(args.src, args.dest, workers=args.workers, **opts,
+                                  **set_opts, partial=args.partial, **store_options(args))
         elif _restore.has_manifest(args.src):     # complete, or incomplete (refused)
             r = _restore.restore_set(args.src, args.dest, workers=args.workers, **opts,
                                      **set_opts, partial=args.partial)
@@ -156,7 +191,20 @@ def verify_set_cmd(args) -> int:
             print("efsfast: verify-set --key needs decryption support (efsfast.crypto), which "
                   "this build does not have", file=sys.stderr)
             return EXIT_USAGE
-    if args.set == STDIO:
+    if _is_url(args.set):
+        if prove is not None:
+            print("efsfast: verify-set --key needs a folder set (the proof reads each object "
+                  "by name)", file=sys.stderr)
+            return EXIT_USAGE
+        from .._errors import RefusedError
+        from .storeread import verify_store_set
+        try:
+            r = verify_store_set(args.set, mode=args.mode, sets=args.sets,
+                                 **store_options(args))
+        except RefusedError as exc:     # the store cannot be used: nothing was checked
+            print(f"efsfast: {exc.strerror}: {exc.filename}", file=sys.stderr)
+            return EXIT_USAGE
+    elif args.set == STDIO:
         if prove is not None:
             print("efsfast: verify-set --key needs a folder set (the proof reads each object "
                   "by name)", file=sys.stderr)
@@ -217,4 +265,10 @@ def add_verify_set(sub, mode_parent) -> None:
                    help="an earlier set an incremental set refers to (repeatable)")
     _add_key_options(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    add_jobs_option(s)
     s.set_defaults(func=verify_set_cmd)
+
+
+def _is_url(name: str) -> bool:
+    from ..store import is_s3_url
+    return is_s3_url(name)

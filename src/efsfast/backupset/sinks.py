@@ -54,6 +54,9 @@ class SetSink:
     plan_root = ""
     ordered = False             # must folders reach the sink before their contents?
     fail_fast = False
+    # a set that stays where it is when its backup stops (folder, object
+    # store): checked before any work, left incomplete, resumable
+    resumable = False
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -113,6 +116,15 @@ class _LineFile:
         return len(b)
 
 
+def source_unchanged(known: Entry, entry: Entry) -> bool:
+    """Resuming: whether the set's line ``known`` is a whole backup of the
+    object ``entry`` describes now (same kind, size, $EFS and change time)."""
+    return not (known.failed or known.ref or known.sha256 is None
+                or known.kind is not entry.kind or known.source_size != entry.source_size
+                or known.efs_sha256 != entry.efs_sha256
+                or _meta.change_stamp(known.meta) != _meta.change_stamp(entry.meta))
+
+
 class FolderSink(SetSink):
     """The folder layout of before (``REL.efsraw`` per object) plus the
     manifest, written as objects finish under the fixed name
@@ -123,6 +135,8 @@ class FolderSink(SetSink):
     folder is then an incomplete set, which restores and verify-set
     recognise and ``--skip-existing`` resumes (destination.py: what may be
     there before)."""
+
+    resumable = True
 
     def __init__(self, dest: str, *, overwrite: bool = False):
         super().__init__()
@@ -216,10 +230,7 @@ class FolderSink(SetSink):
         lists it with the same size and SHA-256 (read again now) and the
         source has not changed since (same change time, size and $EFS)."""
         known = self.known.get(entry.path)
-        if (known is None or known.failed or known.ref or known.sha256 is None
-                or known.kind is not entry.kind or known.source_size != entry.source_size
-                or known.efs_sha256 != entry.efs_sha256
-                or _meta.change_stamp(known.meta) != _meta.change_stamp(entry.meta)):
+        if known is None or not source_unchanged(known, entry):
             return False
         path = self._stored(entry)
         try:

@@ -68,13 +68,20 @@ class _Previous:
     """The set an incremental run compares with."""
 
     def __init__(self, path: str):
-        self.path = os.path.abspath(path)
-        where, complete = find_manifest(self.path)
-        if where is not None and not complete:
-            raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete set (its backup did not "
-                               "finish) cannot be the base of an incremental one: resume it "
-                               "with backup-tree --skip-existing first", self.path)
-        m = read_manifest(os.path.join(self.path, MANIFEST_NAME))
+        from ..store import is_s3_url
+        if is_s3_url(path):             # a set in an object store: its URL is its path
+            from .storeread import read_store_set_at
+            self.path = path
+            m = read_store_set_at(path, command="backup-tree --since", done="written")
+        else:
+            self.path = os.path.abspath(path)
+            where, complete = find_manifest(self.path)
+            if where is not None and not complete:
+                raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete set (its backup did "
+                                   "not finish) cannot be the base of an incremental one: "
+                                   "resume it with backup-tree --skip-existing first",
+                                   self.path)
+            m = read_manifest(os.path.join(self.path, MANIFEST_NAME))
         self.header = m.header
         self.entries = m.by_path()
         # the new set refers to this one, and to every set it refers to
@@ -102,7 +109,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     (RefusedError) before any work."""
     src_dir = os.path.abspath(os.fspath(src_dir))
     check_source_dir(src_dir)
-    folder = isinstance(sink, FolderSink)
+    folder = sink.resumable        # a folder or an object store, not a stream
     if folder:
         sink.check(src_dir, resume=skip_existing)
     workers = workers or _volume.default_workers(src_dir)
@@ -114,7 +121,8 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     # what the set needs through that descriptor, which also tells whether
     # it is encrypted: the plan need not visit every file first
     opened_facts = isinstance(be, _core.PosixBackend) and not reason
-    in_c = opened_facts and folder and prev is None and not skip_existing
+    in_c = (opened_facts and isinstance(sink, FolderSink) and prev is None
+            and not skip_existing)
     errors: list = []        # what cannot be listed or read: failed items, never skipped
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
                                             classify=not opened_facts)
