@@ -176,3 +176,30 @@ def s3_url(s3_server, monkeypatch, request, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     return f"s3://{S3_BUCKET}/{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+def use_s3_server(server, monkeypatch, tmp_path):
+    """The environment set for ``server`` (again after a restart: new ports)."""
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+@pytest.fixture
+def own_s3_server(tmp_path, monkeypatch):
+    """A SeaweedFS of the test's own (to stop and start), bucket S3_BUCKET
+    made, the environment set for it; killed at the end."""
+    from s3_server import MISSING_REASON, SeaweedServer, find_weed
+    if find_weed() is None:
+        pytest.skip(MISSING_REASON)
+    pytest.importorskip("obstore", reason="the S3 client library obstore is not installed "
+                        "(pip install 'efsfast[s3]'; the test extra has it)")
+    (tmp_path / "weed").mkdir()
+    server = SeaweedServer(str(tmp_path / "weed")).start()
+    server.make_bucket(S3_BUCKET)
+    use_s3_server(server, monkeypatch, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop(grace_s=0)

@@ -88,29 +88,26 @@ class FlakyRelay:
             else:       # reset: RST instead of an orderly close
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
 
-    def _lose_answer(self, conn: socket.socket) -> None:
-        """The request reaches the server and is carried out; its answer is
-        lost (the client's connection is reset as the answer arrives)."""
+    def _upstream(self, conn: socket.socket) -> Optional[socket.socket]:
+        """A connection to the server for ``conn`` (both closed at exit)."""
         try:
             up = socket.create_connection(self.target, timeout=30)
         except OSError:
             conn.close()
-            return
+            return None
         self._open += [conn, up]
+        return up
 
-        def forward() -> None:
-            try:
-                while True:
-                    data = conn.recv(1 << 16)
-                    if not data:
-                        break
-                    up.sendall(data)
-            except OSError:
-                pass
-        t = threading.Thread(target=forward, daemon=True)
+    def _lose_answer(self, conn: socket.socket) -> None:
+        """The request reaches the server and is carried out; its answer is
+        lost (the client's connection is reset as the answer arrives)."""
+        up = self._upstream(conn)
+        if up is None:
+            return
+        t = threading.Thread(target=_pump, args=(conn, up), daemon=True)
         t.start()
         _read_headers(up)           # the server has answered: the work is done
-        try:    # (shutdown, not only close: it also wakes forward()'s recv)
+        try:    # (shutdown, not only close: it also wakes the pump's recv)
             conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
@@ -119,28 +116,12 @@ class FlakyRelay:
         t.join(timeout=30)
 
     def _relay(self, conn: socket.socket) -> None:
-        try:
-            up = socket.create_connection(self.target, timeout=30)
-        except OSError:
-            conn.close()
+        up = self._upstream(conn)
+        if up is None:
             return
-        self._open += [conn, up]
-        done = threading.Event()
-
-        def pump(src: socket.socket, dst: socket.socket) -> None:
-            try:
-                while True:
-                    data = src.recv(1 << 16)
-                    if not data:
-                        break
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                done.set()
-        back = threading.Thread(target=pump, args=(up, conn), daemon=True)
+        back = threading.Thread(target=_pump, args=(up, conn), daemon=True)
         back.start()
-        pump(conn, up)
+        _pump(conn, up)
         for s in (conn, up):
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -149,6 +130,18 @@ class FlakyRelay:
         back.join(timeout=30)
         conn.close()
         up.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    """Bytes from ``src`` to ``dst`` until ``src`` ends or either fails."""
+    try:
+        while True:
+            data = src.recv(1 << 16)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
 
 
 def _read_headers(conn: socket.socket, limit: int = 1 << 16) -> Optional[bytes]:

@@ -19,7 +19,7 @@ from efsfast.backupset import MANIFEST_NAME, read_manifest, verify_set
 from efsfast.backupset.manifest import PARTIAL_NAME
 from efsfast.store import Failure, StoreError, open_store
 
-from conftest import S3_BUCKET, needs_posix
+from conftest import S3_BUCKET, needs_posix, use_s3_server
 
 pytestmark = needs_posix
 
@@ -207,30 +207,7 @@ def test_sets_moved_by_another_s3_tool_both_ways(s3_server, xattr_dir, s3_url, t
 # ---- the server going away (a server of the test's own)
 
 
-@pytest.fixture
-def own_server(tmp_path, monkeypatch):
-    from s3_server import MISSING_REASON, SeaweedServer, find_weed
-    if find_weed() is None:
-        pytest.skip(MISSING_REASON)
-    pytest.importorskip("obstore", reason="the S3 client library obstore is not installed")
-    (tmp_path / "weed").mkdir()
-    server = SeaweedServer(str(tmp_path / "weed")).start()
-    server.make_bucket(S3_BUCKET)
-    _use(server, monkeypatch, tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop(grace_s=0)
-
-
-def _use(server, monkeypatch, tmp_path):
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-
-
-def test_server_stopped_mid_backup_then_resumed(own_server, xattr_dir, monkeypatch, tmp_path,
+def test_server_stopped_mid_backup_then_resumed(own_s3_server, xattr_dir, monkeypatch, tmp_path,
                                                 capsys):
     """The server dies after the third object: the backup names the failed
     objects, says the set is incomplete and exits 1; no manifest is
@@ -246,7 +223,7 @@ def test_server_stopped_mid_backup_then_resumed(own_server, xattr_dir, monkeypat
     def store_then_die(self, raw, entry, digest, *, cancel):
         calls.append(entry.path)
         if len(calls) == 4:
-            own_server.stop(grace_s=0)
+            own_s3_server.stop(grace_s=0)
         return real(self, raw, entry, digest, cancel=cancel)
     monkeypatch.setattr(s3sink.StoreSink, "store", store_then_die)
     capsys.readouterr()
@@ -255,8 +232,8 @@ def test_server_stopped_mid_backup_then_resumed(own_server, xattr_dir, monkeypat
     assert "the set is incomplete (the store stopped answering" in out.out, out
     assert "the store did not answer" in out.out + out.err
     monkeypatch.setattr(s3sink.StoreSink, "store", real)
-    own_server.start()
-    _use(own_server, monkeypatch, tmp_path)
+    own_s3_server.start()
+    use_s3_server(own_s3_server, monkeypatch, tmp_path)
     there = keys(url)
     assert MANIFEST_NAME not in there and PARTIAL_NAME in there
     assert run_cli("restore-tree", url, str(xattr_dir / "no")) == 2     # incomplete: refused
@@ -302,7 +279,7 @@ def test_interrupted_backup_resumes_without_uploading_again(xattr_dir, s3_url, m
     assert run_cli("verify-set", s3_url) == 0
 
 
-def test_server_stopped_mid_restore_leaves_nothing_partial(own_server, xattr_dir, monkeypatch):
+def test_server_stopped_mid_restore_leaves_nothing_partial(own_s3_server, xattr_dir, monkeypatch):
     """Objects restore in batches; the server dies before the second batch
     is fetched: the first batch is restored whole, every other object is a
     named failure, and nothing of them is at DEST."""
@@ -318,7 +295,7 @@ def test_server_stopped_mid_restore_leaves_nothing_partial(own_server, xattr_dir
         fetched.append(len(batch))
         if len(fetched) == 3:       # the first two batches are in memory, then it dies
             concurrent.futures.wait(pending)
-            own_server.stop(grace_s=0)
+            own_s3_server.stop(grace_s=0)
         got = real(batch, limit)
         pending.extend(g for g in got if isinstance(g, concurrent.futures.Future))
         return got

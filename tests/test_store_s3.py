@@ -16,7 +16,7 @@ import pytest
 from efsfast.store import Failure, StoreError, open_store, parse_url
 from efsfast.store.s3config import Secret, settings_from_env
 
-from conftest import S3_BUCKET
+from conftest import S3_BUCKET, use_s3_server
 
 MIB = 1 << 20
 PART = 5 * MIB          # S3's smallest part: the multipart cases stay small
@@ -326,33 +326,11 @@ def test_settings_and_store_repr_hold_no_credentials(s3_server, s3_url):
 # ---- the server going away mid-transfer (a server of the test's own)
 
 
-@pytest.fixture
-def own_server(tmp_path, monkeypatch):
-    from s3_server import MISSING_REASON, SeaweedServer, find_weed
-    if find_weed() is None:
-        pytest.skip(MISSING_REASON)
-    server = SeaweedServer(str(tmp_path / "weed")).start()
-    server.make_bucket(S3_BUCKET)
-    try:
-        yield server
-    finally:
-        server.stop(grace_s=0)
-
-
-def _env_for(server, monkeypatch, tmp_path):
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-
-
-def test_server_stopped_mid_upload_leaves_no_object(own_server, monkeypatch, tmp_path):
+def test_server_stopped_mid_upload_leaves_no_object(own_s3_server, monkeypatch, tmp_path):
     """The server is killed after two parts of a multipart upload: the
     write fails, named and classed as the store being unavailable, within the
     bounded retries; once the server is back no object (no half object) is
     at the key, and a single PUT is either whole or absent."""
-    os.makedirs(tmp_path / "weed", exist_ok=True)
-    _env_for(own_server, monkeypatch, tmp_path)
     url = f"s3://{S3_BUCKET}/killed"
     part = _data(PART, 5)
     sent = []
@@ -360,7 +338,7 @@ def test_server_stopped_mid_upload_leaves_no_object(own_server, monkeypatch, tmp
     def chunks():
         for i in range(6):
             if i == 2:
-                own_server.stop(grace_s=0)      # a crash: no graceful close
+                own_s3_server.stop(grace_s=0)      # a crash: no graceful close
             sent.append(i)
             yield part
     with _store(url, retries=2, retry_timeout_s=3) as st:
@@ -370,23 +348,22 @@ def test_server_stopped_mid_upload_leaves_no_object(own_server, monkeypatch, tmp
         assert e.value.failure is Failure.UNAVAILABLE, e.value
         assert e.value.filename == f"{url}/big.efsraw"
         assert "writing" in str(e.value)
-        _secrets_absent(own_server, _all_text(e.value))
-    own_server.start()                          # the same data, new ports
-    _env_for(own_server, monkeypatch, tmp_path)
+        _secrets_absent(own_s3_server, _all_text(e.value))
+    own_s3_server.start()                          # the same data, new ports
+    use_s3_server(own_s3_server, monkeypatch, tmp_path)
     with _store(url) as st:
         assert {o.key: o.size for o in st.list()} == {"before.efsraw": 5}
         assert st.stat("big.efsraw") is None
 
 
-def test_server_gone_reads_fail_named(own_server, monkeypatch, tmp_path):
-    _env_for(own_server, monkeypatch, tmp_path)
+def test_server_gone_reads_fail_named(own_s3_server):
     url = f"s3://{S3_BUCKET}/gone"
     # a window of one part: the chunks after the first are fetched after the stop
     with _store(url, retries=1, retry_timeout_s=2, memory_limit=PART) as st:
         st.write("a.efsraw", _data(3 * PART, 1))
         chunks = st.read_chunks("a.efsraw")
         next(chunks)
-        own_server.stop(grace_s=0)
+        own_s3_server.stop(grace_s=0)
         with pytest.raises(StoreError) as e:
             for _ in chunks:
                 pass
@@ -408,7 +385,7 @@ def test_https_is_verified_against_the_system_roots_and_aws_ca_bundle(tmp_path, 
     os.makedirs(tmp_path / "weed")
     with SeaweedServer(str(tmp_path / "weed"), tls=True) as server:
         server.make_bucket(S3_BUCKET)
-        _env_for(server, monkeypatch, tmp_path)
+        use_s3_server(server, monkeypatch, tmp_path)
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.https_endpoint)
         monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
         url = f"s3://{S3_BUCKET}/tls"

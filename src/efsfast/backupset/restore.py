@@ -92,13 +92,19 @@ def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
         ref = wanted.get(other.header.set_id)
         if ref and other.header.set_id not in found and other.sha256 == ref["manifest_sha256"]:
             found[other.header.set_id] = folder
-    missing = [r for sid, r in wanted.items() if sid not in found]
+    refuse_missing(m, found)
+    return found
+
+
+def refuse_missing(m: Manifest, found: Dict[str, object]) -> None:
+    """Raise :class:`MissingSetsError` naming every set ``m`` refers to that
+    is not in ``found`` (by set id)."""
+    missing = [r for r in m.header.refs if r["set_id"] not in found]
     if missing:
         names = "; ".join(f"set {r['set_id']} (last seen at {r.get('path')})" for r in missing)
         raise MissingSetsError(ERROR_FILE_NOT_FOUND, "this incremental set needs the sets its "
                                f"unchanged objects are in, and these are missing: {names} "
                                "(name them with --with)", m.header.source)
-    return found
 
 
 def _target(dest: str, rel: str) -> str:
@@ -155,6 +161,16 @@ def _finish(bulk: BulkResult, extra: List[ItemError]) -> BulkResult:
     return bulk
 
 
+def unchecked(e: Entry, target: str) -> Optional[ItemError]:
+    """The failed item of an object whose manifest line gives no size and
+    SHA-256 to check it against (it is not restored); None where it does."""
+    if e.raw_size is None or e.sha256 is None:
+        return ItemError(0, target, EfsError(
+            ERROR_INVALID_DATA, f"{e.stored_name}: its manifest line gives no size and "
+            "SHA-256 to check it against: not restored"))
+    return None
+
+
 def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
                  dest_dir: str) -> Tuple[list, list, List[ItemError]]:
     """Restore jobs for the set objects ``entries`` (those with a raw stream),
@@ -167,10 +183,9 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
         if not e.has_stream:
             continue
         target = _target(dest_dir, e.path)
-        if e.raw_size is None or e.sha256 is None:
-            unusable.append(ItemError(0, target, EfsError(
-                ERROR_INVALID_DATA, f"{e.stored_name}: its manifest line gives no size and "
-                "SHA-256 to check it against: not restored")))
+        bad = unchecked(e, target)
+        if bad is not None:
+            unusable.append(bad)
             continue
         source = os.path.join(folders[e.ref or own_id], *e.stored_name.split("/"))
         expect = (e.raw_size, e.sha256)

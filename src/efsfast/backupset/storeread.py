@@ -22,13 +22,13 @@ from ..api import BulkResult, ItemError
 from ..store import Store, StoreError, is_s3_url, open_store
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, PARTIAL_NAME, Entry, Kind,
                        Manifest, ManifestError, find_manifest, read_manifest)
-from .restore import MissingSetsError, apply_metadata, incomplete_set, target_path
+from .restore import (MissingSetsError, apply_metadata, incomplete_set, refuse_missing,
+                      target_path, unchecked)
 from .result import SetResult
 from .s3sink import read_store_manifest, refused
-from .verify import Problem, VerifyReport, check_stream
+from .verify import Problem, VerifyReport, check_stream, compare_refs
 
 ERROR_FILE_NOT_FOUND = 2
-ERROR_INVALID_DATA = 13
 # where a set's objects are: a store, or (an incremental's earlier set) a folder
 Place = Union[Store, str]
 
@@ -110,12 +110,7 @@ def locate_places(m: Manifest, extra: Sequence[str], own: Store,
         ref = wanted.get(other.header.set_id)
         if ref and other.header.set_id not in found and other.sha256 == ref["manifest_sha256"]:
             found[other.header.set_id] = place
-    missing = [r for sid, r in wanted.items() if sid not in found]
-    if missing:
-        names = "; ".join(f"set {r['set_id']} (last seen at {r.get('path')})" for r in missing)
-        raise MissingSetsError(ERROR_FILE_NOT_FOUND, "this incremental set needs the sets its "
-                               f"unchanged objects are in, and these are missing: {names} "
-                               "(name them with --with)", m.header.source)
+    refuse_missing(m, found)
     return found
 
 
@@ -186,10 +181,9 @@ def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
             if not e.has_stream:
                 continue
             target = target_path(dest_dir, e.path)
-            if e.raw_size is None or e.sha256 is None:
-                unusable.append(ItemError(0, target, EfsError(
-                    ERROR_INVALID_DATA, f"{e.stored_name}: its manifest line gives no size "
-                    "and SHA-256 to check it against: not restored")))
+            bad = unchecked(e, target)
+            if bad is not None:
+                unusable.append(bad)
                 continue
             jobs.append(_Job(target, e, places[e.ref or m.header.set_id], len(jobs)))
         dirs = sorted((j for j in jobs if j.entry.kind is Kind.DIRECTORY),
@@ -423,9 +417,4 @@ def _check_store_refs(m: Manifest, sets: Sequence[str], store: Store, report: Ve
         other = (read_store_manifest(place, MANIFEST_NAME) if isinstance(place, Store)
                  else read_manifest(os.path.join(place, MANIFEST_NAME)))
         listed[sid] = other.by_path()
-    for e in m.entries:
-        if e.ref and not e.failed:
-            there = listed.get(e.ref, {}).get(e.path)
-            if there is None or there.sha256 != e.sha256 or there.ref:
-                report.problems.append(Problem(e.path, f"set {e.ref} does not hold it with "
-                                                       "the same SHA-256"))
+    compare_refs(m, listed, report)

@@ -184,6 +184,13 @@ def _check_refs(m, sets: Sequence[str], report: VerifyReport) -> None:
         return
     listed = {sid: read_manifest(os.path.join(folder, MANIFEST_NAME)).by_path()
               for sid, folder in folders.items()}
+    compare_refs(m, listed, report)
+
+
+def compare_refs(m, listed: dict, report: VerifyReport) -> None:
+    """Every unchanged object of the incremental set ``m`` is listed, with
+    the same SHA-256, by the set it refers to (``listed``: per set id, its
+    entries by path)."""
     for e in m.entries:
         if e.ref and not e.failed:
             there = listed.get(e.ref, {}).get(e.path)
