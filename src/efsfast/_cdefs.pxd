@@ -187,6 +187,7 @@ cdef extern from "_c/efs_io.h" nogil:
         int capture_ntfs
         int overwrite
         size_t keep_limit
+        int sync
         int outcome
         efs_dword rc
         int err_no

@@ -32,7 +32,8 @@ cdef void export_worker(export_batch *b) noexcept nogil:
 cdef class BulkExport:
     """Exports a batch of (object, backup file, temporary, flags) into files
     of a backup set with every item's work in C; ``take(i)`` hands over what
-    item i found once its worker is through (``ready(i)``)."""
+    item i found once its worker is through (``ready(i)``).  ``sync``: each
+    backup file is fsynced before it gets its name (durable.py)."""
     cdef export_batch b
     cdef list keep
     cdef readonly size_t count
@@ -43,7 +44,7 @@ cdef class BulkExport:
         self.b.count = 0
 
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
-                 bint capture_ntfs, bint overwrite, size_t keep_limit):
+                 bint capture_ntfs, bint overwrite, size_t keep_limit, bint sync=False):
         cdef size_t n = len(jobs), i
         cdef efs_backup_item *it
         self.keep = []
@@ -65,6 +66,7 @@ cdef class BulkExport:
             it.capture_ntfs = capture_ntfs
             it.overwrite = overwrite
             it.keep_limit = keep_limit
+            it.sync = sync
         self.b.next_index = 0
         self.b.opts = backend.opts
         self.b.cancel = &token.flag

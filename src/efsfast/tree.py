@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
+from . import durable as _durable
 from . import raw as _raw
 from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
@@ -300,3 +301,31 @@ def _merge(parts: List[BulkResult], jobs: Jobs) -> BulkResult:
         out.cancelled = out.cancelled or p.cancelled
         offset += len(p.results)
     return out
+
+
+def sync_restored(result: TreeResult, dest_dir: str,
+                  way: Optional[_durable.SyncWay] = None) -> None:
+    """Put what a restore (or decryption) wrote below ``dest_dir`` on stable
+    storage before its summary is given (durable.py; ``way``: by default as
+    the file system needs).  An object that could not be synced is a failed
+    item, no longer done; a file system that could not be, one failed item
+    naming the folder."""
+    where: dict = {}            # written path -> its job's index
+    for i, r in enumerate(result.bulk.results):
+        if r is not None:
+            for p in getattr(r, "files", None) or [r.path]:
+                where[p] = i
+    for p in result.existing:   # left by a run that may have stopped before its sync
+        where.setdefault(p, -1)
+    bulk = result.bulk
+    for path, exc in _durable.sync_written(dest_dir, list(where), way):
+        err = problem(path, "could not be synced to stable storage", exc)
+        i = where.get(path, -1)
+        if i >= 0 and bulk.results[i] is not None:
+            bulk.bytes -= getattr(bulk.results[i], "bytes", 0)
+            bulk.files -= 1
+            bulk.results[i] = None
+            bulk.failures.append(ItemError(i, path, err))
+        else:       # a folder, or the file system: no job of its own
+            bulk.failures.append(ItemError(-1, path, err))
+    bulk.failures.sort(key=lambda e: e.index)

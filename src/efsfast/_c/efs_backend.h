@@ -50,6 +50,7 @@ typedef struct efs_backup_item {
     int capture_ntfs;               /* read system.ntfs_attrib/_times/_acl (ntfs-3g) */
     int overwrite;                  /* replace an existing backup file */
     size_t keep_limit;              /* keep the stream in memory up to this size */
+    int sync;                       /* fsync the backup file before it is published */
     /* found */
     int outcome;                    /* EFS_BACKUP_* */
     efs_dword rc;

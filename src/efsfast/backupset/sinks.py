@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import IO, Optional, Tuple
 
-from .. import _core, _winfs, api
+from .. import _core, _winfs, api, durable
 from .._errors import EfsError
 from ..treewalk import problem
 from .manifest import MANIFEST_NAME, Entry, Header, ManifestWriter
@@ -90,12 +90,17 @@ class SetSink:
 class FolderSink(SetSink):
     """The folder layout of before (``REL.efsraw`` per object) plus the
     manifest, written under a temporary name as objects finish and given
-    its name only when the set is complete."""
+    its name only when the set is complete: every object durable first
+    (``sync``: how, durable.py; by default as the file system needs), then
+    the manifest, then its name."""
 
-    def __init__(self, dest: str, *, overwrite: bool = False):
+    def __init__(self, dest: str, *, overwrite: bool = False,
+                 sync: Optional[durable.SyncWay] = None):
         super().__init__()
         self.dest = self.plan_root = os.fspath(dest)
         self.overwrite = overwrite
+        self.sync = sync
+        self.folders: set = set()           # the folders objects went into
         self.final = os.path.join(self.dest, MANIFEST_NAME)
         self.tmp = os.path.join(self.dest, f".{MANIFEST_NAME}.{uuid.uuid4().hex[:8]}.tmp")
         self.out: Optional[IO[bytes]] = None
@@ -106,6 +111,8 @@ class FolderSink(SetSink):
             os.makedirs(self.dest, exist_ok=True)
         except OSError as exc:      # the destination cannot be written: the job fails
             raise problem(self.dest, "cannot create the folder", exc) from None
+        if self.sync is None:
+            self.sync = durable.way_for(self.dest)
         if not self.overwrite and os.path.lexists(self.final):
             raise EfsError(api.ERROR_FILE_EXISTS, "a backup set is already there (pass "
                            "--overwrite to replace it)", self.final)
@@ -139,7 +146,12 @@ class FolderSink(SetSink):
         return os.path.lexists(self._stored(entry))
 
     def hash_existing(self, entry: Entry) -> Tuple[int, str]:
-        return hash_file(self._stored(entry))
+        path = self._stored(entry)
+        if self.sync is durable.SyncWay.EACH:     # kept from a run that never synced
+            durable.fsync_path(path)
+            with self.lock:
+                self.folders.add(os.path.dirname(path))
+        return hash_file(path)
 
     def store(self, raw, entry, digest, *, cancel) -> int:
         out = self._stored(entry)
@@ -147,19 +159,38 @@ class FolderSink(SetSink):
         if parent not in self.made:         # one makedirs per folder, not per object
             os.makedirs(parent, exist_ok=True)
             self.made.add(parent)
-        r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite, digest=digest)
+            with self.lock:
+                self.folders.add(parent)
+        r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite, digest=digest,
+                              sync=self.sync is durable.SyncWay.EACH)
         return r.bytes
 
     def finish(self) -> str:
         digest = self.writer.finish()
         self.out.flush()
+        self.sync_objects()
         os.fsync(self.out.fileno())
         self.out.close()
         if self.overwrite:
             os.replace(self.tmp, self.final)
         else:
             api._publish_no_replace(self.tmp, self.final)
+        if self.sync is not durable.SyncWay.NONE:
+            durable.fsync_path(self.dest)       # the manifest's name
         return digest
+
+    def sync_objects(self) -> None:
+        """Every object's data and name durable before the manifest is
+        published: one syncfs, or (each object fsynced as it was written)
+        the folders that hold them."""
+        if self.sync is durable.SyncWay.FILESYSTEM:
+            durable.syncfs(self.dest)
+        elif self.sync is durable.SyncWay.EACH:
+            for folder in durable.folders_up(self.folders, self.dest):
+                try:
+                    durable.fsync_path(folder)
+                except FileNotFoundError:
+                    pass        # made for objects that were all plain: removed again
 
     def abort(self) -> None:
         try:
@@ -342,7 +373,7 @@ class TarSink(SetSink):
         data = self.manifest.getvalue()
         self._add(self._info(MANIFEST_NAME, len(data)), _MemoryReader(data), max(len(data), 1))
         self.tar.close()          # end-of-archive blocks; the caller's file stays open
-        self.fileobj.flush()
+        durable.sync_stream(self.fileobj)
         return digest
 
     def abort(self) -> None:

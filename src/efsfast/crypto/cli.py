@@ -149,7 +149,7 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
         try:
             r = decrypt_tree(args.src, args.dest, keys, workers=args.workers,
                              overwrite=args.overwrite, skip_existing=args.skip_existing,
-                             progress=bar, cancel=token)
+                             progress=bar, cancel=token, sync=not args.no_sync)
         finally:
             bar.close()
     extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
@@ -179,4 +179,7 @@ def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--skip-existing", action="store_true",
                    help="leave plaintext files that are already there alone (resume)")
+    s.add_argument("--no-sync", action="store_true",
+                   help="do not wait for the plaintext to reach stable storage before the "
+                        "summary (faster; a power cut may then lose it)")
     s.set_defaults(func=cmd_decrypt_tree)

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 from .. import raw
 from ..api import _run_many
-from ..tree import TreeResult
+from ..tree import TreeResult, sync_restored
 from .decrypt import decrypt, is_object
 from .keys import as_keys
 
@@ -55,10 +55,11 @@ def plan(src_dir: str, dest_dir: str):
 def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
                  overwrite: bool = False, skip_existing: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
-                 cancel=None, password=None) -> TreeResult:
+                 cancel=None, password=None, sync: bool = True) -> TreeResult:
     """Decrypt every ``.efsraw`` file (or encrypted file of an efs_raw
     mount) below ``src_dir`` into the same layout below ``dest_dir``
-    (``name.efsraw`` -> ``name``).  ``skip_existing`` resumes a run."""
+    (``name.efsraw`` -> ``name``).  ``skip_existing`` resumes a run;
+    ``sync``: what was written is on stable storage before this returns."""
     keys = as_keys(keys, password)
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     folders, jobs, skipped = plan(src_dir, dest_dir)
@@ -73,5 +74,8 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
         return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token)
     bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                      fail_fast=False)
-    return TreeResult(bulk, directories=len(folders), skipped=skipped, existing=existing,
-                      jobs=jobs)
+    result = TreeResult(bulk, directories=len(folders), skipped=skipped, existing=existing,
+                        jobs=jobs)
+    if sync:
+        sync_restored(result, dest_dir)
+    return result
