@@ -31,7 +31,8 @@ class Backend:
 class PosixBackend(Backend):
     def __init__(self, *, buffer_size: int = ..., seed: Optional[int] = ..., min_size: int = ...,
                  mode: str = ..., null_sink: bool = ..., cluster_shift: int = ...,
-                 _unvalidated_copy: bool = ..., _fault: Optional[Tuple[int, int]] = ...) -> None: ...
+                 _unvalidated_copy: bool = ..., _fault: Optional[Tuple[int, int]] = ...,
+                 _sync_each: bool = ...) -> None: ...
 
 class Win32Backend(Backend):
     def __init__(self) -> None: ...

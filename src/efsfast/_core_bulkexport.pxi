@@ -32,8 +32,9 @@ cdef void export_worker(export_batch *b) noexcept nogil:
 cdef class BulkExport:
     """Exports a batch of (object, backup file, temporary, flags) into files
     of a backup set with every item's work in C; ``take(i)`` hands over what
-    item i found once its worker is through (``ready(i)``).  ``sync``: each
-    backup file is fsynced before it gets its name (durable.py)."""
+    item i found once its worker is through (``ready(i)``).  ``sync``
+    (benchmarks): each backup file is fsynced before it gets its name, the
+    alternative measured against durable.py's one sync of the set."""
     cdef export_batch b
     cdef list keep
     cdef readonly size_t count

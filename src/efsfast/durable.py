@@ -18,12 +18,13 @@ Two ways, chosen per file system:
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import sys
 from typing import Callable, Iterable, List, Optional, Set, Tuple
 
-_MOUNTINFO = "/proc/self/mountinfo"
-_FUSE_TYPES = ("fuse", "fuseblk")           # and "fuse.<subtype>"
+from .volume import filesystem_type
+
 Failure = Tuple[str, OSError]               # (path, why it could not be synced)
 
 
@@ -31,26 +32,6 @@ class SyncWay(enum.Enum):
     NONE = "none"
     FILESYSTEM = "syncfs"
     EACH = "fsync"
-
-
-def filesystem_type(path: str) -> Optional[str]:
-    """The type /proc/self/mountinfo gives the file system holding ``path``
-    (matched by device number), or None where it cannot be told."""
-    try:
-        st = os.stat(path)
-        with open(_MOUNTINFO, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
-    for line in lines:
-        fields = line.split()
-        # id parent major:minor root mountpoint options [optional...] - type source ...
-        if len(fields) > 2 and fields[2] == dev and "-" in fields:
-            rest = fields[fields.index("-") + 1:]
-            if rest:
-                return rest[0]
-    return None
 
 
 _syncfs: Optional[Callable[[int], int]] = None
@@ -68,7 +49,7 @@ def _syncfs_call() -> Optional[Callable[[int], int]]:
         fn.argtypes = [ctypes.c_int]
 
         def call(fd: int) -> int:
-            return 0 if fn(fd) == 0 else ctypes.get_errno() or 5     # (EIO if unset)
+            return 0 if fn(fd) == 0 else ctypes.get_errno() or errno.EIO
         _syncfs = call
     return _syncfs
 
@@ -76,7 +57,7 @@ def _syncfs_call() -> Optional[Callable[[int], int]]:
 def way_for(path: str) -> SyncWay:
     """How to make what was written below the folder ``path`` durable."""
     fstype = filesystem_type(path) if sys.platform.startswith("linux") else None
-    if fstype is None or fstype in _FUSE_TYPES or fstype.startswith("fuse."):
+    if fstype is None or fstype in ("fuse", "fuseblk"):
         return SyncWay.EACH
     return SyncWay.FILESYSTEM if _syncfs_call() is not None else SyncWay.EACH
 
@@ -86,7 +67,7 @@ def syncfs(folder: str) -> None:
     Linux 5.8 it reports the file system's unseen writeback errors)."""
     call = _syncfs_call()
     if call is None:
-        raise OSError(38, "syncfs() is not available here", folder)    # ENOSYS
+        raise OSError(errno.ENOSYS, "syncfs() is not available here", folder)
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
     try:
         err = call(fd)

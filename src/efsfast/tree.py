@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import durable as _durable
 from . import raw as _raw
@@ -310,7 +310,7 @@ def sync_restored(result: TreeResult, dest_dir: str,
     the file system needs).  An object that could not be synced is a failed
     item, no longer done; a file system that could not be, one failed item
     naming the folder."""
-    where: dict = {}            # written path -> its job's index
+    where: Dict[str, int] = {}  # written path -> its job's index
     for i, r in enumerate(result.bulk.results):
         if r is not None:
             for p in getattr(r, "files", None) or [r.path]:

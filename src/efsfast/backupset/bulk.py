@@ -12,7 +12,7 @@ import hashlib
 import os
 from typing import Callable, List, Optional
 
-from .. import _core, _winfs, durable
+from .. import _core, _winfs
 from ..api import BulkResult, ItemError, _close, _Progress, _run_threads, _watch_ctrl_c
 from .._errors import CancelledError
 from . import metadata as _meta
@@ -35,14 +35,12 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
     failures) or never started."""
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
-    folders = {os.path.dirname(j[1]) for j in jobs}
-    made = _make_folders(sorted(folders))
-    sink.folders |= folders
+    made = _make_folders(sorted({os.path.dirname(j[1]) for j in jobs}))
     c_jobs = [(j[0], j[1], _winfs.temp_beside(j[1]),
                _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
     batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
                              overwrite=sink.overwrite, keep_limit=KEEP_LIMIT,
-                             sync=sink.sync is durable.SyncWay.EACH)
+                             sync=sink.sync_in_workers)
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
@@ -74,6 +72,7 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
                 entry.sha256 = (hashlib.sha256(data).hexdigest() if data is not None
                                 else hash_file(out)[1])
                 sink.add_entry(entry)
+                sink.note_written(out)
             except Exception as exc:
                 result.failures.append(ItemError(i, os.fspath(src), exc))
                 return

@@ -13,7 +13,7 @@ import tarfile
 import threading
 import time
 import uuid
-from typing import IO, Optional, Tuple
+from typing import IO, List, Optional, Tuple
 
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError
@@ -93,6 +93,9 @@ class FolderSink(SetSink):
     its name only when the set is complete: every object durable first
     (``sync``: how, durable.py; by default as the file system needs), then
     the manifest, then its name."""
+    # benchmarks only: also fsync each object in the worker that wrote it
+    # (measured slower than durable.py's ways everywhere: docs/RELIABILITY.md)
+    sync_in_workers = False
 
     def __init__(self, dest: str, *, overwrite: bool = False,
                  sync: Optional[durable.SyncWay] = None):
@@ -100,7 +103,7 @@ class FolderSink(SetSink):
         self.dest = self.plan_root = os.fspath(dest)
         self.overwrite = overwrite
         self.sync = sync
-        self.folders: set = set()           # the folders objects went into
+        self.written: List[str] = []        # the objects in the set (SyncWay.EACH syncs them)
         self.final = os.path.join(self.dest, MANIFEST_NAME)
         self.tmp = os.path.join(self.dest, f".{MANIFEST_NAME}.{uuid.uuid4().hex[:8]}.tmp")
         self.out: Optional[IO[bytes]] = None
@@ -147,11 +150,12 @@ class FolderSink(SetSink):
 
     def hash_existing(self, entry: Entry) -> Tuple[int, str]:
         path = self._stored(entry)
-        if self.sync is durable.SyncWay.EACH:     # kept from a run that never synced
-            durable.fsync_path(path)
-            with self.lock:
-                self.folders.add(os.path.dirname(path))
+        self.note_written(path)     # kept from a run that may not have synced it
         return hash_file(path)
+
+    def note_written(self, path: str) -> None:
+        with self.lock:
+            self.written.append(path)
 
     def store(self, raw, entry, digest, *, cancel) -> int:
         out = self._stored(entry)
@@ -159,10 +163,9 @@ class FolderSink(SetSink):
         if parent not in self.made:         # one makedirs per folder, not per object
             os.makedirs(parent, exist_ok=True)
             self.made.add(parent)
-            with self.lock:
-                self.folders.add(parent)
         r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite, digest=digest,
-                              sync=self.sync is durable.SyncWay.EACH)
+                              sync=self.sync_in_workers)
+        self.note_written(out)
         return r.bytes
 
     def finish(self) -> str:
@@ -181,16 +184,12 @@ class FolderSink(SetSink):
 
     def sync_objects(self) -> None:
         """Every object's data and name durable before the manifest is
-        published: one syncfs, or (each object fsynced as it was written)
-        the folders that hold them."""
-        if self.sync is durable.SyncWay.FILESYSTEM:
-            durable.syncfs(self.dest)
-        elif self.sync is durable.SyncWay.EACH:
-            for folder in durable.folders_up(self.folders, self.dest):
-                try:
-                    durable.fsync_path(folder)
-                except FileNotFoundError:
-                    pass        # made for objects that were all plain: removed again
+        published: one syncfs, or an fsync of each object and of the
+        folders that hold them (durable.py)."""
+        failed = durable.sync_written(self.dest, self.written, self.sync)
+        if failed:
+            path, exc = failed[0]
+            raise problem(path, "could not be synced to stable storage", exc)
 
     def abort(self) -> None:
         try:
