@@ -14,9 +14,10 @@ import pytest
 
 import efsfast
 from efsfast import cli
+from efsfast._errors import RefusedError
 from efsfast.backupset import (MANIFEST_NAME, FolderSink, TarSink, backup_set, read_manifest,
                                restore_stream, verify_set)
-from efsfast.backupset.manifest import ManifestError
+from efsfast.backupset.manifest import PARTIAL_NAME, ManifestError
 
 from conftest import listing
 
@@ -309,7 +310,7 @@ def test_backup_into_an_existing_set_is_refused(xattr_dir, capsys):
     make_tree(src)
     assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
     before = (out / MANIFEST_NAME).read_bytes()
-    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 1
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 2   # refused
     assert "already there" in capsys.readouterr().err
     assert (out / MANIFEST_NAME).read_bytes() == before
 
@@ -455,8 +456,10 @@ def test_verify_set_reads_a_stream(xattr_dir, damage):
 
 
 def test_a_killed_backup_resumes_to_a_clean_set(xattr_dir):
-    """SIGKILL gives no chance to clean up: the resumed run removes the
-    temporary manifest the killed one left, and the set verifies."""
+    """SIGKILL gives no chance to clean up: the killed run leaves its
+    partial manifest (an incomplete set, maybe cut mid-line), the resumed
+    run takes its place and removes what was half-written, and the set
+    verifies."""
     src, out = xattr_dir / "src", xattr_dir / "set"
     big_tree(src, n=6)
     p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), str(out),
@@ -466,8 +469,10 @@ def test_a_killed_backup_resumes_to_a_clean_set(xattr_dir):
         assert p.poll() is None, p.communicate()
     p.kill()
     p.wait()
-    assert [n for n in listing(out) if n.startswith(f".{MANIFEST_NAME}.")]
+    assert PARTIAL_NAME in listing(out) and MANIFEST_NAME not in listing(out)
+    assert not read_manifest(out / PARTIAL_NAME, partial=True).complete
     assert cli.main(["backup-tree", str(src), str(out), "--skip-existing", "--quiet"]) == 0
+    assert PARTIAL_NAME not in listing(out)
     assert not [n for n in listing(out) if n.endswith(".tmp")], listing(out)
     assert verify_set(out).ok
 
@@ -528,13 +533,25 @@ def test_full_folder_set_runs_in_c_and_matches_the_object_path(xattr_dir, monkey
     assert big[0].raw_size > bulk.KEEP_LIMIT
 
 
-def test_c_folder_set_refuses_to_replace_a_backup_file(xattr_dir):
-    """An object whose backup file is already in the set fails as such (the
-    C path publishes with link(), which never replaces); the others go on."""
+def test_c_folder_set_refuses_to_replace_a_backup_file(xattr_dir, monkeypatch):
+    """A folder that already holds a file is refused before any work (no
+    set there).  One that appears while the backup runs fails its object as
+    such (the C path publishes with link(), which never replaces); the
+    others go on."""
     src, out = xattr_dir / "src", xattr_dir / "set"
     make_tree(src)
     (out / "Docs").mkdir(parents=True)
     (out / "Docs" / "f1.bin.efsraw").write_bytes(b"someone else's")
+    with pytest.raises(RefusedError, match="not empty and holds no backup set"):
+        backup_set(src, FolderSink(str(out)), workers=2)
+    assert listing(out) == ["Docs"] and listing(out / "Docs") == ["f1.bin.efsraw"]
+    (out / "Docs" / "f1.bin.efsraw").unlink()
+    begin = FolderSink.begin
+
+    def begin_then_someone_writes(self, header):
+        begin(self, header)
+        (out / "Docs" / "f1.bin.efsraw").write_bytes(b"someone else's")
+    monkeypatch.setattr(FolderSink, "begin", begin_then_someone_writes)
     r = backup_set(src, FolderSink(str(out)), workers=2)
     assert [os.path.relpath(f.dest, src) for f in r.bulk.failures] == ["Docs/f1.bin"]
     assert r.bulk.failures[0].error.winerror == 80

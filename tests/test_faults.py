@@ -1,6 +1,7 @@
 """Fault injection in the POSIX system side: every failing system call gives
 a clean error, leaves no temporary file and the destination as it was."""
 import errno
+import os
 
 import pytest
 
@@ -94,28 +95,62 @@ def test_disk_full_for_real(tiny_fs, xattr_dir):
     assert listing(tiny_fs) == ["keep"]
 
 
-def test_backup_set_onto_a_full_disk_fails_each_object_whole(tiny_fs, xattr_dir):
-    """A full folder set (the C path, backupset/bulk.py) onto a disk that
-    fills: what is stored is whole, the objects that did not fit fail with
-    ERROR_DISK_FULL, and nothing partial or temporary is left (also not the
-    temporary manifest when the manifest itself no longer fits)."""
-    from efsfast.backupset import FolderSink, backup_set
+FULL_CASES = {
+    # (tmpfs size, objects, raw size): the objects fill the disk / so do the
+    # objects, and then the manifest's next page no longer fits
+    "objects": ("256k", 8, 60_000),
+    "manifest": ("64k", 40, 1_500),
+}
+
+
+@pytest.mark.parametrize("path", ["c", "object-by-object"])
+@pytest.mark.parametrize("case", sorted(FULL_CASES))
+def test_backup_set_onto_a_full_disk(tmp_path, xattr_dir, capsys, case, path):
+    """backup-tree onto a disk that fills (a real small tmpfs): the objects
+    that did not fit are named, each with ERROR_DISK_FULL, the summary and
+    the --json record count exactly what is whole in the set, which is left
+    incomplete (its partial manifest lists exactly those objects, ending in
+    whole lines) and exits 1.  Once there is room, --skip-existing finishes
+    it.  (--skip-existing into a new folder takes the object-by-object path,
+    a plain backup the C one, backupset/bulk.py.)"""
+    import json
+    import subprocess
+    from efsfast import cli
+    from efsfast.backupset import read_manifest, verify_set
+    from efsfast.backupset.manifest import MANIFEST_NAME, PARTIAL_NAME
+    size, n, raw_size = FULL_CASES[case]
     src = xattr_dir / "src"
     src.mkdir()
-    raws = {f"f{i}": efsfast.synthetic_raw(60_000, seed=90 + i) for i in range(8)}
+    raws = {f"f{i:02d}": efsfast.synthetic_raw(raw_size, seed=90 + i) for i in range(n)}
     for name, raw in raws.items():
         efsfast.restore(src / name, raw)
-    out = tiny_fs / "set"
-    try:
-        r = backup_set(src, FolderSink(str(out)), workers=2)
-    except OSError as exc:          # the manifest itself did not fit
-        assert exc.errno == errno.ENOSPC
-        assert "efsfast-manifest.jsonl" not in listing(out)
-    else:
-        full = [f for f in r.bulk.failures if f.error.winerror == 112]
-        assert full and r.bulk.files + len(r.bulk.failures) == len(raws)
-    names = listing(out)
-    assert not [n for n in names if n.endswith(".tmp")]
-    for n in names:
-        if n.endswith(".efsraw"):
-            assert (out / n).read_bytes() == raws[n[:-len(".efsraw")]]
+    flags = ["--skip-existing"] if path != "c" else []
+    with small_tmpfs(tmp_path, size) as mnt:
+        out = mnt / "set"
+        code = cli.main(["backup-tree", str(src), str(out), "--json", *flags])
+        rec = json.loads(capsys.readouterr().out)
+        assert code == 1 and rec["complete"] is False, rec
+        assert rec["incomplete"].startswith("its manifest could not be written" if case ==
+                                            "manifest" else "the destination is full")
+        names = listing(out)
+        assert MANIFEST_NAME not in names and not [x for x in names if x.endswith(".tmp")]
+        stored = {x[:-len(".efsraw")] for x in names if x.endswith(".efsraw")}
+        for name in stored:                                 # each whole
+            assert (out / (name + ".efsraw")).read_bytes() == raws[name]
+        assert (out / PARTIAL_NAME).read_bytes().endswith(b"\n")     # whole lines only
+        m = read_manifest(out / PARTIAL_NAME, partial=True)
+        assert not m.complete
+        assert {e.path for e in m.entries if e.has_stream} == stored
+        assert rec["ok"] == len(stored) and rec["ok"] + rec["failed"] == n, rec
+        assert rec["failed"] and rec["not_done"] == 0
+        for f in rec["failures"]:
+            assert f["path"] and f["dest"] and f["errno"] == errno.ENOSPC, f
+            assert f["winerror"] == 112 and os.path.basename(f["path"]) in raws
+        code = cli.main(["backup-tree", str(src), str(out)])
+        text, err = capsys.readouterr()
+        assert code == 2 and "incomplete backup set" in err      # not over it by mistake
+        subprocess.run(["mount", "-o", "remount,size=4m", str(mnt)], check=True)
+        assert cli.main(["backup-tree", str(src), str(out), "--skip-existing", "--quiet"]) == 0
+        assert verify_set(out).ok
+        assert {e.path: (out / e.stored_name).read_bytes()
+                for e in read_manifest(out / MANIFEST_NAME).entries} == raws

@@ -14,6 +14,8 @@ import pytest
 
 import efsfast
 from efsfast import tree
+from efsfast.backupset import read_manifest, verify_set
+from efsfast.backupset.manifest import MANIFEST_NAME, PARTIAL_NAME
 
 POINTS = 14                     # interrupt points per command
 ARGS = ("--workers", "2", "--buffer-size", "1024", "--json")
@@ -134,6 +136,7 @@ def test_sigint_at_many_points_of_backup_tree(xattr_dir):
     out = xattr_dir / "out"
     args = ("backup-tree", restored, out, *ARGS)
     outcomes = []
+    resumable = None
     for when in MOMENTS:
         code, rec, sent, err = _run_interrupted(args, when, out, ".efsraw")
         assert _leftovers(out) == [] if out.exists() else True
@@ -144,13 +147,32 @@ def test_sigint_at_many_points_of_backup_tree(xattr_dir):
                             for n in files if n.endswith(".efsraw")]
         for rel in backups:                       # each whole
             assert (out / rel).read_bytes() == raws[rel[:-len(".efsraw")]], rel
-        if code == 130:                           # an interrupted set has no manifest
-            assert not (out / "efsfast-manifest.jsonl").exists()
+        # stopped before it began the set (while listing the source): no set;
+        # else an incomplete set, whose partial manifest lists what is there
+        if code == 130 and out.exists():
+            assert not (out / MANIFEST_NAME).exists()
+            m = read_manifest(out / PARTIAL_NAME, partial=True)
+            assert not m.complete and m.reason == "interrupted"
+            assert sorted(e.stored_name for e in m.entries if e.has_stream) == sorted(backups)
+            resumable = out
         _check(code, rec, sent, err, len(backups), "backup-tree")
         outcomes.append(code)
-        _rmtree(out)
+        if out == resumable:
+            out = xattr_dir / f"out{len(outcomes)}"     # kept for the resume below
+            args = ("backup-tree", restored, out, *ARGS)
+        else:
+            _rmtree(out)
     print(f"\nbackup-tree, SIGINT at {POINTS} points: exit codes {outcomes}")
     assert outcomes.count(130) >= POINTS // 3
+    # the last set left incomplete: refused by restore-tree, then resumed
+    r = subprocess.run([sys.executable, "-m", "efsfast", "restore-tree", str(resumable),
+                        str(xattr_dir / "dest")], capture_output=True, text=True)
+    assert r.returncode == 2 and "incomplete backup set" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "efsfast", "backup-tree", str(restored),
+                        str(resumable), "--skip-existing", "--quiet"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert verify_set(resumable).ok and PARTIAL_NAME not in os.listdir(resumable)
 
 
 def _rmtree(path):

@@ -140,5 +140,12 @@ class RawFormatError(EfsError, ValueError):
                              self.winerror, self.filename))
 
 
+class RefusedError(EfsError):
+    """A job refused before it did any work, since going on would replace or
+    mix with what it must not touch (a folder that holds another set or
+    other files, a set another backup is writing, an incomplete set given
+    to a restore): the command line exits 2 and names the cause."""
+
+
 class CancelledError(EfsError):
     """A restore or backup stopped because its CancelToken was set."""

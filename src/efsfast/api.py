@@ -219,10 +219,11 @@ def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
             sink = fd if digest is None else _DigestingFd(fd, digest)
             nbytes, calls, _ = _core.read_raw(raw, sink, cancel)
             if sync:                # durable before it has its name
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    raise as_efs_error(exc, out) from None
+                os.fsync(fd)
+        except EfsError:
+            raise
+        except OSError as exc:      # writing the backup file (a full disk): name it
+            raise as_efs_error(exc, out) from None
         finally:
             os.close(fd)
         try:

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from . import __version__
-from ._errors import CancelledError, EfsError, RawFormatError
+from ._errors import CancelledError, EfsError, RawFormatError, RefusedError
 
 TYPE_CHECKING = False           # as in __init__.py: no typing import at start-up
 if TYPE_CHECKING:
@@ -314,7 +314,10 @@ def _report_tree(args, kind: str, result, extra: dict, interrupted: bool = False
               + (f"{result.not_done} not done, " if result.not_done else "")
               + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
         for k, v in extra.items():
-            if v:
+            if k == "notes":            # lines to print as they are
+                for line in v:
+                    print(f"  {line}")
+            elif v and not isinstance(v, bool):     # (flags are for --json)
                 print(f"  {k}: {v if not isinstance(v, list) else len(v)}")
         if failures:
             _print_failures(failures)
@@ -341,6 +344,9 @@ def _tree(args: argparse.Namespace, restore: bool) -> int:
         try:
             run = commands.restore_tree if restore else commands.backup_tree
             return run(args, bar, _report_tree)
+        except RefusedError as exc:          # refused before any work: nothing was done
+            bar.close()
+            return _fail(args, exc, EXIT_USAGE)
         except OSError as exc:               # the destination cannot be written, ...
             bar.close()
             return _fail(args, exc, EXIT_FAILED)

@@ -107,31 +107,37 @@ def folders_up(folders: Iterable[str], top: str) -> List[str]:
     return sorted(out, key=lambda d: -d.count(os.sep))
 
 
-def fsync_each(paths: Iterable[str], top: str) -> List[Failure]:
+def fsync_each(paths: Iterable[str], top: str, folders: Iterable[str] = ()) -> List[Failure]:
     """fsync each of ``paths`` (files or folders), then every folder from
-    them up to ``top`` (``folders_up``); what could not be synced, named."""
+    them and from ``folders`` up to ``top`` (``folders_up``); what could not
+    be synced, named.  A folder that is gone was emptied and removed: the
+    folder above it holds that change."""
     failures: List[Failure] = []
     paths = list(paths)
-    for p in paths + folders_up({os.path.dirname(p) for p in paths}, top):
+    above = folders_up({os.path.dirname(p) for p in paths} | set(folders), top)
+    for p in paths + above:
         try:
             fsync_path(p)
+        except FileNotFoundError as exc:
+            if p not in above:
+                failures.append((p, exc))
         except OSError as exc:
             failures.append((p, exc))
     return failures
 
 
-def sync_written(top: str, paths: Iterable[str],
-                 way: Optional[SyncWay] = None) -> List[Failure]:
+def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,
+                 folders: Iterable[str] = ()) -> List[Failure]:
     """Make what a job wrote below the folder ``top`` durable (``paths``:
-    the files and folders it wrote, needed by the ``EACH`` way only):
-    returns what could not be synced, named (an empty list: all of it is on
-    stable storage)."""
+    the files and folders it wrote, ``folders``: others whose entries it
+    changed; both needed by the ``EACH`` way only): returns what could not
+    be synced, named (an empty list: all of it is on stable storage)."""
     if way is None:
         way = way_for(top)
     if way is SyncWay.NONE:
         return []
     if way is SyncWay.EACH:
-        return fsync_each(paths, top)
+        return fsync_each(paths, top, folders)
     failures: List[Failure] = []
     try:
         syncfs(top)

@@ -71,9 +71,10 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
                 entry.raw_size = size
                 entry.sha256 = (hashlib.sha256(data).hexdigest() if data is not None
                                 else hash_file(out)[1])
-                sink.add_entry(entry)
+                sink.add_entry(entry)       # the line, once the object is in the set
                 sink.note_written(out)
             except Exception as exc:
+                sink.discard(entry)         # in the set, but not in its manifest: removed
                 result.failures.append(ItemError(i, os.fspath(src), exc))
                 return
             result.results[i] = make_done(entry, size)

@@ -32,6 +32,9 @@ def add_set_options(backup: argparse.ArgumentParser, restore: argparse.ArgumentP
     restore.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                          help="an earlier set an incremental set refers to (repeatable; "
                               "by default the path each reference recorded)")
+    restore.add_argument("--partial", action="store_true",
+                         help="restore what an incomplete set (one whose backup did not "
+                              "finish) lists, each object checked like any set's")
     add_no_sync(restore)
 
 
@@ -41,13 +44,31 @@ def add_no_sync(p: argparse.ArgumentParser) -> None:
                         "summary (faster; a power cut may then lose it)")
 
 
-def _extra(r, backup: bool) -> dict:
+def _extra(r, backup: bool, folder: bool = True) -> dict:
+    """The summary's fields past the counts; ``notes`` are lines the text
+    summary prints as they are."""
     extra = {"directories": r.directories, "skipped (already there)": r.existing}
     if backup:
         extra["skipped (not encrypted)"] = r.skipped
     if getattr(r, "set_id", ""):
         extra["unchanged (in earlier sets)"] = r.unchanged
         extra["set"] = r.set_id
+    notes = []
+    complete = getattr(r, "complete", None)
+    if backup and complete is not None:
+        extra["complete"] = complete
+        if not complete:
+            extra["incomplete"] = r.reason
+            notes.append(f"the set is incomplete ({r.reason})" + (
+                ": resume it with backup-tree --skip-existing" if folder else ""))
+    elif complete is False:         # restore-tree --partial
+        extra["complete"] = False
+        notes.append("an incomplete set: restored only what it lists")
+    elif complete is None and not backup:
+        extra["verified"] = False   # a folder of raw streams with no manifest
+        notes.append("not verified: no manifest")
+    if notes:
+        extra["notes"] = notes
     return extra
 
 
@@ -58,7 +79,8 @@ def _interrupted(report, args, kind: str, exc: KeyboardInterrupt) -> int:
         r = tree.TreeResult(getattr(exc, "result", None) or BulkResult(results=[]))
     if kind == "restore-tree":      # what it counts as done is on stable storage too
         _sync(args, r)
-    return report(args, kind, r, _extra(r, kind == "backup-tree"), interrupted=True)
+    return report(args, kind, r, _extra(r, kind == "backup-tree", args.dest != STDIO),
+                  interrupted=True)
 
 
 def _sync(args, r) -> None:
@@ -89,7 +111,8 @@ def backup_tree(args, progress, report: Callable) -> int:
                            cancel=getattr(args, "cancel", None))
         except KeyboardInterrupt as exc:
             return _interrupted(report, args, "backup-tree", exc)
-        return report(args, "backup-tree", r, _extra(r, True))
+        code = report(args, "backup-tree", r, _extra(r, True, not to_stdout))
+        return EXIT_FAILED if code == EXIT_OK and not r.complete else code
 
 
 def restore_tree(args, progress, report: Callable) -> int:
@@ -105,9 +128,9 @@ def restore_tree(args, progress, report: Callable) -> int:
                       "which is a terminal", file=sys.stderr)
                 return EXIT_USAGE
             r = _restore.restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
-        elif _restore.has_manifest(args.src):
+        elif _restore.has_manifest(args.src):     # complete, or incomplete (refused)
             r = _restore.restore_set(args.src, args.dest, workers=args.workers, **opts,
-                                     **set_opts)
+                                     **set_opts, partial=args.partial)
         else:
             r = tree.restore_tree(args.src, args.dest, workers=args.workers, **opts)
     except KeyboardInterrupt as exc:
@@ -139,6 +162,7 @@ def verify_set_cmd(args) -> int:
         r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
     if args.json:
         print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
+                          "complete": r.complete,
                           "objects_verified": r.objects, "bytes": r.bytes,
                           "problems": [{"path": p.path, "problem": p.message}
                                        for p in r.problems]}, indent=2))

@@ -4,6 +4,12 @@ Line 1 describes the set, then one line per object, then an end line that
 carries the object count and the SHA-256 of every byte before it, so that
 ``head -n -1 MANIFEST | sha256sum`` checks the manifest without efsfast.
 Lines are written as objects finish; the hash runs along.
+
+A folder backup writes its manifest under :data:`PARTIAL_NAME` while it
+runs and gives it :data:`MANIFEST_NAME` only when the set is complete; an
+aborted backup ends the partial file with an end line that says
+``"complete": false`` and why, a killed one leaves it as it was (maybe cut
+mid-line).  ``read_manifest(..., partial=True)`` reads such a file.
 """
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Iterable, List, Optional
+from typing import IO, Iterable, List, Optional, Tuple
 
 MANIFEST_NAME = "efsfast-manifest.jsonl"
+PARTIAL_NAME = "efsfast-manifest.partial.jsonl"     # the manifest of a backup not (yet) complete
 SUFFIX = ".efsraw"
 FORMAT = "efsfast-set"
 VERSION = 1
@@ -117,7 +124,9 @@ class Header:
 class Manifest:
     header: Header
     entries: List[Entry]
-    sha256: str                 # over every line before the end line
+    sha256: str                 # over every line before the end line (read so far, if partial)
+    complete: bool = True       # False: the manifest of a backup that did not finish
+    reason: Optional[str] = None    # why it did not, where its end line says
 
     def by_path(self) -> dict:
         return {e.path: e for e in self.entries}
@@ -129,20 +138,25 @@ def _line(obj: dict) -> bytes:
 
 
 class ManifestWriter:
-    """Writes the lines to a binary file object as they come; ``close``
-    adds the end line with the count and the hash."""
+    """Writes the lines to a binary file object as they come, each with one
+    ``write`` call; ``finish`` adds the end line with the count and the
+    hash, ``abort`` an end line that says the set is not complete.
+    ``written`` counts the bytes of whole lines written so far (where a
+    write fails halfway, the file can be cut back to it)."""
 
     def __init__(self, out: IO[bytes], header: Header):
         self.out = out
         self.hash = hashlib.sha256()
         self.count = 0
+        self.written = 0
         self.header = header
         self._put(header.to_json())
 
     def _put(self, obj: dict) -> None:
         b = _line(obj)
-        self.hash.update(b)
         self.out.write(b)
+        self.hash.update(b)
+        self.written += len(b)
 
     def add(self, entry: Entry) -> None:
         self._put(entry.to_json())
@@ -154,19 +168,49 @@ class ManifestWriter:
                               "manifest_sha256": digest}))
         return digest
 
+    def abort(self, reason: str) -> None:
+        """The end line of a set that is not complete: its count and hash
+        still let a reader check the lines before it."""
+        self.out.write(_line({"type": LineType.END.value, "complete": False, "reason": reason,
+                              "objects": self.count,
+                              "manifest_sha256": self.hash.hexdigest()}))
 
-def read_manifest(source, name: str = MANIFEST_NAME) -> Manifest:
+
+def find_manifest(folder: str) -> Tuple[Optional[str], bool]:
+    """(the manifest that speaks for the set in ``folder``, whether the set
+    is complete); (None, False) where there is none.  A partial manifest
+    beside the manifest is the one that counts (a backup began replacing
+    the set), unless it is the manifest itself under its old name too (a
+    backup stopped between the two steps of publishing it)."""
+    final, partial = os.path.join(folder, MANIFEST_NAME), os.path.join(folder, PARTIAL_NAME)
+    if not os.path.lexists(partial):
+        return (final, True) if os.path.isfile(final) else (None, False)
+    try:
+        if os.path.samefile(final, partial):
+            return final, True
+    except OSError:
+        pass
+    return partial, False
+
+
+def read_manifest(source, name: str = MANIFEST_NAME, *, partial: bool = False) -> Manifest:
     """Parse and check a manifest: a path or a binary file object.  Raises
     :class:`ManifestError` naming the line for anything out of place,
-    including a hash that does not match (an edited manifest)."""
+    including a hash that does not match (an edited manifest).
+
+    ``partial``: the manifest of a backup that may not have finished
+    (:data:`PARTIAL_NAME`): its header and whole object lines, with no end
+    line, an end line saying ``"complete": false`` or a last line cut short
+    (a killed backup) taken as such; ``complete`` then says whether it was
+    in fact finished."""
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         with open(source, "rb") as f:
-            return _read(f, name)
-    return _read(source, name)
+            return _read(f, name, partial)
+    return _read(source, name, partial)
 
 
-def _read(f: Iterable[bytes], name: str) -> Manifest:
+def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
     h = hashlib.sha256()
     header: Optional[Header] = None
     entries: List[Entry] = []
@@ -174,6 +218,8 @@ def _read(f: Iterable[bytes], name: str) -> Manifest:
     for number, raw in enumerate(f, 1):
         if end is not None:
             raise ManifestError(name, "text after the end line", number)
+        if partial and not raw.endswith(b"\n"):
+            break               # each line is written whole with its \n: one cut short by a kill
         try:
             d = json.loads(raw.decode("utf-8"))
             kind = LineType(d["type"])
@@ -204,13 +250,19 @@ def _read(f: Iterable[bytes], name: str) -> Manifest:
     if header is None:
         raise ManifestError(name, "empty: no set line")
     if end is None:
+        if partial:             # killed before it could say so
+            return Manifest(header, entries, h.hexdigest(), complete=False)
         raise ManifestError(name, "no end line: the manifest is truncated (an interrupted "
                                   "backup?)")
     number, d = end
+    complete = d.get("complete", True) is not False
+    if not complete and not partial:
+        raise ManifestError(name, "the end line says the set is not complete", number)
     if d.get("manifest_sha256") != h.hexdigest():
         raise ManifestError(name, "the manifest's SHA-256 does not match its end line: "
                                   "it was changed after it was written", number)
     if d.get("objects") != len(entries):
         raise ManifestError(name, f"the end line counts {d.get('objects')} objects, the "
                                   f"manifest lists {len(entries)}", number)
-    return Manifest(header, entries, h.hexdigest())
+    return Manifest(header, entries, h.hexdigest(), complete=complete,
+                    reason=None if complete else str(d.get("reason") or ""))

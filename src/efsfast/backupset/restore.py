@@ -14,15 +14,17 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from .. import tree
 from .._core import CancelToken
-from .._errors import CancelledError, EfsError
+from .._errors import CancelledError, EfsError, RefusedError
 from ..api import BulkResult, ItemError, restore
 from . import metadata as _meta
-from .manifest import MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest, read_manifest
+from .manifest import (MANIFEST_NAME, SUFFIX, Entry, Kind, Manifest, ManifestError,
+                       find_manifest, read_manifest)
 from .result import SetResult
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13
 ERROR_HANDLE_EOF = 38
+ERROR_INCOMPLETE_SET = 38       # (the set ends early, as a file does)
 
 
 class MissingSetsError(EfsError):
@@ -34,7 +36,19 @@ class TruncatedStreamError(EfsError):
 
 
 def has_manifest(set_dir: str) -> bool:
-    return os.path.isfile(os.path.join(set_dir, MANIFEST_NAME))
+    """Whether ``set_dir`` has a manifest: a set, complete or incomplete."""
+    return find_manifest(set_dir)[0] is not None
+
+
+def incomplete_set(set_dir: str, m: Manifest) -> RefusedError:
+    """The refusal to restore an incomplete set as if it were whole."""
+    listed = sum(1 for e in m.entries if e.has_stream)
+    why = f": {m.reason}" if m.reason else ""
+    return RefusedError(ERROR_INCOMPLETE_SET, f"an incomplete backup set (its backup did not "
+                        f"finish{why}); it lists {listed} objects.  Resume the backup with "
+                        f"backup-tree {m.header.source} {set_dir} --skip-existing, or restore "
+                        "what it lists with restore-tree --partial; nothing was restored",
+                        set_dir)
 
 
 def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
@@ -44,10 +58,11 @@ def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
     wanted = {r["set_id"]: r for r in m.header.refs}
     found: Dict[str, str] = {}
     for folder in list(extra) + [r.get("path") or "" for r in m.header.refs]:
-        if not folder or not has_manifest(folder):
+        where, complete = find_manifest(folder) if folder else (None, False)
+        if not complete:            # (an incomplete set is not the one referred to)
             continue
         try:
-            other = read_manifest(os.path.join(folder, MANIFEST_NAME))
+            other = read_manifest(where)
         except ValueError:
             continue
         ref = wanted.get(other.header.set_id)
@@ -114,10 +129,23 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
                 skip_existing: bool = False, metadata: bool = True, acl: bool = True,
                 sets: Sequence[str] = (),
                 progress: Optional[Callable[[int, int, int], None]] = None,
-                cancel: Optional[CancelToken] = None, backend=None) -> SetResult:
-    """Restore the folder set ``set_dir`` (which has a manifest) into ``dest_dir``."""
+                cancel: Optional[CancelToken] = None, backend=None,
+                partial: bool = False) -> SetResult:
+    """Restore the folder set ``set_dir`` (which has a manifest) into
+    ``dest_dir``.  An incomplete set (its backup did not finish) is refused
+    (:class:`RefusedError`) unless ``partial``: then what it lists."""
     set_dir, dest_dir = os.fspath(set_dir), os.fspath(dest_dir)
-    m = read_manifest(os.path.join(set_dir, MANIFEST_NAME))
+    where, complete = find_manifest(set_dir)
+    try:
+        m = read_manifest(where or os.path.join(set_dir, MANIFEST_NAME), partial=not complete)
+    except ManifestError:
+        if complete or where is None:
+            raise
+        raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete backup set: its backup "
+                           "stopped before it listed anything; nothing was restored",
+                           set_dir) from None
+    if not complete and not partial:
+        raise incomplete_set(set_dir, m)
     folders = {m.header.set_id: set_dir} | locate_sets(m, sets)
     dirs, files = [], []
     for e in m.entries:
@@ -139,7 +167,7 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
                                 skip={f.dest for f in r.bulk.failures})
     return SetResult(_finish(r.bulk, extra), directories=r.directories, existing=r.existing,
                      unchanged=sum(1 for e in m.entries if e.ref), set_id=m.header.set_id,
-                     manifest_sha256=m.sha256, jobs=r.jobs)
+                     manifest_sha256=m.sha256, jobs=r.jobs, complete=complete)
 
 
 class _HashingReader:

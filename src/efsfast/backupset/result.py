@@ -12,3 +12,5 @@ class SetResult(tree.TreeResult):
     unchanged: int = 0              # incremental: recorded as references
     set_id: str = ""
     manifest_sha256: str = ""
+    complete: bool = True           # False: the set is incomplete (see reason)
+    reason: str = ""                # why a backup left its set incomplete

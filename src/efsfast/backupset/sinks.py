@@ -3,22 +3,24 @@ manifest published last) or a tar stream (one member per object, the
 manifest as the last member), both written as objects finish."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
 import queue
-import re
 import tarfile
 import threading
 import time
-import uuid
-from typing import IO, List, Optional, Tuple
+from typing import IO, Dict, List, Optional, Set, Tuple
 
 from .. import _core, _winfs, api, durable
-from .._errors import EfsError
+from .._errors import EfsError, RefusedError, as_efs_error
+from ..api import ItemError
 from ..treewalk import problem
-from .manifest import MANIFEST_NAME, Entry, Header, ManifestWriter
+from . import destination as _destination
+from . import metadata as _meta
+from .manifest import MANIFEST_NAME, PARTIAL_NAME, Entry, Header, ManifestWriter
 
 READ_CHUNK = 1 << 20
 # a tar header carries the member's size before its data, and an export
@@ -35,10 +37,6 @@ def hash_file(path: str) -> Tuple[int, str]:
             h.update(chunk)
             n += len(chunk)
     return n, h.hexdigest()
-
-
-_STALE_MANIFEST = re.compile(r"\." + re.escape(MANIFEST_NAME) + r"\.[0-9a-f]{8}\.tmp")
-_STALE_OBJECT = re.compile(r"\.efsfast-[0-9a-f]{16}\.tmp")
 
 
 def _unlink_quietly(path: str) -> None:
@@ -69,30 +67,64 @@ class SetSink:
         with self.lock:
             self.writer.add(entry)
 
-    def has(self, entry: Entry) -> bool:
+    def keeps(self, entry: Entry) -> bool:
+        """Resuming: whether the object's stream already in the set is kept."""
         return False
-
-    def hash_existing(self, entry: Entry) -> Tuple[int, str]:
-        raise NotImplementedError
 
     def store(self, raw, entry: Entry, digest, *, cancel) -> int:
         """Write the raw stream of the object open for export in ``raw``,
         feeding ``digest``; return its size."""
         raise NotImplementedError
 
+    def unfinished(self, failures: List[ItemError]) -> Optional[str]:
+        """Why the set cannot be completed (every object has been tried and
+        ``failures`` failed), or None where it can."""
+        if self.broken is not None:
+            raise self.broken
+        return None
+
     def finish(self) -> str:
         raise NotImplementedError
 
-    def abort(self) -> None:
+    def abort(self, reason: str) -> None:
         raise NotImplementedError
+
+
+def _destination_full(exc: BaseException) -> bool:
+    return (getattr(exc, "errno", None) in _FULL_ERRNOS
+            or getattr(exc, "winerror", None) in _FULL_WINERRORS)
+
+
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_FULL_WINERRORS = {112, 39}         # ERROR_DISK_FULL, ERROR_HANDLE_DISK_FULL
+
+
+class _LineFile:
+    """The partial manifest's file: each line goes to the OS as it comes
+    (nothing waits in a buffer of this process), a short write continued."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def write(self, b: bytes) -> int:
+        view = memoryview(b)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return len(b)
 
 
 class FolderSink(SetSink):
     """The folder layout of before (``REL.efsraw`` per object) plus the
-    manifest, written under a temporary name as objects finish and given
-    its name only when the set is complete: every object durable first
-    (``sync``: how, durable.py; by default as the file system needs), then
-    the manifest, then its name."""
+    manifest, written as objects finish under the fixed name
+    ``efsfast-manifest.partial.jsonl`` (created with O_EXCL and locked while
+    the backup runs: a second backup into the folder is refused) and given
+    its name only when the set is complete.  An aborted backup ends it with
+    an end line saying ``"complete": false`` and why, and keeps it: the
+    folder is then an incomplete set, which restores and verify-set
+    recognise and ``--skip-existing`` resumes (destination.py: what may be
+    there before).  Before the manifest gets its name every object is made
+    durable (``sync``: how, durable.py; by default as the file system
+    needs), and the folder after."""
     # benchmarks only: also fsync each object in the worker that wrote it
     # (measured slower than durable.py's ways everywhere: docs/RELIABILITY.md)
     sync_in_workers = False
@@ -102,12 +134,29 @@ class FolderSink(SetSink):
         super().__init__()
         self.dest = self.plan_root = os.fspath(dest)
         self.overwrite = overwrite
+        self.resume = False
         self.sync = sync
         self.written: List[str] = []        # the objects in the set (SyncWay.EACH syncs them)
+        self.emptied: Set[str] = set()      # folders objects were removed from
         self.final = os.path.join(self.dest, MANIFEST_NAME)
-        self.tmp = os.path.join(self.dest, f".{MANIFEST_NAME}.{uuid.uuid4().hex[:8]}.tmp")
-        self.out: Optional[IO[bytes]] = None
+        self.partial = os.path.join(self.dest, PARTIAL_NAME)
+        self.fd: Optional[int] = None
         self.made: set = set()
+        self.found: Optional[_destination.Destination] = None
+        self.known: Dict[str, Entry] = {}   # resuming: what the set there lists
+        self.listed: Set[str] = set()       # raw streams the new manifest lists
+
+    # ---- before any work ----
+
+    def check(self, source: str, *, resume: bool) -> None:
+        """Refuse (:class:`RefusedError`) a destination this backup must not
+        write into; nothing is written here."""
+        self.resume = resume
+        self.found = _destination.survey(self.dest)
+        _destination.check(self.found, source, overwrite=self.overwrite, resume=resume)
+        m = self.found.manifest
+        if resume and m is not None:
+            self.known = {e.path: e for e in m.entries}
 
     def begin(self, header: Header) -> None:
         try:
@@ -116,42 +165,88 @@ class FolderSink(SetSink):
             raise problem(self.dest, "cannot create the folder", exc) from None
         if self.sync is None:
             self.sync = durable.way_for(self.dest)
-        if not self.overwrite and os.path.lexists(self.final):
-            raise EfsError(api.ERROR_FILE_EXISTS, "a backup set is already there (pass "
-                           "--overwrite to replace it)", self.final)
-        self._remove_stale_manifests()
-        self.out = open(self.tmp, "xb")
-        self.writer = ManifestWriter(self.out, header)
+        found = self.found if self.found is not None else _destination.survey(self.dest)
+        _destination.retire(self.partial)       # the one an earlier backup left
+        try:
+            fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+                         | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            raise RefusedError(
+                _destination.ERROR_SHARING_VIOLATION, "another backup began writing a set "
+                "into this folder", self.partial) from None
+        if not _destination.lock(fd):           # (taken between the two calls)
+            os.close(fd)
+            raise RefusedError(_destination.ERROR_SHARING_VIOLATION,
+                                            "another backup is writing a set into this "
+                                            "folder now", self.partial)
+        self.fd = fd
+        try:
+            self.writer = ManifestWriter(_LineFile(fd), header)
+        except OSError as exc:      # not even its first line fits: as if never begun
+            self.fd = None
+            os.close(fd)
+            _winfs.remove_quietly(self.partial)
+            raise as_efs_error(exc, self.partial) from None
+        # the old manifest goes before any object changes: from now on the
+        # folder is an incomplete set (replacing) or stays one (resuming)
+        if found.manifest is not None or found.incomplete:
+            _unlink_quietly(self.final)
+        for path in found.leftovers:    # what a killed run left half-written
+            _unlink_quietly(path)
+        # a power cut from here on leaves a folder that says it is incomplete
+        self._sync_folder()
 
-    def _remove_stale_manifests(self) -> None:
-        """A run killed outright (no chance to abort) leaves its temporary
-        manifest; the run that resumes it takes its place."""
-        for name in os.listdir(self.dest):
-            if _STALE_MANIFEST.fullmatch(name):
-                _unlink_quietly(os.path.join(self.dest, name))
-
-    def remove_leftovers(self) -> int:
-        """Resuming (skip_existing): remove the partial objects a killed run
-        left (efsfast's fixed-form temporary names, _winfs.temp_beside), so
-        the finished set holds exactly what its manifest lists."""
-        n = 0
-        for dirpath, _dirs, files in os.walk(self.dest):
-            for name in files:
-                if _STALE_OBJECT.fullmatch(name):
-                    _unlink_quietly(os.path.join(dirpath, name))
-                    n += 1
-        return n
+    # ---- as objects finish ----
 
     def _stored(self, entry: Entry) -> str:
         return os.path.join(self.dest, *entry.stored_name.split("/"))
 
-    def has(self, entry: Entry) -> bool:
-        return os.path.lexists(self._stored(entry))
+    def add_entry(self, entry: Entry) -> None:
+        """The object's line, once the object is in the set.  A line that
+        cannot be written breaks the manifest: no later line is written
+        (the set cannot be complete) and the caller fails the object."""
+        with self.lock:
+            if self.broken is not None:
+                raise EfsError(getattr(self.broken, "winerror", None) or 29,
+                               f"cannot record it in the manifest: {self.broken.strerror}",
+                               self.partial, self.broken.errno)
+            try:
+                self.writer.add(entry)
+            except OSError as exc:
+                self.broken = as_efs_error(exc, self.partial)
+                raise EfsError(self.broken.winerror, "cannot record it in the manifest: "
+                               f"{self.broken.strerror}", self.partial,
+                               self.broken.errno) from None
+            if entry.has_stream and not entry.ref:
+                self.listed.add(entry.stored_name)
 
-    def hash_existing(self, entry: Entry) -> Tuple[int, str]:
+    def discard(self, entry: Entry) -> None:
+        """An object stored whose line could not be written: removed, so the
+        set holds nothing its manifest does not list."""
+        _unlink_quietly(self._stored(entry))
+
+    def keeps(self, entry: Entry) -> bool:
+        """Resuming: the stream there is kept only if the set's manifest
+        lists it with the same size and SHA-256 (read again now) and the
+        source has not changed since (same change time, size and $EFS)."""
+        known = self.known.get(entry.path)
+        if (known is None or known.failed or known.ref or known.sha256 is None
+                or known.kind is not entry.kind or known.source_size != entry.source_size
+                or known.efs_sha256 != entry.efs_sha256
+                or _meta.change_stamp(known.meta) != _meta.change_stamp(entry.meta)):
+            return False
         path = self._stored(entry)
+        try:
+            if os.lstat(path).st_size != known.raw_size:
+                return False
+            size, sha = hash_file(path)
+        except OSError:
+            return False
+        if (size, sha) != (known.raw_size, known.sha256):
+            return False
+        entry.raw_size, entry.sha256 = size, sha
         self.note_written(path)     # kept from a run that may not have synced it
-        return hash_file(path)
+        return True
 
     def note_written(self, path: str) -> None:
         with self.lock:
@@ -163,42 +258,108 @@ class FolderSink(SetSink):
         if parent not in self.made:         # one makedirs per folder, not per object
             os.makedirs(parent, exist_ok=True)
             self.made.add(parent)
-        r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite, digest=digest,
+        # resuming, a stream there that is not kept is replaced
+        r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite or self.resume,
+                              digest=digest,
                               sync=self.sync_in_workers)
         self.note_written(out)
         return r.bytes
 
+    # ---- the end ----
+
+    def unfinished(self, failures: List[ItemError]) -> Optional[str]:
+        if self.broken is not None:
+            return f"its manifest could not be written: {self.broken.strerror}"
+        full = next((f.error for f in failures if _destination_full(f.error)), None)
+        if full is not None:
+            return f"the destination is full ({getattr(full, 'strerror', None) or full})"
+        return None
+
     def finish(self) -> str:
-        digest = self.writer.finish()
-        self.out.flush()
-        self.sync_objects()
-        os.fsync(self.out.fileno())
-        self.out.close()
-        if self.overwrite:
-            os.replace(self.tmp, self.final)
-        else:
-            api._publish_no_replace(self.tmp, self.final)
-        if self.sync is not durable.SyncWay.NONE:
-            durable.fsync_path(self.dest)       # the manifest's name
+        """Publish the set.  Each step is its own method, in this order:
+        objects of the set replaced or resumed that the new manifest does
+        not list removed, every object (and those removals) durable, the
+        end line, the manifest to disk, the manifest given its name, its
+        name durable.  (A failure before the end line leaves the partial
+        manifest for abort() to end.)"""
+        self._remove_unlisted()
+        self._sync_objects()
+        digest = self._end_manifest()
+        self._sync_manifest()
+        self._publish_manifest()
+        self._sync_folder()
+        self._close()
         return digest
 
-    def sync_objects(self) -> None:
-        """Every object's data and name durable before the manifest is
-        published: one syncfs, or an fsync of each object and of the
-        folders that hold them (durable.py)."""
-        failed = durable.sync_written(self.dest, self.written, self.sync)
+    def _end_manifest(self) -> str:
+        return self.writer.finish()
+
+    def _sync_objects(self) -> None:
+        """One syncfs, or an fsync of each object and of the folders that
+        hold them or held what was removed (durable.py)."""
+        failed = durable.sync_written(self.dest, self.written, self.sync,
+                                      folders=self.emptied)
         if failed:
             path, exc = failed[0]
             raise problem(path, "could not be synced to stable storage", exc)
 
-    def abort(self) -> None:
+    def _sync_manifest(self) -> None:
+        os.fsync(self.fd)
+
+    def _remove_unlisted(self) -> None:
+        """Replacing or resuming a set: the raw streams that were there and
+        that this set does not list (objects no longer in the source), and
+        folders that held only those."""
+        if self.found is None:
+            return
+        for rel in sorted(self.found.stored - self.listed):
+            path = os.path.join(self.dest, *rel.split("/"))
+            _unlink_quietly(path)
+            parent = os.path.dirname(path)
+            self.emptied.add(parent)
+            while parent != self.dest and parent.startswith(self.dest + os.sep):
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    break           # holds something else: stays
+                parent = os.path.dirname(parent)
+
+    def _publish_manifest(self) -> None:
+        if self.overwrite:
+            os.replace(self.partial, self.final)
+        else:
+            api._publish_no_replace(self.partial, self.final)
+
+    def _sync_folder(self) -> None:
+        if self.sync is not durable.SyncWay.NONE:
+            durable.fsync_path(self.dest)       # the manifest's name
+
+    def _close(self) -> None:
+        """Close the partial manifest's file, which drops its lock."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def abort(self, reason: str = "the backup stopped") -> None:
+        """End the partial manifest with a line saying the set is not
+        complete and why, and keep it (best effort: the disk may be full;
+        a line the failure cut is cut back first)."""
+        if self.fd is None:
+            return
         try:
-            if self.out is not None:
-                self.out.close()    # may fail again (the disk that is full)
+            if self.broken is not None:
+                os.ftruncate(self.fd, self.writer.written)
+            self.writer.abort(reason)
         except OSError:
-            pass
+            try:        # the end line did not fit either: the whole lines stay
+                os.ftruncate(self.fd, self.writer.written)
+            except OSError:
+                pass
         finally:
-            _winfs.remove_quietly(self.tmp)
+            self._close()
 
 
 class _CountingSink:
@@ -375,7 +536,7 @@ class TarSink(SetSink):
         durable.sync_stream(self.fileobj)
         return digest
 
-    def abort(self) -> None:
+    def abort(self, reason: str = "") -> None:
         try:
             self.fileobj.flush()
         except (OSError, ValueError):

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 from .. import raw
-from .manifest import MANIFEST_NAME, Entry, ManifestError, read_manifest
+from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, ManifestError, find_manifest,
+                       read_manifest)
 from .restore import MissingSetsError, locate_sets, member_entry
 
 READ_CHUNK = 1 << 20
@@ -30,6 +31,7 @@ class Problem:
 class VerifyReport:
     set_dir: str
     set_id: Optional[str] = None
+    complete: Optional[bool] = None     # None: no readable manifest
     objects: int = 0
     bytes: int = 0
     problems: List[Problem] = field(default_factory=list)
@@ -94,16 +96,24 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
     every object that passed the other checks."""
     set_dir = os.fspath(set_dir)
     report = VerifyReport(set_dir)
+    where, complete = find_manifest(set_dir)
     try:
-        m = read_manifest(os.path.join(set_dir, MANIFEST_NAME))
+        if where is None:
+            raise FileNotFoundError(os.path.join(set_dir, MANIFEST_NAME))
+        m = read_manifest(where, partial=not complete)
     except FileNotFoundError:
         report.problems.append(Problem(MANIFEST_NAME, "no manifest: not a backup set, or its "
                                                       "backup did not finish"))
         return report
     except ManifestError as exc:
-        report.problems.append(Problem(MANIFEST_NAME, str(exc)))
+        report.problems.append(Problem(os.path.basename(where), str(exc)))
         return report
-    report.set_id = m.header.set_id
+    report.set_id, report.complete = m.header.set_id, complete
+    if not complete:        # what it lists is still checked below
+        why = f": {m.reason}" if m.reason else ""
+        report.problems.append(Problem(PARTIAL_NAME, f"incomplete: its backup did not finish"
+                                       f"{why}; it lists {len(m.entries)} objects (resume it "
+                                       "with backup-tree --skip-existing)"))
     own = [e for e in m.entries if e.has_stream and not e.ref]
     for e in m.entries:
         if e.failed:
@@ -129,7 +139,7 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
         good = [e for e, why in zip(good, why_not) if why is None]
     report.objects = len(good)
     report.bytes = sum(e.raw_size for e in good)
-    listed = {e.stored_name for e in own} | {MANIFEST_NAME}
+    listed = {e.stored_name for e in own} | {MANIFEST_NAME, PARTIAL_NAME}
     for dirpath, dirnames, filenames in os.walk(set_dir):
         dirnames.sort()
         for f in sorted(filenames):

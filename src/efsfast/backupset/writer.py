@@ -88,10 +88,17 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                progress: Optional[Callable[[int, int, int], None]] = None,
                cancel: Optional[CancelToken] = None, backend=None) -> SetResult:
     """Back up every encrypted object below ``src_dir`` into ``sink`` and
-    finish the set with its manifest.  Ctrl-C (KeyboardInterrupt) leaves no
-    manifest: the sink is aborted (see sinks.py for what each keeps)."""
+    finish the set with its manifest.  A folder set that cannot be finished
+    (its destination is full, its manifest cannot be written) is left
+    incomplete and the result says why (``complete`` False); Ctrl-C
+    (KeyboardInterrupt) and other errors abort the sink too (see sinks.py
+    for what each keeps).  A folder the set must not go into is refused
+    (RefusedError) before any work."""
     src_dir = os.path.abspath(os.fspath(src_dir))
     check_source_dir(src_dir)
+    folder = isinstance(sink, FolderSink)
+    if folder:
+        sink.check(src_dir, resume=skip_existing)
     workers = workers or _volume.default_workers(src_dir)
     prev = _Previous(since) if since else None
     kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
@@ -101,8 +108,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     # what the set needs through that descriptor, which also tells whether
     # it is encrypted: the plan need not visit every file first
     opened_facts = isinstance(be, _core.PosixBackend) and not reason
-    in_c = (opened_facts and isinstance(sink, FolderSink) and prev is None
-            and not skip_existing)
+    in_c = opened_facts and folder and prev is None and not skip_existing
     errors: list = []        # what cannot be listed or read: failed items, never skipped
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
                                             classify=not opened_facts)
@@ -117,12 +123,10 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                         refs=prev.refs if prev else None)
     sink.begin(header)
     try:
-        if skip_existing and isinstance(sink, FolderSink):
-            sink.remove_leftovers()
         if kind is not _meta.MetaSource.NONE and not opened_facts:
             _plain_folders(src_dir, dirs + files, kind, sink)
-    except BaseException:
-        sink.abort()            # no temporary manifest left behind
+    except BaseException as exc:
+        sink.abort(_why(exc))
         raise
     lock = threading.Lock()
     existing: List[str] = []
@@ -139,8 +143,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                 unchanged[0] += 1
             sink.add_entry(entry)
             return _Done(entry, 0)
-        if skip_existing and sink.has(entry):
-            entry.raw_size, entry.sha256 = sink.hash_existing(entry)
+        if skip_existing and sink.keeps(entry):
             with lock:
                 existing.append(out)
             sink.add_entry(entry)
@@ -152,7 +155,12 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
         else:
             entry.raw_size = sink.store(raw, entry, digest, cancel=token)
         entry.sha256 = digest.hexdigest()
-        sink.add_entry(entry)
+        try:
+            sink.add_entry(entry)
+        except OSError:
+            if folder:          # stored, but its line could not be written: not kept
+                sink.discard(entry)
+            raise
         return _Done(entry, entry.raw_size)
 
     def entry_flags(entry: Entry) -> int:
@@ -177,7 +185,8 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
         return finish(None, entry, path, out, token)
 
     parts: List[BulkResult] = []
-    jobs = dirs + files
+    jobs = candidates = dirs + files
+    sifted = None           # (result, jobs) once plain candidates are left out
     try:
         done = [0, 0]
 
@@ -200,39 +209,74 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                 parts.append(r)
                 done[0] += r.files
                 done[1] += r.bytes
-        if sink.broken is not None:
+        if sink.broken is not None and not folder:
             raise sink.broken
         bulk = _merge(parts, jobs)
         if opened_facts:
             bulk, jobs, plain = _drop_skipped(bulk, jobs)
             skipped.extend(sorted(plain))
             dirs = [j for j in jobs if len(j) > 2]
-            if kind is not _meta.MetaSource.NONE:
+        sifted = (bulk, jobs)
+        try:
+            if opened_facts and kind is not _meta.MetaSource.NONE:
                 _plain_folders(src_dir, jobs, kind, sink)
-        for e in bulk.failures:
-            job = jobs[e.index]
-            sink.add_entry(Entry(path=_rel(job[0], src_dir),
-                                 kind=Kind.DIRECTORY if len(job) > 2 else Kind.FILE,
-                                 failed=f"{type(e.error).__name__}: {e.error}"))
-        for e in unreadable:
-            sink.add_entry(Entry(path=_rel(e.dest, src_dir),
-                                 kind=Kind.DIRECTORY if os.path.isdir(e.dest) else Kind.FILE,
-                                 failed=f"{type(e.error).__name__}: {e.error}"))
+            for e in bulk.failures:
+                job = jobs[e.index]
+                sink.add_entry(Entry(path=_rel(job[0], src_dir),
+                                     kind=Kind.DIRECTORY if len(job) > 2 else Kind.FILE,
+                                     failed=f"{type(e.error).__name__}: {e.error}"))
+            for e in unreadable:
+                sink.add_entry(Entry(path=_rel(e.dest, src_dir),
+                                     kind=Kind.DIRECTORY if os.path.isdir(e.dest) else Kind.FILE,
+                                     failed=f"{type(e.error).__name__}: {e.error}"))
+        except OSError:
+            if not (folder and sink.broken is not None):
+                raise           # (a broken manifest: the set stays incomplete, said below)
         if bulk.cancelled:
             raise KeyboardInterrupt("cancelled")
-        digest = sink.finish()
+        unfinished = sink.unfinished(bulk.failures)
+        if unfinished is None:
+            try:
+                digest = sink.finish()
+            except OSError as exc:
+                if not folder:
+                    raise
+                unfinished = f"its manifest could not be published: {exc}"
+        if unfinished is not None:
+            sink.abort(unfinished)
     except BaseException as exc:
-        sink.abort()
-        if not hasattr(exc, "result"):
-            exc.result = _merge(parts, jobs)
-        # the account of what was done, for the summary of an interrupted run
-        exc.tree = SetResult(exc.result, directories=len(dirs), skipped=skipped,
-                             existing=existing, unreadable=unreadable,
-                             jobs=[j[:2] for j in jobs], unchanged=unchanged[0])
+        sink.abort(_why(exc))
+        # the account of what was done, for the summary of an interrupted
+        # run: what is whole in the set, per kind (candidates found not
+        # encrypted are no objects of it: they are not counted as done)
+        if hasattr(exc, "result") or sifted is None:
+            if not hasattr(exc, "result"):
+                exc.result = _merge(parts, candidates)
+            done, left = exc.result, candidates
+            if opened_facts:
+                done, left, plain = _drop_skipped(done, candidates)
+                skipped.extend(sorted(set(plain) - set(skipped)))
+        else:
+            done, left = sifted
+            exc.result = done
+        exc.tree = SetResult(done, directories=sum(
+            1 for r in done.results if isinstance(r, _Done) and r.entry is not None
+            and r.entry.kind is Kind.DIRECTORY), skipped=skipped, existing=existing,
+            unreadable=unreadable, jobs=[j[:2] for j in left], unchanged=unchanged[0],
+            set_id=header.set_id, complete=False, reason=_why(exc))
         raise
     return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
-                     unchanged=unchanged[0], set_id=header.set_id, manifest_sha256=digest,
-                     unreadable=unreadable, jobs=[j[:2] for j in jobs])
+                     unchanged=unchanged[0], set_id=header.set_id,
+                     manifest_sha256="" if unfinished else digest, unreadable=unreadable,
+                     jobs=[j[:2] for j in jobs], complete=unfinished is None,
+                     reason=unfinished or "")
+
+
+def _why(exc: BaseException) -> str:
+    """The reason an aborted set's manifest gives."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _capture_opened(raw, entry: Entry, kind) -> bool:
@@ -260,12 +304,14 @@ def _drop_skipped(bulk: BulkResult, jobs: list):
     the paths of such files (skipped, as a plan that probes first reports
     them; plain folders are not): they were candidates, never items of the
     set."""
-    keep = [i for i, r in enumerate(bulk.results)
-            if not (isinstance(r, _Done) and r.entry is None)]
+    ran = len(bulk.results)         # (an interrupted run: the rest never started)
+    keep = [i for i in range(len(jobs))
+            if i >= ran or not (isinstance(bulk.results[i], _Done)
+                                and bulk.results[i].entry is None)]
     plain = [jobs[i][0] for i, r in enumerate(bulk.results)
              if isinstance(r, _Done) and r.entry is None and len(jobs[i]) == 2]
     where = {old: new for new, old in enumerate(keep)}
-    out = BulkResult(results=[bulk.results[i] for i in keep], bytes=bulk.bytes,
+    out = BulkResult(results=[bulk.results[i] for i in keep if i < ran], bytes=bulk.bytes,
                      files=bulk.files - (len(jobs) - len(keep)), cancelled=bulk.cancelled)
     out.failures = [type(e)(where[e.index], e.dest, e.error) for e in bulk.failures]
     return out, [jobs[i] for i in keep], plain
