@@ -63,24 +63,50 @@ def xattr_dir(tmp_path):
         shutil.rmtree(d, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def small_tmpfs(tmp_path, size: str):
-    """A real tmpfs of ``size`` (mount's -o size=) under tmp_path: disk full
-    for real.  Skips where it cannot be mounted (needs root)."""
+def _as_root(tool: str, what: str) -> None:
     import shutil
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which(tool) is None:
+        pytest.skip(f"{what} needs root and {tool}")
+
+
+@contextlib.contextmanager
+def _mounted(mnt, what: str, *commands):
+    """Run ``commands`` (the last one mounts ``mnt``), skipping the test,
+    with what the system said, where one fails; unmounted afterwards."""
     import subprocess
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / f"tmpfs-{size}"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    for cmd in commands:
+        r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot make {what} here: {r.stderr.strip()}")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@contextlib.contextmanager
+def small_tmpfs(tmp_path, size: str):
+    """A real tmpfs of ``size`` (mount's -o size=) under tmp_path: disk full
+    for real.  Skips where it cannot be mounted (needs root)."""
+    _as_root("mount", "mounting a small tmpfs")
+    mnt = tmp_path / f"tmpfs-{size}"
+    with _mounted(mnt, "a tmpfs", ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mnt]):
+        yield mnt
+
+
+@contextlib.contextmanager
+def small_ext4(tmp_path, size: int):
+    """A real ext4 file system of ``size`` bytes (an image made by mkfs.ext4,
+    mounted through a loop device) under tmp_path.  Skips where it cannot be
+    made or mounted (needs root, mkfs.ext4 and loop devices)."""
+    _as_root("mkfs.ext4", "an ext4 image")
+    image, mnt = tmp_path / "ext4.img", tmp_path / "ext4"
+    with open(image, "wb") as f:
+        f.truncate(size)
+    with _mounted(mnt, "an ext4 image", ["mkfs.ext4", "-q", "-F", image],
+                  ["mount", "-o", "loop", image, mnt]):
+        yield mnt
 
 
 def listing(path) -> list:

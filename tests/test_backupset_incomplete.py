@@ -286,3 +286,85 @@ def test_reading_a_partial_manifest(tmp_path):
     # a partial file that is in fact whole (stopped between publishing steps)
     w.finish()
     assert read_manifest(io.BytesIO(lines + buf.getvalue()[len(ended):]), partial=True).complete
+
+
+def test_a_truncated_stream_reports_what_it_restored(xattr_dir, capsys, monkeypatch):
+    """restore-tree - of a stream cut inside a member: the error names the
+    last whole object, and the summary and the --json record count the
+    objects restored before it (per kind), each whole; exit 1."""
+    import io
+    import sys
+    import tarfile
+    from efsfast.backupset import TarSink
+    src = xattr_dir / "src"
+    make_tree(src)
+    buf = io.BytesIO()
+    backup_set(src, TarSink(buf), workers=1)
+    data = buf.getvalue()
+    members = list(tarfile.open(fileobj=io.BytesIO(data)))
+    cut = data[:members[4].offset_data + 100]
+    whole = [m.name[:-len(".efsraw")] for m in members[:4]]
+
+    class Stdin:
+        buffer = io.BytesIO(cut)
+
+        def isatty(self):
+            return False
+    for flags in ([], ["--json"]):
+        dest = xattr_dir / f"dest{len(flags)}"
+        Stdin.buffer.seek(0)
+        monkeypatch.setattr(sys, "stdin", Stdin())
+        code, text, err = run(capsys, "restore-tree", "-", dest, "--quiet", *flags)
+        assert code == 1 and f"the last whole object was {whole[-1]}" in err, err
+        if flags:
+            rec = json.loads(text)
+            assert rec["ok"] == 4 and rec["truncated"] and rec["failed"] == 0, rec
+            assert rec["directories"] == sum(1 for w in whole if (src / w).is_dir())
+        else:
+            assert "restore-tree: 4 done, 0 failed" in text and "ended early" in text, text
+        assert sorted(raw_streams(dest)) == sorted(whole)
+
+
+def test_an_incomplete_set_is_no_base_for_an_incremental_one(xattr_dir, capsys):
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    many(src)
+    interrupted(src, out, 3)
+    code, _o, err = run(capsys, "backup-tree", src, xattr_dir / "inc", "--since", out)
+    assert code == 2 and "incomplete set" in err and not (xattr_dir / "inc").exists()
+
+
+def test_a_manifest_that_cannot_be_published_leaves_an_incomplete_set(xattr_dir, capsys,
+                                                                      monkeypatch):
+    """The last step fails (here: a manifest appears under the final name
+    meanwhile, which is never replaced): the set is left incomplete, its
+    partial manifest readable, the other manifest untouched; exit 1."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    publish = FolderSink._publish_manifest
+
+    def someone_was_quicker(self):
+        (out / MANIFEST_NAME).write_bytes(b"someone else's")
+        publish(self)
+    monkeypatch.setattr(FolderSink, "_publish_manifest", someone_was_quicker)
+    code, rec, _err = run(capsys, "backup-tree", src, out, "--json")
+    rec = json.loads(rec)
+    assert code == 1 and rec["complete"] is False and rec["ok"] == 6, rec
+    assert "could not be published" in rec["incomplete"]
+    assert (out / MANIFEST_NAME).read_bytes() == b"someone else's"
+    m = read_manifest(out / PARTIAL_NAME, partial=True)
+    assert not m.complete and "could not be published" in m.reason and len(m.entries) == 7
+
+
+def test_a_backup_stopped_between_the_two_steps_of_publishing_is_complete(xattr_dir, capsys):
+    """Publishing links the partial manifest to its final name, then removes
+    the partial name: stopped in between, both names are the one file, and
+    the set is complete (a restore, verify-set, and --overwrite take it)."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    assert run(capsys, "backup-tree", src, out, "--quiet")[0] == 0
+    os.link(out / MANIFEST_NAME, out / PARTIAL_NAME)
+    assert verify_set(out).ok
+    assert run(capsys, "restore-tree", out, xattr_dir / "dest", "--quiet")[0] == 0
+    assert raw_streams(xattr_dir / "dest") == raw_streams(src)
+    assert run(capsys, "backup-tree", src, out, "--overwrite", "--quiet")[0] == 0
+    assert PARTIAL_NAME not in listing(out) and verify_set(out).ok

@@ -184,3 +184,48 @@ def test_plain_files_on_ntfs_are_skipped_by_their_attributes(volumes, tmp_path):
     assert {e.path for e in m.entries} == set(rels)            # Plain: a plain folder line
     assert [e.kind.value for e in m.entries if e.path == "Plain"] == ["plain-directory"]
     assert verify_set(out).ok
+
+
+def test_a_full_ntfs_volume_is_reported_as_full(tmp_path, xattr_dir):
+    """restore-tree onto a small ntfs-3g volume that fills: the objects that
+    do not fit fail as ERROR_DISK_FULL, never as "does not fit in the room
+    this file system gives a file's xattrs" (ntfs-3g can fail a large $EFS
+    or named stream with ENOSPC while a few clusters are still free); what
+    was restored is whole, nothing temporary is left.  Then a backup-tree
+    onto the full volume leaves an incomplete set and says so."""
+    import json
+    (tmp_path / "v").mkdir()
+    v = Volume(tmp_path / "v", size=4 << 20)
+    v.mount()
+    try:
+        src = xattr_dir / "set"
+        src.mkdir()
+        raws = {f"f{i:03d}": efsfast.synthetic_raw(100, users=20, seed=i,
+                                                   named_streams={"alt": 20_000})
+                for i in range(200)}
+        for name, raw in raws.items():
+            (src / (name + ".efsraw")).write_bytes(raw)
+        r = subprocess.run([sys.executable, "-m", "efsfast", "restore-tree", str(src),
+                            str(v.mnt / "d"), "--json"], capture_output=True, text=True)
+        rec = json.loads(r.stdout)
+        assert r.returncode == 1 and rec["failed"] and rec["ok"], rec["ok"]
+        for f in rec["failures"]:
+            assert "does not fit" not in f["message"], f
+            assert (f["errno"], f["winerror"]) == (28, 112), f
+        restored = v.names("d")
+        assert len(restored) == rec["ok"] and not [n for n in restored if ".tmp" in n]
+        for name in restored:
+            assert efsfast.backup(v.mnt / "d" / name) == raws[name], name
+        tree = xattr_dir / "tree"              # encrypted files, for a backup
+        tree.mkdir()
+        for i in range(20):
+            efsfast.restore(tree / f"g{i:02d}", efsfast.synthetic_raw(200_000, seed=i))
+        out = v.mnt / "backup"
+        r = subprocess.run([sys.executable, "-m", "efsfast", "backup-tree", str(tree),
+                            str(out), "--json"], capture_output=True, text=True)
+        rec = json.loads(r.stdout)
+        assert r.returncode == 1 and rec["complete"] is False, rec
+        assert rec["failed"] and all(f["path"] and f["winerror"] == 112
+                                     for f in rec["failures"]), rec["failures"]
+    finally:
+        v.unmount()

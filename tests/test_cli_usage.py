@@ -126,9 +126,9 @@ def test_tree_destination_that_cannot_be_written_prints_json(xattr_dir):
 # ---- smaller findings ----
 
 def test_bench_quick_reaches_the_benchmarks(monkeypatch):
-    from efsfast import bench
+    from efsfast.bench import run
     seen = []
-    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(run, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["bench", "--quick", "--out", "somewhere"]) == 0
     assert seen == [["--quick", "--out", "somewhere"]]
     code, _out, err = run_cli("bench", "--quick", "--help")

@@ -460,9 +460,9 @@ def test_a_backup_whose_objects_cannot_be_synced_publishes_no_manifest(xattr_dir
 def _daemon_trace(volume, fn):
     """Run ``fn`` while strace watches the ntfs-3g daemon: the FUSE requests
     it reads (opcode = bytes 4-7) and its own fsync calls, in order."""
-    from efsfast.bench_ntfs3g import FUSE_OPCODES, _daemon_pid
+    from efsfast.bench.ntfs3g import FUSE_OPCODES, daemon_pid
     _need_strace()
-    pid = _daemon_pid(str(volume.image))
+    pid = daemon_pid(str(volume.image))
     assert pid is not None, "the ntfs-3g daemon was not found"
     log = volume.image.with_suffix(".daemon.log")
     tracer = subprocess.Popen(["strace", "-f", "-p", str(pid), "-e", "trace=read,fsync,fdatasync",
@@ -538,3 +538,15 @@ def test_on_ntfs3g_the_daemon_fsyncs_its_device_after_the_last_change(command, t
         assert "device fsync" in events[last_change:], events[last_change:]
     finally:
         vol.unmount()
+
+
+def test_a_truncated_stream_syncs_what_it_restored_before_its_account(xattr_dir, tmp_path):
+    stream = _make_set(xattr_dir, "tar stream")
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(stream.read_bytes()[:len(stream.read_bytes()) * 2 // 3])
+    dest = xattr_dir / "dest"
+    t = _restore(cut, dest, tmp_path)
+    assert t.rc == 1, t.stderr
+    summary = t.summary("restore-tree:")
+    syncfs = t.named("syncfs")
+    assert len(syncfs) == 1 and syncfs[0].fd_path == str(dest) and syncfs[0].end < summary.start

@@ -160,7 +160,7 @@ def test_onto_ntfs3g_the_window_goes_in_large_requests(tmp_path):
     each window in WRITE requests of up to max_write (128 KiB) where the
     page cache sends one 4 KiB page per request (1,025 for 4 MiB); counted
     at the daemon."""
-    from efsfast.bench_ntfs3g import _daemon_pid, _fuse_requests
+    from efsfast.bench.ntfs3g import daemon_pid, fuse_requests
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed (apt-get install strace)")
     vol = Volume(tmp_path, size=32 << 20)
@@ -170,8 +170,8 @@ def test_onto_ntfs3g_the_window_goes_in_large_requests(tmp_path):
         raw = efsfast.synthetic_raw(size, named_streams={"s": 100}, seed=97)
         src = tmp_path / "in.efsraw"
         src.write_bytes(raw)
-        counts = _fuse_requests([sys.executable, "-m", "efsfast", "restore", str(src),
-                                 str(vol.mnt / "f")], _daemon_pid(str(vol.image)))
+        counts = fuse_requests([sys.executable, "-m", "efsfast", "restore", str(src),
+                                 str(vol.mnt / "f")], daemon_pid(str(vol.image)))
         assert counts is not None, "strace could not attach to the ntfs-3g daemon"
         assert 0 < counts.get("WRITE", 0) <= size // (128 << 10) + 8, counts
         assert efsfast.backup(vol.mnt / "f") == raw

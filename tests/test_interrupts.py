@@ -133,6 +133,8 @@ def test_sigint_at_many_points_of_backup_tree(xattr_dir):
     raws = _set(src)
     assert subprocess.run([sys.executable, "-m", "efsfast", "restore-tree", str(src),
                            str(restored), "--quiet"]).returncode == 0
+    for rel in ("a.txt", "d/b.txt", "d/c.txt"):     # plain files: candidates, never objects
+        (restored / rel).write_text("not encrypted")
     out = xattr_dir / "out"
     args = ("backup-tree", restored, out, *ARGS)
     outcomes = []

@@ -10,7 +10,7 @@ import efsfast
 from efsfast import cli
 from efsfast.volume import filesystem_type
 
-from conftest import listing
+from conftest import listing, small_ext4
 
 
 @pytest.fixture
@@ -52,3 +52,33 @@ def test_efs_beyond_the_linux_xattr_cap_says_so(xattr_dir):
     assert e.value.winerror == 277 and "larger than Linux allows one xattr (64 KiB)" in str(
         e.value)
     assert listing(xattr_dir) == []
+
+
+def test_a_full_ext4_volume_is_full_and_the_limit_still_the_limit(tmp_path):
+    """On a small ext4 image: a $EFS too big for the xattr block is named as
+    that limit while the disk has room; once the disk is full, a restore
+    whose xattrs no longer fit fails as ERROR_DISK_FULL, never blamed on
+    the limit."""
+    with small_ext4(tmp_path, 4 << 20) as mnt:
+        with pytest.raises(OSError) as e:
+            efsfast.restore(mnt / "big", efsfast.synthetic_raw(100, users=10, seed=1))
+        assert e.value.winerror == 277 and "does not fit in the room" in str(e.value)
+        with open(mnt / "filler", "wb") as f:        # (root may use the reserved blocks)
+            try:
+                while True:
+                    f.write(b"\0" * (64 << 10))
+                    f.flush()
+            except OSError:
+                pass
+        failures = []
+        for i in range(50):
+            try:
+                efsfast.restore(mnt / f"f{i:02d}", efsfast.synthetic_raw(
+                    100, users=3, named_streams={"alt": 2000}, seed=i))
+            except OSError as exc:
+                failures.append(exc)
+        assert failures
+        for exc in failures:
+            assert (exc.errno, exc.winerror) == (28, 112), exc
+            assert "does not fit" not in str(exc), exc
+        assert not [n for n in listing(mnt) if n.endswith(".tmp")]

@@ -408,8 +408,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
-    return bench.main(args.bench_args)
+    from .bench import run
+    return run.main(args.bench_args)
 
 
 def _whole_number(minimum: int):

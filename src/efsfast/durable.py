@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import errno
 import os
+import stat
 import sys
 from typing import Callable, Iterable, List, Optional, Set, Tuple
 
@@ -80,7 +81,8 @@ def syncfs(folder: str) -> None:
 def fsync_path(path: str) -> None:
     """fsync a file or a folder by name (O_RDONLY: enough for fsync on
     Linux; on a folder FUSE sends FSYNCDIR).  Windows cannot open folders:
-    NTFS journals their entries itself."""
+    NTFS journals their entries itself; a folder whose file system cannot
+    sync it (EINVAL, ENOTSUP: some FUSE file systems) has nothing to do."""
     if sys.platform == "win32":
         if os.path.isdir(path):
             return
@@ -89,8 +91,14 @@ def fsync_path(path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _NOT_FOR_FOLDERS or not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise
     finally:
         os.close(fd)
+
+
+_NOT_FOR_FOLDERS = (errno.EINVAL, errno.ENOTSUP)
 
 
 def folders_up(folders: Iterable[str], top: str) -> List[str]:
@@ -161,6 +169,5 @@ def sync_stream(fileobj: object) -> None:
         fd = fileobj.fileno()       # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
         return
-    import stat
     if stat.S_ISREG(os.fstat(fd).st_mode):
         os.fsync(fd)

@@ -10,8 +10,8 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import (Any, BinaryIO, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple,
-                    Union, overload)
+from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Sequence,
+                    Tuple, Union, overload)
 
 from . import _codec
 from ._errors import EfsError, as_efs_error
@@ -218,8 +218,6 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
     window, base = b"", 0
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        end = os.fstat(fd).st_size
-
         def read(pos: int, n: int) -> bytes:
             nonlocal window, base
             if not (base <= pos and pos + n <= base + len(window)):
@@ -230,32 +228,39 @@ def has_unnamed_stream(path: Union[str, "os.PathLike[str]"]) -> Optional[bool]:
                     window = os.read(fd, max(n, _PROBE_WINDOW))
                 base = pos
             return window[pos - base:pos - base + n]
-
-        pos, streams, efs_segments = _RAW_HEADER_LEN, 0, 0
-        while True:
-            if pos == end:
-                # ended after whole streams, a $EFS with its segment at least:
-                # no unnamed stream
-                return False if efs_segments else None
-            head = read(pos, 12)
-            if pos > end or len(head) < 12:
-                return None
-            length = int.from_bytes(head[:4], "little")
-            if head[4:12] == _STREAM_SIGNATURE:
-                streams += 1
-                name_len = int.from_bytes(read(pos + 24, 4), "little")
-                if (name_len in _UNNAMED_NAMES
-                        and read(pos + 28, name_len) == _UNNAMED_NAMES[name_len]):
-                    return True
-            elif head[4:12] != _SEGMENT_SIGNATURE:
-                return None
-            elif streams == 1:
-                efs_segments += 1
-            if length < 12:
-                return None
-            pos += length
+        return walk_for_unnamed_stream(read, os.fstat(fd).st_size)
     finally:
         os.close(fd)
+
+
+def walk_for_unnamed_stream(read: Callable[[int, int], bytes], end: int) -> Optional[bool]:
+    """:func:`has_unnamed_stream` over any source of ``end`` bytes:
+    ``read(pos, n)`` returns the ``n`` bytes at ``pos`` (fewer past the end).
+    Only headers are asked for, in increasing order of ``pos``, so a reader
+    of a stream that cannot seek (a tar member) can hand them on as they pass."""
+    pos, streams, efs_segments = _RAW_HEADER_LEN, 0, 0
+    while True:
+        if pos == end:
+            # ended after whole streams, a $EFS with its segment at least:
+            # no unnamed stream
+            return False if efs_segments else None
+        head = read(pos, 12)
+        if pos > end or len(head) < 12:
+            return None
+        length = int.from_bytes(head[:4], "little")
+        if head[4:12] == _STREAM_SIGNATURE:
+            streams += 1
+            name_len = int.from_bytes(read(pos + 24, 4), "little")
+            if (name_len in _UNNAMED_NAMES
+                    and read(pos + 28, name_len) == _UNNAMED_NAMES[name_len]):
+                return True
+        elif head[4:12] != _SEGMENT_SIGNATURE:
+            return None
+        elif streams == 1:
+            efs_segments += 1
+        if length < 12:
+            return None
+        pos += length
 
 
 @overload

@@ -8,7 +8,7 @@ an existing folder only if backing it up gives the backup's ``$EFS``."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import api
 from . import raw as _raw
@@ -52,6 +52,17 @@ def unlike_backup(target: str, source: Any,
     return None
 
 
+def below_failed(target: str, failed: Iterable[str]) -> Optional[EfsError]:
+    """Why ``target`` is not restored where it lies below one of the
+    encrypted folders ``failed``; None where it does not."""
+    for folder in failed:
+        if target.startswith(folder + os.sep):
+            return EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
+                            f"folder {folder} could not be restored, so nothing is "
+                            "restored into it", target)
+    return None
+
+
 class FolderGate:
     """Decides, batch by batch, which restore jobs run: a job whose target
     was refused up front, or lies below a folder that failed, fails without
@@ -87,12 +98,7 @@ class FolderGate:
     def _blocked(self, target: str) -> Optional[EfsError]:
         if target in self.refused:
             return self.refused[target]
-        for folder in self.failed:
-            if target.startswith(folder + os.sep):
-                return EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
-                                f"folder {folder} could not be restored, so nothing is "
-                                "restored into it", target)
-        return None
+        return below_failed(target, self.failed)
 
     def split(self, batch: Jobs) -> Tuple[List[int], Dict[int, EfsError]]:
         """(indices of the jobs to run, {index: error} of those that fail now)."""

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 #include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -21,6 +24,12 @@
 #include "efs_posix_dir.h"
 #include "efs_posix_internal.h"
 #include "efs_scratch.h"
+
+#ifndef FUSE_SUPER_MAGIC
+#define FUSE_SUPER_MAGIC 0x65735546UL      /* linux/magic.h */
+#endif
+/* free space below a value's size plus this is a volume too full to hold it */
+#define XATTR_FULL_MARGIN ((uint64_t)64 << 10)
 
 /* ---- import: the temporary object ---- */
 
@@ -128,6 +137,23 @@ static efs_dword publish(posix_ctx *c)
     return 0;
 }
 
+/* Whether an ENOSPC from setxattr means the volume is full rather than a
+ * file's xattr room (ext4's one block): on FUSE (ntfs-3g keeps these values in
+ * NTFS attributes of any size, so ENOSPC there is the volume or its MFT
+ * running out, seen with 32 KiB of clusters still free), or where the free
+ * space would not hold the value with room to spare. */
+static int volume_full(const struct statvfs *vs, size_t len, const char *path, int fd)
+{
+#ifdef __linux__
+    struct statfs fs;
+    if ((fd >= 0 ? fstatfs(fd, &fs) : statfs(path, &fs)) == 0 &&
+        (unsigned long)fs.f_type == FUSE_SUPER_MAGIC)
+        return 1;
+#endif
+    uint64_t unit = vs->f_frsize ? vs->f_frsize : vs->f_bsize;
+    return (uint64_t)vs->f_bavail * unit < (uint64_t)len + XATTR_FULL_MARGIN;
+}
+
 /* A setxattr that failed: where the file system ran out of room for
  * xattrs (not out of disk space) say which limit was hit, not just "No space
  * left on device" (ext4 keeps all of a file's xattrs in one block). */
@@ -138,7 +164,7 @@ static efs_dword xattr_fail(posix_ctx *c, const char *op, const char *what, size
     struct statvfs vs;
     if (injected || (e != ENOSPC && e != E2BIG) ||
         (fd >= 0 ? fstatvfs(fd, &vs) : statvfs(path, &vs)) != 0 ||
-        (e == ENOSPC && vs.f_bavail == 0))
+        (e == ENOSPC && volume_full(&vs, len, path, fd)))
         return px_sys_fail(c, op, e);
     if (e == E2BIG)
         snprintf(c->op_buf, sizeof c->op_buf, "%s: %s (%zu bytes) is larger than Linux allows "

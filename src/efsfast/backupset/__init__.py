@@ -1,7 +1,8 @@
 """Backup sets: a folder or tar stream of ``.efsraw`` raw streams plus a
 manifest (per object its path, kind, raw size, SHA-256 and NTFS metadata;
 docs/BACKUP-SETS.md), written by backup-tree, used by restore-tree and
-checked by verify-set."""
+checked by verify-set.  Any tar of a set's folder is a stream of it
+(stream.py)."""
 
 # Names load on first use (PEP 562), as in efsfast/__init__.py: a restore
 # does not import the writing and verifying code.  Type checkers read the
@@ -10,8 +11,9 @@ TYPE_CHECKING = False
 _LAZY = {
     ".manifest": ("MANIFEST_NAME", "Entry", "Header", "Kind", "Manifest", "ManifestError",
                   "read_manifest"),
-    ".restore": ("MissingSetsError", "TruncatedStreamError", "has_manifest", "restore_set",
-                 "restore_stream"),
+    ".restore": ("MissingSetsError", "TruncatedStreamError", "has_manifest", "restore_set"),
+    ".streamrestore": ("restore_stream",),
+    ".streamverify": ("verify_stream",),
     ".sinks": ("FolderSink", "StreamBroken", "TarSink"),
     ".verify": ("Problem", "VerifyReport", "verify_set"),
     ".result": ("SetResult",),
@@ -21,8 +23,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from .manifest import (MANIFEST_NAME, Entry, Header, Kind, Manifest, ManifestError,
                            read_manifest)
-    from .restore import (MissingSetsError, TruncatedStreamError, has_manifest, restore_set,
-                          restore_stream)
+    from .restore import MissingSetsError, TruncatedStreamError, has_manifest, restore_set
+    from .streamverify import verify_stream
+    from .streamrestore import restore_stream
     from .result import SetResult
     from .sinks import FolderSink, StreamBroken, TarSink
     from .verify import Problem, VerifyReport, verify_set
@@ -36,5 +39,5 @@ __all__ = [
     "MANIFEST_NAME", "Entry", "Header", "Kind", "Manifest", "ManifestError", "read_manifest",
     "MissingSetsError", "TruncatedStreamError", "has_manifest", "restore_set",
     "restore_stream", "FolderSink", "StreamBroken", "TarSink", "Problem", "VerifyReport",
-    "verify_set", "SetResult", "backup_set",
+    "verify_set", "verify_stream", "SetResult", "backup_set",
 ]

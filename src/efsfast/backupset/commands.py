@@ -88,6 +88,20 @@ def _sync(args, r) -> None:
         tree.sync_restored(r, args.dest)
 
 
+def _truncated(report, args, exc) -> int:
+    """A stream that ended early: the error, then the account of the objects
+    it did restore (whole, and left in place); exit 1."""
+    print(f"efsfast: {exc.strerror}", file=sys.stderr)
+    r = exc.tree
+    if r is None:
+        return EXIT_FAILED
+    extra = _extra(r, False) | {"truncated": exc.strerror, "notes": [
+        "the stream ended early: restored only the objects before that"]}
+    _sync(args, r)              # what it restored whole is on stable storage too
+    report(args, "restore-tree", r, extra)
+    return EXIT_FAILED
+
+
 def backup_tree(args, progress, report: Callable) -> int:
     """backup-tree SRC DEST|-: a folder set, or a tar stream on stdout."""
     from .sinks import FolderSink, TarSink
@@ -127,7 +141,11 @@ def restore_tree(args, progress, report: Callable) -> int:
                 print("efsfast: restore-tree - reads a tar stream from standard input, "
                       "which is a terminal", file=sys.stderr)
                 return EXIT_USAGE
-            r = _restore.restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
+            from .streamrestore import restore_stream
+            try:
+                r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
+            except _restore.TruncatedStreamError as exc:
+                return _truncated(report, args, exc)
         elif _restore.has_manifest(args.src):     # complete, or incomplete (refused)
             r = _restore.restore_set(args.src, args.dest, workers=args.workers, **opts,
                                      **set_opts, partial=args.partial)
@@ -140,7 +158,8 @@ def restore_tree(args, progress, report: Callable) -> int:
 
 
 def verify_set_cmd(args) -> int:
-    from .verify import verify_set, verify_stream
+    from .streamverify import verify_stream
+    from .verify import verify_set
     prove = None
     if args.key:
         try:

@@ -108,8 +108,7 @@ def check(d: Destination, source: str, *, overwrite: bool, resume: bool) -> None
         raise _refuse(ERROR_FILE_EXISTS, f"the folder holds a set whose manifest cannot be "
                       f"read ({d.unreadable})", d.path)
     if in_use(d.partial):
-        raise _refuse(ERROR_SHARING_VIOLATION, "another backup is writing a set into this "
-                      "folder now", d.partial)
+        raise busy(d.partial)
     m = d.manifest
     if m is None and not d.incomplete:
         if d.stored or d.other:
@@ -182,15 +181,28 @@ def retire(partial: str) -> None:
         fd = os.open(partial, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return
+    held = True
     try:
         if not lock(fd):
-            raise _refuse(ERROR_SHARING_VIOLATION, "another backup is writing a set into "
-                          "this folder now", partial)
+            raise busy(partial)
         try:
-            same = os.path.samestat(os.fstat(fd), os.stat(partial))
+            if not os.path.samestat(os.fstat(fd), os.stat(partial)):
+                return          # another run took its place meanwhile: O_EXCL will say
         except FileNotFoundError:
-            return              # another run took it meanwhile: O_EXCL will say
-        if same:
+            return
+        if os.name == "nt":     # an open file cannot be removed there
+            os.close(fd)
+            held = False
+        try:
             os.unlink(partial)
+        except PermissionError:
+            raise busy(partial) from None   # (Windows: a running backup has it open)
     finally:
-        os.close(fd)
+        if held:
+            os.close(fd)
+
+
+def busy(partial: str) -> RefusedError:
+    """The refusal where another backup is writing the set."""
+    return _refuse(ERROR_SHARING_VIOLATION, "another backup is writing a set into this "
+                   "folder now", partial)

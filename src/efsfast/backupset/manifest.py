@@ -24,6 +24,9 @@ from typing import IO, Iterable, List, Optional, Tuple
 
 MANIFEST_NAME = "efsfast-manifest.jsonl"
 PARTIAL_NAME = "efsfast-manifest.partial.jsonl"     # the manifest of a backup not (yet) complete
+# the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
+# the set ends early, as a file does)
+ERROR_INCOMPLETE_SET = 38
 SUFFIX = ".efsraw"
 FORMAT = "efsfast-set"
 VERSION = 1

@@ -165,20 +165,19 @@ class FolderSink(SetSink):
             raise problem(self.dest, "cannot create the folder", exc) from None
         if self.sync is None:
             self.sync = durable.way_for(self.dest)
-        found = self.found if self.found is not None else _destination.survey(self.dest)
+        if self.found is None:                  # (check was not called: as a new set)
+            self.check(header.source, resume=False)
+        found = self.found
         _destination.retire(self.partial)       # the one an earlier backup left
         try:
             fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
                          | getattr(os, "O_CLOEXEC", 0), 0o666)
         except FileExistsError:
-            raise RefusedError(
-                _destination.ERROR_SHARING_VIOLATION, "another backup began writing a set "
-                "into this folder", self.partial) from None
-        if not _destination.lock(fd):           # (taken between the two calls)
+            raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup began "
+                               "writing a set into this folder", self.partial) from None
+        if not _destination.lock(fd):           # (another run took it between the calls)
             os.close(fd)
-            raise RefusedError(_destination.ERROR_SHARING_VIOLATION,
-                                            "another backup is writing a set into this "
-                                            "folder now", self.partial)
+            raise _destination.busy(self.partial)
         self.fd = fd
         try:
             self.writer = ManifestWriter(_LineFile(fd), header)
@@ -260,8 +259,7 @@ class FolderSink(SetSink):
             self.made.add(parent)
         # resuming, a stream there that is not kept is replaced
         r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite or self.resume,
-                              digest=digest,
-                              sync=self.sync_in_workers)
+                              digest=digest, sync=self.sync_in_workers)
         self.note_written(out)
         return r.bytes
 
@@ -279,16 +277,18 @@ class FolderSink(SetSink):
         """Publish the set.  Each step is its own method, in this order:
         objects of the set replaced or resumed that the new manifest does
         not list removed, every object (and those removals) durable, the
-        end line, the manifest to disk, the manifest given its name, its
-        name durable.  (A failure before the end line leaves the partial
-        manifest for abort() to end.)"""
+        end line, the manifest to disk, the manifest given its name, the
+        folder (that name) to disk.  (A failure before the end line leaves
+        the partial manifest for abort() to end.)"""
         self._remove_unlisted()
         self._sync_objects()
         digest = self._end_manifest()
         self._sync_manifest()
+        if os.name == "nt":     # an open file cannot be renamed there (POSIX: the lock
+            self._close()       # stays until the manifest has its name)
         self._publish_manifest()
-        self._sync_folder()
         self._close()
+        self._sync_folder()
         return digest
 
     def _end_manifest(self) -> str:
@@ -331,8 +331,10 @@ class FolderSink(SetSink):
             api._publish_no_replace(self.partial, self.final)
 
     def _sync_folder(self) -> None:
+        """The folder's entries (the manifest's new name) to disk; where a
+        folder cannot be synced there is nothing more to do (durable.py)."""
         if self.sync is not durable.SyncWay.NONE:
-            durable.fsync_path(self.dest)       # the manifest's name
+            durable.fsync_path(self.dest)
 
     def _close(self) -> None:
         """Close the partial manifest's file, which drops its lock."""
@@ -345,13 +347,13 @@ class FolderSink(SetSink):
 
     def abort(self, reason: str = "the backup stopped") -> None:
         """End the partial manifest with a line saying the set is not
-        complete and why, and keep it (best effort: the disk may be full;
-        a line the failure cut is cut back first)."""
+        complete and why, and keep it (best effort: the disk may be full).
+        What follows the last whole object line (one a failure cut, or the
+        end line of a set that could not be published) is cut away first."""
         if self.fd is None:
             return
         try:
-            if self.broken is not None:
-                os.ftruncate(self.fd, self.writer.written)
+            os.ftruncate(self.fd, self.writer.written)
             self.writer.abort(reason)
         except OSError:
             try:        # the end line did not fit either: the whole lines stay

@@ -6,17 +6,16 @@ nothing unlisted lies in the set."""
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import raw
 from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, ManifestError, find_manifest,
                        read_manifest)
-from .restore import MissingSetsError, locate_sets, member_entry
+from .restore import MissingSetsError, locate_sets
 
 READ_CHUNK = 1 << 20
 
@@ -67,6 +66,17 @@ def check_object(path: str, e: Entry, mode: str) -> List[str]:
 def check_stream(f, e: Entry, mode: str) -> List[str]:
     """The checks of :func:`check_object` on a binary file object: one read
     feeds the validator and the hash."""
+    count, sha256, problems = measure_stream(f, mode)
+    if count != e.raw_size:
+        problems.append(f"{count} bytes, the manifest says {e.raw_size}")
+    if sha256 != e.sha256:
+        problems.append("SHA-256 differs from the manifest's")
+    return problems
+
+
+def measure_stream(f, mode: str) -> Tuple[int, str, List[str]]:
+    """(size, SHA-256, what does not validate) of the raw stream in the
+    binary file object ``f``, from one read."""
     problems = []
     reader = _HashingReader(f)
     try:
@@ -77,11 +87,7 @@ def check_stream(f, e: Entry, mode: str) -> List[str]:
         problems.append(f"the raw stream does not validate: {exc}")
     while reader.read(READ_CHUNK):           # a stream that stopped early: hash the rest
         pass
-    if reader.count != e.raw_size:
-        problems.append(f"{reader.count} bytes, the manifest says {e.raw_size}")
-    if reader.digest.hexdigest() != e.sha256:
-        problems.append("SHA-256 differs from the manifest's")
-    return problems
+    return reader.count, reader.digest.hexdigest(), problems
 
 
 Prove = Callable[[List[str]], List[Optional[str]]]
@@ -168,69 +174,3 @@ def _check_refs(m, sets: Sequence[str], report: VerifyReport) -> None:
             if there is None or there.sha256 != e.sha256 or there.ref:
                 report.problems.append(Problem(e.path, f"set {e.ref} does not hold it with "
                                                        "the same SHA-256"))
-
-
-def verify_stream(fileobj, *, mode: str = "strict", sets: Sequence[str] = (),
-                  name: str = "-") -> VerifyReport:
-    """verify-set of a tar stream (``backup-tree SRC -``) read front to back,
-    nothing written: each member validates and matches the SHA-256 its
-    header and the manifest give, the manifest is whole, lists every member
-    and nothing is missing; a stream that ends early is named as such."""
-    report = VerifyReport(name)
-    seen = {}
-    manifest = None
-    last = "(none)"
-    try:
-        tar = tarfile.open(fileobj=fileobj, mode="r|")
-        while (member := tar.next()) is not None:
-            tar.members.clear()
-            if member.name == MANIFEST_NAME and manifest is None:
-                try:
-                    manifest = read_manifest(io.BytesIO(tar.extractfile(member).read()),
-                                             name=f"{MANIFEST_NAME} (in the stream)")
-                except ManifestError as exc:
-                    report.problems.append(Problem(MANIFEST_NAME, str(exc)))
-                    return report
-                continue
-            if manifest is not None:
-                report.problems.append(Problem(member.name, "a member after the manifest"))
-                continue
-            try:
-                e = member_entry(member)
-            except (OSError, ValueError) as exc:
-                report.problems.append(Problem(member.name, str(exc)))
-                continue
-            found = check_stream(tar.extractfile(member), e, mode)
-            report.problems.extend(Problem(e.stored_name, msg) for msg in found)
-            seen[e.path] = None if found else e
-            last = e.stored_name
-    except tarfile.ReadError as exc:
-        report.problems.append(Problem(name, f"the tar stream is truncated or damaged after "
-                                             f"{last} ({exc})"))
-        return report
-    if manifest is None:
-        report.problems.append(Problem(name, f"the stream ended before its manifest "
-                                             f"(truncated?) after {last}"))
-        return report
-    report.set_id = manifest.header.set_id
-    _check_refs(manifest, sets, report)
-    listed = set()
-    for e in manifest.entries:
-        listed.add(e.path)
-        if e.failed:
-            report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
-        elif e.ref or not e.has_stream:
-            continue
-        elif e.path not in seen:
-            report.problems.append(Problem(e.stored_name, "missing from the stream"))
-        elif seen[e.path] is not None:
-            if seen[e.path].sha256 != e.sha256:
-                report.problems.append(Problem(e.stored_name, "its tar header and the "
-                                               "manifest disagree on its SHA-256"))
-            else:
-                report.objects += 1
-                report.bytes += e.raw_size
-    for path in sorted(set(seen) - listed):
-        report.problems.append(Problem(path + ".efsraw", "in the stream but not in its "
-                                                         "manifest"))
-    return report

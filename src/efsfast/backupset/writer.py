@@ -19,9 +19,10 @@ from ..treewalk import check_source_dir
 from ..api import BulkResult, ItemError, _run_many
 from .. import _core
 from .._core import CancelToken
-from .._errors import EfsError
+from .._errors import EfsError, RefusedError
 from . import metadata as _meta
-from .manifest import MANIFEST_NAME, Entry, Header, Kind, read_manifest
+from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, Header, Kind,
+                       find_manifest, read_manifest)
 from .bulk import backup_bulk
 from .result import SetResult
 from .sinks import FolderSink, SetSink
@@ -68,6 +69,11 @@ class _Previous:
 
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
+        where, complete = find_manifest(self.path)
+        if where is not None and not complete:
+            raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete set (its backup did not "
+                               "finish) cannot be the base of an incremental one: resume it "
+                               "with backup-tree --skip-existing first", self.path)
         m = read_manifest(os.path.join(self.path, MANIFEST_NAME))
         self.header = m.header
         self.entries = m.by_path()
@@ -241,7 +247,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
             except OSError as exc:
                 if not folder:
                     raise
-                unfinished = f"its manifest could not be published: {exc}"
+                unfinished = f"its manifest could not be published and synced: {exc}"
         if unfinished is not None:
             sink.abort(unfinished)
     except BaseException as exc:

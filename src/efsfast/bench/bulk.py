@@ -2,9 +2,10 @@
 ``restore-tree`` at 1, 2, 4, 8 and 16 workers against a C program that
 creates the same files the way a no-replace restore must
 (benchmarks/bulk_ceiling.c), on tmpfs and on the machine's disk.  The
-ntfs-3g comparison with tar and cp is bench_ntfs3g.py.
+ntfs-3g comparison with tar and cp is ntfs3g.py.
 
-Run through ``efsfast bench`` (section ``bulk``).  Every
+Run through ``efsfast bench`` (section ``bulk``); every point records the
+load it ran under (timing.LoadWatch).  Every
 point interleaves its variants round-robin and reports the best time and the
 spread; nothing asserts a timing.
 """
@@ -16,21 +17,11 @@ import subprocess
 import tempfile
 from typing import Callable, Dict, List, Optional
 
-from .api import restore_many
-from .tree import restore_tree
+from ..api import restore_many
+from ..tree import restore_tree
+from .timing import KIB, MIB, LoadWatch, make_stream, timed
 
-KIB, MIB = 1 << 10, 1 << 20
 WORKERS = (1, 2, 4, 8, 16)
-
-
-def _stream(size: int, seed: int = 1) -> bytes:
-    from .bench import make_stream
-    return make_stream(size, seed)
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    from .bench import timed
-    return timed(fn)
 
 
 # ------------------------------------------------------------ the C ceiling
@@ -40,7 +31,7 @@ def ceiling_source() -> Optional[str]:
     of the current directory): the ceiling is part of the benchmarks, not of
     the installed package."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for base in (os.getcwd(), os.path.join(here, "..", "..")):
+    for base in (os.getcwd(), os.path.join(here, "..", "..", "..")):
         p = os.path.normpath(os.path.join(base, "benchmarks", "bulk_ceiling.c"))
         if os.path.isfile(p):
             return p
@@ -105,7 +96,7 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
                  place: str) -> dict:
     res: dict = {"fs": fs_type(root), "tmpfile": has_tmpfile(root), "series": {}}
     for size, count in sizes.items():
-        streams = [_stream(size, seed=i) for i in range(8)]
+        streams = [make_stream(size, seed=i) for i in range(8)]
         srcs = [streams[i % len(streams)] for i in range(count)]
         set_dir = os.path.join(root, f"set-{size}")       # a backup set on the same place
         os.makedirs(set_dir)
@@ -113,6 +104,7 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
             with open(os.path.join(set_dir, f"f{i}.efsraw"), "wb") as f:
                 f.write(s)
         series: dict = {}
+        loads: dict = {}
         for w in workers:
             def fresh(tag: str) -> str:
                 d = os.path.join(root, tag)
@@ -144,10 +136,11 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
                                    capture_output=True)
                 cases = {"C ceiling": ceiling, **cases}
             times: Dict[str, List[float]] = {k: [] for k in cases}
-            for _ in range(repeat):
-                for name, fn in cases.items():
-                    times[name].append(_timed(fn))
-            point = {}
+            with LoadWatch(own=w) as watch:
+                for _ in range(repeat):
+                    for name, fn in cases.items():
+                        times[name].append(timed(fn))
+            point: dict = {}
             for name, ts in times.items():
                 best = min(ts)
                 point[name] = {"files_per_s": count / best, "gbps": count * size / best / 1e9,
@@ -157,9 +150,10 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
                     point[name]["vs_ceiling"] = (point[name]["files_per_s"]
                                                  / point["C ceiling"]["files_per_s"])
             series[w] = point
+            loads[w] = watch.load.to_json()
             log(f"  bulk {place} {size >> 10} KiB x{count}, {w} worker(s): " + ", ".join(
                 f"{k}={v['files_per_s']:,.0f}/s" for k, v in point.items()))
-        res["series"][size] = {"count": count, "points": series}
+        res["series"][size] = {"count": count, "points": series, "loads": loads}
         shutil.rmtree(set_dir, ignore_errors=True)
     return res
 

@@ -1,0 +1,251 @@
+"""The serial cost per item, and what it allows on many cores.
+
+Amdahl's law: a job of n items whose per-item time is a serial part s (the
+GIL, or any section one thread at a time) and a parallel part p takes
+``n (s + p / N)`` on N workers.  The C ceiling (benchmarks/bulk_ceiling.c:
+the same files made the way a no-replace restore must, no Python) takes
+``n c / N`` at best.  So efsfast can reach at most ``c / (N s + p)`` of the
+ceiling on N cores: about 2 us of serial time per 16 KiB item is what
+0.7x at 16 workers allows.
+
+Two measurements of s, per job:
+- **direct**: in the C bulk paths the workers run without the GIL and the
+  calling thread does every item's Python work (planning the jobs, making
+  the results), before or after the workers run; its CPU time per item
+  (``time.thread_time``) is the serial part.
+- **fitted**: ``T(N) = s + p / N`` fitted (least squares) to the times per
+  item at 1..16 workers, where the machine has the cores for it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..api import backup_many, restore_many
+from ..tree import restore_tree
+from .bulk import build_ceiling, has_tmpfile
+from .timing import KIB, make_stream
+
+SIZE = 16 * KIB
+# the ceiling ratio Amdahl's law must allow at 16 workers
+GOAL_AT_16 = 0.7
+
+
+def _timed_in_caller(fn: Callable[[], object]) -> Tuple[float, float]:
+    """(wall seconds, CPU seconds of the calling thread) of ``fn()``."""
+    c, t = time.thread_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t, time.thread_time() - c
+
+
+def fit(points: Dict[int, float]) -> Optional[Tuple[float, float]]:
+    """(s, p) of ``t = s + p / N`` by least squares over {N: t}; None with
+    fewer than two worker counts."""
+    if len(points) < 2:
+        return None
+    xs = [1 / n for n in points]
+    ys = list(points.values())
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    p = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var
+    return my - p * mx, p
+
+
+def bound(s: float, p: float, c: float, n: int) -> float:
+    """Amdahl's bound on efsfast's rate over the ceiling's at ``n`` cores."""
+    return c / (n * s + p)
+
+
+def _jobs(root: str, count: int) -> Dict[str, Callable[[int], Callable[[], object]]]:
+    """name -> (workers -> one run), each on fresh targets below ``root``."""
+    streams = [make_stream(SIZE, seed=i) for i in range(8)]
+    srcs = [streams[i % len(streams)] for i in range(count)]
+    folder = os.path.join(root, "folder")
+    os.makedirs(folder)
+    paths = []
+    for i, s in enumerate(srcs):
+        paths.append(os.path.join(folder, f"f{i:06d}.efsraw"))
+        with open(paths[-1], "wb") as f:
+            f.write(s)
+    seq = [0]
+
+    def fresh() -> str:
+        seq[0] += 1
+        d = os.path.join(root, f"t{seq[0]}")
+        os.makedirs(d)
+        return d
+
+    def checked(r: object) -> None:
+        failures = getattr(r, "failures", None)
+        if failures:
+            raise failures[0].error
+
+    def many_bytes(w: int) -> Callable[[], object]:
+        d = fresh()
+        return lambda: checked(restore_many([(os.path.join(d, f"f{i}"), s)
+                                             for i, s in enumerate(srcs)], workers=w))
+
+    def many_paths(w: int) -> Callable[[], object]:
+        d = fresh()
+        return lambda: checked(restore_many([(os.path.join(d, f"f{i}"), p)
+                                             for i, p in enumerate(paths)], workers=w))
+
+    def tree(w: int) -> Callable[[], object]:
+        d = os.path.join(fresh(), "tree")
+        return lambda: checked(restore_tree(folder, d, workers=w))
+
+    restored = os.path.join(root, "restored")
+    checked(restore_tree(folder, restored))
+
+    def backups(w: int) -> Callable[[], object]:
+        d = fresh()
+        return lambda: checked(backup_many([(os.path.join(restored, f"f{i:06d}"),
+                                             os.path.join(d, f"f{i}.efsraw"))
+                                            for i in range(count)], workers=w))
+
+    return {"restore_many (bytes)": many_bytes, "restore_many (paths)": many_paths,
+            "restore-tree (folder)": tree, "backup_many (paths)": backups}
+
+
+# jobs whose workers run Python (a thread pool calling backup() per item):
+# their GIL time is spent on the workers, not in the calling thread, so only
+# the fit over a worker series measures their serial part
+PYTHON_WORKERS = {"backup_many (paths)"}
+
+
+def bench_serial(workdir: str, quick: bool, repeat: int, log) -> dict:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else workdir
+    root = tempfile.mkdtemp(prefix="efsfast-bench-serial-", dir=base)
+    count = 2000 if quick else 10_000
+    cpus = os.cpu_count() or 1
+    workers = [w for w in (1, 2, 4, 8, 16) if w <= cpus] or [1]
+    out: dict = {"count": count, "size": SIZE, "cpus": cpus, "workers": workers, "jobs": {}}
+    try:
+        exe = build_ceiling(root)
+        if isinstance(exe, str):
+            mode = "tmpfile" if has_tmpfile(root) else "link"
+            cs = {}
+            for w in workers:
+                best = None
+                for _ in range(repeat):
+                    d = tempfile.mkdtemp(dir=root)
+                    r = subprocess.run([exe, d, str(count), str(SIZE), str(w), mode],
+                                       check=True, capture_output=True, text=True)
+                    t = float(r.stdout.split()[1])
+                    best = t if best is None else min(best, t)
+                    shutil.rmtree(d)
+                cs[w] = best / count
+            out["ceiling_per_item_s"] = cs
+        else:
+            out["ceiling"] = exe
+        for name, make in _jobs(root, count).items():
+            per_n: Dict[int, float] = {}
+            caller = None
+            for w in workers:
+                best = None
+                for _ in range(repeat):
+                    wall, cpu = _timed_in_caller(make(w))
+                    if best is None or wall < best[0]:
+                        best = (wall, cpu)
+                assert best is not None
+                per_n[w] = best[0] / count
+                if w == 1:
+                    caller = best[1] / count
+            job = {"per_item_s": per_n, "caller_cpu_per_item_s": caller}
+            add_model(job, name, out.get("ceiling_per_item_s", {}).get(1))
+            out["jobs"][name] = job
+            log(f"  serial {name}: {per_n[1] * 1e6:.1f} us per item at 1 worker, of which "
+                f"{(caller or 0) * 1e6:.1f} us in the calling thread"
+                + ("" if name not in PYTHON_WORKERS
+                   else " (its workers run Python: the serial part is fitted)")
+                + (f"; bound at 16 cores {job['model']['bound_16']:.2f}x the ceiling"
+                   if "model" in job else ""))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def add_model(job: dict, name: str, c1: Optional[float]) -> None:
+    """The fit and Amdahl's model of one job's measurements (in place)."""
+    per_n = {int(k): v for k, v in job["per_item_s"].items()}
+    caller = job.get("caller_cpu_per_item_s")
+    f = fit(per_n) if len(per_n) >= 3 else None
+    if f is not None:
+        # a negative parallel part: the job gets slower with more workers
+        # (contention), which Amdahl's law does not describe; its serial part
+        # is then at least its best time per item at any worker count
+        job["fit"] = {"serial_s": f[0], "parallel_s": f[1], "amdahl": f[1] >= 0}
+        if f[1] < 0:
+            f = (min(per_n.values()), 0.0)
+    direct = name not in PYTHON_WORKERS
+    job["serial_from"] = ("calling thread" if direct else
+                          None if f is None else "fit" if job["fit"]["amdahl"]
+                          else "best time per item (slower with more workers)")
+    parts = ((caller or 0.0, per_n[1] - (caller or 0.0)) if direct else f)
+    if c1 and parts is not None:
+        s, p = parts
+        job["model"] = {"serial_s": s, "parallel_s": p, "ceiling_s": c1,
+                        "bound_16": bound(s, p, c1, 16), "bound_64": bound(s, p, c1, 64),
+                        "serial_budget_16_s": max(c1 / GOAL_AT_16 - p, 0.0) / 16}
+
+
+def serial_targets(r: dict) -> List[dict]:
+    out: List[dict] = []
+    for name, job in r.get("jobs", {}).items():
+        m = job.get("model")
+        if m:
+            out.append({"target": f"Amdahl bound at 16 cores vs the C ceiling, {name}",
+                        "ratio": m["bound_16"], "goal": GOAL_AT_16, "met": m["bound_16"] >= GOAL_AT_16,
+                        "note": f"serial {m['serial_s'] * 1e6:.1f} us + parallel "
+                                f"{m['parallel_s'] * 1e6:.1f} us per item; ceiling "
+                                f"{m['ceiling_s'] * 1e6:.1f} us; budget at 16: "
+                                f"{m['serial_budget_16_s'] * 1e6:.1f} us serial"})
+    return out
+
+
+def _at(d: dict, w: int) -> float:
+    """A value by worker count, whether the keys are ints or (from JSON) strings."""
+    return float(d[w] if w in d else d[str(w)])
+
+
+def report_lines(r: dict) -> List[str]:
+    if not r:
+        return []
+    lines = ["", f"## Serial cost per item and Amdahl's bound ({r['count']:,} items of "
+                 f"{r['size'] >> 10} KiB on tmpfs, {r['cpus']} CPUs)", "",
+             "s: the serial part per item — in the C bulk paths the CPU time of the calling "
+             "thread, which does every item's Python work while the C workers run without the "
+             "GIL; where workers run Python (a thread pool), s and p fitted to the worker "
+             "series (needs 4 or more CPUs); p: the rest of the time per item at 1 worker; "
+             "c: the C ceiling's time per item on 1 thread. Bound on N cores: c / (N s + p).",
+             "",
+             "| job | s (us) | p (us) | c (us) | bound at 16 | bound at 64 | s allowed for 0.7x "
+             "at 16 (us) | fitted s, p over the series (us) | s from |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    if "ceiling" in r:
+        lines.append(f"C ceiling skipped: {r['ceiling']['skipped']}")
+    for name, job in r["jobs"].items():
+        m = job.get("model")
+        f = job.get("fit")
+        fitted = f"{f['serial_s'] * 1e6:.1f}, {f['parallel_s'] * 1e6:.1f}" if f else "–"
+        if not m:
+            lines.append(f"| {name} | not measured on {r['cpus']} CPUs (needs the fit) | | | | "
+                         f"| | {fitted} | |")
+        else:
+            lines.append(f"| {name} | {m['serial_s'] * 1e6:.1f} | {m['parallel_s'] * 1e6:.1f} | "
+                         f"{m['ceiling_s'] * 1e6:.1f} | {m['bound_16']:.2f}× | "
+                         f"{m['bound_64']:.2f}× | {m['serial_budget_16_s'] * 1e6:.1f} | "
+                         f"{fitted} | {job.get('serial_from')} |")
+    lines += ["", "| job | " + " | ".join(f"{w} workers (us/item)" for w in r["workers"])
+              + " |", "| --- |" + " --- |" * len(r["workers"])]
+    if "ceiling_per_item_s" in r:
+        lines.append("| C ceiling | " + " | ".join(
+            f"{_at(r['ceiling_per_item_s'], w) * 1e6:.1f}" for w in r["workers"]) + " |")
+    for name, job in r["jobs"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{_at(job['per_item_s'], w) * 1e6:.1f}" for w in r["workers"]) + " |")
+    return lines

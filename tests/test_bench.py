@@ -1,0 +1,70 @@
+"""The benchmark package's own logic (not its timings): where results go,
+the load marks, and the Amdahl model's arithmetic."""
+import os
+
+import pytest
+
+from efsfast.bench import report, run, serial, timing
+
+
+def test_fit_recovers_the_serial_and_parallel_parts():
+    s, p = 3e-6, 60e-6
+    points = {n: s + p / n for n in (1, 2, 4, 8, 16)}
+    got = serial.fit(points)
+    assert got == pytest.approx((s, p), rel=1e-9)
+    assert serial.fit({1: 1.0}) is None
+
+
+def test_amdahl_bound():
+    # no serial part: the ceiling's own parallel work is the bound
+    assert serial.bound(0.0, 50e-6, 50e-6, 16) == pytest.approx(1.0)
+    # 2 us serial against 50 us of work: 50 / (32 + 50) at 16 cores
+    assert serial.bound(2e-6, 50e-6, 50e-6, 16) == pytest.approx(50 / 82)
+    assert serial.bound(2e-6, 50e-6, 50e-6, 64) < serial.bound(2e-6, 50e-6, 50e-6, 16)
+
+
+@pytest.mark.parametrize("before, after, own, noisy", [
+    (0.1, 1.1, 1, False),       # the series's own worker raised the average
+    (0.9, 0.9, 1, True),        # neighbours were busy as it began (2 CPUs: limit 0.6)
+    (0.1, 2.0, 1, True),        # a neighbour started during the series
+    (None, None, 1, False),     # not known: not claimed noisy (and said so)
+])
+def test_load_marks_noisy_series(before, after, own, noisy):
+    load = timing.Load(before, after, cpus=2, own=own)
+    assert load.noisy is noisy
+    assert load.to_json()["noisy"] is noisy
+    if before is None:
+        assert load.note() == "load not known"
+
+
+def test_results_go_to_a_temporary_folder_unless_asked(tmp_path, monkeypatch, capsys):
+    """bench --quick in a checkout must not overwrite the committed results."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    monkeypatch.setattr(serial, "bench_serial", lambda *a: {})
+    assert run.main(["--quick", "--sections", "serial", "--repeat", "1"]) == 0
+    assert list((tmp_path / "benchmarks" / "results").iterdir()) == []
+    out = capsys.readouterr().out
+    where = out.strip().splitlines()[-1].removeprefix("results in ").removesuffix("/results.md")
+    assert os.path.isfile(os.path.join(where, "results.md")) and where != str(tmp_path)
+    text = open(os.path.join(where, "results.md")).read()
+    assert "Load while each section ran" in text and "serial cost" in text
+
+
+def test_a_limit_statement_serves_every_tree_size(tmp_path):
+    r = {"machine": {"when": "now", "platform": "p", "python": "3", "cpus": 2},
+         "repeat": 1, "loads": {},
+         "targets": [{"target": "ntfs-3g backup-tree vs tar -c (10,000 files)", "ratio": 0.5,
+                      "goal": 1.0, "met": False}]}
+    report.write_reports(r, str(tmp_path))
+    text = (tmp_path / "results.md").read_text()
+    said = report.LIMITS["ntfs-3g backup-tree vs tar -c"]
+    assert f"**ntfs-3g backup-tree vs tar -c (10,000 files)** (0.50): {said}" in text
+
+
+def test_the_bench_package_is_no_part_of_the_api():
+    import subprocess
+    import sys
+    code = "import efsfast, efsfast.api, efsfast.tree, sys; print(any(m.startswith('efsfast.bench') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
