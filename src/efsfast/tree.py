@@ -4,6 +4,7 @@ back into a tree.  Files run in parallel; directories are created first."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -309,7 +310,10 @@ def sync_restored(result: TreeResult, dest_dir: str,
     storage before its summary is given (durable.py; ``way``: by default as
     the file system needs).  An object that could not be synced is a failed
     item, no longer done; a file system that could not be, one failed item
-    naming the folder."""
+    naming the folder.  Not on Windows: FlushFileBuffers wants the object
+    open for writing, which an encrypted one is not without its key."""
+    if way is None and sys.platform == "win32":
+        return
     where: Dict[str, int] = {}  # written path -> its job's index
     for i, r in enumerate(result.bulk.results):
         if r is not None:
