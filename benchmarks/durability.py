@@ -38,7 +38,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backup_sets import make_source  # noqa: E402  (a sibling script)
+from backup_sets import Ntfs3gVolume, make_source  # noqa: E402  (a sibling script)
 
 from efsfast import _core, durable, tree  # noqa: E402
 from efsfast.backupset import FolderSink, backup_set  # noqa: E402
@@ -50,49 +50,43 @@ Way = durable.SyncWay
 
 class Mounted:
     """A file system to write to: tmpfs (a folder in /dev/shm), an ext4
-    image on a loop device, or an ntfs-3g efs_raw mount of an NTFS image."""
+    image on a loop device, or an ntfs-3g efs_raw mount of an NTFS image
+    (backup_sets.Ntfs3gVolume, its image here on the disk)."""
 
     def __init__(self, kind: str, disk: str, size: int):
-        self.kind, self.image, self.mounted = kind, None, False
+        self.kind, self.ntfs, self.ext4 = kind, None, False
         self.work = tempfile.mkdtemp(prefix="efsfast-bench-durable-",
                                      dir="/dev/shm" if kind == "tmpfs" else disk)
+        if kind == "ntfs-3g":
+            self.ntfs = Ntfs3gVolume(self.work, size)
+            self.root = self.ntfs.mnt
+            return
         self.root = os.path.join(self.work, "mnt")
         os.makedirs(self.root)
-        if kind == "tmpfs":
-            return
-        self.image = os.path.join(self.work, f"{kind}.img")
-        with open(self.image, "wb") as f:
-            f.truncate(size)
         if kind == "ext4":
-            subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True, capture_output=True)
-            subprocess.run(["mount", "-o", "loop", self.image, self.root], check=True,
+            image = os.path.join(self.work, "ext4.img")
+            with open(image, "wb") as f:
+                f.truncate(size)
+            subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True, capture_output=True)
+            subprocess.run(["mount", "-o", "loop", image, self.root], check=True,
                            capture_output=True)
-        else:
-            subprocess.run(["mkntfs", "-F", "-q", "-Q", self.image], check=True,
-                           capture_output=True)
-            subprocess.run(["ntfs-3g", "-o", "efs_raw", self.image, self.root], check=True,
-                           capture_output=True)
-        self.mounted = True
+            self.ext4 = True
 
     @staticmethod
     def why_not(kind: str) -> str:
-        tools = {"tmpfs": (), "ext4": ("mkfs.ext4", "mount"), "ntfs-3g": ("mkntfs", "ntfs-3g")}
-        missing = [t for t in tools[kind] if shutil.which(t) is None]
-        if missing:
-            return f"{', '.join(missing)} missing"
-        if kind != "tmpfs" and os.geteuid() != 0:
-            return "mounting needs root"
+        if kind == "ntfs-3g":
+            return Ntfs3gVolume.why_not()
+        if kind == "ext4" and (os.geteuid() != 0 or not shutil.which("mkfs.ext4")):
+            return "an ext4 image needs root and mkfs.ext4"
         if kind == "tmpfs" and not os.path.isdir("/dev/shm"):
             return "no /dev/shm"
         return ""
 
     def close(self) -> None:
-        if self.mounted:
-            for _ in range(50):
-                if subprocess.run(["umount", self.root], capture_output=True).returncode == 0:
-                    break
-                time.sleep(0.1)
-            self.mounted = False
+        if self.ntfs is not None:
+            self.ntfs.close()
+        elif self.ext4:
+            subprocess.run(["umount", self.root], check=True, capture_output=True)
         shutil.rmtree(self.work, ignore_errors=True)
 
 
