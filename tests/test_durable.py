@@ -550,3 +550,19 @@ def test_a_truncated_stream_syncs_what_it_restored_before_its_account(xattr_dir,
     summary = t.summary("restore-tree:")
     syncfs = t.named("syncfs")
     assert len(syncfs) == 1 and syncfs[0].fd_path == str(dest) and syncfs[0].end < summary.start
+
+
+def test_a_resumed_restore_removes_the_temporaries_a_killed_one_left(xattr_dir, capsys):
+    """kill -9 between an encrypted folder's temporary name and its own (or
+    during a file's, where there is no O_TMPFILE) leaves the temporary:
+    restore-tree --skip-existing removes it."""
+    set_path = _make_set(xattr_dir, "folder set")
+    dest = xattr_dir / "dest"
+    assert cli.main(["restore-tree", str(set_path), str(dest), "--quiet"]) == 0
+    (dest / ".efsfast-0123456789abcdef.tmp").mkdir()
+    (dest / "Docs" / ".efsfast-fedcba9876543210.tmp").write_bytes(b"half")
+    (dest / ".efsfast-not-ours.tmp").write_bytes(b"a user's")
+    assert cli.main(["restore-tree", str(set_path), str(dest), "--quiet", "--skip-existing"]) == 0
+    assert not (dest / ".efsfast-0123456789abcdef.tmp").exists()
+    assert not (dest / "Docs" / ".efsfast-fedcba9876543210.tmp").exists()
+    assert (dest / ".efsfast-not-ours.tmp").read_bytes() == b"a user's"

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from . import _winfs
 from . import durable as _durable
 from . import raw as _raw
 from . import volume as _volume
@@ -232,6 +233,7 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
     gate = FolderGate(backend)
     dirs, files = gate.folders_by_position(dirs, files)
     if skip_existing:   # an existing folder counts only if it is the backup's
+        remove_leftovers({os.path.dirname(os.fspath(j[0])) for j in dirs + files})
         dirs, ex1 = _split_existing(dirs, 0, keep=gate.refuse_unlike_backup)
         files, ex2 = _split_existing(files, 0)
         existing = ex1 + ex2
@@ -286,6 +288,29 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
     tree.bulk = _merge(parts, jobs)
     tree.bulk.cancelled = tree.bulk.cancelled or bool(cancel is not None and cancel.cancelled)
     return tree
+
+
+def remove_leftovers(folders: Iterable[str]) -> int:
+    """Resuming: the temporaries a killed restore left in ``folders`` (its
+    temporary objects, by their fixed-form names; an unnamed O_TMPFILE one
+    vanishes by itself, a folder's or one on FUSE has a name).  A temporary
+    folder holds nothing: it gets its name before anything goes into it."""
+    n = 0
+    for folder in folders:
+        try:
+            names = [e for e in os.scandir(folder) if _winfs.is_temporary(e.name)]
+        except OSError:
+            continue            # not there yet, or not listable: the restore says so
+        for e in names:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    os.rmdir(e.path)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                continue
+            n += 1
+    return n
 
 
 def _merge(parts: List[BulkResult], jobs: Jobs) -> BulkResult:
