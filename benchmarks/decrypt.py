@@ -1,4 +1,4 @@
-"""Decryption (issue 13): the sector loop against its physical ceiling, end
+"""Decryption: the sector loop against its physical ceiling, end
 to end against a plain restore, and verify --key against the RSA bound.
 
 Every comparison is a ratio taken in one run, variants interleaved
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
     ver = verify_many(key, files, base_shm, max(3, args.rounds // 2))
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Decryption (issue 13)", "",
+    lines = ["# Decryption", "",
              f"{stamp} · {platform.platform()} · {platform.processor() or platform.machine()} · "
              f"Python {platform.python_version()} · {os.cpu_count()} CPUs (shared with other "
              f"jobs) · AES-NI path: {_decrypt.have_aesni()} · best of {args.rounds}, variants "

@@ -4,7 +4,7 @@ The raw stream codec (:func:`verify`, :func:`inspect`, :func:`build_raw`)
 works everywhere; restores and backups go through advapi32 on Windows and
 efsfast's own POSIX system side (the ntfs-3g ``efs_raw`` layout) elsewhere.
 """
-from ._errors import CancelledError, EfsError, RawFormatError
+from ._errors import CancelledError, EfsError, ObjectMismatchError, RawFormatError
 
 __version__ = "0.1.0"
 
@@ -42,7 +42,8 @@ else:
     del attach
 
 __all__ = [
-    "EfsError", "RawFormatError", "CancelledError", "CancelToken", "backends",
+    "EfsError", "RawFormatError", "ObjectMismatchError", "CancelledError", "CancelToken",
+    "backends",
     "restore", "backup", "restore_many", "backup_many", "RestoreResult", "BackupResult", "BulkResult",
     "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
     "StreamInfo", "User", "build_raw", "decode_metadata", "inspect",

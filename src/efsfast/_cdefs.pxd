@@ -142,6 +142,20 @@ cdef extern from "_c/efs_backend.h" nogil:
     efs_ulong EFS_OVERWRITE_HIDDEN
     efs_ulong EFS_DROP_ALTERNATE_STREAMS
 
+cdef extern from "_c/efs_sha256.h" nogil:
+    enum:
+        EFS_SHA256_DIGEST
+        EFS_SHA256_AUTO
+        EFS_SHA256_PORTABLE
+        EFS_SHA256_SHANI
+    ctypedef struct efs_sha256:
+        int impl
+    int efs_sha256_available(int impl)
+    void efs_sha256_init(efs_sha256 *s)
+    int efs_sha256_init_impl(efs_sha256 *s, int impl)
+    void efs_sha256_update(efs_sha256 *s, const uint8_t *data, size_t n)
+    void efs_sha256_final(efs_sha256 *s, uint8_t *out)
+
 cdef extern from "_c/efs_io.h" nogil:
     int EFS_HAVE_POSIX
     int EFS_HAVE_WIN32
@@ -187,7 +201,6 @@ cdef extern from "_c/efs_io.h" nogil:
         efs_ulong flags
         int capture_ntfs
         int overwrite
-        size_t keep_limit
         int sync
         int outcome
         efs_dword rc
@@ -201,9 +214,9 @@ cdef extern from "_c/efs_io.h" nogil:
         uint8_t *acl
         size_t acl_len
         int acl_errno
-        uint8_t *efs
         size_t efs_len
-        uint8_t *data
+        uint8_t sha256[32]
+        uint8_t efs_sha256[32]
         size_t data_len
     efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
                                     const int *cancel, unsigned sigint_base)

@@ -20,7 +20,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, strdup
+from libc.string cimport memcmp, memcpy, strdup
 
 from efsfast._cdefs cimport *
 
@@ -30,7 +30,7 @@ import os
 import sys
 
 from efsfast import _winfs
-from efsfast._errors import CancelledError, EfsError, RawFormatError
+from efsfast._errors import CancelledError, EfsError, ObjectMismatchError, RawFormatError
 
 CREATE_FOR_IMPORT = EFS_CREATE_FOR_IMPORT
 CREATE_FOR_DIR = EFS_CREATE_FOR_DIR
@@ -49,6 +49,7 @@ include "_core_cancel.pxi"       # CancelToken, Ctrl-C
 include "_core_sources.pxi"      # import side: sources, trampolines (restore)
 include "_core_sinks.pxi"        # export side: sinks, trampolines (backup)
 include "_core_backends.pxi"     # the system sides: win32 (advapi32), POSIX
+include "_core_check.pxi"        # restores checked against a manifest (size, SHA-256)
 include "_core_rawcalls.pxi"     # RawContext, open_raw, write_raw, read_raw
 include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)

@@ -15,6 +15,7 @@ cdef struct bulk_job:
     char *op                      # a copy: the system side may build it in its context
     int read_errno
     int started
+    object_check *check           # the manifest's size and SHA-256, or NULL: not checked
 
 
 cdef struct bulk_state:
@@ -57,7 +58,10 @@ cdef void bulk_one(bulk_state *st, bulk_job *j) noexcept nogil:
     else:
         j.rc = st.backend.open(<const efs_path_char *>j.dest, j.flags & ~NO_REPLACE_FLAG, &ctx)
     if j.rc == 0:
-        if fd >= 0:
+        if j.check != NULL:
+            j.rc = checked_write(st.backend, ctx, import_from_fd if fd >= 0 else import_from_buffer,
+                                 &c, &c, j.check)
+        elif fd >= 0:
             j.rc = st.backend.write(import_from_fd, &c, ctx)
         else:
             j.rc = st.backend.write(import_from_buffer, &c, ctx)
@@ -99,6 +103,7 @@ cdef class BulkRestore:
     pattern).  Buffers are acquired up front and released in one place."""
     cdef bulk_state st
     cdef bulk_job *jobs
+    cdef object_check *checks     # one per job, made only if some job has an expectation
     cdef Py_buffer *views
     cdef size_t nviews
     cdef list keep
@@ -107,10 +112,14 @@ cdef class BulkRestore:
 
     def __cinit__(self):
         self.jobs = NULL
+        self.checks = NULL
         self.views = NULL
         self.nviews = 0
 
     def __init__(self, list jobs, Backend backend, CancelToken token, bint fail_fast):
+        """``jobs``: ``(dest, source, flags)``, or ``(dest, source, flags,
+        expect)`` where ``expect`` is None or the ``(size, sha256)`` the
+        stream must have (checked as it passes; see _core_check.pxi)."""
         cdef size_t n = len(jobs), i
         cdef bulk_job *j
         self.keep = []
@@ -121,7 +130,8 @@ cdef class BulkRestore:
         if self.jobs == NULL or self.views == NULL:
             raise MemoryError()
         for i in range(n):
-            dest, source, flags = jobs[i]
+            job = jobs[i]
+            dest, source, flags = job[0], job[1], job[2]
             j = &self.jobs[i]
             j.rc = 0
             j.bytes = j.calls = 0
@@ -133,6 +143,14 @@ cdef class BulkRestore:
             j.src_path = NULL
             j.data = NULL
             j.length = 0
+            j.check = NULL
+            if len(job) > 3 and job[3] is not None:
+                if self.checks == NULL:
+                    self.checks = <object_check *>calloc(n, sizeof(object_check))
+                    if self.checks == NULL:
+                        raise MemoryError()
+                check_expect(&self.checks[i], job[3])
+                j.check = &self.checks[i]
             bdest = _c_path(dest)
             self.keep.append(bdest)
             j.dest = <const char *>(<bytes>bdest)
@@ -167,6 +185,7 @@ cdef class BulkRestore:
         for i in range(self.nviews):
             release(&self.views[i])
         free(self.views)
+        free(self.checks)
         if self.jobs != NULL:
             for i in range(self.count):
                 free(self.jobs[i].op)
@@ -188,21 +207,31 @@ cdef class BulkRestore:
         cdef bulk_job *j = &self.jobs[i]
         if not j.started:
             return None, 0, 0
+        if j.check != NULL:
+            error = check_error(j.check, j.rc, os.fsdecode(j.src_path) if j.src_path != NULL
+                                else None, self._error(j, path))
+        else:
+            error = self._error(j, path)
+        if error is not None:
+            return error, 0, 0
+        return None, j.bytes, j.calls
+
+    cdef object _error(self, bulk_job *j, path):
+        """What the system side's status means for job ``j`` (None: done)."""
         if j.rc == 0:
-            return None, j.bytes, j.calls
+            return None
         if j.rc == EFS_ERROR_CANCELLED:
             PyErr_CheckSignals()
-            return CancelledError(j.rc, "cancelled", os.fspath(path)), 0, 0
+            return CancelledError(j.rc, "cancelled", os.fspath(path))
         if j.ferr.rule:
             e = _format_error(&j.ferr)
             e.filename = os.fspath(path)
-            return e, 0, 0
+            return e
         if j.rc == EFS_ERROR_READ_FAULT and j.read_errno:
-            return OSError(j.read_errno, os.strerror(j.read_errno)), 0, 0
+            return OSError(j.read_errno, os.strerror(j.read_errno))
         msg = None
         if j.err_no:
             msg = f"{j.op.decode()}: {os.strerror(j.err_no)}" if j.op != NULL else os.strerror(j.err_no)
         elif j.op != NULL:
             msg = j.op.decode()
-        return EfsError(j.rc, msg, os.fspath(path), j.err_no or None), 0, 0
-
+        return EfsError(j.rc, msg, os.fspath(path), j.err_no or None)

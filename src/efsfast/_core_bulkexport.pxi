@@ -45,7 +45,7 @@ cdef class BulkExport:
         self.b.count = 0
 
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
-                 bint capture_ntfs, bint overwrite, size_t keep_limit, bint sync=False):
+                 bint capture_ntfs, bint overwrite, bint sync=False):
         cdef size_t n = len(jobs), i
         cdef efs_backup_item *it
         self.keep = []
@@ -66,7 +66,6 @@ cdef class BulkExport:
             it.flags = flags
             it.capture_ntfs = capture_ntfs
             it.overwrite = overwrite
-            it.keep_limit = keep_limit
             it.sync = sync
         self.b.next_index = 0
         self.b.opts = backend.opts
@@ -96,9 +95,9 @@ cdef class BulkExport:
 
     def take(self, size_t i, src, dest):
         """What item i found, its buffers handed over: (outcome, error or
-        None, stat, attrib, times, descriptor or None, descriptor errno, $EFS,
-        stream or None, stream size); outcome 'done', 'plain', 'failed' or
-        'not started'."""
+        None, stat, attrib, times, descriptor or None, descriptor errno,
+        SHA-256 of the $EFS, SHA-256 of the stream (hex, None unless done),
+        stream size); outcome 'done', 'plain', 'failed' or 'not started'."""
         cdef efs_backup_item *it = &self.b.items[i]
         cdef str outcome
         if i >= self.b.count or not efs_atomic_get(&self.b.done[i]):
@@ -115,10 +114,11 @@ cdef class BulkExport:
         attrib = PyBytes_FromStringAndSize(<char *>it.attrib, 4)
         times = PyBytes_FromStringAndSize(<char *>it.times, 32)
         acl = PyBytes_FromStringAndSize(<char *>it.acl, it.acl_len) if it.acl != NULL else None
-        efs = PyBytes_FromStringAndSize(<char *>it.efs, it.efs_len) if it.efs != NULL else None
-        data = (PyBytes_FromStringAndSize(<char *>it.data, it.data_len)
-                if it.data != NULL else (b"" if it.data_len == 0 and outcome == "done" else None))
-        result = (outcome, error, st, attrib, times, acl, it.acl_errno, efs, data, it.data_len)
+        efs_sha = sha = None
+        if outcome == "done":
+            efs_sha = PyBytes_FromStringAndSize(<char *>it.efs_sha256, 32).hex()
+            sha = PyBytes_FromStringAndSize(<char *>it.sha256, 32).hex()
+        result = (outcome, error, st, attrib, times, acl, it.acl_errno, efs_sha, sha, it.data_len)
         efs_posix_backup_item_free(it)
         return result
 

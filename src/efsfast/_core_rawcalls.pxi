@@ -75,8 +75,11 @@ def open_raw(path, unsigned long flags, Backend backend=None):
 
 
 def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=None,
-              bint pywin32=False):
-    """WriteEncryptedFileRaw from ``source``; returns (bytes, calls)."""
+              bint pywin32=False, expect=None):
+    """WriteEncryptedFileRaw from ``source``; returns (bytes, calls).
+    ``expect``: ``(size, sha256)`` the stream must have (a backup set's
+    manifest line), checked as it passes; a stream that differs raises
+    :class:`ObjectMismatchError` and nothing is published."""
     cdef void *ctx = raw.enter()
     cdef import_ctx c
     cdef Py_buffer view
@@ -85,8 +88,14 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
     cdef int fd = -1
     cdef bint own_fd = False
     cdef SourceKind kind
+    cdef object_check chk
+    cdef object_check *pchk = NULL
+    cdef const efs_backend *be = raw.backend.c_backend
     try:
         kind = SOURCE_PYWIN32 if pywin32 else classify_source(source)
+        if expect is not None:
+            check_expect(&chk, expect)
+            pchk = &chk
         init_import(&c, cancel_ptr(cancel))
         if kind == SOURCE_BUFFER:
             # held (exported) for the whole call: closing an mmap or resizing
@@ -102,10 +111,13 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
                 c.data = <const uint8_t *>view.buf
                 c.length = view.len
                 with nogil:
-                    rc = raw.backend.c_backend.write(import_from_buffer, &c, ctx)
+                    if pchk != NULL:
+                        rc = checked_write(be, ctx, import_from_buffer, &c, &c, pchk)
+                    else:
+                        rc = be.write(import_from_buffer, &c, ctx)
             finally:
                 release(&view)
-            raw.raise_for(rc)
+            raise_checked(raw, rc, pchk, None, None)
             return c.bytes, c.calls
         if kind == SOURCE_PATH or kind == SOURCE_FD:
             if kind == SOURCE_PATH:
@@ -117,14 +129,17 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
             c.fd = fd
             try:
                 with nogil:
-                    rc = raw.backend.c_backend.write(import_from_fd, &c, ctx)
+                    if pchk != NULL:
+                        rc = checked_write(be, ctx, import_from_fd, &c, &c, pchk)
+                    else:
+                        rc = be.write(import_from_fd, &c, ctx)
             finally:
                 if own_fd:
                     os.close(fd)
             if rc == EFS_ERROR_READ_FAULT and c.read_errno:
                 raise OSError(c.read_errno, os.strerror(c.read_errno),
                               source if kind == SOURCE_PATH else None)
-            raw.raise_for(rc)
+            raise_checked(raw, rc, pchk, None, source if kind == SOURCE_PATH else None)
             return c.bytes, c.calls
         ps = PySource.__new__(PySource)
         ps.kind = kind
@@ -133,11 +148,30 @@ def write_raw(RawContext raw, source, CancelToken cancel=None, callback_context=
         ps.c = c
         ps.c.owner = <PyObject *>ps
         with nogil:
-            rc = raw.backend.c_backend.write(import_from_python, &ps.c, ctx)
-        raw.raise_for(rc, ps.error)
+            if pchk != NULL:
+                rc = checked_write(be, ctx, import_from_python, &ps.c, &ps.c, pchk)
+            else:
+                rc = be.write(import_from_python, &ps.c, ctx)
+        raise_checked(raw, rc, pchk, ps.error, None)
         return ps.c.bytes, ps.c.calls
     finally:
         raw.busy = 0
+
+
+cdef raise_checked(RawContext raw, efs_dword rc, object_check *chk, object stored, object path):
+    """What a write's outcome raises: as RawContext.raise_for, and where the
+    stream was checked, a mismatch first (naming ``path``)."""
+    if chk == NULL:
+        raw.raise_for(rc, stored)
+        return
+    other = None
+    try:
+        raw.raise_for(rc, stored)
+    except BaseException as exc:
+        other = exc
+    error = check_error(chk, rc, path, other)
+    if error is not None:
+        raise error
 
 
 def read_raw(RawContext raw, sink=None, CancelToken cancel=None, callback_context=None,

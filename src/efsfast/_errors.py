@@ -149,3 +149,29 @@ class RefusedError(EfsError):
 
 class CancelledError(EfsError):
     """A restore or backup stopped because its CancelToken was set."""
+
+
+class ObjectMismatchError(EfsError, ValueError):
+    """A raw stream a restore read is not the one its backup set's manifest
+    lists: its size or SHA-256 differs (a damaged, truncated or swapped
+    object).  The restore checked it as the bytes passed and published
+    nothing.  ``filename`` is the raw stream; ``expected_sha256`` /
+    ``expected_size`` are the manifest's, ``sha256`` / ``size`` what was
+    read (``sha256`` is None where the rest could not be read to hash it)."""
+
+    def __init__(self, filename: object, expected_size: int, expected_sha256: str,
+                 size: int, sha256: str | None, detail: str | None = None) -> None:
+        self.expected_size, self.expected_sha256 = expected_size, expected_sha256
+        self.size, self.sha256 = size, sha256
+        self.detail = detail
+        got = (f"SHA-256 {sha256} ({size:,} bytes)" if sha256 is not None else
+               f"{size:,} bytes or more, whose SHA-256 could not be made (the rest was unreadable)")
+        super().__init__(ERROR_INVALID_DATA,
+                         f"does not match the manifest: expected SHA-256 {expected_sha256} "
+                         f"({expected_size:,} bytes), got {got}"
+                         + (f"; {detail}" if detail else "") + "; nothing of it was restored",
+                         filename)
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.filename, self.expected_size, self.expected_sha256,
+                             self.size, self.sha256, self.detail))

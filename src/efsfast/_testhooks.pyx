@@ -64,3 +64,33 @@ def _write_misbehaving(RawContext raw, data, int how, uint64_t at_call):
         raw.raise_for(rc)
     finally:
         raw.busy = 0
+
+
+cdef class _Sha256:
+    """efsfast's own SHA-256 (efs_sha256.c) with a chosen implementation
+    (0 the fastest, 1 portable, 2 x86-64 SHA-NI), incremental like hashlib:
+    the tests hold both implementations to hashlib's digests."""
+    cdef efs_sha256 h
+
+    def __init__(self, int impl=EFS_SHA256_AUTO):
+        if efs_sha256_init_impl(&self.h, impl) != 0:
+            raise ValueError(f"SHA-256 implementation {impl} cannot run on this CPU")
+
+    @property
+    def impl(self):
+        return self.h.impl
+
+    def update(self, data):
+        cdef const uint8_t[::1] v = memoryview(data).cast("B")
+        if v.shape[0]:
+            efs_sha256_update(&self.h, &v[0], v.shape[0])
+
+    def digest(self):
+        cdef efs_sha256 end = self.h          # final() ends a copy: more may follow
+        cdef uint8_t out[32]
+        efs_sha256_final(&end, out)
+        return bytes(out[:32])
+
+
+def _sha256_available(int impl):
+    return bool(efs_sha256_available(impl))

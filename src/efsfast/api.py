@@ -55,7 +55,8 @@ def _exists(path: str) -> bool:
 
 def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: bool = False,
             backend: Optional[_core.Backend] = None, cancel: Optional[_core.CancelToken] = None,
-            drop_alternate_streams: bool = False, callback_context: Any = None) -> RestoreResult:
+            drop_alternate_streams: bool = False, callback_context: Any = None,
+            expect: Optional[Tuple[int, Union[str, bytes]]] = None) -> RestoreResult:
     """Restore the raw stream ``source`` as the encrypted file (or, with
     ``directory=True``, directory) ``dest``.
 
@@ -68,6 +69,12 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
     the old file stays whole until its replacement is complete.  A stream that
     breaks the format raises :class:`efsfast.RawFormatError` and leaves nothing
     behind; an exception raised by ``source`` propagates as itself.
+
+    ``expect=(size, sha256)`` (a backup set's manifest line; the hash as hex)
+    checks the stream as it passes: one that differs raises
+    :class:`efsfast.ObjectMismatchError` naming both hashes, and nothing is
+    published (the check is decided when the source ends, before the
+    destination takes its name).
     """
     _watch_ctrl_c()
     be = _backend(backend)
@@ -92,7 +99,8 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
         if isinstance(be, _core.Win32Backend) else dest
     try:
         with _core.open_raw(target, flags, be) as raw:
-            nbytes, calls = _core.write_raw(raw, source, cancel, callback_context)
+            nbytes, calls = _core.write_raw(raw, source, cancel, callback_context,
+                                            expect=expect)
     except OSError as exc:
         if target != dest:
             _remove_quietly(target)
@@ -425,7 +433,9 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
                  cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
                  backend: Optional[_core.Backend] = None) -> BulkResult:
     """Restore many ``(dest, source)`` (or ``(dest, source, options)``) jobs
-    with ``workers`` threads running the C path in parallel.
+    with ``workers`` threads running the C path in parallel.  The options are
+    :func:`restore`'s keywords; ``{"expect": (size, sha256)}`` checks an
+    item against a manifest line, in the worker, as its bytes pass.
 
     Every item gets its own result or error (with its index and destination);
     one failure does not stop the others unless ``fail_fast``.  ``progress``
@@ -448,7 +458,7 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
                      fail_fast=fail_fast)
 
 
-_C_OPTIONS = {"directory", "overwrite", "drop_alternate_streams"}
+_C_OPTIONS = {"directory", "overwrite", "drop_alternate_streams", "expect"}
 # sources restore_many hands to C as they are (paths: the POSIX side opens them)
 _BUFFER_TYPES = frozenset((bytes, bytearray, memoryview) + ((str,) if _core.HAVE_POSIX else ()))
 
@@ -470,7 +480,8 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
                     fail_fast: bool) -> Optional[BulkResult]:
     """restore_many with every item's work in C (buffers and paths), or None
     when some job needs the Python path (custom sources, other options)."""
-    c_jobs = []
+    # (dest, source, flags, expectation or None) per job
+    c_jobs: List[Tuple[Any, Any, int, Optional[Tuple[int, Any]]]] = []
     posix = isinstance(be, _core.PosixBackend)
     plain_flags = _core.CREATE_FOR_IMPORT | (
         _core.OVERWRITE_HIDDEN if overwrite else (_core.NO_REPLACE if posix else 0))
@@ -478,7 +489,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
         if len(job) == 2 and type(job[1]) in _BUFFER_TYPES:
             # the common case, without per-item checks (10,000 small files:
             # ~3 us each of the ~45 us a 16 KiB restore costs in all)
-            c_jobs.append((job[0], job[1], plain_flags))
+            c_jobs.append((job[0], job[1], plain_flags, None))
             continue
         opts = job[2] if len(job) > 2 else {}
         if not _c_source(job[1]) or set(opts) - _C_OPTIONS:
@@ -488,16 +499,16 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
         flags |= _core.CREATE_FOR_DIR if opts.get("directory") else 0
         flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG if opts.get("drop_alternate_streams") else 0
         flags |= _core.OVERWRITE_HIDDEN if ow else (_core.NO_REPLACE if posix else 0)
-        c_jobs.append((job[0], job[1], flags))
+        c_jobs.append((job[0], job[1], flags, opts.get("expect")))
     # advapi32: each item goes to a temporary name and is moved into place
     # when complete, as in restore() (see _winfs)
     temps: List[Optional[str]] = [None] * len(c_jobs)
     if isinstance(be, _core.Win32Backend):
-        for i, (d, _s, f) in enumerate(c_jobs):
+        for i, (d, _s, f, _e) in enumerate(c_jobs):
             t = _winfs.import_target(os.fspath(d), bool(f & _core.CREATE_FOR_DIR),
                                      bool(f & _core.OVERWRITE_HIDDEN))
             temps[i] = None if t == os.fspath(d) else t
-        c_jobs = [(t or d, s, f) for (d, s, f), t in zip(c_jobs, temps)]
+        c_jobs = [(t or d, s, f, e) for (d, s, f, e), t in zip(c_jobs, temps)]
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)

@@ -10,7 +10,8 @@ import sys
 import threading
 
 from . import __version__
-from ._errors import CancelledError, EfsError, RawFormatError, RefusedError
+from ._errors import (CancelledError, EfsError, ObjectMismatchError, RawFormatError,
+                      RefusedError)
 
 TYPE_CHECKING = False           # as in __init__.py: no typing import at start-up
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ def _error_dict(exc: BaseException) -> dict:
          "errno": getattr(exc, "errno", None), "winerror": getattr(exc, "winerror", None)}
     if isinstance(exc, RawFormatError):
         d.update(rule=exc.rule, offset=exc.offset, code=exc.code, source=exc.filename)
+    elif isinstance(exc, ObjectMismatchError):
+        d.update(expected_sha256=exc.expected_sha256, sha256=exc.sha256,
+                 expected_size=exc.expected_size, size=exc.size)
     return d
 
 

@@ -1,4 +1,4 @@
-"""Encrypted folders in a tree restore (issue 10, case 4).
+"""Encrypted folders in a tree restore.
 
 A file restored into a folder that was meant to be encrypted and is not
 would stay in a plain folder for good (new files there are not encrypted on
@@ -79,7 +79,8 @@ class FolderGate:
         when its headers do not say so (a damaged folder stream): restored as
         a folder, it fails as one and blocks what it holds."""
         parents = {os.path.dirname(os.fspath(j[0])) for j in dirs + files}
-        moved = [(j[0], j[1], {"directory": True}) for j in files if os.fspath(j[0]) in parents]
+        moved = [(j[0], j[1], {**(j[2] if len(j) > 2 else {}), "directory": True})
+                 for j in files if os.fspath(j[0]) in parents]
         if not moved:
             return dirs, files
         dirs = sorted(dirs + moved, key=lambda j: os.fspath(j[0]).count(os.sep))

@@ -1,6 +1,7 @@
-"""The README's Python examples as a user writes them, for ``mypy --strict``
-(.ci/typecheck): the stubs and annotations must type them without casts.
-Never run (it names files that do not exist); pytest does not collect it."""
+"""The Python examples of the README and docs/PYTHON-API.md as a user
+writes them, for ``mypy --strict`` (.ci/typecheck): the stubs and
+annotations must type them without casts.  Never run (it names files
+that do not exist); pytest does not collect it."""
 from typing import List, Tuple
 
 import efsfast

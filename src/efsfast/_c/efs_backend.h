@@ -49,7 +49,6 @@ typedef struct efs_backup_item {
     efs_ulong flags;                /* 0 or EFS_CREATE_FOR_DIR */
     int capture_ntfs;               /* read system.ntfs_attrib/_times/_acl (ntfs-3g) */
     int overwrite;                  /* replace an existing backup file */
-    size_t keep_limit;              /* keep the stream in memory up to this size */
     int sync;                       /* fsync the backup file before it is published
                                        (benchmarks: durable.py syncs a set at its end) */
     /* found */
@@ -66,9 +65,9 @@ typedef struct efs_backup_item {
     uint8_t *acl;                   /* NULL: unreadable, acl_errno says why */
     size_t acl_len;
     int acl_errno;
-    uint8_t *efs;
-    size_t efs_len;
-    uint8_t *data;                  /* the stream, if it fitted keep_limit */
+    size_t efs_len;                 /* the $EFS's size ... */
+    uint8_t efs_sha256[32];         /* ... and SHA-256 */
+    uint8_t sha256[32];             /* SHA-256 of the stream, made as it was written */
     size_t data_len;                /* the stream's size */
 } efs_backup_item;
 

@@ -2,10 +2,10 @@
  * efs_posix_backup.c -- one object of a backup set in one C call (POSIX
  * side): opened for export once, its NTFS metadata and $EFS read through
  * that descriptor, its raw stream written to a temporary file in the set
- * and given its final name without replacing anything unless asked.  The
- * Cython core runs it for many objects on worker threads without the GIL;
- * the manifest lines and hashes are made from what it records
- * (backupset/writer.py).
+ * and given its final name without replacing anything unless asked, its
+ * SHA-256 made as it is written.  The Cython core runs it for many objects
+ * on worker threads without the GIL; the manifest lines are made from what
+ * it records (backupset/bulk.py).
  */
 #ifndef _WIN32
 #define _GNU_SOURCE
@@ -20,6 +20,7 @@
 #include "efs_backend.h"
 #include "efs_io.h"
 #include "efs_layout.h"
+#include "efs_sha256.h"
 
 #define ATTRIB_XATTR "system.ntfs_attrib"
 #define TIMES_XATTR "system.ntfs_times"
@@ -30,14 +31,14 @@
 typedef struct stream_tee {
     efs_backup_item *it;
     int fd;
-    size_t cap;
+    efs_sha256 hash;
     const int *cancel;
     unsigned sigint_base;
 } stream_tee;
 
-/* The export callback: the stream into the file, and (up to keep_limit)
- * into memory, where the caller hashes it without reading the file back. */
-static efs_dword EFS_WINAPI to_file_and_memory(uint8_t *data, void *context, efs_ulong n)
+/* The export callback: the stream into the file, hashed for the manifest
+ * from the buffer it is written from (nothing is read back). */
+static efs_dword EFS_WINAPI to_file_hashed(uint8_t *data, void *context, efs_ulong n)
 {
     stream_tee *t = context;
     efs_backup_item *it = t->it;
@@ -48,22 +49,7 @@ static efs_dword EFS_WINAPI to_file_and_memory(uint8_t *data, void *context, efs
         it->name_dest = 1;
         return efs_win32_from_errno(it->err_no);
     }
-    if (it->data_len + n <= it->keep_limit) {
-        if (it->data_len + n > t->cap) {
-            size_t cap = t->cap ? t->cap : 16384;
-            uint8_t *p;
-            while (cap < it->data_len + n) cap *= 2;
-            if (cap > it->keep_limit) cap = it->keep_limit;
-            if (!(p = realloc(it->data, cap))) return EFS_ERROR_NOT_ENOUGH_MEMORY;
-            it->data = p;
-            t->cap = cap;
-        }
-        memcpy(it->data + it->data_len, data, n);
-    } else {                          /* too large to keep: the caller reads the file */
-        free(it->data);
-        it->data = NULL;
-        it->keep_limit = 0;
-    }
+    efs_sha256_update(&t->hash, data, n);
     it->data_len += n;
     return 0;
 }
@@ -190,19 +176,19 @@ efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
         }
         goto out;
     }
-    if (!(it->efs = malloc(efs_len ? efs_len : 1))) { rc = EFS_ERROR_NOT_ENOUGH_MEMORY; goto out; }
-    memcpy(it->efs, efs, efs_len);
     it->efs_len = efs_len;
+    efs_sha256_digest(efs, efs_len, it->efs_sha256);
     if ((fd = open(it->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0) {
         rc = sys_fail(it, "create the backup file", errno, 1);
         goto out;
     }
     t.it = it;
     t.fd = fd;
-    t.cap = 0;
+    efs_sha256_init(&t.hash);
     t.cancel = cancel;
     t.sigint_base = sigint_base;
-    rc = efs_posix_backend()->read(to_file_and_memory, &t, ctx);
+    rc = efs_posix_backend()->read(to_file_hashed, &t, ctx);
+    if (!rc) efs_sha256_final(&t.hash, it->sha256);
     if (rc && !it->op && !it->err_no) side_fail(it, ctx, rc);
     /* durable before it has its name (benchmarks: a set is synced once, cheaper) */
     if (!rc && it->sync && fsync(fd) != 0) rc = sys_fail(it, "fsync the backup file", errno, 1);
@@ -220,9 +206,7 @@ out:
 void efs_posix_backup_item_free(efs_backup_item *it)
 {
     free(it->acl);
-    free(it->efs);
-    free(it->data);
-    it->acl = it->efs = it->data = NULL;
+    it->acl = NULL;
 }
 
 #endif /* !_WIN32 */

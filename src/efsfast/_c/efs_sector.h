@@ -66,7 +66,7 @@ void efs_aes256_sectors_decrypt(const efs_aes256_dec *k, uint8_t *out, const uin
                                 size_t n, uint64_t offset);
 
 /* Overwrites `n` bytes with zeros in a way the compiler may not remove
- * (key material: spec section 10, issue 13 item 6). */
+ * (key material: spec section 10). */
 void efs_wipe(void *p, size_t n);
 
 #ifdef __cplusplus

@@ -1,14 +1,13 @@
 """backup-tree into a folder set with every object's work in C (POSIX side,
 full sets): each worker opens an object once, reads its NTFS metadata and
 $EFS through that descriptor, tells plain from encrypted and writes the raw
-stream into the set (efs_posix_backup.c, without the GIL); this thread takes
-the finished objects as they come and makes their manifest lines (hashes
-over the stream kept in memory, or read back from the set for large ones).
+stream into the set, hashing it as it is written (efs_posix_backup.c, without
+the GIL); this thread takes the finished objects as they come and only makes
+their manifest lines (nothing is read back to hash it).
 Incremental sets, resumed sets and tar streams go object by object through
 writer.py instead."""
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Callable, List, Optional
 
@@ -18,11 +17,7 @@ from .._errors import CancelledError
 from . import metadata as _meta
 from .manifest import Entry, Kind
 from ..treewalk import problem
-from .sinks import FolderSink, hash_file
-
-# streams up to this size are hashed from memory; larger ones are read back
-# from the set (page cache) by the calling thread
-KEEP_LIMIT = 1 << 20
+from .sinks import FolderSink
 
 
 def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend,
@@ -39,8 +34,7 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
     c_jobs = [(j[0], j[1], _winfs.temp_beside(j[1]),
                _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
     batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
-                             overwrite=sink.overwrite, keep_limit=KEEP_LIMIT,
-                             sync=sink.sync_in_workers)
+                             overwrite=sink.overwrite, sync=sink.sync_in_workers)
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
@@ -49,7 +43,7 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
 
     def take(i: int) -> None:
         src, out = jobs[i][0], jobs[i][1]
-        outcome, error, st, attrib, times, acl, acl_errno, efs, data, size = \
+        outcome, error, st, attrib, times, acl, acl_errno, efs_sha256, sha256, size = \
             batch.take(i, src, out)
         taken[i] = True
         if outcome == "plain":
@@ -67,10 +61,9 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
             try:        # (never raises into the wait: the workers still run)
                 entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
                 entry.source_size = 0 if directory else st[0]
-                entry.efs_sha256 = hashlib.sha256(efs).hexdigest()
+                entry.efs_sha256 = efs_sha256
                 entry.raw_size = size
-                entry.sha256 = (hashlib.sha256(data).hexdigest() if data is not None
-                                else hash_file(out)[1])
+                entry.sha256 = sha256
                 sink.add_entry(entry)       # the line, once the object is in the set
                 sink.note_written(out)
             except Exception as exc:

@@ -52,6 +52,8 @@ def _extra(r, backup: bool, folder: bool = True) -> dict:
         extra["skipped (not encrypted)"] = r.skipped
     if getattr(r, "set_id", ""):
         extra["unchanged (in earlier sets)"] = r.unchanged
+        if not backup:      # restored objects whose size and SHA-256 matched the manifest
+            extra["verified"] = r.verified
         extra["set"] = r.set_id
     notes = []
     complete = getattr(r, "complete", None)
@@ -168,8 +170,8 @@ def verify_set_cmd(args) -> int:
             print(f"efsfast: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if prove is None:
-            print("efsfast: verify-set --key needs decryption support (issue 13), which this "
-                  "build does not have", file=sys.stderr)
+            print("efsfast: verify-set --key needs decryption support (efsfast.crypto), which "
+                  "this build does not have", file=sys.stderr)
             return EXIT_USAGE
     if args.set == STDIO:
         if prove is not None:
@@ -196,7 +198,7 @@ def verify_set_cmd(args) -> int:
 
 
 def _decryptability_proof(args):
-    """The decryptability proof of ``verify --key`` (issue 13) as a batch
+    """The decryptability proof of ``verify --key`` as a batch
     check: paths -> per path None (decryptable) or why not.  None where this
     build has no decryption."""
     try:
@@ -218,7 +220,7 @@ def _add_key_options(s: argparse.ArgumentParser) -> None:
         from ..crypto.cli import add_key_options     # --key and its password options
     except ImportError:
         s.add_argument("--key", action="append", metavar="KEYFILE",
-                       help="also prove every object decrypts with this key (needs issue 13)")
+                       help="also prove every object decrypts with this key (needs decryption support)")
         return
     add_key_options(s)
 

@@ -1,6 +1,6 @@
 """NTFS metadata of an object, captured for the manifest and applied on
-restore: what the raw stream does not hold (README, "What the raw stream
-holds").
+restore: what the raw stream does not hold (docs/WINDOWS.md, "What the raw
+stream holds").
 
 On an ntfs-3g mount the three ``system.ntfs_*`` extended attributes carry
 the NTFS facts: ``system.ntfs_times`` (four little-endian FILETIMEs:

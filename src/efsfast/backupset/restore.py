@@ -6,7 +6,7 @@ its unchanged objects live in."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import tree
 from .._core import CancelToken
@@ -123,6 +123,33 @@ def _finish(bulk: BulkResult, extra: List[ItemError]) -> BulkResult:
     return bulk
 
 
+def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
+                 dest_dir: str) -> Tuple[list, list, List[ItemError]]:
+    """Restore jobs for the set objects ``entries`` (those with a raw stream),
+    each checked against its manifest line's size and SHA-256 as it is read
+    (restore_many's ``expect``): (directory jobs in creation order, file
+    jobs, failed items for lines that give nothing to check against).
+    ``folders``: the folder of each set by id (``own_id``: the set itself)."""
+    dirs, files, unusable = [], [], []
+    for e in entries:
+        if not e.has_stream:
+            continue
+        target = _target(dest_dir, e.path)
+        if e.raw_size is None or e.sha256 is None:
+            unusable.append(ItemError(0, target, EfsError(
+                ERROR_INVALID_DATA, f"{e.stored_name}: its manifest line gives no size and "
+                "SHA-256 to check it against: not restored")))
+            continue
+        source = os.path.join(folders[e.ref or own_id], *e.stored_name.split("/"))
+        expect = (e.raw_size, e.sha256)
+        if e.kind is Kind.DIRECTORY:
+            dirs.append((target, source, {"directory": True, "expect": expect}))
+        else:
+            files.append((target, source, {"expect": expect}))
+    dirs.sort(key=lambda j: j[0].count(os.sep))
+    return dirs, files, unusable
+
+
 def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: bool = False,
                 skip_existing: bool = False, metadata: bool = True, acl: bool = True,
                 sets: Sequence[str] = (),
@@ -131,7 +158,11 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
                 partial: bool = False) -> SetResult:
     """Restore the folder set ``set_dir`` (which has a manifest) into
     ``dest_dir``.  An incomplete set (its backup did not finish) is refused
-    (:class:`RefusedError`) unless ``partial``: then what it lists."""
+    (:class:`RefusedError`) unless ``partial``: then what it lists.  Every
+    object, also those of the sets an incremental set refers to, is checked
+    against its manifest line (size and SHA-256) as it is read; one that
+    differs is a failed item naming both hashes, and nothing of it is left
+    in ``dest_dir``."""
     set_dir, dest_dir = os.fspath(set_dir), os.fspath(dest_dir)
     where, complete = find_manifest(set_dir)
     try:
@@ -145,24 +176,16 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     if not complete and not partial:
         raise incomplete_set(set_dir, m)
     folders = {m.header.set_id: set_dir} | locate_sets(m, sets)
-    dirs, files = [], []
-    for e in m.entries:
-        if not e.has_stream:
-            continue
-        source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
-        target = _target(dest_dir, e.path)
-        if e.kind is Kind.DIRECTORY:
-            dirs.append((target, source, {"directory": True}))
-        else:
-            files.append((target, source))
-    dirs.sort(key=lambda j: j[0].count(os.sep))
+    dirs, files, unusable = checked_jobs(m.entries, folders, m.header.set_id, dest_dir)
     r = tree.restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
                              skip_existing=skip_existing, progress=progress, cancel=cancel,
                              backend=backend)
-    extra = _failed_entries(m.entries, dest_dir)
+    extra = _failed_entries(m.entries, dest_dir) + unusable
     if metadata:
         extra += apply_metadata(m.entries, dest_dir, acl=acl,
-                                skip={f.dest for f in r.bulk.failures})
+                                skip={f.dest for f in r.bulk.failures} | {u.dest for u in unusable})
+    # every object restored here was checked: restored means verified
     return SetResult(_finish(r.bulk, extra), directories=r.directories, existing=r.existing,
                      unchanged=sum(1 for e in m.entries if e.ref), set_id=m.header.set_id,
-                     manifest_sha256=m.sha256, jobs=r.jobs, complete=complete)
+                     manifest_sha256=m.sha256, jobs=r.jobs, complete=complete,
+                     verified=r.bulk.files)

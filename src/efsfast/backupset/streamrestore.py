@@ -28,7 +28,7 @@ from ..treefolders import below_failed, unlike_backup
 from .manifest import MANIFEST_NAME, Entry, Kind, Manifest, ManifestError
 from .restore import (ERROR_FILE_NOT_FOUND, ERROR_HANDLE_EOF, ERROR_INVALID_DATA,
                       TruncatedStreamError, _failed_entries, _finish, _target, apply_metadata,
-                      locate_sets)
+                      checked_jobs, locate_sets)
 from .result import SetResult
 from .stream import (PEEK_LIMIT, READ_CHUNK, Member, MemberReader, MemberType, PeekExhausted,
                      classify, comment_entry, forget_headers, listed_streams, mismatch, open_stream,
@@ -450,32 +450,32 @@ class StreamRestore:
         extra = _failed_entries(m.entries, self.dest)
         bulk = self.result().bulk
         existing = list(self.existing)
+        # every member still restored was checked against the manifest
+        verified = sum(1 for a in self.arrivals.values() if a.state is State.RESTORED)
         refs = [e for e in m.entries if e.ref and e.has_stream]
         if refs:
-            r = self._restore_refs(refs, sets)
+            r, unusable = self._restore_refs(refs, sets)
             bulk = tree._merge([bulk, r.bulk], [])
             existing += r.existing
+            extra += unusable
+            verified += r.bulk.files        # each checked as it was read
         if metadata:
             extra += apply_metadata(m.entries, self.dest, acl=acl,
                                     skip={f.dest for f in bulk.failures})
         directories = sum(1 for e in m.entries if e.kind is Kind.DIRECTORY and not e.failed)
         return SetResult(_finish(bulk, extra), directories=directories, existing=existing,
                          unchanged=len(refs), set_id=m.header.set_id,
-                         manifest_sha256=m.sha256)
+                         manifest_sha256=m.sha256, verified=verified)
 
-    def _restore_refs(self, refs: List[Entry], sets: Sequence[str]) -> tree.TreeResult:
-        """An incremental set's unchanged objects, from the sets they are in.
-        A folder made plain for this stream's files gets its stream in place."""
+    def _restore_refs(self, refs: List[Entry],
+                      sets: Sequence[str]) -> Tuple[tree.TreeResult, List[ItemError]]:
+        """An incremental set's unchanged objects, from the sets they are in,
+        each checked against its manifest line as it is read; and the lines
+        that give nothing to check against (failed items).  A folder made
+        plain for this stream's files gets its stream in place."""
         assert self.manifest is not None
-        folders = locate_sets(self.manifest, sets)
-
-        def job(e: Entry) -> Tuple[str, str]:
-            return (_target(self.dest, e.path),
-                    os.path.join(folders[e.ref or ""], *e.stored_name.split("/")))
-        dirs = sorted((job(e) + ({"directory": True},) for e in refs
-                       if e.kind is Kind.DIRECTORY),
-                      key=lambda j: j[0].count(os.sep))
-        files = [job(e) for e in refs if e.kind is Kind.FILE]
+        dirs, files, unusable = checked_jobs(refs, locate_sets(self.manifest, sets),
+                                             self.manifest.header.set_id, self.dest)
         # folders made plain for files this stream carried: their streams go
         # on in place, first (the rest keeps the caller's overwrite)
         made = [j for j in dirs if j[0] in self.made]
@@ -486,10 +486,10 @@ class StreamRestore:
                                     skip_existing=self.skip_existing, cancel=self.cancel,
                                     backend=self.backend)
         if not parts:
-            return rest
+            return rest, unusable
         rest.bulk = tree._merge(parts + [rest.bulk], [])
         rest.directories += len(made)
-        return rest
+        return rest, unusable
 
 
 def restore_stream(fileobj: IO[bytes], dest_dir: Union[str, "os.PathLike[str]"], *,

@@ -98,7 +98,7 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
     """Check the folder set ``set_dir``; every problem is named in the
     report (``ok`` is False when there is any).  ``prove(paths)``, when
     given, returns per raw stream None (the user's keys decrypt it) or why
-    not: the decryptability proof of ``verify --key`` (issue 13), run on
+    not: the decryptability proof of ``verify --key``, run on
     every object that passed the other checks."""
     set_dir = os.fspath(set_dir)
     report = VerifyReport(set_dir)

@@ -53,7 +53,7 @@ def efs_sha256(path: str) -> Optional[str]:
 
 
 def _unchanged(prev: Optional[Entry], now: Entry) -> bool:
-    """The incremental test (issue 14): same kind, NTFS change time (POSIX
+    """The incremental test: same kind, NTFS change time (POSIX
     ctime elsewhere), size and $EFS as a whole entry of the previous set."""
     if prev is None or prev.failed or prev.sha256 is None or prev.kind is not now.kind:
         return False

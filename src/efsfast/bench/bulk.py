@@ -1,4 +1,4 @@
-"""Bulk benchmarks against the real ceilings (issue 12): ``restore_many`` and
+"""Bulk benchmarks against the real ceilings: ``restore_many`` and
 ``restore-tree`` at 1, 2, 4, 8 and 16 workers against a C program that
 creates the same files the way a no-replace restore must
 (benchmarks/bulk_ceiling.c), on tmpfs and on the machine's disk.  The

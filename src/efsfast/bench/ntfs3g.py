@@ -1,5 +1,5 @@
 """efsfast against what a Linux user would otherwise use on a real NTFS
-volume mounted with ``ntfs-3g -o efs_raw`` (issue 12): ``restore-tree``
+volume mounted with ``ntfs-3g -o efs_raw``: ``restore-tree``
 against ``tar -x``, ``backup-tree`` against ``tar -c`` (tar carrying the same
 efs_raw layout through ``user.*`` xattrs), one large file against ``cp``.
 The image lies in tmpfs, so that ntfs-3g, not a disk, sets the pace.  Beside
@@ -186,7 +186,7 @@ class _Bench:
         self.base = base
         self.count = count
         # 10,000-byte files: ciphertext 10,240 bytes, not a multiple of the
-        # cluster, so tar -c is not hit by ntfs-3g's trailer bug (README)
+        # cluster, so tar -c is not hit by ntfs-3g's trailer bug (docs/LINUX.md)
         self.size = 10_000
         self.big_size = 32 * MIB if quick else 256 * MIB
         self.set_dir = self.path("set")          # .efsraw files, no manifest
