@@ -566,3 +566,38 @@ def test_a_resumed_restore_removes_the_temporaries_a_killed_one_left(xattr_dir, 
     assert not (dest / ".efsfast-0123456789abcdef.tmp").exists()
     assert not (dest / "Docs" / ".efsfast-fedcba9876543210.tmp").exists()
     assert (dest / ".efsfast-not-ours.tmp").read_bytes() == b"a user's"
+
+
+def test_the_measured_per_object_ways_still_work(xattr_dir, tmp_path):
+    """The two ways durable.py was measured against (benchmarks/durability.py):
+    an fsync per object in the C export workers, and one per restored file in
+    C before it is published.  Each object gets its fsync; the results are
+    the same sets and trees."""
+    src = xattr_dir / "src"
+    make_tree(src)
+    script = (
+        "import sys\n"
+        "from efsfast import _core, durable\n"
+        "from efsfast.backupset import FolderSink, backup_set\n"
+        "from efsfast.backupset.restore import restore_set\n"
+        "src, out, dest = sys.argv[1:]\n"
+        "sink = FolderSink(out, sync=durable.SyncWay.NONE)\n"
+        "sink.sync_in_workers = True\n"
+        "backup_set(src, sink).bulk.raise_for_errors()\n"
+        "restore_set(out, dest, backend=_core.PosixBackend(_sync_each=True))"
+        ".bulk.raise_for_errors()\n")
+    out, dest = xattr_dir / "set", xattr_dir / "dest"
+    _need_strace()
+    log = tmp_path / "strace.log"
+    r = subprocess.run(["strace", "-f", "-y", "-qq", "-e", "trace=fsync", "-o", str(log),
+                        sys.executable, "-c", script, str(src), str(out), str(dest)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    synced = [c.fd_path for c in _parse(log.read_text())]
+    backups = [p for p in synced if p.startswith(str(out)) and ".efsfast-" in p]
+    restored = [p for p in synced if p.startswith(str(dest))]
+    # six backup files; five restored files (the encrypted folder is made,
+    # not written through a descriptor)
+    assert len(backups) == 6 and len(restored) == 5, synced
+    assert cli.main(["verify-set", str(out)]) == 0
+    assert sorted(os.listdir(dest)) == ["Docs", "plain"]

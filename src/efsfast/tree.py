@@ -298,7 +298,8 @@ def remove_leftovers(folders: Iterable[str]) -> int:
     n = 0
     for folder in folders:
         try:
-            names = [e for e in os.scandir(folder) if _winfs.is_temporary(e.name)]
+            with os.scandir(folder) as entries:
+                names = [e for e in entries if _winfs.is_temporary(e.name)]
         except OSError:
             continue            # not there yet, or not listable: the restore says so
         for e in names:
