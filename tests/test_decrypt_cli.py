@@ -94,6 +94,31 @@ def test_passwords_from_file_env_never_argv(capsys, keyset, backup_set, monkeypa
     assert rc == 2 and "wrong password" in err and "wrong" not in err.replace("wrong password", "")
 
 
+def test_password_only_for_the_encrypted_key(capsys, keyset, backup_set, monkeypatch):
+    """The README's user + recovery agent recipe: alice.pfx has a password,
+    dra.pem has none; a terminal is asked once, for alice.pfx only."""
+    import getpass
+    k = keyset["dir"]
+    rc, out, err = run(capsys, "verify", "--key", k / "alice.pfx", "--key", k / "dra.pem",
+                       "--password-file", k / "pw.txt", backup_set / "docs")
+    assert rc == 0, err
+    asked = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or PW)
+    rc, out, err = run(capsys, "decrypt", "--key", k / "dra.pem",
+                       backup_set / "docs" / "a.txt.efsraw", backup_set.parent / "a.txt")
+    assert rc == 0 and asked == [], err
+    rc, out, err = run(capsys, "verify", "--key", k / "dra.pem", "--key", k / "alice.pfx",
+                       backup_set / "docs")
+    assert rc == 0 and asked == [f"Password for {k / 'alice.pfx'}: "], err
+    rc, _, err = run(capsys, "verify", "--key", k / "alice.pfx", "--password-file",
+                     k / "no-such-pw.txt", backup_set / "docs")
+    assert rc == 2 and f"{k / 'no-such-pw.txt'}: cannot read the password file" in err
+    rc, _, err = run(capsys, "verify", "--key", k / "pw.txt", backup_set / "docs")
+    assert rc == 2 and err.strip() == (f"efsfast: {k / 'pw.txt'}: is not a PFX, PEM or DER "
+                                       "private key")
+
+
 def test_decrypt_and_decrypt_tree(capsys, keyset, backup_set, tmp_path):
     k = keyset["dir"]
     rc, out, _ = run(capsys, "decrypt", "--key", k / "dra.pem", backup_set / "docs" / "a.txt.efsraw",

@@ -66,6 +66,104 @@ def test_pem_and_der_keys(tmp_path, alice, fmt, encoding, password):
     assert decrypt_bytes(stream, [key]).data == b"hello"
 
 
+def _never_asked(path):
+    raise AssertionError(f"asked for a password for {path}, which is not encrypted")
+
+
+@pytest.mark.parametrize("kind", ["pem-pkcs8", "pem-pkcs1", "der-pkcs8", "der-pkcs1", "pfx",
+                                  "pfx-empty-password"])
+def test_a_key_without_password_ignores_one_given(tmp_path, alice, kind):
+    """An unencrypted key loads whether a password is given or would be
+    asked for: the password is for keys that are encrypted."""
+    k, c = alice
+    if kind.startswith("pfx"):
+        data = pfx(k, c, b"" if kind.endswith("empty-password") else None)
+    else:
+        encoding, fmt = kind.split("-")
+        data = private_bytes(k, encoding, fmt)
+    path = tmp_path / f"key.{kind[:3]}"
+    path.write_bytes(data)
+    for password in (None, "some password", PW, _never_asked):
+        key = load_keys(path, password=password)[0]
+        assert key.private_key.private_numbers() == k.private_numbers()
+
+
+def test_one_encrypted_key_and_one_not(tmp_path, alice, dra):
+    """The user + recovery agent recipe: one password, asked once, for the
+    one key that has it."""
+    (tmp_path / "user.pfx").write_bytes(pfx(*alice, PW))
+    (tmp_path / "dra.pem").write_bytes(pem(dra[0]))
+    asked = []
+    keys = load_keys([tmp_path / "user.pfx", tmp_path / "dra.pem"],
+                     password=lambda p: asked.append(p) or PW.decode())
+    assert asked == [str(tmp_path / "user.pfx")] and len(keys) == 2
+    keys = load_keys([tmp_path / "dra.pem", tmp_path / "user.pfx"], password=PW)
+    assert [k.source for k in keys] == [str(tmp_path / "dra.pem"), str(tmp_path / "user.pfx")]
+
+
+@pytest.mark.parametrize("kind", ["pem-pkcs8", "pem-pkcs1", "der-pkcs8", "pfx"])
+def test_encrypted_keys_need_the_right_password(tmp_path, alice, kind):
+    k, c = alice
+    data = pfx(k, c, PW) if kind == "pfx" else private_bytes(k, *kind.split("-"), PW)
+    path = tmp_path / f"key.{kind[:3]}"
+    path.write_bytes(data)
+    assert load_keys(path, password=PW)[0].private_key.private_numbers() == k.private_numbers()
+    with pytest.raises(KeyLoadError, match="protected by a password and none was given"):
+        load_keys(path)
+    with pytest.raises(KeyLoadError, match="protected by a password and none was given"):
+        load_keys(path, password=lambda p: None)
+    with pytest.raises(KeyLoadError, match="wrong password") as ei:
+        load_keys(path, password="nope")
+    assert "nope" not in str(ei.value)
+
+
+@pytest.mark.parametrize("name,data", [
+    ("junk.pfx", b"\x30\x03junk"), ("notes.txt", b"hello world\n" * 20),
+    ("random.der", bytes(range(256)) * 4), ("empty.p12", b""),
+    ("cut.pem", b"-----BEGIN PRIVATE KEY-----\nMIIE"),
+    ("bad.pem", b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")])
+def test_a_file_that_is_no_key_says_so(tmp_path, name, data):
+    """Never blamed on a password, and never asks for one."""
+    (tmp_path / name).write_bytes(data)
+    for password in (None, "pw", _never_asked):
+        with pytest.raises(KeyLoadError, match="is not a PFX, PEM or DER private key") as ei:
+            load_keys(tmp_path / name, password=password)
+        assert str(ei.value).startswith(str(tmp_path / name))
+        assert "password" not in str(ei.value)
+
+
+@pytest.mark.parametrize("part", ["d", "p", "q", "dmp1", "dmq1", "iqmp"])
+def test_a_damaged_key_is_refused(tmp_path, alice, part):
+    """One byte changed inside one part of a PKCS#1 key: the file still
+    parses, the key does not fit together (keys are checked by efsfast
+    itself, not by OpenSSL's slow RSA_check_key)."""
+    k, _ = alice
+    der = bytearray(private_bytes(k, "der", "pkcs1"))
+    value = getattr(k.private_numbers(), part)
+    body = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    der[bytes(der).index(body) + len(body) // 2] ^= 0x10
+    (tmp_path / "key.der").write_bytes(bytes(der))
+    with pytest.raises(KeyLoadError, match="key.der: a damaged RSA private key"):
+        load_keys(tmp_path / "key.der")
+
+
+def test_a_key_whose_prime_is_not_prime_is_refused(tmp_path, alice):
+    """Every relation holds (n = p*q, e*d = 1 mod p-1 and q-1, the CRT
+    parts) but p is the product of two primes: RSA with it does not undo
+    its own public operation, and the key is refused."""
+    import math
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    small = rsa_key(1024, "composite").private_numbers()
+    p, q, e = small.p * small.q, alice[0].private_numbers().p, 65537
+    d = pow(e, -1, math.lcm(p - 1, q - 1))
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                    rsa.RSAPublicNumbers(e, p * q))
+    bad = numbers.private_key(unsafe_skip_rsa_key_validation=True)
+    (tmp_path / "key.pem").write_bytes(pem(bad))
+    with pytest.raises(KeyLoadError, match="a damaged RSA private key"):
+        load_keys(tmp_path / "key.pem")
+
+
 def test_certificate_beside_the_key_selects_by_thumbprint(tmp_path, alice):
     from cryptography.hazmat.primitives.serialization import Encoding
     k, c = alice

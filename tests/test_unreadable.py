@@ -116,3 +116,30 @@ def test_restore_tree_fails_what_it_cannot_read(xattr_dir):
     assert failed[str(dest / "y")]["source"] == str(src / "y.efsraw")
     assert all(f["errno"] == 13 for f in failed.values())
     assert listing(dest) == ["x"] and efsfast.backup(dest / "x") == raws["x"]
+
+
+def test_verify_set_names_what_it_cannot_read(locked_tree, xattr_dir):
+    """An object that cannot be read and a folder that cannot be listed are
+    problems of their own (never "missing", never the end of the check);
+    the other objects are checked."""
+    src, raws = locked_tree
+    os.chmod(src / "locked", 0o755)
+    os.chmod(src / "a" / "secret", 0o644)
+    out = xattr_dir / "set"
+    code, stdout, stderr = run_without_dac_override("backup-tree", src, out, "--quiet")
+    assert code == 0, stdout + stderr
+    os.chmod(out / "a" / "secret.efsraw", 0)
+    os.chmod(out / "locked", 0)
+    try:
+        code, stdout, stderr = run_without_dac_override("verify-set", out, "--json")
+    finally:
+        os.chmod(out / "a" / "secret.efsraw", 0o644)
+        os.chmod(out / "locked", 0o755)
+    assert code == 1, stderr
+    rec = json.loads(stdout)
+    problems = {(p["path"], p["problem"]) for p in rec["problems"]}
+    assert problems == {("a/secret.efsraw", "cannot read it: Permission denied"),
+                        ("locked/g1.efsraw", "cannot read it: Permission denied"),
+                        ("locked/g2.efsraw", "cannot read it: Permission denied"),
+                        ("locked", "cannot list the folder: Permission denied")}
+    assert rec["objects_verified"] == 4           # a, a/f1, a/f2, locked (its own stream)

@@ -6,6 +6,7 @@ AES256: int
 TRIPLE_DES: int
 SINK_NULL: int
 SINK_MEMORY: int
+OUTPUT_BLOCK: int
 
 def have_aesni() -> bool: ...
 def sector_iv(alg: int, offset: int) -> bytes: ...
@@ -13,7 +14,8 @@ def unchain(alg: int, ecb_plain: Any, ciphertext: Any, offset: int) -> bytes: ..
 
 @disjoint_base
 class Decryptor:
-    def __init__(self, handler: Any, mode: str = ..., force_ecb: bool = ...) -> None: ...
+    def __init__(self, handler: Any, mode: str = ..., force_ecb: bool = ...,
+                 writer: Any = ...) -> None: ...
     @property
     def position(self) -> int: ...
     @property

@@ -6,8 +6,14 @@ sector decryptor (efs_sector.c) and out to a sink (a file descriptor, memory
 or nothing) without the GIL and without Python per sector.  Python is called
 only at stream boundaries: for the $EFS (to unwrap the FEK with the user's
 RSA key, in efsfast.crypto) and to open and close each data stream's sink.
+
+A file sink gets its plaintext in large writes: sectors are decrypted
+straight into an output block (1 MiB) that is written when full or at the
+stream's end.  Given a ``writer`` (efsfast.crypto.writer.BlockWriter), full
+blocks are handed to its thread instead, once per block with the GIL, and
+decryption goes on into the next block while the last one is written.
 """
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -65,6 +71,11 @@ SINK_MEMORY = -2
 cdef enum:
     SECTOR = 512
     SCRATCH = 1 << 20     # plaintext staged per step; bounds memory whatever the size
+    ECB_SLACK = 16        # OpenSSL's update_into wants room for one block more
+    OUT_BLOCK = SCRATCH + ECB_SLACK     # a file sink's output block (see BlockWriter)
+
+# the size of the blocks a writer hands out
+OUTPUT_BLOCK = OUT_BLOCK
 
 cdef enum sink_kind:
     K_NULL, K_FD, K_MEMORY
@@ -118,6 +129,11 @@ cdef struct dec_state:
     uint8_t carry[SECTOR]    # a sector split across two feeds
     size_t carry_len
     uint8_t *scratch
+    size_t scratch_used      # high-water mark: what the wipe covers (a small file
+                             # touches kilobytes of the megabyte)
+    uint8_t *out             # a file sink's output block: scratch, or the writer's block
+    size_t out_len
+    int use_writer
     uint64_t plain_bytes
     const char *fail         # a reason set without the GIL
     int write_errno
@@ -138,20 +154,25 @@ cdef class Decryptor:
     cdef object stream_name
     cdef object ecb
     cdef bint force_ecb
+    cdef object writer
+    cdef object out_obj          # the writer's block being filled (its buffer held)
+    cdef Py_buffer out_view
 
-    def __cinit__(self, handler, str mode="strict", bint force_ecb=False):
+    def __cinit__(self, handler, str mode="strict", bint force_ecb=False, writer=None):
         cdef efs_handlers h
         memset(&self.st, 0, sizeof(self.st))
         self.st.owner = <void *>self
         self.st.fd = -1
         self.handler = handler
         self.force_ecb = force_ecb
+        self.writer = writer
+        self.st.use_writer = writer is not None
         h.stream_begin = on_stream_begin
         h.metadata = on_metadata
         h.segment = on_segment
         h.data = on_data
         h.stream_end = on_stream_end
-        self.st.scratch = <uint8_t *>malloc(SCRATCH + 16)
+        self.st.scratch = <uint8_t *>malloc(OUT_BLOCK)
         if self.st.scratch == NULL:
             raise MemoryError()
         self.c_parser = efs_parser_new(EFS_MODE_STRICT if mode == "strict"
@@ -165,8 +186,13 @@ cdef class Decryptor:
     cdef void _release(self) noexcept:
         efs_wipe(&self.st.aes, sizeof(self.st.aes))
         efs_wipe(self.st.carry, SECTOR)
+        if self.out_obj is not None:       # (its plaintext: the writer's to wipe or not)
+            PyBuffer_Release(&self.out_view)
+            self.out_obj = None
+        self.st.out = NULL
+        self.st.out_len = 0
         if self.st.scratch != NULL:
-            efs_wipe(self.st.scratch, SCRATCH + 16)
+            efs_wipe(self.st.scratch, self.st.scratch_used)
             free(self.st.scratch)
             self.st.scratch = NULL
         if self.st.mem != NULL:
@@ -265,11 +291,11 @@ cdef class Decryptor:
                 efs_wipe(&k[0], <size_t>k.shape[0])
         return 0
 
-    cdef int ecb_pass(self, const uint8_t *inp, size_t n) except -1:
+    cdef int ecb_pass(self, const uint8_t *inp, uint8_t *out, size_t n) except -1:
         # plain memoryviews over the C buffers: the cheapest objects OpenSSL's
-        # update_into accepts (it needs room for one more block)
+        # update_into accepts (it needs room for one more block: ECB_SLACK)
         src = PyMemoryView_FromMemory(<char *>inp, <Py_ssize_t>n, PyBUF_READ)
-        dst = PyMemoryView_FromMemory(<char *>self.st.scratch, <Py_ssize_t>(n + 16), PyBUF_WRITE)
+        dst = PyMemoryView_FromMemory(<char *>out, <Py_ssize_t>(n + ECB_SLACK), PyBUF_WRITE)
         done = self.ecb.update_into(src, dst)
         if done != n:
             raise RuntimeError("the ECB pass returned a different length")
@@ -291,6 +317,34 @@ cdef class Decryptor:
         else:
             self.st.sink = K_FD
             self.st.fd = sink
+            if self.st.out == NULL:
+                self.take_block()
+        return 0
+
+    cdef int take_block(self) except -1:
+        """The block the next plaintext goes into: the scratch buffer, or a
+        free block of the writer (waiting, without the GIL, for one)."""
+        if self.writer is None:
+            self.st.out = self.st.scratch
+            return 0
+        block = self.writer.take()
+        PyObject_GetBuffer(block, &self.out_view, PyBUF_WRITABLE)
+        if self.out_view.len < OUT_BLOCK:
+            PyBuffer_Release(&self.out_view)
+            raise ValueError("the writer's blocks are smaller than OUTPUT_BLOCK")
+        self.out_obj = block
+        self.st.out = <uint8_t *>self.out_view.buf
+        return 0
+
+    cdef int hand_off(self) except -1:
+        """Give the full block to the writer's thread, take the next one."""
+        block, n = self.out_obj, self.st.out_len
+        PyBuffer_Release(&self.out_view)
+        self.out_obj = None
+        self.st.out = NULL
+        self.st.out_len = 0
+        self.writer.put(self.st.fd, block, n, getattr(self.handler, "sink_path", None))
+        self.take_block()
         return 0
 
     cdef int end(self, uint64_t logical) except -1:
@@ -303,21 +357,72 @@ cdef class Decryptor:
         return 0
 
 
-cdef efs_dword emit(dec_state *st, const uint8_t *p, size_t n) noexcept nogil:
+cdef efs_dword flush(dec_state *st) noexcept nogil:
+    """Write out (or hand to the writer) a file sink's output block."""
     cdef long long w
-    cdef size_t cap
+    cdef const uint8_t *p = st.out
+    cdef size_t n = st.out_len
+    if n == 0:
+        return 0
+    if st.use_writer:
+        with gil:
+            try:
+                (<Decryptor>st.owner).hand_off()
+            except BaseException as exc:
+                return (<Decryptor>st.owner).store(exc)
+        return 0
+    st.out_len = 0
+    while n:
+        w = efsd_write(st.fd, p, n)
+        if w < 0:
+            if errno == EINTR:
+                continue
+            st.write_errno = errno
+            return EFS_ERROR_WRITE_FAULT
+        p += w
+        n -= <size_t>w
+    return 0
+
+
+cdef uint8_t *room(dec_state *st, size_t n, efs_dword *rc) noexcept nogil:
+    """Where ``n`` bytes of plaintext (+ ECB_SLACK) go: the file sink's
+    output block, flushed first when it lacks the room; the scratch
+    buffer for the other sinks.  NULL (``rc`` set) when a flush failed."""
+    cdef uint8_t *p
+    cdef size_t used
+    if st.sink != K_FD:
+        p = st.scratch
+    else:
+        if OUT_BLOCK - st.out_len < n + ECB_SLACK:
+            rc[0] = flush(st)
+            if rc[0]:
+                return NULL
+        p = st.out + st.out_len
+    if st.scratch <= p < st.scratch + OUT_BLOCK:
+        used = <size_t>(p - st.scratch) + n + ECB_SLACK
+        if used > st.scratch_used:
+            st.scratch_used = used if used < OUT_BLOCK else OUT_BLOCK
+    return p
+
+
+cdef efs_dword emit(dec_state *st, const uint8_t *p, size_t n) noexcept nogil:
+    """Plaintext that is not in place already: copied into the output
+    block (a file sink), or kept (memory)."""
+    cdef size_t cap, take
     cdef uint8_t *grown
+    cdef uint8_t *dst
+    cdef efs_dword rc = 0
     st.plain_bytes += n
     if st.sink == K_FD:
         while n:
-            w = efsd_write(st.fd, p, n)
-            if w < 0:
-                if errno == EINTR:
-                    continue
-                st.write_errno = errno
-                return EFS_ERROR_WRITE_FAULT
-            p += w
-            n -= <size_t>w
+            take = n if n < SCRATCH else SCRATCH
+            dst = room(st, take, &rc)
+            if dst == NULL:
+                return rc
+            memcpy(dst, p, take)
+            st.out_len += take
+            p += take
+            n -= take
     elif st.sink == K_MEMORY and n:
         if st.mem_cap - st.mem_len < n:
             cap = st.mem_cap * 2 if st.mem_cap else 65536
@@ -338,28 +443,37 @@ cdef efs_dword emit(dec_state *st, const uint8_t *p, size_t n) noexcept nogil:
 
 
 cdef efs_dword run_sectors(dec_state *st, const uint8_t *inp, size_t n) noexcept nogil:
-    """Decrypt ``n`` bytes of whole sectors of the current segment and emit
-    the part inside the stream's size; bytes past the VDL read as zeros."""
+    """Decrypt ``n`` bytes of whole sectors of the current segment (straight
+    into a file sink's output block) and keep the part inside the stream's
+    size; bytes past the VDL read as zeros."""
     cdef uint64_t o = st.seg_start + st.seg_pos
     cdef uint64_t keep = 0, z0
+    cdef efs_dword rc = 0
+    cdef uint8_t *dst = room(st, n, &rc)
+    if dst == NULL:
+        return rc
     if st.aesni:
-        efs_aes256_sectors_decrypt(&st.aes, st.scratch, inp, n, o)
+        efs_aes256_sectors_decrypt(&st.aes, dst, inp, n, o)
     else:
         with gil:
             try:
-                (<Decryptor>st.owner).ecb_pass(inp, n)
+                (<Decryptor>st.owner).ecb_pass(inp, dst, n)
             except BaseException as exc:
                 return (<Decryptor>st.owner).store(exc)
-        efs_sector_unchain(st.alg, st.scratch, inp, n, o)
+        efs_sector_unchain(st.alg, dst, inp, n, o)
     if st.seg_pos < st.seg_valid:
         keep = st.seg_valid - st.seg_pos
         if keep > n:
             keep = n
     if st.seg_vdl < st.seg_pos + keep:
         z0 = st.seg_vdl - st.seg_pos if st.seg_vdl > st.seg_pos else 0
-        memset(st.scratch + z0, 0, <size_t>(keep - z0))
+        memset(dst + z0, 0, <size_t>(keep - z0))
     st.seg_pos += n
-    return emit(st, st.scratch, <size_t>keep)
+    if st.sink == K_FD:              # in place already
+        st.out_len += <size_t>keep
+        st.plain_bytes += keep
+        return 0
+    return emit(st, dst, <size_t>keep)
 
 
 cdef efs_dword on_data(void *ctx, const uint8_t *data, size_t n) noexcept nogil:
@@ -437,11 +551,16 @@ cdef efs_dword on_metadata(void *ctx, const uint8_t *data, size_t n) noexcept no
 
 cdef efs_dword on_stream_end(void *ctx, uint64_t logical, uint64_t payload) noexcept nogil:
     cdef dec_state *st = <dec_state *>ctx
+    cdef efs_dword rc
     if not st.in_data_stream:
         return 0
     if st.carry_len:
         st.fail = b"a stream's ciphertext is not a whole number of 512-byte sectors"
         return EFS_ERROR_INVALID_DATA
+    if st.sink == K_FD:
+        rc = flush(st)               # before the sink is closed
+        if rc:
+            return rc
     with gil:
         try:
             (<Decryptor>st.owner).end(logical)

@@ -38,15 +38,41 @@ def has_manifest(set_dir: str) -> bool:
     return find_manifest(set_dir)[0] is not None
 
 
-def incomplete_set(set_dir: str, m: Manifest) -> RefusedError:
-    """The refusal to restore an incomplete set as if it were whole."""
+def incomplete_set(set_dir: str, m: Manifest, command: str = "restore-tree",
+                   done: str = "restored") -> RefusedError:
+    """The refusal to restore (``command``: or decrypt) an incomplete set
+    as if it were whole."""
     listed = sum(1 for e in m.entries if e.has_stream)
     why = f": {m.reason}" if m.reason else ""
+    verb = command.split("-")[0]
     return RefusedError(ERROR_INCOMPLETE_SET, f"an incomplete backup set (its backup did not "
                         f"finish{why}); it lists {listed} objects.  Resume the backup with "
-                        f"backup-tree {m.header.source} {set_dir} --skip-existing, or restore "
-                        "what it lists with restore-tree --partial; nothing was restored",
+                        f"backup-tree {m.header.source} {set_dir} --skip-existing, or {verb} "
+                        f"what it lists with {command} --partial; nothing was {done}",
                         set_dir)
+
+
+def read_set(set_dir: str, *, partial: bool = False, command: str = "restore-tree",
+             done: str = "restored") -> Manifest:
+    """The manifest of the folder set ``set_dir`` (which has one): a
+    complete set's, or with ``partial`` an incomplete one's (its
+    ``complete`` says which).  An incomplete set is refused
+    (:class:`RefusedError`, naming ``command``) unless ``partial``."""
+    where, complete = find_manifest(set_dir)
+    try:
+        m = read_manifest(where or os.path.join(set_dir, MANIFEST_NAME), partial=not complete)
+    except ManifestError as exc:
+        if complete or where is None:
+            raise
+        raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete backup set whose partial "
+                           f"manifest cannot be read ({exc}); nothing was {done}",
+                           set_dir) from None
+    if not complete and not partial:
+        raise incomplete_set(set_dir, m, command, done)
+    # only the manifest's own name makes a set complete (a whole-looking
+    # partial one is a backup stopped before it published it)
+    m.complete = m.complete and complete
+    return m
 
 
 def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
@@ -80,6 +106,12 @@ def _target(dest: str, rel: str) -> str:
     if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise EfsError(ERROR_INVALID_DATA, f"an object path that leaves the destination: {rel!r}")
     return os.path.join(dest, *parts)
+
+
+def target_path(dest: str, rel: str) -> str:
+    """``dest/rel`` for a manifest's object path; EfsError where the path
+    would leave ``dest`` (for other commands that lay out a set's objects)."""
+    return _target(dest, rel)
 
 
 def _depth(e: Entry) -> int:
@@ -164,17 +196,8 @@ def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: 
     differs is a failed item naming both hashes, and nothing of it is left
     in ``dest_dir``."""
     set_dir, dest_dir = os.fspath(set_dir), os.fspath(dest_dir)
-    where, complete = find_manifest(set_dir)
-    try:
-        m = read_manifest(where or os.path.join(set_dir, MANIFEST_NAME), partial=not complete)
-    except ManifestError as exc:
-        if complete or where is None:
-            raise
-        raise RefusedError(ERROR_INCOMPLETE_SET, "an incomplete backup set whose partial "
-                           f"manifest cannot be read ({exc}); nothing was restored",
-                           set_dir) from None
-    if not complete and not partial:
-        raise incomplete_set(set_dir, m)
+    m = read_set(set_dir, partial=partial)
+    complete = m.complete
     folders = {m.header.set_id: set_dir} | locate_sets(m, sets)
     dirs, files, unusable = checked_jobs(m.entries, folders, m.header.set_id, dest_dir)
     r = tree.restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,

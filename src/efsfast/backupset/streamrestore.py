@@ -537,6 +537,10 @@ def restore_stream(fileobj: IO[bytes], dest_dir: Union[str, "os.PathLike[str]"],
             setattr(exc, "tree", job.result())
         raise
     if job.manifest is None:
-        raise job.truncated("the tar stream ended before its manifest (truncated?); the last "
-                            f"whole object was {job.last}")
+        # where it ended, as verify-set says it: a cut inside a member's
+        # header ends the stream here or raises ReadError above, depending on
+        # the Python version's tarfile (3.13.0 ends it inside a pax header)
+        where = f", after {previous}" if previous else ""
+        raise job.truncated(f"the tar stream ended before its manifest{where} (truncated?); "
+                            f"the last whole object was {job.last}")
     return job.complete(metadata=metadata, acl=acl, sets=sets)

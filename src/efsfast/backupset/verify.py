@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import raw
+from ..treewalk import walk
 from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, ManifestError, find_manifest,
                        read_manifest)
 from .restore import MissingSetsError, locate_sets
@@ -56,11 +58,18 @@ class _HashingReader:
 
 
 def check_object(path: str, e: Entry, mode: str) -> List[str]:
-    """What is wrong with the stored raw stream of ``e`` (empty: nothing)."""
-    if not os.path.isfile(path):
+    """What is wrong with the stored raw stream of ``e`` (empty: nothing).
+    An object that is there but cannot be read is a problem of its own,
+    never "missing" and never the end of the whole check."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return ["missing from the set"]
+        with open(path, "rb") as f:
+            return check_stream(f, e, mode)
+    except (FileNotFoundError, NotADirectoryError):
         return ["missing from the set"]
-    with open(path, "rb") as f:
-        return check_stream(f, e, mode)
+    except OSError as exc:
+        return [f"cannot read it: {exc.strerror or exc}"]
 
 
 def check_stream(f, e: Entry, mode: str) -> List[str]:
@@ -114,6 +123,10 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
     except ManifestError as exc:
         report.problems.append(Problem(os.path.basename(where), str(exc)))
         return report
+    except OSError as exc:
+        report.problems.append(Problem(os.path.basename(where or MANIFEST_NAME),
+                                       f"cannot read it: {exc.strerror or exc}"))
+        return report
     report.set_id, report.complete = m.header.set_id, complete
     if not complete:        # what it lists is still checked below
         why = f": {m.reason}" if m.reason else ""
@@ -146,12 +159,15 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
     report.objects = len(good)
     report.bytes = sum(e.raw_size for e in good)
     listed = {e.stored_name for e in own} | {MANIFEST_NAME, PARTIAL_NAME}
-    for dirpath, dirnames, filenames in os.walk(set_dir):
-        dirnames.sort()
-        for f in sorted(filenames):
-            rel = os.path.relpath(os.path.join(dirpath, f), set_dir).replace(os.sep, "/")
+    unlistable: List[Tuple[str, OSError]] = []
+    for folder in walk(set_dir, unlistable):
+        for f in folder.files + folder.others:
+            rel = os.path.relpath(os.path.join(folder.path, f), set_dir).replace(os.sep, "/")
             if rel not in listed:
                 report.problems.append(Problem(rel, "in the set but not in its manifest"))
+    for path, exc in unlistable:        # what it holds could not be checked
+        rel = os.path.relpath(path, set_dir).replace(os.sep, "/")
+        report.problems.append(Problem(rel, exc.strerror or str(exc)))
     return report
 
 

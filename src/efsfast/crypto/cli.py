@@ -38,13 +38,19 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
 
 
 def password_source(args: argparse.Namespace):
-    """A callable asked for the password of a protected key file: from
-    --password-file, --password-env, or a prompt on the terminal.  Never a
-    command-line argument (it would show in ps and shell history)."""
+    """A callable asked for the password of a key file that is encrypted
+    (never for one that is not): from --password-file, --password-env, or a
+    prompt on the terminal.  Never a command-line argument (it would show in
+    ps and shell history)."""
     def ask(path: str) -> Optional[str]:
         if args.password_file:
-            with open(args.password_file, encoding="utf-8") as f:
-                return f.readline().rstrip("\r\n")
+            try:
+                with open(args.password_file, encoding="utf-8") as f:
+                    return f.readline().rstrip("\r\n")
+            except OSError as exc:      # not the key file's fault: name the right file
+                from .keys import KeyLoadError
+                raise KeyLoadError(f"{args.password_file}: cannot read the password file: "
+                                   f"{exc.strerror}") from None
         if args.password_env:
             if args.password_env not in os.environ:
                 raise SystemExit(f"efsfast: the environment variable {args.password_env} "
@@ -90,14 +96,18 @@ def _entry_text(opened) -> str:
 @_guarded
 def cmd_verify_keys(args: argparse.Namespace) -> int:
     from .verify import check_many, find_sources
+    from .verify import Proof
     keys = _load(args, "verify")
-    sources = find_sources(args.files)
-    if not sources:
+    unreadable: list = []
+    sources = find_sources(args.files, unreadable)
+    if not sources and not unreadable:
         print("efsfast: no raw streams or encrypted files found in " + ", ".join(args.files),
               file=sys.stderr)
         return EXIT_FAILED
-    proofs = check_many(sources, keys, read_data=args.read_data, mode=args.mode,
-                        workers=args.workers)
+    # what could not be listed or examined is a failed item, never left out
+    proofs = [Proof(path, False, error=str(exc)) for path, exc in unreadable]
+    proofs += check_many(sources, keys, read_data=args.read_data, mode=args.mode,
+                         workers=args.workers)
     bad = [p for p in proofs if not p.ok]
     if args.json:
         print(json.dumps({"decryptable": len(proofs) - len(bad), "not_decryptable": len(bad),
@@ -136,24 +146,47 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_decrypt_tree(args: argparse.Namespace) -> int:
+    from .._errors import RefusedError
+    from ..backupset.restore import MissingSetsError
     from ..cli import Progress, _ctrl_c_cancels, _report_tree
-    from .tree import decrypt_tree
-    keys = _load(args, "decrypt-tree")
-    if keys is None:
-        return EXIT_USAGE
+    from .tree import check_complete, decrypt_tree
     if not os.path.isdir(args.src):
         print(f"efsfast: {args.src}: not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_complete(args.src, args.partial)      # refused before a password is asked
+    except RefusedError as exc:
+        print(f"efsfast: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    keys = _load(args, "decrypt-tree")
+    if keys is None:
         return EXIT_USAGE
     bar = Progress("decrypt", 0, not args.json and not args.quiet)
     with _ctrl_c_cancels() as token:
         try:
             r = decrypt_tree(args.src, args.dest, keys, workers=args.workers,
                              overwrite=args.overwrite, skip_existing=args.skip_existing,
-                             progress=bar, cancel=token, sync=not args.no_sync)
+                             progress=bar, cancel=token, partial=args.partial, sets=args.sets,
+                             sync=not args.no_sync)
+        except MissingSetsError as exc:             # nothing was decrypted
+            print(f"efsfast: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
         finally:
             bar.close()
     extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
              "skipped (already there)": r.existing}
+    notes = []                      # (as restore-tree says them)
+    if r.set_id:
+        extra["verified"] = r.verified      # objects that matched their manifest lines
+        extra["set"] = r.set_id
+        if not r.complete:
+            extra["complete"] = False
+            notes.append("an incomplete set: decrypted only what it lists")
+    elif r.unchecked:
+        extra["verified"] = False
+        notes.append("not verified: no manifest")
+    if notes:
+        extra["notes"] = notes
     return _report_tree(args, "decrypt-tree", r, extra)
 
 
@@ -171,7 +204,8 @@ def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser
                    help="make DEST a folder (the default for streams without data)")
     s.set_defaults(func=cmd_decrypt)
     s = sub.add_parser("decrypt-tree", parents=[common, mode, keyed],
-                       help="decrypt a folder of .efsraw files (or an efs_raw tree) into a "
+                       help="decrypt a backup set (each object checked against its "
+                            "manifest), a folder of .efsraw files or an efs_raw tree into a "
                             "plaintext tree")
     s.add_argument("src", metavar="SRC_DIR")
     s.add_argument("dest", metavar="DEST_DIR")
@@ -179,6 +213,12 @@ def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--skip-existing", action="store_true",
                    help="leave plaintext files that are already there alone (resume)")
+    s.add_argument("--partial", action="store_true",
+                   help="decrypt what an incomplete backup set (one whose backup did not "
+                        "finish) lists, each object checked")
+    s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
+                   help="an earlier set an incremental set refers to (repeatable; by default "
+                        "the path each reference recorded)")
     s.add_argument("--no-sync", action="store_true",
                    help="do not wait for the plaintext to reach stable storage before the "
                         "summary (faster; a power cut may then lose it)")

@@ -1,10 +1,12 @@
 """Decrypt a raw EFS stream (a ``.efsraw`` file, bytes, a binary file, or an
 encrypted object on an ntfs-3g ``efs_raw`` mount) to plaintext files.
 
-One pass, streaming: the raw stream is read in 1 MiB chunks and fed to the
-C decryptor (``_decrypt.pyx``), which writes each data stream's plaintext to
-its own temporary file; only when the whole stream parsed and decrypted are
-the temporaries published under their names.  So a failure, a wrong key or
+One pass, streaming: the raw stream is read in 1 MiB chunks (into one
+reused buffer) and fed to the C decryptor (``_decrypt.pyx``), which writes
+each data stream's plaintext to its own temporary file in 1 MiB writes, on
+a thread of their own for a large source (``writer.py``), so that reading
+and decrypting overlap writing; only when the whole stream parsed and
+decrypted are the temporaries published under their names.  So a failure, a wrong key or
 Ctrl-C leaves nothing, and an existing destination is replaced only with
 ``overwrite=True``.
 
@@ -20,13 +22,15 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .. import _decrypt, raw
-from .._errors import CancelledError, EfsError
+from .._errors import CancelledError, EfsError, RawFormatError
 from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
+from .expect import Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import as_keys
+from .writer import BlockWriter
 
 ERROR_INVALID_NAME = 123
 ERROR_CANCELLED = 1223
@@ -107,25 +111,86 @@ def is_object(source) -> bool:
 
 
 def run(source: Any, keys, sink_for, *, mode: str = "strict", force_ecb: bool = False,
-        cancel=None) -> _Handler:
+        cancel=None, expect: Optional[Expected] = None,
+        writer: Optional[BlockWriter] = None,
+        encrypted_object: Optional[bool] = None) -> _Handler:
     """Decrypt ``source`` with ``keys``; ``sink_for(name, flag)`` says where
-    each data stream goes (an fd, ``_decrypt.SINK_NULL`` or ``SINK_MEMORY``)."""
+    each data stream goes (an fd, ``_decrypt.SINK_NULL`` or ``SINK_MEMORY``).
+    ``expect``: the raw stream's size and SHA-256 (a set's manifest line),
+    checked from the bytes read, before this returns.  ``writer``: the
+    thread that writes file sinks (their descriptors closed through it).
+    ``encrypted_object``: whether ``source`` is an encrypted object rather
+    than a raw stream, where the caller knows (a tree walk asked already)."""
     handler = _Handler(as_keys(keys), mode, sink_for, force_ecb)
-    dec = _decrypt.Decryptor(handler, mode, force_ecb)
+    dec = _decrypt.Decryptor(handler, mode, force_ecb, writer)
     try:
         with naming_errors(source) as filename:
-            if is_object(source):
+            if is_object(source) if encrypted_object is None else encrypted_object:
+                if expect is not None:
+                    raise ValueError("expect= checks a raw stream, not an encrypted object")
                 from ..api import backup
                 backup(filename, _Feed(dec), directory=os.path.isdir(filename), cancel=cancel)
+                dec.finish()
             else:
-                for chunk in raw._chunks(source):
-                    if cancel is not None and cancel.cancelled:
-                        raise CancelledError(ERROR_CANCELLED, "cancelled", filename)
-                    dec.feed(chunk)
-            dec.finish()
+                _feed_stream(dec, source, filename, cancel, expect)
     finally:
         dec.close()
     return handler
+
+
+def _reading(source: Any) -> Iterator[Any]:
+    """The raw stream in chunks: a bytes-like source whole; a file read
+    into one reused buffer (each chunk is consumed before the next read:
+    no allocation and no fresh pages per chunk)."""
+    size = raw.READ_CHUNK
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb", buffering=0) as f:
+            # a small file's buffer is its size (+1: the read that ends it
+            # returns less), not a megabyte to allocate and clear per file
+            size = min(size, os.fstat(f.fileno()).st_size + 1)
+            yield from _read_into(f.readinto, size)
+        return
+    try:
+        memoryview(source)
+    except TypeError:
+        pass
+    else:
+        yield source
+        return
+    readinto = getattr(source, "readinto", None)
+    if readinto is None:
+        yield from raw._chunks(source)
+        return
+    yield from _read_into(readinto, size)
+
+
+def _read_into(readinto, size: int) -> Iterator[memoryview]:
+    buf = bytearray(size)
+    with memoryview(buf) as view:
+        while n := readinto(buf):
+            yield view[:n]
+
+
+def _feed_stream(dec, source: Any, filename: Optional[str], cancel,
+                 expect: Optional[Expected]) -> None:
+    chunks = _reading(source)
+    tally = Tally(expect) if expect is not None else None
+    try:
+        for chunk in chunks:
+            if cancel is not None and cancel.cancelled:
+                raise CancelledError(ERROR_CANCELLED, "cancelled", filename)
+            if tally is not None:
+                tally.update(chunk)
+            dec.feed(chunk)
+        dec.finish()
+    except RawFormatError as exc:   # damage: name the hashes if they differ (a read error
+        if tally is None:           # while draining stands for itself)
+            raise
+        if tally.drain(chunks, cancel):
+            tally.check(filename, cause=exc)
+        raise
+    if tally is not None:
+        tally.check(filename)
 
 
 @dataclass(frozen=True)
@@ -174,8 +239,9 @@ def stream_file_name(name: str) -> str:
 class _Files:
     """Temporary files for each data stream of one destination."""
 
-    def __init__(self, dest: str, overwrite: bool):
+    def __init__(self, dest: str, overwrite: bool, writer: Optional[BlockWriter] = None):
         self.dest, self.overwrite = dest, overwrite
+        self.writer = writer        # while set, descriptors are closed after their writes
         self.parent = os.path.dirname(dest) or "."
         self.temps: Dict[str, tuple] = {}          # name -> (tmp path, final path)
         self.fds: Dict[str, int] = {}
@@ -218,8 +284,19 @@ class _Files:
 
     def close(self, name: str) -> None:
         fd = self.fds.pop(name, None)
-        if fd is not None:
+        if fd is None:
+            return
+        if self.writer is not None:
+            self.writer.close_fd(fd)
+        else:
             os.close(fd)
+
+    def stop_writer(self, ok: bool) -> None:
+        """Everything written and closed (``ok``: raise a write error), or
+        the writes dropped; either way no descriptor is written after this."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.finish() if ok else writer.abort()
 
     def discard(self) -> None:
         for name in list(self.fds):
@@ -250,8 +327,29 @@ class _Files:
             raise
 
 
+# a source from this size on gets a thread for its writes (starting one costs
+# about 0.1 ms; the small files of a tree run in parallel with each other)
+WRITER_FROM = 8 << 20
+
+
+def _large(source: Any) -> bool:
+    """Whether ``source`` is worth a writer thread (one of unknown length,
+    such as standard input, is)."""
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return os.stat(source).st_size >= WRITER_FROM
+        except OSError:
+            return False            # (the decryption says why it cannot read it)
+    try:
+        return memoryview(source).nbytes >= WRITER_FROM
+    except TypeError:
+        return True
+
+
 def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Optional[bool] = None,
-            mode: str = "strict", cancel=None, password=None) -> DecryptResult:
+            mode: str = "strict", cancel=None, password=None,
+            expect: Optional[Expected] = None,
+            encrypted_object: Optional[bool] = None) -> DecryptResult:
     """Decrypt ``source`` (a raw stream: path, bytes or binary file; or an
     encrypted object on an ntfs-3g efs_raw mount) into the plaintext file
     ``dest`` (named streams as ``dest:name``, see the module doc).
@@ -260,15 +358,21 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
     those).  A raw stream with no unnamed data stream is an encrypted
     folder and becomes the folder ``dest`` (``directory=False`` makes an
     empty file instead).  Raises :class:`NotDecryptableError` when no key
-    opens the file; nothing is left behind on any failure.
+    opens the file; nothing is left behind on any failure.  ``expect``: the
+    raw stream's size and SHA-256 from a set's manifest, checked on the
+    bytes as they are decrypted; a mismatch raises
+    :class:`~efsfast.crypto.expect.ObjectMismatchError` and publishes nothing.
+    ``encrypted_object``: see :func:`run`.
     """
     keys = as_keys(keys, password)
     dest = os.fspath(dest)
     if not overwrite and os.path.lexists(dest):
         raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)
-    files = _Files(dest, overwrite)
+    files = _Files(dest, overwrite, BlockWriter() if _large(source) else None)
     try:
-        h = run(source, keys, files, mode=mode, cancel=cancel)
+        h = run(source, keys, files, mode=mode, cancel=cancel, expect=expect,
+                writer=files.writer, encrypted_object=encrypted_object)
+        files.stop_writer(ok=True)
         has_main = any(n == raw.UNNAMED_STREAM for n, _ in h.streams)
         folder = not has_main and directory is not False
         if folder and NAMED_AS_ADS:
@@ -283,6 +387,7 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
         if not (folder and NAMED_AS_ADS):
             files.publish()
     except BaseException:
+        files.stop_writer(ok=False)
         files.discard()
         raise
     total = sum(size for _, size in h.streams)

@@ -88,42 +88,73 @@ class _Loaded:
         self.certificates: List[object] = []
 
 
+class NotAKeyFileError(KeyLoadError):
+    """The file holds no PFX, PEM or DER structure at all (never a password
+    question)."""
+
+
+def not_a_key(path: str, why: str = "") -> NotAKeyFileError:
+    return NotAKeyFileError(f"{path}: is not a PFX, PEM or DER private key"
+                            + (f" ({why})" if why else ""))
+
+
 def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     import re
     found = False
     for m in re.finditer(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", data, re.S):
         found = True
         kind, block = m.group(1).decode(), m.group(0)
-        if kind in ("CERTIFICATE", "X509 CERTIFICATE"):
-            out.certificates.append(x509.load_pem_x509_certificate(block))
-        elif "PRIVATE KEY" in kind:
-            encrypted = kind == "ENCRYPTED PRIVATE KEY" or b"ENCRYPTED" in block[:200]
-            key = _with_password(path, encrypted, password,
-                                 lambda pw: serialization.load_pem_private_key(block, pw))
-            out.keys.append((path, key, None))
+        try:
+            if kind in ("CERTIFICATE", "X509 CERTIFICATE"):
+                from cryptography import x509      # (~20 ms to import: only for certificates)
+                out.certificates.append(x509.load_pem_x509_certificate(block))
+            elif "PRIVATE KEY" in kind:
+                key = _unlock(path, password, lambda pw: serialization.load_pem_private_key(
+                    block, pw, unsafe_skip_rsa_key_validation=True))     # see check_rsa_key
+                out.keys.append((path, key, None))
+        except KeyLoadError:    # a wrong or missing password: said as such
+            raise
+        except ValueError:
+            raise not_a_key(path, f"its {kind} block does not parse") from None
     if not found:
-        raise KeyLoadError(f"{path}: no complete PEM block")
+        raise not_a_key(path, "a PEM header without a complete block")
 
 
 def _load_der(path: str, data: bytes, password: Password, out: _Loaded) -> None:
-    from cryptography import x509
+    """A DER private key or certificate; ValueError when it is neither."""
     from cryptography.hazmat.primitives import serialization
     try:
+        key = _unlock(path, password, lambda pw: serialization.load_der_private_key(
+            data, pw, unsafe_skip_rsa_key_validation=True))             # see check_rsa_key
+    except KeyLoadError:
+        raise
+    except ValueError:
+        from cryptography import x509
         out.certificates.append(x509.load_der_x509_certificate(data))
         return
-    except ValueError:
-        pass
-    try:
-        key = serialization.load_der_private_key(data, None)
-    except TypeError:       # encrypted PKCS#8
-        key = _with_password(path, True, password,
-                             lambda pw: serialization.load_der_private_key(data, pw))
     out.keys.append((path, key, None))
 
 
+def _looks_like_pfx(data: bytes) -> bool:
+    """The outer shape of a PFX (RFC 7292 section 4): a DER SEQUENCE whose
+    first element is INTEGER 3.  Enough to tell a password-protected PFX
+    (worth a password) from a file that is no PFX at all (not worth one);
+    ``cryptography`` parses the rest."""
+    if len(data) < 5 or data[0] != 0x30:
+        return False
+    n = data[1]
+    if n < 0x80:
+        at = 2                                  # short form length
+    elif 0x81 <= n <= 0x84:
+        at = 2 + (n & 0x7F)                     # long form: n & 0x7F length bytes
+    else:
+        return False
+    return data[at:at + 3] == b"\x02\x01\x03"
+
+
 def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
+    """A PFX/PKCS#12; ValueError when it is not one."""
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     def load(pw):
@@ -136,7 +167,9 @@ def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
         except ValueError:
             continue
     else:
-        key, cert, extra = _with_password(path, True, password, load)
+        if not _looks_like_pfx(data):
+            raise ValueError("not a PFX")
+        key, cert, extra = _with_password(path, password, load)
     if key is not None:
         out.keys.append((path, key, cert))
     elif cert is not None:
@@ -144,21 +177,28 @@ def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     out.certificates.extend(extra or ())
 
 
-def _with_password(path: str, encrypted: bool, password: Password, load):
-    """Run ``load(password)``; ask ``password`` (a callable) when the file
-    needs one.  Messages never carry the password."""
+def _unlock(path: str, password: Password, load):
+    """A PEM/DER private key: loaded without a password when it has none
+    (whatever password was given, and without asking for one);
+    ``cryptography`` says when it is encrypted (TypeError), and only then is
+    ``password`` used."""
+    try:
+        return load(None)
+    except TypeError:           # "Password was not given but private key is encrypted"
+        return _with_password(path, password, load)
+
+
+def _with_password(path: str, password: Password, load):
+    """Run ``load(password)`` for a key known to be protected; ask
+    ``password`` (a callable) now.  Messages never carry the password."""
     pw = password(path) if callable(password) else password
-    if pw is None and encrypted:
+    if pw is None:
         raise KeyLoadError(f"{path}: the key is protected by a password and none was given "
                            "(--password-file FILE, --password-env VAR, or a terminal to ask on)")
     try:
         return load(_as_bytes(pw))
-    except (ValueError, TypeError) as exc:
-        if pw is None:
-            raise KeyLoadError(f"{path}: the key is protected by a password and none was "
-                               "given") from None
-        raise KeyLoadError(f"{path}: wrong password, or not a key file this program reads "
-                           f"({type(exc).__name__})") from None
+    except (ValueError, TypeError):
+        raise KeyLoadError(f"{path}: wrong password for this key") from None
 
 
 def _load_file(path: str, password: Password, out: _Loaded) -> None:
@@ -166,20 +206,67 @@ def _load_file(path: str, password: Password, out: _Loaded) -> None:
         data = f.read()
     if b"-----BEGIN " in data[:1 << 16]:
         return _load_pem(path, data, password, out)
-    if path.lower().endswith((".pfx", ".p12")):
-        return _load_pfx(path, data, password, out)
-    try:
-        return _load_der(path, data, password, out)
-    except KeyLoadError:
-        raise
-    except (ValueError, TypeError):
-        pass
-    try:
-        return _load_pfx(path, data, password, out)
-    except KeyLoadError:
-        raise
-    except (ValueError, TypeError):
-        raise KeyLoadError(f"{path}: not a PFX/PKCS#12, PEM or DER key or certificate") from None
+    loaders = (_load_pfx, _load_der) if path.lower().endswith((".pfx", ".p12")) \
+        else (_load_der, _load_pfx)
+    for loader in loaders:
+        try:
+            return loader(path, data, password, out)
+        except KeyLoadError:
+            raise
+        except ValueError:
+            continue
+    raise not_a_key(path)
+
+
+# Keys above this size are refused before any arithmetic on them (EFS uses
+# 1024-4096 bits; a hostile file could name a huge modulus).
+MAX_RSA_BITS = 16384
+
+
+def check_rsa_key(source: str, key) -> None:
+    """Reject an RSA private key whose parts do not fit together.
+
+    PEM and DER keys are loaded with ``unsafe_skip_rsa_key_validation``:
+    OpenSSL's RSA_check_key, which ``cryptography`` runs otherwise, spends
+    ~30 ms per 2048-bit key, nearly all of it on probabilistic primality
+    tests of p and q.  Instead every relation between the parts is checked
+    exactly (microseconds): n = p*q, e*d = 1 mod p-1 and mod q-1, the CRT
+    exponents and coefficient, p and q odd and distinct; then one private
+    operation must undo one public operation (about 1 ms), which is the
+    property decrypting a FEK relies on.  A damaged or mismatched key fails
+    here.  What is not tested is that p and q are prime: a composite that
+    still passes (a Carmichael number) decrypts exactly as its public key
+    encrypted, so it cannot give wrong plaintext; it only makes the key
+    weaker, which the key's owner chose when Windows wrapped FEKs with it.
+    The arithmetic comes first, so that no RSA operation ever runs with a
+    key whose parts do not fit (``cryptography`` warns that OpenSSL makes
+    no promises for such a key).  PFX keys come validated by
+    ``cryptography`` (PKCS#12 loading has no switch: ~30 ms stays) and are
+    checked here too, at the same small cost.
+    """
+    import secrets
+    from cryptography.hazmat.primitives.asymmetric import padding
+    if key.key_size > MAX_RSA_BITS:
+        raise KeyLoadError(f"{source}: an RSA key of {key.key_size} bits (more than "
+                           f"{MAX_RSA_BITS}: not an EFS key)")
+    pn = key.private_numbers()
+    n, e = pn.public_numbers.n, pn.public_numbers.e
+    p, q, d = pn.p, pn.q, pn.d
+    sound = (p > 2 and q > 2 and p != q and p % 2 == 1 and q % 2 == 1 and p * q == n
+             and e % 2 == 1 and 3 <= e < n and 0 < d < n
+             and (e * d) % (p - 1) == 1 and (e * d) % (q - 1) == 1
+             and pn.dmp1 == d % (p - 1) and pn.dmq1 == d % (q - 1)
+             and 0 < pn.iqmp < p and (pn.iqmp * q) % p == 1)
+    if sound:
+        probe = secrets.token_bytes(32)
+        try:
+            sound = key.decrypt(key.public_key().encrypt(probe, padding.PKCS1v15()),
+                                padding.PKCS1v15()) == probe
+        except ValueError:
+            sound = False
+    if not sound:
+        raise KeyLoadError(f"{source}: a damaged RSA private key (its parts do not fit "
+                           "together)")
 
 
 def load_keys(paths: Union[PathLike, Iterable[PathLike]], password: Password = None) -> List[Key]:
@@ -206,6 +293,7 @@ def load_keys(paths: Union[PathLike, Iterable[PathLike]], password: Password = N
     for source, key, cert in out.keys:
         if not _is_rsa(key):
             raise KeyLoadError(f"{source}: not an RSA key (EFS wraps file keys with RSA)")
+        check_rsa_key(source, key)
         if cert is None:
             numbers = _public_numbers(key)
             cert = next((c for c in out.certificates if _public_numbers(c) == numbers), None)

@@ -1,20 +1,55 @@
-"""Decrypt a whole tree: a folder of ``.efsraw`` files (what backup-tree
-writes), or a folder on an ntfs-3g ``efs_raw`` mount holding encrypted
-files.  Folders become folders; files run in parallel (the sector loop
-runs without the GIL); every item is done, failed (named, with the cause)
-or skipped (said why)."""
+"""Decrypt a whole tree into a plaintext tree.  Three kinds of source:
+
+- a backup set (a folder with ``efsfast-manifest.jsonl``): planned from its
+  manifest, like restore-tree, and every object checked against the size
+  and SHA-256 its manifest lists as it is decrypted (nothing of an object
+  that does not match is left at the destination);
+- an incomplete set (the partial manifest of a backup that did not finish):
+  refused unless ``partial=True``, then what it lists is decrypted and
+  checked;
+- a folder of ``.efsraw`` files (backup-tree's objects without a manifest)
+  or a folder on an ntfs-3g ``efs_raw`` mount holding encrypted files:
+  walked; a folder that cannot be listed or a file that cannot be examined
+  is a failed item, and the job goes on.
+
+Folders become folders; files run in parallel (the sector loop runs without
+the GIL); every item is done, failed (named, with the cause) or skipped
+(said why)."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .. import raw
-from ..api import _run_many
-from ..tree import TreeResult, sync_restored
-from .decrypt import decrypt, is_object
+from .._errors import EfsError
+from ..api import ItemError, _run_many
+from ..backupset.result import SetResult
+from ..tree import sync_restored
+from ..treewalk import problem, walk
+from ..volume import EncryptionProbe, default_workers
+from . import forked
+from .decrypt import decrypt
+from .expect import Expected
 from .keys import as_keys
 
 SUFFIX = ".efsraw"
+COMMAND, DONE = "decrypt-tree", "decrypted"     # as refusals name them
+ERROR_FILE_NOT_FOUND = 2
+Jobs = List[Tuple[Any, ...]]            # (plaintext dest, raw stream or object, options)
+Errors = List[Tuple[str, EfsError]]     # (path, error) of what could not be listed or read
+
+
+@dataclass
+class Plan:
+    """What a decrypt-tree job will do, found before anything is written."""
+    folders: List[str]          # to create (besides the parents of the jobs' files)
+    jobs: Jobs = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)     # not encrypted, links, ...
+    failed: List[ItemError] = field(default_factory=list)  # known failed before any work
+    set_id: str = ""                    # a set's, planned from its manifest
+    complete: bool = True               # False: an incomplete set's (partial=True)
+    unchecked: bool = False             # raw streams with no manifest to check them against
 
 
 def is_folder_stream(path: str) -> bool:
@@ -27,55 +62,197 @@ def is_folder_stream(path: str) -> bool:
         return False
 
 
-def plan(src_dir: str, dest_dir: str):
-    """(folders to create, (dest, source) file jobs, skipped paths)."""
-    folders, jobs, skipped = [dest_dir], [], []
-    for dirpath, dirnames, filenames in os.walk(src_dir):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, src_dir)
+# ---- a folder of raw streams, or an efs_raw tree: walked
+
+def plan_tree(src_dir: str, dest_dir: str, cancel=None) -> Plan:
+    """The walk of ``src_dir``: what cannot be listed or examined is a
+    failed item (by the path that could not be read), never skipped."""
+    errors: Errors = []
+    plan = Plan([])
+    probe = EncryptionProbe()
+    for folder in walk(src_dir, errors, cancel):
+        rel = os.path.relpath(folder.path, src_dir)
         out = dest_dir if rel == "." else os.path.join(dest_dir, rel)
-        folders += [os.path.join(out, d) for d in dirnames]
-        for f in sorted(filenames):
-            p = os.path.join(dirpath, f)
-            if os.path.islink(p):
-                skipped.append(p)
-            elif is_object(p):
-                jobs.append((os.path.join(out, f), p))
-            elif f.endswith(SUFFIX):
-                target = os.path.join(out, f[:-len(SUFFIX)])
-                if is_folder_stream(p):
-                    folders.append(target)
-                else:
-                    jobs.append((target, p))
+        if rel != ".":
+            plan.folders.append(out)        # (only a folder that could be listed)
+        for f in folder.files:
+            p = os.path.join(folder.path, f)
+            try:
+                encrypted = probe(p)
+            except OSError as exc:
+                if not f.endswith(SUFFIX):
+                    errors.append((p, problem(p, "cannot tell whether it is encrypted", exc)))
+                    continue
+                encrypted = False   # a raw stream that cannot be read: decrypting it says why
+            if encrypted:
+                plan.jobs.append((os.path.join(out, f), p, {"object": True}))
+            elif not f.endswith(SUFFIX):
+                plan.skipped.append(p)
+            elif is_folder_stream(p):
+                plan.folders.append(os.path.join(out, f[:-len(SUFFIX)]))
             else:
-                skipped.append(p)
-    return folders, jobs, skipped
+                plan.jobs.append((os.path.join(out, f[:-len(SUFFIX)]), p, {"object": False}))
+                plan.unchecked = True
+        plan.skipped += [os.path.join(folder.path, o) for o in folder.others]
+    plan.failed = _unreadable(errors)
+    return plan
+
+
+def _unreadable(errors: Errors) -> List[ItemError]:
+    """One failed item per path, first error kept."""
+    seen: set = set()
+    out = []
+    for path, exc in errors:
+        if path not in seen:
+            seen.add(path)
+            out.append(ItemError(-1, path, exc))
+    return out
+
+
+# ---- a backup set: planned from its manifest, every object checked
+
+def check_complete(src_dir: str, partial: bool = False) -> None:
+    """Raise RefusedError for a set whose backup did not finish, unless
+    ``partial`` (before any work: the command line asks for no password
+    then).  A complete set's manifest is not read here."""
+    from ..backupset.manifest import find_manifest
+    from ..backupset.restore import read_set
+    where, complete = find_manifest(src_dir)
+    if where is not None and not complete and not partial:
+        read_set(src_dir, command=COMMAND, done=DONE)
+
+
+def open_set(src_dir: str, partial: bool = False):
+    """The manifest of the set in ``src_dir`` (its ``complete`` False for
+    an incomplete one read with ``partial``), or None where it is no set (a
+    folder of raw streams, an efs_raw tree).  Raises RefusedError for an
+    incomplete set without ``partial``."""
+    from ..backupset.manifest import find_manifest
+    from ..backupset.restore import read_set
+    if find_manifest(src_dir)[0] is None:
+        return None
+    return read_set(src_dir, partial=partial, command=COMMAND, done=DONE)
+
+
+def plan_set(set_dir: str, dest_dir: str, m, sets: Sequence[str] = ()) -> Plan:
+    """Jobs from the manifest ``m`` of the set in ``set_dir`` (the objects
+    of an incremental set's earlier sets from those sets, found as
+    restore-tree finds them), each with the size and SHA-256 to check."""
+    from ..backupset.manifest import Kind
+    from ..backupset.restore import locate_sets, target_path
+    folders = {m.header.set_id: set_dir} | (locate_sets(m, sets) if m.header.refs else {})
+    plan = Plan([], set_id=m.header.set_id, complete=m.complete)
+    for e in m.entries:
+        target = target_path(dest_dir, e.path)
+        if e.failed:
+            plan.failed.append(ItemError(-1, target, EfsError(
+                ERROR_FILE_NOT_FOUND, f"not in the set: its backup failed ({e.failed})")))
+        elif e.kind is Kind.PLAIN_DIRECTORY:
+            plan.folders.append(target)
+        else:
+            source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
+            opts = {"expect": Expected(e.raw_size, e.sha256), "object": False}
+            if e.kind is Kind.DIRECTORY:
+                opts["directory"] = True
+            plan.jobs.append((target, source, opts))
+    return plan
+
+
+@dataclass
+class _FolderDone:
+    """The result of an encrypted folder's object: checked, folder made."""
+    path: str
+    bytes: int = 0
+
+
+def _folder(dest: str, source: str, expect: Expected) -> _FolderDone:
+    """An encrypted folder of a set: its raw stream checked (it is small:
+    the $EFS and any named streams) and the folder made.  As for a folder
+    of raw streams, its named streams are not written."""
+    from .decrypt import naming_errors
+    from .expect import Tally
+    tally = Tally(expect)
+    with naming_errors(source) as filename:
+        with open(source, "rb") as f:
+            while chunk := f.read(1 << 20):
+                tally.update(chunk)
+    tally.check(filename)
+    os.makedirs(dest, exist_ok=True)
+    return _FolderDone(dest)
+
+
+# ---- the job
+
+def plan(src_dir: str, dest_dir: str, *, partial: bool = False, sets: Sequence[str] = (),
+         cancel=None) -> Plan:
+    """The plan for ``src_dir`` whatever it holds (see the module doc)."""
+    m = open_set(src_dir, partial)
+    if m is None:
+        return plan_tree(src_dir, dest_dir, cancel)
+    return plan_set(src_dir, dest_dir, m, sets)
+
+
+def _make_folders(folders: Sequence[str]) -> None:
+    for d in folders:
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:          # the destination cannot be written: the job fails
+            raise problem(d, "cannot create the folder", exc) from None
+
+
+@dataclass
+class DecryptTreeResult(SetResult):
+    """A decrypt-tree job's account: ``set_id`` where the source was a set
+    (``complete`` False for an incomplete one; ``verified`` counts the
+    objects that matched their manifest lines: every one decrypted);
+    ``unchecked`` where raw streams were decrypted with no manifest to
+    check them against."""
+    unchecked: bool = False
+
+
+def _is_folder(job: Tuple[Any, ...]) -> bool:
+    return len(job) > 2 and bool(job[2].get("directory"))
 
 
 def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
                  overwrite: bool = False, skip_existing: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
-                 cancel=None, password=None, sync: bool = True) -> TreeResult:
+                 cancel=None, password=None, partial: bool = False,
+                 sets: Sequence[str] = (), sync: bool = True) -> DecryptTreeResult:
     """Decrypt every ``.efsraw`` file (or encrypted file of an efs_raw
     mount) below ``src_dir`` into the same layout below ``dest_dir``
-    (``name.efsraw`` -> ``name``).  ``skip_existing`` resumes a run;
-    ``sync``: what was written is on stable storage before this returns."""
+    (``name.efsraw`` -> ``name``); a backup set's objects are checked
+    against its manifest (the result then names the set).
+    ``skip_existing`` resumes a run; ``partial`` decrypts what an
+    incomplete set lists; ``sets``: the earlier sets an incremental set
+    refers to (by default where each was recorded); ``sync``: what was
+    written is on stable storage before this returns."""
     keys = as_keys(keys, password)
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
-    folders, jobs, skipped = plan(src_dir, dest_dir)
-    for d in folders:
-        os.makedirs(d, exist_ok=True)
-    existing = []
-    if skip_existing:
-        existing = [d for d, _ in jobs if os.path.lexists(d)]
-        jobs = [(d, s) for d, s in jobs if not os.path.lexists(d)]
+    p = plan(src_dir, dest_dir, partial=partial, sets=sets, cancel=cancel)
+    jobs, existing = p.jobs, []
+    if skip_existing:           # (an encrypted folder of a set is checked again: it is small)
+        existing = [j[0] for j in jobs if not _is_folder(j) and os.path.lexists(j[0])]
+        jobs = [j for j in jobs if _is_folder(j) or not os.path.lexists(j[0])]
+    _make_folders([dest_dir] + p.folders + sorted({os.path.dirname(j[0]) for j in jobs}))
 
     def one(dest, source, opts, token):
-        return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token)
-    bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
-                     fail_fast=False)
-    result = TreeResult(bulk, directories=len(folders), skipped=skipped, existing=existing,
-                        jobs=jobs)
+        if opts.get("directory"):
+            return _folder(dest, source, opts["expect"])
+        return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token,
+                       expect=opts.get("expect"), encrypted_object=opts.get("object"))
+    workers = workers or default_workers(src_dir)   # (2 on an efs_raw FUSE mount)
+    if forked.usable(jobs, workers):        # RSA holds the GIL: processes share it out
+        bulk = forked.run_forked(jobs, one, workers=workers, progress=progress, cancel=cancel)
+    else:
+        bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
+                         fail_fast=False)
+    result = DecryptTreeResult(bulk, directories=len(p.folders) + sum(map(_is_folder, jobs)),
+                               skipped=p.skipped, existing=existing, unreadable=p.failed,
+                               jobs=[j[:2] for j in jobs], set_id=p.set_id,
+                               complete=p.complete, unchecked=p.unchecked,
+                               # (a set's every job was checked: decrypted means verified)
+                               verified=bulk.files if p.set_id else 0)
     if sync:
         sync_restored(result, dest_dir)
     return result
