@@ -170,6 +170,7 @@ cdef extern from "_c/efs_io.h" nogil:
         int unvalidated_copy
         int fault_point
         int fault_errno
+        int sync_each
     const efs_backend *efs_posix_backend()
     const efs_backend *efs_win32_backend()
     efs_dword efs_win32_enable_privileges(int backup, int restore)
@@ -200,6 +201,7 @@ cdef extern from "_c/efs_io.h" nogil:
         efs_ulong flags
         int capture_ntfs
         int overwrite
+        int sync
         int outcome
         efs_dword rc
         int err_no

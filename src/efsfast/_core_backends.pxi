@@ -34,7 +34,8 @@ cdef class PosixBackend(Backend):
     ``min_size..buffer_size``; ``null_sink`` validates without writing."""
 
     def __init__(self, *, buffer_size=65536, seed=None, min_size=1, mode="strict",
-                 null_sink=False, cluster_shift=0, _unvalidated_copy=False, _fault=None):
+                 null_sink=False, cluster_shift=0, _unvalidated_copy=False, _fault=None,
+                 _sync_each=False):
         if not EFS_HAVE_POSIX:
             raise EfsError(EFS_ERROR_NOT_SUPPORTED, "the POSIX system side is not built on Windows")
         self.c_backend = efs_posix_backend()
@@ -53,6 +54,8 @@ cdef class PosixBackend(Backend):
         self.opts.cluster_shift = cluster_shift
         # benchmarks only: what a restore costs without the streaming validation
         self.opts.unvalidated_copy = bool(_unvalidated_copy)
+        # benchmarks only: each restored file fsynced before it is published
+        self.opts.sync_each = bool(_sync_each)
         # tests only: (point, errno) makes one system call of the side fail
         if _fault is not None:
             self.opts.fault_point, self.opts.fault_errno = _fault

@@ -40,6 +40,13 @@ def extended(path: str) -> str:
     return "\\\\?\\" + full
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` has the form of temp_beside's names (and the POSIX
+    side's, efs_posix_publish.c): what a killed run may leave."""
+    return (len(name) == 29 and name.startswith(".efsfast-") and name.endswith(".tmp")
+            and all(c in "0123456789abcdef" for c in name[9:25]))
+
+
 def temp_beside(dest: str) -> str:
     """A fixed-length hidden name in ``dest``'s folder: never longer than a
     name the file system accepts, whatever the length of ``dest``'s own name

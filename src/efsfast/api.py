@@ -176,12 +176,13 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
 
 def export_opened(raw: _core.RawContext, sink: Any = None, *, overwrite: bool = False,
                   cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
-                  digest: Any = None) -> Union[bytes, BackupResult]:
+                  digest: Any = None, sync: bool = False) -> Union[bytes, BackupResult]:
     """:func:`backup` of an object already opened for export (``raw``): a
-    backup set reads the object's metadata through the same context first."""
+    backup set reads the object's metadata through the same context first.
+    ``sync`` (a path sink): the file is fsynced before it gets its name."""
     path = os.fspath(raw.path)
     if isinstance(sink, (str, os.PathLike)):
-        return _backup_to_path(raw, os.fspath(sink), overwrite, cancel, digest)
+        return _backup_to_path(raw, os.fspath(sink), overwrite, cancel, digest, sync)
     nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
     if sink is None:
         assert data is not None     # read_raw returns the stream when there is no sink
@@ -209,7 +210,8 @@ class _DigestingFd:
 
 
 def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
-                    cancel: Optional[_core.CancelToken], digest: Any = None) -> BackupResult:
+                    cancel: Optional[_core.CancelToken], digest: Any = None,
+                    sync: bool = False) -> BackupResult:
     path = os.fspath(raw.path)
     if not overwrite and _exists(out):
         raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
@@ -224,6 +226,8 @@ def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
         try:
             sink = fd if digest is None else _DigestingFd(fd, digest)
             nbytes, calls, _ = _core.read_raw(raw, sink, cancel)
+            if sync:                # durable before it has its name
+                os.fsync(fd)
         except EfsError:
             raise
         except OSError as exc:      # writing the backup file (a full disk): name it

@@ -4,9 +4,12 @@ back into a tree.  Files run in parallel; directories are created first."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from . import _winfs
+from . import durable as _durable
 from . import raw as _raw
 from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
@@ -230,6 +233,7 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
     gate = FolderGate(backend)
     dirs, files = gate.folders_by_position(dirs, files)
     if skip_existing:   # an existing folder counts only if it is the backup's
+        remove_leftovers({os.path.dirname(os.fspath(j[0])) for j in dirs + files})
         dirs, ex1 = _split_existing(dirs, 0, keep=gate.refuse_unlike_backup)
         files, ex2 = _split_existing(files, 0)
         existing = ex1 + ex2
@@ -286,6 +290,30 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
     return tree
 
 
+def remove_leftovers(folders: Iterable[str]) -> int:
+    """Resuming: the temporaries a killed restore left in ``folders`` (its
+    temporary objects, by their fixed-form names; an unnamed O_TMPFILE one
+    vanishes by itself, a folder's or one on FUSE has a name).  A temporary
+    folder holds nothing: it gets its name before anything goes into it."""
+    n = 0
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                names = [e for e in entries if _winfs.is_temporary(e.name)]
+        except OSError:
+            continue            # not there yet, or not listable: the restore says so
+        for e in names:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    os.rmdir(e.path)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                continue
+            n += 1
+    return n
+
+
 def _merge(parts: List[BulkResult], jobs: Jobs) -> BulkResult:
     """One BulkResult from the results of consecutive slices of the jobs
     (slices never run are left out: TreeResult.not_done counts them)."""
@@ -300,3 +328,34 @@ def _merge(parts: List[BulkResult], jobs: Jobs) -> BulkResult:
         out.cancelled = out.cancelled or p.cancelled
         offset += len(p.results)
     return out
+
+
+def sync_restored(result: TreeResult, dest_dir: str,
+                  way: Optional[_durable.SyncWay] = None) -> None:
+    """Put what a restore (or decryption) wrote below ``dest_dir`` on stable
+    storage before its summary is given (durable.py; ``way``: by default as
+    the file system needs).  An object that could not be synced is a failed
+    item, no longer done; a file system that could not be, one failed item
+    naming the folder.  Not on Windows: FlushFileBuffers wants the object
+    open for writing, which an encrypted one is not without its key."""
+    if way is None and sys.platform == "win32":
+        return
+    where: Dict[str, int] = {}  # written path -> its job's index
+    for i, r in enumerate(result.bulk.results):
+        if r is not None:
+            for p in getattr(r, "files", None) or [r.path]:
+                where[p] = i
+    for p in result.existing:   # left by a run that may have stopped before its sync
+        where.setdefault(p, -1)
+    bulk = result.bulk
+    for path, exc in _durable.sync_written(dest_dir, list(where), way):
+        err = problem(path, "could not be synced to stable storage", exc)
+        i = where.get(path, -1)
+        if i >= 0 and bulk.results[i] is not None:
+            bulk.bytes -= getattr(bulk.results[i], "bytes", 0)
+            bulk.files -= 1
+            bulk.results[i] = None
+            bulk.failures.append(ItemError(i, path, err))
+        else:       # a folder, or the file system: no job of its own
+            bulk.failures.append(ItemError(-1, path, err))
+    bulk.failures.sort(key=lambda e: e.index)

@@ -49,6 +49,8 @@ typedef struct efs_backup_item {
     efs_ulong flags;                /* 0 or EFS_CREATE_FOR_DIR */
     int capture_ntfs;               /* read system.ntfs_attrib/_times/_acl (ntfs-3g) */
     int overwrite;                  /* replace an existing backup file */
+    int sync;                       /* fsync the backup file before it is published
+                                       (benchmarks: durable.py syncs a set at its end) */
     /* found */
     int outcome;                    /* EFS_BACKUP_* */
     efs_dword rc;
@@ -98,6 +100,8 @@ typedef struct efs_posix_options {
                                 never produces a valid efs_raw file */
     int fault_point;         /* tests only: make this system call fail ... */
     int fault_errno;         /* ... with this errno (EFS_FAULT_*) */
+    int sync_each;           /* benchmarks only: fsync each restored file before it is
+                                published (the alternative to durable.py's pass) */
 } efs_posix_options;
 
 /* Fault-injection points of the POSIX side (tests prove that every failure

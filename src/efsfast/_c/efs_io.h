@@ -61,6 +61,7 @@ typedef struct efs_posix_options {
     int unvalidated_copy;
     int fault_point;
     int fault_errno;
+    int sync_each;
 } efs_posix_options;
 #define EFS_HAVE_POSIX 0
 #define EFS_HAVE_WIN32 1

@@ -195,6 +195,7 @@ static efs_dword commit_anonymous(posix_ctx *c)
         return xattr_fail(c, "setxattr (user.ntfs.efsinfo)", "the $EFS", c->meta_len, NULL, c->fd,
                           c->opt.fault_point == EFS_FAULT_XATTR_EFSINFO);
     if (c->meta && (rc = px_check_marked_encrypted(c, NULL, c->fd))) return rc;
+    if (c->opt.sync_each && fsync(c->fd) != 0) return px_sys_fail(c, "fsync", errno);
     /* linkat(AT_EMPTY_PATH) on the descriptor itself (Linux >= 6.10 allows
      * it for the opener; older kernels want CAP_DAC_READ_SEARCH), else
      * through /proc/self/fd, which any process may use */
@@ -229,6 +230,7 @@ efs_dword px_commit(posix_ctx *c)
     if (c->anonymous) return commit_anonymous(c);
     if (c->fd >= 0) {
         if ((rc = px_window_flush(c, NULL, 0))) return rc;
+        if (c->opt.sync_each && fsync(c->fd) != 0) return px_sys_fail(c, "fsync", errno);
         int fd = c->fd;
         c->fd = -1;
         if (close(fd) != 0 || px_fault(c, EFS_FAULT_CLOSE)) return px_sys_fail(c, "close", errno);

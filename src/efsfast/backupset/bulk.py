@@ -34,7 +34,7 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
     c_jobs = [(j[0], j[1], _winfs.temp_beside(j[1]),
                _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
     batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
-                             overwrite=sink.overwrite)
+                             overwrite=sink.overwrite, sync=sink.sync_in_workers)
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
@@ -65,6 +65,7 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
                 entry.raw_size = size
                 entry.sha256 = sha256
                 sink.add_entry(entry)       # the line, once the object is in the set
+                sink.note_written(out)
             except Exception as exc:
                 sink.discard(entry)         # in the set, but not in its manifest: removed
                 result.failures.append(ItemError(i, os.fspath(src), exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from typing import Callable
 
@@ -34,8 +35,15 @@ def add_set_options(backup: argparse.ArgumentParser, restore: argparse.ArgumentP
     restore.add_argument("--partial", action="store_true",
                          help="restore what an incomplete set (one whose backup did not "
                               "finish) lists, each object checked like any set's")
+    add_no_sync(restore)
     for s in (backup, restore):
         add_jobs_option(s)
+
+
+def add_no_sync(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-sync", action="store_true",
+                   help="do not wait for what was written to reach stable storage before the "
+                        "summary (faster; a power cut may then lose it)")
 
 
 def add_jobs_option(s: argparse.ArgumentParser) -> None:
@@ -94,8 +102,15 @@ def _interrupted(report, args, kind: str, exc: KeyboardInterrupt) -> int:
     r = getattr(exc, "tree", None)
     if r is None:
         r = tree.TreeResult(getattr(exc, "result", None) or BulkResult(results=[]))
+    if kind == "restore-tree":      # what it counts as done is on stable storage too
+        _sync(args, r)
     return report(args, kind, r, _extra(r, kind == "backup-tree", args.dest != STDIO),
                   interrupted=True)
+
+
+def _sync(args, r) -> None:
+    if not args.no_sync and os.path.isdir(args.dest):
+        tree.sync_restored(r, args.dest)
 
 
 def _truncated(report, args, exc) -> int:
@@ -107,6 +122,7 @@ def _truncated(report, args, exc) -> int:
         return EXIT_FAILED
     extra = _extra(r, False) | {"truncated": exc.strerror, "notes": [
         "the stream ended early: restored only the objects before that"]}
+    _sync(args, r)              # what it restored whole is on stable storage too
     report(args, "restore-tree", r, extra)
     return EXIT_FAILED
 
@@ -174,6 +190,7 @@ def restore_tree(args, progress, report: Callable) -> int:
             r = tree.restore_tree(args.src, args.dest, workers=args.workers, **opts)
     except KeyboardInterrupt as exc:
         return _interrupted(report, args, "restore-tree", exc)
+    _sync(args, r)
     return report(args, "restore-tree", r, _extra(r, False))
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import IO, Dict, List, Optional, Set, Tuple
 
-from .. import _core, _winfs, api
+from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error
 from ..api import ItemError
 from ..treewalk import problem
@@ -134,15 +134,24 @@ class FolderSink(SetSink):
     an end line saying ``"complete": false`` and why, and keeps it: the
     folder is then an incomplete set, which restores and verify-set
     recognise and ``--skip-existing`` resumes (destination.py: what may be
-    there before)."""
+    there before).  Before the manifest gets its name every object is made
+    durable (``sync``: how, durable.py; by default as the file system
+    needs), and the folder after."""
+    # benchmarks only: also fsync each object in the worker that wrote it
+    # (measured slower than durable.py's ways everywhere: docs/RELIABILITY.md)
+    sync_in_workers = False
 
     resumable = True
 
-    def __init__(self, dest: str, *, overwrite: bool = False):
+    def __init__(self, dest: str, *, overwrite: bool = False,
+                 sync: Optional[durable.SyncWay] = None):
         super().__init__()
         self.dest = self.plan_root = os.fspath(dest)
         self.overwrite = overwrite
         self.resume = False
+        self.sync = sync
+        self.written: List[str] = []        # the objects in the set (SyncWay.EACH syncs them)
+        self.emptied: Set[str] = set()      # folders objects were removed from
         self.final = os.path.join(self.dest, MANIFEST_NAME)
         self.partial = os.path.join(self.dest, PARTIAL_NAME)
         self.fd: Optional[int] = None
@@ -168,6 +177,8 @@ class FolderSink(SetSink):
             os.makedirs(self.dest, exist_ok=True)
         except OSError as exc:      # the destination cannot be written: the job fails
             raise problem(self.dest, "cannot create the folder", exc) from None
+        if self.sync is None:
+            self.sync = durable.way_for(self.dest)
         if self.found is None:                  # (check was not called: as a new set)
             self.check(header.source, resume=False)
         found = self.found
@@ -195,6 +206,8 @@ class FolderSink(SetSink):
             _unlink_quietly(self.final)
         for path in found.leftovers:    # what a killed run left half-written
             _unlink_quietly(path)
+        # a power cut from here on leaves a folder that says it is incomplete
+        self._sync_folder()
 
     # ---- as objects finish ----
 
@@ -242,7 +255,12 @@ class FolderSink(SetSink):
         if (size, sha) != (known.raw_size, known.sha256):
             return False
         entry.raw_size, entry.sha256 = size, sha
+        self.note_written(path)     # kept from a run that may not have synced it
         return True
+
+    def note_written(self, path: str) -> None:
+        with self.lock:
+            self.written.append(path)
 
     def store(self, raw, entry, digest, *, cancel) -> int:
         out = self._stored(entry)
@@ -252,7 +270,8 @@ class FolderSink(SetSink):
             self.made.add(parent)
         # resuming, a stream there that is not kept is replaced
         r = api.export_opened(raw, out, cancel=cancel, overwrite=self.overwrite or self.resume,
-                              digest=digest)
+                              digest=digest, sync=self.sync_in_workers)
+        self.note_written(out)
         return r.bytes
 
     # ---- the end ----
@@ -267,12 +286,15 @@ class FolderSink(SetSink):
 
     def finish(self) -> str:
         """Publish the set.  Each step is its own method, in this order:
-        the end line, the manifest to disk, objects of the set replaced or
-        resumed that the new manifest does not list removed, the manifest
-        given its name, the folder (that name) to disk."""
+        objects of the set replaced or resumed that the new manifest does
+        not list removed, every object (and those removals) durable, the
+        end line, the manifest to disk, the manifest given its name, the
+        folder (that name) to disk.  (A failure before the end line leaves
+        the partial manifest for abort() to end.)"""
+        self._remove_unlisted()
+        self._sync_objects()
         digest = self._end_manifest()
         self._sync_manifest()
-        self._remove_unlisted()
         if os.name == "nt":     # an open file cannot be renamed there (POSIX: the lock
             self._close()       # stays until the manifest has its name)
         self._publish_manifest()
@@ -282,6 +304,15 @@ class FolderSink(SetSink):
 
     def _end_manifest(self) -> str:
         return self.writer.finish()
+
+    def _sync_objects(self) -> None:
+        """One syncfs, or an fsync of each object and of the folders that
+        hold them or held what was removed (durable.py)."""
+        failed = durable.sync_written(self.dest, self.written, self.sync,
+                                      folders=self.emptied)
+        if failed:
+            path, exc = failed[0]
+            raise problem(path, "could not be synced to stable storage", exc)
 
     def _sync_manifest(self) -> None:
         os.fsync(self.fd)
@@ -296,6 +327,7 @@ class FolderSink(SetSink):
             path = os.path.join(self.dest, *rel.split("/"))
             _unlink_quietly(path)
             parent = os.path.dirname(path)
+            self.emptied.add(parent)
             while parent != self.dest and parent.startswith(self.dest + os.sep):
                 try:
                     os.rmdir(parent)
@@ -310,20 +342,10 @@ class FolderSink(SetSink):
             api._publish_no_replace(self.partial, self.final)
 
     def _sync_folder(self) -> None:
-        """The manifest's new name to disk.  Where a folder cannot be opened
-        or synced (Windows; some FUSE file systems say EINVAL) there is
-        nothing more to do."""
-        try:
-            fd = os.open(self.dest, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-                raise
-        finally:
-            os.close(fd)
+        """The folder's entries (the manifest's new name) to disk; where a
+        folder cannot be synced there is nothing more to do (durable.py)."""
+        if self.sync is not durable.SyncWay.NONE:
+            durable.fsync_path(self.dest)
 
     def _close(self) -> None:
         """Close the partial manifest's file, which drops its lock."""
@@ -524,7 +546,7 @@ class TarSink(SetSink):
         data = self.manifest.getvalue()
         self._add(self._info(MANIFEST_NAME, len(data)), _MemoryReader(data), max(len(data), 1))
         self.tar.close()          # end-of-archive blocks; the caller's file stays open
-        self.fileobj.flush()
+        durable.sync_stream(self.fileobj)
         return digest
 
     def abort(self, reason: str = "") -> None:

@@ -166,7 +166,8 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
         try:
             r = decrypt_tree(args.src, args.dest, keys, workers=args.workers,
                              overwrite=args.overwrite, skip_existing=args.skip_existing,
-                             progress=bar, cancel=token, partial=args.partial, sets=args.sets)
+                             progress=bar, cancel=token, partial=args.partial, sets=args.sets,
+                             sync=not args.no_sync)
         except MissingSetsError as exc:             # nothing was decrypted
             print(f"efsfast: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
@@ -218,4 +219,7 @@ def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser
     s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                    help="an earlier set an incremental set refers to (repeatable; by default "
                         "the path each reference recorded)")
+    s.add_argument("--no-sync", action="store_true",
+                   help="do not wait for the plaintext to reach stable storage before the "
+                        "summary (faster; a power cut may then lose it)")
     s.set_defaults(func=cmd_decrypt_tree)

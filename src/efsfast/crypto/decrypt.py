@@ -219,6 +219,14 @@ class DecryptResult:
     opened: Opened
     directory: bool = False
 
+    @property
+    def files(self) -> List[str]:
+        """What this wrote: ``path``, and (off Windows) ``path:name`` per named stream."""
+        if NAMED_AS_ADS:
+            return [self.path]
+        return [self.path] + [f"{self.path}:{stream_file_name(n)}" for n, _ in self.streams
+                              if n != raw.UNNAMED_STREAM]
+
 
 def stream_file_name(name: str) -> str:
     """":name:$DATA" -> "name"; names that cannot be a file name are refused."""

@@ -25,6 +25,7 @@ from .. import raw
 from .._errors import EfsError
 from ..api import ItemError, _run_many
 from ..backupset.result import SetResult
+from ..tree import sync_restored
 from ..treewalk import problem, walk
 from ..volume import EncryptionProbe, default_workers
 from . import forked
@@ -217,14 +218,15 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
                  overwrite: bool = False, skip_existing: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
                  cancel=None, password=None, partial: bool = False,
-                 sets: Sequence[str] = ()) -> DecryptTreeResult:
+                 sets: Sequence[str] = (), sync: bool = True) -> DecryptTreeResult:
     """Decrypt every ``.efsraw`` file (or encrypted file of an efs_raw
     mount) below ``src_dir`` into the same layout below ``dest_dir``
     (``name.efsraw`` -> ``name``); a backup set's objects are checked
     against its manifest (the result then names the set).
     ``skip_existing`` resumes a run; ``partial`` decrypts what an
     incomplete set lists; ``sets``: the earlier sets an incremental set
-    refers to (by default where each was recorded)."""
+    refers to (by default where each was recorded); ``sync``: what was
+    written is on stable storage before this returns."""
     keys = as_keys(keys, password)
     src_dir, dest_dir = os.fspath(src_dir), os.fspath(dest_dir)
     p = plan(src_dir, dest_dir, partial=partial, sets=sets, cancel=cancel)
@@ -245,9 +247,12 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
     else:
         bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                          fail_fast=False)
-    return DecryptTreeResult(bulk, directories=len(p.folders) + sum(map(_is_folder, jobs)),
-                             skipped=p.skipped, existing=existing, unreadable=p.failed,
-                             jobs=[j[:2] for j in jobs], set_id=p.set_id,
-                             complete=p.complete, unchecked=p.unchecked,
-                             # (a set's every job was checked: decrypted means verified)
-                             verified=bulk.files if p.set_id else 0)
+    result = DecryptTreeResult(bulk, directories=len(p.folders) + sum(map(_is_folder, jobs)),
+                               skipped=p.skipped, existing=existing, unreadable=p.failed,
+                               jobs=[j[:2] for j in jobs], set_id=p.set_id,
+                               complete=p.complete, unchecked=p.unchecked,
+                               # (a set's every job was checked: decrypted means verified)
+                               verified=bulk.files if p.set_id else 0)
+    if sync:
+        sync_restored(result, dest_dir)
+    return result

@@ -1,0 +1,173 @@
+"""What puts a finished job's output on stable storage before the job says
+it is done (docs/RELIABILITY.md, "Durability").
+
+Two ways, chosen per file system:
+
+- ``FILESYSTEM``: one ``syncfs()`` of the destination's file system writes
+  back every dirty page and inode there and commits the journal (ext4, xfs,
+  btrfs, tmpfs, ...).  Measured cheaper than one ``fsync`` per object (one
+  journal commit instead of one per object).
+- ``EACH``: an ``fsync`` of every file and folder written.  FUSE file
+  systems (ntfs-3g) hear of durability only through FSYNC/FSYNCDIR requests:
+  ``syncfs()`` and ``sync()`` send the daemon nothing (seen with strace on
+  ntfs-3g), so there a syncfs would promise what it does not do.  Also the
+  way wherever the file system cannot be told (not Linux).
+
+``NONE`` is ``--no-sync``.
+"""
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import stat
+import sys
+from typing import Callable, Iterable, List, Optional, Set, Tuple
+
+from .volume import filesystem_type
+
+Failure = Tuple[str, OSError]               # (path, why it could not be synced)
+
+
+class SyncWay(enum.Enum):
+    NONE = "none"
+    FILESYSTEM = "syncfs"
+    EACH = "fsync"
+
+
+_syncfs: Optional[Callable[[int], int]] = None
+
+
+def _syncfs_call() -> Optional[Callable[[int], int]]:
+    """libc's syncfs (Linux; Python has no binding), looked up once."""
+    global _syncfs
+    if _syncfs is None and sys.platform.startswith("linux"):
+        try:
+            import ctypes       # (only here: ctypes costs start-up time)
+            fn = ctypes.CDLL(None, use_errno=True).syncfs
+        except (OSError, AttributeError):
+            return None
+        fn.argtypes = [ctypes.c_int]
+
+        def call(fd: int) -> int:
+            return 0 if fn(fd) == 0 else ctypes.get_errno() or errno.EIO
+        _syncfs = call
+    return _syncfs
+
+
+def way_for(path: str) -> SyncWay:
+    """How to make what was written below the folder ``path`` durable."""
+    fstype = filesystem_type(path) if sys.platform.startswith("linux") else None
+    if fstype is None or fstype in ("fuse", "fuseblk"):
+        return SyncWay.EACH
+    return SyncWay.FILESYSTEM if _syncfs_call() is not None else SyncWay.EACH
+
+
+def syncfs(folder: str) -> None:
+    """syncfs() of the file system holding ``folder``; raises OSError (since
+    Linux 5.8 it reports the file system's unseen writeback errors)."""
+    call = _syncfs_call()
+    if call is None:
+        raise OSError(errno.ENOSYS, "syncfs() is not available here", folder)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    try:
+        err = call(fd)
+    finally:
+        os.close(fd)
+    if err:
+        raise OSError(err, os.strerror(err), folder)
+
+
+def fsync_path(path: str) -> None:
+    """fsync a file or a folder by name (O_RDONLY: enough for fsync on
+    Linux; on a folder FUSE sends FSYNCDIR).  Windows cannot open folders:
+    NTFS journals their entries itself; a folder whose file system cannot
+    sync it (EINVAL, ENOTSUP: some FUSE file systems) has nothing to do."""
+    if sys.platform == "win32":
+        if os.path.isdir(path):
+            return
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    else:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _NOT_FOR_FOLDERS or not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise
+    finally:
+        os.close(fd)
+
+
+_NOT_FOR_FOLDERS = (errno.EINVAL, errno.ENOTSUP)
+
+
+def folders_up(folders: Iterable[str], top: str) -> List[str]:
+    """Each of ``folders`` and every folder above it up to ``top``, with
+    ``top`` and ``top``'s own parent (where ``top`` itself may have been
+    made), deepest first: the folders whose entries a job wrote."""
+    top = os.path.abspath(top)
+    out: Set[str] = {top, os.path.dirname(top)}
+    for d in folders:
+        d = os.path.abspath(d)
+        while d not in out and len(d) > len(top):
+            out.add(d)
+            d = os.path.dirname(d)
+    return sorted(out, key=lambda d: -d.count(os.sep))
+
+
+def fsync_each(paths: Iterable[str], top: str, folders: Iterable[str] = ()) -> List[Failure]:
+    """fsync each of ``paths`` (files or folders), then every folder from
+    them and from ``folders`` up to ``top`` (``folders_up``); what could not
+    be synced, named.  A folder that is gone was emptied and removed: the
+    folder above it holds that change."""
+    failures: List[Failure] = []
+    paths = list(paths)
+    above = folders_up({os.path.dirname(p) for p in paths} | set(folders), top)
+    for p in paths + above:
+        try:
+            fsync_path(p)
+        except FileNotFoundError as exc:
+            if p not in above:
+                failures.append((p, exc))
+        except OSError as exc:
+            failures.append((p, exc))
+    return failures
+
+
+def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,
+                 folders: Iterable[str] = ()) -> List[Failure]:
+    """Make what a job wrote below the folder ``top`` durable (``paths``:
+    the files and folders it wrote, ``folders``: others whose entries it
+    changed; both needed by the ``EACH`` way only): returns what could not
+    be synced, named (an empty list: all of it is on stable storage)."""
+    if way is None:
+        way = way_for(top)
+    if way is SyncWay.NONE:
+        return []
+    if way is SyncWay.EACH:
+        return fsync_each(paths, top, folders)
+    failures: List[Failure] = []
+    try:
+        syncfs(top)
+    except OSError as exc:
+        failures.append((top, exc))
+    parent = os.path.dirname(os.path.abspath(top))
+    try:        # ``top``'s own entry, where the job made it
+        fsync_path(parent)
+    except OSError as exc:
+        failures.append((parent, exc))
+    return failures
+
+
+def sync_stream(fileobj: object) -> None:
+    """A stream written to (a tar on stdout): flushed, and fsynced where it
+    is a regular file (a pipe or a terminal has nothing to sync)."""
+    flush = getattr(fileobj, "flush", None)
+    if flush is not None:
+        flush()
+    try:
+        fd = fileobj.fileno()       # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fsync(fd)
