@@ -312,3 +312,56 @@ def test_server_stopped_mid_restore_leaves_nothing_partial(own_s3_server, xattr_
     leftovers = [n for d in ("d0", "d1") if (dest / d).is_dir()
                  for n in os.listdir(dest / d) if n.startswith(".")]
     assert leftovers == []
+
+
+def test_decrypt_tree_of_a_set_in_a_bucket(xattr_dir, s3_url, tmp_path, capsys):
+    """decrypt-tree s3://…: the plaintext of every object, each checked
+    against its manifest line; damage in the bucket is a failed item; an
+    incomplete set is refused before any key is read."""
+    pytest.importorskip("cryptography", reason="decryption needs the 'cryptography' package")
+    from efsfast.crypto import encrypt
+    from _keys import certificate, pem, rsa_key
+    k = rsa_key(2048, "alice")
+    (tmp_path / "alice.pem").write_bytes(pem(k))
+    plain = {"Docs/a.txt": b"A" * 5000, "Docs/b.bin": os.urandom(70_000), "top.txt": b"top"}
+    src = xattr_dir / "src"
+    src.mkdir()
+    efsfast.restore(src / "Docs", encrypt(None, [certificate(k, "alice")]), directory=True)
+    for rel, data in plain.items():
+        efsfast.restore(src / rel, encrypt(data, [certificate(k, "alice")]))
+    assert run_cli("backup-tree", str(src), s3_url) == 0
+    argv = ["decrypt-tree", "--key", str(tmp_path / "alice.pem"), "--quiet", s3_url]
+    assert cli.main(argv + [str(tmp_path / "plain")]) == 0
+    for rel, data in plain.items():
+        assert (tmp_path / "plain" / rel).read_bytes() == data
+    with open_store(s3_url) as st:
+        data = bytearray(st.read("Docs/b.bin.efsraw"))
+        data[-1] ^= 1
+        st.write("Docs/b.bin.efsraw", bytes(data), replace=True)
+    capsys.readouterr()
+    assert cli.main(argv + [str(tmp_path / "plain2")]) == 1
+    assert "SHA-256" in capsys.readouterr().out
+    assert not (tmp_path / "plain2" / "Docs" / "b.bin").exists()
+    assert (tmp_path / "plain2" / "top.txt").read_bytes() == b"top"
+    with open_store(s3_url) as st:
+        st.remove(MANIFEST_NAME)
+        st.write(PARTIAL_NAME, b'{"type":"set"}\n')
+    assert cli.main(argv + [str(tmp_path / "plain3")]) == 2
+    assert "incomplete" in capsys.readouterr().err
+
+
+def test_single_objects_to_and_from_a_bucket(xattr_dir, s3_url, capsys):
+    src = xattr_dir / "src"
+    rels = make_tree(src, sizes=(70_000,))
+    url = f"{s3_url}/one/f.efsraw"
+    assert cli.main(["backup", str(src / rels[0]), url]) == 0
+    capsys.readouterr()
+    assert cli.main(["backup", str(src / rels[0]), url]) == 1          # never replaced unasked
+    assert "an object is already there" in capsys.readouterr().err
+    assert cli.main(["backup", str(src / rels[0]), url, "--overwrite"]) == 0
+    assert cli.main(["restore", url, str(xattr_dir / "back.bin")]) == 0
+    assert efsfast.backup(xattr_dir / "back.bin") == efsfast.backup(src / rels[0])
+    capsys.readouterr()
+    assert cli.main(["restore", f"{s3_url}/one/none.efsraw", str(xattr_dir / "x")]) == 1
+    assert "no such object" in capsys.readouterr().err
+    assert not (xattr_dir / "x").exists()

@@ -362,12 +362,19 @@ def cmd_restore_tree(args): return _tree(args, True)
 def cmd_backup_tree(args): return _tree(args, False)
 
 
+def _s3(name: str) -> bool:
+    return name.lower().startswith("s3://")
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from .api import restore
     src = sys.stdin.buffer if args.src == "-" else args.src
     if sys.stderr.isatty() and not args.json:
         print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
-    with _ctrl_c_cancels(args.program) as token:
+    with _ctrl_c_cancels(args.program) as token, contextlib.ExitStack() as stack:
+        if _s3(args.src):           # one object of a bucket: its buffer, fetched
+            from .store.single import object_source
+            src = stack.enter_context(object_source(args.src))
         r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
                     backend=_backend_from(args), cancel=token)
     out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
@@ -384,10 +391,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
                    backend=_backend_from(args), cancel=token)
             return EXIT_OK
         dest = args.dest
-        if os.path.isdir(dest):              # like cp: into the folder, as NAME.efsraw
+        if _s3(dest):       # written here first, then uploaded (create-only)
+            import tempfile
+            from .store.single import upload_file
+            with tempfile.TemporaryDirectory(prefix=".efsfast-up-") as work:
+                staged = os.path.join(work, "object" + SUFFIX)
+                r = backup(args.src, staged, directory=args.directory,
+                           backend=_backend_from(args), cancel=token)
+                upload_file(staged, dest, replace=args.overwrite)
+        elif os.path.isdir(dest):            # like cp: into the folder, as NAME.efsraw
             dest = os.path.join(dest, os.path.basename(os.path.normpath(args.src)) + SUFFIX)
-        r = backup(args.src, dest, directory=args.directory, overwrite=args.overwrite,
-                   backend=_backend_from(args), cancel=token)
+        if not _s3(dest):
+            r = backup(args.src, dest, directory=args.directory, overwrite=args.overwrite,
+                       backend=_backend_from(args), cancel=token)
     out = {"path": r.path, "output": dest, "bytes": r.bytes, "calls": r.calls}
     print(json.dumps(out) if args.json else f"backed up {r.path} to {dest} ({r.bytes} bytes)")
     return EXIT_OK

@@ -6,10 +6,12 @@ it and these commands say how to get it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import sys
+import tempfile
 from typing import Optional
 
 from ._deps import MissingDependencyError
@@ -150,29 +152,44 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
     from ..backupset.restore import MissingSetsError
     from ..cli import Progress, _ctrl_c_cancels, _report_tree
     from .tree import check_complete, decrypt_tree
-    if not os.path.isdir(args.src):
+    url = args.src.lower().startswith("s3://")
+    if not url and not os.path.isdir(args.src):
         print(f"efsfast: {args.src}: not a folder", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        check_complete(args.src, args.partial)      # refused before a password is asked
+    try:                    # refused before a password is asked
+        if url:
+            from ..backupset.storestage import open_store_set
+            store, m = open_store_set(args.src, partial=args.partial, command="decrypt-tree",
+                                      done="decrypted")
+        else:
+            check_complete(args.src, args.partial)
     except RefusedError as exc:
         print(f"efsfast: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    keys = _load(args, "decrypt-tree")
-    if keys is None:
-        return EXIT_USAGE
-    bar = Progress("decrypt", 0, not args.json and not args.quiet)
-    with _ctrl_c_cancels() as token:
-        try:
-            r = decrypt_tree(args.src, args.dest, keys, workers=args.workers,
-                             overwrite=args.overwrite, skip_existing=args.skip_existing,
-                             progress=bar, cancel=token, partial=args.partial, sets=args.sets,
-                             sync=not args.no_sync)
-        except MissingSetsError as exc:             # nothing was decrypted
-            print(f"efsfast: {exc.strerror}", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        src, sets = args.src, args.sets
+        if url:
+            stack.callback(store.close)
+        keys = _load(args, "decrypt-tree")
+        if keys is None:
             return EXIT_USAGE
-        finally:
-            bar.close()
+        bar = Progress("decrypt", 0, not args.json and not args.quiet)
+        with _ctrl_c_cancels() as token:
+            try:
+                if url:     # its objects, copied into a temporary folder, checked as read
+                    from ..backupset.storestage import stage_set
+                    work = stack.enter_context(tempfile.TemporaryDirectory(
+                        prefix=".efsfast-stage-"))
+                    src, sets = stage_set(store, m, work, args.sets)
+                r = decrypt_tree(src, args.dest, keys, workers=args.workers,
+                                 overwrite=args.overwrite, skip_existing=args.skip_existing,
+                                 progress=bar, cancel=token, partial=args.partial, sets=sets,
+                                 sync=not args.no_sync)
+            except MissingSetsError as exc:             # nothing was decrypted
+                print(f"efsfast: {exc.strerror}", file=sys.stderr)
+                return EXIT_USAGE
+            finally:
+                bar.close()
     extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
              "skipped (already there)": r.existing}
     notes = []                      # (as restore-tree says them)
@@ -207,7 +224,8 @@ def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser
                        help="decrypt a backup set (each object checked against its "
                             "manifest), a folder of .efsraw files or an efs_raw tree into a "
                             "plaintext tree")
-    s.add_argument("src", metavar="SRC_DIR")
+    s.add_argument("src", metavar="SRC_DIR", help="a set folder, s3://BUCKET/PREFIX, a folder "
+                   "of .efsraw files or an efs_raw tree")
     s.add_argument("dest", metavar="DEST_DIR")
     s.add_argument("--workers", type=int, default=None, help="parallel workers")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
