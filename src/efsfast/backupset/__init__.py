@@ -18,6 +18,8 @@ _LAZY = {
     ".verify": ("Problem", "VerifyReport", "verify_set"),
     ".result": ("SetResult",),
     ".writer": ("backup_set",),
+    ".s3sink": ("StoreSink",),
+    ".storeread": ("restore_store_set", "verify_store_set"),
 }
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from .sinks import FolderSink, StreamBroken, TarSink
     from .verify import Problem, VerifyReport, verify_set
     from .writer import backup_set
+    from .s3sink import StoreSink
+    from .storeread import restore_store_set, verify_store_set
 else:
     from .._lazy import attach
     __getattr__, __dir__ = attach(__name__, globals(), _LAZY)
@@ -40,4 +44,5 @@ __all__ = [
     "MissingSetsError", "TruncatedStreamError", "has_manifest", "restore_set",
     "restore_stream", "FolderSink", "StreamBroken", "TarSink", "Problem", "VerifyReport",
     "verify_set", "verify_stream", "SetResult", "backup_set",
+    "StoreSink", "restore_store_set", "verify_store_set",
 ]

@@ -48,14 +48,20 @@ def add_no_sync(p: argparse.ArgumentParser) -> None:
 
 def add_jobs_option(s: argparse.ArgumentParser) -> None:
     s.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="s3:// sets: requests in flight at once (default 16); memory held "
-                        "in flight stays under 256 MiB")
+                   help="s3:// sets: requests in flight at once (default 16)")
+    s.add_argument("--memory-mib", type=int, default=None, metavar="MIB",
+                   help="s3:// sets: bytes held for transfers at once (default 256 MiB; at "
+                        "least 8)")
 
 
 def store_options(args) -> dict:
     """The object store's options from the command line."""
-    jobs = getattr(args, "jobs", None)
-    return {} if jobs is None else {"jobs": max(1, jobs)}
+    out = {}
+    if getattr(args, "jobs", None) is not None:
+        out["jobs"] = max(1, args.jobs)
+    if getattr(args, "memory_mib", None) is not None:
+        out["memory_limit"] = max(8, args.memory_mib) << 20
+    return out
 
 
 def _open_sink_store(url: str, args):
