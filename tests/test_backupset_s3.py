@@ -365,3 +365,18 @@ def test_single_objects_to_and_from_a_bucket(xattr_dir, s3_url, capsys):
     assert cli.main(["restore", f"{s3_url}/one/none.efsraw", str(xattr_dir / "x")]) == 1
     assert "no such object" in capsys.readouterr().err
     assert not (xattr_dir / "x").exists()
+
+
+def test_overwrite_replaces_a_set_of_the_same_source(xattr_dir, s3_url, capsys):
+    src = xattr_dir / "src"
+    rels = make_tree(src, sizes=(100, 200, 300))
+    assert run_cli("backup-tree", str(src), s3_url) == 0
+    os.unlink(src / rels[1])
+    assert run_cli("backup-tree", str(src), s3_url, "--overwrite") == 0
+    assert keys(s3_url) == {MANIFEST_NAME, rels[0] + ".efsraw", rels[2] + ".efsraw"}
+    assert run_cli("verify-set", s3_url) == 0
+    other = xattr_dir / "other"
+    make_tree(other, sizes=(5,))
+    capsys.readouterr()
+    assert run_cli("backup-tree", str(other), s3_url, "--overwrite") == 2
+    assert "a backup set of another source" in capsys.readouterr().err
