@@ -380,3 +380,39 @@ def test_overwrite_replaces_a_set_of_the_same_source(xattr_dir, s3_url, capsys):
     capsys.readouterr()
     assert run_cli("backup-tree", str(other), s3_url, "--overwrite") == 2
     assert "a backup set of another source" in capsys.readouterr().err
+
+
+def test_large_objects_stream_into_multipart_uploads(xattr_dir, s3_url, monkeypatch, capsys):
+    """Objects above the in-memory size go up streamed; one whose export
+    fails halfway is a failed item and no object (its upload is aborted,
+    never completed short)."""
+    from efsfast.backupset import s3sink
+    monkeypatch.setattr(s3sink, "MEMORY_OBJECT", 1 << 20)
+    src = xattr_dir / "src"
+    rels = make_tree(src, sizes=(100, 12 << 20))
+    want = streams(src, rels)
+    assert run_cli("backup-tree", str(src), s3_url) == 0
+    assert run_cli("restore-tree", s3_url, str(xattr_dir / "out")) == 0
+    assert streams(xattr_dir / "out", rels) == want
+    real = s3sink.api.export_opened
+
+    def export_then_fail(raw, sink, **kw):
+        if sink is None:
+            return real(raw, sink, **kw)
+
+        class Cut:
+            n = 0
+
+            def write(self, view):
+                Cut.n += len(view)
+                if Cut.n > (9 << 20):
+                    raise OSError(5, "the source went away")
+                return sink.write(view)
+        return real(raw, Cut(), **kw)
+    monkeypatch.setattr(s3sink.api, "export_opened", export_then_fail)
+    second = s3_url + "-cut"
+    capsys.readouterr()
+    assert run_cli("backup-tree", str(src), second) == 1
+    assert "the source went away" in capsys.readouterr().out
+    assert keys(second) == {MANIFEST_NAME, rels[0] + ".efsraw"}
+    assert run_cli("verify-set", second) == 1            # the manifest names the failure

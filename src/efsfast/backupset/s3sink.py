@@ -96,11 +96,18 @@ class _Uploading:
         return len(chunk)
 
 
+_FAILED = b""       # (by identity) the export failed: the upload must fail, not end
+
+
 def _drain(q: "queue.Queue[Optional[bytes]]") -> Iterator[bytes]:
     while True:
         chunk = q.get()
         if chunk is None:
             return
+        if chunk is _FAILED:
+            # raising here fails the multipart upload, which is then aborted:
+            # an object cut short is never completed
+            raise StoreError(Failure.OTHER, "the export of the object failed")
         yield chunk
 
 
@@ -242,10 +249,13 @@ class StoreSink(SetSink):
         try:
             api.export_opened(raw, sink, cancel=cancel)
         except BaseException:
-            upload.cancel()
-            _put_end(q, upload)
+            _put_end(q, upload, _FAILED)
+            try:
+                upload.result()
+            except Exception:
+                pass            # (the export's own error is the one to report)
             raise
-        _put_end(q, upload)
+        _put_end(q, upload, None)
         upload.result()
         return sink.count
 
@@ -293,12 +303,12 @@ class StoreSink(SetSink):
         self.began = False
 
 
-def _put_end(q: "queue.Queue[Optional[bytes]]", upload: Any) -> None:
-    """The end of a streamed object; where the upload has stopped reading,
-    nothing waits for it."""
+def _put_end(q: "queue.Queue[Optional[bytes]]", upload: Any, end: Optional[bytes]) -> None:
+    """The end of a streamed object (None: whole; _FAILED: cut short); where
+    the upload has stopped reading, nothing waits for it."""
     while True:
         try:
-            q.put(None, timeout=0.2)
+            q.put(end, timeout=0.2)
             return
         except queue.Full:
             if upload.done():
