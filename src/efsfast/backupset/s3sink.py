@@ -160,6 +160,13 @@ class StoreSink(SetSink):
                                    "began writing a set into this prefix; nothing was "
                                    "written", exc.filename) from None
             raise refused(exc) from None
+        if found.manifest is None and self.objects.stat(MANIFEST_NAME) is not None:
+            # another backup began and finished here after the survey (its
+            # in-progress manifest gone by the time this one's was created)
+            self.objects.remove(PARTIAL_NAME)
+            raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup wrote a "
+                               "set into this prefix meanwhile; nothing was written",
+                               self.objects.object_url(MANIFEST_NAME))
         self.began = True
         self.flushed_at = time.monotonic()
         # the old manifest goes before any object changes: from now on the

@@ -83,12 +83,15 @@ class StoreError(EfsError):
         # that, with StoreError in the mix
         win, err = _CODES[failure]
         base = type(EfsError(win, "", None, err))
+        if base is EfsError or cls is not StoreError:   # no errno subclass (EIO, EINVAL, ...)
+            plain: StoreError = OSError.__new__(cls)
+            return plain
         sub = _SUBCLASSES.get(base)
         if sub is None:
             name = "Store" + base.__name__.replace("Efs", "", 1)    # StoreFileExistsError
-            sub = type(name, (cls, base), {"__module__": __name__})
+            sub = type(name, (StoreError, base), {"__module__": __name__})
             _SUBCLASSES[base] = sub
-            globals()[sub.__name__] = sub       # picklable by name
+            globals()[name] = sub       # picklable by name
         made: StoreError = OSError.__new__(sub)
         return made
 

@@ -2,10 +2,13 @@
 RGW, SeaweedFS), through obstore (Rust's object_store; why obstore:
 docs/OBJECT-STORAGE.md).
 
-One event loop on a thread of its own runs every request, at most
-``jobs`` at once whatever the number of calling threads; the calls here
-block until their request is done, and ``submit_*`` hand back futures for
-pipelining.  Objects up to ``part_size`` go in one PUT, larger ones in a
+A pool of ``jobs`` threads runs every request, so at most ``jobs`` are in
+flight whatever the number of calling threads; the calls here block until
+their request is done, and ``submit_*`` hand back futures for pipelining.
+The requests use obstore's synchronous functions: its asynchronous ones
+leave Rust threads touching Python objects after the awaited result, which
+aborted 5 of 40 short processes at interpreter exit here (Fatal Python
+error: PyGILState_Release), against none of 40 with the synchronous ones.  Objects up to ``part_size`` go in one PUT, larger ones in a
 multipart upload with its parts in parallel; reads of large objects are
 ranged GETs in parallel.  Bytes held by the store in flight (read-ahead,
 parts being sent) stay under ``memory_limit``.
@@ -16,12 +19,12 @@ within ``retry_timeout_s``.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
+import re
 import threading
+import time
 from datetime import timedelta
-from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, Iterator, List,
-                    Optional, Tuple, TypeVar, cast)
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, cast
 
 from .base import (DEFAULT_JOBS, DEFAULT_MEMORY_LIMIT, DEFAULT_PART_SIZE, BytesLike, Failure,
                    MemoryBudget, ObjectInfo, Store, StoreError, WriteData, check_key)
@@ -79,11 +82,10 @@ class S3Store(Store):
         self.atomic_create = conditional_create
         self._secrets = settings.secrets()
         self.tls_limit: Optional[str] = None
+        self._retries, self._retry_timeout_s = retries, retry_timeout_s
         self._store = self._make_store(retries, retry_timeout_s, request_timeout_s,
                                        connect_timeout_s)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._sem: Optional[asyncio.Semaphore] = None
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._start_lock = threading.Lock()
 
     @classmethod
@@ -152,59 +154,57 @@ class S3Store(Store):
         where = f", endpoint={self.settings.endpoint!r}" if self.settings.endpoint else ""
         return f"S3Store({self.url!r}{where})"
 
-    # -- the event loop that runs every request
+    # -- the threads that run every request
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def _submit(self, fn: Callable[[], T]) -> "concurrent.futures.Future[T]":
         with self._start_lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.jobs, thread_name_prefix="efsfast-s3")
+            return self._pool.submit(fn)
 
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    self._sem = asyncio.Semaphore(self.jobs)
-                    ready.set()
-                    loop.run_forever()
-                self._thread = threading.Thread(target=run, name="efsfast-s3", daemon=True)
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
-            return self._loop
-
-    def _submit(self, coro: Awaitable[T]) -> "concurrent.futures.Future[T]":
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())  # type: ignore[arg-type]
-
-    def _run(self, coro: Awaitable[T]) -> T:
-        fut = self._submit(coro)
+    @staticmethod
+    def _wait(fut: "concurrent.futures.Future[T]") -> T:
         try:
             return fut.result()
         except BaseException:
-            fut.cancel()        # Ctrl-C while waiting: the request stops too
+            fut.cancel()        # Ctrl-C while waiting: a request not yet started stays so
             raise
 
-    async def _call(self, key: str, doing: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """One request, within the ``jobs`` bound, its failure a StoreError."""
-        assert self._sem is not None
-        async with self._sem:
+    def _run(self, fn: Callable[[], T]) -> T:
+        return self._wait(self._submit(fn))
+
+    def _call(self, key: str, doing: str, fn: Callable[[], T], *, again: bool = True) -> T:
+        """One request, its failure a StoreError.  The library retries
+        transient failures itself, but older obstore releases (the last for
+        Python 3.9 and 3.10) give up on some connection resets at once: such
+        a failure is tried again here, the library's retries and these
+        counted together against ``retries`` and ``retry_timeout_s``, where
+        ``fn`` can be called again (``again``: not a stream already read)."""
+        began, tries = time.monotonic(), 0
+        while True:
             try:
-                return await fn()
+                return fn()
             except StoreError:
                 raise
             except Exception as exc:
                 err = store_error(exc, self.object_url(key) if key else self.url,
                                   self._secrets, doing)
+                tries += 1 + _library_retries(str(exc))
+                if (again and err.failure is Failure.UNAVAILABLE and tries <= self._retries
+                        and time.monotonic() - began < self._retry_timeout_s):
+                    time.sleep(min(0.2 * 2 ** tries, 5.0))
+                    continue
                 if self.tls_limit and "certificate" in str(exc).lower():
                     err.strerror = f"{err.strerror} ({self.tls_limit})"
                 raise err from None
 
     def close(self) -> None:
+        with self._start_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         self._store = None      # the library's client and its connection pool go
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            loop.close()
 
     # -- the contract
 
@@ -215,60 +215,54 @@ class S3Store(Store):
         first write is its in-progress manifest, so a refusal there still
         leaves nothing behind."""
         obs = self._obs
-        self._run(self._call("", "checking the set's place",
-                             lambda: obs.list_with_delimiter_async(self._store, None)))
+        self._run(lambda: self._call("", "checking the set's place",
+                                     lambda: obs.list_with_delimiter(self._store, None)))
 
     def list(self) -> Iterator[ObjectInfo]:
-        async def all_pages() -> List[ObjectInfo]:
+        def all_pages() -> List[ObjectInfo]:
             out: List[ObjectInfo] = []
-            stream = self._obs.list(self._store, None, chunk_size=1000)
-            async for batch in stream:
+            for batch in self._obs.list(self._store, None, chunk_size=1000):
                 for meta in batch:
                     path = meta["path"]
                     if path.endswith("/"):      # a "folder" marker some tools make
                         continue
                     out.append(ObjectInfo(path, int(meta["size"]), meta.get("e_tag")))
             return out
-        return iter(self._run(self._call("", "listing the set", all_pages)))
+        return iter(self._run(lambda: self._call("", "listing the set", all_pages)))
 
-    def stat(self, key: str) -> Optional[ObjectInfo]:
-        check_key(key)
+    def _head(self, key: str) -> Optional[ObjectInfo]:
         try:
-            meta = self._run(self._call(key, "looking up",
-                                        lambda: self._obs.head_async(self._store, key)))
+            meta = self._call(key, "looking up", lambda: self._obs.head(self._store, key))
         except StoreError as exc:
             if exc.failure is Failure.NOT_FOUND:
                 return None
             raise
         return ObjectInfo(key, int(meta["size"]), meta.get("e_tag"))
 
+    def stat(self, key: str) -> Optional[ObjectInfo]:
+        check_key(key)
+        return self._run(lambda: self._head(key))
+
     def submit_read(self, key: str, start: int = 0,
                     end: Optional[int] = None) -> "concurrent.futures.Future[BytesLike]":
-        """read() as a future: the request starts now (within ``jobs``)."""
+        """read() as a future: the request starts as soon as a thread is free."""
         check_key(key)
         obs = self._obs
 
-        async def whole() -> Any:
-            res = await obs.get_async(self._store, key)
-            return await res.bytes_async()
+        def whole() -> Any:
+            return obs.get(self._store, key).bytes()
 
-        async def ranged() -> Any:
+        def ranged() -> Any:
             if end is not None and end <= start:
                 return b""
             if end is None:
-                res = await obs.get_async(self._store, key, options={"range": {"offset": start}})
-                return await res.bytes_async()
-            return await obs.get_range_async(self._store, key, start=start, end=end)
+                return obs.get(self._store, key, options={"range": {"offset": start}}).bytes()
+            return obs.get_range(self._store, key, start=start, end=end)
         fn = whole if start == 0 and end is None else ranged
-        return self._submit(self._call(key, "reading", fn))
+        return self._submit(lambda: self._call(key, "reading", fn))
 
     def read(self, key: str, start: int = 0, end: Optional[int] = None) -> BytesLike:
-        fut = self.submit_read(key, start, end)
-        try:
-            return fut.result()
-        except BaseException:
-            fut.cancel()
-            raise
+        return self._wait(self.submit_read(key, start, end))
 
     def read_chunks(self, key: str, *, size: Optional[int] = None) -> Iterator[BytesLike]:
         """Ranged GETs of ``size`` bytes (default part_size), a window of
@@ -285,23 +279,22 @@ class S3Store(Store):
             return
         window = max(1, min(self.jobs, self.budget.limit // step))
         pending: List[Tuple[int, "concurrent.futures.Future[BytesLike]"]] = []
-        offsets = iter(range(0, total, step))
         try:
-            for off in offsets:
+            for off in range(0, total, step):
                 n = self.budget.take(min(step, total - off))
                 pending.append((n, self.submit_read(key, off, min(off + step, total))))
                 if len(pending) < window:
                     continue
-                yield from self._hand_out(pending, key)
+                yield from self._hand_out(pending)
             while pending:
-                yield from self._hand_out(pending, key)
+                yield from self._hand_out(pending)
         finally:
             for n, fut in pending:
                 fut.cancel()
                 self.budget.give(n)
 
-    def _hand_out(self, pending: List[Tuple[int, "concurrent.futures.Future[BytesLike]"]],
-                  key: str) -> Iterator[BytesLike]:
+    def _hand_out(self, pending: List[Tuple[int, "concurrent.futures.Future[BytesLike]"]]
+                  ) -> Iterator[BytesLike]:
         n, fut = pending[0]
         data = fut.result()
         pending.pop(0)
@@ -314,61 +307,49 @@ class S3Store(Store):
                      replace: bool = False) -> "concurrent.futures.Future[ObjectInfo]":
         """write() as a future."""
         check_key(key)
-        return self._submit(self._write(key, data, size, replace))
+        return self._submit(lambda: self._write(key, data, size, replace))
 
     def write(self, key: str, data: WriteData, *, size: Optional[int] = None,
               replace: bool = False) -> ObjectInfo:
-        fut = self.submit_write(key, data, size=size, replace=replace)
-        try:
-            return fut.result()
-        except BaseException:
-            fut.cancel()
-            raise
+        return self._wait(self.submit_write(key, data, size=size, replace=replace))
 
-    async def _write(self, key: str, data: WriteData, size: Optional[int],
-                     replace: bool) -> ObjectInfo:
+    def _write(self, key: str, data: WriteData, size: Optional[int],
+               replace: bool) -> ObjectInfo:
         obs = self._obs
         whole = _is_bytes_like(data)
         if whole:
             size = memoryview(data).nbytes    # type: ignore[arg-type]
-        single = whole and size is not None and size <= self.part_size
-        if single:
+        if whole and size is not None and size <= self.part_size:
             # one PUT, atomic on the server; create-only through If-None-Match
             mode = "overwrite" if replace or not self.atomic_create else "create"
             if not replace and not self.atomic_create:
-                await self._refuse_if_there(key)
-            etag = await self._put_once(key, cast(BytesLike, data), mode, "writing")
+                self._refuse_if_there(key)
+            etag = self._put_once(key, cast(BytesLike, data), mode, "writing")
             return ObjectInfo(key, size or 0, etag)
         # multipart: S3 completes an upload all or nothing and object_store
         # aborts a failed one; a create-only multipart upload is not offered
         # by the library, so no-replace is a check first (a set's own lock,
         # its create-only in-progress manifest, keeps other writers out)
         if not replace:
-            await self._refuse_if_there(key)
+            self._refuse_if_there(key)
         parts = max(1, min(self.jobs, self.budget.limit // self.part_size))
         held = self.budget.take(parts * self.part_size) if not whole else 0
         try:
-            src: Any = data if whole else _async_chunks(data)   # type: ignore[arg-type]
-            res = await self._call(key, "writing", lambda: obs.put_async(
-                self._store, key, src, use_multipart=True, chunk_size=self.part_size,
-                max_concurrency=parts))
+            res = self._call(key, "writing", lambda: obs.put(
+                self._store, key, data, use_multipart=True, chunk_size=self.part_size,
+                max_concurrency=parts), again=whole)
         finally:
             if held:
                 self.budget.give(held)
         got = size
         if got is None:
-            meta = await self._call(key, "looking up", lambda: obs.head_async(self._store, key))
+            meta = self._call(key, "looking up", lambda: obs.head(self._store, key))
             got = int(meta["size"])
         return ObjectInfo(key, got, res.get("e_tag"))
 
-    async def _refuse_if_there(self, key: str) -> None:
-        try:
-            await self._call(key, "looking up", lambda: self._obs.head_async(self._store, key))
-        except StoreError as exc:
-            if exc.failure is Failure.NOT_FOUND:
-                return
-            raise
-        raise StoreError(Failure.EXISTS, "an object is already there", self.object_url(key))
+    def _refuse_if_there(self, key: str) -> None:
+        if self._head(key) is not None:
+            raise StoreError(Failure.EXISTS, "an object is already there", self.object_url(key))
 
     def publish(self, key: str, data: BytesLike) -> ObjectInfo:
         check_key(key)
@@ -376,12 +357,11 @@ class S3Store(Store):
         if size > MANIFEST_MAX:
             raise StoreError(Failure.CONFIG, "a manifest larger than S3's largest single PUT "
                              "(5 GiB)", self.object_url(key))
-        obs = self._obs
         mode = "create" if self.atomic_create else "overwrite"
         if not self.atomic_create:
-            self._run(self._refuse_if_there(key))
+            self._run(lambda: self._refuse_if_there(key))
         try:
-            etag = self._run(self._put_once(key, data, mode, "publishing"))
+            etag = self._run(lambda: self._put_once(key, data, mode, "publishing"))
         except StoreError as exc:
             if exc.failure is Failure.EXISTS:
                 raise StoreError(Failure.EXISTS, "another set's manifest is already there "
@@ -394,45 +374,40 @@ class S3Store(Store):
                              self.object_url(key))
         return ObjectInfo(key, size, etag)
 
-    async def _put_once(self, key: str, data: BytesLike, mode: str, doing: str
-                        ) -> Optional[str]:
+    def _put_once(self, key: str, data: BytesLike, mode: str, doing: str) -> Optional[str]:
         """One PUT.  A create refused because the object is there is read
         back first: holding exactly these bytes it is this write's own,
         landed by a try whose answer was lost before the library retried
         (the retry then meets it); only other bytes are another writer's."""
         obs = self._obs
         try:
-            res = await self._call(key, doing, lambda: obs.put_async(
+            res = self._call(key, doing, lambda: obs.put(
                 self._store, key, data, mode=mode, use_multipart=False))
             etag: Optional[str] = res.get("e_tag")
             return etag
         except StoreError as exc:
             if exc.failure is not Failure.EXISTS or mode != "create":
                 raise
-            there = await self._call(key, doing, lambda: obs.get_async(self._store, key))
-            if memoryview(await there.bytes_async()) != memoryview(data):
+            there = self._call(key, doing, lambda: obs.get(self._store, key))
+            if memoryview(there.bytes()) != memoryview(data):
                 raise
             etag = there.meta.get("e_tag")
             return etag
 
     def remove(self, key: str) -> None:
         check_key(key)
-        self._run(self._call(key, "removing",
-                             lambda: self._obs.delete_async(self._store, key)))
+        self._run(lambda: self._call(key, "removing",
+                                     lambda: self._obs.delete(self._store, key)))
 
     def sync(self) -> None:
         """Nothing to do: S3 answers a PUT once the object is stored."""
 
 
-async def _async_chunks(chunks: Iterable[BytesLike]) -> AsyncIterator[BytesLike]:
-    """A caller's iterable of buffers for the library's async upload: each
-    next() runs on a worker thread, so a slow producer (an export from a
-    file system) does not stall the event loop."""
-    it = iter(chunks)
-    loop = asyncio.get_running_loop()
-    done = object()
-    while True:
-        chunk = await loop.run_in_executor(None, next, it, done)
-        if chunk is done:
-            return
-        yield chunk     # type: ignore[misc]
+_RETRIED = re.compile(r"after (\d+) retries|\bretries: (\d+)")
+
+
+def _library_retries(text: str) -> int:
+    """How often the library says it retried (its message or its debug dump
+    counts them)."""
+    m = _RETRIED.search(text)
+    return 0 if m is None else int(m.group(1) or m.group(2))
