@@ -420,3 +420,17 @@ def test_large_objects_stream_into_multipart_uploads(xattr_dir, s3_url, monkeypa
     assert "the source went away" in capsys.readouterr().out
     assert keys(second) == {MANIFEST_NAME, rels[0] + ".efsraw"}
     assert run_cli("verify-set", second) == 1            # the manifest names the failure
+
+
+def test_short_processes_exit_cleanly(xattr_dir, s3_url):
+    """Each command is a short process that ends right after its last
+    request: none may abort at interpreter exit (the client library's
+    asynchronous functions did so, about one exit in eight)."""
+    src = xattr_dir / "src"
+    make_tree(src, sizes=(100, 20_000))
+    efs = [sys.executable, "-m", "efsfast"]
+    for n in range(6):
+        url = f"{s3_url}-{n}"
+        for argv in (["backup-tree", "--quiet", str(src), url], ["verify-set", url]):
+            r = subprocess.run(efs + argv, capture_output=True, text=True)
+            assert r.returncode == 0, (argv, r.returncode, r.stderr[-2000:])

@@ -128,6 +128,19 @@ def test_missing_library_says_what_to_install():
     assert "pip install 'efsfast[s3]'" in r.stdout
 
 
+def test_store_errors_keep_their_kind_class_and_text_through_pickling():
+    import pickle
+    for failure in Failure:
+        e = StoreError(failure, "what happened", "s3://bkt/k")
+        again = pickle.loads(pickle.dumps(e))
+        assert (type(again), again.failure, str(again)) == (type(e), failure, str(e))
+        assert isinstance(e, StoreError) and str(e).endswith("what happened: 's3://bkt/k'")
+    assert isinstance(StoreError(Failure.EXISTS, "x"), FileExistsError)
+    assert isinstance(StoreError(Failure.NOT_FOUND, "x"), FileNotFoundError)
+    assert isinstance(StoreError(Failure.ACCESS_DENIED, "x"), PermissionError)
+    assert type(StoreError(Failure.UNAVAILABLE, "x")) is StoreError
+
+
 # ---- against the server
 
 
