@@ -198,7 +198,8 @@ class SeaweedServer:
                 self.proc = subprocess.Popen(self._argv(data, config), stdout=log,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=(os.name != "nt"),
-                                             preexec_fn=_die_with_parent)
+                                             preexec_fn=(_die_with_parent if os.name != "nt"
+                                                         else None))
             finally:
                 log.close()
             last = self._wait_ready()
