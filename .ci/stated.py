@@ -5,7 +5,8 @@
                                         classifiers, cibuildwheel's build list and
                                         the README all state the same one
   python3 .ci/stated.py main|test    -> the README's set-up command, verbatim
-                                        (its first and second sh block)
+                                        (its first and second sh block, after
+                                        the venv line where there is one)
 
 .ci/pythons runs the commands on the oldest and newest interpreter of the
 range.  Any disagreement exits 1 and names the file and what it says.
@@ -72,14 +73,21 @@ def supported_range() -> tuple[int, int]:
     return oldest, newest
 
 
+# the quick start may make the virtual environment first; .ci/pythons makes
+# a fresh one itself for each interpreter, so the command is the line after it
+VENV_LINE = "python3 -m venv .venv && . .venv/bin/activate"
+
+
 def readme_command(which: str) -> str:
-    """The README's first ('main') or second ('test') sh block, one line each."""
+    """The README's first ('main') or second ('test') sh block: one command
+    line, after the venv line where the block has one."""
     blocks = re.findall(r"^```sh\n(.*?)^```", README.read_text(), re.M | re.S)
     index = {"main": 0, "test": 1}[which]
-    if len(blocks) <= index or blocks[index].count("\n") != 1:
+    lines = blocks[index].strip().splitlines() if len(blocks) > index else []
+    if not lines or len(lines) > 2 or (len(lines) == 2 and lines[0].strip() != VENV_LINE):
         raise Disagreement(f"{README}: expected its {which} set-up command as sh block "
-                           f"{index + 1}, one line")
-    return blocks[index].strip()
+                           f"{index + 1}: one line, after {VENV_LINE!r} at most")
+    return lines[-1].strip()
 
 
 def main(argv: list[str]) -> int:

@@ -47,7 +47,7 @@ def test_results_go_to_a_temporary_folder_unless_asked(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     where = out.strip().splitlines()[-1].removeprefix("results in ").removesuffix("/results.md")
     assert os.path.isfile(os.path.join(where, "results.md")) and where != str(tmp_path)
-    text = open(os.path.join(where, "results.md")).read()
+    text = open(os.path.join(where, "results.md"), encoding="utf-8").read()
     assert "Load while each section ran" in text and "serial cost" in text
 
 
@@ -57,7 +57,7 @@ def test_a_limit_statement_serves_every_tree_size(tmp_path):
          "targets": [{"target": "ntfs-3g backup-tree vs tar -c (10,000 files)", "ratio": 0.5,
                       "goal": 1.0, "met": False}]}
     report.write_reports(r, str(tmp_path))
-    text = (tmp_path / "results.md").read_text()
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
     said = report.LIMITS["ntfs-3g backup-tree vs tar -c"]
     assert f"**ntfs-3g backup-tree vs tar -c (10,000 files)** (0.50): {said}" in text
 

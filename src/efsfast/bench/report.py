@@ -53,7 +53,7 @@ def _load_lines(r: dict) -> List[str]:
 
 def write_reports(r: dict, out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
+    with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(r, f, indent=2, default=str)
     noisy = sorted(n for n, ld in r.get("loads", {}).items() if ld["noisy"])
     lines = ["# efsfast benchmark results", "", _machine_line(r)]
@@ -81,7 +81,7 @@ def write_reports(r: dict, out_dir: str) -> None:
     lines += bulk.report_lines(r.get("bulk", {}))
     lines += ntfs3g.report_lines(r.get("ntfs3g", {}))
     lines += serial.report_lines(r.get("serial", {}))
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
+    with open(os.path.join(out_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     if "import" in r:
         core.plot(r, os.path.join(out_dir, "throughput.png"))
