@@ -6,7 +6,7 @@ its unchanged objects live in."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .. import tree
 from .._core import CancelToken
@@ -171,14 +171,11 @@ def unchecked(e: Entry, target: str) -> Optional[ItemError]:
     return None
 
 
-def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
-                 dest_dir: str) -> Tuple[list, list, List[ItemError]]:
-    """Restore jobs for the set objects ``entries`` (those with a raw stream),
-    each checked against its manifest line's size and SHA-256 as it is read
-    (restore_many's ``expect``): (directory jobs in creation order, file
-    jobs, failed items for lines that give nothing to check against).
-    ``folders``: the folder of each set by id (``own_id``: the set itself)."""
-    dirs, files, unusable = [], [], []
+def checkable(entries: Iterable[Entry], dest_dir: str,
+              unusable: List[ItemError]) -> Iterator[Tuple[Entry, str]]:
+    """(entry, target) of each object with a raw stream that its manifest
+    line lets a restore check; a line that gives nothing to check against
+    goes to ``unusable`` as a failed item instead (see :func:`unchecked`)."""
     for e in entries:
         if not e.has_stream:
             continue
@@ -187,6 +184,20 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
         if bad is not None:
             unusable.append(bad)
             continue
+        yield e, target
+
+
+def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
+                 dest_dir: str) -> Tuple[list, list, List[ItemError]]:
+    """Restore jobs for the set objects ``entries`` (those with a raw stream),
+    each checked against its manifest line's size and SHA-256 as it is read
+    (restore_many's ``expect``): (directory jobs in creation order, file
+    jobs, failed items for lines that give nothing to check against).
+    ``folders``: the folder of each set by id (``own_id``: the set itself)."""
+    dirs: list = []
+    files: list = []
+    unusable: List[ItemError] = []
+    for e, target in checkable(entries, dest_dir, unusable):
         source = os.path.join(folders[e.ref or own_id], *e.stored_name.split("/"))
         expect = (e.raw_size, e.sha256)
         if e.kind is Kind.DIRECTORY:

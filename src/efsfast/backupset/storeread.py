@@ -22,8 +22,8 @@ from ..api import BulkResult, ItemError
 from ..store import Store, StoreError, is_s3_url, open_store
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, PARTIAL_NAME, Entry, Kind,
                        Manifest, ManifestError, find_manifest, read_manifest)
-from .restore import (MissingSetsError, apply_metadata, incomplete_set, refuse_missing,
-                      target_path, unchecked)
+from .restore import (MissingSetsError, apply_metadata, checkable, incomplete_set,
+                      refuse_missing, target_path)
 from .result import SetResult
 from .s3sink import read_store_manifest, refused
 from .verify import Problem, VerifyReport, check_stream, compare_refs
@@ -177,14 +177,7 @@ def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
         places.update(locate_places(m, sets, store, **store_options))
         jobs: List[_Job] = []
         unusable: List[ItemError] = []
-        for e in m.entries:
-            if not e.has_stream:
-                continue
-            target = target_path(dest_dir, e.path)
-            bad = unchecked(e, target)
-            if bad is not None:
-                unusable.append(bad)
-                continue
+        for e, target in checkable(m.entries, dest_dir, unusable):
             jobs.append(_Job(target, e, places[e.ref or m.header.set_id], len(jobs)))
         dirs = sorted((j for j in jobs if j.entry.kind is Kind.DIRECTORY),
                       key=lambda j: j.target.count(os.sep))
