@@ -268,11 +268,14 @@ def test_sector_loop_runs_without_the_gil(user):
         t.start()
         in_data.wait()
         n = 0
-        while not done.is_set():
+        # a million iterations while the decryption has not finished prove
+        # the point; going on until it finishes only makes its thread wait up
+        # to the 1 s interval for every return to Python (minutes, seen in CI)
+        while not done.is_set() and n < 1_000_000:
             n += 1
-        t.join()
     finally:
         sys.setswitchinterval(interval)
+    t.join()
     print(f"\nthe other thread ran {n} loop iterations inside the decryption")
     assert n > 1000, n
 
