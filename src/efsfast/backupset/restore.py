@@ -6,7 +6,7 @@ its unchanged objects live in."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .. import tree
 from .._core import CancelToken
@@ -89,11 +89,18 @@ def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
             other = read_manifest(where)
         except ValueError:
             continue
-        ref = wanted.get(other.header.set_id)
-        if ref and other.header.set_id not in found and other.sha256 == ref["manifest_sha256"]:
-            found[other.header.set_id] = folder
+        take_if_referred(wanted, found, other, folder)
     refuse_missing(m, found)
     return found
+
+
+def take_if_referred(wanted: Dict[str, dict], found: Dict[str, Any], other: Manifest,
+                     place: Any) -> None:
+    """Record ``place`` as where set ``other`` lies if it is one of the
+    ``wanted`` references (same id and manifest hash) not found yet."""
+    ref = wanted.get(other.header.set_id)
+    if ref and other.header.set_id not in found and other.sha256 == ref["manifest_sha256"]:
+        found[other.header.set_id] = place
 
 
 def refuse_missing(m: Manifest, found: Dict[str, object]) -> None:

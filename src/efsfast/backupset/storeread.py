@@ -23,7 +23,7 @@ from ..store import Store, StoreError, is_s3_url, open_store
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, PARTIAL_NAME, Entry, Kind,
                        Manifest, ManifestError, find_manifest, read_manifest)
 from .restore import (MissingSetsError, apply_metadata, checkable, incomplete_set,
-                      refuse_missing, target_path)
+                      refuse_missing, take_if_referred, target_path)
 from .result import SetResult
 from .s3sink import read_store_manifest, refused
 from .verify import Problem, VerifyReport, check_stream, compare_refs
@@ -107,9 +107,7 @@ def locate_places(m: Manifest, extra: Sequence[str], own: Store,
                 place, other = name, read_manifest(where)
         except (StoreError, ValueError, OSError):
             continue
-        ref = wanted.get(other.header.set_id)
-        if ref and other.header.set_id not in found and other.sha256 == ref["manifest_sha256"]:
-            found[other.header.set_id] = place
+        take_if_referred(wanted, found, other, place)
     refuse_missing(m, found)
     return found
 
