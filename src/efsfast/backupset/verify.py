@@ -129,7 +129,8 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
         return report
     report.set_id, report.complete = m.header.set_id, complete
     if not complete:        # what it lists is still checked below
-        why = f": {m.reason}" if m.reason else ""
+        why = (f": {m.reason}" if m.reason else
+               ": it stopped while publishing the set" if m.complete else "")
         report.problems.append(Problem(PARTIAL_NAME, f"incomplete: its backup did not finish"
                                        f"{why}; it lists {len(m.entries)} objects (resume it "
                                        "with backup-tree --skip-existing)"))
