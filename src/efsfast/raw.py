@@ -301,12 +301,13 @@ def build_raw(metadata: bytes, streams: Sequence[Union[DataStream, Tuple[Any, ..
 
 @dataclass(frozen=True)
 class User:
-    """A made-up certificate holder for synthetic metadata."""
-    sid: str
-    display_name: str
+    """A made-up certificate holder for synthetic metadata (None leaves a
+    name out of the entry, as :func:`efsfast.encrypt` does)."""
+    sid: Optional[str]
+    display_name: Optional[str]
     thumbprint: bytes
-    container: str
-    provider: str = DEFAULT_PROVIDER
+    container: Optional[str]
+    provider: Optional[str] = DEFAULT_PROVIDER
     encrypted_fek: bytes = b""
 
     @classmethod
