@@ -18,7 +18,7 @@ from ._errors import EfsError, as_efs_error
 
 class Readable(Protocol):
     """A binary file or anything with its ``read``."""
-    def read(self, size: int = ..., /) -> bytes: ...
+    def read(self, size: int, /) -> bytes: ...      # (only ever given a size)
 
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO, Readable]
