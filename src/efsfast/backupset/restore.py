@@ -216,7 +216,8 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
     return dirs, files, unusable
 
 
-def restore_set(set_dir: tree.PathArg, dest_dir: tree.PathArg, *, workers: Optional[int] = None, overwrite: bool = False,
+def restore_set(set_dir: tree.PathArg, dest_dir: tree.PathArg, *, workers: Optional[int] = None,
+                overwrite: bool = False,
                 skip_existing: bool = False, metadata: bool = True, acl: bool = True,
                 sets: Sequence[str] = (),
                 progress: Optional[Callable[[int, int, int], None]] = None,

@@ -12,7 +12,7 @@ import queue
 import tarfile
 import threading
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Set, Tuple, Union
+from typing import IO, Any, Dict, List, Optional, Protocol, Set, Tuple, Union
 
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error

@@ -103,7 +103,8 @@ def measure_stream(f: raw.Readable, mode: str) -> Tuple[int, str, List[str]]:
 Prove = Callable[[List[str]], List[Optional[str]]]
 
 
-def verify_set(set_dir: Union[str, "os.PathLike[str]"], *, mode: str = "strict", sets: Sequence[str] = (),
+def verify_set(set_dir: Union[str, "os.PathLike[str]"], *, mode: str = "strict",
+               sets: Sequence[str] = (),
                workers: Optional[int] = None, prove: Optional[Prove] = None) -> VerifyReport:
     """Check the folder set ``set_dir``; every problem is named in the
     report (``ok`` is False when there is any).  ``prove(paths)``, when
