@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, Tuple
 
 from . import _core, raw as _raw
 from .backends import default as default_backend, describe
-from .tree import SUFFIX, backup_tree, restore_tree
+from .tree import SUFFIX, Progress, backup_tree, restore_tree
 
 FOLDERS = ["Documents", "Documents/Projects", "Finance", "Photos/2026"]
 KINDS = [(".docx", 40_000, 2_000_000), (".xlsx", 10_000, 800_000), (".pdf", 50_000, 4_000_000),
@@ -125,7 +125,7 @@ def _pick_workdir() -> str:
 
 def run_demo(workdir: Optional[str] = None, *, files: int = 200, seed: int = 2026,
              workers: Optional[int] = None,
-             progress_factory: Optional[Callable[[str, int], Callable[[int, int, int], None]]] = None,
+             progress_factory: Optional[Callable[[str, int], Progress]] = None,
              log: Callable[[str], None] = print,
              backend: Optional[_core.Backend] = None) -> DemoReport:
     own = workdir is None
