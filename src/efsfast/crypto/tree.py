@@ -144,7 +144,7 @@ def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ())
     of an incremental set's earlier sets from those sets, found as
     restore-tree finds them), each with the size and SHA-256 to check."""
     from ..backupset.manifest import Kind
-    from ..backupset.restore import locate_sets, target_path
+    from ..backupset.restore import locate_sets, target_path, unchecked
     folders = {m.header.set_id: set_dir} | (locate_sets(m, sets) if m.header.refs else {})
     plan = Plan([], set_id=m.header.set_id, complete=m.complete)
     for e in m.entries:
@@ -155,10 +155,13 @@ def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ())
         elif e.kind is Kind.PLAIN_DIRECTORY:
             plan.folders.append(target)
         else:
+            bad = unchecked(e, target)      # nothing to check it against: named as
+            if bad is not None:             # restore-tree names it
+                plan.failed.append(bad)
+                continue
+            assert e.raw_size is not None and e.sha256 is not None     # (unchecked said so)
             source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
-            # a line without raw_size/sha256 makes an Expected of None, which no
-            # object matches (a failed item; restore names it with checkable)
-            expect = Expected(e.raw_size, e.sha256)  # type: ignore[arg-type]
+            expect = Expected(e.raw_size, e.sha256)
             opts: Dict[str, Any] = {"expect": expect, "object": False}
             if e.kind is Kind.DIRECTORY:
                 opts["directory"] = True
