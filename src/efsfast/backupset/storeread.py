@@ -26,7 +26,8 @@ from .restore import (MissingSetsError, apply_metadata, checkable, incomplete_se
                       refuse_missing, take_if_referred, target_path)
 from .result import SetResult
 from .s3sink import read_store_manifest, refused
-from .verify import Problem, VerifyReport, check_stream, compare_refs
+from .storeverify import Prover, check_objects
+from .verify import Problem, VerifyReport, compare_refs
 
 ERROR_FILE_NOT_FOUND = 2
 # where a set's objects are: a store, or (an incremental's earlier set) a folder
@@ -290,49 +291,17 @@ def _append(out: BulkResult, part: BulkResult) -> None:
 # ---- verify-set
 
 
-class _BufferReader:
-    """A fetched object as the binary file verify's checks read."""
-
-    def __init__(self, data: Any):
-        self.view = memoryview(data)
-        self.pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.view) if n is None or n < 0 else self.pos + n
-        out = bytes(self.view[self.pos:end])
-        self.pos += len(out)
-        return out
-
-
-class _ChunkReader:
-    """An object read as a stream of ranged GETs, as a binary file."""
-
-    def __init__(self, chunks: Any):
-        self.chunks = iter(chunks)
-        self.pending = memoryview(b"")
-
-    def read(self, n: int = -1) -> bytes:
-        parts = []
-        want = n if n is not None and n >= 0 else None
-        while want is None or want > 0:
-            if not len(self.pending):
-                nxt = next(self.chunks, None)
-                if nxt is None:
-                    break
-                self.pending = memoryview(nxt)
-            take = len(self.pending) if want is None else min(want, len(self.pending))
-            parts.append(bytes(self.pending[:take]))
-            self.pending = self.pending[take:]
-            if want is not None:
-                want -= take
-        return b"".join(parts)
-
-
 def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = (),
+                     prove: Optional[Prover] = None, workers: Optional[int] = None,
                      **store_options: Any) -> VerifyReport:
     """verify-set of the set at ``url``: the folder set's checks (manifest
     whole, every object there with its size and SHA-256 and valid, nothing
-    unlisted, an incremental's sets there) on fetched objects."""
+    unlisted, an incremental's sets there) on fetched objects, ``workers``
+    threads checking them (default: one per CPU).  ``prove(object)``, when
+    given (efsfast.crypto.prover), returns per object None (the user's keys
+    decrypt it) or why not: the decryptability proof of ``verify --key``,
+    run on every object that passed the other checks, on the bytes fetched
+    for them."""
     report = VerifyReport(url)
     try:
         store = open_store(url, **store_options)
@@ -369,9 +338,8 @@ def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = ()
                 report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
         own = [e for e in m.entries if e.has_stream and not e.ref]
         _check_store_refs(m, sets, store, report, store_options)
-        limit = max(getattr(getattr(store, "budget", None), "limit", 256 << 20) // 2, 1)
-        for e in own:
-            found = _check_one(store, e, listing, mode, limit)
+        checked = check_objects(store, own, listing, mode, prove=prove, workers=workers)
+        for e, found in zip(own, checked):
             report.problems.extend(Problem(e.stored_name, msg) for msg in found)
             if not found:
                 report.objects += 1
@@ -380,18 +348,6 @@ def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = ()
         for key in sorted(set(listing) - listed):
             report.problems.append(Problem(key, "in the set but not in its manifest"))
     return report
-
-
-def _check_one(store: Store, e: Entry, listing: Dict[str, int], mode: str,
-               limit: int) -> List[str]:
-    if e.stored_name not in listing:
-        return ["missing from the set"]
-    try:
-        if listing[e.stored_name] > limit:
-            return check_stream(_ChunkReader(store.read_chunks(e.stored_name)), e, mode)
-        return check_stream(_BufferReader(store.read(e.stored_name)), e, mode)
-    except StoreError as exc:
-        return [f"cannot read it: {exc.strerror}"]
 
 
 def _check_store_refs(m: Manifest, sets: Sequence[str], store: Store, report: VerifyReport,
