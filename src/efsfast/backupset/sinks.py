@@ -57,6 +57,9 @@ class SetSink:
     # a set that stays where it is when its backup stops (folder, object
     # store): checked before any work, left incomplete, resumable
     resumable = False
+    # objects the sink can take at once: a worker waits for its object to be
+    # stored, so a store with requests in flight wants as many workers
+    in_flight = 1
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
