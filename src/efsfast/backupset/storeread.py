@@ -119,14 +119,15 @@ def _url(place: Place, key: str) -> str:
 
 
 class _Job:
-    __slots__ = ("target", "entry", "place", "index")
+    __slots__ = ("target", "entry", "place", "index", "there")
 
     def __init__(self, target: str, entry: Entry, place: Place, index: int):
         self.target, self.entry, self.place, self.index = target, entry, place, index
+        self.there = False      # --skip-existing: a file already at its target
 
     @property
     def size(self) -> int:
-        return self.entry.raw_size or 0
+        return 0 if self.there else self.entry.raw_size or 0
 
 
 def _batches(jobs: List[_Job], limit: int) -> List[List[_Job]]:
@@ -147,7 +148,9 @@ def _fetch(batch: List[_Job], limit: int) -> List[Any]:
     out: List[Any] = []
     for j in batch:
         key = j.entry.stored_name
-        if not isinstance(j.place, Store):
+        if j.there:         # skipped by the restore, unread: not fetched either
+            out.append(_NotFetched(j.target))
+        elif not isinstance(j.place, Store):
             out.append(_url(j.place, key))
         elif j.size > limit:
             out.append(j.place.read_chunks(key))
@@ -155,6 +158,19 @@ def _fetch(batch: List[_Job], limit: int) -> List[Any]:
             submit = getattr(j.place, "submit_read", None)
             out.append(submit(key) if submit else j.place.read(key))
     return out
+
+
+class _NotFetched:
+    """The source of a file that was at its target when the restore began
+    (--skip-existing skips it); should it have gone since, its restore
+    fails, named, rather than write what was never fetched."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def read(self, n: int = -1) -> bytes:
+        raise EfsError(ERROR_FILE_NOT_FOUND, "not fetched: it was already there as the "
+                       "restore began (--skip-existing), and has gone since", self.target)
 
 
 def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
@@ -181,6 +197,9 @@ def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
         dirs = sorted((j for j in jobs if j.entry.kind is Kind.DIRECTORY),
                       key=lambda j: j.target.count(os.sep))
         files = [j for j in jobs if j.entry.kind is not Kind.DIRECTORY]
+        if skip_existing:   # no GET for what the restore will skip
+            for j in files:
+                j.there = os.path.lexists(j.target)
         budget = getattr(store, "budget", None)
         limit = max((budget.limit if budget else 256 << 20) // 2, 1)
         try:

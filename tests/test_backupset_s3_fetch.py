@@ -1,7 +1,8 @@
-"""A restore from an S3 bucket (a real SeaweedFS) hands the client
-library's buffers to the C import path as they are, and holds no more
-than --memory-mib of fetched objects at once: 16 MiB objects at 16
-requests in flight, peak RSS measured per process (wait4's ru_maxrss)."""
+"""What a restore from an S3 bucket (a real SeaweedFS) fetches and holds:
+it hands the client library's buffers to the C import path as they are;
+it holds no more than --memory-mib of fetched objects at once (16 MiB
+objects at 16 requests in flight, the peak RSS of the process); with
+--skip-existing it fetches only the objects it restores."""
 import hashlib
 import os
 import subprocess
@@ -100,3 +101,26 @@ def test_restore_memory_stays_within_the_limit(xattr_dir, s3_url):
     assert free > bounded + 32, (base, bounded, free)
     for r in ("r1", "r2"):
         assert sorted(os.listdir(xattr_dir / r)) == sorted(os.listdir(src))
+
+
+def test_skip_existing_fetches_only_what_it_restores(xattr_dir, s3_url, monkeypatch):
+    from efsfast.store.s3 import S3Store
+    src = xattr_dir / "src"
+    make_big_tree(src, 6, size=20_000)
+    assert cli.main(["backup-tree", str(src), s3_url, "--quiet"]) == 0
+    out = xattr_dir / "out"
+    assert cli.main(["restore-tree", s3_url, str(out), "--quiet"]) == 0
+    for name in ("f1.bin", "f4.bin"):
+        os.unlink(out / name)
+    fetched = []
+    real = S3Store.submit_read
+
+    def counting(self, key, *a, **kw):
+        fetched.append(key)
+        return real(self, key, *a, **kw)
+    monkeypatch.setattr(S3Store, "submit_read", counting)
+    assert cli.main(["restore-tree", s3_url, str(out), "--skip-existing", "--quiet"]) == 0
+    objects = [k for k in fetched if k.endswith(".efsraw")]
+    assert sorted(objects) == ["f1.bin.efsraw", "f4.bin.efsraw"]
+    assert sorted(os.listdir(out)) == sorted(os.listdir(src))
+    assert all(efsfast.backup(out / n) == efsfast.backup(src / n) for n in os.listdir(src))
