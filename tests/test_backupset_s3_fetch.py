@@ -124,3 +124,21 @@ def test_skip_existing_fetches_only_what_it_restores(xattr_dir, s3_url, monkeypa
     assert sorted(objects) == ["f1.bin.efsraw", "f4.bin.efsraw"]
     assert sorted(os.listdir(out)) == sorted(os.listdir(src))
     assert all(efsfast.backup(out / n) == efsfast.backup(src / n) for n in os.listdir(src))
+
+
+def test_batches_bounded_by_bytes_and_by_count():
+    """A set of small objects within the memory limit is still several
+    batches (restoring one overlaps fetching the next); bytes bound them too."""
+    from efsfast.backupset import storeread
+    from efsfast.backupset.manifest import Entry, Kind
+
+    def job(i, size):
+        return storeread._Job(f"t{i}", Entry(path=f"f{i}", kind=Kind.FILE, raw_size=size),
+                              "folder", i)
+    small = [job(i, 1000) for i in range(600)]
+    sizes = [len(b) for b in storeread._batches(small, 1 << 30)]
+    assert sizes == [storeread.BATCH_OBJECTS, storeread.BATCH_OBJECTS,
+                     600 - 2 * storeread.BATCH_OBJECTS]
+    big = [job(i, 3 * MIB) for i in range(5)]
+    assert [len(b) for b in storeread._batches(big, 7 * MIB)] == [2, 2, 1]
+    assert [len(b) for b in storeread._batches([job(0, 9 * MIB)], 7 * MIB)] == [1]

@@ -3,7 +3,8 @@
 objects fetched instead of files opened.
 
 Restores fetch objects in batches of at most half the store's memory
-limit, the next batch fetched while the one before is restored, and hand
+limit (and BATCH_OBJECTS objects), the next batch fetched while the one
+before is restored, and hand
 the library's buffers straight to the C import path (``restore_many``
 with bytes-like sources: no copy in Python); each object is checked against
 its manifest line (size and SHA-256) as it passes, as a folder set's is.
@@ -30,6 +31,10 @@ from .storeverify import Prover, check_objects
 from .verify import Problem, VerifyReport, compare_refs
 
 ERROR_FILE_NOT_FOUND = 2
+# objects a batch holds at most, whatever their size: a set of small objects
+# within the memory limit is still several batches, so that restoring one
+# overlaps fetching the next (one batch would be fetched whole, then restored)
+BATCH_OBJECTS = 256
 # where a set's objects are: a store, or (an incremental's earlier set) a folder
 Place = Union[Store, str]
 
@@ -131,10 +136,11 @@ class _Job:
 
 
 def _batches(jobs: List[_Job], limit: int) -> List[List[_Job]]:
+    """At most ``limit`` bytes and BATCH_OBJECTS objects a batch."""
     out: List[List[_Job]] = []
     size = 0
     for j in jobs:
-        if not out or (size + j.size > limit and out[-1]):
+        if not out or (out[-1] and (size + j.size > limit or len(out[-1]) >= BATCH_OBJECTS)):
             out.append([])
             size = 0
         out[-1].append(j)

@@ -25,6 +25,7 @@ from .verify import check_buffer, check_stream
 # opens it, else why not (efsfast.crypto.prover)
 Prover = Callable[[Any], Optional[str]]
 MISSING = "missing from the set"
+BATCH_OBJECTS = 256     # (as a restore's batches: checking one overlaps fetching the next)
 NOT_DECRYPTABLE = "not decryptable with the given key(s): "
 
 
@@ -68,7 +69,7 @@ def _batches(indexes: List[int], entries: Sequence[Entry], listing: Dict[str, in
     size = 0
     for i in indexes:
         n = listing[entries[i].stored_name]
-        if batch and size + n > limit:
+        if batch and (size + n > limit or len(batch) >= BATCH_OBJECTS):
             yield batch
             batch, size = [], 0
         batch.append(i)
