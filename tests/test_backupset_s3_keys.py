@@ -90,3 +90,23 @@ def test_object_replaced_in_the_bucket_is_named(xattr_dir, s3_url, keys):
     assert list(problems(r)) == ["Docs/a.txt.efsraw"]
     assert problems(r)["Docs/a.txt.efsraw"] == "SHA-256 differs from the manifest's"
     assert r.objects == 3
+
+
+def test_verify_set_key_command_line(xattr_dir, s3_url, keys, capsys):
+    """verify-set s3://… --key: the folder set's report and exit codes."""
+    import json
+    d, ca, ce = keys
+    make_set(xattr_dir, s3_url, ca, ce, eve=True)
+    capsys.readouterr()
+    alice, eve = str(d / "alice.pem"), str(d / "eve.pem")
+    assert cli.main(["verify-set", s3_url, "--key", alice, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(p["path"] for p in report["problems"]) == ["big.bin.efsraw", "eve.txt.efsraw"]
+    assert all("not decryptable" in p["problem"] for p in report["problems"])
+    assert report["objects_verified"] == 3 and report["ok"] is False
+    assert cli.main(["verify-set", s3_url, "--key", alice, "--key", eve, "--jobs", "2"]) == 0
+    assert "each decryptable with the given key(s)" in capsys.readouterr().out
+    # an unusable key file: refused before anything is fetched
+    (d / "junk.pem").write_bytes(b"not a key")
+    assert cli.main(["verify-set", s3_url, "--key", str(d / "junk.pem")]) == 2
+    assert "junk.pem" in capsys.readouterr().err
