@@ -50,14 +50,22 @@ def check_objects(store: Store, entries: Sequence[Entry], listing: Dict[str, int
             as pool:
         batches = list(_batches(whole, entries, listing, limit))
         fetching = _fetch(store, entries, batches[0]) if batches else []
-        for n, batch in enumerate(batches):
-            # at most two batches held: the one checked, the one fetched
-            fetched = fetching
-            fetching = _fetch(store, entries, batches[n + 1]) if n + 1 < len(batches) else []
-            for i, found in zip(batch, pool.map(
-                    lambda job: _check_whole(store, *job, mode, prove),
-                    [(entries[i], got) for i, got in zip(batch, fetched)])):
-                out[i] = found
+        fetched: List[Any] = []
+        try:
+            for n, batch in enumerate(batches):
+                # at most two batches held: the one checked, the one fetched
+                fetched = fetching
+                fetching = (_fetch(store, entries, batches[n + 1]) if n + 1 < len(batches)
+                            else [])
+                for i, found in zip(batch, pool.map(
+                        lambda job: _check_whole(store, *job, mode, prove),
+                        [(entries[i], got) for i, got in zip(batch, fetched)])):
+                    out[i] = found
+        except BaseException:       # Ctrl-C: requests not yet started stay so
+            for got in fetched + fetching:
+                if got is not None:
+                    got.cancel()
+            raise
     for i in large:             # one at a time: each is a window of ranged GETs
         out[i] = _check_large(store, entries[i], mode, prove)
     return out
