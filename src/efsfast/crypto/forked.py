@@ -68,6 +68,7 @@ def _work(index: int) -> Tuple[int, Any, Optional[BaseException]]:
         return index, None, CancelledError(1223, "cancelled")
     job = _JOBS[index]
     try:
+        assert _ONE is not None     # (set by run_forked before the fork)
         return index, _ONE(job[0], job[1], dict(job[2]) if len(job) > 2 else {},
                            _StopToken(_STOP)), None
     except BaseException as exc:        # each item gets its own error slot
