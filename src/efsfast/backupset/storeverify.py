@@ -58,7 +58,7 @@ def check_objects(store: Store, entries: Sequence[Entry], listing: Dict[str, int
                 fetching = (_fetch(store, entries, batches[n + 1]) if n + 1 < len(batches)
                             else [])
                 for i, found in zip(batch, pool.map(
-                        lambda job: _check_whole(store, *job, mode, prove),
+                        lambda job: _check_whole(store, job[0], job[1], mode, prove),
                         [(entries[i], got) for i, got in zip(batch, fetched)])):
                     out[i] = found
         except BaseException:       # Ctrl-C: requests not yet started stay so

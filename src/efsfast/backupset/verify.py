@@ -11,7 +11,7 @@ import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import raw
 from .._errors import EfsError
@@ -80,12 +80,12 @@ def check_stream(f: raw.Readable, e: Entry, mode: str) -> List[str]:
     return _against(e, count, sha256, problems)
 
 
-def check_buffer(data, e: Entry, mode: str) -> List[str]:
+def check_buffer(data: Any, e: Entry, mode: str) -> List[str]:
     """The checks of :func:`check_object` on a bytes-like object (an object
     store's buffer), read in place: the validator and the hash each take
     the whole buffer in one call, without the GIL and without a copy."""
     view = memoryview(data)
-    problems = []
+    problems: List[str] = []
     try:
         raw.verify(view, mode=mode)
     except (OSError, ValueError) as exc:
