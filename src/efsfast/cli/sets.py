@@ -12,16 +12,16 @@ from .output import ExitCode
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, Sequence
+    from typing import Any, List, Optional, Sequence
 
 
 def cmd_verify_set(args: argparse.Namespace) -> int:
     from ..backupset.streamverify import verify_stream
     from ..backupset.verify import verify_set
-    prove = None
+    prove: Any = None
     if args.key:
         try:
-            prove = _decryptability_proof(args)
+            prove = _decryptability_proof(args, is_s3(args.set))
         except (ImportError, ValueError) as exc:    # no `cryptography`; an unusable key file
             print(f"efsfast: {exc}", file=sys.stderr)
             return ExitCode.REFUSED
@@ -30,21 +30,17 @@ def cmd_verify_set(args: argparse.Namespace) -> int:
                   "this build does not have", file=sys.stderr)
             return ExitCode.REFUSED
     if is_s3(args.set):
-        if prove is not None:
-            print("efsfast: verify-set --key needs a folder set (the proof reads each object "
-                  "by name)", file=sys.stderr)
-            return ExitCode.REFUSED
         from ..backupset.storeread import verify_store_set
         try:
-            r = verify_store_set(args.set, mode=args.mode, sets=args.sets,
+            r = verify_store_set(args.set, mode=args.mode, sets=args.sets, prove=prove,
                                  **store_options(args))
         except RefusedError as exc:     # the store cannot be used: nothing was checked
             print(f"efsfast: {exc.strerror}: {exc.filename}", file=sys.stderr)
             return ExitCode.REFUSED
     elif args.set == STDIO:
         if prove is not None:
-            print("efsfast: verify-set --key needs a folder set (the proof reads each object "
-                  "by name)", file=sys.stderr)
+            print("efsfast: verify-set --key needs a set folder or an s3:// set, not a tar "
+                  "stream", file=sys.stderr)
             return ExitCode.REFUSED
         r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets)
     else:
@@ -65,22 +61,24 @@ def cmd_verify_set(args: argparse.Namespace) -> int:
     return ExitCode.OK if r.ok else ExitCode.FAILED
 
 
-def _decryptability_proof(
-        args: argparse.Namespace) -> Optional[Callable[[Sequence[str]], List[Optional[str]]]]:
-    """The decryptability proof of ``verify --key`` as a batch
-    check: paths -> per path None (decryptable) or why not.  None where this
-    build has no decryption."""
+def _decryptability_proof(args: argparse.Namespace, in_store: bool) -> Any:
+    """The decryptability proof of ``verify --key``: for a folder set a
+    batch check (paths -> per path None, decryptable, or why not: forked
+    workers open each object by name), for a set in an object store a check
+    of one fetched object at a time (its bytes -> None or why not).  None
+    where this build has no decryption."""
     try:
         from ..crypto.keys import load_keys
-        from ..crypto.verify import check_many
+        from ..crypto.verify import check_many, prover, why_not
         from .crypto import password_source
     except ModuleNotFoundError:
         return None
     keys = load_keys(args.key, password=password_source(args))
+    if in_store:
+        return prover(keys, mode=args.mode)
 
     def prove(paths: Sequence[str]) -> List[Optional[str]]:
-        return [None if p.ok else ("; ".join(p.reasons) or p.error or "no key opens it")
-                for p in check_many(paths, keys, mode=args.mode)]
+        return [why_not(p) for p in check_many(paths, keys, mode=args.mode)]
     return prove
 
 
@@ -98,7 +96,8 @@ def register(sub: Any, mode_parent: argparse.ArgumentParser) -> None:
     s = sub.add_parser("verify-set", parents=[mode_parent],
                        help="check a backup set: manifest intact, every object present with "
                             "its SHA-256, every stream valid, nothing unlisted")
-    s.add_argument("set", metavar="SET", help="set folder, or - to read a tar stream")
+    s.add_argument("set", metavar="SET", help="set folder, s3://BUCKET/PREFIX, or - to read "
+                                              "a tar stream")
     s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                    help="an earlier set an incremental set refers to (repeatable)")
     _add_key_options(s)

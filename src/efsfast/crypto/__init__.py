@@ -8,9 +8,9 @@ from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
 from .encrypt import Recipient, encrypt, recipient
 from .fek import Algorithm, Entry, NotDecryptableError, Opened
 from .keys import Key, KeyLoadError, load_keys
-from .verify import Proof, check, check_many, find_sources, prove
+from .verify import Proof, check, check_many, find_sources, prove, prover, why_not
 
 __all__ = ["Algorithm", "Decrypted", "DecryptResult", "Entry", "Key", "KeyLoadError",
            "MissingDependencyError", "NotDecryptableError", "Opened", "Proof", "Recipient",
            "check", "check_many", "decrypt", "decrypt_bytes", "encrypt", "find_sources",
-           "load_keys", "prove", "recipient"]
+           "load_keys", "prove", "prover", "recipient", "why_not"]
