@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any, Iterator, List, Optional
 
+    from tqdm import tqdm
+
     from .. import CancelToken
 
 
@@ -34,7 +36,7 @@ class Progress:
     def __init__(self, label: str, total_files: int, enabled: bool):
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
-        self.bar: Optional[Any] = None
+        self.bar: Optional[tqdm[Any]] = None
         self.files = 0
         self.bytes = 0
         self.total = 0
