@@ -57,8 +57,7 @@ def describe(exc: BaseException, path: Optional[str] = None) -> str:
                 + (f" (nothing was written to {dest})" if dest and dest != path else ""))
     if not isinstance(exc, OSError):
         return str(exc)
-    # the API's advice, in the command line's words
-    text = (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
+    text = _in_our_words(exc)
     name = exc.filename
     return text if name is None or os.fspath(name) == path else f"{name}: {text}"
 
@@ -138,9 +137,13 @@ def cause(exc: BaseException) -> str:
     if isinstance(exc, RawFormatError):
         return f"not a valid raw stream: {exc.strerror}"
     if isinstance(exc, OSError):
-        # the API's advice, in the command line's words
-        return (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
+        return _in_our_words(exc)
     return str(exc)
+
+
+def _in_our_words(exc: OSError) -> str:
+    """The error's text, the API's advice in it said as the command line's."""
+    return (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
 
 
 class CauseGroup:
