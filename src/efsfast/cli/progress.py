@@ -42,6 +42,7 @@ class Progress:
         self.total = 0
         self.started = 0.0
         self.scan_line = False
+        self.closed = False
         self.lock = threading.Lock()     # items finish on worker threads
 
     def scanning(self, folder: str) -> None:
@@ -54,7 +55,8 @@ class Progress:
         if not self.enabled:
             return
         with self.lock:
-            self._update(files, nbytes, total)
+            if not self.closed:         # (the summary may be on the screen already)
+                self._update(files, nbytes, total)
 
     def _clear_scan_line(self) -> None:
         if self.scan_line:
@@ -98,8 +100,9 @@ class Progress:
 
     def close(self) -> None:
         """Draw the last counts and end the bar's line (the summary comes
-        after it); idempotent."""
+        after it); idempotent, and later reports draw nothing."""
         with self.lock:
+            self.closed = True
             self._clear_scan_line()
             if self.bar is not None:
                 self.bar.set_postfix_str(self.figures(time.monotonic()), refresh=False)
