@@ -132,6 +132,15 @@ def test_backup_tree_to_stdout_ends_at_n_of_n_then_the_summary(encrypted_tree, m
     assert len(out.getvalue()) > 0
 
 
+def test_a_refusal_does_not_land_on_the_scanning_line(encrypted_tree, monkeypatch):
+    terminal = _terminal(monkeypatch)
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(io.BytesIO()))
+    assert cli.main(["backup-tree", str(encrypted_tree), "-", "--skip-existing"]) == 2
+    text = terminal.getvalue()
+    assert text.startswith(f"backup: scanning {encrypted_tree} ..."), text
+    assert text.rpartition("\x1b[K")[2] == "efsfast: --skip-existing needs a folder set, not -\n"
+
+
 def test_summary_follows_the_bar_on_a_terminal(xattr_dir):
     src = xattr_dir / "set"
     small_set(src, 100)

@@ -176,9 +176,11 @@ def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
     from ..backupset.writer import backup_set
     to_stdout = args.dest == STDIO
     if to_stdout and args.skip_existing:
+        progress.close()            # (its "scanning" line)
         print("efsfast: --skip-existing needs a folder set, not -", file=sys.stderr)
         return ExitCode.REFUSED
     if to_stdout and sys.stdout.isatty():
+        progress.close()
         print("efsfast: refusing to write a tar stream to a terminal (pipe it, or name a "
               "folder)", file=sys.stderr)
         return ExitCode.REFUSED
