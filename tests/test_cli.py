@@ -161,6 +161,7 @@ def test_sigint_during_tree_restore(xattr_dir):
                                "--workers", "2"], sigint_on=b"file/s")
     assert code == 130, screen
     assert "interrupted" in screen
+    assert "run the same restore-tree again with --skip-existing" in screen   # how to resume
     names = listing(dest)
     assert not [n for n in names if n.endswith(".tmp")], names       # nothing partial
     assert len(names) < 60

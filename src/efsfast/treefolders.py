@@ -57,10 +57,19 @@ def below_failed(target: str, failed: Iterable[str]) -> Optional[EfsError]:
     encrypted folders ``failed``; None where it does not."""
     for folder in failed:
         if target.startswith(folder + os.sep):
-            return EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
-                            f"folder {folder} could not be restored, so nothing is "
-                            "restored into it", target)
+            return blocked(EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
+                                    f"folder {folder} could not be restored, so nothing is "
+                                    "restored into it", target), folder)
     return None
+
+
+def blocked(error: EfsError, folder: str) -> EfsError:
+    """``error``, marked as the failure of an object that failed only because
+    the encrypted folder ``folder`` above it failed: its ``blocked_by``
+    attribute names the folder, whose own failure says why (a summary groups
+    the two under that cause)."""
+    setattr(error, "blocked_by", folder)
+    return error
 
 
 class FolderGate:

@@ -192,6 +192,7 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
                                  progress=bar, cancel=token, partial=args.partial, sets=sets,
                                  sync=not args.no_sync)
             except MissingSetsError as exc:             # nothing was decrypted
+                bar.close()
                 print(f"efsfast: {exc.strerror}", file=sys.stderr)
                 return ExitCode.REFUSED
             finally:

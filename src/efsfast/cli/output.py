@@ -12,8 +12,9 @@ from .. import ObjectMismatchError, RawFormatError
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Dict, List, Optional
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+    from ..api import ItemError
     from ..raw import RawInfo
     from ..tree import TreeResult
 
@@ -56,8 +57,7 @@ def describe(exc: BaseException, path: Optional[str] = None) -> str:
                 + (f" (nothing was written to {dest})" if dest and dest != path else ""))
     if not isinstance(exc, OSError):
         return str(exc)
-    # the API's advice, in the command line's words
-    text = (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
+    text = _in_our_words(exc)
     name = exc.filename
     return text if name is None or os.fspath(name) == path else f"{name}: {text}"
 
@@ -122,31 +122,118 @@ def failure_records(result: TreeResult, restore: bool) -> List[Dict[str, Any]]:
     return out
 
 
-def print_failures(failures: List[Dict[str, Any]]) -> None:
-    """The failure table: the path column is as wide as the paths up to half
-    the terminal; a longer path gets a line of its own, its error below."""
+# a group of failures names this many of its items; the rest are counted
+# (--json lists every one)
+NAMED_PER_CAUSE = 5
+# what a tree job does to each item, for "not restored" and the like
+DONE = {"backup-tree": "backed up", "restore-tree": "restored", "decrypt-tree": "decrypted"}
+
+
+def cause(exc: BaseException) -> str:
+    """What went wrong, in a person's words, naming no file: the line that
+    failures of many items share."""
+    if isinstance(exc, FileExistsError):
+        return EXISTS_HINT
+    if isinstance(exc, RawFormatError):
+        return f"not a valid raw stream: {exc.strerror}"
+    if isinstance(exc, OSError):
+        return _in_our_words(exc)
+    return str(exc)
+
+
+def _in_our_words(exc: OSError) -> str:
+    """The error's text, the API's advice in it said as the command line's."""
+    return (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
+
+
+class CauseGroup:
+    """The failed items that share one cause: ``own`` failed for it
+    themselves, ``inside`` only because a folder they lie in failed for it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.own: List[str] = []        # item lines: the path, and another file at fault
+        self.inside: List[str] = []
+
+    def __len__(self) -> int:
+        return len(self.own) + len(self.inside)
+
+
+def _item_line(path: str, exc: BaseException) -> str:
+    """The item's path, and the other file the error names (the raw stream
+    a restore read, the backup file it wrote) where there is one."""
+    other = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+    if other is None or os.fspath(other) == path:
+        return path
+    return f"{path}  ({os.fspath(other)})"
+
+
+def group_failures(failures: Sequence[ItemError]) -> List[CauseGroup]:
+    """The failures by cause, the largest group first.  An item that failed
+    only because an encrypted folder above it failed (its error's
+    ``blocked_by``, see efsfast.treefolders) counts under that folder's
+    cause: a cascade never hides why the folder failed."""
+    by_path = {e.dest: e.error for e in failures}
+
+    def root_cause(exc: BaseException) -> Tuple[str, bool]:
+        inside = False
+        seen = set()
+        folder = getattr(exc, "blocked_by", None)
+        while folder is not None and folder in by_path and folder not in seen:
+            seen.add(folder)
+            exc, inside = by_path[folder], True
+            folder = getattr(exc, "blocked_by", None)
+        return cause(exc), inside
+
+    groups: Dict[str, CauseGroup] = {}
+    for e in failures:
+        text, inside = root_cause(e.error)
+        g = groups.setdefault(text, CauseGroup(text))
+        (g.inside if inside else g.own).append(_item_line(e.dest, e.error))
+    # stable: groups of one size keep the order of their first item
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def print_failures(groups: List[CauseGroup], kind: str) -> None:
+    """The failures, one paragraph per cause: how many items, the cause
+    (wrapped to the terminal), the first few items by name, the rest
+    counted.  A path is printed whole, never cut or wrapped."""
     import shutil
     import textwrap
-    cols = max(shutil.get_terminal_size((100, 24)).columns, 60)
-    w = max(12, min(max(len(f["path"]) for f in failures), cols // 2))
-    msg_width = max(cols - w - 4, 30)
-    print(f"  {'failed item':<{w}}  error")
-    for f in failures:
-        lines = textwrap.wrap(f["text"], msg_width) or [""]
-        if len(f["path"]) > w:
-            print(f"  {f['path']}")
-            first = " " * w
-        else:
-            first = f"{f['path']:<{w}}"
-        print(f"  {first}  {lines[0]}")
-        for line in lines[1:]:
-            print(f"  {'':<{w}}  {line}")
+    cols = max(shutil.get_terminal_size((100, 24)).columns, 40)
+    done = DONE.get(kind, "done")
+    for g in groups:
+        n = len(g)
+        head = f"{n} item{'s' if n != 1 else ''} failed: {g.text}"
+        print(textwrap.fill(head, cols - 1, initial_indent="  ", subsequent_indent="    "))
+        items = g.own + g.inside
+        for line in items[:NAMED_PER_CAUSE]:
+            print(f"    {line}")
+        if n > NAMED_PER_CAUSE:
+            print(f"    and {n - NAMED_PER_CAUSE} more (--json lists every one)")
+        if g.inside:
+            print(f"    ({len(g.inside)} of them not {done} only because an encrypted folder "
+                  "they are in failed)")
+
+
+def _resume_hint(args: argparse.Namespace, kind: str, extra: Dict[str, Any]) -> Optional[str]:
+    """How to finish an interrupted job: the same command with
+    --skip-existing, where that command takes it (a tar stream on stdout
+    does not) and no note says it already."""
+    if kind == "backup-tree" and getattr(args, "dest", None) == "-":
+        return None
+    if kind not in DONE or any("--skip-existing" in n for n in extra.get("notes", ())):
+        return None
+    return (f"to finish, run the same {kind} again with --skip-existing: what was "
+            f"{DONE[kind]} is kept, the rest is done")
 
 
 def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
                 extra: Dict[str, Any], interrupted: bool = False) -> int:
-    """The summary of a tree job (``result``: a TreeResult), its failures
-    named one by one; with --json one record on stdout."""
+    """The summary of a tree job (``result``: a TreeResult): with --json one
+    record on stdout, every failure in it; otherwise the failures grouped by
+    cause, then the summary itself, last, where it stays on the screen.  A
+    progress bar must be closed before (see Progress.close)."""
     bulk = result.bulk
     # restore-tree and decrypt-tree jobs are (object, raw stream it came from)
     failures = failure_records(result, restore=kind.startswith(("restore", "decrypt")))
@@ -157,6 +244,8 @@ def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
     if args.json:
         print(json.dumps(summary | {"failures": failures}, indent=2))
     else:
+        if failures:
+            print_failures(group_failures(result.failures), kind)
         print(f"{kind}: {bulk.files} done, {len(failures)} failed, "
               + (f"{result.not_done} not done, " if result.not_done else "")
               + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
@@ -166,8 +255,9 @@ def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
                     print(f"  {line}")
             elif v and not isinstance(v, bool):     # (flags are for --json)
                 print(f"  {k}: {v if not isinstance(v, list) else len(v)}")
-        if failures:
-            print_failures(failures)
+        hint = _resume_hint(args, kind, extra) if interrupted else None
+        if hint:
+            print(f"  {hint}")
     if interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.FAILED if failures else ExitCode.OK

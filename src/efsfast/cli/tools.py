@@ -10,16 +10,27 @@ from .progress import Progress
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, List
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
     from ..demo import run_demo
-    log = (lambda m: None) if args.json else print
-    factory = None if args.json else (lambda label, n: Progress(label, n, True))
+    bars: List[Progress] = []
+
+    def bar(label: str, total: int) -> Progress:
+        bars.append(Progress(label, total, True))
+        return bars[-1]
+
+    def log(line: str) -> None:
+        for b in bars:          # a step's bar ends before the line that reports it
+            b.close()
+        print(line)
     report = run_demo(args.dir, files=args.files, seed=args.seed, workers=args.workers,
-                      progress_factory=factory, log=log)
+                      progress_factory=None if args.json else bar,
+                      log=(lambda m: None) if args.json else log)
+    for b in bars:
+        b.close()
     if args.json:
         print(json.dumps(dataclasses.asdict(report) | {"ok": report.ok}, indent=2))
     else:
