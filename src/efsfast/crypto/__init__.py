@@ -4,12 +4,14 @@ by ``cryptography``, the sectors decrypted in C without the GIL
 (``_decrypt.pyx``, ``_c/efs_sector.c``).  ``cryptography`` is the optional
 dependency: ``pip install 'efsfast[decrypt]'``."""
 from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
-from .encrypt import Recipient, encrypt, recipient
+from .certs import NotACertificateError, load_certificate
+from .encrypt import EncryptResult, Recipient, encrypt, encrypt_file, recipient
 from .fek import Algorithm, Entry, NotDecryptableError, Opened
 from .keys import Key, KeyLoadError, load_keys
 from .verify import Proof, check, check_many, find_sources, prove
 
-__all__ = ["Algorithm", "Decrypted", "DecryptResult", "Entry", "Key", "KeyLoadError",
-           "NotDecryptableError", "Opened", "Proof", "Recipient", "check", "check_many",
-           "decrypt", "decrypt_bytes", "encrypt", "find_sources", "load_keys", "prove",
+__all__ = ["Algorithm", "Decrypted", "DecryptResult", "EncryptResult", "Entry", "Key",
+           "KeyLoadError", "NotACertificateError", "NotDecryptableError", "Opened", "Proof", "Recipient", "check", "check_many",
+           "decrypt", "decrypt_bytes", "encrypt", "encrypt_file", "find_sources",
+           "load_certificate", "load_keys", "prove",
            "recipient"]
