@@ -66,6 +66,8 @@ def _certificates(path: str, data: bytes, password: Password) -> List[Any]:
         pass
     try:
         key, cert, extra = read_pfx(path, data, password)
+    except KeyLoadError:        # a PFX, with a missing or wrong password
+        raise
     except ValueError:
         raise NotACertificateError(f"{path}: is not a certificate (PEM or DER) or a PFX"
                                    ) from None
