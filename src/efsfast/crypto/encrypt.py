@@ -4,7 +4,8 @@ recipient (DDF) and recovery agent (DRF) with only their public keys, and
 each data stream in 512-byte CBC sectors with the offset-derived IVs.
 
 Recipients are certificates (``x509.Certificate`` objects, or the paths of
-PEM, DER or PFX files: :mod:`.certs`), loaded keys, or bare public keys.
+PEM, DER or PFX files: :func:`efsfast.crypto.load_certificate`), loaded
+keys, or bare public keys.
 The raw stream is written one 64 KiB segment at a time
 (:func:`efsfast.raw.write_raw`): :func:`encrypt_file` encrypts a file of
 any size in constant memory.
@@ -58,7 +59,7 @@ def recipient(cert_or_key, *, display_name: Optional[str] = None, sid: Optional[
               container: Optional[str] = None, password: Password = None) -> Recipient:
     """A :class:`Recipient` from an ``x509.Certificate`` (thumbprint and
     display name from it), the path of a certificate file (PEM, DER, or a
-    PFX opened with ``password``: :func:`.certs.load_certificate`), an
+    PFX opened with ``password``: :func:`efsfast.crypto.load_certificate`), an
     :class:`efsfast.crypto.Key`, or a bare RSA public key (thumbprint:
     SHA-1 of its DER SubjectPublicKeyInfo)."""
     require_cryptography()
