@@ -147,3 +147,13 @@ def test_first_error_of_write_or_fill_is_raised():
     with pytest.raises(ValueError, match="negative size"):
         raw.write_raw(io.BytesIO(), meta, [raw.FilledStream(raw.UNNAMED_STREAM, -1,
                                                             wrong_length)])
+
+
+def test_bench_options_all_have_help_and_checked_numbers():
+    from efsfast.bench import run as bench_run
+    p = bench_run.build_parser()
+    assert [a.option_strings for a in p._actions if not a.help] == []
+    for bad in ("0", "x"):
+        with pytest.raises(SystemExit) as info:
+            p.parse_args(["--repeat", bad])
+        assert info.value.code == 2

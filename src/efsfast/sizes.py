@@ -9,7 +9,8 @@ fraction, no spaces: a size that is not a whole number of bytes is refused,
 never rounded.
 
 :func:`parse_size` is the library's; :func:`size_type` wraps it as an
-argparse type, so that every option taking a size says the same thing.
+argparse type, so that every option taking a size says the same thing;
+:func:`count_type` is its twin for counts (workers, repeats, users).
 """
 from __future__ import annotations
 
@@ -54,4 +55,21 @@ def size_type(minimum: int = 0, maximum: Optional[int] = None) -> Callable[[str]
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     parse.__name__ = "size"
+    return parse
+
+
+def count_type(minimum: int = 0) -> Callable[[str], int]:
+    """An argparse ``type=`` for a count: a whole number of at least
+    ``minimum`` (exit 2, naming the option, otherwise)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = "whole number"
     return parse
