@@ -16,7 +16,7 @@ from efsfast import raw  # noqa: E402
 from efsfast.crypto import (KeyLoadError, NotACertificateError, decrypt_bytes,  # noqa: E402
                             encrypt, encrypt_file, load_certificate, load_keys)
 
-from _keys import certificate, pem, pfx, rsa_key  # noqa: E402
+from _keys import pair, pem, pfx  # noqa: E402
 from conftest import listing, small_tmpfs  # noqa: E402
 
 PW = b"correct horse"
@@ -26,14 +26,12 @@ BODY = os.urandom(3 * 65536 + 1234)
 
 @pytest.fixture(scope="module")
 def alice():
-    k = rsa_key(2048, "alice")
-    return k, certificate(k, "alice")
+    return pair("alice", "alice")
 
 
 @pytest.fixture(scope="module")
 def dra():
-    k = rsa_key(2048, "dra")
-    return k, certificate(k, "Recovery Agent")
+    return pair("dra", "Recovery Agent")
 
 
 def cert_file(folder, who, form: str):
