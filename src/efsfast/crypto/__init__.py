@@ -3,6 +3,7 @@
 by ``cryptography``, the sectors decrypted in C without the GIL
 (``_decrypt.pyx``, ``_c/efs_sector.c``).  ``cryptography`` is the optional
 dependency: ``pip install 'efsfast[decrypt]'``."""
+from ._deps import MissingDependencyError
 from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
 from .certs import NotACertificateError, load_certificate
 from .encrypt import EncryptResult, Recipient, encrypt, encrypt_file, recipient
@@ -11,7 +12,7 @@ from .keys import Key, KeyLoadError, load_keys
 from .verify import Proof, check, check_many, find_sources, prove
 
 __all__ = ["Algorithm", "Decrypted", "DecryptResult", "EncryptResult", "Entry", "Key",
-           "KeyLoadError", "NotACertificateError", "NotDecryptableError", "Opened", "Proof", "Recipient", "check", "check_many",
+           "KeyLoadError", "MissingDependencyError", "NotACertificateError",
+           "NotDecryptableError", "Opened", "Proof", "Recipient", "check", "check_many",
            "decrypt", "decrypt_bytes", "encrypt", "encrypt_file", "find_sources",
-           "load_certificate", "load_keys", "prove",
-           "recipient"]
+           "load_certificate", "load_keys", "prove", "recipient"]
