@@ -15,7 +15,10 @@ argparse type, so that every option taking a size says the same thing;
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional
+
+TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 _PREFIXES = "KMGTPE"
 _SIZE = re.compile(r"(\d+)(?:([KMGTPE])(i?B)?)?", re.IGNORECASE)
