@@ -162,6 +162,19 @@ def test_refusals_exit_2_naming_the_file(capsys, keys, plain, tmp_path, case):
         assert rec["command"] == "encrypt" and rec["ok"] is False and why in rec["message"]
 
 
+def test_pfx_password_from_the_environment(capsys, keys, plain, tmp_path, monkeypatch):
+    dest = tmp_path / "e.efsraw"
+    monkeypatch.delenv("EFS_PW", raising=False)
+    rc, out, err = run(capsys, "encrypt", plain, dest, "--cert", keys / "alice.pfx",
+                       "--password-env", "EFS_PW")
+    assert rc == 2 and "EFS_PW" in err and "not set" in err and not dest.exists()
+    monkeypatch.setenv("EFS_PW", PW)
+    rc, out, err = run(capsys, "encrypt", plain, dest, "--cert", keys / "alice.pfx",
+                       "--password-env", "EFS_PW")
+    assert rc == 0, err
+    assert decrypted(capsys, dest, keys / "alice.key", tmp_path) == BODY
+
+
 # ---- synth
 
 @pytest.mark.parametrize("size,expect", [("16K", 16384), ("1KB", 1000), ("3", 3),
