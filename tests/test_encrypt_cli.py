@@ -175,6 +175,20 @@ def test_pfx_password_from_the_environment(capsys, keys, plain, tmp_path, monkey
     assert decrypted(capsys, dest, keys / "alice.key", tmp_path) == BODY
 
 
+def test_restore_takes_it_and_gives_it_back(capsys, keys, plain, xattr_dir):
+    """restore puts the stream on the efs_raw layout (tmpfs with user
+    xattrs); backup reads back the same bytes, and decrypt opens the object."""
+    stream, obj, back = xattr_dir / "s.efsraw", xattr_dir / "report.bin", xattr_dir / "b.efsraw"
+    assert run(capsys, "encrypt", plain, stream, "--cert", keys / "alice.crt",
+               "--recovery-cert", keys / "dra.cer")[0] == 0
+    rc, out, err = run(capsys, "restore", stream, obj)
+    assert rc == 0, err
+    rc, out, err = run(capsys, "backup", obj, back)
+    assert rc == 0, err
+    assert back.read_bytes() == stream.read_bytes()
+    assert decrypted(capsys, obj, keys / "dra.key", xattr_dir) == BODY
+
+
 # ---- synth
 
 @pytest.mark.parametrize("size,expect", [("16K", 16384), ("1KB", 1000), ("3", 3),
