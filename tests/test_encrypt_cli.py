@@ -80,10 +80,13 @@ def test_user_and_recovery_agent_each_alone(capsys, keys, plain, tmp_path):
                        "--recovery-cert", keys / "dra.cer", "--json")
     assert rc == 0, err
     rec = json.loads(out)
-    assert rec["command"] == "encrypt" and rec["ok"] is True and rec["path"] == str(dest)
-    assert rec["bytes"] == dest.stat().st_size and rec["plain_bytes"] == len(BODY)
-    assert rec["recipients"] == ["alice"] and rec["recovery_agents"] == ["Recovery Agent"]
-    assert rec["algorithm"] == "aes256"
+    assert rec["command"] == "encrypt" and rec["ok"] is True and rec["failures"] == []
+    assert rec["source"] == str(plain) and rec["dest"] == str(dest)
+    assert rec["bytes"] == dest.stat().st_size
+    made = rec["object"]
+    assert made["path"] == str(dest) and made["plain_bytes"] == len(BODY)
+    assert made["recipients"] == ["alice"] and made["recovery_agents"] == ["Recovery Agent"]
+    assert made["algorithm"] == "aes256"
     rc, out, err = run(capsys, "inspect", dest)
     assert rc == 0 and "DDF" in out and "DRF" in out and "Recovery Agent" in out
     for key in ("alice.key", "dra.key"):
@@ -158,8 +161,8 @@ def test_refusals_exit_2_naming_the_file(capsys, keys, plain, tmp_path, case):
     elif case != "no cert":
         rc, out, err = run(capsys, "encrypt", *args, "--json")
         assert rc == 2
-        rec = json.loads(out)
-        assert rec["command"] == "encrypt" and rec["ok"] is False and why in rec["message"]
+        rec = json.loads(out)       # (the cause: in the record's failure, however it is laid out)
+        assert rec["command"] == "encrypt" and rec["ok"] is False and why in json.dumps(rec)
 
 
 def test_pfx_password_from_the_environment(capsys, keys, plain, tmp_path, monkeypatch):

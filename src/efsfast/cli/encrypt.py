@@ -76,17 +76,21 @@ def _encrypt(args: argparse.Namespace, stream: Optional[BinaryIO]) -> int:
                      overwrite=args.overwrite, algorithm=args.algorithm)
     if stream is not None:
         stream.flush()
+    # the fields of the other commands' records (source, dest, bytes: the raw
+    # stream's, object: what was made)
     record: Dict[str, Any] = {
-        "command": "encrypt", "ok": True, "path": r.path if r.path is not None else STDIO,
-        "source": args.plain, "bytes": r.bytes, "plain_bytes": r.plain_bytes,
-        "recipients": list(r.recipients), "recovery_agents": list(r.recovery_agents),
-        "algorithm": r.algorithm}
+        "command": "encrypt", "ok": True, "source": args.plain, "dest": args.dest,
+        "bytes": r.bytes,
+        "object": {"path": r.path if r.path is not None else STDIO,
+                   "plain_bytes": r.plain_bytes, "recipients": list(r.recipients),
+                   "recovery_agents": list(r.recovery_agents), "algorithm": r.algorithm},
+        "failures": []}
     if args.json:
         print(json.dumps(record))
     else:
         agents = (f"; recovery agent{'s' if len(r.recovery_agents) > 1 else ''} "
                   + ", ".join(r.recovery_agents)) if r.recovery_agents else ""
-        print(f"encrypted {args.plain} -> {record['path']} ({r.plain_bytes} bytes of "
+        print(f"encrypted {args.plain} -> {args.dest} ({r.plain_bytes} bytes of "
               f"plaintext, {r.bytes} bytes of raw stream, {r.algorithm.upper()}; for "
               + ", ".join(r.recipients) + agents + ")")
     return ExitCode.OK

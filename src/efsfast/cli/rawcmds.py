@@ -97,7 +97,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     with new_file(args.output, overwrite=args.overwrite) as f:
         n = raw.write_synthetic_raw(f, args.size, **options)
     if args.json:
-        print(json.dumps({"command": "synth", "ok": True, "path": args.output, "bytes": n}))
+        print(json.dumps({"command": "synth", "ok": True, "dest": args.output, "bytes": n,
+                          "object": {"path": args.output}, "failures": []}))
     else:
         print(f"wrote {args.output}: {n} bytes")
     return ExitCode.OK
