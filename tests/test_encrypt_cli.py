@@ -18,7 +18,7 @@ import efsfast  # noqa: E402
 from efsfast import cli, raw  # noqa: E402
 
 from _keys import certificate, pem, pfx, rsa_key  # noqa: E402
-from conftest import listing  # noqa: E402
+from conftest import listing, small_tmpfs  # noqa: E402
 
 PW = "s3cret pw"
 BODY = os.urandom(2 * 65536 + 777)
@@ -264,3 +264,12 @@ def test_every_option_has_help(command):
     assert missing == []
 
 
+
+
+def test_synth_disk_full_leaves_nothing(capsys, tmp_path):
+    """A real full file system: exit 1, the error names OUTPUT, and neither
+    it nor a temporary is left."""
+    with small_tmpfs(tmp_path, "1m") as mnt:
+        rc, out, err = run(capsys, "synth", mnt / "big.efsraw", "--size", "4M")
+        assert rc == 1 and f"{mnt / 'big.efsraw'}:" in err and "No space left" in err, err
+        assert os.listdir(mnt) == []
