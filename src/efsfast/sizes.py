@@ -61,18 +61,21 @@ def size_type(minimum: int = 0, maximum: Optional[int] = None) -> Callable[[str]
     return parse
 
 
-def count_type(minimum: int = 0) -> Callable[[str], int]:
-    """An argparse ``type=`` for a count: a whole number of at least
-    ``minimum`` (exit 2, naming the option, otherwise)."""
+def count_type(minimum: int = 0, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse ``type=`` for a count: a whole number from ``minimum``
+    (to ``maximum``); anything else is a usage error (exit 2) that names the
+    option, worded the same for every option."""
     import argparse
+    wanted = (f"a whole number from {minimum} to {maximum}" if maximum is not None
+              else f"a whole number of at least {minimum}")
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, not {text}")
         return value
     parse.__name__ = "whole number"
     return parse

@@ -62,10 +62,10 @@ def password_source(args: argparse.Namespace) -> Callable[[str], Optional[str]]:
                 raise KeyLoadError(f"{args.password_file}: cannot read the password file: "
                                    f"{exc.strerror}") from None
         if args.password_env:
-            if args.password_env not in os.environ:     # a refusal (exit 2), as a key's
+            if args.password_env not in os.environ:     # a key error, as any other (exit 2)
                 from ..crypto.keys import KeyLoadError
-                raise KeyLoadError(f"{path}: --password-env {args.password_env}: the "
-                                   "environment variable is not set")
+                raise KeyLoadError(f"{path}: its password is to come from the environment "
+                                   f"variable {args.password_env}, which is not set")
             return os.environ[args.password_env]
         if sys.stdin.isatty():
             return getpass.getpass(f"Password for {path}: ")
