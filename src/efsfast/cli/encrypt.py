@@ -33,6 +33,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     from ..crypto import MissingDependencyError
     from ..crypto.keys import KeyLoadError
     to_stdout = args.dest == STDIO
+    args.data_on_stdout = to_stdout     # (for the record writers: the record goes to stderr)
     # the stream's stdout, taken before the reports are sent to stderr
     stream = sys.stdout.buffer if to_stdout else None
     with _reports_to(to_stdout):

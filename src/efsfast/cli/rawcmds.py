@@ -82,6 +82,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         named_streams=dict(args.stream), directory=args.directory, users=args.users,
         recovery_agents=args.recovery_agents, seed=args.seed)
     if args.output == STDIO:
+        args.data_on_stdout = True      # (what the command says goes to stderr)
         if sys.stdout.isatty():
             return fail(args, ValueError("will not write a raw stream to a terminal (redirect "
                                          "standard output, or give OUTPUT)"), ExitCode.REFUSED)
