@@ -202,3 +202,13 @@ def test_load_certificate_forms(tmp_path, alice):
     for form in ("pem", "der", "pfx"):
         c = load_certificate(cert_file(tmp_path, alice, form), PW)
         assert c == alice[1]
+
+
+def test_a_certificate_without_an_rsa_key(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from _keys import certificate
+    cert = tmp_path / "ec.crt"
+    cert.write_bytes(certificate(ec.generate_private_key(ec.SECP256R1()), "ec").public_bytes(
+        Encoding.PEM))
+    exc = refused(tmp_path, NotACertificateError, "key is not RSA", recipients=cert)
+    assert str(cert) in str(exc)

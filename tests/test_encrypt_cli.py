@@ -119,7 +119,8 @@ def test_to_standard_output_then_restore_input(keys, plain, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["not a certificate", "wrong password", "missing cert",
-                                  "missing plain", "dest exists", "no cert"])
+                                  "missing plain", "plain from stdin", "dest exists",
+                                  "no cert"])
 def test_refusals_exit_2_naming_the_file(capsys, keys, plain, tmp_path, case):
     dest = tmp_path / "out.efsraw"
     args = [plain, dest, "--cert", keys / "alice.crt"]
@@ -138,6 +139,9 @@ def test_refusals_exit_2_naming_the_file(capsys, keys, plain, tmp_path, case):
     elif case == "missing plain":
         args[0] = named = tmp_path / "nowhere.txt"
         why = "No such file"
+    elif case == "plain from stdin":
+        args[0] = "-"
+        why = "PLAIN must be a file"
     elif case == "dest exists":
         dest.write_bytes(b"keep me")
         named, why = dest, "exists (add --overwrite to replace it)"

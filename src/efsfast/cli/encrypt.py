@@ -60,6 +60,10 @@ def _refusal(args: argparse.Namespace, stream: Optional[BinaryIO]) -> Optional[i
                             ExitCode.REFUSED)
         elif not args.overwrite:
             refuse_existing(args.dest)
+        if args.plain == STDIO:     # the size comes before the data, and a spool would be
+            return fail(args, ValueError(   # a plaintext copy on disk
+                "PLAIN must be a file: the raw stream states the plaintext's size before its "
+                "data, so standard input is not taken"), ExitCode.REFUSED)
         if os.path.isdir(args.plain):
             raise IsADirectoryError(21, "a folder, not a file (encrypt takes one file)",
                                     args.plain)
