@@ -10,10 +10,13 @@ is ``cryptography``'s.
 from __future__ import annotations
 
 import os
-from typing import Any, List
+from typing import TYPE_CHECKING, List
 
 from ._deps import require_cryptography
 from .keys import KeyLoadError, Password, PathLike, read_pfx
+
+if TYPE_CHECKING:   # cryptography is optional: imported where it is used
+    from cryptography.x509 import Certificate
 
 # PEM is text: its header is near the start (a "Bag Attributes" preamble of
 # OpenSSL's may come first)
@@ -24,7 +27,7 @@ class NotACertificateError(KeyLoadError):
     """The file holds no certificate that efsfast can encrypt for."""
 
 
-def load_certificate(path: PathLike, password: Password = None) -> Any:
+def load_certificate(path: PathLike, password: Password = None) -> Certificate:
     """The one certificate in ``path`` (PEM, DER or PFX), with an RSA public
     key: EFS wraps the file key with RSA.  A PFX with a private key gives
     that key's certificate; any other file must hold exactly one
@@ -51,7 +54,7 @@ def load_certificate(path: PathLike, password: Password = None) -> Any:
     return cert
 
 
-def _certificates(path: str, data: bytes, password: Password) -> List[Any]:
+def _certificates(path: str, data: bytes, password: Password) -> List[Certificate]:
     from cryptography import x509
     if b"-----BEGIN " in data[:PEM_PROBE]:
         try:

@@ -19,19 +19,28 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, List, Mapping, Optional, Sequence,
+                    Tuple, Union, cast)
 
 from .. import _decrypt, raw
 from ..newfile import new_file
 from ._deps import require_cryptography
 from .fek import NAMES, SECTOR_ALG, Algorithm, KEY_LENGTH, fek_blob, wrap
-from .keys import Password, PathLike
+from .keys import Key, Password, PathLike
+
+if TYPE_CHECKING:   # cryptography is optional: imported where it is used
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+    from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm
+    from cryptography.x509 import Certificate
 
 SECTOR = 512
 StreamsArg = Union[None, bytes, bytearray, memoryview, Mapping[str, bytes]]
+KeyBytes = Union[bytes, bytearray]     # a FEK (a bytearray, to be wiped after use)
+# what a recipient is made from (see recipient)
+RecipientSource = Union["Certificate", Key, "RSAPublicKey", "RSAPrivateKey"]
 
 
-def block_cipher(alg: Algorithm, key: bytes):
+def block_cipher(alg: Algorithm, key: KeyBytes) -> BlockCipherAlgorithm:
     """The ``cryptography`` algorithm object for a FEK."""
     from cryptography.hazmat.primitives.ciphers import algorithms
     if alg == Algorithm.CALG_AES_256:
@@ -39,7 +48,7 @@ def block_cipher(alg: Algorithm, key: bytes):
     try:       # cryptography >= 43 keeps 3DES among the "decrepit" ciphers
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
     except ImportError:
-        TripleDES = algorithms.TripleDES
+        TripleDES = algorithms.TripleDES  # type: ignore[misc]  # (cryptography 42)
     return TripleDES(bytes(key))
 
 
@@ -47,7 +56,7 @@ def block_cipher(alg: Algorithm, key: bytes):
 class Recipient:
     """Who can open the file: a public key, the thumbprint $EFS lists for it
     (SHA-1 of the DER certificate) and the names shown in the entry."""
-    public_key: object
+    public_key: RSAPublicKey
     thumbprint: bytes
     display_name: Optional[str] = None
     sid: Optional[str] = None
@@ -55,7 +64,8 @@ class Recipient:
     provider: Optional[str] = raw.DEFAULT_PROVIDER
 
 
-def recipient(cert_or_key, *, display_name: Optional[str] = None, sid: Optional[str] = None,
+def recipient(cert_or_key: Union[Recipient, RecipientSource, PathLike], *,
+              display_name: Optional[str] = None, sid: Optional[str] = None,
               container: Optional[str] = None, password: Password = None) -> Recipient:
     """A :class:`Recipient` from an ``x509.Certificate`` (thumbprint and
     display name from it), the path of a certificate file (PEM, DER, or a
@@ -76,15 +86,18 @@ def recipient(cert_or_key, *, display_name: Optional[str] = None, sid: Optional[
         if display_name is None:
             cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
             display_name = str(cn[0].value) if cn else cert.subject.rfc4514_string()
-        return Recipient(cert.public_key(), hashlib.sha1(cert.public_bytes(Encoding.DER)).digest(),
+        # an RSA certificate: EFS wraps FEKs with RSA (wrap fails on any other)
+        return Recipient(cast("RSAPublicKey", cert.public_key()),
+                         hashlib.sha1(cert.public_bytes(Encoding.DER)).digest(),
                          display_name, sid, container)
-    pub = getattr(cert_or_key, "private_key", cert_or_key)
+    pub: Any = getattr(cert_or_key, "private_key", cert_or_key)   # duck-typed: a key object
     pub = pub.public_key() if hasattr(pub, "private_numbers") else pub
     der = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return Recipient(pub, hashlib.sha1(der).digest(), display_name, sid, container)
 
 
-def encrypt_sectors(alg: Algorithm, key: bytes, plaintext, offset: int = 0) -> bytes:
+def encrypt_sectors(alg: Algorithm, key: KeyBytes, plaintext: Union[bytes, bytearray, memoryview],
+                    offset: int = 0) -> bytes:
     """CBC-encrypt ``plaintext`` (zero-padded to whole sectors) sector by
     sector, the first sector at stream ``offset``."""
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -100,15 +113,19 @@ def encrypt_sectors(alg: Algorithm, key: bytes, plaintext, offset: int = 0) -> b
     return bytes(out)
 
 
-RecipientArg = Union[Recipient, PathLike, Any]
+# a recipient or recovery agent as the API takes it: a certificate file's
+# path, a certificate, a key, a public key, or a Recipient
+RecipientArg = Union[Recipient, RecipientSource, PathLike]
+Recipients = Union[RecipientArg, Sequence[RecipientArg]]
+Plain = Callable[[int, int], Union[bytes, memoryview]]      # (offset, length) -> plaintext
 
 
-def _stream_items(streams: StreamsArg) -> List[Tuple[str, Any]]:
+def _stream_items(streams: StreamsArg) -> List[Tuple[str, Union[bytes, bytearray, memoryview]]]:
     if streams is None:
         return []
     if not isinstance(streams, Mapping):
         return [(raw.UNNAMED_STREAM, streams)]
-    items: List[Tuple[str, Any]] = []
+    items: List[Tuple[str, Union[bytes, bytearray, memoryview]]] = []
     for name, data in streams.items():
         if name in ("", raw.UNNAMED_STREAM):
             items.insert(0, (raw.UNNAMED_STREAM, data))
@@ -117,8 +134,7 @@ def _stream_items(streams: StreamsArg) -> List[Tuple[str, Any]]:
     return items
 
 
-def encrypt(streams: StreamsArg, recipients: Union[RecipientArg, Sequence[RecipientArg]],
-            recovery_agents: Union[RecipientArg, Sequence[RecipientArg]] = (), *,
+def encrypt(streams: StreamsArg, recipients: Recipients, recovery_agents: Recipients = (), *,
             password: Password = None, algorithm: str = "aes256", cluster_shift: int = 12,
             efs_version: int = 2) -> bytes:
     """A raw EFS stream holding ``streams`` encrypted for ``recipients``
@@ -155,9 +171,8 @@ class EncryptResult:
     algorithm: str
 
 
-def encrypt_file(plain: PathLike, dest: Union[PathLike, BinaryIO],
-                 recipients: Union[RecipientArg, Sequence[RecipientArg]],
-                 recovery_agents: Union[RecipientArg, Sequence[RecipientArg]] = (), *,
+def encrypt_file(plain: PathLike, dest: Union[PathLike, BinaryIO], recipients: Recipients,
+                 recovery_agents: Recipients = (), *,
                  password: Password = None, overwrite: bool = False, sync: bool = True,
                  algorithm: str = "aes256", cluster_shift: int = 12,
                  efs_version: int = 2) -> EncryptResult:
@@ -183,8 +198,8 @@ def encrypt_file(plain: PathLike, dest: Union[PathLike, BinaryIO],
                            algorithm, cluster_shift, efs_version)
 
 
-def _encrypt_to(plain: str, out: BinaryIO, path: Optional[str], recipients: Any,
-                recovery_agents: Any, password: Password, algorithm: str,
+def _encrypt_to(plain: str, out: BinaryIO, path: Optional[str], recipients: Recipients,
+                recovery_agents: Recipients, password: Password, algorithm: str,
                 cluster_shift: int, efs_version: int) -> EncryptResult:
     with _Encryption(recipients, recovery_agents, password, algorithm, efs_version) as job, \
             open(plain, "rb") as f:
@@ -200,8 +215,8 @@ class _Encryption:
     """One raw stream's FEK and $EFS: the FEK is random, wrapped for every
     recipient and agent, and overwritten when the ``with`` block ends."""
 
-    def __init__(self, recipients: Any, recovery_agents: Any, password: Password,
-                 algorithm: str, efs_version: int) -> None:
+    def __init__(self, recipients: Recipients, recovery_agents: Recipients,
+                 password: Password, algorithm: str, efs_version: int) -> None:
         require_cryptography()
         try:
             self.alg = NAMES[algorithm.lower()]
@@ -228,11 +243,11 @@ class _Encryption:
     def __exit__(self, *exc: object) -> None:
         self.fek[:] = bytes(len(self.fek))
 
-    def write(self, out: raw.Sink, streams: Sequence[Tuple[str, int, Any]],
+    def write(self, out: raw.Sink, streams: Sequence[Tuple[str, int, Plain]],
               cluster_shift: int) -> int:
         """``streams``: (name, logical size, plain(offset, length) -> the
         plaintext there, short only at the end)."""
-        def sealed(plain: Any) -> raw.Fill:
+        def sealed(plain: Plain) -> raw.Fill:
             def fill(offset: int, length: int) -> bytes:
                 return encrypt_sectors(self.alg, self.fek, plain(offset, length), offset)
             return fill
@@ -241,7 +256,7 @@ class _Encryption:
                              cluster_shift=cluster_shift)
 
 
-def _as_list(items: Any) -> List[Any]:
+def _as_list(items: Optional[Recipients]) -> List[RecipientArg]:
     if items is None:
         return []
     if isinstance(items, (str, os.PathLike, Recipient)) or not isinstance(items, Sequence):
@@ -249,7 +264,7 @@ def _as_list(items: Any) -> List[Any]:
     return list(items)
 
 
-def _memory_plain(data: Any) -> Any:
+def _memory_plain(data: Union[bytes, bytearray, memoryview]) -> Plain:
     view = memoryview(data).cast("B")
 
     def plain(offset: int, length: int) -> memoryview:
