@@ -40,15 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="small volumes (a smoke run; its numbers are not comparable with a "
                         "full run's)")
-    p.add_argument("--repeat", type=count_type(1), default=None,
+    p.add_argument("--repeat", type=count_type(1), default=None, metavar="N",
                    help="timings per point; the best is reported, with the spread "
                         "(default 5, 3 with --quick)")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for results.md/.json and the plots (default: a new "
                         "temporary folder, printed at the end)")
     p.add_argument("--no-callgrind", action="store_true",
                    help="leave out callgrind's instruction counts (core section)")
-    p.add_argument("--sections", default=",".join(SECTIONS),
+    p.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
                    help=f"comma-separated, of: {', '.join(SECTIONS)} (default: all)")
     return p
 
