@@ -39,7 +39,8 @@ def build_parser(commands: Optional[Collection[str]] = None) -> argparse.Argumen
     rawcmds.add_inspect(sub, mode)
     if wanted("verify"):
         rawcmds.add_verify(sub, mode)
-    rawcmds.add_synth(sub)
+    if wanted("synth"):
+        rawcmds.add_synth(sub)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--overwrite", action="store_true",
@@ -67,6 +68,9 @@ def build_parser(commands: Optional[Collection[str]] = None) -> argparse.Argumen
     if wanted("decrypt", "decrypt-tree"):
         from . import crypto
         crypto.register(sub, common, mode)
+    if wanted("encrypt"):
+        from . import encrypt
+        encrypt.register(sub)
 
     tools.register(sub)
     if commands is not None and not set(commands) <= set(sub.choices):

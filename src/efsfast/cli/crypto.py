@@ -25,10 +25,16 @@ def add_key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", action="append", metavar="KEYFILE", default=None,
                    help="private key: PFX/PKCS#12, PEM or DER (PKCS#1/PKCS#8), with or without "
                         "its certificate; repeat for several (user and recovery agent)")
+    add_password_options(p)
+
+
+def add_password_options(p: argparse.ArgumentParser, what: str = "key") -> None:
+    """Where the password of a protected key file (or PFX) comes from:
+    asked only for a file that has one (see :func:`password_source`)."""
     p.add_argument("--password-file", metavar="FILE",
-                   help="read the key password from the first line of FILE")
+                   help=f"read the {what} password from the first line of FILE")
     p.add_argument("--password-env", metavar="VAR",
-                   help="read the key password from the environment variable VAR")
+                   help=f"read the {what} password from the environment variable VAR")
 
 
 def add_verify_options(p: argparse.ArgumentParser) -> None:
@@ -56,9 +62,10 @@ def password_source(args: argparse.Namespace) -> Callable[[str], Optional[str]]:
                 raise KeyLoadError(f"{args.password_file}: cannot read the password file: "
                                    f"{exc.strerror}") from None
         if args.password_env:
-            if args.password_env not in os.environ:
-                raise SystemExit(f"efsfast: the environment variable {args.password_env} "
-                                 "is not set")
+            if args.password_env not in os.environ:     # a key error, as any other (exit 2)
+                from ..crypto.keys import KeyLoadError
+                raise KeyLoadError(f"{path}: its password is to come from the environment "
+                                   f"variable {args.password_env}, which is not set")
             return os.environ[args.password_env]
         if sys.stdin.isatty():
             return getpass.getpass(f"Password for {path}: ")

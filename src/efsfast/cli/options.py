@@ -12,16 +12,13 @@ if TYPE_CHECKING:
 STDIO = "-"                     # a tar stream on stdin/stdout instead of a folder
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least ``minimum`` (exit 2 otherwise)."""
+def whole_number(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` (to ``maximum``),
+    exit 2 otherwise: :func:`efsfast.sizes.count_type`, imported when an
+    option is parsed (not at start-up)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
+        from ..sizes import count_type
+        return count_type(minimum, maximum)(text)
     parse.__name__ = "whole number"
     return parse
 

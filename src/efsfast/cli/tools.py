@@ -51,12 +51,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     s = sub.add_parser("demo", help="make a synthetic backup set, restore it, back it up "
                                     "again, check byte identity (no Windows needed)")
-    s.add_argument("dir", nargs="?", default=None,
-                   help="work folder (default: a temporary one, removed on success)")
-    s.add_argument("--files", type=int, default=200)
-    s.add_argument("--seed", type=int, default=2026)
-    s.add_argument("--workers", type=whole_number(1), default=None)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("dir", nargs="?", default=None, metavar="DIR",
+                   help="work folder, on a file system with user extended attributes; its "
+                        "backup-set, restored and backup-again folders are removed and made "
+                        "anew (default: a temporary folder, removed on success)")
+    s.add_argument("--files", type=whole_number(1), default=200, metavar="N",
+                   help="how many encrypted files the synthetic set holds, a few bytes to a "
+                        "few MiB each, besides its encrypted folders (default 200)")
+    s.add_argument("--seed", type=int, default=2026, metavar="N",
+                   help="random seed of the synthetic set (default 2026: the same set every "
+                        "run)")
+    s.add_argument("--workers", type=whole_number(1), default=None, metavar="N",
+                   help="parallel workers of the restore and the backup (default: as "
+                        "restore-tree and backup-tree choose)")
+    s.add_argument("--json", action="store_true",
+                   help="one machine-readable report instead of the progress and the "
+                        "summary")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("bench", help="run the benchmarks (see benchmarks/README.md)",
