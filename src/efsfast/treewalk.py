@@ -69,6 +69,16 @@ def walk(top: str, errors: List[Tuple[str, EfsError]],
         stack.extend(os.path.join(path, d) for d in reversed(folder.dirs))
 
 
+def parent_folder(path: str) -> str:
+    """os.path.dirname(path), without its general case where it cannot
+    differ: a tree job takes it once or twice per object while holding the
+    GIL (restore-tree's serial part)."""
+    i = path.rfind(os.sep)
+    if i > 0 and os.altsep is None and path[i - 1] != os.sep:
+        return path[:i]
+    return os.path.dirname(path)
+
+
 def check_source_dir(path: str) -> None:
     """Raise the right EfsError (FileNotFoundError, NotADirectoryError) when
     ``path`` is not a folder that exists: a tree job of a mistyped source
