@@ -77,7 +77,7 @@ class BulkRestore:
 @disjoint_base
 class BulkExport:
     count: int
-    def __init__(self, jobs: List[Tuple[Any, Any, Any, int]], backend: PosixBackend,
+    def __init__(self, jobs: List[Tuple[Any, ...]], backend: PosixBackend,
                  token: CancelToken, *, capture_ntfs: bool, overwrite: bool,
                  sync: bool = ..., hash: bool = ..., fail_fast: bool = ...) -> None: ...
     def work(self) -> None: ...

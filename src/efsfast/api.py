@@ -621,7 +621,7 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
     interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
                                token, tick)
     result = BulkResult(results=[None] * len(jobs))
-    results = result.results
+    results: List[Any] = result.results     # BackupResults (as the Python path gives them)
     for i, job in enumerate(jobs):
         outcome, error, nbytes, calls = batch.result(i, job[0], job[1])
         if outcome == "not started":
