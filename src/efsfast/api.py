@@ -512,15 +512,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
-    seen = [(0, 0)]
-    progress = _Progress(progress, token)
-
-    def tick() -> None:
-        if batch.progress != seen[0]:
-            seen[0] = batch.progress
-            progress(seen[0][0], seen[0][1], len(jobs))
-    interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
-                               token, tick)
+    interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
     result = BulkResult(results=[None] * len(jobs))
     results = result.results
     for i, job in enumerate(jobs):
@@ -539,9 +531,26 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
             if isinstance(error, OSError):
                 error = source_error(error, job[1], os.fspath(job[0]))
             result.failures.append(ItemError(i, os.fspath(job[0]), error))
-    if (result.files, result.bytes) != seen[0]:
-        progress(result.files, result.bytes, len(jobs))
-    return _close(result, token, interrupted, len(jobs), progress)
+    if (result.files, result.bytes) != seen():
+        report(result.files, result.bytes, len(jobs))
+    return _close(result, token, interrupted, len(jobs), report)
+
+
+def _run_batch(batch: Any, total: int, workers: Optional[int], token: _core.CancelToken,
+               progress: Optional[Progress]) -> Tuple[bool, _Progress, Callable[[], Tuple[int, int]]]:
+    """Run a C batch (BulkRestore, BulkExport) on the worker threads,
+    reporting its progress as items finish: (whether the wait was
+    interrupted, the safe progress callback, the last (files, bytes) it was
+    given)."""
+    seen = [(0, 0)]
+    report = _Progress(progress, token)
+
+    def tick() -> None:
+        if batch.progress != seen[0]:
+            seen[0] = batch.progress
+            report(seen[0][0], seen[0][1], total)
+    interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, total), token, tick)
+    return interrupted, report, lambda: seen[0]
 
 
 def _publish_item(tmp: str, dest: str, error: Optional[BaseException],
@@ -611,15 +620,7 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkExport(c_jobs, be, token, capture_ntfs=False, overwrite=overwrite,
                              hash=False, fail_fast=fail_fast)
-    seen = [(0, 0)]
-    report = _Progress(progress, token)
-
-    def tick() -> None:
-        if batch.progress != seen[0]:
-            seen[0] = batch.progress
-            report(seen[0][0], seen[0][1], len(jobs))
-    interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
-                               token, tick)
+    interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
     result = BulkResult(results=[None] * len(jobs))
     results: List[Any] = result.results     # BackupResults (as the Python path gives them)
     for i, job in enumerate(jobs):
@@ -643,7 +644,7 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
             result.failures.append(ItemError(i, os.fspath(job[0]), error))
             if fail_fast or isinstance(error, KeyboardInterrupt):
                 token.cancel()
-    if (result.files, result.bytes) != seen[0]:
+    if (result.files, result.bytes) != seen():
         report(result.files, result.bytes, len(jobs))
     interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt)
                                      for e in result.failures)
