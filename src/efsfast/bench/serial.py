@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from ..api import backup_many, restore_many
 from ..tree import restore_tree
@@ -119,7 +119,7 @@ def _jobs(root: str, count: int) -> Dict[str, Callable[[int], Callable[[], objec
 # load-insensitive only roughly: on a loaded 2-core machine the calling
 # thread's CPU per item read up to 2x what an idle one gives (caches, SMT,
 # clock), still far steadier than wall times there
-PYTHON_WORKERS: set = set()
+PYTHON_WORKERS: Set[str] = set()
 
 
 def bench_serial(workdir: str, quick: bool, repeat: int, log: Log) -> Results:
