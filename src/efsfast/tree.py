@@ -17,7 +17,7 @@ from .api import BulkResult, ItemError, backup_many, restore_many
 from ._core import Backend, CancelToken
 from ._errors import EfsError
 from .treefolders import FolderGate
-from .treewalk import check_source_dir, parent_folder, problem, walk
+from .treewalk import check_source_dir, child_prefix, parent_folder, problem, walk
 from .volume import EFSINFO_XATTR, FILE_ATTRIBUTE_ENCRYPTED, is_encrypted  # noqa: F401 (API)
 
 SUFFIX = ".efsraw"
@@ -195,8 +195,13 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
     for folder in walk(src_dir, [] if errors is None else errors, cancel):
         rel = os.path.relpath(folder.path, src_dir)
         out = dest_dir if rel == "." else join(dest_dir, rel)
-        found.extend((join(out, f[:-cut]), join(folder.path, f))
-                     for f in folder.files if f.endswith(SUFFIX))
+        src_pre, out_pre = child_prefix(folder.path), child_prefix(out)
+        if src_pre is not None and out_pre is not None:   # one concatenation per path
+            found.extend((out_pre + f[:-cut], src_pre + f)
+                         for f in folder.files if f.endswith(SUFFIX))
+        else:
+            found.extend((join(out, f[:-cut]), join(folder.path, f))
+                         for f in folder.files if f.endswith(SUFFIX))
     for (target, p), folder_stream in zip(found, _directory_streams([p for _, p in found])):
         if folder_stream:
             dirs.append((target, p, {"directory": True}))

@@ -79,6 +79,16 @@ def parent_folder(path: str) -> str:
     return os.path.dirname(path)
 
 
+def child_prefix(folder: str) -> Optional[str]:
+    """What ``os.path.join(folder, name)`` puts before a plain ``name`` (one
+    from os.scandir: no separator, not absolute), so a tree job can make
+    each child's path by one concatenation; None where that is not so
+    simple (Windows drives: ``C:`` joins as ``C:name``)."""
+    if os.altsep is not None or not folder:
+        return None
+    return folder if folder.endswith(os.sep) else folder + os.sep
+
+
 def check_source_dir(path: str) -> None:
     """Raise the right EfsError (FileNotFoundError, NotADirectoryError) when
     ``path`` is not a folder that exists: a tree job of a mistyped source
