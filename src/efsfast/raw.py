@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import uuid
 from dataclasses import dataclass, field
 from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Sequence,
                     Tuple, Union)
@@ -175,6 +174,7 @@ def decode_metadata(meta: bytes, mode: str = "strict") -> Metadata:
             encrypted_fek_length=e["encrypted_fek"][1],
             flags=e["flags"], pki_type=e["pki_type"])
         (drf if e["is_drf"] else ddf).append(key)
+    import uuid     # here, as below: with configparser ~3 ms of CPU at every start-up
     efs_id = str(uuid.UUID(bytes_le=bytes(meta[16:32]))) if layout == 1 else None
     return Metadata(version=version, layout=layout, supported=supported,
                     length=len(meta), ddf=ddf, drf=drf, efs_id=efs_id)
@@ -305,6 +305,7 @@ class User:
                domain: Sequence[int] = (1515790883, 1823135007, 2951370858)) -> "User":
         name = name or "user%04d" % rng.randrange(10000)
         rid = rid if rid is not None else rng.randrange(1000, 100000)
+        import uuid
         return cls(sid="S-1-5-21-%d-%d-%d-%d" % (*domain, rid),
                    display_name=f"{name}({name}@{host})",
                    thumbprint=rng.randbytes(20),

@@ -15,6 +15,7 @@ from . import raw as _raw
 from .api import BulkResult, ItemError
 from ._core import Backend
 from ._errors import EfsError
+from .treewalk import parent_folder
 
 Jobs = List[Tuple[Any, ...]]        # (target, raw stream[, options]) per job
 
@@ -87,7 +88,7 @@ class FolderGate:
         """A raw stream whose target holds other targets is a folder's, even
         when its headers do not say so (a damaged folder stream): restored as
         a folder, it fails as one and blocks what it holds."""
-        parents = {os.path.dirname(os.fspath(j[0])) for j in dirs + files}
+        parents = {parent_folder(os.fspath(j[0])) for j in dirs + files}
         moved = [(j[0], j[1], {**(j[2] if len(j) > 2 else {}), "directory": True})
                  for j in files if os.fspath(j[0]) in parents]
         if not moved:
