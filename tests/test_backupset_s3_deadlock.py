@@ -28,15 +28,20 @@ import faulthandler, sys
 faulthandler.dump_traceback_later({hang}, exit=True)   # a hang: stacks, then exit 1
 from efsfast.backupset import s3sink
 s3sink.MEMORY_OBJECT = {memory_object}
-from efsfast import cli
-sys.exit(cli.main(sys.argv[1:]))
+{main}
 """
+RUN_CLI = "from efsfast import cli\nsys.exit(cli.main(sys.argv[1:]))"
+# verify-set has no --workers (one checking thread per CPU): eight, called directly
+VERIFY_8 = ("from efsfast.backupset import verify_store_set\n"
+            "r = verify_store_set(sys.argv[1], workers=8, jobs=1, memory_limit=8 << 20)\n"
+            "print(r.objects, [str(p) for p in r.problems])\n"
+            "sys.exit(0 if r.objects == int(sys.argv[2]) and not r.problems else 1)")
 
 
-def run_bounded(*argv, memory_object=1 << 20):
-    """``efsfast ARGV`` in a child process, objects above ``memory_object``
-    streamed; its exit status, failing the test where it hung."""
-    code = CHILD.format(hang=HANG_S, memory_object=memory_object)
+def run_bounded(*argv, memory_object=1 << 20, main=RUN_CLI):
+    """``efsfast ARGV`` (or ``main`` with ARGV) in a child process, objects
+    above ``memory_object`` streamed; failing the test where it hung."""
+    code = CHILD.format(hang=HANG_S, memory_object=memory_object, main=main)
     try:
         r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
                            text=True, timeout=HANG_S + 30)
@@ -69,7 +74,7 @@ def test_backup_with_more_workers_than_requests_does_not_hang(xattr_dir, s3_url)
     r = run_bounded("restore-tree", s3_url, str(out), "--quiet", "--workers", "8", *limits)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert streams(out, rels) == want
-    r = run_bounded("verify-set", s3_url, "--workers", "8", *limits)
+    r = run_bounded(s3_url, str(len(rels)), main=VERIFY_8)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
