@@ -251,6 +251,11 @@ def test_concurrent_readers_take_a_window_s_memory_at_once(s3_url):
                 st.budget.limit = 1 << 40       # (a failure above ends, not hangs, the test)
                 st.budget.give(0)               # (wakes the waiting ones)
         assert st.budget.used == 0 and st.budget.peak <= 2 * PART
+        st.budget.limit = 2 * PART
+        chunks = st.read_chunks("big.efsraw")
+        assert bytes(next(chunks)) == data[:PART] and st.budget.used == 2 * PART
+        chunks.close()          # a reader stopping early gives the window back at once
+        assert st.budget.used == 0
 
 def test_keys_outside_the_set_are_refused(s3_url):
     with _store(s3_url) as st:

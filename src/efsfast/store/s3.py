@@ -41,7 +41,7 @@ import re
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar, cast
 
 from .base import (DEFAULT_JOBS, DEFAULT_MEMORY_LIMIT, DEFAULT_PART_SIZE, BytesLike, Failure,
                    MemoryBudget, ObjectInfo, Store, StoreError, WriteData, check_key)
@@ -286,7 +286,9 @@ class S3Store(Store):
     def read_chunks(self, key: str, *, size: Optional[int] = None) -> Iterator[BytesLike]:
         """Ranged GETs of ``size`` bytes (default part_size), a window of
         them in flight (within ``jobs`` and ``memory_limit``), handed out in
-        order; each chunk's memory is counted until the next is asked for."""
+        order; the window's memory is counted until the last chunk is
+        handed out (or the generator is closed: close it when stopping
+        early, rather than leave its memory to the garbage collector)."""
         check_key(key)
         step = size or self.part_size
         info = self.stat(key)
@@ -319,7 +321,8 @@ class S3Store(Store):
         """write() as a future.  Data not in memory (an iterable: a
         multipart upload read as it is sent) has its parts' memory taken
         here, by the calling thread, before the request is queued: a request
-        thread never waits for memory (module docstring)."""
+        thread never waits for memory (module docstring).  The caller must
+        hold none of this store's memory while calling it with a stream."""
         check_key(key)
         if _is_bytes_like(data):
             return self._submit(lambda: self._write(key, data, size, replace))
