@@ -12,13 +12,12 @@ import sys
 
 import pytest
 
-from efsfast import cli
 from efsfast.backupset import read_manifest
 from efsfast.backupset.manifest import PARTIAL_NAME
 from efsfast.store import open_store
 
 from conftest import needs_posix
-from test_backupset_s3 import make_tree, streams
+from test_backupset_s3 import interrupted_backup, make_tree, streams
 
 pytestmark = needs_posix
 
@@ -84,21 +83,10 @@ def test_resume_reading_back_large_objects_on_many_workers_does_not_hang(
     (windows of ranged GETs, memory taken chunk by chunk): four workers
     doing so at once (objects of three 8 MiB chunks, two in flight each),
     with room for two chunks, each held one chunk and waited for a second."""
-    from efsfast.backupset import s3sink
     src = xattr_dir / "src"
     rels = make_tree(src, sizes=(17 << 20,) * 4 + (100,))
     want = streams(src, rels)
-    real = s3sink.StoreSink.store
-    calls = []
-
-    def store_then_stop(self, raw, entry, digest, *, cancel):
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        calls.append(entry.path)
-        return real(self, raw, entry, digest, cancel=cancel)
-    monkeypatch.setattr(s3sink.StoreSink, "store", store_then_stop)
-    assert cli.main(["backup-tree", str(src), s3_url, "--quiet", "--workers", "1"]) == 130
-    monkeypatch.setattr(s3sink.StoreSink, "store", real)
+    interrupted_backup(src, s3_url, monkeypatch, after=4)
     with open_store(s3_url) as st:
         m = read_manifest(io.BytesIO(bytes(st.read(PARTIAL_NAME))), partial=True)
     assert len(m.entries) == 4
