@@ -5,9 +5,11 @@
  * Input: byte 0 picks the codec's mode (as in fuzz_codec.c, so the two
  * share a seed corpus), the rest is the raw stream.  The stream goes into a
  * memfd and efs_probe_unnamed_fd reads it there, through the same positioned
- * reads and 4 KiB window as on a real file.  Three answers must agree, or
- * the harness aborts like a crash:
- *   - the probe's, on any bytes, with a plain walk over the whole buffer
+ * reads and 4 KiB window as on a real file, and again through the same
+ * walk built with a 29-byte window (probe_small_window.c), where headers
+ * cross the window's edge on most inputs.  The answers must agree, or the
+ * harness aborts like a crash:
+ *   - both probes', on any bytes, with a plain walk over the whole buffer
  *     written from raw.walk_for_unnamed_stream (no window: a window that
  *     serves stale or short bytes shows up here);
  *   - the probe's, where the codec accepts the stream, with what the
@@ -24,6 +26,9 @@
 #include "efs_codec.h"
 #include "efs_layout.h"
 #include "efs_probe.h"
+
+/* probe_small_window.c */
+int efs_probe_unnamed_fd_small_window(int fd, uint64_t end, int *err);
 
 static const char *const answer_name[] = {"no unnamed stream", "unnamed stream", "unknown",
                                           "I/O error"};
@@ -98,7 +103,17 @@ static int codec_answer(const uint8_t *data, size_t len, unsigned mode)
 
 static int memfd = -1;
 
-static int probe(const uint8_t *data, size_t len)
+static void check_answer(const char *which, int got, int err, size_t len)
+{
+    if (got == EFS_PROBE_IO_ERROR || got < 0 || got > EFS_PROBE_IO_ERROR) {
+        fprintf(stderr, "%s of %zu bytes in a memfd: answer %d, errno %d\n", which, len, got,
+                err);
+        abort();
+    }
+}
+
+/* the probe's answer with the 4 KiB window; *small: with the 29-byte one */
+static int probe(const uint8_t *data, size_t len, int *small)
 {
     int err = 0;
     if (memfd < 0 && (memfd = memfd_create("efs-probe-fuzz", MFD_CLOEXEC)) < 0) abort();
@@ -109,10 +124,9 @@ static int probe(const uint8_t *data, size_t len)
         done += (size_t)w;
     }
     int got = efs_probe_unnamed_fd(memfd, len, &err);
-    if (got == EFS_PROBE_IO_ERROR || got < 0 || got > EFS_PROBE_IO_ERROR) {
-        fprintf(stderr, "probe of %zu bytes in a memfd: answer %d, errno %d\n", len, got, err);
-        abort();
-    }
+    check_answer("probe", got, err, len);
+    *small = efs_probe_unnamed_fd_small_window(memfd, len, &err);
+    check_answer("probe with a 29-byte window", *small, err, len);
     return got;
 }
 
@@ -123,11 +137,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
 
-    int got = probe(data, size);
+    int small;
+    int got = probe(data, size, &small);
     int want = reference_walk(data, size);
-    if (got != want) {
-        fprintf(stderr, "probe says %s, the walk over the buffer %s (%zu bytes)\n",
-                answer_name[got], answer_name[want], size);
+    if (got != want || small != want) {
+        fprintf(stderr, "probe says %s (with a 29-byte window: %s), the walk over the buffer "
+                "%s (%zu bytes)\n", answer_name[got], answer_name[small], answer_name[want],
+                size);
         abort();
     }
     int codec = codec_answer(data, size, mode);

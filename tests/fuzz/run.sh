@@ -17,7 +17,7 @@ src="$root/src/efsfast/_c"
 codec=("$src/efs_parser.c" "$src/efs_meta.c" "$src/efs_writer.c")
 case "$harness" in
     codec) sources=("${codec[@]}") ;;
-    probe) sources=("$src/efs_probe.c" "$src/efs_io.c" "${codec[@]}") ;;
+    probe) sources=("$src/efs_probe.c" "$here/probe_small_window.c" "$src/efs_io.c" "${codec[@]}") ;;
     *) echo "run.sh: unknown harness '$harness' (codec or probe)" >&2; exit 2 ;;
 esac
 clang -g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
