@@ -1,6 +1,7 @@
-"""A short coverage-guided fuzzing pass over the C codec (libFuzzer with
-ASan/UBSan, harness tests/fuzz/fuzz_codec.c).  EFSFAST_FUZZ_SECONDS sets the
-length (default 20); tests/fuzz/run.sh runs longer passes by hand."""
+"""Short coverage-guided fuzzing passes (libFuzzer with ASan/UBSan) over the
+C parsers: the codec (harness tests/fuzz/fuzz_codec.c) and restore-tree's
+stream probe (tests/fuzz/fuzz_probe.c).  EFSFAST_FUZZ_SECONDS sets the length
+of each (default 20); tests/fuzz/run.sh runs longer passes by hand."""
 import os
 import pathlib
 import re
@@ -24,13 +25,14 @@ def _have_libfuzzer() -> bool:
 @pytest.mark.skipif(not _have_libfuzzer(),
                     reason="clang with libFuzzer is not installed (apt-get install clang "
                            "libclang-rt-14-dev)")
-def test_codec_fuzz_pass(tmp_path):
+@pytest.mark.parametrize("harness", ["codec", "probe"])
+def test_libfuzzer_pass(tmp_path, harness):
     secs = os.environ.get("EFSFAST_FUZZ_SECONDS", "20")
     env = dict(os.environ, FUZZ_WORKDIR=str(tmp_path))
-    r = subprocess.run(["bash", str(HERE / "fuzz" / "run.sh"), secs], capture_output=True,
-                       text=True, env=env)
+    r = subprocess.run(["bash", str(HERE / "fuzz" / "run.sh"), secs, harness],
+                       capture_output=True, text=True, env=env)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     m = re.search(r"stat::number_of_executed_units: (\d+)", out)
     assert m and int(m.group(1)) > 1000, out[-2000:]
-    print(f"fuzz: {m.group(1)} executions in {secs} s, no crash")
+    print(f"fuzz {harness}: {m.group(1)} executions in {secs} s, no crash")

@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Build the codec fuzzer (libFuzzer + ASan + UBSan) and run it.
-#   tests/fuzz/run.sh [SECONDS]      default 60
-# The seed corpus is the Windows sample (if ../shared is there) plus
-# synthetic streams made by efsfast; findings land in tests/fuzz/crashes/.
+# Build a fuzzer (libFuzzer + ASan + UBSan) and run it.
+#   tests/fuzz/run.sh [SECONDS] [HARNESS]      default 60 s, codec
+# HARNESS: codec (fuzz_codec.c: efs_parser/efs_meta/efs_writer) or probe
+# (fuzz_probe.c: efs_probe.c against a plain walk and the codec).
+# The seed corpus, shared by both, is the Windows sample (if ../shared is
+# there) plus synthetic streams made by efsfast; findings land in
+# tests/fuzz/crashes/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 secs=${1:-60}
+harness=${2:-codec}
 work=${FUZZ_WORKDIR:-$(mktemp -d)}
 mkdir -p "$work/corpus" "$here/crashes"
 src="$root/src/efsfast/_c"
-clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src" "$here/fuzz_codec.c" "$src/efs_parser.c" "$src/efs_meta.c" "$src/efs_writer.c" \
-    -o "$work/fuzz_codec"
+codec=("$src/efs_parser.c" "$src/efs_meta.c" "$src/efs_writer.c")
+case "$harness" in
+    codec) sources=("${codec[@]}") ;;
+    probe) sources=("$src/efs_probe.c" "$here/probe_small_window.c" "$src/efs_io.c" "${codec[@]}") ;;
+    *) echo "run.sh: unknown harness '$harness' (codec or probe)" >&2; exit 2 ;;
+esac
+clang -g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+    -fno-sanitize-recover=undefined -I"$src" "$here/fuzz_$harness.c" "${sources[@]}" \
+    -o "$work/fuzz_$harness"
 python3 "$here/make_seeds.py" "$work/corpus"
-"$work/fuzz_codec" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/crashes/" \
-    "$work/corpus" 2>&1 | tail -n 25
+"$work/fuzz_$harness" -max_total_time="$secs" -print_final_stats=1 \
+    -artifact_prefix="$here/crashes/$harness-" "$work/corpus" 2>&1 | tail -n 25
