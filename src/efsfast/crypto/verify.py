@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 
 from .. import _codec, _decrypt, raw
 from .._errors import EfsError, RawFormatError
+from . import forked
 from .fek import NotDecryptableError, Opened, entries, unwrap
 from .keys import Key, KeysArg, Password, as_keys
 
@@ -217,8 +218,10 @@ def check_many(sources: Sequence[Any], keys: KeysArg, *, read_data: bool = False
     workers = workers or os.cpu_count() or 1
     items = [(s, read_data, mode) for s in sources]
     # fork (Linux) hands the loaded keys to the workers without pickling them;
-    # elsewhere (Windows, macOS where fork is unsafe) the work stays here
-    use_fork = workers > 1 and len(sources) > 1 and sys.platform.startswith("linux")
+    # elsewhere (Windows, macOS where fork is unsafe), or where this process
+    # runs other threads (a fork copies their locks), the work stays here
+    use_fork = (workers > 1 and len(sources) > 1 and sys.platform.startswith("linux")
+                and forked.alone())
     if not use_fork:
         out = []
         for i, it in enumerate(items):
