@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .. import _decrypt, raw
-from .._errors import CancelledError, EfsError, RawFormatError
+from .._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
 from .expect import Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import as_keys
+from ..messages import STDOUT_NAME
 from .writer import BlockWriter
 
 ERROR_INVALID_NAME = 123
@@ -256,7 +257,10 @@ class _Files:
 
     def _open(self, name, tmp, final, keep_open=True) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        fd = os.open(tmp, flags, PLAINTEXT_MODE)
+        try:
+            fd = os.open(tmp, flags, PLAINTEXT_MODE)
+        except OSError as exc:      # (a missing folder, no room, ...): the user's name,
+            raise as_efs_error(exc, final) from None    # never the temporary's
         self.temps[name] = (tmp, final)
         if keep_open:
             self.fds[name] = fd
@@ -327,6 +331,44 @@ class _Files:
             raise
 
 
+class _Stream:
+    """The sink of a decryption into a binary file object (standard output):
+    the unnamed stream only, written to a duplicate of its descriptor (the
+    object itself stays open).  A named stream has no place there: it is
+    refused, naming it, rather than dropped."""
+
+    def __init__(self, out: Any, name: str):
+        out.flush()                 # what was buffered goes first
+        self.fd = os.dup(out.fileno())
+        self.name = name
+        self.current: Optional[str] = name
+        self.writer: Optional[BlockWriter] = None
+
+    def __call__(self, name: str, flag: int) -> int:
+        if name != raw.UNNAMED_STREAM:
+            raise EfsError(ERROR_NOT_SUPPORTED, f"it has a named stream "
+                                                f"({stream_file_name(name)}), which {self.name} "
+                                                "cannot carry: decrypt it to a file")
+        return self.fd
+
+    def close(self, name: str = "") -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _decrypt_to_stream(source: Any, out: Any, keys, *, name: str, **options: Any
+                       ) -> DecryptResult:
+    sink = _Stream(out, name)
+    try:
+        h = run(source, keys, sink, **options)
+    finally:
+        sink.close()
+    # no data stream at all: a folder (or an empty file), nothing to write
+    return DecryptResult(name, sum(size for _, size in h.streams), list(h.streams), h.opened,
+                         directory=not h.streams)
+
+
 # a source from this size on gets a thread for its writes (starting one costs
 # about 0.1 ms; the small files of a tree run in parallel with each other)
 WRITER_FROM = 8 << 20
@@ -362,9 +404,15 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
     raw stream's size and SHA-256 from a set's manifest, checked on the
     bytes as they are decrypted; a mismatch raises
     :class:`~efsfast.crypto.expect.ObjectMismatchError` and publishes nothing.
-    ``encrypted_object``: see :func:`run`.
+    ``encrypted_object``: see :func:`run`.  ``dest`` may be a binary
+    file object with a ``fileno`` (standard output): the unnamed stream is
+    written there, a named stream or a folder is refused.
     """
     keys = as_keys(keys, password)
+    if not isinstance(dest, (str, os.PathLike)):    # a binary file object: standard output
+        return _decrypt_to_stream(source, dest, keys, name=STDOUT_NAME, mode=mode,
+                                  cancel=cancel, expect=expect,
+                                  encrypted_object=encrypted_object)
     dest = os.fspath(dest)
     if not overwrite and os.path.lexists(dest):
         raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)

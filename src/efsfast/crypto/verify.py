@@ -19,6 +19,7 @@ from .. import _codec, _decrypt, raw
 from .._errors import EfsError, RawFormatError
 from .fek import NotDecryptableError, Opened, entries, unwrap
 from .keys import as_keys
+from ..treewalk import find_sources  # noqa: F401  (verify --key's sources; kept importable here)
 
 HEAD_CHUNK = 1 << 16
 UNSUPPORTED_METADATA = "E_META_UNSUPPORTED"
@@ -124,51 +125,6 @@ def _layout_reasons(source, exc: RawFormatError) -> List[str]:
     except (OSError, ValueError, TypeError):
         pass
     return [f"{exc.detail}: cannot be opened with an RSA key file"]
-
-
-def find_sources(paths: Sequence, errors: Optional[list] = None) -> List[str]:
-    """Files given, and below folders given: ``.efsraw`` files and encrypted
-    objects (efs_raw mounts), in a stable order.  A folder that cannot be
-    listed or an entry that cannot be examined goes to ``errors`` as
-    ``(path, error)``, one per path; with ``errors`` None the first is
-    raised (never dropped in silence)."""
-    from ..treewalk import problem, walk
-    from ..volume import EncryptionProbe
-    probe = EncryptionProbe()
-    found: List[str] = []
-    problems: list = []
-
-    def encrypted(q: str) -> bool:
-        try:
-            return probe(q)
-        except OSError as exc:
-            problems.append((q, problem(q, "cannot tell whether it is encrypted", exc)))
-            return False
-    for p in paths:
-        p = os.fspath(p)
-        if not os.path.isdir(p):
-            found.append(p)         # a file, or a path whose check says what it is not
-            continue
-        for folder in walk(p, problems):
-            # a folder is examined once listed: one that cannot be listed is
-            # named for that (its contents are what goes unchecked)
-            if encrypted(folder.path):
-                found.append(folder.path)
-            for f in folder.files:
-                q = os.path.join(folder.path, f)
-                if f.endswith(".efsraw") or encrypted(q):
-                    found.append(q)
-    seen: set = set()
-    unique = []                     # one per path (a folder neither examined nor listed)
-    for q, e in problems:
-        if q not in seen:
-            seen.add(q)
-            unique.append((q, e))
-    if errors is None and unique:
-        raise unique[0][1]
-    if errors is not None:
-        errors.extend(unique)
-    return found
 
 
 _KEYS = None                 # the keys a forked worker inherits (never pickled)
