@@ -75,11 +75,11 @@ def read_set(set_dir: str, *, partial: bool = False, command: str = "restore-tre
     return m
 
 
-def locate_sets(m: Manifest, extra: Sequence[str] = (), where: object = None) -> Dict[str, str]:
+def locate_sets(m: Manifest, extra: Sequence[str] = (), named: object = None) -> Dict[str, str]:
     """Folder of every set ``m`` refers to, by set id: the folders in
     ``extra``, then the path each reference recorded.  Raises
     :class:`MissingSetsError` naming every one that is not found, against
-    ``where`` (the incremental set as the user named it)."""
+    ``named`` (the incremental set as the user named it)."""
     wanted = {r["set_id"]: r for r in m.header.refs}
     found: Dict[str, str] = {}
     for folder in list(extra) + [r.get("path") or "" for r in m.header.refs]:
@@ -91,7 +91,7 @@ def locate_sets(m: Manifest, extra: Sequence[str] = (), where: object = None) ->
         except ValueError:
             continue
         take_if_referred(wanted, found, other, folder)
-    refuse_missing(m, found, where)
+    refuse_missing(m, found, named)
     return found
 
 
@@ -104,9 +104,9 @@ def take_if_referred(wanted: Dict[str, dict], found: Dict[str, Any], other: Mani
         found[other.header.set_id] = place
 
 
-def refuse_missing(m: Manifest, found: Dict[str, object], where: object = None) -> None:
+def refuse_missing(m: Manifest, found: Dict[str, object], named: object = None) -> None:
     """Raise :class:`MissingSetsError` naming every set ``m`` refers to that
-    is not in ``found`` (by set id); its ``filename`` is ``where``, the
+    is not in ``found`` (by set id); its ``filename`` is ``named``, the
     incremental set as the user named it (never the source folder its
     backup once read: that is not what the user gave, nor what is missing)."""
     missing = [r for r in m.header.refs if r["set_id"] not in found]
@@ -114,7 +114,7 @@ def refuse_missing(m: Manifest, found: Dict[str, object], where: object = None) 
         names = "; ".join(f"set {r['set_id']} (last seen at {r.get('path')})" for r in missing)
         raise MissingSetsError(ERROR_FILE_NOT_FOUND, "this incremental set needs the sets its "
                                f"unchanged objects are in, and these are missing: {names} "
-                               "(name them with --with)", where)
+                               "(name them with --with)", named)
 
 
 def _target(dest: str, rel: str) -> str:
