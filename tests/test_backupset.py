@@ -269,9 +269,11 @@ def test_incremental_set_stores_only_changes_and_names_missing_sets(xattr_dir, c
     # the full set moved away: restore and verify name it
     moved = xattr_dir / "moved"
     os.rename(full, moved)
-    assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d1"), "--quiet"]) == 1
+    # refused before any work (exit 2), named against the set given
+    assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d1"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "missing" in err and read_manifest(moved / MANIFEST_NAME).header.set_id in err
+    assert f"{inc}: " in err and not (xattr_dir / "d1").exists()
     assert not verify_set(inc).ok
     assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d2"), "--quiet",
                      "--with", str(moved)]) == 0

@@ -22,8 +22,9 @@ ERROR_INVALID_DATA = 13
 ERROR_HANDLE_EOF = 38
 
 
-class MissingSetsError(EfsError):
-    """An incremental set refers to sets that cannot be found."""
+class MissingSetsError(RefusedError):
+    """An incremental set refers to sets that cannot be found: refused
+    before any work (the command line exits 2)."""
 
 
 class TruncatedStreamError(EfsError):
