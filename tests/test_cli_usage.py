@@ -34,8 +34,8 @@ def test_missing_source_folder_is_a_usage_error(command, tmp_path, capsys):
     assert cli.main([command, str(tmp_path / "nonexistent_dir"), str(out), "--json"]) == 2
     rec = json.loads(capsys.readouterr().out)
     assert rec["ok"] is False and rec["command"] == command
-    assert rec["path"] == str(tmp_path / "nonexistent_dir")
-    assert rec["error"] == "EfsFileNotFoundError" and rec["errno"] == 2
+    assert rec["failures"][0]["path"] == str(tmp_path / "nonexistent_dir")
+    assert rec["failures"][0]["kind"] == "not_found" and rec["failures"][0]["errno"] == 2
     assert listing(tmp_path) == []                        # OUT was not created
 
 
@@ -48,7 +48,7 @@ def test_a_file_as_source_folder_is_a_usage_error(command, tmp_path, capsys):
     assert "doc.efsraw" in err and "not a folder" in err
     assert cli.main([command, str(f), str(tmp_path / "OUT"), "--json"]) == 2
     rec = json.loads(capsys.readouterr().out)
-    assert rec["error"] == "EfsNotADirectoryError" and rec["path"] == str(f)
+    assert rec["failures"][0]["kind"] == "not_a_directory" and rec["failures"][0]["path"] == str(f)
     assert listing(tmp_path) == ["doc.efsraw"]
 
 
@@ -78,9 +78,9 @@ def test_failing_restore_json_names_source_rule_and_offset(xattr_dir):
     code, out, err = run_cli("restore", src, dest, "--overwrite", "--json")
     assert code == 1 and err == ""
     rec = json.loads(out)
-    assert rec["ok"] is False and rec["error"] == "RawFormatError"
-    assert (rec["source"], rec["path"], rec["rule"]) == (str(src), str(dest), "R8")
-    assert rec["offset"] > 0 and rec["code"] == "E_SEG_LEN"
+    assert rec["ok"] is False and rec["failures"][0]["kind"] == "format"
+    assert (rec["failures"][0]["source"], rec["failures"][0]["path"], rec["failures"][0]["rule"]) == (str(src), str(dest), "R8")
+    assert rec["failures"][0]["offset"] > 0 and rec["failures"][0]["code"] == "E_SEG_LEN"
     code, out, err = run_cli("restore", src, dest, "--overwrite")
     assert code == 1 and out == ""
     # the message blames the source, and says the old file was left alone
@@ -97,11 +97,11 @@ def test_tree_failure_records_name_the_source(xattr_dir):
     code, out, _ = run_cli("restore-tree", src, xattr_dir / "out", "--json")
     assert code == 1
     rec = json.loads(out)
-    assert (rec["ok"], rec["failed"]) == (5, 1)
+    assert (rec["counts"]["done"], rec["counts"]["failed"]) == (5, 1)
     (f,) = rec["failures"]
     assert f["path"] == str(xattr_dir / "out" / "b" / "broken")
     assert f["source"] == str(src / "b" / "broken.efsraw")
-    assert f["rule"] == "R8" and f["offset"] > 0 and f["error"] == "RawFormatError"
+    assert f["rule"] == "R8" and f["offset"] > 0 and f["kind"] == "format"
     assert not (xattr_dir / "out" / "b" / "broken").exists()
 
 
@@ -144,7 +144,7 @@ def test_existing_destination_says_use_overwrite(xattr_dir):
     assert str(xattr_dir / "f") in err
     code, out, err = run_cli("restore", raw, xattr_dir / "f", "--json")
     rec = json.loads(out)
-    assert rec["error"] == "EfsFileExistsError" and rec["path"] == str(xattr_dir / "f")
+    assert rec["failures"][0]["kind"] == "exists" and rec["failures"][0]["path"] == str(xattr_dir / "f")
 
 
 def test_backup_into_an_existing_folder_is_like_cp(xattr_dir):

@@ -71,7 +71,10 @@ def world():
 def fresh(world, name):
     p = world / "out" / name
     p.parent.mkdir(exist_ok=True)
-    shutil.rmtree(p, ignore_errors=True)
+    if p.is_dir():
+        shutil.rmtree(p)
+    elif p.exists():
+        p.unlink()
     return p
 
 
