@@ -393,7 +393,8 @@ def test_verify_set_runs_the_decryptability_proof_on_each_object(xattr_dir):
 
 def test_verify_set_key_without_decryption_support_says_so(xattr_dir, capsys, monkeypatch):
     # a build without the decryption package: its modules cannot be imported
-    for name in ("efsfast.crypto.cli", "efsfast.crypto.keys", "efsfast.crypto.verify"):
+    for name in ("efsfast.crypto", "efsfast.cli.crypto", "efsfast.crypto.keys",
+                 "efsfast.crypto.verify"):
         monkeypatch.setitem(sys.modules, name, None)
     src, out = xattr_dir / "src", xattr_dir / "set"
     make_tree(src)

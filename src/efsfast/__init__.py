@@ -18,10 +18,11 @@ _LAZY = {
     "._core": ("CancelToken",),
     ".api": ("BackupResult", "BulkRestoreError", "BulkResult", "ItemError", "RestoreResult",
              "backup", "backup_many", "restore", "restore_many"),
+    ".check": ("verify",),
     ".crypto": ("NotDecryptableError", "decrypt", "encrypt", "load_keys"),
     ".raw": ("DataStream", "KeyEntry", "Metadata", "RawInfo", "StreamInfo", "User",
              "build_raw", "decode_metadata", "inspect", "metadata_from_users", "sid_from_str",
-             "sid_to_str", "synthetic_metadata", "synthetic_raw", "verify"),
+             "sid_to_str", "synthetic_metadata", "synthetic_raw"),
 }
 _SUBMODULES = ("backends",)
 
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from .crypto.encrypt import encrypt
     from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
                       build_raw, decode_metadata, inspect, metadata_from_users,
-                      sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw, verify)
+                      sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw)
+    from .check import verify
 else:
     from ._lazy import attach
     __getattr__, __dir__ = attach(__name__, globals(), _LAZY, _SUBMODULES)

@@ -11,7 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Sequence,
-                    Tuple, Union, overload)
+                    Tuple, Union)
 
 from . import _codec
 from ._errors import EfsError, as_efs_error
@@ -294,25 +294,13 @@ def walk_for_unnamed_stream(read: Callable[[int, int], bytes], end: int) -> Opti
         pos += length
 
 
-@overload
-def verify(source: Source, *, mode: str = "strict", keys: None = None, read_data: bool = False,
-           password: Any = None) -> RawInfo: ...
-@overload
-def verify(source: Source, *, mode: str = "strict", keys: Any, read_data: bool = False,
-           password: Any = None) -> Any: ...
-
-
-def verify(source: Source, *, mode: str = "strict", keys: Any = None, read_data: bool = False,
-           password: Any = None) -> Any:
+def verify(source: Source, *, mode: str = "strict") -> RawInfo:
     """Check a raw stream against rules R1-R20; returns what :func:`inspect` does.
 
-    With ``keys`` (key objects or key file paths) it proves instead that a
-    key opens the file and returns the :class:`efsfast.crypto.Opened` entry
-    (``read_data`` also decrypts every byte); see efsfast.crypto.verify.
+    ``efsfast.verify`` is this with ``keys`` added (efsfast.check): the
+    proof that a key opens the file lives above both this module and the
+    decryption package, which builds on this one.
     """
-    if keys is not None:
-        from .crypto.verify import prove
-        return prove(source, keys, read_data=read_data, mode=mode, password=password)
     return inspect(source, mode=mode)
 
 

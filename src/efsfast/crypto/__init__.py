@@ -3,6 +3,7 @@
 by ``cryptography``, the sectors decrypted in C without the GIL
 (``_decrypt.pyx``, ``_c/efs_sector.c``).  ``cryptography`` is the optional
 dependency: ``pip install 'efsfast[decrypt]'``."""
+from ._deps import MissingDependencyError
 from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
 from .encrypt import Recipient, encrypt, recipient
 from .fek import Algorithm, Entry, NotDecryptableError, Opened
@@ -10,6 +11,6 @@ from .keys import Key, KeyLoadError, load_keys
 from .verify import Proof, check, check_many, find_sources, prove
 
 __all__ = ["Algorithm", "Decrypted", "DecryptResult", "Entry", "Key", "KeyLoadError",
-           "NotDecryptableError", "Opened", "Proof", "Recipient", "check", "check_many",
-           "decrypt", "decrypt_bytes", "encrypt", "find_sources", "load_keys", "prove",
-           "recipient"]
+           "MissingDependencyError", "NotDecryptableError", "Opened", "Proof", "Recipient",
+           "check", "check_many", "decrypt", "decrypt_bytes", "encrypt", "find_sources",
+           "load_keys", "prove", "recipient"]

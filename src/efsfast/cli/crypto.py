@@ -1,8 +1,7 @@
 """The command-line side of decryption: ``verify --key``, ``decrypt`` and
-``decrypt-tree``.  cli.py registers these with two hooks
-(:func:`add_verify_options`, :func:`register`); nothing here imports
-``cryptography`` until a command runs, so the rest of the CLI works without
-it and these commands say how to get it."""
+``decrypt-tree``, and the key options verify-set shares.  Nothing here
+imports ``cryptography`` until a command runs, so the rest of the CLI works
+without it and these commands say how to get it."""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +11,14 @@ import json
 import os
 import sys
 import tempfile
-from typing import Optional
+from typing import Any, Callable, List, Optional
 
-from ._deps import MissingDependencyError
+from .._errors import RefusedError
+from ..crypto import MissingDependencyError
+from .output import ExitCode, report_tree
+from .progress import Progress, ctrl_c_cancels
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+Command = Callable[[argparse.Namespace], int]
 
 
 def add_key_options(p: argparse.ArgumentParser) -> None:
@@ -39,7 +41,7 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
                    help="with --key: parallel processes (default: all cores)")
 
 
-def password_source(args: argparse.Namespace):
+def password_source(args: argparse.Namespace) -> Callable[[str], Optional[str]]:
     """A callable asked for the password of a key file that is encrypted
     (never for one that is not): from --password-file, --password-env, or a
     prompt on the terminal.  Never a command-line argument (it would show in
@@ -50,7 +52,7 @@ def password_source(args: argparse.Namespace):
                 with open(args.password_file, encoding="utf-8") as f:
                     return f.readline().rstrip("\r\n")
             except OSError as exc:      # not the key file's fault: name the right file
-                from .keys import KeyLoadError
+                from ..crypto.keys import KeyLoadError
                 raise KeyLoadError(f"{args.password_file}: cannot read the password file: "
                                    f"{exc.strerror}") from None
         if args.password_env:
@@ -64,48 +66,48 @@ def password_source(args: argparse.Namespace):
     return ask
 
 
-def _load(args: argparse.Namespace, command: str):
+def _load(args: argparse.Namespace, command: str) -> Any:
     """The keys of --key, or None (said why) when there are none."""
-    from .keys import load_keys
+    from ..crypto.keys import load_keys
     if not args.key:
         print(f"efsfast: {command} needs --key KEYFILE", file=sys.stderr)
         return None
     return load_keys(args.key, password=password_source(args))
 
 
-def _guarded(fn):
-    """Turn a missing ``cryptography`` or an unusable key file into one
-    clear line and exit 2."""
-    def run(args: argparse.Namespace) -> int:
-        from .keys import KeyLoadError
-        try:
-            return fn(args)
-        except MissingDependencyError as exc:
-            print(f"efsfast: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except KeyLoadError as exc:
-            print(f"efsfast: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    return run
+def _guarded(command: Command, args: argparse.Namespace) -> int:
+    """Run ``command``, turning a missing ``cryptography`` or an unusable key
+    file into one clear line and exit 2."""
+    from ..crypto.keys import KeyLoadError
+    try:
+        return command(args)
+    except MissingDependencyError as exc:
+        print(f"efsfast: {exc}", file=sys.stderr)
+        return ExitCode.REFUSED
+    except KeyLoadError as exc:
+        print(f"efsfast: {exc}", file=sys.stderr)
+        return ExitCode.REFUSED
 
 
-def _entry_text(opened) -> str:
+def _entry_text(opened: Any) -> str:
     e = opened.entry
     return (f"{e.kind} {e.index} ({e.display_name or 'no display name'}, thumbprint "
             f"{e.thumbprint or '-'}), {opened.algorithm.name[5:]}, key {opened.key}")
 
 
-@_guarded
 def cmd_verify_keys(args: argparse.Namespace) -> int:
-    from .verify import check_many, find_sources
-    from .verify import Proof
+    return _guarded(_verify_keys, args)
+
+
+def _verify_keys(args: argparse.Namespace) -> int:
+    from ..crypto.verify import Proof, check_many, find_sources
     keys = _load(args, "verify")
-    unreadable: list = []
+    unreadable: List[Any] = []
     sources = find_sources(args.files, unreadable)
     if not sources and not unreadable:
         print("efsfast: no raw streams or encrypted files found in " + ", ".join(args.files),
               file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     # what could not be listed or examined is a failed item, never left out
     proofs = [Proof(path, False, error=str(exc)) for path, exc in unreadable]
     proofs += check_many(sources, keys, read_data=args.read_data, mode=args.mode,
@@ -124,15 +126,18 @@ def cmd_verify_keys(args: argparse.Namespace) -> int:
             print(f"{p.path}: NOT DECRYPTABLE: {why}")
         print(f"verify --key: {len(proofs) - len(bad)} decryptable, {len(bad)} not"
               + (" (all data read)" if args.read_data else " ($EFS only)"))
-    return EXIT_FAILED if bad else EXIT_OK
+    return ExitCode.FAILED if bad else ExitCode.OK
 
 
-@_guarded
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    from .decrypt import decrypt
+    return _guarded(_decrypt, args)
+
+
+def _decrypt(args: argparse.Namespace) -> int:
+    from ..crypto.decrypt import decrypt
     keys = _load(args, "decrypt")
     if keys is None:
-        return EXIT_USAGE
+        return ExitCode.REFUSED
     src = sys.stdin.buffer if args.src == "-" else args.src
     r = decrypt(src, args.dest, keys, overwrite=args.overwrite,
                 directory=True if args.directory else None, mode=args.mode)
@@ -143,19 +148,20 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     else:
         what = "folder" if r.directory else f"{r.bytes} bytes of plaintext"
         print(f"decrypted {args.src} -> {r.path} ({what}; {_entry_text(r.opened)})")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-@_guarded
 def cmd_decrypt_tree(args: argparse.Namespace) -> int:
-    from .._errors import RefusedError
+    return _guarded(_decrypt_tree, args)
+
+
+def _decrypt_tree(args: argparse.Namespace) -> int:
     from ..backupset.restore import MissingSetsError
-    from ..cli import Progress, _ctrl_c_cancels, _report_tree
-    from .tree import check_complete, decrypt_tree
+    from ..crypto.tree import check_complete, decrypt_tree
     url = args.src.lower().startswith("s3://")
     if not url and not os.path.isdir(args.src):
         print(f"efsfast: {args.src}: not a folder", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.REFUSED
     try:                    # refused before a password is asked
         if url:
             from ..backupset.storestage import open_store_set
@@ -165,16 +171,16 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
             check_complete(args.src, args.partial)
     except RefusedError as exc:
         print(f"efsfast: {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.REFUSED
     with contextlib.ExitStack() as stack:
         src, sets = args.src, args.sets
         if url:
             stack.callback(store.close)
         keys = _load(args, "decrypt-tree")
         if keys is None:
-            return EXIT_USAGE
+            return ExitCode.REFUSED
         bar = Progress("decrypt", 0, not args.json and not args.quiet)
-        with _ctrl_c_cancels() as token:
+        with ctrl_c_cancels() as token:
             try:
                 if url:     # its objects, copied into a temporary folder, checked as read
                     from ..backupset.storestage import stage_set
@@ -187,10 +193,10 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
                                  sync=not args.no_sync)
             except MissingSetsError as exc:             # nothing was decrypted
                 print(f"efsfast: {exc.strerror}", file=sys.stderr)
-                return EXIT_USAGE
+                return ExitCode.REFUSED
             finally:
                 bar.close()
-    extra = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
+    extra: dict[str, Any] = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
              "skipped (already there)": r.existing}
     notes = []                      # (as restore-tree says them)
     if r.set_id:
@@ -204,10 +210,10 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
         notes.append("not verified: no manifest")
     if notes:
         extra["notes"] = notes
-    return _report_tree(args, "decrypt-tree", r, extra)
+    return report_tree(args, "decrypt-tree", r, extra)
 
 
-def register(sub, common: argparse.ArgumentParser, mode: argparse.ArgumentParser) -> None:
+def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentParser) -> None:
     """Add ``decrypt`` and ``decrypt-tree`` to the CLI's subcommands."""
     keyed = argparse.ArgumentParser(add_help=False)
     add_key_options(keyed)

@@ -1,0 +1,67 @@
+"""Option types and option groups that several commands share."""
+from __future__ import annotations
+
+import argparse
+
+TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional
+
+    from ..backends import PosixBackend
+
+STDIO = "-"                     # a tar stream on stdin/stdout instead of a folder
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum`` (exit 2 otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def backend_from(args: argparse.Namespace) -> Optional[PosixBackend]:
+    """efsfast's own system side when an option asks for it; on Windows
+    advapi32 validates and ``--mode`` only affects verify and inspect."""
+    mode = getattr(args, "mode", "strict")
+    if getattr(args, "buffer_size", None) is None and mode == "strict":
+        return None
+    from .. import backends
+    if "posix" not in backends.available():
+        return None
+    return backends.PosixBackend(buffer_size=args.buffer_size or 65536, mode=mode)
+
+
+def is_s3(name: str) -> bool:
+    """An s3:// URL (of an object, or of a set's prefix)."""
+    return name.lower().startswith("s3://")
+
+
+def add_no_sync(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-sync", action="store_true",
+                   help="do not wait for what was written to reach stable storage before the "
+                        "summary (faster; a power cut may then lose it)")
+
+
+def add_jobs_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="s3:// sets: requests in flight at once (default 16)")
+    s.add_argument("--memory-mib", type=int, default=None, metavar="MIB",
+                   help="s3:// sets: bytes held for transfers at once (default 256 MiB; at "
+                        "least 8)")
+
+
+def store_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The object store's options from the command line."""
+    out = {}
+    if getattr(args, "jobs", None) is not None:
+        out["jobs"] = max(1, args.jobs)
+    if getattr(args, "memory_mib", None) is not None:
+        out["memory_limit"] = max(8, args.memory_mib) << 20
+    return out

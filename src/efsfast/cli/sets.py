@@ -1,0 +1,107 @@
+"""verify-set: check a backup set (folder, tar stream or s3:// prefix)
+against its manifest, and with --key prove each object decryptable."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .._errors import RefusedError
+from .options import STDIO, add_jobs_option, is_s3, store_options
+from .output import ExitCode
+
+TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Optional, Sequence
+
+
+def cmd_verify_set(args: argparse.Namespace) -> int:
+    from ..backupset.streamverify import verify_stream
+    from ..backupset.verify import verify_set
+    prove = None
+    if args.key:
+        try:
+            prove = _decryptability_proof(args)
+        except (ImportError, ValueError) as exc:    # no `cryptography`; an unusable key file
+            print(f"efsfast: {exc}", file=sys.stderr)
+            return ExitCode.REFUSED
+        if prove is None:
+            print("efsfast: verify-set --key needs decryption support (efsfast.crypto), which "
+                  "this build does not have", file=sys.stderr)
+            return ExitCode.REFUSED
+    if is_s3(args.set):
+        if prove is not None:
+            print("efsfast: verify-set --key needs a folder set (the proof reads each object "
+                  "by name)", file=sys.stderr)
+            return ExitCode.REFUSED
+        from ..backupset.storeread import verify_store_set
+        try:
+            r = verify_store_set(args.set, mode=args.mode, sets=args.sets,
+                                 **store_options(args))
+        except RefusedError as exc:     # the store cannot be used: nothing was checked
+            print(f"efsfast: {exc.strerror}: {exc.filename}", file=sys.stderr)
+            return ExitCode.REFUSED
+    elif args.set == STDIO:
+        if prove is not None:
+            print("efsfast: verify-set --key needs a folder set (the proof reads each object "
+                  "by name)", file=sys.stderr)
+            return ExitCode.REFUSED
+        r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets)
+    else:
+        r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
+    if args.json:
+        print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
+                          "complete": r.complete,
+                          "objects_verified": r.objects, "bytes": r.bytes,
+                          "problems": [{"path": p.path, "problem": p.message}
+                                       for p in r.problems]}, indent=2))
+    else:
+        for p in r.problems:
+            print(f"{p.path}: {p.message}")
+        print(f"verify-set {r.set_dir}: " + (
+            f"OK, {r.objects} objects ({r.bytes / 1e6:.1f} MB) as written"
+            + (", each decryptable with the given key(s)" if prove else "")
+            if r.ok else f"{len(r.problems)} problem(s); {r.objects} objects verified"))
+    return ExitCode.OK if r.ok else ExitCode.FAILED
+
+
+def _decryptability_proof(
+        args: argparse.Namespace) -> Optional[Callable[[Sequence[str]], List[Optional[str]]]]:
+    """The decryptability proof of ``verify --key`` as a batch
+    check: paths -> per path None (decryptable) or why not.  None where this
+    build has no decryption."""
+    try:
+        from ..crypto.keys import load_keys
+        from ..crypto.verify import check_many
+        from .crypto import password_source
+    except ModuleNotFoundError:
+        return None
+    keys = load_keys(args.key, password=password_source(args))
+
+    def prove(paths: Sequence[str]) -> List[Optional[str]]:
+        return [None if p.ok else ("; ".join(p.reasons) or p.error or "no key opens it")
+                for p in check_many(paths, keys, mode=args.mode)]
+    return prove
+
+
+def _add_key_options(s: argparse.ArgumentParser) -> None:
+    try:
+        from .crypto import add_key_options     # --key and its password options
+    except ImportError:
+        s.add_argument("--key", action="append", metavar="KEYFILE",
+                       help="also prove every object decrypts with this key (needs decryption support)")
+        return
+    add_key_options(s)
+
+
+def register(sub: Any, mode_parent: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("verify-set", parents=[mode_parent],
+                       help="check a backup set: manifest intact, every object present with "
+                            "its SHA-256, every stream valid, nothing unlisted")
+    s.add_argument("set", metavar="SET", help="set folder, or - to read a tar stream")
+    s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
+                   help="an earlier set an incremental set refers to (repeatable)")
+    _add_key_options(s)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    add_jobs_option(s)
+    s.set_defaults(func=cmd_verify_set)

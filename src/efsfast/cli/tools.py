@@ -1,0 +1,54 @@
+"""demo and bench: the commands that try efsfast out rather than use it."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .options import whole_number
+from .output import ExitCode
+from .progress import Progress
+
+TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
+    from ..demo import run_demo
+    log = (lambda m: None) if args.json else print
+    factory = None if args.json else (lambda label, n: Progress(label, n, True))
+    report = run_demo(args.dir, files=args.files, seed=args.seed, workers=args.workers,
+                      progress_factory=factory, log=log)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report) | {"ok": report.ok}, indent=2))
+    else:
+        print("demo: OK, every raw stream round-tripped byte for byte" if report.ok
+              else f"demo: FAILED ({len(report.different)} different, "
+                   f"{len(report.failures)} failed)")
+        for f in report.failures:
+            print(f"  {f}")
+    return ExitCode.OK if report.ok else ExitCode.FAILED
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import run
+    code: int = run.main(args.bench_args)
+    return code
+
+
+def register(sub: Any) -> None:
+    s = sub.add_parser("demo", help="make a synthetic backup set, restore it, back it up "
+                                    "again, check byte identity (no Windows needed)")
+    s.add_argument("dir", nargs="?", default=None,
+                   help="work folder (default: a temporary one, removed on success)")
+    s.add_argument("--files", type=int, default=200)
+    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--workers", type=whole_number(1), default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("bench", help="run the benchmarks (see benchmarks/README.md)",
+                       add_help=False)
+    s.add_argument("bench_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_bench)
