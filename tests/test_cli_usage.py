@@ -116,8 +116,9 @@ def test_tree_destination_that_cannot_be_written_prints_json(xattr_dir):
         assert code == 1 and err == ""
         rec = json.loads(out)
         assert rec["ok"] is False and rec["command"] == command
-        assert rec["path"].startswith(str(xattr_dir / "FILE")) and rec["errno"] == 20
-        assert "cannot create the folder" in rec["message"]
+        (f,) = rec["failures"]
+        assert f["path"].startswith(str(xattr_dir / "FILE")) and f["errno"] == 20
+        assert "cannot create the folder" in f["error"]
         code, out, err = run_cli(command, source, xattr_dir / "FILE" / "sub")
         assert code == 1 and "cannot create the folder" in err and "FILE" in err
     assert (xattr_dir / "FILE").read_bytes() == b"in the way"

@@ -109,8 +109,8 @@ def check_report(rec, set_dir, rel, dest, jobs=True):
     assert rec["kind"] == "mismatch"
     assert rec["expected_sha256"] == m[rel].sha256 and rec["expected_size"] == m[rel].raw_size
     assert rec["sha256"] == hashlib.sha256(got).hexdigest() and rec["size"] == len(got)
-    assert m[rel].sha256 in rec["text"] and rec["sha256"] in rec["text"]
-    assert str(stored) in rec["text"]
+    assert m[rel].sha256 in rec["error"] and rec["sha256"] in rec["error"]
+    assert str(stored) in rec["error"]
 
 
 def assert_rest_restored(src, dest, missing=()):

@@ -10,20 +10,39 @@ if TYPE_CHECKING:
     from ..backends import PosixBackend
 
 STDIO = "-"                     # a tar stream on stdin/stdout instead of a folder
+MAX_BUFFER_SIZE = 1 << 30       # = efsfast._core.MAX_BUFFER_SIZE (tests/test_one_voice.py)
+MIN_MEMORY_MIB = 8              # the least memory an s3:// transfer is given
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least ``minimum`` (exit 2 otherwise)."""
+def whole_number(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` (to ``maximum``);
+    anything else is a usage error (exit 2) worded the same for every
+    option of every command."""
+    wanted = (f"a whole number from {minimum} to {maximum}" if maximum is not None
+              else f"a whole number of at least {minimum}")
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, not {text}")
         return value
     parse.__name__ = "whole number"
     return parse
+
+
+def workers() -> Callable[[str], int]:
+    """--workers of every command that has it: at least 1."""
+    return whole_number(1)
+
+
+def buffer_size() -> Callable[[str], int]:
+    """--buffer-size: 1 byte to the largest buffer the POSIX system side
+    takes (efsfast._core.MAX_BUFFER_SIZE, 1 GiB; not imported here: the
+    parser is built at start-up)."""
+    return whole_number(1, MAX_BUFFER_SIZE)
 
 
 def backend_from(args: argparse.Namespace) -> Optional[PosixBackend]:
@@ -50,9 +69,10 @@ def add_no_sync(p: argparse.ArgumentParser) -> None:
 
 
 def add_jobs_option(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--jobs", type=int, default=None, metavar="N",
+    s.add_argument("--jobs", type=whole_number(1), default=None, metavar="N",
                    help="s3:// sets: requests in flight at once (default 16)")
-    s.add_argument("--memory-mib", type=int, default=None, metavar="MIB",
+    s.add_argument("--memory-mib", type=whole_number(MIN_MEMORY_MIB), default=None,
+                   metavar="MIB",
                    help="s3:// sets: bytes held for transfers at once (default 256 MiB; at "
                         "least 8)")
 
@@ -61,7 +81,7 @@ def store_options(args: argparse.Namespace) -> Dict[str, Any]:
     """The object store's options from the command line."""
     out = {}
     if getattr(args, "jobs", None) is not None:
-        out["jobs"] = max(1, args.jobs)
+        out["jobs"] = args.jobs
     if getattr(args, "memory_mib", None) is not None:
-        out["memory_limit"] = max(8, args.memory_mib) << 20
+        out["memory_limit"] = args.memory_mib << 20
     return out

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 
-from .options import backend_from, is_s3
-from .output import ExitCode, error_dict, info_dict, print_info
+from .options import STDIO, backend_from, is_s3, whole_number
+from .output import (ExitCode, describe, emit, fail, failure, info_dict, print_info, record,
+                     refuse, require_sources, say)
 from .progress import ctrl_c_cancels
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -19,51 +19,69 @@ if TYPE_CHECKING:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .. import raw
+    refused = require_sources(args, args.file)
+    if refused is not None:
+        return refused
     try:
         info = raw.inspect(args.file, mode=args.mode)
     except OSError as exc:
-        if args.json:
-            print(json.dumps({"path": args.file} | error_dict(exc)))
-        else:
-            print(f"efsfast: {args.file}: {exc.strerror}", file=sys.stderr)
-        return ExitCode.FAILED
+        return fail(args, exc, ExitCode.FAILED)
     if args.json:
-        print(json.dumps({"path": args.file} | info_dict(info), indent=2))
+        emit(args, record("inspect", ExitCode.OK, source=args.file,
+                          info={"path": args.file} | info_dict(info)))
     else:
         print_info(args.file, info)
     return ExitCode.OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """verify FILE...: each raw stream or encrypted object, and those found
+    below a folder (as verify --key finds them)."""
     from .. import raw
+    from ..treewalk import find_sources
     if args.key:
         from .crypto import cmd_verify_keys
         return cmd_verify_keys(args)
-    failed = 0
+    refused = require_sources(args, *args.files)
+    if refused is not None:
+        return refused
+    unreadable: List[Any] = []
+    sources = find_sources(args.files, unreadable)
+    if not sources and not unreadable:
+        return refuse(args, "no raw streams or encrypted files found in "
+                      + ", ".join(args.files))
     results: List[Dict[str, Any]] = []
-    for path in args.files:
+    failures = [failure(exc, path) for path, exc in unreadable]
+    for path, exc in unreadable:
+        results.append({"path": path, "valid": False})
+        if not args.json:
+            say(f"{path}: INVALID: {describe(exc, path)}")
+    for path in sources:
         try:
             info = raw.verify(path, mode=args.mode)
         except OSError as exc:
-            failed += 1
-            results.append({"path": path, "valid": False} | error_dict(exc))
+            failures.append(failure(exc, path))
+            results.append({"path": path, "valid": False})
             if not args.json:
-                print(f"{path}: INVALID: {exc.strerror}")
+                say(f"{path}: INVALID: {describe(exc, path)}")
         else:
             results.append({"path": path, "valid": True, "raw_size": info.raw_size,
                             "streams": len(info.streams)})
             if not args.json:
-                print(f"{path}: ok ({info.raw_size} bytes, {len(info.streams)} data stream(s))")
+                say(f"{path}: ok ({info.raw_size} bytes, {len(info.streams)} data stream(s))")
+    code = ExitCode.FAILED if failures else ExitCode.OK
     if args.json:
-        print(json.dumps(results, indent=2))
-    return ExitCode.FAILED if failed else ExitCode.OK
+        emit(args, record("verify", code, failures, results=results,
+                          counts={"valid": len(results) - len(failures),
+                                  "invalid": len(failures)}))
+    return code
 
 
 def stream_arg(text: str) -> Tuple[str, int]:
     """An argparse type: NAME=SIZE, a named stream of synth."""
     name, sep, size = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, got {text!r}")
+    if not sep or not name or not size.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE (SIZE a whole number), not {text}")
     return name, int(size)
 
 
@@ -72,15 +90,32 @@ def cmd_synth(args: argparse.Namespace) -> int:
     data = raw.synthetic_raw(args.size, named_streams=dict(args.stream or ()),
                              directory=args.directory, users=args.users,
                              recovery_agents=args.recovery_agents, seed=args.seed)
-    with open(args.output, "xb" if not args.force else "wb") as f:
-        f.write(data)
-    print(f"wrote {args.output}: {len(data)} bytes")
+    if args.output == STDIO:
+        args.data_on_stdout = True
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            with open(args.output, "xb" if not args.force else "wb") as f:
+                f.write(data)
+        except FileExistsError as exc:
+            exc.strerror = "it exists (add --force to replace it)"
+            return fail(args, exc, ExitCode.FAILED)
+    if args.json:
+        emit(args, record("synth", ExitCode.OK, dest=args.output, bytes=len(data),
+                          object={"path": args.output}))
+    elif args.output != STDIO:
+        say(f"wrote {args.output}: {len(data)} bytes")
     return ExitCode.OK
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from ..api import restore
-    src: Any = sys.stdin.buffer if args.src == "-" else args.src
+    refused = require_sources(args, args.src)
+    if refused is not None:
+        return refused
+    src: Any = sys.stdin.buffer if args.src == STDIO else args.src
     if sys.stderr.isatty() and not args.json:
         print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
     with ctrl_c_cancels(args.program) as token, contextlib.ExitStack() as stack:
@@ -89,21 +124,28 @@ def cmd_restore(args: argparse.Namespace) -> int:
             src = stack.enter_context(object_source(args.src))
         r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
                     backend=backend_from(args), cancel=token)
-    out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
-    print(json.dumps(out) if args.json else f"restored {r.path} ({r.bytes} bytes of raw stream)")
+    if args.json:
+        emit(args, record("restore", ExitCode.OK, source=args.src, dest=args.dest,
+                          bytes=r.bytes, object={"path": r.path, "calls": r.calls}))
+    else:
+        say(f"restored {r.path} ({r.bytes} bytes of raw stream)")
     return ExitCode.OK
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from ..api import backup
     from ..tree import SUFFIX
+    refused = require_sources(args, args.src)
+    if refused is not None:
+        return refused
     with ctrl_c_cancels(args.program) as token:
-        if args.dest == "-":
-            backup(args.src, sys.stdout.buffer, directory=args.directory,
-                   backend=backend_from(args), cancel=token)
-            return ExitCode.OK
         dest = args.dest
-        if is_s3(dest):     # written here first, then uploaded (create-only)
+        if dest == STDIO:           # the raw stream is the output: the record goes to stderr
+            args.data_on_stdout = True
+            r = backup(args.src, sys.stdout.buffer, directory=args.directory,
+                       backend=backend_from(args), cancel=token)
+            sys.stdout.buffer.flush()
+        elif is_s3(dest):   # written here first, then uploaded (create-only)
             import tempfile
             from ..store.single import upload_file
             with tempfile.TemporaryDirectory(prefix=".efsfast-up-") as work:
@@ -111,13 +153,16 @@ def cmd_backup(args: argparse.Namespace) -> int:
                 r = backup(args.src, staged, directory=args.directory,
                            backend=backend_from(args), cancel=token)
                 upload_file(staged, dest, replace=args.overwrite)
-        elif os.path.isdir(dest):            # like cp: into the folder, as NAME.efsraw
-            dest = os.path.join(dest, os.path.basename(os.path.normpath(args.src)) + SUFFIX)
-        if not is_s3(dest):
+        else:
+            if os.path.isdir(dest):          # like cp: into the folder, as NAME.efsraw
+                dest = os.path.join(dest, os.path.basename(os.path.normpath(args.src)) + SUFFIX)
             r = backup(args.src, dest, directory=args.directory, overwrite=args.overwrite,
                        backend=backend_from(args), cancel=token)
-    out = {"path": r.path, "output": dest, "bytes": r.bytes, "calls": r.calls}
-    print(json.dumps(out) if args.json else f"backed up {r.path} to {dest} ({r.bytes} bytes)")
+    if args.json:
+        emit(args, record("backup", ExitCode.OK, source=args.src, dest=dest, bytes=r.bytes,
+                          object={"path": r.path, "output": dest, "calls": r.calls}))
+    elif dest != STDIO:
+        say(f"backed up {r.path} to {dest} ({r.bytes} bytes)")
     return ExitCode.OK
 
 
@@ -142,15 +187,17 @@ def add_verify(sub: Any, mode: argparse.ArgumentParser) -> None:
 
 def add_synth(sub: Any) -> None:
     s = sub.add_parser("synth", help="write a synthetic (made-up but valid) raw stream")
-    s.add_argument("output")
-    s.add_argument("--size", type=int, default=4096, help="size of the unnamed stream")
+    s.add_argument("output", help="the raw stream to write, or - for standard output")
+    s.add_argument("--size", type=whole_number(0), default=4096,
+                   help="size of the unnamed stream")
     s.add_argument("--stream", type=stream_arg, action="append", metavar="NAME=SIZE",
                    help="add a named stream (repeatable)")
     s.add_argument("--directory", action="store_true", help="an encrypted directory")
-    s.add_argument("--users", type=int, default=1)
-    s.add_argument("--recovery-agents", type=int, default=0)
+    s.add_argument("--users", type=whole_number(0), default=1)
+    s.add_argument("--recovery-agents", type=whole_number(0), default=0)
     s.add_argument("--seed", type=int)
     s.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_synth)
 
 

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from .options import whole_number
-from .output import ExitCode
+from .options import whole_number, workers
+from .output import ExitCode, emit, record
 from .progress import Progress
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -20,15 +19,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     factory = None if args.json else (lambda label, n: Progress(label, n, True))
     report = run_demo(args.dir, files=args.files, seed=args.seed, workers=args.workers,
                       progress_factory=factory, log=log)
+    code = ExitCode.OK if report.ok else ExitCode.FAILED
     if args.json:
-        print(json.dumps(dataclasses.asdict(report) | {"ok": report.ok}, indent=2))
+        from ..messages import ErrorKind
+        failures = [{"path": str(p), "error": "differs from the raw stream it was restored "
+                     "from", "kind": ErrorKind.MISMATCH.value, "errno": None, "winerror": None}
+                    for p in report.different]
+        failures += [{"path": None, "error": str(f), "kind": ErrorKind.ERROR.value,
+                      "errno": None, "winerror": None} for f in report.failures]
+        emit(args, record("demo", code, failures, demo=dataclasses.asdict(report)))
+        return code
     else:
         print("demo: OK, every raw stream round-tripped byte for byte" if report.ok
               else f"demo: FAILED ({len(report.different)} different, "
                    f"{len(report.failures)} failed)")
         for f in report.failures:
             print(f"  {f}")
-    return ExitCode.OK if report.ok else ExitCode.FAILED
+    return code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -42,10 +49,10 @@ def register(sub: Any) -> None:
                                     "again, check byte identity (no Windows needed)")
     s.add_argument("dir", nargs="?", default=None,
                    help="work folder (default: a temporary one, removed on success)")
-    s.add_argument("--files", type=int, default=200)
+    s.add_argument("--files", type=whole_number(1), default=200)
     s.add_argument("--seed", type=int, default=2026)
-    s.add_argument("--workers", type=whole_number(1), default=None)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--workers", type=workers(), default=None)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("bench", help="run the benchmarks (see benchmarks/README.md)",

@@ -15,6 +15,7 @@ ERROR_INVALID_DATA = 13
 class ObjectMismatchError(EfsError):
     """A set object whose bytes are not the ones its manifest lists
     (damaged, cut, or replaced by another object)."""
+    error_kind = "mismatch"     # efsfast.messages.ErrorKind.MISMATCH (the --json "kind")
 
 
 @dataclass(frozen=True)
