@@ -3,13 +3,11 @@ ships (src/efsfast/schema/record-v1.json), when it succeeds and when it
 fails: usage errors, unusable keys, missing sources, damaged input, and a
 reader that closes the pipe."""
 import json
-import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -19,14 +17,11 @@ pytest.importorskip("cryptography", reason="decrypt and verify --key need 'crypt
 
 import efsfast  # noqa: E402
 from efsfast import cli  # noqa: E402
-from efsfast.crypto import encrypt  # noqa: E402
 from efsfast.schema import RECORD_VERSION, record_schema  # noqa: E402
 
-from _keys import certificate, pem, rsa_key  # noqa: E402
-from conftest import _supports_user_xattrs  # noqa: E402
+from _keyworld import fresh as _new, key_world, run_program  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PW = "pw for the key"
 VALIDATOR = jsonschema.Draft202012Validator(record_schema())
 
 
@@ -65,47 +60,16 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def run_program(*argv, stdin=None, **kw):
-    return subprocess.run([sys.executable, "-m", "efsfast", *map(str, argv)],
-                          capture_output=True, stdin=stdin, **kw)
-
-
 @pytest.fixture(scope="module")
 def world():
-    """Keys, raw streams, a tree of encrypted objects (efs_raw layout on
-    tmpfs), a backup set of it, and things that are not what they claim."""
-    if not hasattr(os, "setxattr") or not _supports_user_xattrs("/dev/shm"):
-        pytest.skip("no tmpfs with user xattrs at /dev/shm (the POSIX system side needs them)")
-    d = pathlib.Path(tempfile.mkdtemp(prefix="efsfast-json-", dir="/dev/shm"))
-    try:
-        key = rsa_key(2048, "json")
-        cert = certificate(key, "alice")
-        (d / "k.pem").write_bytes(pem(key))
-        (d / "k-pw.pem").write_bytes(pem(key, password=PW.encode()))
-        (d / "raws" / "sub").mkdir(parents=True)
-        (d / "raws" / "a.txt.efsraw").write_bytes(encrypt(b"a" * 5000, [cert]))
-        (d / "raws" / "sub" / "b.txt.efsraw").write_bytes(encrypt(b"b" * 70000, [cert]))
-        (d / "r.efsraw").write_bytes(encrypt(b"one" * 300, [cert]))
+    """The key world, and things that are not what they claim."""
+    with key_world("efsfast-json-") as d:
         (d / "garbage.efsraw").write_bytes(b"not a raw stream at all" * 10)
         (d / "empty").mkdir()
-        assert run_program("restore-tree", d / "raws", d / "tree").returncode == 0
-        assert run_program("backup-tree", d / "tree", d / "set").returncode == 0
         shutil.copytree(d / "set", d / "damaged")
         victim = d / "damaged" / "a.txt.efsraw"
         victim.write_bytes(victim.read_bytes()[:-7] + b"XXXXXXX")
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def _new(world, name):
-    """A path in the world that does not exist yet (each case its own)."""
-    p = world / "out" / name
-    p.parent.mkdir(exist_ok=True)
-    shutil.rmtree(p, ignore_errors=True)
-    if p.exists() or p.is_symlink():
-        p.unlink()
-    return p
 
 
 # (id, argv with {w} for the world folder and {new} for a fresh path, exit code)

@@ -6,11 +6,8 @@ use the system's own words on POSIX, and ``-`` is standard input/output
 wherever a file is named."""
 import errno
 import os
-import pathlib
 import shutil
-import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -19,12 +16,8 @@ pytest.importorskip("cryptography", reason="decrypt and verify --key need 'crypt
 import efsfast  # noqa: E402
 from efsfast import cli, messages  # noqa: E402
 from efsfast._errors import EfsError, RawFormatError  # noqa: E402
-from efsfast.crypto import encrypt  # noqa: E402
 
-from _keys import certificate, pem, rsa_key  # noqa: E402
-from conftest import _supports_user_xattrs  # noqa: E402
-
-PW = "pw for the key"
+from _keyworld import PLAIN, PW, fresh, key_world, run_program  # noqa: E402
 CLASS_NAMES = ("Error:", "Error(", "(ValueError)", "(OSError)", "[Errno", "Exception")
 
 
@@ -37,45 +30,15 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def run_program(*argv, **kw):
-    return subprocess.run([sys.executable, "-m", "efsfast", *map(str, argv)],
-                          capture_output=True, **kw)
-
-
 def no_class_names(text):
     assert not any(n in text for n in CLASS_NAMES), text
 
 
 @pytest.fixture(scope="module")
 def world():
-    if not hasattr(os, "setxattr") or not _supports_user_xattrs("/dev/shm"):
-        pytest.skip("no tmpfs with user xattrs at /dev/shm (the POSIX system side needs them)")
-    d = pathlib.Path(tempfile.mkdtemp(prefix="efsfast-voice-", dir="/dev/shm"))
-    try:
-        key = rsa_key(2048, "voice")
-        cert = certificate(key, "alice")
-        (d / "k.pem").write_bytes(pem(key))
-        (d / "k-pw.pem").write_bytes(pem(key, password=PW.encode()))
-        (d / "raws" / "sub").mkdir(parents=True)
-        (d / "raws" / "a.txt.efsraw").write_bytes(encrypt(b"a" * 5000, [cert]))
-        (d / "raws" / "sub" / "b.txt.efsraw").write_bytes(encrypt(b"b" * 7000, [cert]))
-        (d / "r.efsraw").write_bytes(encrypt(b"plain text " * 30, [cert]))
+    with key_world("efsfast-voice-") as d:
         (d / "garbage").write_bytes(b"not a raw stream" * 10)
-        assert run_program("restore-tree", d / "raws", d / "tree").returncode == 0
-        assert run_program("backup-tree", d / "tree", d / "set").returncode == 0
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def fresh(world, name):
-    p = world / "out" / name
-    p.parent.mkdir(exist_ok=True)
-    if p.is_dir():
-        shutil.rmtree(p)
-    elif p.exists():
-        p.unlink()
-    return p
 
 
 # ---- verify DIR and verify --key DIR read a folder alike ----
@@ -234,7 +197,7 @@ def test_a_missing_base_set_is_named_against_the_set_given(world, capsys):
 def test_decrypt_to_dash_writes_standard_output(world, tmp_path):
     p = run_program("decrypt", world / "r.efsraw", "-", "--key", world / "k.pem", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == b"plain text " * 30
+    assert p.stdout == PLAIN
     assert not (tmp_path / "-").exists()
 
 

@@ -32,7 +32,7 @@ STDIN_NAME = "standard input"
 STDOUT_NAME = "standard output"
 
 
-class ErrorKind(str, enum.Enum):
+class ErrorKind(enum.Enum):
     """What kind of failure, for scripts (the ``kind`` of a failure record)."""
     USAGE = "usage"                 # the command line itself
     KEY = "key"                     # a key file or its password

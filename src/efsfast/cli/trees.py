@@ -16,7 +16,7 @@ from .progress import Progress, ctrl_c_cancels
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
-    from typing import Any, Dict, List
+    from typing import Any, Dict
 
     from ..store import Store
     from ..tree import TreeResult
