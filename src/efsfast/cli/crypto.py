@@ -17,7 +17,7 @@ from ..crypto import MissingDependencyError
 from ..messages import ErrorKind
 from .options import STDIO, workers
 from .output import (ExitCode, emit, fail, failure, record, refuse, report_tree,
-                     require_sources, say)
+                     require_folder, require_sources, say)
 from .progress import Progress, ctrl_c_cancels
 
 Command = Callable[[argparse.Namespace], int]
@@ -188,13 +188,10 @@ def cmd_decrypt_tree(args: argparse.Namespace) -> int:
 def _decrypt_tree(args: argparse.Namespace) -> int:
     from ..backupset.restore import MissingSetsError
     from ..crypto.tree import check_complete, decrypt_tree
-    from ..treewalk import check_source_dir
     url = args.src.lower().startswith("s3://")
-    if not url:
-        try:
-            check_source_dir(args.src)       # a mistyped SRC_DIR is a usage error
-        except OSError as exc:
-            return fail(args, exc, ExitCode.REFUSED)
+    refused = require_folder(args, args.src)     # a mistyped SRC_DIR is a usage error
+    if refused is not None:
+        return refused
     try:                    # refused before a password is asked
         if url:
             from ..backupset.storestage import open_store_set

@@ -155,6 +155,20 @@ def require_sources(args: argparse.Namespace, *paths: str) -> Optional[int]:
     return None
 
 
+def require_folder(args: argparse.Namespace, path: str) -> Optional[int]:
+    """A SET or SRC_DIR that is missing or not a folder is refused before
+    any work (exit 2), in the tree jobs' words; None where it is one (or is
+    ``-`` or an s3:// URL)."""
+    if path == "-" or path.lower().startswith("s3://"):
+        return None
+    from ..treewalk import check_source_dir
+    try:
+        check_source_dir(path)
+    except OSError as exc:
+        return fail(args, exc, ExitCode.REFUSED)
+    return None
+
+
 def info_dict(info: RawInfo) -> Dict[str, Any]:
     import dataclasses
     return dataclasses.asdict(info) | {"is_directory_like": info.is_directory_like}

@@ -7,7 +7,7 @@ import sys
 
 from .._errors import RefusedError
 from .options import STDIO, add_jobs_option, is_s3, store_options
-from .output import ExitCode, emit, fail, record, refuse, require_sources, say
+from .output import ExitCode, emit, fail, record, refuse, require_folder, say
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def cmd_verify_set(args: argparse.Namespace) -> int:
     from ..backupset.streamverify import verify_stream
     from ..backupset.verify import verify_set
-    refused = require_sources(args, args.set)
+    refused = require_folder(args, args.set)
     if refused is not None:
         return refused
     prove = None

@@ -11,7 +11,7 @@ from .._errors import RefusedError
 from .options import (STDIO, add_jobs_option, add_no_sync, backend_from, is_s3,
                       store_options)
 from .output import (ExitCode, fail, failure, quieten_stdout, refuse, report_tree,
-                     tree_summary)
+                     require_folder, tree_summary)
 from .progress import Progress, ctrl_c_cancels
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -71,13 +71,10 @@ def cmd_backup_tree(args: argparse.Namespace) -> int:
 
 
 def _tree(args: argparse.Namespace, restore: bool) -> int:
-    from ..treewalk import check_source_dir
     label = "restore" if restore else "backup"
-    if args.src != "-" and not is_s3(args.src):
-        try:
-            check_source_dir(args.src)       # a mistyped SRC_DIR is a usage error
-        except OSError as exc:
-            return fail(args, exc, ExitCode.REFUSED)
+    refused = require_folder(args, args.src)     # a mistyped SRC_DIR is a usage error
+    if refused is not None:
+        return refused
     bar = Progress(label, 0, not args.json and not args.quiet)
     args.backend = backend_from(args)
     with ctrl_c_cancels(args.program) as token:
