@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 
+import jsonschema
 import pytest
 
 import efsfast
 from efsfast import tree
 from efsfast.backupset import read_manifest, verify_set
 from efsfast.backupset.manifest import MANIFEST_NAME, PARTIAL_NAME
+from efsfast.schema import record_schema
 
 POINTS = 14                     # interrupt points per command
 ARGS = ("--workers", "2", "--buffer-size", "1024", "--json")
@@ -88,6 +90,9 @@ assert len(MOMENTS) == POINTS
 
 def _check(code, rec, sent, err, on_disk, kind):
     """The promises: a known exit, no leftovers, the count is what is there."""
+    if rec is not None:         # whenever Ctrl-C lands, the record is one of the schema
+        jsonschema.validate(rec, record_schema())
+        assert rec["exit_code"] == code
     if rec is None:
         # a signal that landed before the command began its job (in the
         # interpreter's start-up or the imports) ends it with nothing done
