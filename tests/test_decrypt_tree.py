@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -238,10 +240,11 @@ def _many(xattr_dir, key, capsys, n=40, size=20_000):
     return xattr_dir / "many-set", bodies
 
 
+# (the fork is forced inside pytest, whose process may run a library's threads)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, monkeypatch):
     """RSA in cryptography holds the GIL: a tree of many files is decrypted
     by forked workers, each item still its own result or named failure."""
-    import threading
     from efsfast.crypto import forked
     set_dir, bodies = _many(xattr_dir, key, capsys)
     victim = set_dir / "d" / "f007.efsraw"
@@ -249,8 +252,9 @@ def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, mo
     used = []
     real = forked.run_forked
     monkeypatch.setattr(forked, "run_forked", lambda *a, **k: used.append(1) or real(*a, **k))
-    # (a thread an earlier test left finishing would make decrypt-tree keep to threads)
-    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    # (a thread an earlier test left finishing, or one a library started in
+    # this pytest process, would make decrypt-tree keep to threads)
+    monkeypatch.setattr(forked, "alone", lambda: True)
     rc, rec, err = decrypt_tree(capsys, key, set_dir, tmp_path / "p", "--workers", "2")
     assert used == [1] and rc == 1, err
     assert rec["counts"]["done"] == 39 and [f["source"] for f in rec["failures"]] == [str(victim)]
@@ -260,6 +264,18 @@ def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, mo
         if rel != "d/f007":
             assert (tmp_path / "p" / rel).read_bytes() == data
     assert listing(tmp_path / "p" / "d") == sorted(r[2:] for r in bodies if r != "d/f007")
+
+
+def test_the_command_line_process_is_alone_when_it_would_fork(key):
+    """decrypt-tree forks only from a process running one thread: the
+    command line, once it has imported what decrypt-tree needs and loaded a
+    key, must still be one (a library's C threads would keep it on threads)."""
+    code = ("import sys; from efsfast.cli import build_parser; build_parser(); "
+            "from efsfast.crypto import forked, load_keys, tree; load_keys(sys.argv[1]); "
+            "print(forked.alone())")
+    r = subprocess.run([sys.executable, "-c", code, str(key[0])], capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.strip() == ("True" if sys.platform.startswith("linux") else r.stdout.strip())
 
 
 def test_when_worker_processes_are_used():
@@ -278,13 +294,15 @@ def test_when_worker_processes_are_used():
     finally:
         release.set()
         other.join()
-    if threading.active_count() == 1:
+    if forked.alone():
         assert forked.usable(raw_jobs, 2)
     assert not forked.usable(raw_jobs, 1)
     assert not forked.usable(raw_jobs[1:], 2)
     assert not forked.usable(raw_jobs[1:] + [("d", "s", {"object": True})], 2)
 
 
+# (the fork is forced inside pytest, whose process may run a library's threads)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_worker_processes_stop_cleanly_when_cancelled(capsys, key, xattr_dir, tmp_path,
                                                       monkeypatch):
     from efsfast import CancelToken
@@ -304,3 +322,36 @@ def test_worker_processes_stop_cleanly_when_cancelled(capsys, key, xattr_dir, tm
     assert len(names) == r.bulk.files and not any(n.endswith(".tmp") for n in names)
     for n in names:
         assert (tmp_path / "p" / "d" / n).read_bytes() == bodies[f"d/{n}"]
+
+
+def _drop_check_fields(set_dir, stored_name: str) -> None:
+    """The manifest with one object's line lacking its size and SHA-256,
+    its end line's hash made again (the manifest itself still reads)."""
+    lines = (set_dir / MANIFEST_NAME).read_bytes().splitlines(keepends=True)
+    body = []
+    for raw in lines[:-1]:
+        d = json.loads(raw)
+        if d.get("path") == stored_name:
+            d.pop("raw_size", None)
+            d.pop("sha256", None)
+            raw = (json.dumps(d, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        body.append(raw)
+    end = json.loads(lines[-1])
+    end["manifest_sha256"] = hashlib.sha256(b"".join(body)).hexdigest()
+    body.append((json.dumps(end, separators=(",", ":"), sort_keys=True) + "\n").encode())
+    (set_dir / MANIFEST_NAME).write_bytes(b"".join(body))
+
+
+@pytest.mark.parametrize("command", ["decrypt-tree", "restore-tree"])
+def test_an_object_whose_line_gives_nothing_to_check_is_named(capsys, key, backup_set,
+                                                              tmp_path, command):
+    _drop_check_fields(backup_set, "Docs/b.bin")
+    read_manifest(backup_set / MANIFEST_NAME)           # (still a manifest)
+    more = ["--key", key[0]] if command == "decrypt-tree" else []
+    rc, out, err = run(capsys, command, *more, backup_set, tmp_path / "out")
+    assert rc == 1, out + err
+    said = " ".join((out + err).split())       # (the failure table wraps its lines)
+    assert "gives no size and SHA-256 to check it against" in said
+    assert "None" not in said
+    assert not (tmp_path / "out" / "Docs" / "b.bin").exists()
+    assert (tmp_path / "out" / "Docs" / "a.txt").exists()

@@ -170,8 +170,20 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
         raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
                                           "to replace it)", os.fspath(sink))
     with _core.open_raw(path, flags, be) as raw:
-        return export_opened(raw, sink, overwrite=overwrite, cancel=cancel,
-                             callback_context=callback_context, digest=digest)
+        out: Union[bytes, BackupResult] = export_opened(
+            raw, sink, overwrite=overwrite, cancel=cancel, callback_context=callback_context,
+            digest=digest)
+        return out
+
+
+@overload
+def export_opened(raw: _core.RawContext, sink: None = None, *, overwrite: bool = False,
+                  cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
+                  digest: Any = None, sync: bool = False) -> bytes: ...
+@overload
+def export_opened(raw: _core.RawContext, sink: Any, *, overwrite: bool = False,
+                  cancel: Optional[_core.CancelToken] = None, callback_context: Any = None,
+                  digest: Any = None, sync: bool = False) -> BackupResult: ...
 
 
 def export_opened(raw: _core.RawContext, sink: Any = None, *, overwrite: bool = False,

@@ -9,11 +9,11 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
-from . import raw as _raw
+from . import _core, raw as _raw
 from .backends import default as default_backend, describe
-from .tree import SUFFIX, backup_tree, restore_tree
+from .tree import SUFFIX, Progress, backup_tree, restore_tree
 
 FOLDERS = ["Documents", "Documents/Projects", "Finance", "Photos/2026"]
 KINDS = [(".docx", 40_000, 2_000_000), (".xlsx", 10_000, 800_000), (".pdf", 50_000, 4_000_000),
@@ -29,8 +29,8 @@ class DemoReport:
     restore_seconds: float
     backup_seconds: float
     identical: int
-    different: list
-    failures: list
+    different: List[str]            # raw streams that did not come back the same
+    failures: List[str]
     system_side: str = ""
 
     @property
@@ -38,7 +38,7 @@ class DemoReport:
         return not self.different and not self.failures
 
 
-def make_backup_set(root: str, files: int = 200, seed: int = 2026) -> tuple:
+def make_backup_set(root: str, files: int = 200, seed: int = 2026) -> Tuple[int, int, int]:
     """Write a synthetic backup set of ``files`` encrypted files (sizes from a
     few bytes to a few MiB, three made-up users, some recovery agents, some
     Zone.Identifier streams) plus encrypted folders.  Returns (files, dirs, bytes)."""
@@ -73,7 +73,7 @@ def make_backup_set(root: str, files: int = 200, seed: int = 2026) -> tuple:
     return files, len(FOLDERS), total
 
 
-def _same_tree(a: str, b: str) -> tuple:
+def _same_tree(a: str, b: str) -> Tuple[int, List[str]]:
     same, different = 0, []
     for dirpath, _d, filenames in os.walk(a):
         for f in filenames:
@@ -125,8 +125,9 @@ def _pick_workdir() -> str:
 
 def run_demo(workdir: Optional[str] = None, *, files: int = 200, seed: int = 2026,
              workers: Optional[int] = None,
-             progress_factory: Optional[Callable[[str, int], Callable]] = None,
-             log: Callable[[str], None] = print, backend=None) -> DemoReport:
+             progress_factory: Optional[Callable[[str, int], Progress]] = None,
+             log: Callable[[str], None] = print,
+             backend: Optional[_core.Backend] = None) -> DemoReport:
     own = workdir is None
     backend = backend if backend is not None else default_backend()
     workdir = workdir or _pick_workdir()

@@ -18,7 +18,7 @@ from ._errors import EfsError, as_efs_error
 
 class Readable(Protocol):
     """A binary file or anything with its ``read``."""
-    def read(self, size: int = ..., /) -> bytes: ...
+    def read(self, size: int, /) -> bytes: ...      # (only ever given a size)
 
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO, Readable]
@@ -320,12 +320,13 @@ def build_raw(metadata: bytes, streams: Sequence[Union[DataStream, Tuple[Any, ..
 
 @dataclass(frozen=True)
 class User:
-    """A made-up certificate holder for synthetic metadata."""
-    sid: str
-    display_name: str
+    """A made-up certificate holder for synthetic metadata (None leaves a
+    name out of the entry, as :func:`efsfast.encrypt` does)."""
+    sid: Optional[str]
+    display_name: Optional[str]
     thumbprint: bytes
-    container: str
-    provider: str = DEFAULT_PROVIDER
+    container: Optional[str]
+    provider: Optional[str] = DEFAULT_PROVIDER
     encrypted_fek: bytes = b""
 
     @classmethod

@@ -9,9 +9,10 @@ writer.py instead."""
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 from .. import _core, _winfs
+from ..tree import Jobs
 from ..api import BulkResult, ItemError, _close, _Progress, _run_threads, _watch_ctrl_c
 from .._errors import CancelledError
 from . import metadata as _meta
@@ -20,8 +21,9 @@ from ..treewalk import problem
 from .sinks import FolderSink
 
 
-def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend,
-                workers: int, rel: Callable[[str], str], make_done: Callable,
+def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
+                backend: _core.PosixBackend, workers: int, rel: Callable[[str], str],
+                make_done: Callable[[Optional[Entry], int], Any],
                 progress: Optional[Callable[[int, int, int], None]],
                 cancel: Optional[_core.CancelToken]) -> BulkResult:
     """Export every candidate in ``jobs`` ((object, backup file[, options]))
@@ -51,11 +53,14 @@ def backup_bulk(jobs: list, sink: FolderSink, *, kind: _meta.MetaSource, backend
             result.results[i] = make_done(None, 0)
             result.files += 1          # (writer.py drops plain candidates from the count)
         elif outcome == "failed":
+            assert error is not None        # (C gives a failed item its error)
             if isinstance(error, CancelledError):
                 token.cancel()         # stopped: not done, not failed
                 return
             result.failures.append(ItemError(i, os.fspath(src), error))
         elif outcome == "done":
+            # (C gives an item it took its stat and NTFS attribute values)
+            assert st is not None and attrib is not None and times is not None
             directory = len(jobs[i]) > 2
             entry = Entry(path=rel(src), kind=Kind.DIRECTORY if directory else Kind.FILE)
             try:        # (never raises into the wait: the workers still run)

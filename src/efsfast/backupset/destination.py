@@ -134,8 +134,8 @@ def check(d: Destination, source: str, *, overwrite: bool, resume: bool) -> None
     if not overwrite:
         raise _refuse(ERROR_FILE_EXISTS, "a backup set is already there (add --overwrite to "
                       "replace it)", d.final)
-    listed = {e.stored_name for e in m.entries if e.has_stream and not e.ref}
-    unlisted = sorted(d.stored - listed) + d.other
+    in_manifest = {e.stored_name for e in m.entries if e.has_stream and not e.ref}
+    unlisted = sorted(d.stored - in_manifest) + d.other
     if unlisted:
         raise _refuse(ERROR_DIR_NOT_EMPTY, "the set there holds files its manifest does not "
                       f"list ({_some(unlisted)}), so it cannot be replaced safely", d.path)

@@ -20,7 +20,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Iterable, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
 MANIFEST_NAME = "efsfast-manifest.jsonl"
 PARTIAL_NAME = "efsfast-manifest.partial.jsonl"     # the manifest of a backup not (yet) complete
@@ -30,6 +30,7 @@ ERROR_INCOMPLETE_SET = 38
 SUFFIX = ".efsraw"
 FORMAT = "efsfast-set"
 VERSION = 1
+JsonObject = Dict[str, Any]     # one line of a manifest, or an object within one
 
 
 class LineType(str, Enum):
@@ -65,12 +66,12 @@ class Entry:
     sha256: Optional[str] = None
     source_size: Optional[int] = None
     efs_sha256: Optional[str] = None
-    meta: dict = field(default_factory=dict)
+    meta: JsonObject = field(default_factory=dict)
     ref: Optional[str] = None
     failed: Optional[str] = None
 
-    def to_json(self) -> dict:
-        d = {"type": LineType.OBJECT.value, "path": self.path, "kind": self.kind.value}
+    def to_json(self) -> JsonObject:
+        d: JsonObject = {"type": LineType.OBJECT.value, "path": self.path, "kind": self.kind.value}
         for k in ("raw_size", "sha256", "source_size", "efs_sha256", "ref", "failed"):
             v = getattr(self, k)
             if v is not None:
@@ -80,7 +81,7 @@ class Entry:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Entry":
+    def from_json(cls, d: JsonObject) -> "Entry":
         return cls(path=d["path"], kind=Kind(d["kind"]), raw_size=d.get("raw_size"),
                    sha256=d.get("sha256"), source_size=d.get("source_size"),
                    efs_sha256=d.get("efs_sha256"), meta=d.get("meta") or {},
@@ -103,10 +104,10 @@ class Header:
     source: str
     efsfast_version: str
     metadata_source: str
-    since: Optional[dict] = None            # {"set_id", "path", "manifest_sha256"}
-    refs: List[dict] = field(default_factory=list)   # every set an entry's ref names
+    since: Optional[JsonObject] = None            # {"set_id", "path", "manifest_sha256"}
+    refs: List[JsonObject] = field(default_factory=list)   # every set an entry's ref names
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JsonObject:
         return {"type": LineType.SET.value, "format": FORMAT, "version": VERSION,
                 "set_id": self.set_id, "created": self.created, "source": self.source,
                 "efsfast_version": self.efsfast_version,
@@ -114,8 +115,8 @@ class Header:
                 "refs": self.refs}
 
     @classmethod
-    def new(cls, source: str, metadata_source: str, since: Optional[dict] = None,
-            refs: Optional[List[dict]] = None) -> "Header":
+    def new(cls, source: str, metadata_source: str, since: Optional[JsonObject] = None,
+            refs: Optional[List[JsonObject]] = None) -> "Header":
         from .. import __version__
         now = datetime.datetime.now(datetime.timezone.utc)
         return cls(set_id=str(uuid.uuid4()), created=now.isoformat(timespec="seconds"),
@@ -131,13 +132,18 @@ class Manifest:
     complete: bool = True       # False: the manifest of a backup that did not finish
     reason: Optional[str] = None    # why it did not, where its end line says
 
-    def by_path(self) -> dict:
+    def by_path(self) -> Dict[str, Entry]:
         return {e.path: e for e in self.entries}
 
 
-def _line(obj: dict) -> bytes:
+def _line(obj: JsonObject) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
             + "\n").encode("utf-8")
+
+
+class Writable(Protocol):
+    """Where a manifest's lines go: a binary file, or anything with its write."""
+    def write(self, b: bytes, /) -> int: ...
 
 
 class ManifestWriter:
@@ -147,7 +153,7 @@ class ManifestWriter:
     ``written`` counts the bytes of whole lines written so far (where a
     write fails halfway, the file can be cut back to it)."""
 
-    def __init__(self, out: IO[bytes], header: Header):
+    def __init__(self, out: Writable, header: Header):
         self.out = out
         self.hash = hashlib.sha256()
         self.count = 0
@@ -155,7 +161,7 @@ class ManifestWriter:
         self.header = header
         self._put(header.to_json())
 
-    def _put(self, obj: dict) -> None:
+    def _put(self, obj: JsonObject) -> None:
         b = _line(obj)
         self.out.write(b)
         self.hash.update(b)
@@ -196,7 +202,8 @@ def find_manifest(folder: str) -> Tuple[Optional[str], bool]:
     return partial, False
 
 
-def read_manifest(source, name: str = MANIFEST_NAME, *, partial: bool = False) -> Manifest:
+def read_manifest(source: Union[str, "os.PathLike[str]", IO[bytes]], name: str = MANIFEST_NAME, *,
+                  partial: bool = False) -> Manifest:
     """Parse and check a manifest: a path or a binary file object.  Raises
     :class:`ManifestError` naming the line for anything out of place,
     including a hash that does not match (an edited manifest).

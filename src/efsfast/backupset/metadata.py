@@ -18,9 +18,14 @@ import os
 import struct
 import sys
 from enum import Enum, IntFlag
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 from ..volume import FILE_ATTRIBUTE_ENCRYPTED
+
+if TYPE_CHECKING:
+    from .._core import RawContext
+
+Meta = Dict[str, Any]       # an object's captured metadata, JSON-ready (a manifest line's "meta")
 
 
 class MetaSource(str, Enum):
@@ -84,9 +89,9 @@ def source_kind(path: str) -> MetaSource:
     return MetaSource.NTFS3G if is_ntfs3g(path) else MetaSource.POSIX
 
 
-def _ntfs_shaped(kind: MetaSource, times, attributes: int, sd: Optional[bytes],
-                 sd_error: Optional[str]) -> dict:
-    meta = {"source": kind.value, "times": dict(zip(TIME_FIELDS, times)),
+def _ntfs_shaped(kind: MetaSource, times: Sequence[int], attributes: int, sd: Optional[bytes],
+                 sd_error: Optional[str]) -> Meta:
+    meta: Meta = {"source": kind.value, "times": dict(zip(TIME_FIELDS, times)),
             "attributes": attributes}
     if sd is not None:
         meta["security_descriptor"] = base64.b64encode(sd).decode("ascii")
@@ -95,7 +100,7 @@ def _ntfs_shaped(kind: MetaSource, times, attributes: int, sd: Optional[bytes],
     return meta
 
 
-def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) -> dict:
+def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) -> Meta:
     """The metadata of ``path`` (``st``: its lstat, if taken already) as a
     JSON-ready dict.  A security descriptor that cannot be read (no right to
     it) is left out and said so."""
@@ -119,7 +124,8 @@ def capture(path: str, kind: MetaSource, st: Optional[os.stat_result] = None) ->
             "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "mode": st.st_mode & 0o7777}
 
 
-def capture_opened(raw, kind: MetaSource, st: Tuple[int, int, int, int, int]) -> Optional[dict]:
+def capture_opened(raw: RawContext, kind: MetaSource,
+                   st: Tuple[int, int, int, int, int]) -> Optional[Meta]:
     """:func:`capture` of the object open for export in ``raw`` on the POSIX
     system side, read through its descriptor (``st``: its
     ``_core.object_stat``), so that a backup set costs no further path
@@ -139,7 +145,7 @@ def capture_opened(raw, kind: MetaSource, st: Tuple[int, int, int, int, int]) ->
 
 
 def from_facts(kind: MetaSource, st: Tuple[int, int, int, int, int], attrib: bytes,
-               times: bytes, acl: Optional[bytes], acl_errno: int) -> dict:
+               times: bytes, acl: Optional[bytes], acl_errno: int) -> Meta:
     """:func:`capture_opened` from what the C side read of an object
     (efs_posix_backup.c): its stat, and on ntfs-3g the three xattr values
     (``acl`` None when it could not be read, ``acl_errno`` why)."""
@@ -153,13 +159,15 @@ def from_facts(kind: MetaSource, st: Tuple[int, int, int, int, int], attrib: byt
     return {}
 
 
-def change_stamp(meta: dict) -> Optional[int]:
+def change_stamp(meta: Meta) -> Optional[int]:
     """The change time an incremental run compares (NTFS MFT change time,
     or POSIX ctime), or None when the manifest holds none."""
     if meta.get("source") in NTFS_SHAPED:
-        return meta["times"]["change"]
+        stamp: int = meta["times"]["change"]
+        return stamp
     if meta.get("source") == MetaSource.POSIX.value:
-        return meta["ctime_ns"]
+        ctime: int = meta["ctime_ns"]
+        return ctime
     return None
 
 
@@ -167,7 +175,7 @@ def filetime_to_ns(ft: int) -> int:
     return (ft - FILETIME_UNIX_EPOCH) * 100
 
 
-def apply(path: str, meta: dict, *, acl: bool = True, target_ntfs3g: Optional[bool] = None) -> None:
+def apply(path: str, meta: Meta, *, acl: bool = True, target_ntfs3g: Optional[bool] = None) -> None:
     """Give ``path`` the metadata ``meta`` captured.  Order: security
     descriptor, attributes, then times last, since setting the others may
     touch the times.  ntfs-3g sets the MFT change time itself (to now): it

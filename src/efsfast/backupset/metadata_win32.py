@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import sys
 from ctypes import wintypes
+from typing import Any, Dict, Optional, Tuple
+
+if sys.platform != "win32":     # (so mypy checks the rest for Windows: .ci/typecheck)
+    raise ImportError("efsfast.backupset.metadata_win32 is for Windows only")
 
 FILE_BASIC_INFO_CLASS = 0              # FILE_INFO_BY_HANDLE_CLASS.FileBasicInfo
 FILE_FLAG_BACKUP_SEMANTICS = 0x02000000
@@ -67,14 +72,14 @@ def _fail(what: str, path: str) -> OSError:
 
 
 def _open(path: str, access: int) -> int:
-    h = _k32.CreateFileW(path, access, SHARE_ALL, None, OPEN_EXISTING,
+    h: Optional[int] = _k32.CreateFileW(path, access, SHARE_ALL, None, OPEN_EXISTING,
                          FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, None)
-    if h in (None, INVALID_HANDLE):
+    if h is None or h == INVALID_HANDLE:
         raise _fail("CreateFileW", path)
     return h
 
 
-def _open_best(path: str, base: int, extra: int):
+def _open_best(path: str, base: int, extra: int) -> Tuple[int, bool]:
     """A handle with ``base | extra`` access, or ``base`` alone where the
     extra right (the SACL's) is not granted: (handle, got the extra)."""
     try:
@@ -85,7 +90,7 @@ def _open_best(path: str, base: int, extra: int):
     return _open(path, base), False
 
 
-def capture(path: str) -> dict:
+def capture(path: str) -> Dict[str, Any]:
     """{"times": {...}, "attributes": int, "security_descriptor": bytes}
     (the descriptor is absent, with the reason, where it cannot be read)."""
     h, sacl = _open_best(path, Access.FILE_READ_ATTRIBUTES | Access.READ_CONTROL,
@@ -95,9 +100,10 @@ def capture(path: str) -> dict:
         if not _k32.GetFileInformationByHandleEx(h, FILE_BASIC_INFO_CLASS, ctypes.byref(info),
                                                  ctypes.sizeof(info)):
             raise _fail("GetFileInformationByHandleEx", path)
-        out = {"times": {"creation": info.CreationTime, "last_write": info.LastWriteTime,
-                         "last_access": info.LastAccessTime, "change": info.ChangeTime},
-               "attributes": info.FileAttributes}
+        out: Dict[str, Any] = {
+            "times": {"creation": info.CreationTime, "last_write": info.LastWriteTime,
+                      "last_access": info.LastAccessTime, "change": info.ChangeTime},
+            "attributes": info.FileAttributes}
         which = SecurityInfo.OWNER | SecurityInfo.GROUP | SecurityInfo.DACL
         which |= SecurityInfo.SACL if sacl else 0
         need = wintypes.DWORD(0)
@@ -113,7 +119,7 @@ def capture(path: str) -> dict:
         _k32.CloseHandle(h)
 
 
-def apply(path: str, times: dict, attributes: int, sd: bytes = None) -> None:
+def apply(path: str, times: Dict[str, int], attributes: int, sd: Optional[bytes] = None) -> None:
     """Descriptor first, then attributes and all four times in one call
     (FILE_BASIC_INFO sets the change time too, which ntfs-3g cannot)."""
     base = Access.FILE_WRITE_ATTRIBUTES

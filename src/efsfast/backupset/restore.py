@@ -6,14 +6,15 @@ its unchanged objects live in."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set,
+                    Tuple)
 
 from .. import tree
-from .._core import CancelToken
+from .._core import Backend, CancelToken
 from .._errors import EfsError, RefusedError
 from ..api import BulkResult, ItemError
 from . import metadata as _meta
-from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, Kind, Manifest,
+from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, JsonObject, Kind, Manifest,
                        ManifestError, find_manifest, read_manifest)
 from .result import SetResult
 
@@ -85,7 +86,7 @@ def locate_sets(m: Manifest, extra: Sequence[str] = (), named: object = None) ->
     found: Dict[str, str] = {}
     for folder in list(extra) + [r.get("path") or "" for r in m.header.refs]:
         where, complete = find_manifest(folder) if folder else (None, False)
-        if not complete:            # (an incomplete set is not the one referred to)
+        if not complete or where is None:   # (an incomplete set is not the one referred to)
             continue
         try:
             other = read_manifest(where)
@@ -96,7 +97,7 @@ def locate_sets(m: Manifest, extra: Sequence[str] = (), named: object = None) ->
     return found
 
 
-def take_if_referred(wanted: Dict[str, dict], found: Dict[str, Any], other: Manifest,
+def take_if_referred(wanted: Dict[str, JsonObject], found: Dict[str, Any], other: Manifest,
                      place: Any) -> None:
     """Record ``place`` as where set ``other`` lies if it is one of the
     ``wanted`` references (same id and manifest hash) not found yet."""
@@ -105,7 +106,7 @@ def take_if_referred(wanted: Dict[str, dict], found: Dict[str, Any], other: Mani
         found[other.header.set_id] = place
 
 
-def refuse_missing(m: Manifest, found: Dict[str, object], named: object = None) -> None:
+def refuse_missing(m: Manifest, found: Mapping[str, object], named: object = None) -> None:
     """Raise :class:`MissingSetsError` naming every set ``m`` refers to that
     is not in ``found`` (by set id); its ``filename`` is ``named``, the
     incremental set as the user named it (never the source folder its
@@ -136,12 +137,12 @@ def _depth(e: Entry) -> int:
 
 
 def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
-                   skip: set) -> List[ItemError]:
+                   skip: Set[str]) -> List[ItemError]:
     """Metadata onto restored objects: files, then folders deepest first, so
     that setting a folder's contents never moves its times.  One thread: on
     ntfs-3g two were slower (0.29 s against 0.17 s for 2,000 files; the
     daemon serves one request at a time and the calls are short)."""
-    failures = []
+    failures: List[ItemError] = []
     todo = sorted(entries, key=lambda e: (e.kind is not Kind.FILE, -_depth(e)))
     ntfs = _meta.is_ntfs3g(dest)
     for i, e in enumerate(todo):
@@ -199,14 +200,14 @@ def checkable(entries: Iterable[Entry], dest_dir: str,
 
 
 def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
-                 dest_dir: str) -> Tuple[list, list, List[ItemError]]:
+                 dest_dir: str) -> Tuple[tree.Jobs, tree.Jobs, List[ItemError]]:
     """Restore jobs for the set objects ``entries`` (those with a raw stream),
     each checked against its manifest line's size and SHA-256 as it is read
     (restore_many's ``expect``): (directory jobs in creation order, file
     jobs, failed items for lines that give nothing to check against).
     ``folders``: the folder of each set by id (``own_id``: the set itself)."""
-    dirs: list = []
-    files: list = []
+    dirs: tree.Jobs = []
+    files: tree.Jobs = []
     unusable: List[ItemError] = []
     for e, target in checkable(entries, dest_dir, unusable):
         source = os.path.join(folders[e.ref or own_id], *e.stored_name.split("/"))
@@ -219,11 +220,12 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
     return dirs, files, unusable
 
 
-def restore_set(set_dir, dest_dir, *, workers: Optional[int] = None, overwrite: bool = False,
+def restore_set(set_dir: tree.PathArg, dest_dir: tree.PathArg, *, workers: Optional[int] = None,
+                overwrite: bool = False,
                 skip_existing: bool = False, metadata: bool = True, acl: bool = True,
                 sets: Sequence[str] = (),
                 progress: Optional[Callable[[int, int, int], None]] = None,
-                cancel: Optional[CancelToken] = None, backend=None,
+                cancel: Optional[CancelToken] = None, backend: Optional[Backend] = None,
                 partial: bool = False) -> SetResult:
     """Restore the folder set ``set_dir`` (which has a manifest) into
     ``dest_dir``.  An incomplete set (its backup did not finish) is refused

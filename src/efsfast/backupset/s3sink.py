@@ -33,8 +33,8 @@ from .._errors import RefusedError
 from ..api import ItemError
 from ..store import Failure, Store, StoreError
 from . import destination as _destination
-from .manifest import (MANIFEST_NAME, PARTIAL_NAME, SUFFIX, Entry, Header, ManifestError,
-                       ManifestWriter, read_manifest)
+from .manifest import (MANIFEST_NAME, PARTIAL_NAME, SUFFIX, Entry, Header, Manifest,
+                       ManifestError, ManifestWriter, read_manifest)
 from .sinks import SetSink, source_unchanged
 
 MEMORY_OBJECT = 64 << 20        # exported into memory, then one PUT or multipart from it
@@ -49,7 +49,7 @@ def refused(exc: StoreError) -> RefusedError:
                         exc.errno)
 
 
-def read_store_manifest(store: Store, name: str, partial: bool = False) -> Any:
+def read_store_manifest(store: Store, name: str, partial: bool = False) -> Manifest:
     """The manifest ``name`` of the set in ``store``, parsed and checked."""
     data = store.read(name)
     return read_manifest(io.BytesIO(memoryview(data)), store.object_url(name),

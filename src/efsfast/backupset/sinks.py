@@ -12,7 +12,7 @@ import queue
 import tarfile
 import threading
 import time
-from typing import IO, Dict, List, Optional, Set, Tuple
+from typing import IO, Any, Dict, List, Optional, Protocol, Set, Tuple, Union
 
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error
@@ -27,6 +27,12 @@ READ_CHUNK = 1 << 20
 # learns the size only at its end: objects up to this size are exported into
 # memory first; larger ones are exported twice (size and hash, then the data)
 STREAM_MEMORY_LIMIT = 64 << 20
+
+
+class Digest(Protocol):
+    """What a sink asks of the hash it feeds (a hashlib object)."""
+    def update(self, data: Union[bytes, bytearray, memoryview], /) -> None: ...
+    def hexdigest(self) -> str: ...
 
 
 def hash_file(path: str) -> Tuple[int, str]:
@@ -68,15 +74,28 @@ class SetSink:
 
     def add_entry(self, entry: Entry) -> None:
         with self.lock:
+            assert self.writer is not None      # (begin made it)
             self.writer.add(entry)
 
     def keeps(self, entry: Entry) -> bool:
         """Resuming: whether the object's stream already in the set is kept."""
         return False
 
-    def store(self, raw, entry: Entry, digest, *, cancel) -> int:
+    def store(self, raw: _core.RawContext, entry: Entry, digest: Digest, *,
+              cancel: Optional[_core.CancelToken]) -> int:
         """Write the raw stream of the object open for export in ``raw``,
         feeding ``digest``; return its size."""
+        raise NotImplementedError
+
+    # a resumable sink's (folder, object store)
+
+    def check(self, source: str, *, resume: bool) -> None:
+        """Refuse (:class:`RefusedError`) a destination this backup must not
+        write into, before any work."""
+        raise NotImplementedError
+
+    def discard(self, entry: Entry) -> None:
+        """An object stored whose line could not be written: removed."""
         raise NotImplementedError
 
     def unfinished(self, failures: List[ItemError]) -> Optional[str]:
@@ -155,7 +174,7 @@ class FolderSink(SetSink):
         self.final = os.path.join(self.dest, MANIFEST_NAME)
         self.partial = os.path.join(self.dest, PARTIAL_NAME)
         self.fd: Optional[int] = None
-        self.made: set = set()
+        self.made: Set[str] = set()
         self.found: Optional[_destination.Destination] = None
         self.known: Dict[str, Entry] = {}   # resuming: what the set there lists
         self.listed: Set[str] = set()       # raw streams the new manifest lists
@@ -182,6 +201,7 @@ class FolderSink(SetSink):
         if self.found is None:                  # (check was not called: as a new set)
             self.check(header.source, resume=False)
         found = self.found
+        assert found is not None                # (check surveyed it)
         _destination.retire(self.partial)       # the one an earlier backup left
         try:
             fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
@@ -220,16 +240,18 @@ class FolderSink(SetSink):
         (the set cannot be complete) and the caller fails the object."""
         with self.lock:
             if self.broken is not None:
-                raise EfsError(getattr(self.broken, "winerror", None) or 29,
-                               f"cannot record it in the manifest: {self.broken.strerror}",
-                               self.partial, self.broken.errno)
+                broken: Any = self.broken       # (an EfsError: set below)
+                raise EfsError(getattr(broken, "winerror", None) or 29,
+                               f"cannot record it in the manifest: {broken.strerror}",
+                               self.partial, broken.errno)
             try:
+                assert self.writer is not None  # (begin made it)
                 self.writer.add(entry)
             except OSError as exc:
-                self.broken = as_efs_error(exc, self.partial)
-                raise EfsError(self.broken.winerror, "cannot record it in the manifest: "
-                               f"{self.broken.strerror}", self.partial,
-                               self.broken.errno) from None
+                self.broken = error = as_efs_error(exc, self.partial)
+                raise EfsError(error.winerror, "cannot record it in the manifest: "
+                               f"{error.strerror}", self.partial,
+                               error.errno) from None
             if entry.has_stream and not entry.ref:
                 self.listed.add(entry.stored_name)
 
@@ -262,7 +284,8 @@ class FolderSink(SetSink):
         with self.lock:
             self.written.append(path)
 
-    def store(self, raw, entry, digest, *, cancel) -> int:
+    def store(self, raw: _core.RawContext, entry: Entry, digest: Digest, *,
+              cancel: Optional[_core.CancelToken]) -> int:
         out = self._stored(entry)
         parent = os.path.dirname(out)
         if parent not in self.made:         # one makedirs per folder, not per object
@@ -278,7 +301,7 @@ class FolderSink(SetSink):
 
     def unfinished(self, failures: List[ItemError]) -> Optional[str]:
         if self.broken is not None:
-            return f"its manifest could not be written: {self.broken.strerror}"
+            return f"its manifest could not be written: {getattr(self.broken, 'strerror')}"
         full = next((f.error for f in failures if _destination_full(f.error)), None)
         if full is not None:
             return f"the destination is full ({getattr(full, 'strerror', None) or full})"
@@ -303,6 +326,7 @@ class FolderSink(SetSink):
         return digest
 
     def _end_manifest(self) -> str:
+        assert self.writer is not None          # (begin made it)
         return self.writer.finish()
 
     def _sync_objects(self) -> None:
@@ -315,6 +339,7 @@ class FolderSink(SetSink):
             raise problem(path, "could not be synced to stable storage", exc)
 
     def _sync_manifest(self) -> None:
+        assert self.fd is not None              # (begin opened it; finish closes it after this)
         os.fsync(self.fd)
 
     def _remove_unlisted(self) -> None:
@@ -363,6 +388,7 @@ class FolderSink(SetSink):
         end line of a set that could not be published) is cut away first."""
         if self.fd is None:
             return
+        assert self.writer is not None          # (made right after the fd, or the fd reset)
         try:
             os.ftruncate(self.fd, self.writer.written)
             self.writer.abort(reason)
@@ -376,11 +402,11 @@ class FolderSink(SetSink):
 
 
 class _CountingSink:
-    def __init__(self, digest):
+    def __init__(self, digest: Digest) -> None:
         self.digest = digest
         self.count = 0
 
-    def write(self, view) -> int:
+    def write(self, view: memoryview) -> int:
         self.digest.update(view)
         self.count += len(view)
         return len(view)
@@ -390,11 +416,11 @@ class _QueueWriter(_CountingSink):
     """Export side of the bridge: hands copies of each buffer to the tar
     writer (bounded, so memory stays a few system buffers)."""
 
-    def __init__(self, digest, q: "queue.Queue"):
+    def __init__(self, digest: Digest, q: "queue.Queue[Optional[bytes]]"):
         super().__init__(digest)
         self.q = q
 
-    def write(self, view) -> int:
+    def write(self, view: memoryview) -> int:
         n = super().write(view)
         self.q.put(bytes(view))
         return n
@@ -403,7 +429,7 @@ class _QueueWriter(_CountingSink):
 class _QueueReader:
     """Tar side of the bridge: read(n) returns n bytes until the export ends."""
 
-    def __init__(self, q: "queue.Queue"):
+    def __init__(self, q: "queue.Queue[Optional[bytes]]"):
         self.q = q
         self.pending = bytearray()
         self.ended = False
@@ -428,7 +454,7 @@ class _Appender:
         self.out = out
         self.position = 0
 
-    def write(self, b) -> int:
+    def write(self, b: bytes) -> int:
         self.out.write(b)
         self.position += len(b)
         return len(b)
@@ -445,7 +471,7 @@ class _MemoryReader:
         self.view = memoryview(data)
         self.position = 0
 
-    def read(self, n: int):
+    def read(self, n: int) -> memoryview:
         out = self.view[self.position:self.position + n]
         self.position += len(out)
         return out
@@ -470,11 +496,13 @@ class TarSink(SetSink):
         self.mtime = time.time()
 
     def begin(self, header: Header) -> None:
-        self.tar = tarfile.open(fileobj=_Appender(self.fileobj), mode="w",
-                                format=tarfile.PAX_FORMAT)
+        # (mode "w" only writes and tells: typeshed asks for a whole file)
+        self.tar = tarfile.open(fileobj=_Appender(self.fileobj),  # type: ignore[call-overload]
+                                mode="w", format=tarfile.PAX_FORMAT)
         self.writer = ManifestWriter(self.manifest, header)
 
-    def _info(self, name: str, size: int, comment: Optional[dict] = None) -> tarfile.TarInfo:
+    def _info(self, name: str, size: int,
+              comment: Optional[Dict[str, Any]] = None) -> tarfile.TarInfo:
         ti = tarfile.TarInfo(name)
         ti.size, ti.mtime, ti.mode = size, self.mtime, 0o644
         if comment is not None:
@@ -482,17 +510,22 @@ class TarSink(SetSink):
                                                     sort_keys=True)}
         return ti
 
-    def _add(self, ti: tarfile.TarInfo, fileobj, chunk: int) -> None:
+    def _add(self, ti: tarfile.TarInfo, fileobj: Union[_MemoryReader, _QueueReader],
+             chunk: int) -> None:
         if self.broken is not None:
             raise StreamBroken(31, "the tar stream was already broken", ti.name)
-        self.tar.copybufsize = chunk        # how much tarfile reads per write
+        assert self.tar is not None             # (begin opened it)
+        # how much tarfile reads per write (an attribute typeshed does not list)
+        self.tar.copybufsize = chunk  # type: ignore[attr-defined]
         try:
-            self.tar.addfile(ti, fileobj)
+            # (a _MemoryReader reads memoryviews: tarfile only writes what it reads)
+            self.tar.addfile(ti, fileobj)  # type: ignore[arg-type]
         except BaseException as exc:
             self.broken = exc
             raise
 
-    def store(self, raw, entry, digest, *, cancel) -> int:
+    def store(self, raw: _core.RawContext, entry: Entry, digest: Digest, *,
+              cancel: Optional[_core.CancelToken]) -> int:
         if self.broken is not None:
             raise StreamBroken(31, "the tar stream was already broken", raw.path)
         if entry.source_size is not None and entry.source_size > self.memory_limit:
@@ -504,16 +537,17 @@ class TarSink(SetSink):
                       _MemoryReader(data), max(len(data), 1))
         return len(data)
 
-    def _store_large(self, raw, entry, digest, cancel) -> int:
+    def _store_large(self, raw: _core.RawContext, entry: Entry, digest: Digest,
+                     cancel: Optional[_core.CancelToken]) -> int:
         path = raw.path
         first = _CountingSink(digest)
         api.export_opened(raw, first, cancel=cancel)
         entry.raw_size, entry.sha256 = first.count, digest.hexdigest()
         again = hashlib.sha256()
-        q: "queue.Queue" = queue.Queue(maxsize=16)
-        failed = []
+        q: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=16)
+        failed: List[BaseException] = []
 
-        def produce():
+        def produce() -> None:
             try:
                 with _core.open_raw(path, raw.flags, raw.backend) as second:
                     api.export_opened(second, _QueueWriter(again, q), cancel=cancel)
@@ -542,6 +576,7 @@ class TarSink(SetSink):
     def finish(self) -> str:
         if self.broken is not None:
             raise self.broken
+        assert self.writer is not None and self.tar is not None     # (begin made them)
         digest = self.writer.finish()
         data = self.manifest.getvalue()
         self._add(self._info(MANIFEST_NAME, len(data)), _MemoryReader(data), max(len(data), 1))

@@ -198,8 +198,8 @@ def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
         extra += apply_metadata(m.entries, dest_dir, acl=acl,
                                 skip=failed | {u.dest for u in unusable})
     ordered = dirs + files
-    for e in extra:
-        bulk.failures.append(ItemError(len(bulk.results), e.dest, e.error))
+    for item in extra:
+        bulk.failures.append(ItemError(len(bulk.results), item.dest, item.error))
         bulk.results.append(None)
     return SetResult(bulk, directories=len(dirs), existing=existing,
                      unchanged=sum(1 for e in m.entries if e.ref), set_id=m.header.set_id,
@@ -249,7 +249,7 @@ def _restore_batch(batch: List[_Job], fetched: List[Any], dest_dir: str,
                    **opts: Any) -> Tuple[BulkResult, List[str]]:
     """One batch: objects whose fetch failed are failed items (named by the
     store's error); the rest go to restore_planned with their buffers."""
-    ready: List[Tuple[int, tuple]] = []
+    ready: List[Tuple[int, Tuple[Any, ...]]] = []
     failed: List[ItemError] = []
     for i, (j, got) in enumerate(zip(batch, fetched)):
         if isinstance(got, concurrent.futures.Future):
@@ -401,7 +401,7 @@ def _check_store_refs(m: Manifest, sets: Sequence[str], store: Store, report: Ve
     try:
         places = locate_places(m, sets, store, **store_options)
     except MissingSetsError as exc:
-        report.problems.append(Problem(MANIFEST_NAME, exc.strerror))
+        report.problems.append(Problem(MANIFEST_NAME, exc.strerror or str(exc)))
         return
     listed = {}
     for sid, place in places.items():

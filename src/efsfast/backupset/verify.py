@@ -11,12 +11,13 @@ import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import raw
+from .._errors import EfsError
 from ..treewalk import walk
-from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, ManifestError, find_manifest,
-                       read_manifest)
+from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, Manifest, ManifestError,
+                       find_manifest, read_manifest)
 from .restore import MissingSetsError, locate_sets
 
 READ_CHUNK = 1 << 20
@@ -45,7 +46,7 @@ class VerifyReport:
 class _HashingReader:
     """Feeds the validator and the hash from one read of the file."""
 
-    def __init__(self, f):
+    def __init__(self, f: raw.Readable) -> None:
         self.f = f
         self.digest = hashlib.sha256()
         self.count = 0
@@ -72,7 +73,7 @@ def check_object(path: str, e: Entry, mode: str) -> List[str]:
         return [f"cannot read it: {exc.strerror or exc}"]
 
 
-def check_stream(f, e: Entry, mode: str) -> List[str]:
+def check_stream(f: raw.Readable, e: Entry, mode: str) -> List[str]:
     """The checks of :func:`check_object` on a binary file object: one read
     feeds the validator and the hash."""
     count, sha256, problems = measure_stream(f, mode)
@@ -83,10 +84,10 @@ def check_stream(f, e: Entry, mode: str) -> List[str]:
     return problems
 
 
-def measure_stream(f, mode: str) -> Tuple[int, str, List[str]]:
+def measure_stream(f: raw.Readable, mode: str) -> Tuple[int, str, List[str]]:
     """(size, SHA-256, what does not validate) of the raw stream in the
     binary file object ``f``, from one read."""
-    problems = []
+    problems: List[str] = []
     reader = _HashingReader(f)
     try:
         raw.verify(reader, mode=mode)
@@ -102,7 +103,8 @@ def measure_stream(f, mode: str) -> Tuple[int, str, List[str]]:
 Prove = Callable[[List[str]], List[Optional[str]]]
 
 
-def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
+def verify_set(set_dir: Union[str, "os.PathLike[str]"], *, mode: str = "strict",
+               sets: Sequence[str] = (),
                workers: Optional[int] = None, prove: Optional[Prove] = None) -> VerifyReport:
     """Check the folder set ``set_dir``; every problem is named in the
     report (``ok`` is False when there is any).  ``prove(paths)``, when
@@ -121,6 +123,7 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
                                                       "backup did not finish"))
         return report
     except ManifestError as exc:
+        assert where is not None            # (read_manifest raised it)
         report.problems.append(Problem(os.path.basename(where), str(exc)))
         return report
     except OSError as exc:
@@ -129,10 +132,10 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
         return report
     report.set_id, report.complete = m.header.set_id, complete
     if not complete:        # what it lists is still checked below
-        why = (f": {m.reason}" if m.reason else
-               ": it stopped while publishing the set" if m.complete else "")
+        cause = (f": {m.reason}" if m.reason else
+                 ": it stopped while publishing the set" if m.complete else "")
         report.problems.append(Problem(PARTIAL_NAME, f"incomplete: its backup did not finish"
-                                       f"{why}; it lists {len(m.entries)} objects (resume it "
+                                       f"{cause}; it lists {len(m.entries)} objects (resume it "
                                        "with backup-tree --skip-existing)"))
     own = [e for e in m.entries if e.has_stream and not e.ref]
     for e in m.entries:
@@ -143,7 +146,7 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
     def one(e: Entry) -> List[Problem]:
         p = os.path.join(set_dir, *e.stored_name.split("/"))
         return [Problem(e.stored_name, msg) for msg in check_object(p, e, mode)]
-    good = []
+    good: List[Entry] = []
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for e, found in zip(own, pool.map(one, own)):
             report.problems.extend(found)
@@ -158,21 +161,21 @@ def verify_set(set_dir, *, mode: str = "strict", sets: Sequence[str] = (),
                                                               f"key(s): {why}"))
         good = [e for e, why in zip(good, why_not) if why is None]
     report.objects = len(good)
-    report.bytes = sum(e.raw_size for e in good)
+    report.bytes = sum(e.raw_size or 0 for e in good)     # (good: its size matched)
     listed = {e.stored_name for e in own} | {MANIFEST_NAME, PARTIAL_NAME}
-    unlistable: List[Tuple[str, OSError]] = []
+    unlistable: List[Tuple[str, EfsError]] = []
     for folder in walk(set_dir, unlistable):
         for f in folder.files + folder.others:
             rel = os.path.relpath(os.path.join(folder.path, f), set_dir).replace(os.sep, "/")
             if rel not in listed:
                 report.problems.append(Problem(rel, "in the set but not in its manifest"))
-    for path, exc in unlistable:        # what it holds could not be checked
+    for path, error in unlistable:      # what it holds could not be checked
         rel = os.path.relpath(path, set_dir).replace(os.sep, "/")
-        report.problems.append(Problem(rel, exc.strerror or str(exc)))
+        report.problems.append(Problem(rel, error.strerror or str(error)))
     return report
 
 
-def _check_refs(m, sets: Sequence[str], report: VerifyReport) -> None:
+def _check_refs(m: Manifest, sets: Sequence[str], report: VerifyReport) -> None:
     """Unchanged objects of an incremental set: their sets are there and
     list them with the same hash (those sets' data is checked by running
     verify-set on them)."""
@@ -181,14 +184,15 @@ def _check_refs(m, sets: Sequence[str], report: VerifyReport) -> None:
     try:
         folders = locate_sets(m, sets)
     except MissingSetsError as exc:
-        report.problems.append(Problem(MANIFEST_NAME, exc.strerror))
+        report.problems.append(Problem(MANIFEST_NAME, exc.strerror or str(exc)))
         return
     listed = {sid: read_manifest(os.path.join(folder, MANIFEST_NAME)).by_path()
               for sid, folder in folders.items()}
     compare_refs(m, listed, report)
 
 
-def compare_refs(m, listed: dict, report: VerifyReport) -> None:
+def compare_refs(m: Manifest, listed: Dict[str, Dict[str, Entry]],
+                 report: VerifyReport) -> None:
     """Every unchanged object of the incremental set ``m`` is listed, with
     the same SHA-256, by the set it refers to (``listed``: per set id, its
     entries by path)."""

@@ -10,7 +10,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .. import tree
 from .. import volume as _volume
@@ -47,7 +47,7 @@ def efs_sha256(path: str) -> Optional[str]:
     if not hasattr(os, "getxattr"):
         return None
     try:
-        return hashlib.sha256(os.getxattr(path, tree.EFSINFO_XATTR,
+        return hashlib.sha256(os.getxattr(path, _volume.EFSINFO_XATTR,
                                           follow_symlinks=False)).hexdigest()
     except OSError:
         return None
@@ -68,7 +68,7 @@ def _unchanged(prev: Optional[Entry], now: Entry) -> bool:
 class _Previous:
     """The set an incremental run compares with."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str) -> None:
         from ..store import is_s3_url
         if is_s3_url(path):             # a set in an object store: its URL is its path
             from .storeread import read_store_set_at
@@ -96,11 +96,12 @@ class _Previous:
         return prev.ref or self.header.set_id
 
 
-def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
+def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] = None,
                skip_existing: bool = False, metadata: bool = True,
                since: Optional[str] = None,
                progress: Optional[Callable[[int, int, int], None]] = None,
-               cancel: Optional[CancelToken] = None, backend=None) -> SetResult:
+               cancel: Optional[CancelToken] = None,
+               backend: Optional[_core.Backend] = None) -> SetResult:
     """Back up every encrypted object below ``src_dir`` into ``sink`` and
     finish the set with its manifest.  A folder set that cannot be finished
     (its destination is full, its manifest cannot be written) is left
@@ -124,7 +125,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     opened_facts = isinstance(be, _core.PosixBackend) and not reason
     in_c = (opened_facts and isinstance(sink, FolderSink) and prev is None
             and not skip_existing)
-    errors: list = []        # what cannot be listed or read: failed items, never skipped
+    errors: tree.Errors = []        # what cannot be listed or read: failed items, never skipped
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
                                             classify=not opened_facts)
     unreadable = tree._unreadable(errors)
@@ -148,11 +149,12 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     unchanged = [0]
     plain_seen = [0]         # candidates found not encrypted so far
 
-    def finish(raw, entry: Entry, path: str, out: str, token) -> _Done:
+    def finish(raw: Optional[_core.RawContext], entry: Entry, path: str, out: str,
+               token: CancelToken) -> _Done:
         """The entry of an object whose metadata is captured: a reference to
         the previous set, the backup already there, or the stream now."""
         p = prev.entries.get(entry.path) if prev else None
-        if prev and _unchanged(p, entry):
+        if prev and p is not None and _unchanged(p, entry):
             entry.ref, entry.raw_size, entry.sha256 = prev.ref_of(p), p.raw_size, p.sha256
             with lock:
                 unchanged[0] += 1
@@ -181,7 +183,7 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     def entry_flags(entry: Entry) -> int:
         return _core.CREATE_FOR_DIR if entry.kind is Kind.DIRECTORY else 0
 
-    def one(path, out, opts, token) -> _Done:
+    def one(path: str, out: str, opts: Dict[str, Any], token: CancelToken) -> _Done:
         directory = bool(opts.get("directory"))
         entry = Entry(path=_rel(path, src_dir), kind=Kind.DIRECTORY if directory else Kind.FILE)
         if opened_facts:
@@ -203,16 +205,20 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
     jobs = candidates = dirs + files
     sifted = None           # (result, jobs) once plain candidates are left out
     try:
-        done = [0, 0]
+        counted = [0, 0]        # objects and bytes of the batches before this one
 
-        def step(f, b, _t):
+        def step(f: int, b: int, _t: int) -> None:
             # objects, not candidates: a file found not encrypted leaves
             # the count of what is done and of what there is to do
             if progress is not None:
-                progress(done[0] + f - plain_seen[0], done[1] + b, len(jobs) - plain_seen[0])
+                progress(counted[0] + f - plain_seen[0], counted[1] + b,
+                         len(jobs) - plain_seen[0])
         # a stream needs each folder before what it holds: folders one at a time
         batches = [(dirs, 1), (files, workers)] if sink.ordered else [(jobs, workers)]
-        if in_c and jobs:       # a full folder set on the POSIX side: every object in C
+        # a full folder set on the POSIX side: every object in C (in_c says
+        # the sink and the backend are these)
+        if (in_c and isinstance(sink, FolderSink) and isinstance(be, _core.PosixBackend)
+                and jobs):
             parts.append(backup_bulk(jobs, sink, kind=kind, backend=be, workers=workers,
                                      rel=lambda p: _rel(p, src_dir), make_done=_Done,
                                      progress=progress, cancel=cancel))
@@ -222,8 +228,8 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
                 r = _run_many(batch, one, workers=n, progress=step, cancel=cancel,
                               fail_fast=sink.fail_fast)
                 parts.append(r)
-                done[0] += r.files
-                done[1] += r.bytes
+                counted[0] += r.files
+                counted[1] += r.bytes
         if sink.broken is not None and not folder:
             raise sink.broken
         bulk = _merge(parts, jobs)
@@ -266,19 +272,19 @@ def backup_set(src_dir, sink: SetSink, *, workers: Optional[int] = None,
         # encrypted are no objects of it: they are not counted as done)
         if hasattr(exc, "result") or sifted is None:
             if not hasattr(exc, "result"):
-                exc.result = _merge(parts, candidates)
-            done, left = exc.result, candidates
+                setattr(exc, "result", _merge(parts, candidates))
+            done, left = getattr(exc, "result"), candidates
             if opened_facts:
                 done, left, plain = _drop_skipped(done, candidates)
                 skipped.extend(sorted(set(plain) - set(skipped)))
         else:
             done, left = sifted
-            exc.result = done
-        exc.tree = SetResult(done, directories=sum(
+            setattr(exc, "result", done)
+        setattr(exc, "tree", SetResult(done, directories=sum(
             1 for r in done.results if isinstance(r, _Done) and r.entry is not None
             and r.entry.kind is Kind.DIRECTORY), skipped=skipped, existing=existing,
             unreadable=unreadable, jobs=[j[:2] for j in left], unchanged=unchanged[0],
-            set_id=header.set_id, complete=False, reason=_why(exc))
+            set_id=header.set_id, complete=False, reason=_why(exc)))
         raise
     return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
                      unchanged=unchanged[0], set_id=header.set_id,
@@ -294,7 +300,7 @@ def _why(exc: BaseException) -> str:
     return describe(exc)
 
 
-def _capture_opened(raw, entry: Entry, kind) -> bool:
+def _capture_opened(raw: _core.RawContext, entry: Entry, kind: _meta.MetaSource) -> bool:
     """Metadata, size and $EFS hash of the object open in ``raw`` (POSIX
     system side), all through its descriptor; False where it is not
     encrypted.  The $EFS read here is the one the export sends."""
@@ -314,15 +320,14 @@ def _capture_opened(raw, entry: Entry, kind) -> bool:
     return True
 
 
-def _drop_skipped(bulk: BulkResult, jobs: list):
+def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.Jobs, List[str]]:
     """(result, jobs) without the objects a worker found not encrypted, and
     the paths of such files (skipped, as a plan that probes first reports
     them; plain folders are not): they were candidates, never items of the
     set."""
     ran = len(bulk.results)         # (an interrupted run: the rest never started)
     keep = [i for i in range(len(jobs))
-            if i >= ran or not (isinstance(bulk.results[i], _Done)
-                                and bulk.results[i].entry is None)]
+            if i >= ran or not (isinstance(r := bulk.results[i], _Done) and r.entry is None)]
     plain = [jobs[i][0] for i, r in enumerate(bulk.results)
              if isinstance(r, _Done) and r.entry is None and len(jobs[i]) == 2]
     where = {old: new for new, old in enumerate(keep)}
@@ -332,12 +337,12 @@ def _drop_skipped(bulk: BulkResult, jobs: list):
     return out, [jobs[i] for i in keep], plain
 
 
-def _plain_folders(src_dir: str, jobs: list, kind, sink) -> None:
+def _plain_folders(src_dir: str, jobs: tree.Jobs, kind: _meta.MetaSource, sink: SetSink) -> None:
     """Lines for the unencrypted folders between the source and its objects:
     their metadata only, so a restore gives them their times, attributes and
     descriptors too (the source folder itself is the destination's)."""
     encrypted = {_rel(j[0], src_dir) for j in jobs if len(j) > 2}
-    plain = set()
+    plain: Set[str] = set()
     for j in jobs:
         rel = _rel(j[0], src_dir)
         while "/" in rel:
@@ -356,5 +361,5 @@ def _plain_folders(src_dir: str, jobs: list, kind, sink) -> None:
         sink.add_entry(Entry(path=rel, kind=Kind.PLAIN_DIRECTORY, meta=meta))
 
 
-def _merge(parts: List[BulkResult], jobs: list) -> BulkResult:
+def _merge(parts: List[BulkResult], jobs: tree.Jobs) -> BulkResult:
     return tree._merge(parts, jobs) if parts else BulkResult(results=[])

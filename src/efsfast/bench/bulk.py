@@ -15,11 +15,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from ..api import restore_many
 from ..tree import restore_tree
-from .timing import KIB, MIB, LoadWatch, make_stream, timed
+from .timing import KIB, MIB, LoadWatch, Log, Results, make_stream, timed
 
 WORKERS = (1, 2, 4, 8, 16)
 
@@ -38,7 +38,7 @@ def ceiling_source() -> Optional[str]:
     return None
 
 
-def build_ceiling(workdir: str) -> "str | dict":
+def build_ceiling(workdir: str) -> Union[str, Results]:
     """The compiled ceiling, or {"skipped": why}."""
     src = ceiling_source()
     if src is None:
@@ -71,13 +71,13 @@ def fs_type(path: str) -> str:
 
 # ------------------------------------------------------------ bulk series
 
-def bench_bulk(workdir: str, quick: bool, repeat: int, log) -> dict:
+def bench_bulk(workdir: str, quick: bool, repeat: int, log: Log) -> Results:
     exe = build_ceiling(workdir)
     places = {"tmpfs": "/dev/shm" if os.path.isdir("/dev/shm") else None,
               "disk": os.environ.get("EFSFAST_BENCH_DISK", "/var/tmp")}
     sizes = {16 * KIB: 1000 if quick else 10_000, MIB: 40 if quick else 400}
     workers = WORKERS[:3] if quick else WORKERS
-    out: dict = {"cpus": os.cpu_count(), "workers": list(workers), "places": {}}
+    out: Results = {"cpus": os.cpu_count(), "workers": list(workers), "places": {}}
     if isinstance(exe, dict):
         out["ceiling"] = exe
     for place, base in places.items():
@@ -92,9 +92,10 @@ def bench_bulk(workdir: str, quick: bool, repeat: int, log) -> dict:
     return out
 
 
-def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, log,
-                 place: str) -> dict:
-    res: dict = {"fs": fs_type(root), "tmpfile": has_tmpfile(root), "series": {}}
+def _bench_place(root: str, exe: Union[str, Results], sizes: Dict[int, int],
+                 workers: Sequence[int], repeat: int, log: Log,
+                 place: str) -> Results:
+    res: Results = {"fs": fs_type(root), "tmpfile": has_tmpfile(root), "series": {}}
     for size, count in sizes.items():
         streams = [make_stream(size, seed=i) for i in range(8)]
         srcs = [streams[i % len(streams)] for i in range(count)]
@@ -103,8 +104,8 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
         for i, s in enumerate(srcs):
             with open(os.path.join(set_dir, f"f{i}.efsraw"), "wb") as f:
                 f.write(s)
-        series: dict = {}
-        loads: dict = {}
+        series: Dict[int, Results] = {}     # per worker count
+        loads: Dict[int, Results] = {}
         for w in workers:
             def fresh(tag: str) -> str:
                 d = os.path.join(root, tag)
@@ -112,14 +113,14 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
                 os.makedirs(d)
                 return d
 
-            def many(w=w):
+            def many(w: int = w) -> None:
                 d = fresh("many")
                 r = restore_many([(os.path.join(d, f"f{i}"), s) for i, s in enumerate(srcs)],
                                  workers=w)
                 if r.failures:
                     raise r.failures[0].error
 
-            def tree(w=w):
+            def tree(w: int = w) -> None:
                 d = os.path.join(root, "tree")
                 shutil.rmtree(d, ignore_errors=True)
                 r = restore_tree(set_dir, d, workers=w)
@@ -130,7 +131,7 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
             if isinstance(exe, str):
                 mode = "tmpfile" if res["tmpfile"] else "link"
 
-                def ceiling(w=w, mode=mode):
+                def ceiling(w: int = w, mode: str = mode) -> None:
                     d = fresh("ceiling")
                     subprocess.run([exe, d, str(count), str(size), str(w), mode], check=True,
                                    capture_output=True)
@@ -140,7 +141,7 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
                 for _ in range(repeat):
                     for name, fn in cases.items():
                         times[name].append(timed(fn))
-            point: dict = {}
+            point: Results = {}
             for name, ts in times.items():
                 best = min(ts)
                 point[name] = {"files_per_s": count / best, "gbps": count * size / best / 1e9,
@@ -162,10 +163,10 @@ def _bench_place(root: str, exe, sizes: Dict[int, int], workers, repeat: int, lo
 
 # ------------------------------------------------------------ reports
 
-def bulk_targets(r: dict) -> List[dict]:
+def bulk_targets(r: Results) -> List[Results]:
     """restore_many >= 0.7x the C ceiling at every worker count, for every
     size and place; throughput never falls when workers are added."""
-    out: List[dict] = []
+    out: List[Results] = []
     for place, res in r.get("places", {}).items():
         for size, s in res.get("series", {}).items():
             pts = s["points"]
@@ -185,7 +186,7 @@ def bulk_targets(r: dict) -> List[dict]:
     return out
 
 
-def report_lines(bulk: dict) -> List[str]:
+def report_lines(bulk: Results) -> List[str]:
     lines: List[str] = []
     if bulk:
         lines += ["", f"## Bulk restores against the C ceiling (files/s, best; spread in brackets;"
@@ -210,7 +211,7 @@ def report_lines(bulk: dict) -> List[str]:
     return lines
 
 
-def plot_bulk(bulk: dict, path: str) -> None:
+def plot_bulk(bulk: Results, path: str) -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")

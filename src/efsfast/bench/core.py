@@ -14,20 +14,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from .. import _benchhooks, _core, raw
 from ..api import restore_many
 from ..backends import PosixBackend
 from ..compat import win32file
-from .timing import KIB, in_threads, make_stream, measure, summary
+from .timing import KIB, Log, Results, in_threads, make_stream, measure, summary
 
 SIZES = [512, 4096, 65536, 66048, 1 << 20]
 
 
 # ------------------------------------------------------------ import variants
 
-def _write(data_source, backend, kind="c"):
+def _write(data_source: Any, backend: _core.Backend, kind: str = "c") -> None:
     """One restore into the null sink through the given path."""
     with _core.open_raw(os.path.join(_null_dir(), "x"), _core.CREATE_FOR_IMPORT, backend) as ctx:
         if kind == "pywin32":
@@ -51,12 +51,12 @@ def remove_null_dirs() -> None:
     _NULL_DIR.clear()
 
 
-def pywin32_style(stream: bytes):
+def pywin32_style(stream: bytes) -> Callable[[memoryview, Any, int], Tuple[int, int]]:
     """What pywin32 users write: a Python function that reads a new bytes
     object per call and copies it into the buffer."""
     f = io.BytesIO(stream)
 
-    def import_cb(data, context, length):
+    def import_cb(data: memoryview, context: Any, length: int) -> Tuple[int, int]:
         chunk = f.read(length)
         data[:len(chunk)] = chunk
         return 0, len(chunk)
@@ -73,12 +73,12 @@ def ctypes_restore(stream: bytes, backend: PosixBackend) -> None:
     a CFUNCTYPE callback calling back into Python for every buffer."""
     f = io.BytesIO(stream)
 
-    @PFE_IMPORT_FUNC
-    def import_cb(pb_data, context, pul_length):
+    def read_cb(pb_data: Any, context: Any, pul_length: Any) -> int:     # (ctypes pointers)
         chunk = f.read(pul_length[0])
         ctypes.memmove(pb_data, chunk, len(chunk))
         pul_length[0] = len(chunk)
         return 0
+    import_cb = PFE_IMPORT_FUNC(read_cb)
     write = WRITE_RAW(_benchhooks._backend_functions(backend)["write"])
     with _core.open_raw(os.path.join(_null_dir(), "x"), _core.CREATE_FOR_IMPORT, backend) as ctx:
         rc = write(import_cb, None, _benchhooks._context_address(ctx))
@@ -96,15 +96,15 @@ class Inputs:
             self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def import_variants(inp: Inputs) -> Dict[str, Callable[[int, int], None]]:
+def import_variants(inp: Inputs) -> Dict[str, Callable[[int, int], object]]:
     """name -> run(buffer_size, total_bytes)."""
     s = inp.stream
     n = len(s)
 
-    def reps(total):
+    def reps(total: int) -> int:
         return max(1, round(total / n))
 
-    def nul(bs):
+    def nul(bs: int) -> PosixBackend:
         return PosixBackend(buffer_size=bs, null_sink=True)
 
     return {
@@ -127,17 +127,19 @@ PYTHON_PATHS = {"efsfast fallback, readinto", "pywin32-style callback", "ctypes 
 
 # ------------------------------------------------------------------ sections
 
-def bench_import(inp: Inputs, total: int, py_total: int, repeat: int, log) -> dict:
+def bench_import(inp: Inputs, total: int, py_total: int, repeat: int, log: Log) -> Results:
     variants = import_variants(inp)
-    out: dict = {"1 thread": {}, "2 threads": {}}
+    out: Results = {"1 thread": {}, "2 threads": {}}
     n = len(inp.stream)
     for bs in SIZES:
         for threads in (1, 2):
-            cases, volume = {}, {}
+            cases: Dict[str, Callable[[], object]] = {}
+            volume: Dict[str, int] = {}
             for name, fn in variants.items():
                 t = py_total if name in PYTHON_PATHS else total
                 t = max(n, round(t / n) * n)
-                run = (lambda fn=fn, t=t: fn(bs, t))
+                def run(fn: Callable[[int, int], object] = fn, t: int = t) -> object:
+                    return fn(bs, t)
                 cases[name] = run if threads == 1 else in_threads(run, threads)
                 volume[name] = t * threads
             times = measure(cases, repeat)
@@ -150,7 +152,7 @@ def bench_import(inp: Inputs, total: int, py_total: int, repeat: int, log) -> di
     return out
 
 
-def bench_end_to_end(inp: Inputs, workdir: str, repeat: int, log) -> dict:
+def bench_end_to_end(inp: Inputs, workdir: str, repeat: int, log: Log) -> Results:
     disk = os.path.join(workdir, "disk")
     os.makedirs(disk, exist_ok=True)
     cipher = os.path.join(workdir, "cipher.bin")
@@ -160,19 +162,19 @@ def bench_end_to_end(inp: Inputs, workdir: str, repeat: int, log) -> dict:
     full = PosixBackend(buffer_size=65536)
     unvalidated = PosixBackend(buffer_size=65536, _unvalidated_copy=True)
 
-    def clean(p):
+    def clean(p: str) -> None:
         if os.path.exists(p):
             os.unlink(p)
 
-    def restore_to(backend, name):
-        def run():
+    def restore_to(backend: PosixBackend, name: str) -> Callable[[], None]:
+        def run() -> None:
             p = os.path.join(disk, name)
             clean(p)
             with _core.open_raw(p, _core.CREATE_FOR_IMPORT, backend) as ctx:
                 _core.write_raw(ctx, inp.path)
         return run
 
-    def cp():
+    def cp() -> None:
         p = os.path.join(disk, "cp")
         clean(p)
         subprocess.run(["cp", cipher, p], check=True)
@@ -189,7 +191,7 @@ def bench_end_to_end(inp: Inputs, workdir: str, repeat: int, log) -> dict:
     return res
 
 
-def bench_small_files(workdir: str, count: int, repeat: int, log) -> dict:
+def bench_small_files(workdir: str, count: int, repeat: int, log: Log) -> Results:
     streams = [make_stream(16 * KIB, seed=i % 251) for i in range(min(count, 64))]
     jobs_src = [streams[i % len(streams)] for i in range(count)]
     # tmpfs where there is one: on a shared disk, journal and discard noise
@@ -197,14 +199,14 @@ def bench_small_files(workdir: str, count: int, repeat: int, log) -> dict:
     base = tempfile.mkdtemp(prefix="efsfast-bench-small-",
                             dir="/dev/shm" if os.path.isdir("/dev/shm") else workdir)
 
-    def fresh(tag):
+    def fresh(tag: str) -> str:
         d = os.path.join(base, tag)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         return d
 
-    def many(workers):
-        def run():
+    def many(workers: int) -> Callable[[], None]:
+        def run() -> None:
             d = fresh(f"w{workers}")
             r = restore_many([(os.path.join(d, f"f{i}"), s) for i, s in enumerate(jobs_src)],
                              workers=workers)
@@ -212,12 +214,13 @@ def bench_small_files(workdir: str, count: int, repeat: int, log) -> dict:
                 raise r.failures[0].error
         return run
 
-    def python_loop():
+    def python_loop() -> None:
         d = fresh("loop")
         for i, s in enumerate(jobs_src):
             f = io.BytesIO(s)
 
-            def import_cb(data, context, length):
+            def import_cb(data: memoryview, context: io.BytesIO,
+                          length: int) -> Tuple[int, int]:
                 chunk = context.read(length)
                 data[:len(chunk)] = chunk
                 return 0, len(chunk)
@@ -251,7 +254,7 @@ with _core.open_raw(os.path.join(d, "x"), _core.CREATE_FOR_IMPORT, be) as ctx:
 '''
 
 
-def bench_callgrind(workdir: str, log) -> dict:
+def bench_callgrind(workdir: str, log: Log) -> Results:
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind is not installed"}
     script = os.path.join(workdir, "cg.py")
@@ -267,6 +270,7 @@ def bench_callgrind(workdir: str, log) -> dict:
                            check=True, capture_output=True)
             with open(out) as f:
                 m = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M)
+            assert m is not None, f"{out}: callgrind wrote no totals line"
             counts[mib] = int(m.group(1))
         per_mib = (counts[12] - counts[4]) / 8
         res[label] = {"instructions_per_mib": per_mib, "buffer_size": 4096}
@@ -276,8 +280,8 @@ def bench_callgrind(workdir: str, log) -> dict:
 
 # ------------------------------------------------------------------ targets
 
-def core_targets(r: dict) -> List[dict]:
-    out: List[dict] = []
+def core_targets(r: Results) -> List[Results]:
+    out: List[Results] = []
     if "import" in r:
         out += _import_targets(r)
     if "small_files" in r:
@@ -287,15 +291,15 @@ def core_targets(r: dict) -> List[dict]:
     return out
 
 
-def _add(out: List[dict], name: str, ratio: float, goal: float, note: str = "") -> None:
+def _add(out: List[Results], name: str, ratio: float, goal: float, note: str = "") -> None:
     out.append({"target": name, "ratio": ratio, "goal": goal, "met": ratio >= goal, "note": note})
 
 
-def _import_targets(r: dict) -> List[dict]:
+def _import_targets(r: Results) -> List[Results]:
     imp1, imp2 = r["import"]["1 thread"], r["import"]["2 threads"]
-    out: List[dict] = []
+    out: List[Results] = []
 
-    def add(name, ratio, goal):
+    def add(name: str, ratio: float, goal: float) -> None:
         _add(out, name, ratio, goal)
 
     for bs in SIZES:
@@ -309,8 +313,8 @@ def _import_targets(r: dict) -> List[dict]:
     return out
 
 
-def _small_file_targets(r: dict) -> List[dict]:
-    out: List[dict] = []
+def _small_file_targets(r: Results) -> List[Results]:
+    out: List[Results] = []
     sf = r["small_files"]
     _add(out, "restore_many 2 workers vs 1", sf["restore_many, 2 workers"]["files_per_s"]
         / sf["restore_many, 1 worker"]["files_per_s"], 1.8)
@@ -319,8 +323,8 @@ def _small_file_targets(r: dict) -> List[dict]:
     return out
 
 
-def _end_to_end_targets(r: dict) -> List[dict]:
-    out: List[dict] = []
+def _end_to_end_targets(r: Results) -> List[Results]:
+    out: List[Results] = []
     e2e = r["end_to_end"]
     _add(out, "end-to-end restore vs cp", e2e["efsfast restore (validated)"]["gbps"]
         / e2e["cp of the ciphertext"]["gbps"], 0.8)
@@ -330,7 +334,7 @@ def _end_to_end_targets(r: dict) -> List[dict]:
     return out
 
 
-def plot(r: dict, path: str) -> None:
+def plot(r: Results, path: str) -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -354,7 +358,7 @@ def plot(r: dict, path: str) -> None:
     plt.close(fig)
 
 
-def report_lines(r: dict) -> List[str]:
+def report_lines(r: Results) -> List[str]:
     """The core section's tables for results.md."""
     lines: List[str] = []
     if "import" not in r:

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from .timing import MIB, LoadWatch, make_stream
+from .timing import MIB, LoadWatch, Log, Results, make_stream
 
 TAR_X = ["tar", "--xattrs", "--xattrs-include=user.*"]
 # restore-tree's worker series on the volume: the default (2 on FUSE) must
@@ -154,17 +154,17 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _fmt(times: dict) -> str:
+def _fmt(times: Results) -> str:
     return ", ".join(f"{k}={v['best_s']:.2f}s" for k, v in times.items())
 
 
 def _interleave(cases: Dict[str, Callable[[], None]], repeat: int,
-                daemon: Optional[int]) -> dict:
+                daemon: Optional[int]) -> Results:
     """Each case ``repeat`` times, round-robin: the best wall time and the
     spread, and, of the best run, the CPU time the ntfs-3g daemon spent
     serving it (one thread: a floor for the case's wall time) and the CPU
     time of the command itself."""
-    runs: Dict[str, List[tuple]] = {k: [] for k in cases}
+    runs: Dict[str, List[Tuple[float, float, float]]] = {k: [] for k in cases}
     for _ in range(repeat):
         for name, fn in cases.items():
             d0, c0, t0 = _cpu_of(daemon), _children_cpu(), time.perf_counter()
@@ -232,13 +232,13 @@ class _Bench:
         self.vol.close()
 
 
-def bench_ntfs3g(workdir: str, quick: bool, repeat: int, log) -> dict:
+def bench_ntfs3g(workdir: str, quick: bool, repeat: int, log: Log) -> Results:
     """The comparison at each tree size (1,000 and 10,000 files; 300 quick),
     each on a fresh volume, with the load it ran under."""
     why = ntfs3g_missing()
     if why:
         return {"skipped": why}
-    out: dict = {"by_count": {}}
+    out: Results = {"by_count": {}}
     for count in ((300,) if quick else (1000, 10_000)):
         with LoadWatch() as watch:
             res = _bench_count(count, quick, repeat, log)
@@ -247,7 +247,7 @@ def bench_ntfs3g(workdir: str, quick: bool, repeat: int, log) -> dict:
     return out
 
 
-def _bench_count(count: int, quick: bool, repeat: int, log) -> dict:
+def _bench_count(count: int, quick: bool, repeat: int, log: Log) -> Results:
     base = tempfile.mkdtemp(prefix="efsfast-bench-ntfs-", dir="/dev/shm")
     b: Optional[_Bench] = None
     try:
@@ -283,7 +283,7 @@ def _tar_x_cmd(b: _Bench, tarball: Optional[str] = None, target: Optional[str] =
     return [*TAR_X, "-xf", tarball or b.tarball, "-C", d]
 
 
-def _timings(b: _Bench, repeat: int) -> dict:
+def _timings(b: _Bench, repeat: int) -> Results:
     def restore_with(workers: int) -> Callable[[], None]:
         return lambda: b.run(_restore_cmd(b, workers))
     restore: Dict[str, Callable[[], None]] = {
@@ -326,7 +326,7 @@ def _timings(b: _Bench, repeat: int) -> dict:
     }
 
 
-def _per_file(b: _Bench) -> dict:
+def _per_file(b: _Bench) -> Results:
     """System calls (strace -c -f) and requests the daemon served, per file,
     of each command, less the same command over an empty set (start-up)."""
     empty = b.path("empty")
@@ -340,7 +340,8 @@ def _per_file(b: _Bench) -> dict:
 
     def tar_c_cmd(src: str) -> List[str]:
         return [*TAR_X, "-cf", b.target("bs", on_volume=False) + ".tar", "-C", src, "."]
-    cases = {
+    # name -> (the command, the same command's start-up)
+    cases: Dict[str, Tuple[Callable[[], List[str]], Callable[[], List[str]]]] = {
         "efsfast restore-tree": (lambda: _restore_cmd(b), lambda: _restore_cmd(b, src=empty)),
         # start-up: an empty folder (an empty set has no manifest to restore)
         "efsfast restore-tree of a backup set (NTFS metadata)": (
@@ -353,7 +354,7 @@ def _per_file(b: _Bench) -> dict:
         "tar -c": (lambda: tar_c_cmd(b.src_tree), lambda: tar_c_cmd(empty)),
     }
     calls: Dict[str, Optional[float]] = {}
-    fuse: Dict[str, Optional[dict]] = {}
+    fuse: Dict[str, Optional[Results]] = {}
     for name, (full, nothing) in cases.items():
         x, y = _syscalls(full()), _syscalls(nothing())
         calls[name] = None if x is None or y is None else (x - y) / b.count
@@ -368,7 +369,7 @@ def _per_file(b: _Bench) -> dict:
     return {"syscalls_per_file": calls, "fuse_requests_per_file": fuse}
 
 
-def _floor_note(ours: dict, theirs: dict, startup: float) -> str:
+def _floor_note(ours: Results, theirs: Results, startup: float) -> str:
     """What the daemon alone allows: its CPU time serving our command (one
     thread, so a floor for the wall time) plus efsfast's start-up."""
     floor = ours.get("daemon_cpu_s", 0.0) + startup
@@ -381,9 +382,9 @@ def _floor_note(ours: dict, theirs: dict, startup: float) -> str:
             f"{ours.get('client_cpu_s', 0):.2f} s of CPU")
 
 
-def _targets_at(r: dict) -> List[dict]:
+def _targets_at(r: Results) -> List[Results]:
     rt, bk, big = r["restore"], r["backup"], r["big"]
-    startup_runs: Dict[str, dict] = r.get("start-up", {})
+    startup_runs: Dict[str, Results] = r.get("start-up", {})
     startup = float(next(iter(startup_runs.values()), {}).get("best_s", 0.0))
     default = rt["efsfast restore-tree (default workers)"]
     one = rt["efsfast restore-tree --workers 1"]
@@ -426,9 +427,9 @@ def _targets_at(r: dict) -> List[dict]:
     return out
 
 
-def ntfs_targets(r: dict) -> List[dict]:
+def ntfs_targets(r: Results) -> List[Results]:
     """Every target at every tree size, its name ending in the size."""
-    out: List[dict] = []
+    out: List[Results] = []
     for count, res in r.get("by_count", {}).items():
         for t in _targets_at(res):
             t["target"] += f" ({int(count):,} files)"
@@ -437,7 +438,7 @@ def ntfs_targets(r: dict) -> List[dict]:
     return out
 
 
-def report_lines(r: dict) -> List[str]:
+def report_lines(r: Results) -> List[str]:
     if not r:
         return []
     lines = ["", "## ntfs-3g `efs_raw` mount (image on tmpfs) against tar and cp"]
@@ -448,7 +449,7 @@ def report_lines(r: dict) -> List[str]:
     return lines
 
 
-def _lines_at(ntfs: dict) -> List[str]:
+def _lines_at(ntfs: Results) -> List[str]:
     lines = ["", f"### {ntfs['count']:,} files ({ntfs['load']['before']}/{ntfs['load']['after']} "
                  f"load before/after{', NOISY' if ntfs['load']['noisy'] else ''})", ""]
     lines.append(f"{ntfs['count']:,} files of {ntfs['size']:,} bytes; one file of "

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import List
+from typing import Callable, List, Optional
 
 from . import bulk, core, ntfs3g, serial
 from .limits import LIMITS
-from .timing import GIB, MIB
+from .timing import GIB, MIB, Results
 
 
-def targets(r: dict) -> List[dict]:
+def targets(r: Results) -> List[Results]:
     out = core.core_targets(r)
     if "bulk" in r:
         out += bulk.bulk_targets(r["bulk"])
@@ -24,7 +24,7 @@ def targets(r: dict) -> List[dict]:
     return out
 
 
-def _machine_line(r: dict) -> str:
+def _machine_line(r: Results) -> str:
     m = r["machine"]
     line = (f"{m['when']} · {m['platform']} · Python {m['python']} · {m['cpus']} CPUs"
             f" · best of {r['repeat']}, variants interleaved")
@@ -36,7 +36,7 @@ def _machine_line(r: dict) -> str:
     return line
 
 
-def _load_lines(r: dict) -> List[str]:
+def _load_lines(r: Results) -> List[str]:
     loads = r.get("loads", {})
     if not loads:
         return []
@@ -45,13 +45,13 @@ def _load_lines(r: dict) -> List[str]:
              "ran above 0.3 per CPU (its numbers then measure them too and are not quoted "
              "elsewhere).", "", "| section | before | after | noisy |", "| --- | --- | --- | --- |"]
     for name, ld in loads.items():
-        fmt = (lambda x: "?" if x is None else f"{x:.2f}")
+        fmt: Callable[[Optional[float]], str] = (lambda x: "?" if x is None else f"{x:.2f}")
         lines.append(f"| {name} | {fmt(ld['before'])} | {fmt(ld['after'])} | "
                      f"{'**yes**' if ld['noisy'] else 'no'} |")
     return lines
 
 
-def write_reports(r: dict, out_dir: str) -> None:
+def write_reports(r: Results, out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(r, f, indent=2, default=str)

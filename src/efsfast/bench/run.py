@@ -18,7 +18,7 @@ from typing import Callable, List, Optional
 
 from . import bulk, core, ntfs3g, serial
 from .report import targets, write_reports
-from .timing import GIB, MIB, LoadWatch, load_average, make_stream
+from .timing import GIB, MIB, LoadWatch, Results, load_average, make_stream
 
 SECTIONS = ("core", "bulk", "ntfs3g", "serial")
 
@@ -56,7 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def log(m: str) -> None:
         print(m, flush=True)
     workdir = tempfile.mkdtemp(prefix="efsfast-bench-", dir=os.environ.get("EFSFAST_BENCH_DIR"))
-    r: dict = {"machine": {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    r: Results = {"machine": {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                            "platform": platform.platform(), "python": platform.python_version(),
                            "cpus": os.cpu_count(), "load": load_average()},
                "repeat": repeat, "total": 64 * MIB if args.quick else GIB,

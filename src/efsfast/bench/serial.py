@@ -23,12 +23,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..api import backup_many, restore_many
 from ..tree import restore_tree
 from .bulk import build_ceiling, has_tmpfile
-from .timing import KIB, make_stream
+from .timing import KIB, Log, Results, make_stream
 
 SIZE = 16 * KIB
 # the ceiling ratio Amdahl's law must allow at 16 workers
@@ -117,28 +117,29 @@ def _jobs(root: str, count: int) -> Dict[str, Callable[[int], Callable[[], objec
 PYTHON_WORKERS = {"backup_many (paths)"}
 
 
-def bench_serial(workdir: str, quick: bool, repeat: int, log) -> dict:
+def bench_serial(workdir: str, quick: bool, repeat: int, log: Log) -> Results:
     base = "/dev/shm" if os.path.isdir("/dev/shm") else workdir
     root = tempfile.mkdtemp(prefix="efsfast-bench-serial-", dir=base)
     count = 2000 if quick else 10_000
     cpus = os.cpu_count() or 1
     workers = [w for w in (1, 2, 4, 8, 16) if w <= cpus] or [1]
-    out: dict = {"count": count, "size": SIZE, "cpus": cpus, "workers": workers, "jobs": {}}
+    out: Results = {"count": count, "size": SIZE, "cpus": cpus, "workers": workers, "jobs": {}}
     try:
         exe = build_ceiling(root)
         if isinstance(exe, str):
             mode = "tmpfile" if has_tmpfile(root) else "link"
-            cs = {}
+            cs: Dict[int, float] = {}
             for w in workers:
-                best = None
+                fastest: Optional[float] = None
                 for _ in range(repeat):
                     d = tempfile.mkdtemp(dir=root)
                     r = subprocess.run([exe, d, str(count), str(SIZE), str(w), mode],
                                        check=True, capture_output=True, text=True)
                     t = float(r.stdout.split()[1])
-                    best = t if best is None else min(best, t)
+                    fastest = t if fastest is None else min(fastest, t)
                     shutil.rmtree(d)
-                cs[w] = best / count
+                assert fastest is not None
+                cs[w] = fastest / count
             out["ceiling_per_item_s"] = cs
         else:
             out["ceiling"] = exe
@@ -155,7 +156,7 @@ def bench_serial(workdir: str, quick: bool, repeat: int, log) -> dict:
                 per_n[w] = best[0] / count
                 if w == 1:
                     caller = best[1] / count
-            job = {"per_item_s": per_n, "caller_cpu_per_item_s": caller}
+            job: Results = {"per_item_s": per_n, "caller_cpu_per_item_s": caller}
             add_model(job, name, out.get("ceiling_per_item_s", {}).get(1))
             out["jobs"][name] = job
             log(f"  serial {name}: {per_n[1] * 1e6:.1f} us per item at 1 worker, of which "
@@ -169,7 +170,7 @@ def bench_serial(workdir: str, quick: bool, repeat: int, log) -> dict:
     return out
 
 
-def add_model(job: dict, name: str, c1: Optional[float]) -> None:
+def add_model(job: Results, name: str, c1: Optional[float]) -> None:
     """The fit and Amdahl's model of one job's measurements (in place)."""
     per_n = {int(k): v for k, v in job["per_item_s"].items()}
     caller = job.get("caller_cpu_per_item_s")
@@ -193,8 +194,8 @@ def add_model(job: dict, name: str, c1: Optional[float]) -> None:
                         "serial_budget_16_s": max(c1 / GOAL_AT_16 - p, 0.0) / 16}
 
 
-def serial_targets(r: dict) -> List[dict]:
-    out: List[dict] = []
+def serial_targets(r: Results) -> List[Results]:
+    out: List[Results] = []
     for name, job in r.get("jobs", {}).items():
         m = job.get("model")
         if m:
@@ -207,12 +208,12 @@ def serial_targets(r: dict) -> List[dict]:
     return out
 
 
-def _at(d: dict, w: int) -> float:
+def _at(d: Mapping[Union[int, str], float], w: int) -> float:
     """A value by worker count, whether the keys are ints or (from JSON) strings."""
     return float(d[w] if w in d else d[str(w)])
 
 
-def report_lines(r: dict) -> List[str]:
+def report_lines(r: Results) -> List[str]:
     if not r:
         return []
     lines = ["", f"## Serial cost per item and Amdahl's bound ({r['count']:,} items of "

@@ -15,11 +15,13 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .. import raw
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+Results = Dict[str, Any]        # what a section measured, JSON-ready (results.json)
+Log = Callable[[str], None]     # where a section reports its progress
 # above this 1-minute load average per CPU a series is marked noisy
 QUIET_LOAD_PER_CPU = 0.3
 
@@ -60,7 +62,7 @@ def in_threads(fn: Callable[[], object], n: int) -> Callable[[], None]:
     return run
 
 
-def measure(cases: Dict[str, Callable[[], object]], repeat: int) -> Dict[str, List[float]]:
+def measure(cases: Mapping[str, Callable[[], object]], repeat: int) -> Dict[str, List[float]]:
     """Run every case ``repeat`` times, round-robin; return the times."""
     times: Dict[str, List[float]] = {k: [] for k in cases}
     for _ in range(repeat):
@@ -69,7 +71,7 @@ def measure(cases: Dict[str, Callable[[], object]], repeat: int) -> Dict[str, Li
     return times
 
 
-def summary(times: List[float], nbytes: int) -> dict:
+def summary(times: List[float], nbytes: int) -> Results:
     best = min(times)
     return {"best_s": best, "median_s": statistics.median(times), "worst_s": max(times),
             "spread": (max(times) - best) / best if best else 0.0,
@@ -105,7 +107,7 @@ class Load:
         return ((self.before is not None and self.before > limit)
                 or (self.after is not None and self.after > limit + self.own))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Results:
         return {"before": self.before, "after": self.after, "cpus": self.cpus,
                 "own_threads": self.own, "noisy": self.noisy}
 

@@ -8,7 +8,8 @@ from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
 from .encrypt import Recipient, encrypt, recipient
 from .fek import Algorithm, Entry, NotDecryptableError, Opened
 from .keys import Key, KeyLoadError, load_keys
-from .verify import Proof, check, check_many, find_sources, prove
+from ..treewalk import find_sources   # (verify and verify --key read folders alike)
+from .verify import Proof, check, check_many, prove
 
 __all__ = ["Algorithm", "Decrypted", "DecryptResult", "Entry", "Key", "KeyLoadError",
            "MissingDependencyError", "NotDecryptableError", "Opened", "Proof", "Recipient",

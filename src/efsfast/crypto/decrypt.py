@@ -22,26 +22,34 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
 
 from .. import _decrypt, raw
 from .._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
-from .expect import Expected, Tally
+from .expect import Cancel, Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
-from .keys import as_keys
+from .keys import KeysArg, Key, Password, as_keys
 from ..messages import STDOUT_NAME
 from .writer import BlockWriter
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import CipherContext
+
+    from .._core import CancelToken
+    from ..api import PathLike
 
 ERROR_INVALID_NAME = 123
 ERROR_CANCELLED = 1223
 ERROR_NOT_SUPPORTED = 50
 NAMED_AS_ADS = sys.platform == "win32"
 PLAINTEXT_MODE = 0o600
+# where a data stream goes: sink_for(name, flag) -> an fd, SINK_NULL or SINK_MEMORY
+SinkFor = Callable[[str, int], int]
 
 
 @contextlib.contextmanager
-def naming_errors(source: object):
+def naming_errors(source: object) -> Iterator[Optional[str]]:
     """OSErrors raised inside that name no file get the source's path."""
     filename = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
@@ -56,14 +64,22 @@ class _Handler:
     """Python's part of a decryption: unwrap the FEK when the $EFS arrives,
     open and close each data stream's sink."""
 
-    def __init__(self, keys, mode: str, sink_for, force_ecb: bool = False):
+    def __init__(self, keys: List[Key], mode: str, sink_for: SinkFor, force_ecb: bool = False):
         self.keys, self.mode, self.sink_for, self.force_ecb = keys, mode, sink_for, force_ecb
         self.opened: Optional[Opened] = None
-        self.ecb = None
-        self.streams: List[tuple] = []          # (name, logical size)
+        self.ecb: Optional[CipherContext] = None
+        self.streams: List[Tuple[str, int]] = []          # (name, logical size)
         self.memory: Dict[str, bytes] = {}
 
-    def on_metadata(self, meta: bytes):
+    @property
+    def opened_by(self) -> Opened:
+        """``opened`` of a finished decryption (every raw stream that parses
+        starts with its $EFS, which ``on_metadata`` opened)."""
+        if self.opened is None:
+            raise RuntimeError("the decryption ended without opening a $EFS")
+        return self.opened
+
+    def on_metadata(self, meta: bytes) -> Tuple[int, bytearray]:
         fk = unwrap(meta, self.keys, self.mode)
         self.opened = fk.opened
         alg = fk.opened.algorithm
@@ -82,7 +98,7 @@ class _Handler:
         """The file being written (named in write errors)."""
         return getattr(self.sink_for, "current", None)
 
-    def close_stream(self, name: str, logical: int, data) -> None:
+    def close_stream(self, name: str, logical: int, data: Optional[bytes]) -> None:
         self.streams.append((name, logical))
         if data is not None:
             self.memory[name] = data
@@ -94,15 +110,15 @@ class _Handler:
 class _Feed:
     """The sink an efs_raw object's backup writes into: the decryptor."""
 
-    def __init__(self, dec):
+    def __init__(self, dec: _decrypt.Decryptor) -> None:
         self.dec = dec
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         self.dec.feed(data)
         return len(data)
 
 
-def is_object(source) -> bool:
+def is_object(source: object) -> bool:
     """An encrypted file or folder itself (ntfs-3g efs_raw, or Windows),
     rather than a raw stream stored in a file."""
     if not isinstance(source, (str, os.PathLike)):
@@ -111,8 +127,8 @@ def is_object(source) -> bool:
     return is_encrypted(os.fspath(source))
 
 
-def run(source: Any, keys, sink_for, *, mode: str = "strict", force_ecb: bool = False,
-        cancel=None, expect: Optional[Expected] = None,
+def run(source: Any, keys: KeysArg, sink_for: SinkFor, *, mode: str = "strict",
+        force_ecb: bool = False, cancel: Optional[Cancel] = None, expect: Optional[Expected] = None,
         writer: Optional[BlockWriter] = None,
         encrypted_object: Optional[bool] = None) -> _Handler:
     """Decrypt ``source`` with ``keys``; ``sink_for(name, flag)`` says where
@@ -129,8 +145,13 @@ def run(source: Any, keys, sink_for, *, mode: str = "strict", force_ecb: bool = 
             if is_object(source) if encrypted_object is None else encrypted_object:
                 if expect is not None:
                     raise ValueError("expect= checks a raw stream, not an encrypted object")
+                # (an encrypted object is a path: is_object says so, or the caller did)
+                assert filename is not None
                 from ..api import backup
-                backup(filename, _Feed(dec), directory=os.path.isdir(filename), cancel=cancel)
+                # (C checks a CancelToken: forked workers, whose token is
+                # not one, are given raw streams only)
+                backup(filename, _Feed(dec), directory=os.path.isdir(filename),
+                       cancel=cast("Optional[CancelToken]", cancel))
                 dec.finish()
             else:
                 _feed_stream(dec, source, filename, cancel, expect)
@@ -165,15 +186,15 @@ def _reading(source: Any) -> Iterator[Any]:
     yield from _read_into(readinto, size)
 
 
-def _read_into(readinto, size: int) -> Iterator[memoryview]:
+def _read_into(readinto: Callable[[bytearray], Optional[int]], size: int) -> Iterator[memoryview]:
     buf = bytearray(size)
     with memoryview(buf) as view:
         while n := readinto(buf):
             yield view[:n]
 
 
-def _feed_stream(dec, source: Any, filename: Optional[str], cancel,
-                 expect: Optional[Expected]) -> None:
+def _feed_stream(dec: _decrypt.Decryptor, source: Any, filename: Optional[str],
+                 cancel: Optional[Cancel], expect: Optional[Expected]) -> None:
     chunks = _reading(source)
     tally = Tally(expect) if expect is not None else None
     try:
@@ -206,17 +227,18 @@ class Decrypted:
         return self.streams.get(raw.UNNAMED_STREAM, b"")
 
 
-def decrypt_bytes(source: Any, keys, *, mode: str = "strict", force_ecb: bool = False) -> Decrypted:
+def decrypt_bytes(source: Any, keys: KeysArg, *, mode: str = "strict",
+                  force_ecb: bool = False) -> Decrypted:
     """Decrypt into memory (for tests and small files)."""
     h = run(source, keys, lambda name, flag: _decrypt.SINK_MEMORY, mode=mode, force_ecb=force_ecb)
-    return Decrypted(dict(h.memory), h.opened)
+    return Decrypted(dict(h.memory), h.opened_by)
 
 
 @dataclass(frozen=True)
 class DecryptResult:
     path: str
     bytes: int                       # plaintext bytes written, all streams
-    streams: List[tuple]             # (name, size) per data stream
+    streams: List[Tuple[str, int]]   # (name, size) per data stream
     opened: Opened
     directory: bool = False
 
@@ -244,7 +266,7 @@ class _Files:
         self.dest, self.overwrite = dest, overwrite
         self.writer = writer        # while set, descriptors are closed after their writes
         self.parent = os.path.dirname(dest) or "."
-        self.temps: Dict[str, tuple] = {}          # name -> (tmp path, final path)
+        self.temps: Dict[str, Tuple[str, str]] = {}     # name -> (tmp path, final path)
         self.fds: Dict[str, int] = {}
         self.main_tmp = self._tmp_name(dest)
         self.current: Optional[str] = None
@@ -255,7 +277,7 @@ class _Files:
         return os.path.join(self.parent, f".{os.path.basename(final)}.efsfast-"
                                          f"{uuid.uuid4().hex[:8]}.tmp")
 
-    def _open(self, name, tmp, final, keep_open=True) -> int:
+    def _open(self, name: str, tmp: str, final: str, keep_open: bool = True) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         try:
             fd = os.open(tmp, flags, PLAINTEXT_MODE)
@@ -315,7 +337,7 @@ class _Files:
         order += [raw.UNNAMED_STREAM] if raw.UNNAMED_STREAM in self.temps else []
         if NAMED_AS_ADS:
             order = [raw.UNNAMED_STREAM]
-        done = []
+        done: List[str] = []
         try:
             for name in order:
                 tmp, final = self.temps[name]
@@ -388,8 +410,9 @@ def _large(source: Any) -> bool:
         return True
 
 
-def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Optional[bool] = None,
-            mode: str = "strict", cancel=None, password=None,
+def decrypt(source: Any, dest: PathLike, keys: KeysArg, *, overwrite: bool = False,
+            directory: Optional[bool] = None, mode: str = "strict",
+            cancel: Optional[Cancel] = None, password: Password = None,
             expect: Optional[Expected] = None,
             encrypted_object: Optional[bool] = None) -> DecryptResult:
     """Decrypt ``source`` (a raw stream: path, bytes or binary file; or an
@@ -439,4 +462,4 @@ def decrypt(source: Any, dest, keys, *, overwrite: bool = False, directory: Opti
         files.discard()
         raise
     total = sum(size for _, size in h.streams)
-    return DecryptResult(dest, total, list(h.streams), h.opened, directory=folder)
+    return DecryptResult(dest, total, list(h.streams), h.opened_by, directory=folder)

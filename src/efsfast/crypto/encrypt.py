@@ -11,17 +11,26 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from .. import _decrypt, raw
 from ._deps import require_cryptography
 from .fek import NAMES, SECTOR_ALG, Algorithm, KEY_LENGTH, fek_blob, wrap
+from .keys import Key
+
+if TYPE_CHECKING:   # cryptography is optional: imported where it is used
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+    from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm
+    from cryptography.x509 import Certificate
 
 SECTOR = 512
 StreamsArg = Union[None, bytes, bytearray, memoryview, Mapping[str, bytes]]
+KeyBytes = Union[bytes, bytearray]     # a FEK (a bytearray, to be wiped after use)
+# what a recipient is made from (see recipient)
+RecipientSource = Union["Certificate", Key, "RSAPublicKey", "RSAPrivateKey"]
 
 
-def block_cipher(alg: Algorithm, key: bytes):
+def block_cipher(alg: Algorithm, key: KeyBytes) -> BlockCipherAlgorithm:
     """The ``cryptography`` algorithm object for a FEK."""
     from cryptography.hazmat.primitives.ciphers import algorithms
     if alg == Algorithm.CALG_AES_256:
@@ -29,7 +38,7 @@ def block_cipher(alg: Algorithm, key: bytes):
     try:       # cryptography >= 43 keeps 3DES among the "decrepit" ciphers
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
     except ImportError:
-        TripleDES = algorithms.TripleDES
+        TripleDES = algorithms.TripleDES  # type: ignore[misc]  # (cryptography 42)
     return TripleDES(bytes(key))
 
 
@@ -37,7 +46,7 @@ def block_cipher(alg: Algorithm, key: bytes):
 class Recipient:
     """Who can open the file: a public key, the thumbprint $EFS lists for it
     (SHA-1 of the DER certificate) and the names shown in the entry."""
-    public_key: object
+    public_key: RSAPublicKey
     thumbprint: bytes
     display_name: Optional[str] = None
     sid: Optional[str] = None
@@ -45,8 +54,8 @@ class Recipient:
     provider: Optional[str] = raw.DEFAULT_PROVIDER
 
 
-def recipient(cert_or_key, *, display_name: Optional[str] = None, sid: Optional[str] = None,
-              container: Optional[str] = None) -> Recipient:
+def recipient(cert_or_key: RecipientSource, *, display_name: Optional[str] = None,
+              sid: Optional[str] = None, container: Optional[str] = None) -> Recipient:
     """A :class:`Recipient` from an ``x509.Certificate`` (thumbprint and
     display name from it), an :class:`efsfast.crypto.Key`, or a bare RSA
     public key (thumbprint: SHA-1 of its DER SubjectPublicKeyInfo)."""
@@ -59,15 +68,18 @@ def recipient(cert_or_key, *, display_name: Optional[str] = None, sid: Optional[
         if display_name is None:
             cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
             display_name = str(cn[0].value) if cn else cert.subject.rfc4514_string()
-        return Recipient(cert.public_key(), hashlib.sha1(cert.public_bytes(Encoding.DER)).digest(),
+        # an RSA certificate: EFS wraps FEKs with RSA (wrap fails on any other)
+        return Recipient(cast("RSAPublicKey", cert.public_key()),
+                         hashlib.sha1(cert.public_bytes(Encoding.DER)).digest(),
                          display_name, sid, container)
-    pub = getattr(cert_or_key, "private_key", cert_or_key)
+    pub: Any = getattr(cert_or_key, "private_key", cert_or_key)   # duck-typed: a key object
     pub = pub.public_key() if hasattr(pub, "private_numbers") else pub
     der = pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return Recipient(pub, hashlib.sha1(der).digest(), display_name, sid, container)
 
 
-def encrypt_sectors(alg: Algorithm, key: bytes, plaintext, offset: int = 0) -> bytes:
+def encrypt_sectors(alg: Algorithm, key: KeyBytes, plaintext: Union[bytes, bytearray, memoryview],
+                    offset: int = 0) -> bytes:
     """CBC-encrypt ``plaintext`` (zero-padded to whole sectors) sector by
     sector, the first sector at stream ``offset``."""
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -83,12 +95,12 @@ def encrypt_sectors(alg: Algorithm, key: bytes, plaintext, offset: int = 0) -> b
     return bytes(out)
 
 
-def _stream_items(streams: StreamsArg):
+def _stream_items(streams: StreamsArg) -> List[Tuple[str, Union[bytes, bytearray, memoryview]]]:
     if streams is None:
         return []
     if not isinstance(streams, Mapping):
         return [(raw.UNNAMED_STREAM, streams)]
-    items = []
+    items: List[Tuple[str, Union[bytes, bytearray, memoryview]]] = []
     for name, data in streams.items():
         if name in ("", raw.UNNAMED_STREAM):
             items.insert(0, (raw.UNNAMED_STREAM, data))
@@ -97,7 +109,8 @@ def _stream_items(streams: StreamsArg):
     return items
 
 
-def encrypt(streams: StreamsArg, recipients: Sequence, recovery_agents: Sequence = (), *,
+def encrypt(streams: StreamsArg, recipients: Sequence[Union[Recipient, RecipientSource]],
+            recovery_agents: Sequence[Union[Recipient, RecipientSource]] = (), *,
             algorithm: str = "aes256", cluster_shift: int = 12, efs_version: int = 2) -> bytes:
     """A raw EFS stream holding ``streams`` encrypted for ``recipients``
     (DDF entries) and ``recovery_agents`` (DRF entries).
@@ -125,15 +138,15 @@ def encrypt(streams: StreamsArg, recipients: Sequence, recovery_agents: Sequence
         agents = [_user(r, blob) for r in recovery_agents]
         meta = raw.metadata_from_users(users, agents, version=efs_version)
         data_streams = []
-        for name, data in _stream_items(streams):
-            data = memoryview(data).cast("B")
+        for name, stream_data in _stream_items(streams):
+            data = memoryview(stream_data).cast("B")
             data_streams.append(raw.DataStream(name, len(data), encrypt_sectors(alg, fek, data)))
         return raw.build_raw(meta, data_streams, cluster_shift=cluster_shift)
     finally:
         fek[:] = bytes(len(fek))
 
 
-def _user(r, blob: bytes) -> raw.User:
+def _user(r: Union[Recipient, RecipientSource], blob: bytes) -> raw.User:
     if not isinstance(r, Recipient):
         r = recipient(r)
     return raw.User(sid=r.sid, display_name=r.display_name, thumbprint=r.thumbprint,

@@ -5,11 +5,18 @@ before the plaintext is published."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional, Protocol, Union
 
 from .._errors import EfsError
 
 ERROR_INVALID_DATA = 13
+
+
+class Cancel(Protocol):
+    """What the decryption of a raw stream asks of a cancel token: a
+    CancelToken, or the stop event of a forked worker (forked.py)."""
+    @property
+    def cancelled(self) -> bool: ...
 
 
 class ObjectMismatchError(EfsError):
@@ -36,11 +43,12 @@ class Tally:
         self.digest = hashlib.sha256()
         self.count = 0
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: Union[bytes, bytearray, memoryview]) -> None:
         self.digest.update(chunk)
         self.count += len(chunk)
 
-    def drain(self, rest: Iterator[bytes], cancel: Any = None) -> bool:
+    def drain(self, rest: Iterator[Union[bytes, memoryview]],
+              cancel: Optional[Cancel] = None) -> bool:
         """Hash what the decryption did not read (it stopped at damage), so
         that the mismatch can be named; only done on that failure path.
         False where ``cancel`` stopped it first (a large object)."""

@@ -13,11 +13,14 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence, Tuple, Union
 
 from .. import _codec, _decrypt
 from .._errors import EfsError, RawFormatError
 from .keys import Key
+
+if TYPE_CHECKING:   # cryptography is optional: imported where it is used
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 ERROR_DECRYPTION_FAILED = 6000        # winerror.h: ERROR_ENCRYPTION_FAILED is 6000
 ERROR_NOT_SUPPORTED = 50
@@ -51,7 +54,7 @@ class NotDecryptableError(EfsError):
         super().__init__(ERROR_DECRYPTION_FAILED, "no key opens it: " + "; ".join(self.reasons),
                          filename)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.reasons, self.filename))
 
 
@@ -79,7 +82,7 @@ class Opened:
     key: str                       # the key's label (file, subject, thumbprint)
     algorithm: Algorithm
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> Dict[str, Any]:
         return {"entry": self.entry.kind, "index": self.entry.index,
                 "display_name": self.entry.display_name, "thumbprint": self.entry.thumbprint,
                 "algorithm": self.algorithm.name, "key": self.key}
@@ -103,7 +106,7 @@ class FileKey:
     def __repr__(self) -> str:
         return f"<efsfast FileKey {self.opened.algorithm.name} from {self.opened.entry.label}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("efsfast file keys are not pickled")
 
 
@@ -119,7 +122,8 @@ def entries(meta: bytes, mode: str = "strict") -> List[Entry]:
         what = ("Version 2 metadata (EFS_Version 4/5: ECDH or DPAPI-NG protectors)"
                 if layout == 2 else "Version 3 metadata (.pfile, RMS)")
         raise NotDecryptableError([f"{what} cannot be opened with an RSA key file"])
-    out, counts = [], {"DDF": 0, "DRF": 0}
+    out: List[Entry] = []
+    counts = {"DDF": 0, "DRF": 0}
     for e in raw_entries:
         kind = "DRF" if e["is_drf"] else "DDF"
         off, n = e["thumbprint"]
@@ -137,13 +141,13 @@ class _BadBlob(Exception):
     pass
 
 
-def parse_fek_blob(blob: bytes) -> tuple:
+def parse_fek_blob(blob: bytes) -> Tuple[Algorithm, bytearray]:
     """(Algorithm, key bytearray) from an unwrapped FEK blob, or _BadBlob."""
     if len(blob) < FEK_HEADER.size or len(blob) > MAX_FEK_BLOB:
         raise _BadBlob("no valid FEK blob")
-    length, _entropy, alg, reserved = FEK_HEADER.unpack_from(blob)
+    length, _entropy, alg_id, reserved = FEK_HEADER.unpack_from(blob)
     try:
-        alg = Algorithm(alg)
+        alg = Algorithm(alg_id)
     except ValueError:
         raise _BadBlob("no valid FEK blob") from None
     if reserved != 0 or length != KEY_LENGTH[alg] or FEK_HEADER.size + length > len(blob):
@@ -151,7 +155,7 @@ def parse_fek_blob(blob: bytes) -> tuple:
     return alg, bytearray(blob[FEK_HEADER.size:FEK_HEADER.size + length])
 
 
-def _try(key: Key, entry: Entry) -> tuple:
+def _try(key: Key, entry: Entry) -> Tuple[Algorithm, bytearray]:
     """(alg, fek) when ``key`` opens ``entry``, else raises _BadBlob."""
     from cryptography.hazmat.primitives.asymmetric import padding
     enc = entry.encrypted_fek
@@ -173,7 +177,7 @@ def unwrap(meta: bytes, keys: Sequence[Key], mode: str = "strict") -> FileKey:
     thumbprint; a bare key on every RSA entry whose EncFEK fits its size.
     Raises :class:`NotDecryptableError` with the reason for every entry.
     """
-    reasons = []
+    reasons: List[str] = []
     by_thumb = {k.thumbprint: k for k in keys if k.thumbprint}
     bare = [k for k in keys if not k.thumbprint]
     tried_any = False
@@ -206,11 +210,11 @@ def unwrap(meta: bytes, keys: Sequence[Key], mode: str = "strict") -> FileKey:
 
 # ---- the other direction, for efsfast.encrypt ----
 
-def fek_blob(alg: Algorithm, key: bytes) -> bytes:
+def fek_blob(alg: Algorithm, key: Union[bytes, bytearray]) -> bytes:
     return FEK_HEADER.pack(len(key), ENTROPY[alg], int(alg), 0) + bytes(key)
 
 
-def wrap(public_key, blob: bytes) -> bytes:
+def wrap(public_key: RSAPublicKey, blob: bytes) -> bytes:
     """RSA PKCS#1 v1.5 encryption of the FEK blob, stored little-endian."""
     from cryptography.hazmat.primitives.asymmetric import padding
     return public_key.encrypt(blob, padding.PKCS1v15())[::-1]

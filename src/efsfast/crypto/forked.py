@@ -35,10 +35,20 @@ _ONE: Optional[Callable[..., Any]] = None
 _STOP: Any = None
 
 
+def alone() -> bool:
+    """Whether this process runs one thread: Python's threads and those a
+    library started in C (an S3 client's runtime, a C worker pool), which
+    threading.active_count() does not see but a fork copies the locks of."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return threading.active_count() == 1
+
+
 def usable(jobs: List[Tuple[Any, ...]], workers: int) -> bool:
     """Whether the jobs should run in forked processes."""
     return (sys.platform.startswith("linux") and workers > 1 and len(jobs) >= MIN_JOBS
-            and threading.active_count() == 1
+            and alone()
             and all(not (len(j) > 2 and j[2].get("object")) for j in jobs))
 
 
@@ -68,6 +78,7 @@ def _work(index: int) -> Tuple[int, Any, Optional[BaseException]]:
         return index, None, CancelledError(1223, "cancelled")
     job = _JOBS[index]
     try:
+        assert _ONE is not None     # (set by run_forked before the fork)
         return index, _ONE(job[0], job[1], dict(job[2]) if len(job) > 2 else {},
                            _StopToken(_STOP)), None
     except BaseException as exc:        # each item gets its own error slot

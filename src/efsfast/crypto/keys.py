@@ -12,9 +12,15 @@ import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, NoReturn, Optional, Sequence,
+                    Tuple, TypeVar, Union)
 
 from ._deps import require_cryptography
+
+if TYPE_CHECKING:   # cryptography is optional: imported where it is used
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+    from cryptography.x509 import Certificate
 
 Password = Union[None, str, bytes, Callable[[str], Union[str, bytes, None]]]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -31,8 +37,8 @@ class Key:
     was found (then ``thumbprint`` selects its $EFS entry, spec section 10).
     """
     source: str
-    private_key: object = field(repr=False)
-    certificate: object = field(default=None, repr=False)
+    private_key: RSAPrivateKey = field(repr=False)
+    certificate: Optional[Certificate] = field(default=None, repr=False)
 
     @functools.cached_property
     def thumbprint(self) -> Optional[str]:
@@ -60,33 +66,41 @@ class Key:
 
     __str__ = __repr__
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("efsfast keys are not pickled (private key material)")
 
 
-def _as_bytes(pw) -> Optional[bytes]:
+def _as_bytes(pw: Union[str, bytes, None]) -> Optional[bytes]:
     if pw is None or isinstance(pw, bytes):
         return pw
     return pw.encode("utf-8")
 
 
-def _is_rsa(key) -> bool:
+def _as_rsa(key: object) -> Optional[RSAPrivateKey]:
+    """``key`` when it is an RSA private key, else None."""
     from cryptography.hazmat.primitives.asymmetric import rsa
-    return isinstance(key, rsa.RSAPrivateKey)
+    return key if isinstance(key, rsa.RSAPrivateKey) else None
 
 
-def _public_numbers(obj):
-    pub = obj.public_key() if hasattr(obj, "public_key") else obj
+def _public_numbers(obj: object) -> object:
+    # duck-typed: a private key or a certificate, and any of their public key
+    # types (those without public_numbers, e.g. Ed25519, give None)
+    pub: Any = obj.public_key() if hasattr(obj, "public_key") else obj
     try:
         return pub.public_numbers()
     except AttributeError:
         return None
 
 
+_T = TypeVar("_T")
+_LoadFn = Callable[[Optional[bytes]], _T]     # a loader of cryptography's, given a password
+
+
 class _Loaded:
-    def __init__(self):
-        self.keys: List[tuple] = []         # (source, private key, certificate or None)
-        self.certificates: List[object] = []
+    def __init__(self) -> None:
+        # (source, private key, certificate or None)
+        self.keys: List[Tuple[str, PrivateKeyTypes, Optional[Certificate]]] = []
+        self.certificates: List[Certificate] = []
 
 
 class NotAKeyFileError(KeyLoadError):
@@ -158,7 +172,8 @@ def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     """A PFX/PKCS#12; ValueError when it is not one."""
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    def load(pw):
+    def load(pw: Optional[bytes]) -> Tuple[Optional[PrivateKeyTypes], Optional[Certificate],
+                                          List[Certificate]]:
         return pkcs12.load_key_and_certificates(data, pw)
     # an export "without password" may be protected by the empty one
     for pw in (None, b""):
@@ -178,7 +193,7 @@ def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     out.certificates.extend(extra or ())
 
 
-def _unlock(path: str, password: Password, load):
+def _unlock(path: str, password: Password, load: _LoadFn[_T]) -> _T:
     """A PEM/DER private key: loaded without a password when it has none
     (whatever password was given, and without asking for one);
     ``cryptography`` says when it is encrypted (TypeError), and only then is
@@ -189,7 +204,7 @@ def _unlock(path: str, password: Password, load):
         return _with_password(path, password, load)
 
 
-def _with_password(path: str, password: Password, load):
+def _with_password(path: str, password: Password, load: _LoadFn[_T]) -> _T:
     """Run ``load(password)`` for a key known to be protected; ask
     ``password`` (a callable) now.  Messages never carry the password."""
     pw = password(path) if callable(password) else password
@@ -224,7 +239,7 @@ def _load_file(path: str, password: Password, out: _Loaded) -> None:
 MAX_RSA_BITS = 16384
 
 
-def check_rsa_key(source: str, key) -> None:
+def check_rsa_key(source: str, key: RSAPrivateKey) -> None:
     """Reject an RSA private key whose parts do not fit together.
 
     PEM and DER keys are loaded with ``unsafe_skip_rsa_key_validation``:
@@ -292,26 +307,34 @@ def load_keys(paths: Union[PathLike, Iterable[PathLike]], password: Password = N
             raise KeyLoadError(f"{p}: cannot read the key file: {exc.strerror}") from None
     keys = []
     for source, key, cert in out.keys:
-        if not _is_rsa(key):
+        rsa_key = _as_rsa(key)
+        if rsa_key is None:
             raise KeyLoadError(f"{source}: not an RSA key (EFS wraps file keys with RSA)")
-        check_rsa_key(source, key)
+        check_rsa_key(source, rsa_key)
         if cert is None:
-            numbers = _public_numbers(key)
+            numbers = _public_numbers(rsa_key)
             cert = next((c for c in out.certificates if _public_numbers(c) == numbers), None)
-        keys.append(Key(source, key, cert))
+        keys.append(Key(source, rsa_key, cert))
     if not keys:
         raise KeyLoadError(", ".join(os.fspath(p) for p in paths) + ": no private key found")
     return keys
 
 
-def as_keys(keys: Union[Key, PathLike, Sequence[Union[Key, PathLike]]],
-            password: Password = None) -> List[Key]:
+# keys as the API takes them: Key objects or key file paths, one or several
+KeysArg = Union[Key, PathLike, Sequence[Union[Key, PathLike]]]
+
+
+def as_keys(keys: KeysArg, password: Password = None) -> List[Key]:
     """Keys given to the API: Key objects, or paths to load."""
     if isinstance(keys, (Key, str, os.PathLike)):
         keys = [keys]
-    result, paths = [], []
+    result: List[Key] = []
+    paths: List[PathLike] = []
     for k in keys:
-        (result if isinstance(k, Key) else paths).append(k)
+        if isinstance(k, Key):
+            result.append(k)
+        else:
+            paths.append(k)
     if paths:
         result += load_keys(paths, password)
     if not result:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .. import raw
 from .._errors import EfsError
@@ -29,9 +29,14 @@ from ..tree import sync_restored
 from ..treewalk import problem, walk
 from ..volume import EncryptionProbe, default_workers
 from . import forked
-from .decrypt import decrypt
-from .expect import Expected
-from .keys import as_keys
+from .decrypt import DecryptResult, decrypt
+from .expect import Cancel, Expected
+from .keys import KeysArg, Password, as_keys
+
+if TYPE_CHECKING:
+    from .._core import CancelToken
+    from ..api import PathLike
+    from ..backupset.manifest import Manifest
 
 SUFFIX = ".efsraw"
 COMMAND, DONE = "decrypt-tree", "decrypted"     # as refusals name them
@@ -64,7 +69,7 @@ def is_folder_stream(path: str) -> bool:
 
 # ---- a folder of raw streams, or an efs_raw tree: walked
 
-def plan_tree(src_dir: str, dest_dir: str, cancel=None) -> Plan:
+def plan_tree(src_dir: str, dest_dir: str, cancel: Optional[CancelToken] = None) -> Plan:
     """The walk of ``src_dir``: what cannot be listed or examined is a
     failed item (by the path that could not be read), never skipped."""
     errors: Errors = []
@@ -100,8 +105,8 @@ def plan_tree(src_dir: str, dest_dir: str, cancel=None) -> Plan:
 
 def _unreadable(errors: Errors) -> List[ItemError]:
     """One failed item per path, first error kept."""
-    seen: set = set()
-    out = []
+    seen: Set[str] = set()
+    out: List[ItemError] = []
     for path, exc in errors:
         if path not in seen:
             seen.add(path)
@@ -122,7 +127,7 @@ def check_complete(src_dir: str, partial: bool = False) -> None:
         read_set(src_dir, command=COMMAND, done=DONE)
 
 
-def open_set(src_dir: str, partial: bool = False):
+def open_set(src_dir: str, partial: bool = False) -> Optional[Manifest]:
     """The manifest of the set in ``src_dir`` (its ``complete`` False for
     an incomplete one read with ``partial``), or None where it is no set (a
     folder of raw streams, an efs_raw tree).  Raises RefusedError for an
@@ -134,12 +139,12 @@ def open_set(src_dir: str, partial: bool = False):
     return read_set(src_dir, partial=partial, command=COMMAND, done=DONE)
 
 
-def plan_set(set_dir: str, dest_dir: str, m, sets: Sequence[str] = ()) -> Plan:
+def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ()) -> Plan:
     """Jobs from the manifest ``m`` of the set in ``set_dir`` (the objects
     of an incremental set's earlier sets from those sets, found as
     restore-tree finds them), each with the size and SHA-256 to check."""
     from ..backupset.manifest import Kind
-    from ..backupset.restore import locate_sets, target_path
+    from ..backupset.restore import locate_sets, target_path, unchecked
     folders = {m.header.set_id: set_dir} | (locate_sets(m, sets, set_dir) if m.header.refs else {})
     plan = Plan([], set_id=m.header.set_id, complete=m.complete)
     for e in m.entries:
@@ -150,8 +155,14 @@ def plan_set(set_dir: str, dest_dir: str, m, sets: Sequence[str] = ()) -> Plan:
         elif e.kind is Kind.PLAIN_DIRECTORY:
             plan.folders.append(target)
         else:
+            bad = unchecked(e, target)      # nothing to check it against: named as
+            if bad is not None:             # restore-tree names it
+                plan.failed.append(bad)
+                continue
+            assert e.raw_size is not None and e.sha256 is not None     # (unchecked said so)
             source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
-            opts = {"expect": Expected(e.raw_size, e.sha256), "object": False}
+            expect = Expected(e.raw_size, e.sha256)
+            opts: Dict[str, Any] = {"expect": expect, "object": False}
             if e.kind is Kind.DIRECTORY:
                 opts["directory"] = True
             plan.jobs.append((target, source, opts))
@@ -184,7 +195,7 @@ def _folder(dest: str, source: str, expect: Expected) -> _FolderDone:
 # ---- the job
 
 def plan(src_dir: str, dest_dir: str, *, partial: bool = False, sets: Sequence[str] = (),
-         cancel=None) -> Plan:
+         cancel: Optional[CancelToken] = None) -> Plan:
     """The plan for ``src_dir`` whatever it holds (see the module doc)."""
     m = open_set(src_dir, partial)
     if m is None:
@@ -214,10 +225,12 @@ def _is_folder(job: Tuple[Any, ...]) -> bool:
     return len(job) > 2 and bool(job[2].get("directory"))
 
 
-def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
+def decrypt_tree(src_dir: PathLike, dest_dir: PathLike, keys: KeysArg, *,
+                 workers: Optional[int] = None,
                  overwrite: bool = False, skip_existing: bool = False,
                  progress: Optional[Callable[[int, int, int], None]] = None,
-                 cancel=None, password=None, partial: bool = False,
+                 cancel: Optional[CancelToken] = None, password: Password = None,
+                 partial: bool = False,
                  sets: Sequence[str] = (), sync: bool = True) -> DecryptTreeResult:
     """Decrypt every ``.efsraw`` file (or encrypted file of an efs_raw
     mount) below ``src_dir`` into the same layout below ``dest_dir``
@@ -236,7 +249,8 @@ def decrypt_tree(src_dir, dest_dir, keys, *, workers: Optional[int] = None,
         jobs = [j for j in jobs if _is_folder(j) or not os.path.lexists(j[0])]
     _make_folders([dest_dir] + p.folders + sorted({os.path.dirname(j[0]) for j in jobs}))
 
-    def one(dest, source, opts, token):
+    def one(dest: str, source: str, opts: Dict[str, Any],
+            token: Optional[Cancel]) -> Union[DecryptResult, _FolderDone]:
         if opts.get("directory"):
             return _folder(dest, source, opts["expect"])
         return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token,

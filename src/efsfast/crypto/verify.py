@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import _codec, _decrypt, raw
 from .._errors import EfsError, RawFormatError
 from .fek import NotDecryptableError, Opened, entries, unwrap
-from .keys import as_keys
-from ..treewalk import find_sources  # noqa: F401  (verify --key's sources; kept importable here)
+from .keys import Key, KeysArg, Password, as_keys
 
 HEAD_CHUNK = 1 << 16
 UNSUPPORTED_METADATA = "E_META_UNSUPPORTED"
@@ -37,8 +36,8 @@ class Proof:
     error: Optional[str] = None
     plain_bytes: Optional[int] = None          # with read_data
 
-    def as_dict(self) -> dict:
-        d = {"path": self.path, "decryptable": self.ok}
+    def as_dict(self) -> Dict[str, Any]:
+        d: Dict[str, Any] = {"path": self.path, "decryptable": self.ok}
         if self.opened is not None:
             d["opened_by"] = self.opened.as_dict()
         if self.reasons:
@@ -50,7 +49,7 @@ class Proof:
         return d
 
 
-def _head_chunks(source):
+def _head_chunks(source: Any) -> Iterator[Any]:
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:
             while True:
@@ -82,20 +81,20 @@ def read_metadata(source: Any, mode: str = "strict") -> bytes:
     return parser.metadata
 
 
-def prove(source: Any, keys, *, read_data: bool = False, mode: str = "strict",
-          password=None) -> Opened:
+def prove(source: Any, keys: KeysArg, *, read_data: bool = False, mode: str = "strict",
+          password: Password = None) -> Opened:
     """Which entry opens ``source``; raises :class:`NotDecryptableError`
     (``reasons``) when none does, RawFormatError/OSError when it is broken."""
     keys = as_keys(keys, password)
     if read_data:
         from .decrypt import run
-        return run(source, keys, lambda name, flag: _decrypt.SINK_NULL, mode=mode).opened
+        return run(source, keys, lambda name, flag: _decrypt.SINK_NULL, mode=mode).opened_by
     fk = unwrap(read_metadata(source, mode), keys, mode)
     fk.wipe()
     return fk.opened
 
 
-def check(source: Any, keys, *, read_data: bool = False, mode: str = "strict") -> Proof:
+def check(source: Any, keys: KeysArg, *, read_data: bool = False, mode: str = "strict") -> Proof:
     """:func:`prove` as a :class:`Proof` that carries failures instead of raising."""
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stream>"
     try:
@@ -115,7 +114,7 @@ def check(source: Any, keys, *, read_data: bool = False, mode: str = "strict") -
         return Proof(path, False, error=str(exc))
 
 
-def _layout_reasons(source, exc: RawFormatError) -> List[str]:
+def _layout_reasons(source: Any, exc: RawFormatError) -> List[str]:
     """The reason strict parsing refused a Version 2/3 $EFS, worded as for
     compatible mode (the source is read again, as far as its $EFS)."""
     try:
@@ -127,16 +126,17 @@ def _layout_reasons(source, exc: RawFormatError) -> List[str]:
     return [f"{exc.detail}: cannot be opened with an RSA key file"]
 
 
-_KEYS = None                 # the keys a forked worker inherits (never pickled)
+_KEYS: Optional[List[Key]] = None      # the keys a forked worker inherits (never pickled)
 
 
-def _work(item):
+def _work(item: Tuple[Any, bool, str]) -> Proof:
     source, read_data, mode = item
+    assert _KEYS is not None        # (set by check_many before the fork)
     return check(source, _KEYS, read_data=read_data, mode=mode)
 
 
-def check_many(sources: Sequence, keys, *, read_data: bool = False, mode: str = "strict",
-               workers: Optional[int] = None,
+def check_many(sources: Sequence[Any], keys: KeysArg, *, read_data: bool = False,
+               mode: str = "strict", workers: Optional[int] = None,
                progress: Optional[Callable[[int, int], None]] = None) -> List[Proof]:
     """One :class:`Proof` per source, in order.  RSA in ``cryptography``
     holds the GIL, so on Linux the work runs in ``workers`` forked processes
