@@ -22,7 +22,8 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
+from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List, Optional,
+                    Tuple, Union, cast)
 
 from .. import _decrypt, raw
 from .._errors import CancelledError, EfsError, RawFormatError, as_efs_error
@@ -359,7 +360,7 @@ class _Stream:
     object itself stays open).  A named stream has no place there: it is
     refused, naming it, rather than dropped."""
 
-    def __init__(self, out: Any, name: str):
+    def __init__(self, out: BinaryIO, name: str):
         out.flush()                 # what was buffered goes first
         self.fd = os.dup(out.fileno())
         self.name = name
@@ -379,16 +380,16 @@ class _Stream:
             self.fd = -1
 
 
-def _decrypt_to_stream(source: Any, out: Any, keys, *, name: str, **options: Any
-                       ) -> DecryptResult:
+def _decrypt_to_stream(source: Any, out: BinaryIO, keys: KeysArg, *, name: str,
+                       **options: Any) -> DecryptResult:
     sink = _Stream(out, name)
     try:
         h = run(source, keys, sink, **options)
     finally:
         sink.close()
     # no data stream at all: a folder (or an empty file), nothing to write
-    return DecryptResult(name, sum(size for _, size in h.streams), list(h.streams), h.opened,
-                         directory=not h.streams)
+    return DecryptResult(name, sum(size for _, size in h.streams), list(h.streams),
+                         h.opened_by, directory=not h.streams)
 
 
 # a source from this size on gets a thread for its writes (starting one costs
@@ -410,8 +411,8 @@ def _large(source: Any) -> bool:
         return True
 
 
-def decrypt(source: Any, dest: PathLike, keys: KeysArg, *, overwrite: bool = False,
-            directory: Optional[bool] = None, mode: str = "strict",
+def decrypt(source: Any, dest: Union[PathLike, BinaryIO], keys: KeysArg, *,
+            overwrite: bool = False, directory: Optional[bool] = None, mode: str = "strict",
             cancel: Optional[Cancel] = None, password: Password = None,
             expect: Optional[Expected] = None,
             encrypted_object: Optional[bool] = None) -> DecryptResult:
@@ -429,7 +430,8 @@ def decrypt(source: Any, dest: PathLike, keys: KeysArg, *, overwrite: bool = Fal
     :class:`~efsfast.crypto.expect.ObjectMismatchError` and publishes nothing.
     ``encrypted_object``: see :func:`run`.  ``dest`` may be a binary
     file object with a ``fileno`` (standard output): the unnamed stream is
-    written there, a named stream or a folder is refused.
+    written there; a named stream is refused (it has no place there), a
+    folder writes nothing.
     """
     keys = as_keys(keys, password)
     if not isinstance(dest, (str, os.PathLike)):    # a binary file object: standard output
