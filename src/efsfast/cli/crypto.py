@@ -220,7 +220,11 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
                                  overwrite=args.overwrite, skip_existing=args.skip_existing,
                                  progress=bar, cancel=token, partial=args.partial, sets=sets,
                                  sync=not args.no_sync)
+                if url:
+                    _name_by_url(r, src, args.src)
             except MissingSetsError as exc:             # nothing was decrypted
+                if url:
+                    exc.filename = args.src             # (not the staging folder)
                 return fail(args, exc, ExitCode.REFUSED)
             finally:
                 bar.close()
@@ -242,6 +246,23 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
     if notes:
         extra["notes"] = notes
     return report_tree(args, "decrypt-tree", r, extra)
+
+
+def _name_by_url(r: Any, staged: str, url: str) -> None:
+    """The objects of a set in a bucket, decrypted from a staging folder,
+    are named in the report by their URL (never the temporary copy's path):
+    each job's raw stream and each error's file."""
+    prefix = os.path.join(staged, "")
+    base = url.rstrip("/") + "/"
+
+    def named(p: Any) -> Any:
+        if isinstance(p, (str, os.PathLike)) and os.fspath(p).startswith(prefix):
+            return base + os.fspath(p)[len(prefix):].replace(os.sep, "/")
+        return p
+    r.jobs = [(j[0], named(j[1]), *j[2:]) for j in r.jobs]
+    for e in r.failures:
+        if isinstance(e.error, OSError) and e.error.filename is not None:
+            e.error.filename = named(e.error.filename)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentParser) -> None:
