@@ -134,14 +134,21 @@ def _chunks(source: Source) -> Iterable[object]:
         yield chunk
 
 
-class _ParserFeed:
-    """A backup's sink that hands the raw stream to a parser as it comes."""
+class Feedable(Protocol):
+    """What takes a raw stream piece by piece: a parser, a decryptor."""
+    def feed(self, data: Any, /) -> Any: ...
 
-    def __init__(self, parser: _codec.RawParser) -> None:
-        self.parser = parser
+
+class FeedWriter:
+    """A backup's sink (anything with ``write``) that hands the raw stream
+    to ``target.feed`` as it comes: how inspect, verify and decrypt read an
+    encrypted object on an efs_raw mount."""
+
+    def __init__(self, target: Feedable) -> None:
+        self.target = target
 
     def write(self, data: Any) -> int:
-        self.parser.feed(data)
+        self.target.feed(data)
         return len(data)
 
 
@@ -164,7 +171,7 @@ def _parse(source: Source, mode: str) -> _codec.RawParser:
     try:
         if filename is not None and _is_encrypted_object(filename):
             from .api import backup
-            backup(filename, _ParserFeed(parser), directory=os.path.isdir(filename))
+            backup(filename, FeedWriter(parser), directory=os.path.isdir(filename))
         else:
             if filename is not None and os.path.isdir(filename):
                 raise IsADirectoryError(21, "a folder, not a raw stream or an encrypted "

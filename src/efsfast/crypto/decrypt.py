@@ -108,17 +108,6 @@ class _Handler:
             closer(name)
 
 
-class _Feed:
-    """The sink an efs_raw object's backup writes into: the decryptor."""
-
-    def __init__(self, dec: _decrypt.Decryptor) -> None:
-        self.dec = dec
-
-    def write(self, data: bytes) -> int:
-        self.dec.feed(data)
-        return len(data)
-
-
 def is_object(source: object) -> bool:
     """An encrypted file or folder itself (ntfs-3g efs_raw, or Windows),
     rather than a raw stream stored in a file."""
@@ -151,7 +140,7 @@ def run(source: Any, keys: KeysArg, sink_for: SinkFor, *, mode: str = "strict",
                 from ..api import backup
                 # (C checks a CancelToken: forked workers, whose token is
                 # not one, are given raw streams only)
-                backup(filename, _Feed(dec), directory=os.path.isdir(filename),
+                backup(filename, raw.FeedWriter(dec), directory=os.path.isdir(filename),
                        cancel=cast("Optional[CancelToken]", cancel))
                 dec.finish()
             else:
