@@ -5,6 +5,7 @@ the user's path (never a temporary), hold no Python class names or reprs,
 use the system's own words on POSIX, and ``-`` is standard input/output
 wherever a file is named."""
 import errno
+import json
 import os
 import shutil
 import sys
@@ -207,3 +208,20 @@ def test_decrypt_into_a_missing_folder_names_the_destination(world, capsys):
     assert code == 1
     assert str(dest) in err and ".tmp" not in err
     assert os.strerror(errno.ENOENT) in err
+
+
+def test_a_backup_to_a_bucket_names_the_url_not_its_staging_copy(world, capsys, monkeypatch):
+    """backup SRC s3://…: the raw stream is written to a temporary copy
+    first; an error writing it names the URL given."""
+    import efsfast.api
+
+    def no_room(src, dest, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(dest))
+    monkeypatch.setattr(efsfast.api, "backup", no_room)
+    url = "s3://bucket/host1/a.txt.efsraw"
+    code, out, err = run(capsys, "backup", world / "tree" / "a.txt", url)
+    assert code == 1 and f"{url}: {os.strerror(errno.ENOSPC)}" in err, err
+    assert ".efsfast-up-" not in err
+    code, out, _err = run(capsys, "backup", world / "tree" / "a.txt", url, "--json")
+    (f,) = json.loads(out)["failures"]
+    assert f["path"] == url and f["kind"] == "no_space"

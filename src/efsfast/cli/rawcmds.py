@@ -150,8 +150,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
             from ..store.single import upload_file
             with tempfile.TemporaryDirectory(prefix=".efsfast-up-") as work:
                 staged = os.path.join(work, "object" + SUFFIX)
-                r = backup(args.src, staged, directory=args.directory,
-                           backend=backend_from(args), cancel=token)
+                try:
+                    r = backup(args.src, staged, directory=args.directory,
+                               backend=backend_from(args), cancel=token)
+                except OSError as exc:      # (no room for the copy, ...): the URL given,
+                    if exc.filename == staged:      # never the temporary copy's path
+                        exc.filename = dest
+                    raise
                 upload_file(staged, dest, replace=args.overwrite)
         else:
             if os.path.isdir(dest):          # like cp: into the folder, as NAME.efsraw
