@@ -217,3 +217,18 @@ def test_the_jq_recipe_of_the_json_page_lists_failures(world):
     p = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
     rows = [r.split("\t") for r in p.stdout.splitlines()]
     assert len(rows) == 1 and rows[0][0].endswith("a.txt") and rows[0][1] == "mismatch", p
+
+
+def test_even_an_unexpected_error_leaves_one_record(world, capsys, monkeypatch):
+    """A bug in a command still gives the --json reader its one record
+    (kind "error"); the traceback follows on stderr for the bug report."""
+    from efsfast import raw
+
+    def broken(*a, **kw):
+        raise RuntimeError("something efsfast did not expect")
+    monkeypatch.setattr(raw, "inspect", broken)
+    with pytest.raises(RuntimeError):
+        cli.main(["inspect", str(world / "r.efsraw"), "--json"])
+    record = check(capsys.readouterr().out)
+    assert record["exit_code"] == 1 and record["failures"][0]["kind"] == "error"
+    assert record["failures"][0]["error"] == "something efsfast did not expect"

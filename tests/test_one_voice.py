@@ -225,3 +225,16 @@ def test_a_backup_to_a_bucket_names_the_url_not_its_staging_copy(world, capsys, 
     code, out, _err = run(capsys, "backup", world / "tree" / "a.txt", url, "--json")
     (f,) = json.loads(out)["failures"]
     assert f["path"] == url and f["kind"] == "no_space"
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify"])
+def test_dash_is_standard_input_for_inspect_and_verify(command, world):
+    with open(world / "r.efsraw", "rb") as f:
+        p = run_program(command, "-", stdin=f)
+    assert p.returncode == 0, p.stderr
+    with open(world / "garbage", "rb") as f:
+        p = run_program(command, "-", "--json", stdin=f)
+    assert p.returncode == 1
+    (f,) = json.loads(p.stdout)["failures"]
+    assert f["path"] == "-" and f["kind"] == "format"
+    assert f["error"].startswith("standard input: not a valid raw stream")

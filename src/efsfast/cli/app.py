@@ -145,6 +145,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return ExitCode.FAILED
     except (EfsError, OSError, ValueError, TypeError) as exc:
         return fail(args, exc, ExitCode.FAILED)
+    except Exception as exc:            # a bug: the record still comes, then the traceback
+        if getattr(args, "json", False):
+            emit(args, record(args.command, ExitCode.FAILED, [failure(exc)]))
+        raise
     finally:
         if argv is None:
             ignore_ctrl_c_from_now_on()

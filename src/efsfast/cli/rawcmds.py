@@ -23,15 +23,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if refused is not None:
         return refused
     try:
-        info = raw.inspect(args.file, mode=args.mode)
+        info = raw.inspect(_source(args.file), mode=args.mode)
     except OSError as exc:
-        return fail(args, exc, ExitCode.FAILED)
+        return fail(args, exc, ExitCode.FAILED, args.file)
     if args.json:
         emit(args, record("inspect", ExitCode.OK, source=args.file,
                           info={"path": args.file} | info_dict(info)))
     else:
         print_info(args.file, info)
     return ExitCode.OK
+
+
+def _source(name: str) -> Any:
+    """A raw stream named on the command line: ``-`` is standard input."""
+    return sys.stdin.buffer if name == STDIO else name
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -58,7 +63,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             say(f"{path}: INVALID: {describe(exc, path)}")
     for path in sources:
         try:
-            info = raw.verify(path, mode=args.mode)
+            info = raw.verify(_source(path), mode=args.mode)
         except OSError as exc:
             failures.append(failure(exc, path))
             results.append({"path": path, "valid": False})
@@ -175,7 +180,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def add_inspect(sub: Any, mode: argparse.ArgumentParser) -> None:
     s = sub.add_parser("inspect", parents=[mode], help="describe a raw stream")
-    s.add_argument("file")
+    s.add_argument("file", help="a raw stream or an encrypted object, or - for standard input")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_inspect)
 
@@ -184,7 +189,9 @@ def add_verify(sub: Any, mode: argparse.ArgumentParser) -> None:
     from .crypto import add_verify_options
     s = sub.add_parser("verify", parents=[mode],
                        help="validate raw streams (exit 0 only if all are valid)")
-    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("files", nargs="+", metavar="FILE",
+                   help="raw streams, encrypted objects, folders holding them, or - for "
+                        "standard input")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     add_verify_options(s)
     s.set_defaults(func=cmd_verify)
