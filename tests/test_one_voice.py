@@ -238,3 +238,8 @@ def test_dash_is_standard_input_for_inspect_and_verify(command, world):
     (f,) = json.loads(p.stdout)["failures"]
     assert f["path"] == "-" and f["kind"] == "format"
     assert f["error"].startswith("standard input: not a valid raw stream")
+
+
+def test_verify_key_of_dash_is_refused_saying_why(world, capsys):
+    code, _out, err = run(capsys, "verify", "--key", world / "k.pem", "-")
+    assert code == 2 and "standard input" in err

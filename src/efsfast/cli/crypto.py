@@ -104,6 +104,9 @@ def _verify_keys(args: argparse.Namespace) -> int:
     refused = require_sources(args, *args.files)
     if refused is not None:
         return refused
+    if STDIO in args.files:     # the proof runs on worker processes, each opening its file
+        return refuse(args, "verify --key reads each source by name: - (standard input) "
+                            "cannot be one (decrypt - reads it)", path=STDIO)
     keys = _load(args, "verify")
     if keys is None:
         return ExitCode.REFUSED
