@@ -125,6 +125,13 @@ def restore_variants(set_dir: str, dest: str, workers: int) -> Dict[str, Callabl
             r.bulk.raise_for_errors()
         return fn
 
+    def threaded_pass() -> None:
+        durable.PASS_THREADS = 4
+        try:
+            run(Way.EACH)()
+        finally:
+            durable.PASS_THREADS = 1
+
     def in_c() -> None:
         r = restore_set(set_dir, dest, workers=workers,
                         backend=_core.PosixBackend(_sync_each=True))
@@ -134,6 +141,7 @@ def restore_variants(set_dir: str, dest: str, workers: int) -> Dict[str, Callabl
     return {"restore: no sync (--no-sync)": run(Way.NONE),
             "restore: one syncfs at the end": run(Way.FILESYSTEM),
             "restore: fsync pass at the end (files, folders)": run(Way.EACH),
+            "restore: fsync pass at the end on 4 threads": threaded_pass,
             "restore: fsync per file in C before publication, then folders": in_c}
 
 

@@ -41,3 +41,9 @@ def private_bytes(key, encoding="pem", fmt="pkcs8", password=None) -> bytes:
 
 def pem(key, fmt="pkcs8", password=None) -> bytes:
     return private_bytes(key, "pem", fmt, password)
+
+
+def pair(tag: str, name: str):
+    """(RSA-2048 key, its self-signed certificate with common name ``name``)."""
+    key = rsa_key(2048, tag)
+    return key, certificate(key, name)

@@ -323,6 +323,14 @@ def test_damage_is_named_and_nothing_of_a_bad_object_stays(xattr_dir, src, damag
     for path in failed:
         if "parent folder" not in failed[path]:
             assert path + ".efsraw" in named, named
+    inside = sum("parent folder" in words for words in failed.values())
+    if inside:          # the summary counts them under the folder's own cause
+        p = efs("restore-tree", "-", str(xattr_dir / "dest2"), input=data)
+        text = " ".join(p.stdout.decode().split())
+        assert f"{len(failed)} items failed: " in text, text
+        assert (f"({inside} of them not restored only because an encrypted folder they are "
+                "in failed)") in text, text
+        assert "parent folder failed" not in text
 
 
 @pytest.mark.parametrize("order", ["manifest first", "manifest last"])

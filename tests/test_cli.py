@@ -85,7 +85,8 @@ def test_restore_and_backup_commands(xattr_dir, capsys):
     raw = efsfast.synthetic_raw(5000, seed=3)
     (xattr_dir / "in.efsraw").write_bytes(raw)
     assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 0
-    assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 1
+    # an existing DEST without --overwrite is refused, nothing written (exit 2)
+    assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 2
     assert "exists" in capsys.readouterr().err
     assert cli.main(["backup", str(xattr_dir / "f"), str(xattr_dir / "out.efsraw")]) == 0
     assert (xattr_dir / "out.efsraw").read_bytes() == raw
@@ -160,6 +161,7 @@ def test_sigint_during_tree_restore(xattr_dir):
                                "--workers", "2"], sigint_on=b"file/s")
     assert code == 130, screen
     assert "interrupted" in screen
+    assert "run the same restore-tree again with --skip-existing" in screen   # how to resume
     names = listing(dest)
     assert not [n for n in names if n.endswith(".tmp")], names       # nothing partial
     assert len(names) < 60

@@ -141,7 +141,7 @@ def test_existing_destination_says_use_overwrite(xattr_dir):
     raw.write_bytes(efsfast.synthetic_raw(100, seed=4))
     assert run_cli("restore", raw, xattr_dir / "f")[0] == 0
     code, out, err = run_cli("restore", raw, xattr_dir / "f")
-    assert code == 1 and "--overwrite" in err and "overwrite=True" not in err
+    assert code == 2 and "--overwrite" in err and "overwrite=True" not in err
     assert str(xattr_dir / "f") in err
     code, out, err = run_cli("restore", raw, xattr_dir / "f", "--json")
     rec = json.loads(out)
@@ -159,7 +159,7 @@ def test_backup_into_an_existing_folder_is_like_cp(xattr_dir):
     assert listing(xattr_dir / "backups") == ["doc.txt.efsraw"]
     # and a second time it is an existing backup file, kept
     code, out, err = run_cli("backup", xattr_dir / "doc.txt", xattr_dir / "backups")
-    assert code == 1 and "doc.txt.efsraw" in err and "--overwrite" in err
+    assert code == 2 and "doc.txt.efsraw" in err and "--overwrite" in err
 
 
 def test_missing_parent_folder_is_reported_against_the_destination(xattr_dir):
@@ -217,7 +217,7 @@ def test_progress_shows_scanning_and_keeps_mb_when_narrow(xattr_dir):
     assert "202/202 files" in screen and "MB" in screen, screen
 
 
-def test_failure_table_is_not_as_wide_as_the_longest_path(xattr_dir):
+def test_failures_are_grouped_by_cause_wrapped_to_the_terminal(xattr_dir):
     src = xattr_dir / "set"
     small_set(src, 2)
     deep = src / ("d" * 100) / ("e" * 100)
@@ -228,10 +228,15 @@ def test_failure_table_is_not_as_wide_as_the_longest_path(xattr_dir):
     code, out, _ = run_cli("restore-tree", src, xattr_dir / "out", env=env)
     assert code == 1 and "2 failed" in out
     lines = out.splitlines()
-    row = next(ln for ln in lines if "short" in ln)
-    assert len(row) <= 80, row
+    # one paragraph for the one cause, wrapped to the terminal ...
+    head = [ln for ln in lines if "items failed" in ln]
+    assert len(head) == 1 and head[0].startswith("  2 items failed: not a valid raw stream")
+    items = [ln for ln in lines if ln.startswith("    /")]
+    assert all(len(ln) <= 80 for ln in lines if ln not in items), out
+    # ... then each item whole on a line of its own, with the raw stream at fault
     long_path = str(xattr_dir / "out" / ("d" * 100) / ("e" * 100) / "long")
-    i = lines.index(f"  {long_path}")            # the long path whole, on its own line
-    below = [ln for ln in lines[i + 1:] if ln.startswith(" " * 10)]   # its error, wrapped
-    assert "not a valid raw stream" in " ".join(below)
-    assert all(len(ln) <= 80 for ln in lines if ln != f"  {long_path}"), out
+    assert f"    {long_path}  ({deep / 'long.efsraw'})" in items
+    assert f"    {xattr_dir / 'out' / 'short'}  ({src / 'short.efsraw'})" in items
+    # the summary comes last, after the failures
+    summary = next(i for i, ln in enumerate(lines) if ln.startswith("restore-tree: "))
+    assert summary > max(lines.index(ln) for ln in items)

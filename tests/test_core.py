@@ -584,3 +584,78 @@ def test_backup_many(xattr_dir, tmp_path):
     for i in range(5):
         assert (tmp_path / f"f{i}.efsraw").read_bytes() == RAW
     assert not (tmp_path / "missing.efsraw").exists()
+
+
+def _py_backup_many(monkeypatch):
+    """backup_many forced onto its Python path (the reference of the C one)."""
+    from efsfast import api
+    monkeypatch.setattr(api, "_backup_many_c", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("path", ["c-path", "python-path"])
+def test_backup_many_paths_agree(xattr_dir, tmp_path, monkeypatch, path):
+    """backup_many with path sinks (every item in C on the POSIX side) gives
+    what the per-item Python path gives: the same bytes, results, calls,
+    and the same error for each kind of failure: a plain file, a missing
+    one, a backup file that exists (kept as it was), a folder job; no
+    temporary is left behind."""
+    if path == "python-path":
+        _py_backup_many(monkeypatch)
+    src = xattr_dir / "src"
+    src.mkdir()
+    for i in range(4):
+        efsfast.restore(src / f"f{i}", RAW)
+    (src / "plain").write_bytes(b"not encrypted")
+    efsfast.restore(src / "dir", efsfast.synthetic_raw(0, directory=True), directory=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f3.efsraw").write_bytes(b"keep me")
+    jobs = [(str(src / f"f{i}"), str(out / f"f{i}.efsraw")) for i in range(4)]
+    jobs += [(src / "plain", out / "plain.efsraw"), (src / "missing", out / "missing.efsraw"),
+             (src / "dir", out / "dir.efsraw", {"directory": True})]
+    seen = []
+    res = efsfast.backup_many(jobs, workers=2, progress=lambda f, b, t: seen.append((f, t)))
+    assert [e.index for e in res.failures] == [3, 4, 5]
+    exists, plain, missing = (e.error for e in res.failures)
+    assert exists.winerror == 80 and exists.filename == str(out / "f3.efsraw")
+    assert "the backup file exists" in str(exists)
+    assert (out / "f3.efsraw").read_bytes() == b"keep me"
+    reference = {}
+    for name in ("plain", "missing"):
+        try:
+            efsfast.backup(src / name, tmp_path / f"{name}.ref")
+        except efsfast.EfsError as exc:
+            reference[name] = exc
+    assert (type(plain), plain.winerror, str(plain)) == (
+        type(reference["plain"]), reference["plain"].winerror, str(reference["plain"]))
+    assert (type(missing), missing.winerror, missing.filename) == (
+        type(reference["missing"]), reference["missing"].winerror, str(src / "missing"))
+    for i in range(3):
+        assert (out / f"f{i}.efsraw").read_bytes() == RAW
+        r = res.results[i]
+        assert (r.path, r.bytes) == (str(src / f"f{i}"), len(RAW)) and r.calls >= 1
+    assert (out / "dir.efsraw").read_bytes() == efsfast.backup(src / "dir", directory=True)
+    assert res.files == 4 and res.bytes == 3 * len(RAW) + res.results[6].bytes
+    assert seen[-1] == (4, 7)
+    assert sorted(os.listdir(out)) == sorted(
+        [f"f{i}.efsraw" for i in range(4)] + ["dir.efsraw"])      # no temporaries
+
+
+def test_backup_many_overwrite_and_fail_fast(xattr_dir, tmp_path):
+    """overwrite (for the batch, or one job's option) replaces an existing
+    backup file whole; fail_fast stops the batch at the first failure."""
+    for i in range(3):
+        efsfast.restore(xattr_dir / f"f{i}", RAW)
+    for i in range(3):
+        (tmp_path / f"f{i}.efsraw").write_bytes(b"old")
+    jobs = [(xattr_dir / f"f{i}", tmp_path / f"f{i}.efsraw") for i in range(2)]
+    jobs.append((xattr_dir / "f2", tmp_path / "f2.efsraw", {"overwrite": True}))
+    res = efsfast.backup_many(jobs, overwrite=False)
+    assert [e.index for e in res.failures] == [0, 1] and res.files == 1
+    assert (tmp_path / "f2.efsraw").read_bytes() == RAW
+    res = efsfast.backup_many(jobs[:2], overwrite=True)
+    assert res.ok and all((tmp_path / f"f{i}.efsraw").read_bytes() == RAW for i in range(2))
+    many = [(xattr_dir / "missing", tmp_path / "m.efsraw")] + [
+        (xattr_dir / "f0", tmp_path / f"g{i}.efsraw") for i in range(200)]
+    res = efsfast.backup_many(many, workers=1, fail_fast=True)
+    assert [e.index for e in res.failures] == [0] and res.cancelled and res.files < 200

@@ -126,7 +126,7 @@ def test_decrypt_and_decrypt_tree(capsys, keyset, backup_set, tmp_path):
     assert rc == 0 and (tmp_path / "a.txt").read_bytes() == b"A" * 5000
     rc, _, err = run(capsys, "decrypt", "--key", k / "dra.pem",
                      backup_set / "docs" / "a.txt.efsraw", tmp_path / "a.txt")
-    assert rc == 1 and "exists" in err
+    assert rc == 2 and "exists" in err     # refused: nothing written
     rc, out, _ = run(capsys, "decrypt-tree", "--key", k / "dra.pem", "--json", backup_set,
                      tmp_path / "plain")
     res = json.loads(out)

@@ -5,6 +5,7 @@ number.  (The site itself is built, strictly, by .ci/docs.)"""
 import ast
 import importlib.util
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -100,6 +101,31 @@ def test_manifest_recipe_checks_a_set_backup_tree_made(xattr_dir):
     assert r.returncode != 0
     assert "Docs/f3.bin.efsraw: FAILED" in r.stdout
     assert "plain/f4.bin.efsraw" in r.stdout + r.stderr
+
+
+# ---- the encrypt recipe of docs/DECRYPTION.md, run as written
+
+def test_encrypt_recipe_runs_as_written(tmp_path):
+    """The "Try it without Windows" block: openssl makes the key pairs,
+    efsfast encrypts, inspects, verifies with the agent's key and decrypts
+    with the user's; its last line, cmp, proves the round trip."""
+    pytest.importorskip("cryptography", reason="the recipe needs the decrypt extra")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (the recipe makes its key pairs with it)")
+    text = (ROOT / "docs" / "DECRYPTION.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    block = next(b for b in blocks if "efsfast encrypt " in b)
+    script = "\n".join(line for line in block.splitlines()
+                       if not line.startswith("pip install"))      # installed here already
+    assert script.rstrip().splitlines()[-1].startswith("cmp report.txt report-again.txt")
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+               + os.environ.get("PATH", ""))
+    r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "DRF" in r.stdout and "Recovery Agent" in r.stdout
+    assert "decryptable by DRF 0" in r.stdout
+    assert (tmp_path / "report-again.txt").read_text() == "the quarterly numbers\n"
 
 
 # ---- numbers quoted from benchmark results

@@ -601,3 +601,21 @@ def test_the_measured_per_object_ways_still_work(xattr_dir, tmp_path):
     assert len(backups) == 6 and len(restored) == 5, synced
     assert cli.main(["verify-set", str(out)]) == 0
     assert sorted(os.listdir(dest)) == ["Docs", "plain"]
+
+
+def test_fsync_pass_on_threads_names_the_same_failures_in_order(tmp_path, monkeypatch):
+    """The fsync pass on several threads (durable.PASS_THREADS, measured by
+    benchmarks/durability.py) reports exactly what the one-thread pass does:
+    every object that could not be synced, in the order given."""
+    from efsfast import durable
+    paths = []
+    for i in range(200):
+        p = tmp_path / f"f{i:03d}"
+        if i % 7:
+            p.write_bytes(b"x")
+        paths.append(str(p))
+    one = durable.fsync_each(paths, str(tmp_path))
+    monkeypatch.setattr(durable, "PASS_THREADS", 4)
+    many = durable.fsync_each(paths, str(tmp_path))
+    assert [p for p, _ in many] == [p for p, _ in one] == paths[::7]
+    assert all(isinstance(e, FileNotFoundError) for _, e in many)

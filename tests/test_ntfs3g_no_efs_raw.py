@@ -75,6 +75,7 @@ def test_backup_tree_fails_every_encrypted_object(plain_mount, tmp_path, capsys)
     code = cli.main(["backup-tree", str(users), str(out), "--quiet"])
     text = " ".join(capsys.readouterr().out.split())     # the failure table wraps
     assert code == 1 and "0 done, 4 failed" in text and CAUSE in text
+    assert "4 items failed: " in text           # one cause, said once for the four
     assert not out.exists()
 
 
@@ -108,6 +109,7 @@ def test_restore_tree_creates_nothing(plain_mount, tmp_path, capsys):
                      "--overwrite"])
     text = " ".join(capsys.readouterr().out.split())
     assert code == 1 and "0 done, 4 failed" in text and CAUSE in text
+    assert "4 items failed: " in text
     plain_mount.unmount()                       # the old encrypted objects are untouched
     for p in ("/Users/Docs", "/Users/Docs/a.txt", "/Users/top.txt"):
         assert "ENCRYPTED" in plain_mount.info(p), p

@@ -5,7 +5,25 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from efsfast import raw
+from efsfast import _core, raw
+from efsfast.tree import _directory_streams
+
+needs_posix = pytest.mark.skipif(not _core.HAVE_POSIX, reason="the C probe (efs_probe.c) "
+                                 "runs on the POSIX side only; Windows walks in Python")
+# the C probe's answers as raw.has_unnamed_stream gives them
+_AS_PY = {_core.PROBE_UNNAMED: True, _core.PROBE_NO_UNNAMED: False, _core.PROBE_UNKNOWN: None}
+
+
+def _c_probe(*paths):
+    """efs_probe.c's answer per path, through two worker threads."""
+    import threading
+    probe = _core.StreamProbe([os.fspath(p) for p in paths])
+    threads = [threading.Thread(target=probe.work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [probe.result(i) for i in range(len(paths))]
 
 
 def _truth(data: bytes) -> bool:
@@ -21,6 +39,63 @@ def test_probe_agrees_with_the_parser(tmp_path_factory, size, directory, named):
     p = tmp_path_factory.mktemp("probe") / "s.efsraw"
     p.write_bytes(data)
     assert raw.has_unnamed_stream(p) is _truth(data)
+    if _core.HAVE_POSIX:
+        assert _AS_PY[_c_probe(p)[0][0]] is _truth(data)
+
+
+@needs_posix
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(0, 70_000), directory=st.booleans(),
+       named=st.dictionaries(st.text("ab", min_size=1, max_size=2), st.integers(0, 5000),
+                             max_size=2),
+       edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=4),
+       cut=st.one_of(st.none(), st.integers(0, 1 << 20)))
+def test_c_probe_agrees_with_the_python_walk_on_damaged_streams(tmp_path_factory, size, directory,
+                                                                named, edits, cut):
+    """efs_probe.c against raw.walk_for_unnamed_stream on streams with bytes
+    changed (mostly in the headers, where the walk looks) and cut short: the
+    same answer for every input, since restore-tree takes the C one."""
+    data = bytearray(raw.synthetic_raw(size, named_streams=named, directory=directory))
+    heads = [s.offset for s in raw.inspect(bytes(data)).streams] or [20]
+    for where, value in edits:
+        # half of the edits land in the first 40 bytes of some stream header
+        pos = (heads[where % len(heads)] + where % 40) if where & 1 else where % len(data)
+        if pos < len(data):
+            data[pos] = value
+    if cut is not None:
+        del data[cut % (len(data) + 1):]
+    p = tmp_path_factory.mktemp("probe") / "s.efsraw"
+    p.write_bytes(bytes(data))
+    answer, err = _c_probe(p)[0]
+    assert (answer, err) != (_core.PROBE_IO_ERROR, 0)
+    assert _AS_PY[answer] is raw.has_unnamed_stream(p)
+
+
+@needs_posix
+def test_c_probe_of_what_cannot_be_read(tmp_path):
+    """A path that cannot be opened, or a folder: an I/O answer with its
+    errno, which restore-tree takes as "a file" (the restore then names the
+    error), as is_directory_stream does."""
+    import errno
+    (tmp_path / "d").mkdir()
+    missing, folder = _c_probe(tmp_path / "missing", tmp_path / "d")
+    assert missing == (_core.PROBE_IO_ERROR, errno.ENOENT)
+    assert folder == (_core.PROBE_IO_ERROR, errno.EISDIR)
+    assert _directory_streams([str(tmp_path / "missing")]) == [False]
+
+
+def test_directory_streams_agree_with_is_directory_stream(tmp_path):
+    """restore-tree's bulk probe (threads from 256 streams) against the
+    one-path probe, on a mix of folders', files' and damaged streams."""
+    from efsfast.tree import is_directory_stream
+    paths = []
+    for i in range(300):
+        data = raw.synthetic_raw(i * 7, directory=i % 3 == 0)
+        p = tmp_path / f"s{i}.efsraw"
+        p.write_bytes(data[:len(data) - (i % 5 == 4)])
+        paths.append(str(p))
+    assert _directory_streams(paths) == [is_directory_stream(p) for p in paths]
+    assert _directory_streams(paths[:10]) == [is_directory_stream(p) for p in paths[:10]]
 
 
 def test_probe_on_the_windows_sample(tmp_path, sample):
@@ -60,6 +135,8 @@ def test_probe_of_a_truncated_stream_is_unknown(tmp_path):
     for cut in range(len(data)):
         p.write_bytes(data[:cut])
         got = raw.has_unnamed_stream(p)
+        if _core.HAVE_POSIX:
+            assert _AS_PY[_c_probe(p)[0][0]] is got, cut
         if cut >= data_header + 28 + 14:
             assert got is True, cut       # the ::$DATA header is whole
         elif cut == data_header:

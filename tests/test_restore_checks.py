@@ -144,7 +144,10 @@ def test_damaged_object_fails_named_with_both_hashes_and_leaves_nothing(made, pl
     # and as a person reads it
     r = efs("restore-tree", str(set_dir), str(place / "dest2"))
     assert r.returncode == 1
-    assert "Docs/big.bin.efsraw: does not match the manifest: expected SHA-256" in r.stdout
+    text = " ".join(r.stdout.split())           # (the cause is wrapped to the terminal)
+    assert "1 item failed: does not match the manifest: expected SHA-256" in text
+    # the object, and the backup file at fault beside it
+    assert f"{place / 'dest2' / 'Docs' / 'big.bin'} ({set_dir / 'Docs' / 'big.bin.efsraw'})" in text
     assert "verified: 6" in r.stdout
 
 

@@ -25,6 +25,7 @@ PART = 5 * MIB          # S3's smallest part: the multipart cases stay small
 def _store(url, **kw):
     kw.setdefault("part_size", PART)
     kw.setdefault("memory_limit", 4 * PART)
+    kw.setdefault("single_put_max", PART)       # "multipart" cases: above one part
     return open_store(url, **kw)
 
 
@@ -162,6 +163,20 @@ def test_round_trip(s3_url, size):
         assert [(o.key, o.size) for o in st.list()] == [("d/obj.efsraw", size)]
         st.remove("d/obj.efsraw")
         assert st.stat("d/obj.efsraw") is None and list(st.list()) == []
+
+
+def test_bytes_in_memory_go_in_one_put_up_to_the_cutoff(s3_url):
+    """Above a part but within single_put_max: one PUT, create-only like
+    any single PUT (a multipart upload's ETag has a part count: "-N")."""
+    data = _data(2 * PART + 1, seed=3)
+    with _store(s3_url, single_put_max=3 * PART) as st:
+        info = st.write("one.efsraw", data)
+        assert info.version and "-" not in info.version.strip('"')
+        with pytest.raises(FileExistsError):
+            st.write("one.efsraw", _data(2 * PART + 1, seed=5))
+        assert bytes(st.read("one.efsraw")) == data
+        st.write("two.efsraw", _data(3 * PART + 1, seed=4))      # above it: multipart
+        assert "-" in st.stat("two.efsraw").version.strip('"')
 
 
 def test_streamed_write_of_unknown_size_goes_multipart(s3_url):

@@ -19,10 +19,11 @@ _LAZY = {
     ".api": ("BackupResult", "BulkRestoreError", "BulkResult", "ItemError", "RestoreResult",
              "backup", "backup_many", "restore", "restore_many"),
     ".check": ("verify",),
-    ".crypto": ("NotDecryptableError", "decrypt", "encrypt", "load_keys"),
-    ".raw": ("DataStream", "KeyEntry", "Metadata", "RawInfo", "StreamInfo", "User",
-             "build_raw", "decode_metadata", "inspect", "metadata_from_users", "sid_from_str",
-             "sid_to_str", "synthetic_metadata", "synthetic_raw"),
+    ".crypto": ("NotDecryptableError", "decrypt", "encrypt", "encrypt_file", "load_keys"),
+    ".raw": ("DataStream", "FilledStream", "KeyEntry", "Metadata", "RawInfo", "StreamInfo",
+             "User", "build_raw", "decode_metadata", "inspect", "metadata_from_users",
+             "sid_from_str", "sid_to_str", "synthetic_metadata", "synthetic_raw", "write_raw",
+             "write_synthetic_raw"),
 }
 _SUBMODULES = ("backends",)
 
@@ -33,10 +34,11 @@ if TYPE_CHECKING:
                       backup, backup_many, restore, restore_many)
     from .crypto import NotDecryptableError, load_keys
     from .crypto.decrypt import decrypt
-    from .crypto.encrypt import encrypt
-    from .raw import (DataStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
+    from .crypto.encrypt import encrypt, encrypt_file
+    from .raw import (DataStream, FilledStream, KeyEntry, Metadata, RawInfo, StreamInfo, User,
                       build_raw, decode_metadata, inspect, metadata_from_users,
-                      sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw)
+                      sid_from_str, sid_to_str, synthetic_metadata, synthetic_raw,
+                      write_raw, write_synthetic_raw)
     from .check import verify
 else:
     from ._lazy import attach
@@ -50,6 +52,7 @@ __all__ = [
     "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",
     "StreamInfo", "User", "build_raw", "decode_metadata", "inspect",
     "metadata_from_users", "sid_from_str", "sid_to_str", "synthetic_metadata",
-    "synthetic_raw", "verify", "decrypt", "encrypt", "load_keys", "NotDecryptableError",
+    "synthetic_raw", "write_raw", "write_synthetic_raw", "FilledStream", "verify", "decrypt",
+    "encrypt", "encrypt_file", "load_keys", "NotDecryptableError",
     "__version__",
 ]

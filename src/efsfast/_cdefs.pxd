@@ -202,6 +202,8 @@ cdef extern from "_c/efs_io.h" nogil:
         int capture_ntfs
         int overwrite
         int sync
+        int no_hash
+        uint64_t tmp_nonce
         int outcome
         efs_dword rc
         int err_no
@@ -218,6 +220,7 @@ cdef extern from "_c/efs_io.h" nogil:
         uint8_t sha256[32]
         uint8_t efs_sha256[32]
         size_t data_len
+        uint64_t calls
     efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
                                     const int *cancel, unsigned sigint_base)
     void efs_posix_backup_item_free(efs_backup_item *it)
@@ -234,3 +237,12 @@ cdef extern from "_c/efs_io.h" nogil:
     int efs_fd_close(int fd)
     int efs_sigint_install()
     unsigned efs_sigint_count()
+
+
+cdef extern from "_c/efs_probe.h" nogil:
+    enum:
+        EFS_PROBE_NO_UNNAMED
+        EFS_PROBE_UNNAMED
+        EFS_PROBE_UNKNOWN
+        EFS_PROBE_IO_ERROR
+    int efs_probe_unnamed_path(const char *path, int *err)

@@ -332,3 +332,105 @@ def build_raw(metadata, list streams, unsigned cluster_shift=12):
         raise EfsError(rc, "cannot lay out the raw stream (invalid stream name, "
                            "cluster shift or metadata size)")
     return bytes(out)
+
+
+cdef class _Pump:
+    """The context of :func:`write_raw`'s C calls: where the bytes go, where
+    the current stream's ciphertext comes from, and the first exception
+    either raised (kept here, raised after the C call returns: a callback
+    cannot raise through C)."""
+    cdef object write
+    cdef object fill
+    cdef object name
+    cdef object error
+    cdef uint64_t written
+
+    cdef efs_dword emit(self, const uint8_t *data, size_t n):
+        cdef bytes chunk
+        cdef size_t done = 0
+        try:
+            # a copy: the C buffer is reused for the next segment, and a
+            # write() may keep what it is given
+            chunk = (<const char *>data)[:n]
+            while done < n:
+                wrote = self.write(chunk if done == 0 else chunk[done:])
+                if wrote is None:       # a file that writes everything says nothing
+                    done = n
+                elif wrote <= 0:
+                    raise OSError(f"write() took {wrote} bytes of {n - done}")
+                else:
+                    done += <size_t>wrote
+            self.written += n
+            return 0
+        except BaseException as exc:
+            self.error = exc
+            return EFS_ERROR_OPERATION_ABORTED
+
+    cdef efs_dword pull(self, uint8_t *dst, size_t n, uint64_t off):
+        cdef const uint8_t[::1] view
+        try:
+            data = memoryview(self.fill(off, n)).cast("B")
+            if len(data) != n:
+                raise ValueError(f"stream {self.name!r}: {len(data)} bytes of ciphertext "
+                                 f"given at offset {off}, {n} expected")
+            if n:
+                view = data
+                memcpy(dst, &view[0], n)
+            return 0
+        except BaseException as exc:
+            self.error = exc
+            return EFS_ERROR_OPERATION_ABORTED
+
+
+cdef efs_dword emit_py(void *ctx, const uint8_t *data, size_t n) noexcept nogil:
+    with gil:
+        return (<_Pump>ctx).emit(data, n)
+
+
+cdef efs_dword fill_py(void *ctx, uint8_t *dst, size_t n, uint64_t off) noexcept nogil:
+    with gil:
+        return (<_Pump>ctx).pull(dst, n, off)
+
+
+def write_raw(metadata, list streams, write, unsigned cluster_shift=12):
+    """:func:`build_raw`, streamed: the raw stream goes to ``write(bytes)``
+    one segment (at most 64 KiB of data) at a time, and each data stream's
+    ciphertext comes from its ``fill(offset, length)``, which returns that
+    many bytes (round512(size) in all for an encrypted stream, ``size``
+    otherwise).  ``streams``: tuples (name, size, fill, encrypted).  Returns
+    the number of bytes written; the first exception of ``write`` or a
+    ``fill`` is raised as it was."""
+    cdef bytes meta = bytes(metadata)
+    cdef _Pump pump = _Pump()
+    cdef efs_dword rc
+    cdef bytes raw_name
+    cdef const uint8_t *c_name
+    cdef uint32_t c_name_len
+    cdef uint64_t c_size
+    cdef int c_encrypted
+    cdef void *c_pump = <void *>pump
+    cdef const uint8_t *c_meta = <const uint8_t *><const char *>meta
+    cdef size_t c_meta_len = len(meta)
+    pump.write = write
+    with nogil:
+        rc = efs_emit_raw_header(emit_py, c_pump)
+        if not rc:
+            rc = efs_emit_metadata_stream(emit_py, c_pump, c_meta, c_meta_len)
+    for name, size, fill, encrypted in streams:
+        if rc:
+            break
+        if size < 0:
+            raise ValueError(f"stream {name!r}: a negative size ({size})")
+        raw_name = name.encode("utf-16-le", "surrogatepass")
+        pump.fill, pump.name = fill, name
+        c_name, c_name_len = <const uint8_t *><const char *>raw_name, len(raw_name)
+        c_size, c_encrypted = size, bool(encrypted)
+        with nogil:
+            rc = efs_emit_data_stream(emit_py, c_pump, c_name, c_name_len, c_encrypted,
+                                      c_size, cluster_shift, fill_py, c_pump)
+    if pump.error is not None:
+        raise pump.error
+    if rc:
+        raise EfsError(rc, "cannot lay out the raw stream (invalid stream name, "
+                           "cluster shift or metadata size)")
+    return pump.written

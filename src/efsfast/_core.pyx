@@ -18,6 +18,9 @@ from cpython.buffer cimport (PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBu
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
+cdef extern from "Python.h":
+    bytes PyUnicode_EncodeFSDefault(object)
+
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, strdup
@@ -54,3 +57,4 @@ include "_core_rawcalls.pxi"     # RawContext, open_raw, write_raw, read_raw
 include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)
 include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSIX)
+include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)

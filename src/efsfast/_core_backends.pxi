@@ -136,4 +136,13 @@ cdef object _c_path(object path):
             p = os.fsdecode(p)
         # OpenEncryptedFileRawW takes a long path only in the \\?\ form
         return (_winfs.extended(p) + "\0").encode("utf-16-le")
+    return _fs_bytes(path)
+
+
+cdef bytes _fs_bytes(object path):
+    """os.fsencode(path) (the same encoding and error handler), without a
+    Python-level call for a str: the bulk paths make two per item while
+    holding the GIL."""
+    if type(path) is str:
+        return PyUnicode_EncodeFSDefault(path)
     return os.fsencode(path)

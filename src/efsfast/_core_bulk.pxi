@@ -155,7 +155,7 @@ cdef class BulkRestore:
             self.keep.append(bdest)
             j.dest = <const char *>(<bytes>bdest)
             if isinstance(source, (str, os.PathLike)):
-                bsrc = os.fsencode(source)
+                bsrc = _fs_bytes(source)
                 self.keep.append(bsrc)
                 j.src_path = <const char *>(<bytes>bsrc)
             else:

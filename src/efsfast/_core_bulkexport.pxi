@@ -10,6 +10,7 @@ cdef struct export_batch:
     efs_posix_options opts
     int *cancel
     unsigned sigint_base
+    int fail_fast
     uint64_t done_files
     uint64_t done_bytes
 
@@ -26,15 +27,21 @@ cdef void export_worker(export_batch *b) noexcept nogil:
         if it.outcome == EFS_BACKUP_DONE:
             efs_atomic_add(&b.done_files, 1)
             efs_atomic_add(&b.done_bytes, it.data_len)
+        elif (it.outcome == EFS_BACKUP_FAILED and b.fail_fast and b.cancel != NULL
+              and it.rc != EFS_ERROR_CANCELLED):
+            b.cancel[0] = 1
         efs_atomic_set(&b.done[i], 1)
 
 
 cdef class BulkExport:
-    """Exports a batch of (object, backup file, temporary, flags) into files
-    of a backup set with every item's work in C; ``take(i)`` hands over what
-    item i found once its worker is through (``ready(i)``).  ``sync``
-    (benchmarks): each backup file is fsynced before it gets its name, the
-    alternative measured against durable.py's one sync of the set."""
+    """Exports a batch of (object, backup file, temporary, flags[,
+    overwrite]) into files of a backup set with every item's work in C;
+    ``take(i)`` hands over what item i found once its worker is through
+    (``ready(i)``).  ``sync`` (benchmarks): each backup file is fsynced
+    before it gets its name, the alternative measured against durable.py's
+    one sync of the set.  backup_many: ``hash=False`` (no SHA-256), a
+    temporary of None (named in C, beside the backup file), ``result(i)``
+    (only what a BackupResult needs)."""
     cdef export_batch b
     cdef list keep
     cdef readonly size_t count
@@ -45,9 +52,11 @@ cdef class BulkExport:
         self.b.count = 0
 
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
-                 bint capture_ntfs, bint overwrite, bint sync=False):
+                 bint capture_ntfs, bint overwrite, bint sync=False, bint hash=True,
+                 bint fail_fast=False):
         cdef size_t n = len(jobs), i
         cdef efs_backup_item *it
+        cdef uint64_t nonce = int.from_bytes(os.urandom(8), "little")
         self.keep = []
         self.count = n
         self.b.items = <efs_backup_item *>calloc(max(n, 1), sizeof(efs_backup_item))
@@ -56,21 +65,31 @@ cdef class BulkExport:
             raise MemoryError()
         self.b.count = n
         for i in range(n):
-            src, dest, tmp, flags = jobs[i]
+            job = jobs[i]
+            src, dest, tmp, flags = job[0], job[1], job[2], job[3]
             it = &self.b.items[i]
-            for p in (src, dest, tmp):
-                self.keep.append(os.fsencode(p))
-            it.src = <const char *>(<bytes>self.keep[-3])
-            it.dest = <const char *>(<bytes>self.keep[-2])
-            it.tmp = <const char *>(<bytes>self.keep[-1])
+            bsrc, bdest = _fs_bytes(src), _fs_bytes(dest)
+            self.keep.append(bsrc)
+            self.keep.append(bdest)
+            it.src = <const char *>(<bytes>bsrc)
+            it.dest = <const char *>(<bytes>bdest)
+            if tmp is None:
+                it.tmp = NULL             # named by the worker (efs_posix_backup.c)
+                it.tmp_nonce = nonce + i
+            else:
+                btmp = os.fsencode(tmp)
+                self.keep.append(btmp)
+                it.tmp = <const char *>(<bytes>btmp)
             it.flags = flags
             it.capture_ntfs = capture_ntfs
-            it.overwrite = overwrite
+            it.overwrite = job[4] if len(job) > 4 else overwrite
             it.sync = sync
+            it.no_hash = not hash
         self.b.next_index = 0
         self.b.opts = backend.opts
         self.b.cancel = &token.flag
         self.b.sigint_base = efs_sigint_count()
+        self.b.fail_fast = fail_fast
         self.b.done_files = self.b.done_bytes = 0
 
     def __dealloc__(self):
@@ -119,6 +138,21 @@ cdef class BulkExport:
             efs_sha = PyBytes_FromStringAndSize(<char *>it.efs_sha256, 32).hex()
             sha = PyBytes_FromStringAndSize(<char *>it.sha256, 32).hex()
         result = (outcome, error, st, attrib, times, acl, it.acl_errno, efs_sha, sha, it.data_len)
+        efs_posix_backup_item_free(it)
+        return result
+
+    def result(self, size_t i, src, dest):
+        """(outcome, error or None, stream size, callback calls) of item i,
+        its buffers freed; outcome as in take()."""
+        cdef efs_backup_item *it = &self.b.items[i]
+        if i >= self.b.count or not efs_atomic_get(&self.b.done[i]):
+            return "not started", None, 0, 0
+        if it.outcome == EFS_BACKUP_DONE:
+            result = ("done", None, it.data_len, it.calls)
+        elif it.outcome == EFS_BACKUP_PLAIN:
+            result = ("plain", None, 0, 0)
+        else:
+            result = ("failed", self._error(it, src, dest), 0, 0)
         efs_posix_backup_item_free(it)
         return result
 

@@ -524,15 +524,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
-    seen = [(0, 0)]
-    progress = _Progress(progress, token)
-
-    def tick() -> None:
-        if batch.progress != seen[0]:
-            seen[0] = batch.progress
-            progress(seen[0][0], seen[0][1], len(jobs))
-    interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, len(jobs)),
-                               token, tick)
+    interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
     result = BulkResult(results=[None] * len(jobs))
     results = result.results
     for i, job in enumerate(jobs):
@@ -551,9 +543,26 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
             if isinstance(error, OSError):
                 error = source_error(error, job[1], os.fspath(job[0]))
             result.failures.append(ItemError(i, os.fspath(job[0]), error))
-    if (result.files, result.bytes) != seen[0]:
-        progress(result.files, result.bytes, len(jobs))
-    return _close(result, token, interrupted, len(jobs), progress)
+    if (result.files, result.bytes) != seen():
+        report(result.files, result.bytes, len(jobs))
+    return _close(result, token, interrupted, len(jobs), report)
+
+
+def _run_batch(batch: Any, total: int, workers: Optional[int], token: _core.CancelToken,
+               progress: Optional[Progress]) -> Tuple[bool, _Progress, Callable[[], Tuple[int, int]]]:
+    """Run a C batch (BulkRestore, BulkExport) on the worker threads,
+    reporting its progress as items finish: (whether the wait was
+    interrupted, the safe progress callback, the last (files, bytes) it was
+    given)."""
+    seen = [(0, 0)]
+    report = _Progress(progress, token)
+
+    def tick() -> None:
+        if batch.progress != seen[0]:
+            seen[0] = batch.progress
+            report(seen[0][0], seen[0][1], total)
+    interrupted = _run_threads(batch.work, min(workers or os.cpu_count() or 1, total), token, tick)
+    return interrupted, report, lambda: seen[0]
 
 
 def _publish_item(tmp: str, dest: str, error: Optional[BaseException],
@@ -575,13 +584,81 @@ def backup_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrite
                 cancel: Optional[_core.CancelToken] = None, fail_fast: bool = False,
                 backend: Optional[_core.Backend] = None) -> BulkResult:
     """Back up many ``(path, sink)`` (or ``(path, sink, options)``) jobs in
-    parallel; the mirror image of :func:`restore_many`."""
+    parallel; the mirror image of :func:`restore_many`.  Path sinks on the
+    POSIX side run every item's work in C, without the GIL."""
     be = _backend(backend)
+    jobs = list(jobs)
+    fast = _backup_many_c(jobs, be, workers, overwrite, progress, cancel, fail_fast)
+    if fast is not None:
+        return fast
 
     def one(path: PathLike, sink: Any, opts: Dict[str, Any],
             token: _core.CancelToken) -> BackupResult:
         opts.setdefault("overwrite", overwrite)
         r = backup(path, sink, backend=opts.pop("backend", be), cancel=token, **opts)
         return r if isinstance(r, BackupResult) else BackupResult(os.fspath(path), len(r), 0, r)
-    return _run_many(list(jobs), one, workers=workers, progress=progress, cancel=cancel,
+    return _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                      fail_fast=fail_fast)
+
+
+_C_BACKUP_OPTIONS = {"directory", "overwrite"}
+
+
+def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], overwrite: bool,
+                   progress: Optional[Progress], cancel: Optional[_core.CancelToken],
+                   fail_fast: bool) -> Optional[BulkResult]:
+    """backup_many with every item's work in C (the POSIX side's one call
+    per object, efs_posix_backup.c: export to a temporary beside the backup
+    file, then publish it without replacing unless asked), so the calling
+    thread holds the GIL only to hand out the items and collect the
+    results; None when some job needs the Python path (other sinks or
+    options, another backend)."""
+    if not isinstance(be, _core.PosixBackend):
+        return None
+    path_types = (str, os.PathLike)
+    # (object, backup file, temporary (None: named in C), flags, overwrite)
+    c_jobs: List[Tuple[Any, Any, None, int, bool]] = []
+    for job in jobs:
+        if len(job) == 2 and type(job[0]) is str and type(job[1]) is str:
+            c_jobs.append((job[0], job[1], None, 0, overwrite))     # the common case
+            continue
+        opts = job[2] if len(job) > 2 else {}
+        if (not isinstance(job[0], path_types) or not isinstance(job[1], path_types)
+                or set(opts) - _C_BACKUP_OPTIONS):
+            return None
+        flags = _core.CREATE_FOR_DIR if opts.get("directory") else 0
+        c_jobs.append((job[0], job[1], None, flags, bool(opts.get("overwrite", overwrite))))
+    _watch_ctrl_c()
+    token = cancel if cancel is not None else _core.CancelToken()
+    batch = _core.BulkExport(c_jobs, be, token, capture_ntfs=False, overwrite=overwrite,
+                             hash=False, fail_fast=fail_fast)
+    interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
+    result = BulkResult(results=[None] * len(jobs))
+    results: List[Any] = result.results     # BackupResults (as the Python path gives them)
+    for i, job in enumerate(jobs):
+        outcome, error, nbytes, calls = batch.result(i, job[0], job[1])
+        if outcome == "not started":
+            continue
+        if outcome == "plain":
+            # not encrypted: the error backup() gives, from backup() itself
+            # (rare: it fails before it writes anything)
+            try:    # (encrypted in between: backed up now, its result counts)
+                r = backup(job[0], job[1], directory=bool(c_jobs[i][3]), backend=be,
+                           overwrite=c_jobs[i][4], cancel=token)
+                nbytes, calls = r.bytes, r.calls
+            except BaseException as exc:    # each item gets its own error slot
+                error = exc
+        if error is None:
+            results[i] = BackupResult(os.fspath(job[0]), nbytes, calls)
+            result.files += 1
+            result.bytes += nbytes
+        elif not isinstance(error, CancelledError):     # cancelled: not done, not failed
+            result.failures.append(ItemError(i, os.fspath(job[0]), error))
+            if fail_fast or isinstance(error, KeyboardInterrupt):
+                token.cancel()
+    if (result.files, result.bytes) != seen():
+        report(result.files, result.bytes, len(jobs))
+    interrupted = interrupted or any(isinstance(e.error, KeyboardInterrupt)
+                                     for e in result.failures)
+    return _close(result, token, interrupted, len(jobs), report)
+

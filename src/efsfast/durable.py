@@ -115,23 +115,63 @@ def folders_up(folders: Iterable[str], top: str) -> List[str]:
     return sorted(out, key=lambda d: -d.count(os.sep))
 
 
+# fsync_each's threads.  On FUSE every open / fsync / close is a round trip
+# to a daemon that serves one request at a time; on one thread it idles while
+# each reply travels back and the next request is made (restore-tree of 1,000
+# files on ntfs-3g: OPEN, FSYNC and RELEASE per file after the restores, 3 of
+# its 14 requests per file, counted at the daemon).  More threads keep a
+# request queued; whether that pays on 2 cores, where they compete with the
+# daemon, is for benchmarks/durability.py to say (its "on 4 threads" row)
+# before this changes from 1
+PASS_THREADS = 1
+_THREADS_FROM = 64          # fewer objects: one thread (starting more costs more)
+
+
 def fsync_each(paths: Iterable[str], top: str, folders: Iterable[str] = ()) -> List[Failure]:
     """fsync each of ``paths`` (files or folders), then every folder from
     them and from ``folders`` up to ``top`` (``folders_up``); what could not
-    be synced, named.  A folder that is gone was emptied and removed: the
-    folder above it holds that change."""
-    failures: List[Failure] = []
+    be synced, named, in that order.  A folder that is gone was emptied and
+    removed: the folder above it holds that change."""
     paths = list(paths)
     above = folders_up({os.path.dirname(p) for p in paths} | set(folders), top)
-    for p in paths + above:
+    return _fsync_all(paths, set()) + _fsync_all(above, set(above))
+
+
+def _fsync_all(paths: List[str], gone_ok: Set[str]) -> List[Failure]:
+    """fsync_path of each path, on PASS_THREADS threads (os.open, fsync and
+    close run without the GIL); failures in the order of ``paths``, except
+    a FileNotFoundError of a path in ``gone_ok``."""
+    errors: List[Optional[OSError]] = [None] * len(paths)
+
+    def sync(i: int) -> None:
         try:
-            fsync_path(p)
-        except FileNotFoundError as exc:
-            if p not in above:
-                failures.append((p, exc))
+            fsync_path(paths[i])
         except OSError as exc:
-            failures.append((p, exc))
-    return failures
+            if not (isinstance(exc, FileNotFoundError) and paths[i] in gone_ok):
+                errors[i] = exc
+
+    if PASS_THREADS <= 1 or len(paths) < _THREADS_FROM:
+        for i in range(len(paths)):
+            sync(i)
+    else:
+        import threading
+        next_index = iter(range(len(paths)))
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                sync(i)
+        threads = [threading.Thread(target=worker, name=f"efsfast-sync-{k}", daemon=True)
+                   for k in range(PASS_THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:       # (Ctrl-C ends the wait; the syncs under way finish)
+            t.join()
+    return [(p, e) for p, e in zip(paths, errors) if e is not None]
 
 
 def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,

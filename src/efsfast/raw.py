@@ -6,9 +6,9 @@ helpers that let tests and users make realistic raw streams without Windows.
 """
 from __future__ import annotations
 
+import io
 import os
 import random
-import uuid
 from dataclasses import dataclass, field
 from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Sequence,
                     Tuple, Union)
@@ -212,6 +212,7 @@ def decode_metadata(meta: bytes, mode: str = "strict") -> Metadata:
             encrypted_fek_length=e["encrypted_fek"][1],
             flags=e["flags"], pki_type=e["pki_type"])
         (drf if e["is_drf"] else ddf).append(key)
+    import uuid     # here, as below: with configparser ~3 ms of CPU at every start-up
     efs_id = str(uuid.UUID(bytes_le=bytes(meta[16:32]))) if layout == 1 else None
     return Metadata(version=version, layout=layout, supported=supported,
                     length=len(meta), ddf=ddf, drf=drf, efs_id=efs_id)
@@ -342,6 +343,7 @@ class User:
                domain: Sequence[int] = (1515790883, 1823135007, 2951370858)) -> "User":
         name = name or "user%04d" % rng.randrange(10000)
         rid = rid if rid is not None else rng.randrange(1000, 100000)
+        import uuid
         return cls(sid="S-1-5-21-%d-%d-%d-%d" % (*domain, rid),
                    display_name=f"{name}({name}@{host})",
                    thumbprint=rng.randbytes(20),
@@ -378,12 +380,89 @@ def synthetic_raw(size: int = 12, *, named_streams: Optional[Dict[str, int]] = N
                   seed: Optional[int] = None) -> bytes:
     """A complete, valid raw stream with random ciphertext: an encrypted file
     of ``size`` bytes (plus ``named_streams``: name -> size), or with
-    ``directory=True`` the metadata-only stream of an encrypted directory."""
+    ``directory=True`` the metadata-only stream of an encrypted directory.
+    In memory: :func:`write_synthetic_raw` writes the same bytes to a file,
+    whatever their size."""
+    out = io.BytesIO()
+    write_synthetic_raw(out, size, named_streams=named_streams, directory=directory,
+                        users=users, recovery_agents=recovery_agents, seed=seed)
+    return out.getvalue()
+
+
+def write_synthetic_raw(out: Sink, size: int = 12, *,
+                        named_streams: Optional[Dict[str, int]] = None,
+                        directory: bool = False, users: int = 1, recovery_agents: int = 0,
+                        seed: Optional[int] = None) -> int:
+    """:func:`synthetic_raw` written to ``out`` (a binary file, or a
+    ``write`` callable) one segment at a time: any size, in constant memory.
+    The same ``seed`` gives the same bytes as :func:`synthetic_raw`.
+    Returns the number of bytes written."""
     rng = random.Random(seed)
     meta = synthetic_metadata(users, recovery_agents, seed=rng.randrange(1 << 32))
     streams = []
     if not directory:
-        streams.append(DataStream(UNNAMED_STREAM, size, rng.randbytes((size + 511) & ~511)))
+        streams.append(FilledStream(UNNAMED_STREAM, size, _RandomFill(rng)))
     for name, n in (named_streams or {}).items():
-        streams.append(DataStream(f":{name}:$DATA", n, rng.randbytes((n + 511) & ~511)))
-    return build_raw(meta, streams)
+        streams.append(FilledStream(f":{name}:$DATA", n, _RandomFill(rng)))
+    return write_raw(out, meta, streams)
+
+
+class _RandomFill:
+    """Random ciphertext, drawn in order: the writer asks for each stream's
+    bytes front to back, and the streams one after another, so the draws
+    are those of one ``rng.randbytes`` per stream (the Mersenne Twister's
+    bytes come in 4-byte words, and every chunk but a stream's last is a
+    multiple of 512)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.next = 0
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        if offset != self.next:     # (the writer's order is what makes a seed repeatable)
+            raise ValueError(f"random ciphertext asked for at {offset}, not {self.next}")
+        self.next = offset + length
+        return self.rng.randbytes(length)
+
+
+# ---- streamed building ----
+
+Fill = Callable[[int, int], Any]
+Sink = Union[BinaryIO, Callable[[bytes], Optional[int]]]
+
+
+@dataclass(frozen=True)
+class FilledStream:
+    """Input of :func:`write_raw`: a data stream whose ciphertext is asked
+    for as it is written, ``fill(offset, length)`` returning that many bytes
+    (at most 64 KiB at a time, front to back): round512(size) bytes in all
+    for an encrypted stream, ``size`` for a plain one."""
+    name: str
+    size: int
+    fill: Fill
+    encrypted: bool = True
+
+
+def write_raw(out: Sink, metadata: bytes,
+              streams: Sequence[Union[FilledStream, DataStream]] = (), *,
+              cluster_shift: int = 12) -> int:
+    """:func:`build_raw`, written to ``out`` (a binary file, or a ``write``
+    callable) one segment at a time instead of built in memory.  Returns the
+    number of bytes written.  An exception of ``out`` or of a ``fill`` is
+    raised as it was, after which ``out`` holds an incomplete stream: the
+    caller removes it."""
+    write = out if callable(out) else out.write
+    items = []
+    for s in streams:
+        if isinstance(s, DataStream):
+            data = memoryview(s.ciphertext).cast("B")
+            items.append((s.name, s.size, _slicer(data), s.encrypted))
+        else:
+            items.append((s.name, s.size, s.fill, s.encrypted))
+    return _codec.write_raw(metadata, items, write, cluster_shift)
+
+
+def _slicer(data: memoryview) -> Fill:
+    def fill(offset: int, length: int) -> memoryview:
+        return data[offset:offset + length]
+    return fill

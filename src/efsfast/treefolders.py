@@ -15,6 +15,7 @@ from . import raw as _raw
 from .api import BulkResult, ItemError
 from ._core import Backend
 from ._errors import EfsError
+from .treewalk import parent_folder
 
 Jobs = List[Tuple[Any, ...]]        # (target, raw stream[, options]) per job
 
@@ -57,10 +58,19 @@ def below_failed(target: str, failed: Iterable[str]) -> Optional[EfsError]:
     encrypted folders ``failed``; None where it does not."""
     for folder in failed:
         if target.startswith(folder + os.sep):
-            return EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
-                            f"folder {folder} could not be restored, so nothing is "
-                            "restored into it", target)
+            return blocked(EfsError(ERROR_PATH_NOT_FOUND, "parent folder failed: its encrypted "
+                                    f"folder {folder} could not be restored, so nothing is "
+                                    "restored into it", target), folder)
     return None
+
+
+def blocked(error: EfsError, folder: str) -> EfsError:
+    """``error``, marked as the failure of an object that failed only because
+    the encrypted folder ``folder`` above it failed: its ``blocked_by``
+    attribute names the folder, whose own failure says why (a summary groups
+    the two under that cause)."""
+    setattr(error, "blocked_by", folder)
+    return error
 
 
 class FolderGate:
@@ -78,7 +88,7 @@ class FolderGate:
         """A raw stream whose target holds other targets is a folder's, even
         when its headers do not say so (a damaged folder stream): restored as
         a folder, it fails as one and blocks what it holds."""
-        parents = {os.path.dirname(os.fspath(j[0])) for j in dirs + files}
+        parents = {parent_folder(os.fspath(j[0])) for j in dirs + files}
         moved = [(j[0], j[1], {**(j[2] if len(j) > 2 else {}), "directory": True})
                  for j in files if os.fspath(j[0]) in parents]
         if not moved:

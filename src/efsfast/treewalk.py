@@ -70,6 +70,26 @@ def walk(top: str, errors: List[Tuple[str, EfsError]],
         stack.extend(os.path.join(path, d) for d in reversed(folder.dirs))
 
 
+def parent_folder(path: str) -> str:
+    """os.path.dirname(path), without its general case where it cannot
+    differ: a tree job takes it once or twice per object while holding the
+    GIL (restore-tree's serial part)."""
+    i = path.rfind(os.sep)
+    if i > 0 and os.altsep is None and path[i - 1] != os.sep:
+        return path[:i]
+    return os.path.dirname(path)
+
+
+def child_prefix(folder: str) -> Optional[str]:
+    """What ``os.path.join(folder, name)`` puts before a plain ``name`` (one
+    from os.scandir: no separator, not absolute), so a tree job can make
+    each child's path by one concatenation; None where that is not so
+    simple (Windows drives: ``C:`` joins as ``C:name``)."""
+    if os.altsep is not None or not folder:
+        return None
+    return folder if folder.endswith(os.sep) else folder + os.sep
+
+
 def check_source_dir(path: str) -> None:
     """Raise the right EfsError (FileNotFoundError, NotADirectoryError) when
     ``path`` is not a folder that exists: a tree job of a mistyped source

@@ -51,6 +51,10 @@ typedef struct efs_backup_item {
     int overwrite;                  /* replace an existing backup file */
     int sync;                       /* fsync the backup file before it is published
                                        (benchmarks: durable.py syncs a set at its end) */
+    int no_hash;                    /* backup_many: no SHA-256 of the stream or $EFS
+                                       (a set's manifest needs them; plain backups not) */
+    uint64_t tmp_nonce;             /* tmp NULL: the temporary is dest's folder +
+                                       ".efsfast-<nonce as 16 hex digits>.tmp" */
     /* found */
     int outcome;                    /* EFS_BACKUP_* */
     efs_dword rc;
@@ -69,6 +73,8 @@ typedef struct efs_backup_item {
     uint8_t efs_sha256[32];         /* ... and SHA-256 */
     uint8_t sha256[32];             /* SHA-256 of the stream, made as it was written */
     size_t data_len;                /* the stream's size */
+    uint64_t calls;                 /* export callback calls (system buffers) */
+    char *tmp_own;                  /* the temporary's name made here (tmp NULL) */
 } efs_backup_item;
 
 #if defined(_WIN32)

@@ -49,8 +49,9 @@ static efs_dword EFS_WINAPI to_file_hashed(uint8_t *data, void *context, efs_ulo
         it->name_dest = 1;
         return efs_win32_from_errno(it->err_no);
     }
-    efs_sha256_update(&t->hash, data, n);
+    if (!it->no_hash) efs_sha256_update(&t->hash, data, n);
     it->data_len += n;
+    it->calls++;
     return 0;
 }
 
@@ -107,6 +108,25 @@ static efs_dword publish(efs_backup_item *it)
         return EFS_ERROR_FILE_EXISTS;
     }
     if (rename(it->tmp, it->dest) != 0) return sys_fail(it, "rename", errno, 1);
+    return 0;
+}
+
+/* The temporary's name when the caller gave none: the form of _winfs.temp_beside
+ * (".efsfast-" + 16 hex digits + ".tmp" in dest's folder, which is_temporary
+ * recognises as a killed run's leftover), made here so that a bulk backup's
+ * calling thread does not spend its GIL time naming every item.  The nonce
+ * (a random batch base plus the item's index) only has to differ between
+ * items at once in one folder; O_EXCL catches the impossible collision. */
+static efs_dword make_tmp_name(efs_backup_item *it)
+{
+    const char *slash = strrchr(it->dest, '/');
+    size_t dir_len = slash ? (size_t)(slash - it->dest) + 1 : 0;
+    size_t cap = dir_len + sizeof ".efsfast-0123456789abcdef.tmp";
+    if (!(it->tmp_own = malloc(cap))) return sys_fail(it, "name the temporary file", ENOMEM, 1);
+    memcpy(it->tmp_own, it->dest, dir_len);
+    snprintf(it->tmp_own + dir_len, cap - dir_len, ".efsfast-%016llx.tmp",
+             (unsigned long long)it->tmp_nonce);
+    it->tmp = it->tmp_own;
     return 0;
 }
 
@@ -177,7 +197,8 @@ efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
         goto out;
     }
     it->efs_len = efs_len;
-    efs_sha256_digest(efs, efs_len, it->efs_sha256);
+    if (!it->no_hash) efs_sha256_digest(efs, efs_len, it->efs_sha256);
+    if (!it->tmp && (rc = make_tmp_name(it)) != 0) goto out;
     if ((fd = open(it->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0) {
         rc = sys_fail(it, "create the backup file", errno, 1);
         goto out;
@@ -188,7 +209,7 @@ efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
     t.cancel = cancel;
     t.sigint_base = sigint_base;
     rc = efs_posix_backend()->read(to_file_hashed, &t, ctx);
-    if (!rc) efs_sha256_final(&t.hash, it->sha256);
+    if (!rc && !it->no_hash) efs_sha256_final(&t.hash, it->sha256);
     if (rc && !it->op && !it->err_no) side_fail(it, ctx, rc);
     /* durable before it has its name (benchmarks: a set is synced once, cheaper) */
     if (!rc && it->sync && fsync(fd) != 0) rc = sys_fail(it, "fsync the backup file", errno, 1);
@@ -207,6 +228,9 @@ void efs_posix_backup_item_free(efs_backup_item *it)
 {
     free(it->acl);
     it->acl = NULL;
+    if (it->tmp_own && it->tmp == it->tmp_own) it->tmp = NULL;
+    free(it->tmp_own);
+    it->tmp_own = NULL;
 }
 
 #endif /* !_WIN32 */

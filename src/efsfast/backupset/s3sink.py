@@ -56,10 +56,14 @@ def read_store_manifest(store: Store, name: str, partial: bool = False) -> Manif
                          partial=partial)
 
 
-def survey(store: Store) -> _destination.Destination:
-    """The prefix as destination.check judges a folder."""
+def survey(store: Store, sizes: Optional[Dict[str, int]] = None) -> _destination.Destination:
+    """The prefix as destination.check judges a folder; ``sizes`` gets each
+    object's size from the same listing."""
     d = _destination.Destination(store.url)
-    keys = {o.key for o in store.list()}
+    listing = {o.key: o.size for o in store.list()}
+    if sizes is not None:
+        sizes.update(listing)
+    keys = set(listing)
     for key in keys - {MANIFEST_NAME, PARTIAL_NAME}:
         (d.stored.add if key.endswith(SUFFIX) else d.other.append)(key)
     d.incomplete = PARTIAL_NAME in keys and MANIFEST_NAME not in keys
@@ -118,12 +122,15 @@ class StoreSink(SetSink):
     def __init__(self, store: Store, *, overwrite: bool = False):
         super().__init__()
         self.objects = store
+        # a worker waits for its PUT: as many workers as requests in flight
+        self.in_flight = max(1, int(getattr(store, "jobs", 1)))
         self.plan_root = store.url
         self.overwrite = overwrite
         self.resume = False
         self.found: Optional[_destination.Destination] = None
         self.known: Dict[str, Entry] = {}
         self.listed: Set[str] = set()
+        self.sizes: Dict[str, int] = {}         # what the survey's listing found
         self.buffer = io.BytesIO()
         self.flushed_at = 0.0
         self.flushed_len = 0
@@ -136,7 +143,7 @@ class StoreSink(SetSink):
         self.resume = resume
         try:
             self.objects.check(write=True)
-            self.found = survey(self.objects)
+            self.found = survey(self.objects, self.sizes)
         except StoreError as exc:
             raise refused(exc) from None
         _destination.check(self.found, source, overwrite=self.overwrite, resume=resume)
@@ -217,16 +224,22 @@ class StoreSink(SetSink):
     def keeps(self, entry: Entry) -> bool:
         """Resuming: the object there is kept only if the set's manifest
         lists it with the same size and SHA-256 (read back and hashed now)
-        and the source has not changed since."""
+        and the source has not changed since.  The survey's listing says
+        what is there and its size (no request per object for that: this
+        backup holds the prefix since); one object is one GET, a large one
+        ranged GETs."""
         known = self.known.get(entry.path)
         if known is None or not source_unchanged(known, entry):
             return False
+        size = self.sizes.get(entry.stored_name)
+        if size is None or size != known.raw_size:
+            return False
         try:
-            info = self.objects.stat(entry.stored_name)
-            if info is None or info.size != known.raw_size:
-                return False
             h, n = hashlib.sha256(), 0
-            for chunk in self.objects.read_chunks(entry.stored_name):
+            part = getattr(self.objects, "part_size", 0)
+            chunks = ([self.objects.read(entry.stored_name)] if size <= part
+                      else self.objects.read_chunks(entry.stored_name))
+            for chunk in chunks:
                 h.update(chunk)
                 n += memoryview(chunk).nbytes
         except StoreError:

@@ -63,6 +63,10 @@ class SetSink:
     # a set that stays where it is when its backup stops (folder, object
     # store): checked before any work, left incomplete, resumable
     resumable = False
+    # objects the sink stores at once where that is what limits a backup
+    # (an object store's requests in flight: a worker waits for its PUT),
+    # the workers a backup runs by default; None: the source decides
+    in_flight: Optional[int] = None
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

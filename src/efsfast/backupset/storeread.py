@@ -3,7 +3,8 @@
 objects fetched instead of files opened.
 
 Restores fetch objects in batches of at most half the store's memory
-limit, the next batch fetched while the one before is restored, and hand
+limit (and BATCH_OBJECTS objects), the next batch fetched while the one
+before is restored, and hand
 the library's buffers straight to the C import path (``restore_many``
 with bytes-like sources: no copy in Python); each object is checked against
 its manifest line (size and SHA-256) as it passes, as a folder set's is.
@@ -26,9 +27,14 @@ from .restore import (MissingSetsError, apply_metadata, checkable, incomplete_se
                       refuse_missing, take_if_referred, target_path)
 from .result import SetResult
 from .s3sink import read_store_manifest, refused
-from .verify import Problem, VerifyReport, check_stream, compare_refs
+from .storeverify import Prover, check_objects
+from .verify import Problem, VerifyReport, compare_refs
 
 ERROR_FILE_NOT_FOUND = 2
+# objects a batch holds at most, whatever their size: a set of small objects
+# within the memory limit is still several batches, so that restoring one
+# overlaps fetching the next (one batch would be fetched whole, then restored)
+BATCH_OBJECTS = 256
 # where a set's objects are: a store, or (an incremental's earlier set) a folder
 Place = Union[Store, str]
 
@@ -118,21 +124,23 @@ def _url(place: Place, key: str) -> str:
 
 
 class _Job:
-    __slots__ = ("target", "entry", "place", "index")
+    __slots__ = ("target", "entry", "place", "index", "there")
 
     def __init__(self, target: str, entry: Entry, place: Place, index: int):
         self.target, self.entry, self.place, self.index = target, entry, place, index
+        self.there = False      # --skip-existing: a file already at its target
 
     @property
     def size(self) -> int:
-        return self.entry.raw_size or 0
+        return 0 if self.there else self.entry.raw_size or 0
 
 
 def _batches(jobs: List[_Job], limit: int) -> List[List[_Job]]:
+    """At most ``limit`` bytes and BATCH_OBJECTS objects a batch."""
     out: List[List[_Job]] = []
     size = 0
     for j in jobs:
-        if not out or (size + j.size > limit and out[-1]):
+        if not out or (out[-1] and (size + j.size > limit or len(out[-1]) >= BATCH_OBJECTS)):
             out.append([])
             size = 0
         out[-1].append(j)
@@ -146,7 +154,9 @@ def _fetch(batch: List[_Job], limit: int) -> List[Any]:
     out: List[Any] = []
     for j in batch:
         key = j.entry.stored_name
-        if not isinstance(j.place, Store):
+        if j.there:         # skipped by the restore, unread: not fetched either
+            out.append(_NotFetched(j.target))
+        elif not isinstance(j.place, Store):
             out.append(_url(j.place, key))
         elif j.size > limit:
             out.append(j.place.read_chunks(key))
@@ -154,6 +164,19 @@ def _fetch(batch: List[_Job], limit: int) -> List[Any]:
             submit = getattr(j.place, "submit_read", None)
             out.append(submit(key) if submit else j.place.read(key))
     return out
+
+
+class _NotFetched:
+    """The source of a file that was at its target when the restore began
+    (--skip-existing skips it); should it have gone since, its restore
+    fails, named, rather than write what was never fetched."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def read(self, n: int = -1) -> bytes:
+        raise EfsError(ERROR_FILE_NOT_FOUND, "not fetched: it was already there as the "
+                       "restore began (--skip-existing), and has gone since", self.target)
 
 
 def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
@@ -180,6 +203,9 @@ def restore_store_set(url: str, dest_dir: str, *, workers: Optional[int] = None,
         dirs = sorted((j for j in jobs if j.entry.kind is Kind.DIRECTORY),
                       key=lambda j: j.target.count(os.sep))
         files = [j for j in jobs if j.entry.kind is not Kind.DIRECTORY]
+        if skip_existing:   # no GET for what the restore will skip
+            for j in files:
+                j.there = os.path.lexists(j.target)
         budget = getattr(store, "budget", None)
         limit = max((budget.limit if budget else 256 << 20) // 2, 1)
         try:
@@ -290,49 +316,17 @@ def _append(out: BulkResult, part: BulkResult) -> None:
 # ---- verify-set
 
 
-class _BufferReader:
-    """A fetched object as the binary file verify's checks read."""
-
-    def __init__(self, data: Any):
-        self.view = memoryview(data)
-        self.pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.view) if n is None or n < 0 else self.pos + n
-        out = bytes(self.view[self.pos:end])
-        self.pos += len(out)
-        return out
-
-
-class _ChunkReader:
-    """An object read as a stream of ranged GETs, as a binary file."""
-
-    def __init__(self, chunks: Any):
-        self.chunks = iter(chunks)
-        self.pending = memoryview(b"")
-
-    def read(self, n: int = -1) -> bytes:
-        parts = []
-        want = n if n is not None and n >= 0 else None
-        while want is None or want > 0:
-            if not len(self.pending):
-                nxt = next(self.chunks, None)
-                if nxt is None:
-                    break
-                self.pending = memoryview(nxt)
-            take = len(self.pending) if want is None else min(want, len(self.pending))
-            parts.append(bytes(self.pending[:take]))
-            self.pending = self.pending[take:]
-            if want is not None:
-                want -= take
-        return b"".join(parts)
-
-
 def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = (),
+                     prove: Optional[Prover] = None, workers: Optional[int] = None,
                      **store_options: Any) -> VerifyReport:
     """verify-set of the set at ``url``: the folder set's checks (manifest
     whole, every object there with its size and SHA-256 and valid, nothing
-    unlisted, an incremental's sets there) on fetched objects."""
+    unlisted, an incremental's sets there) on fetched objects, ``workers``
+    threads checking them (default: one per CPU).  ``prove(object)``, when
+    given (efsfast.crypto.prover), returns per object None (the user's keys
+    decrypt it) or why not: the decryptability proof of ``verify --key``,
+    run on every object that passed the other checks, on the bytes fetched
+    for them."""
     report = VerifyReport(url)
     try:
         store = open_store(url, **store_options)
@@ -369,9 +363,8 @@ def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = ()
                 report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
         own = [e for e in m.entries if e.has_stream and not e.ref]
         _check_store_refs(m, sets, store, report, store_options)
-        limit = max(getattr(getattr(store, "budget", None), "limit", 256 << 20) // 2, 1)
-        for e in own:
-            found = _check_one(store, e, listing, mode, limit)
+        checked = check_objects(store, own, listing, mode, prove=prove, workers=workers)
+        for e, found in zip(own, checked):
             report.problems.extend(Problem(e.stored_name, msg) for msg in found)
             if not found:
                 report.objects += 1
@@ -380,18 +373,6 @@ def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = ()
         for key in sorted(set(listing) - listed):
             report.problems.append(Problem(key, "in the set but not in its manifest"))
     return report
-
-
-def _check_one(store: Store, e: Entry, listing: Dict[str, int], mode: str,
-               limit: int) -> List[str]:
-    if e.stored_name not in listing:
-        return ["missing from the set"]
-    try:
-        if listing[e.stored_name] > limit:
-            return check_stream(_ChunkReader(store.read_chunks(e.stored_name)), e, mode)
-        return check_stream(_BufferReader(store.read(e.stored_name)), e, mode)
-    except StoreError as exc:
-        return [f"cannot read it: {exc.strerror}"]
 
 
 def _check_store_refs(m: Manifest, sets: Sequence[str], store: Store, report: VerifyReport,

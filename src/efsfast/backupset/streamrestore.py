@@ -24,7 +24,7 @@ from .._core import Backend, CancelToken
 from .._errors import CancelledError, EfsError
 from .._winfs import remove_quietly, temp_beside
 from ..api import BulkResult, ItemError, RestoreResult, restore
-from ..treefolders import below_failed, unlike_backup
+from ..treefolders import below_failed, blocked, unlike_backup
 from .manifest import MANIFEST_NAME, Entry, Kind, Manifest, ManifestError
 from .restore import (ERROR_FILE_NOT_FOUND, ERROR_HANDLE_EOF, ERROR_INVALID_DATA,
                       TruncatedStreamError, _failed_entries, _finish, _target, apply_metadata,
@@ -116,14 +116,18 @@ class StreamRestore:
         if self.progress is not None:
             self.progress(self.bulk.files, self.bulk.bytes, 0)
 
-    def _revoke(self, path: str, a: Arrival, why: str) -> None:
+    def _revoke(self, path: str, a: Arrival, why: str, inside: Optional[str] = None) -> None:
         """An object restored (or waiting) that must not stay: removed, and
-        its slot in the result a failure."""
+        its slot in the result a failure (``inside``: the failed folder it
+        lies in, when that is why)."""
+        def error(why: str) -> EfsError:
+            e = EfsError(ERROR_INVALID_DATA, why)
+            return e if inside is None else blocked(e, inside)
         target = _target(self.dest, path)
         if a.state is State.PENDING:
             remove_quietly(a.spool or "")
             a.spool = None
-            self._failed(a, target, EfsError(ERROR_INVALID_DATA, why))
+            self._failed(a, target, error(why))
             return
         if a.state is not State.RESTORED:
             return
@@ -140,7 +144,7 @@ class StreamRestore:
         self.bulk.bytes -= r.bytes if r is not None else 0
         if a.kind is Kind.DIRECTORY:
             self.folders -= 1
-        self.bulk.failures.append(ItemError(a.index, target, EfsError(ERROR_INVALID_DATA, why)))
+        self.bulk.failures.append(ItemError(a.index, target, error(why)))
         a.state = State.FAILED
 
     # ---- folders
@@ -181,7 +185,7 @@ class StreamRestore:
         for p, a in sorted(below, key=lambda pa: -pa[0].count("/")):
             error = self._blocked(_target(self.dest, p))
             self._revoke(p, a, error.strerror if error is not None and error.strerror
-                         else "parent folder failed")
+                         else "parent folder failed", inside=target)
         self._prune(target)
 
     def _prune(self, folder: str) -> None:

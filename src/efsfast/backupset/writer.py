@@ -114,7 +114,12 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
     folder = sink.resumable        # a folder or an object store, not a stream
     if folder:
         sink.check(src_dir, resume=skip_existing)
-    workers = workers or _volume.default_workers(src_dir)
+    # by default as many as the source is fastest with; into an object store
+    # as many as its requests in flight (--jobs): a worker holds its object
+    # until the store has it, so fewer workers would leave requests unsent
+    # (2 PUTs in flight on 2 CPUs at --jobs 16), and more would wait with
+    # their objects in memory for a request thread
+    workers = workers or sink.in_flight or _volume.default_workers(src_dir)
     prev = _Previous(since) if since else None
     kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
     be = backend if backend is not None else _core.default_backend()

@@ -134,9 +134,20 @@ def fuse_requests(cmd: List[str], daemon: Optional[int]) -> Optional[Dict[str, i
 
 
 def _cpu_of(pid: Optional[int]) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
+    """CPU seconds of a process so far, all its threads (Linux /proc): the
+    scheduler's own count (``schedstat``, nanoseconds) where the kernel keeps
+    it, else user + system time from ``stat``, which the tick samples (10 ms
+    steps: ±30% on the 0.1-0.3 s a 1,000-file job costs the daemon)."""
     if pid is None:
         return 0.0
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()

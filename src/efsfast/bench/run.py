@@ -16,6 +16,7 @@ import tempfile
 import time
 from typing import Callable, List, Optional
 
+from ..sizes import count_type
 from . import bulk, core, ntfs3g, serial
 from .report import targets, write_reports
 from .timing import GIB, MIB, LoadWatch, Results, load_average, make_stream
@@ -32,21 +33,28 @@ def _sections(text: str, p: argparse.ArgumentParser) -> List[str]:
     return sections
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="efsfast bench",
                                 description="efsfast's benchmarks: ratios measured side by side "
                                             "in one run (see benchmarks/README.md)")
-    p.add_argument("--quick", action="store_true", help="small volumes (a smoke run)")
-    p.add_argument("--repeat", type=int, default=None,
+    p.add_argument("--quick", action="store_true",
+                   help="small volumes (a smoke run; its numbers are not comparable with a "
+                        "full run's)")
+    p.add_argument("--repeat", type=count_type(1), default=None, metavar="N",
                    help="timings per point; the best is reported, with the spread "
                         "(default 5, 3 with --quick)")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for results.md/.json and the plots (default: a new "
                         "temporary folder, printed at the end)")
     p.add_argument("--no-callgrind", action="store_true",
                    help="leave out callgrind's instruction counts (core section)")
-    p.add_argument("--sections", default=",".join(SECTIONS),
+    p.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
                    help=f"comma-separated, of: {', '.join(SECTIONS)} (default: all)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     sections = _sections(args.sections, p)
     out = args.out or tempfile.mkdtemp(prefix="efsfast-bench-results-")

@@ -64,7 +64,8 @@ def build_parser(commands: Optional[Collection[str]] = None) -> argparse.Argumen
     rawcmds.add_inspect(sub, mode)
     if wanted("verify"):
         rawcmds.add_verify(sub, mode)
-    rawcmds.add_synth(sub)
+    if wanted("synth"):
+        rawcmds.add_synth(sub)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--overwrite", action="store_true",
@@ -92,6 +93,9 @@ def build_parser(commands: Optional[Collection[str]] = None) -> argparse.Argumen
     if wanted("decrypt", "decrypt-tree"):
         from . import crypto
         crypto.register(sub, common, mode)
+    if wanted("encrypt"):
+        from . import encrypt
+        encrypt.register(sub)
 
     tools.register(sub)
     if commands is not None and not set(commands) <= set(sub.choices):
@@ -143,6 +147,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, "json", False) and getattr(args, "data_on_stdout", False):
             emit(args, record(args.command, ExitCode.FAILED, [failure(exc, "-")]))
         return ExitCode.FAILED
+    except FileExistsError as exc:      # DEST is there and --overwrite was not given:
+        return fail(args, exc, ExitCode.REFUSED)        # refused, nothing written
     except (EfsError, OSError, ValueError, TypeError) as exc:
         return fail(args, exc, ExitCode.FAILED)
     except Exception as exc:            # a bug: the record still comes, then the traceback

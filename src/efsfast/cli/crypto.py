@@ -27,10 +27,16 @@ def add_key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", action="append", metavar="KEYFILE", default=None,
                    help="private key: PFX/PKCS#12, PEM or DER (PKCS#1/PKCS#8), with or without "
                         "its certificate; repeat for several (user and recovery agent)")
+    add_password_options(p)
+
+
+def add_password_options(p: argparse.ArgumentParser, what: str = "key") -> None:
+    """Where the password of a protected key file (or PFX) comes from:
+    asked only for a file that has one (see :func:`password_source`)."""
     p.add_argument("--password-file", metavar="FILE",
-                   help="read the key password from the first line of FILE")
+                   help=f"read the {what} password from the first line of FILE")
     p.add_argument("--password-env", metavar="VAR",
-                   help="read the key password from the environment variable VAR")
+                   help=f"read the {what} password from the environment variable VAR")
 
 
 def add_verify_options(p: argparse.ArgumentParser) -> None:
@@ -226,6 +232,7 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
                 if url:
                     _name_by_url(r, src, args.src)
             except MissingSetsError as exc:             # nothing was decrypted
+                bar.close()
                 if url:
                     exc.filename = args.src             # (not the staging folder)
                 return fail(args, exc, ExitCode.REFUSED)

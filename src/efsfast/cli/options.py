@@ -15,20 +15,12 @@ MIN_MEMORY_MIB = 8              # the least memory an s3:// transfer is given
 
 
 def whole_number(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
-    """An argparse type: a whole number from ``minimum`` (to ``maximum``);
-    anything else is a usage error (exit 2) worded the same for every
-    option of every command."""
-    wanted = (f"a whole number from {minimum} to {maximum}" if maximum is not None
-              else f"a whole number of at least {minimum}")
-
+    """An argparse type: a whole number from ``minimum`` (to ``maximum``),
+    exit 2 otherwise: :func:`efsfast.sizes.count_type`, imported when an
+    option is parsed (not at start-up)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {wanted}, not {text}")
-        return value
+        from ..sizes import count_type
+        return count_type(minimum, maximum)(text)
     parse.__name__ = "whole number"
     return parse
 

@@ -13,12 +13,15 @@ import json
 import os
 import sys
 
+from .. import RawFormatError
+
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Dict, Iterable, List, Optional, TextIO
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
+    from ..api import ItemError
     from ..raw import RawInfo
     from ..tree import TreeResult
 
@@ -214,25 +217,110 @@ def failure_records(result: TreeResult, restore: bool) -> List[Dict[str, Any]]:
     return out
 
 
-def print_failures(failures: List[Dict[str, Any]]) -> None:
-    """The failure table: the path column is as wide as the paths up to half
-    the terminal; a longer path gets a line of its own, its error below."""
+# a group of failures names this many of its items; the rest are counted
+# (--json lists every one)
+NAMED_PER_CAUSE = 5
+# what a tree job does to each item, for "not restored" and the like
+DONE = {"backup-tree": "backed up", "restore-tree": "restored", "decrypt-tree": "decrypted"}
+
+
+def cause(exc: BaseException) -> str:
+    """What went wrong, in a person's words, naming no file: the line that
+    failures of many items share."""
+    if isinstance(exc, FileExistsError):
+        return EXISTS_HINT
+    if isinstance(exc, RawFormatError):
+        return f"not a valid raw stream: {exc.strerror}"
+    if isinstance(exc, OSError):
+        return _in_our_words(exc)
+    return str(exc)
+
+
+def _in_our_words(exc: OSError) -> str:
+    """The error's text, the API's advice in it said as the command line's."""
+    return (exc.strerror or str(exc)).replace("pass overwrite=True", "add --overwrite")
+
+
+class CauseGroup:
+    """The failed items that share one cause: ``own`` failed for it
+    themselves, ``inside`` only because a folder they lie in failed for it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.own: List[str] = []        # item lines: the path, and another file at fault
+        self.inside: List[str] = []
+
+    def __len__(self) -> int:
+        return len(self.own) + len(self.inside)
+
+
+def _item_line(path: str, exc: BaseException) -> str:
+    """The item's path, and the other file the error names (the raw stream
+    a restore read, the backup file it wrote) where there is one."""
+    other = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+    if other is None or os.fspath(other) == path:
+        return path
+    return f"{path}  ({os.fspath(other)})"
+
+
+def group_failures(failures: Sequence[ItemError]) -> List[CauseGroup]:
+    """The failures by cause, the largest group first.  An item that failed
+    only because an encrypted folder above it failed (its error's
+    ``blocked_by``, see efsfast.treefolders) counts under that folder's
+    cause: a cascade never hides why the folder failed."""
+    by_path = {e.dest: e.error for e in failures}
+
+    def root_cause(exc: BaseException) -> Tuple[str, bool]:
+        inside = False
+        seen = set()
+        folder = getattr(exc, "blocked_by", None)
+        while folder is not None and folder in by_path and folder not in seen:
+            seen.add(folder)
+            exc, inside = by_path[folder], True
+            folder = getattr(exc, "blocked_by", None)
+        return cause(exc), inside
+
+    groups: Dict[str, CauseGroup] = {}
+    for e in failures:
+        text, inside = root_cause(e.error)
+        g = groups.setdefault(text, CauseGroup(text))
+        (g.inside if inside else g.own).append(_item_line(e.dest, e.error))
+    # stable: groups of one size keep the order of their first item
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def print_failures(groups: List[CauseGroup], kind: str) -> None:
+    """The failures, one paragraph per cause: how many items, the cause
+    (wrapped to the terminal), the first few items by name, the rest
+    counted.  A path is printed whole, never cut or wrapped."""
     import shutil
     import textwrap
-    cols = max(shutil.get_terminal_size((100, 24)).columns, 60)
-    w = max(12, min(max(len(f["path"]) for f in failures), cols // 2))
-    msg_width = max(cols - w - 4, 30)
-    print(f"  {'failed item':<{w}}  error")
-    for f in failures:
-        lines = textwrap.wrap(f["error"], msg_width) or [""]
-        if len(f["path"]) > w:
-            print(f"  {f['path']}")
-            first = " " * w
-        else:
-            first = f"{f['path']:<{w}}"
-        print(f"  {first}  {lines[0]}")
-        for line in lines[1:]:
-            print(f"  {'':<{w}}  {line}")
+    cols = max(shutil.get_terminal_size((100, 24)).columns, 40)
+    done = DONE.get(kind, "done")
+    for g in groups:
+        n = len(g)
+        head = f"{n} item{'s' if n != 1 else ''} failed: {g.text}"
+        print(textwrap.fill(head, cols - 1, initial_indent="  ", subsequent_indent="    "))
+        items = g.own + g.inside
+        for line in items[:NAMED_PER_CAUSE]:
+            print(f"    {line}")
+        if n > NAMED_PER_CAUSE:
+            print(f"    and {n - NAMED_PER_CAUSE} more (--json lists every one)")
+        if g.inside:
+            print(f"    ({len(g.inside)} of them not {done} only because an encrypted folder "
+                  "they are in failed)")
+
+
+def _resume_hint(args: argparse.Namespace, kind: str, extra: Dict[str, Any]) -> Optional[str]:
+    """How to finish an interrupted job: the same command with
+    --skip-existing, where that command takes it (a tar stream on stdout
+    does not) and no note says it already."""
+    if kind == "backup-tree" and getattr(args, "dest", None) == "-":
+        return None
+    if kind not in DONE or any("--skip-existing" in n for n in extra.get("notes", ())):
+        return None
+    return (f"to finish, run the same {kind} again with --skip-existing: what was "
+            f"{DONE[kind]} is kept, the rest is done")
 
 
 # the text summary's name for each count (the record's keys are snake_case)
@@ -280,17 +368,19 @@ def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
                 extra: Dict[str, Any], interrupted: bool = False,
                 failed: Optional[Dict[str, Any]] = None) -> int:
     """The summary of a tree job (``result``: a TreeResult; ``extra``: what
-    :func:`tree_summary` gives, and ``truncated`` or more notes), its
-    failures named one by one; with --json one record.  ``failed``: a
-    failure of the run as a whole (a set left incomplete, a stream that
-    ended early), listed last: the exit code is then at least 1."""
+    :func:`tree_summary` gives, and ``truncated`` or more notes): with
+    --json one record, every failure in it; otherwise the failures grouped
+    by cause, then the summary itself, last, where it stays on the screen.
+    ``failed``: a failure of the run as a whole (a set left incomplete, a
+    stream that ended early), listed where no item stands for it: the exit
+    code is then at least 1.  A progress bar must be closed before (see
+    Progress.close)."""
     bulk = result.bulk
     # restore-tree and decrypt-tree jobs are (object, raw stream it came from)
     items = failure_records(result, restore=kind.startswith(("restore", "decrypt")))
     interrupted = interrupted or bulk.cancelled
     code = (ExitCode.INTERRUPTED if interrupted else
             ExitCode.FAILED if items or failed else ExitCode.OK)
-    # the run's own failure is listed where no item stands for it
     failures = items + ([failed] if failed is not None and not items else [])
     extra = dict(extra)
     counts = {"done": bulk.files, "failed": len(items), "not_done": result.not_done}
@@ -299,7 +389,9 @@ def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
         emit(args, record(kind, code, failures, counts=counts, bytes=bulk.bytes,
                           source=args.src, dest=args.dest, **extra))
         return code
-    lines = [f"{kind}: {bulk.files} done, {counts['failed']} failed, "
+    if items:
+        print_failures(group_failures(result.failures), kind)
+    lines = [f"{kind}: {bulk.files} done, {len(items)} failed, "
              + (f"{result.not_done} not done, " if result.not_done else "")
              + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else "")]
     for key, label in COUNT_LABELS.items():
@@ -310,6 +402,8 @@ def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
     if extra.get("truncated"):
         lines.append(f"  truncated: {extra['truncated']}")
     lines += [f"  {line}" for line in extra.get("notes", ())]
-    if write(sys.stdout, "\n".join(lines) + "\n") and items:
-        print_failures(items)
+    hint = _resume_hint(args, kind, extra) if interrupted else None
+    if hint:
+        lines.append(f"  {hint}")
+    write(sys.stdout, "\n".join(lines) + "\n")
     return code

@@ -6,31 +6,43 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
     from types import FrameType
     from typing import Any, Iterator, List, Optional
 
+    from tqdm import tqdm
+
     from .. import CancelToken
 
 
 class Progress:
-    """A tqdm bar (files, MB, rate, ETA) on a terminal; silent otherwise.
+    """A tqdm bar (files, MB, MB/s, ETA) on a terminal; silent otherwise.
     A "scanning" line shows while the tree is listed; the bar replaces it
-    with the first finished item, once the total is known."""
+    with the first finished item, once the total is known.  Close it before
+    printing anything else on the terminal (the summary): the bar's last
+    state stays, on a line of its own, and is not drawn again."""
 
     # counts and MB first: a narrow terminal cuts the end of the line, so
-    # what is cut is the bar and the timing, never the figures
-    FORMAT = ("{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} files, {postfix} "
+    # what is cut is the bar and the timing, never the figures.  (tqdm puts
+    # ", " before a postfix itself.)
+    FORMAT = ("{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} files{postfix} "
               "|{bar}| {elapsed}<{remaining}, {rate_fmt}")
+    # a stream's total is not known until it ends: no percentage, no ETA
+    FORMAT_NO_TOTAL = "{desc}: {n_fmt} files{postfix} | {elapsed}, {rate_fmt}"
 
     def __init__(self, label: str, total_files: int, enabled: bool):
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
-        self.bar: Optional[Any] = None
+        self.bar: Optional[tqdm[Any]] = None
         self.files = 0
+        self.bytes = 0
+        self.total = 0
+        self.started = 0.0
         self.scan_line = False
+        self.closed = False
         self.lock = threading.Lock()     # items finish on worker threads
 
     def scanning(self, folder: str) -> None:
@@ -43,33 +55,60 @@ class Progress:
         if not self.enabled:
             return
         with self.lock:
-            self._update(files, nbytes, total)
+            if not self.closed:         # (the summary may be on the screen already)
+                self._update(files, nbytes, total)
 
     def _clear_scan_line(self) -> None:
         if self.scan_line:
             sys.stderr.write("\r\x1b[K")
             self.scan_line = False
 
+    def figures(self, now: float) -> str:
+        """What follows the file count: the bytes done and their rate."""
+        elapsed = now - self.started
+        rate = f", {self.bytes / 1e6 / elapsed:.1f} MB/s" if elapsed > 0 else ""
+        return f"{self.bytes / 1e6:.1f} MB{rate}"
+
     def _update(self, files: int, nbytes: int, total: int) -> None:
+        # Items finish on several threads, each reporting the counts as it
+        # saw them: a report can arrive after a later one.  The counts only
+        # grow, so the largest seen are the ones done.
+        self.bytes = max(self.bytes, nbytes)
+        files = max(files, self.files)
         if self.bar is None:
             import shutil
             from tqdm import tqdm
             self._clear_scan_line()
+            self.started = time.monotonic()
             # a terminal that reports no size (some ptys) gets 80 columns
             sized = shutil.get_terminal_size((0, 0)).columns > 0
-            self.bar = tqdm(total=total, unit="file", desc=self.label, file=sys.stderr,
-                            dynamic_ncols=sized, ncols=None if sized else 80, leave=True,
-                            bar_format=self.FORMAT, postfix="0.0 MB")
+            # drawn at once, with these counts and their figures
+            self.bar = tqdm(total=total or None, initial=files, unit="file", desc=self.label,
+                            file=sys.stderr, dynamic_ncols=sized, ncols=None if sized else 80,
+                            leave=True, bar_format=self.FORMAT if total else self.FORMAT_NO_TOTAL,
+                            postfix=self.figures(self.started))
+            self.total, self.files = total, files
+            return
+        if total != self.total and total:       # (plain files found: fewer to do)
+            self.bar.total = total
+            self.bar.bar_format = self.FORMAT
+            self.total = total
+        # the figures first: the update may draw the line, and draws them too
+        self.bar.set_postfix_str(self.figures(time.monotonic()), refresh=False)
         self.bar.update(files - self.files)
-        self.bar.set_postfix_str(f"{nbytes / 1e6:.1f} MB", refresh=False)
         self.files = files
 
     def close(self) -> None:
+        """Draw the last counts and end the bar's line (the summary comes
+        after it); idempotent, and later reports draw nothing."""
         with self.lock:
+            self.closed = True
             self._clear_scan_line()
             if self.bar is not None:
+                self.bar.set_postfix_str(self.figures(time.monotonic()), refresh=False)
                 self.bar.close()
                 self.bar = None
+            sys.stderr.flush()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 
-from .options import STDIO, backend_from, is_s3, whole_number
+from .options import STDIO, backend_from, is_s3
 from .output import (ExitCode, describe, emit, fail, failure, info_dict, print_info, record,
                      refuse, require_sources, say)
 from .progress import ctrl_c_cancels
@@ -83,35 +83,48 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def stream_arg(text: str) -> Tuple[str, int]:
-    """An argparse type: NAME=SIZE, a named stream of synth."""
+    """An argparse type: NAME=SIZE, a named stream of synth (SIZE as
+    :func:`efsfast.sizes.parse_size` reads it)."""
+    from ..sizes import parse_size
     name, sep, size = text.partition("=")
-    if not sep or not name or not size.isdigit():
-        raise argparse.ArgumentTypeError(f"expected NAME=SIZE (SIZE a whole number), not {text}")
-    return name, int(size)
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, not {text}")
+    if any(c in name for c in ":/\\\0"):
+        raise argparse.ArgumentTypeError(f"{name} is not a stream name (one without ':', "
+                                         "'/', '\\' or NUL)")
+    try:
+        return name, parse_size(size)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, not {text}: {exc}") from None
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from .. import raw
-    data = raw.synthetic_raw(args.size, named_streams=dict(args.stream or ()),
-                             directory=args.directory, users=args.users,
-                             recovery_agents=args.recovery_agents, seed=args.seed)
+    from ..newfile import new_file, refuse_existing
+    options: Dict[str, Any] = dict(
+        named_streams=dict(args.stream), directory=args.directory, users=args.users,
+        recovery_agents=args.recovery_agents, seed=args.seed)
     if args.output == STDIO:
-        args.data_on_stdout = True
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        args.data_on_stdout = True      # (what the command says goes to stderr)
+        if sys.stdout.isatty():
+            return refuse(args, "will not write a raw stream to a terminal (redirect standard "
+                                "output, or give OUTPUT)", path=STDIO)
+        n = raw.write_synthetic_raw(sys.stdout.buffer, args.size, **options)
         sys.stdout.buffer.flush()
     else:
         try:
-            with open(args.output, "xb" if not args.force else "wb") as f:
-                f.write(data)
-        except FileExistsError as exc:
-            exc.strerror = "it exists (add --force to replace it)"
-            return fail(args, exc, ExitCode.FAILED)
+            if not args.overwrite:
+                refuse_existing(args.output)
+        except OSError as exc:
+            return fail(args, exc, ExitCode.REFUSED)
+        # written as it is made, one segment at a time: any size in constant memory
+        with new_file(args.output, overwrite=args.overwrite) as f:
+            n = raw.write_synthetic_raw(f, args.size, **options)
     if args.json:
-        emit(args, record("synth", ExitCode.OK, dest=args.output, bytes=len(data),
+        emit(args, record("synth", ExitCode.OK, dest=args.output, bytes=n,
                           object={"path": args.output}))
     elif args.output != STDIO:
-        say(f"wrote {args.output}: {len(data)} bytes")
+        say(f"wrote {args.output}: {n} bytes")
     return ExitCode.OK
 
 
@@ -179,8 +192,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 # ---- the parsers ----
 
 def add_inspect(sub: Any, mode: argparse.ArgumentParser) -> None:
-    s = sub.add_parser("inspect", parents=[mode], help="describe a raw stream")
-    s.add_argument("file", help="a raw stream or an encrypted object, or - for standard input")
+    s = sub.add_parser("inspect", parents=[mode],
+                       help="describe a raw stream: its $EFS entries and data streams")
+    s.add_argument("file", metavar="FILE", help="a raw stream file (a .efsraw backup), an "
+                   "encrypted object on an efs_raw mount, or - for standard input")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_inspect)
 
@@ -198,17 +213,30 @@ def add_verify(sub: Any, mode: argparse.ArgumentParser) -> None:
 
 
 def add_synth(sub: Any) -> None:
-    s = sub.add_parser("synth", help="write a synthetic (made-up but valid) raw stream")
-    s.add_argument("output", help="the raw stream to write, or - for standard output")
-    s.add_argument("--size", type=whole_number(0), default=4096,
-                   help="size of the unnamed stream")
-    s.add_argument("--stream", type=stream_arg, action="append", metavar="NAME=SIZE",
-                   help="add a named stream (repeatable)")
-    s.add_argument("--directory", action="store_true", help="an encrypted directory")
-    s.add_argument("--users", type=whole_number(0), default=1)
-    s.add_argument("--recovery-agents", type=whole_number(0), default=0)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    from ..sizes import SIZE_HELP, count_type, size_type
+    s = sub.add_parser("synth", help="write a synthetic (made-up but valid) raw stream of any "
+                       "size, to try restore, verify and the tools without Windows")
+    s.add_argument("output", metavar="OUTPUT",
+                   help="the raw stream file to write, or - for standard output")
+    s.add_argument("--size", type=size_type(), default=4096,
+                   help=f"logical size of the unnamed data stream (default 4096): {SIZE_HELP}")
+    s.add_argument("--stream", type=stream_arg, action="append", default=[],
+                   metavar="NAME=SIZE",
+                   help="also a named data stream NAME (an alternate data stream) of SIZE "
+                        "bytes, SIZE as for --size; repeatable")
+    s.add_argument("--directory", action="store_true",
+                   help="an encrypted directory: $EFS and named streams only, no unnamed "
+                        "stream (--size is not used)")
+    s.add_argument("--users", type=count_type(1), default=1, metavar="N",
+                   help="how many made-up users the $EFS lists (DDF entries; default 1)")
+    s.add_argument("--recovery-agents", type=count_type(0), default=0, metavar="N",
+                   help="how many made-up recovery agents it lists (DRF entries; default 0)")
+    s.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="random seed: the same seed and options give the same bytes "
+                        "(default: different bytes each run)")
+    s.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                   help="replace OUTPUT if it exists (the old one stays whole until the new "
+                        "one is complete)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_synth)
 

@@ -11,7 +11,7 @@ from .output import ExitCode, emit, fail, record, refuse, require_folder, say
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, Sequence
+    from typing import Any, List, Optional, Sequence
 
 
 def cmd_verify_set(args: argparse.Namespace) -> int:
@@ -20,27 +20,26 @@ def cmd_verify_set(args: argparse.Namespace) -> int:
     refused = require_folder(args, args.set)
     if refused is not None:
         return refused
-    prove = None
+    prove: Any = None
     if args.key:
         try:
-            prove = _decryptability_proof(args)
+            prove = _decryptability_proof(args, is_s3(args.set))
         except (ImportError, ValueError) as exc:    # no `cryptography`; an unusable key file
             return fail(args, exc, ExitCode.REFUSED)
         if prove is None:
             return refuse(args, "verify-set --key needs decryption support (efsfast.crypto), "
                                 "which this build does not have", "--key")
-    if is_s3(args.set) or args.set == STDIO:
-        if prove is not None:
-            return refuse(args, "verify-set --key needs a folder set (the proof reads each "
-                                "object by name)", "--key")
     if is_s3(args.set):
         from ..backupset.storeread import verify_store_set
         try:
-            r = verify_store_set(args.set, mode=args.mode, sets=args.sets,
+            r = verify_store_set(args.set, mode=args.mode, sets=args.sets, prove=prove,
                                  **store_options(args))
         except RefusedError as exc:     # the store cannot be used: nothing was checked
             return fail(args, exc, ExitCode.REFUSED)
     elif args.set == STDIO:
+        if prove is not None:
+            return refuse(args, "verify-set --key needs a set folder or an s3:// set, not a "
+                                "tar stream", "--key")
         r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets)
     else:
         r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
@@ -65,22 +64,24 @@ def cmd_verify_set(args: argparse.Namespace) -> int:
     return code
 
 
-def _decryptability_proof(
-        args: argparse.Namespace) -> Optional[Callable[[Sequence[str]], List[Optional[str]]]]:
-    """The decryptability proof of ``verify --key`` as a batch
-    check: paths -> per path None (decryptable) or why not.  None where this
-    build has no decryption."""
+def _decryptability_proof(args: argparse.Namespace, in_store: bool) -> Any:
+    """The decryptability proof of ``verify --key``: for a folder set a
+    batch check (paths -> per path None, decryptable, or why not: forked
+    workers open each object by name), for a set in an object store a check
+    of one fetched object at a time (its bytes -> None or why not).  None
+    where this build has no decryption."""
     try:
         from ..crypto.keys import load_keys
-        from ..crypto.verify import check_many
+        from ..crypto.verify import check_many, prover, why_not
         from .crypto import password_source
     except ModuleNotFoundError:
         return None
     keys = load_keys(args.key, password=password_source(args))
+    if in_store:
+        return prover(keys, mode=args.mode)
 
     def prove(paths: Sequence[str]) -> List[Optional[str]]:
-        return [None if p.ok else ("; ".join(p.reasons) or p.error or "no key opens it")
-                for p in check_many(paths, keys, mode=args.mode)]
+        return [why_not(p) for p in check_many(paths, keys, mode=args.mode)]
     return prove
 
 
@@ -98,7 +99,8 @@ def register(sub: Any, mode_parent: argparse.ArgumentParser) -> None:
     s = sub.add_parser("verify-set", parents=[mode_parent],
                        help="check a backup set: manifest intact, every object present with "
                             "its SHA-256, every stream valid, nothing unlisted")
-    s.add_argument("set", metavar="SET", help="set folder, or - to read a tar stream")
+    s.add_argument("set", metavar="SET", help="set folder, s3://BUCKET/PREFIX, or - to read "
+                                              "a tar stream")
     s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                    help="an earlier set an incremental set refers to (repeatable)")
     _add_key_options(s)

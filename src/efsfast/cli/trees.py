@@ -111,7 +111,8 @@ def tree_extra(r: Any, backup: bool, folder: bool = True) -> Dict[str, Any]:
     return tree_summary(r, backup, folder)
 
 
-def _interrupted(args: argparse.Namespace, kind: str, exc: KeyboardInterrupt) -> int:
+def _interrupted(args: argparse.Namespace, kind: str, exc: KeyboardInterrupt,
+                 progress: Progress) -> int:
     """Ctrl-C: the account of what was done (the tree jobs attach it)."""
     from ..api import BulkResult
     from ..tree import TreeResult
@@ -120,6 +121,7 @@ def _interrupted(args: argparse.Namespace, kind: str, exc: KeyboardInterrupt) ->
         r = TreeResult(getattr(exc, "result", None) or BulkResult(results=[]))
     if kind == "restore-tree":      # what it counts as done is on stable storage too
         _sync(args, r)
+    progress.close()
     return report_tree(args, kind, r, tree_extra(r, kind == "backup-tree", args.dest != STDIO),
                        interrupted=True)
 
@@ -130,9 +132,10 @@ def _sync(args: argparse.Namespace, r: TreeResult) -> None:
         sync_restored(r, args.dest)
 
 
-def _truncated(args: argparse.Namespace, exc: Any) -> int:
+def _truncated(args: argparse.Namespace, exc: Any, progress: Progress) -> int:
     """A stream that ended early: the error, then the account of the objects
     it did restore (whole, and left in place); exit 1."""
+    progress.close()
     r = exc.tree
     if r is None:
         return fail(args, exc, ExitCode.FAILED, STDIO)
@@ -152,8 +155,10 @@ def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
     to_stdout = args.dest == STDIO
     args.data_on_stdout = to_stdout     # the record then goes to stderr
     if to_stdout and args.skip_existing:
+        progress.close()            # (its "scanning" line)
         return refuse(args, "--skip-existing needs a folder set, not -", "--skip-existing")
     if to_stdout and sys.stdout.isatty():
+        progress.close()
         return refuse(args, "refusing to write a tar stream to a terminal (pipe it, or name "
                             "a folder)", path=STDIO)
     sink: Any
@@ -171,10 +176,11 @@ def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
                            since=args.since, progress=progress, backend=args.backend,
                            cancel=getattr(args, "cancel", None))
         except KeyboardInterrupt as exc:
-            return _interrupted(args, "backup-tree", exc)
+            return _interrupted(args, "backup-tree", exc, progress)
         finally:
             if is_s3(args.dest):
                 sink.objects.close()
+        progress.close()
         # a set left incomplete is not done, even with no failed item
         failed = None if r.complete else {
             "path": args.dest, "error": f"the set is incomplete ({r.reason})",
@@ -200,7 +206,7 @@ def restore_tree(args: argparse.Namespace, progress: Progress) -> int:
             try:
                 r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
             except sets.TruncatedStreamError as exc:
-                return _truncated(args, exc)
+                return _truncated(args, exc, progress)
         elif is_s3(args.src):
             from ..backupset.storeread import restore_store_set
             r = restore_store_set(args.src, args.dest, workers=args.workers, **opts,
@@ -212,6 +218,7 @@ def restore_tree(args: argparse.Namespace, progress: Progress) -> int:
             from .. import tree
             r = tree.restore_tree(args.src, args.dest, workers=args.workers, **opts)
     except KeyboardInterrupt as exc:
-        return _interrupted(args, "restore-tree", exc)
+        return _interrupted(args, "restore-tree", exc, progress)
     _sync(args, r)
+    progress.close()
     return report_tree(args, "restore-tree", r, tree_extra(r, False))

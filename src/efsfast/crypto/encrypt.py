@@ -3,20 +3,30 @@
 recipient (DDF) and recovery agent (DRF) with only their public keys, and
 each data stream in 512-byte CBC sectors with the offset-derived IVs.
 
+Recipients are certificates (``x509.Certificate`` objects, or the paths of
+PEM, DER or PFX files: :func:`efsfast.crypto.load_certificate`), loaded
+keys, or bare public keys.
+The raw stream is written one 64 KiB segment at a time
+(:func:`efsfast.raw.write_raw`): :func:`encrypt_file` encrypts a file of
+any size in constant memory.
+
 What it makes is what :func:`efsfast.decrypt` reads; that Windows accepts
 such streams (through WriteEncryptedFileRaw) has NOT been verified here.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, List, Mapping, Optional, Sequence,
+                    Tuple, Union, cast)
 
 from .. import _decrypt, raw
+from ..newfile import new_file
 from ._deps import require_cryptography
 from .fek import NAMES, SECTOR_ALG, Algorithm, KEY_LENGTH, fek_blob, wrap
-from .keys import Key
+from .keys import Key, Password, PathLike
 
 if TYPE_CHECKING:   # cryptography is optional: imported where it is used
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
@@ -54,13 +64,21 @@ class Recipient:
     provider: Optional[str] = raw.DEFAULT_PROVIDER
 
 
-def recipient(cert_or_key: RecipientSource, *, display_name: Optional[str] = None,
-              sid: Optional[str] = None, container: Optional[str] = None) -> Recipient:
+def recipient(cert_or_key: Union[Recipient, RecipientSource, PathLike], *,
+              display_name: Optional[str] = None, sid: Optional[str] = None,
+              container: Optional[str] = None, password: Password = None) -> Recipient:
     """A :class:`Recipient` from an ``x509.Certificate`` (thumbprint and
-    display name from it), an :class:`efsfast.crypto.Key`, or a bare RSA
-    public key (thumbprint: SHA-1 of its DER SubjectPublicKeyInfo)."""
+    display name from it), the path of a certificate file (PEM, DER, or a
+    PFX opened with ``password``: :func:`efsfast.crypto.load_certificate`), an
+    :class:`efsfast.crypto.Key`, or a bare RSA public key (thumbprint:
+    SHA-1 of its DER SubjectPublicKeyInfo)."""
     require_cryptography()
     from cryptography import x509
+    if isinstance(cert_or_key, Recipient):
+        return cert_or_key
+    if isinstance(cert_or_key, (str, os.PathLike)):
+        from .certs import load_certificate
+        cert_or_key = load_certificate(cert_or_key, password)
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     cert = getattr(cert_or_key, "certificate", None) if not isinstance(
         cert_or_key, x509.Certificate) else cert_or_key
@@ -95,6 +113,13 @@ def encrypt_sectors(alg: Algorithm, key: KeyBytes, plaintext: Union[bytes, bytea
     return bytes(out)
 
 
+# a recipient or recovery agent as the API takes it: a certificate file's
+# path, a certificate, a key, a public key, or a Recipient
+RecipientArg = Union[Recipient, RecipientSource, PathLike]
+Recipients = Union[RecipientArg, Sequence[RecipientArg]]
+Plain = Callable[[int, int], Union[bytes, memoryview]]      # (offset, length) -> plaintext
+
+
 def _stream_items(streams: StreamsArg) -> List[Tuple[str, Union[bytes, bytearray, memoryview]]]:
     if streams is None:
         return []
@@ -109,46 +134,168 @@ def _stream_items(streams: StreamsArg) -> List[Tuple[str, Union[bytes, bytearray
     return items
 
 
-def encrypt(streams: StreamsArg, recipients: Sequence[Union[Recipient, RecipientSource]],
-            recovery_agents: Sequence[Union[Recipient, RecipientSource]] = (), *,
-            algorithm: str = "aes256", cluster_shift: int = 12, efs_version: int = 2) -> bytes:
+def encrypt(streams: StreamsArg, recipients: Recipients, recovery_agents: Recipients = (), *,
+            password: Password = None, algorithm: str = "aes256", cluster_shift: int = 12,
+            efs_version: int = 2) -> bytes:
     """A raw EFS stream holding ``streams`` encrypted for ``recipients``
     (DDF entries) and ``recovery_agents`` (DRF entries).
 
     ``streams``: the unnamed stream's bytes; or a mapping name -> bytes
     (``""`` is the unnamed stream, other names become named streams); or
-    None for an encrypted directory.  Recipients: certificates, keys or
-    public keys (see :func:`recipient`), or :class:`Recipient` objects.
+    None for an encrypted directory.  Recipients and recovery agents: one or
+    a list of certificate files (PEM, DER or PFX paths), ``x509``
+    certificates, keys or public keys (see :func:`recipient`), or
+    :class:`Recipient` objects.  ``password``: for protected PFX files (a
+    str/bytes, or a callable ``password(path)`` asked only for those).
     ``algorithm``: "aes256" or "3des".  A fresh random FEK each call.
 
     efsfast decrypts what this makes; Windows' acceptance of it has not been
     verified.
     """
-    require_cryptography()
-    try:
-        alg = NAMES[algorithm.lower()]
-    except KeyError:
-        raise ValueError(f"algorithm must be one of {sorted(NAMES)}, not {algorithm!r}") from None
-    if not recipients:
-        raise ValueError("at least one recipient (a DDF entry) is needed")
-    fek = bytearray(os.urandom(KEY_LENGTH[alg]))
-    try:
-        blob = fek_blob(alg, fek)
-        users = [_user(r, blob) for r in recipients]
-        agents = [_user(r, blob) for r in recovery_agents]
-        meta = raw.metadata_from_users(users, agents, version=efs_version)
-        data_streams = []
-        for name, stream_data in _stream_items(streams):
-            data = memoryview(stream_data).cast("B")
-            data_streams.append(raw.DataStream(name, len(data), encrypt_sectors(alg, fek, data)))
-        return raw.build_raw(meta, data_streams, cluster_shift=cluster_shift)
-    finally:
-        fek[:] = bytes(len(fek))
+    out = io.BytesIO()
+    with _Encryption(recipients, recovery_agents, password, algorithm, efs_version) as job:
+        job.write(out, [(name, len(memoryview(data).cast("B")), _memory_plain(data))
+                        for name, data in _stream_items(streams)], cluster_shift)
+    return out.getvalue()
 
 
-def _user(r: Union[Recipient, RecipientSource], blob: bytes) -> raw.User:
-    if not isinstance(r, Recipient):
-        r = recipient(r)
+@dataclass(frozen=True)
+class EncryptResult:
+    """What :func:`encrypt_file` wrote: the raw stream's path (None for a
+    file object), its size, the plaintext bytes encrypted, and for whom."""
+    path: Optional[str]
+    bytes: int
+    plain_bytes: int
+    recipients: Tuple[str, ...]
+    recovery_agents: Tuple[str, ...]
+    algorithm: str
+
+
+def encrypt_file(plain: PathLike, dest: Union[PathLike, BinaryIO], recipients: Recipients,
+                 recovery_agents: Recipients = (), *,
+                 password: Password = None, overwrite: bool = False, sync: bool = True,
+                 algorithm: str = "aes256", cluster_shift: int = 12,
+                 efs_version: int = 2) -> EncryptResult:
+    """Encrypt the file ``plain`` into the raw stream ``dest`` (a path, or a
+    binary file such as ``sys.stdout.buffer``), read and written 64 KiB at a
+    time.  A path gets the stream only once it is complete (fsynced with
+    ``sync``): on any failure nothing is left there, and an existing file is
+    replaced only with ``overwrite=True``.  The other arguments are
+    :func:`encrypt`'s.  A plaintext file that changes size while it is read
+    is an error (its raw stream would not be a snapshot of it)."""
+    plain = os.fspath(plain)
+    if not isinstance(dest, (str, os.PathLike)):
+        return _encrypt_to(plain, dest, None, recipients, recovery_agents, password,
+                           algorithm, cluster_shift, efs_version)
+    target = os.fspath(dest)
+    if not overwrite:
+        from ..newfile import refuse_existing
+        refuse_existing(target)         # before a certificate is read or a password asked
+    with open(plain, "rb"):             # a missing plaintext: said before any password is asked
+        pass
+    with new_file(target, overwrite=overwrite, sync=sync) as out:
+        return _encrypt_to(plain, out, target, recipients, recovery_agents, password,
+                           algorithm, cluster_shift, efs_version)
+
+
+def _encrypt_to(plain: str, out: BinaryIO, path: Optional[str], recipients: Recipients,
+                recovery_agents: Recipients, password: Password, algorithm: str,
+                cluster_shift: int, efs_version: int) -> EncryptResult:
+    with _Encryption(recipients, recovery_agents, password, algorithm, efs_version) as job, \
+            open(plain, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        fill = _FilePlain(f, plain, size)
+        written = job.write(out, [(raw.UNNAMED_STREAM, size, fill)], cluster_shift)
+        fill.check_end()
+    return EncryptResult(path, written, size, tuple(u.display_name or "" for u in job.users),
+                         tuple(u.display_name or "" for u in job.agents), algorithm.lower())
+
+
+class _Encryption:
+    """One raw stream's FEK and $EFS: the FEK is random, wrapped for every
+    recipient and agent, and overwritten when the ``with`` block ends."""
+
+    def __init__(self, recipients: Recipients, recovery_agents: Recipients,
+                 password: Password, algorithm: str, efs_version: int) -> None:
+        require_cryptography()
+        try:
+            self.alg = NAMES[algorithm.lower()]
+        except KeyError:
+            raise ValueError(f"algorithm must be one of {sorted(NAMES)}, "
+                             f"not {algorithm!r}") from None
+        users = [recipient(r, password=password) for r in _as_list(recipients)]
+        agents = [recipient(r, password=password) for r in _as_list(recovery_agents)]
+        if not users:
+            raise ValueError("at least one recipient (a DDF entry) is needed")
+        self.fek = bytearray(os.urandom(KEY_LENGTH[self.alg]))
+        try:
+            blob = fek_blob(self.alg, self.fek)
+            self.users = [_user(r, blob) for r in users]
+            self.agents = [_user(r, blob) for r in agents]
+            self.meta = raw.metadata_from_users(self.users, self.agents, version=efs_version)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __enter__(self) -> "_Encryption":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fek[:] = bytes(len(self.fek))
+
+    def write(self, out: raw.Sink, streams: Sequence[Tuple[str, int, Plain]],
+              cluster_shift: int) -> int:
+        """``streams``: (name, logical size, plain(offset, length) -> the
+        plaintext there, short only at the end)."""
+        def sealed(plain: Plain) -> raw.Fill:
+            def fill(offset: int, length: int) -> bytes:
+                return encrypt_sectors(self.alg, self.fek, plain(offset, length), offset)
+            return fill
+        return raw.write_raw(out, self.meta,
+                             [raw.FilledStream(n, size, sealed(p)) for n, size, p in streams],
+                             cluster_shift=cluster_shift)
+
+
+def _as_list(items: Optional[Recipients]) -> List[RecipientArg]:
+    if items is None:
+        return []
+    if isinstance(items, (str, os.PathLike, Recipient)) or not isinstance(items, Sequence):
+        return [items]
+    return list(items)
+
+
+def _memory_plain(data: Union[bytes, bytearray, memoryview]) -> Plain:
+    view = memoryview(data).cast("B")
+
+    def plain(offset: int, length: int) -> memoryview:
+        return view[offset:offset + length]
+    return plain
+
+
+class _FilePlain:
+    """The plaintext of an open file, read front to back as the writer asks."""
+
+    def __init__(self, f: BinaryIO, path: str, size: int) -> None:
+        self.f, self.path, self.size = f, path, size
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        want = max(0, min(length, self.size - offset))
+        data = self.f.read(want)
+        while len(data) < want:
+            more = self.f.read(want - len(data))
+            if not more:
+                raise OSError(f"{self.path}: the file became shorter while it was read "
+                              f"({offset + len(data)} bytes, {self.size} when it was opened)")
+            data += more
+        return data
+
+    def check_end(self) -> None:
+        if self.f.read(1):
+            raise OSError(f"{self.path}: the file grew while it was read (it had "
+                          f"{self.size} bytes when it was opened)")
+
+
+def _user(r: Recipient, blob: bytes) -> raw.User:
     return raw.User(sid=r.sid, display_name=r.display_name, thumbprint=r.thumbprint,
                     container=r.container, provider=r.provider if r.container else None,
                     encrypted_fek=wrap(r.public_key, blob))

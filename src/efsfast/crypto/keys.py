@@ -168,8 +168,11 @@ def _looks_like_pfx(data: bytes) -> bool:
     return data[at:at + 3] == b"\x02\x01\x03"
 
 
-def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
-    """A PFX/PKCS#12; ValueError when it is not one."""
+def read_pfx(path: str, data: bytes, password: Password
+             ) -> Tuple[Optional[PrivateKeyTypes], Optional[Certificate], List[Certificate]]:
+    """A PFX/PKCS#12's private key (or None), the certificate that goes with
+    it (or None) and its other certificates; ValueError when ``data`` is no
+    PFX, KeyLoadError for a missing or wrong password."""
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     def load(pw: Optional[bytes]) -> Tuple[Optional[PrivateKeyTypes], Optional[Certificate],
@@ -186,11 +189,17 @@ def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
         if not _looks_like_pfx(data):
             raise ValueError("not a PFX")
         key, cert, extra = _with_password(path, password, load)
+    return key, cert, list(extra or ())
+
+
+def _load_pfx(path: str, data: bytes, password: Password, out: _Loaded) -> None:
+    """A PFX/PKCS#12; ValueError when it is not one."""
+    key, cert, extra = read_pfx(path, data, password)
     if key is not None:
         out.keys.append((path, key, cert))
     elif cert is not None:
         out.certificates.append(cert)
-    out.certificates.extend(extra or ())
+    out.certificates.extend(extra)
 
 
 def _unlock(path: str, password: Password, load: _LoadFn[_T]) -> _T:

@@ -8,9 +8,10 @@ their request is done, and ``submit_*`` hand back futures for pipelining.
 The requests use obstore's synchronous functions: its asynchronous ones
 leave Rust threads touching Python objects after the awaited result, which
 aborted 5 of 40 short processes at interpreter exit here (Fatal Python
-error: PyGILState_Release), against none of 40 with the synchronous ones.  Objects up to ``part_size`` go in one PUT, larger ones in a
-multipart upload with its parts in parallel; reads of large objects are
-ranged GETs in parallel.  Bytes held by the store in flight (read-ahead,
+error: PyGILState_Release), against none of 40 with the synchronous ones.
+Bytes in memory up to ``single_put_max`` go in one PUT, streams and larger
+objects in a multipart upload with its parts in parallel; reads of large
+objects are ranged GETs in parallel.  Bytes held by the store in flight (read-ahead,
 parts being sent) stay under ``memory_limit``.
 
 Transient failures (5xx, timeouts, connection resets) are retried by the
@@ -36,6 +37,7 @@ INSTALL_HINT = "pip install 'efsfast[s3]'"
 MIN_PART_SIZE = 5 << 20             # S3's smallest part (all but the last)
 MAX_SINGLE_PUT = 5 << 30            # S3's largest single PUT
 MANIFEST_MAX = MAX_SINGLE_PUT
+DEFAULT_SINGLE_PUT = 64 << 20       # bytes in memory up to this go in one PUT
 
 
 def _import_obstore() -> Any:
@@ -67,7 +69,7 @@ class S3Store(Store):
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, part_size: int = DEFAULT_PART_SIZE,
                  retries: int = 4, retry_timeout_s: float = 60.0,
                  request_timeout_s: float = 300.0, connect_timeout_s: float = 10.0,
-                 conditional_create: bool = True):
+                 conditional_create: bool = True, single_put_max: int = DEFAULT_SINGLE_PUT):
         if jobs < 1:
             raise ValueError("jobs must be at least 1")
         if part_size < MIN_PART_SIZE:
@@ -78,6 +80,7 @@ class S3Store(Store):
         self.settings = settings
         self.jobs = jobs
         self.part_size = part_size
+        self.single_put_max = min(max(single_put_max, part_size), MAX_SINGLE_PUT)
         self.budget = MemoryBudget(memory_limit)
         self.atomic_create = conditional_create
         self._secrets = settings.secrets()
@@ -319,8 +322,12 @@ class S3Store(Store):
         whole = _is_bytes_like(data)
         if whole:
             size = memoryview(data).nbytes    # type: ignore[arg-type]
-        if whole and size is not None and size <= self.part_size:
-            # one PUT, atomic on the server; create-only through If-None-Match
+        if whole and size is not None and size <= self.single_put_max:
+            # one PUT, atomic on the server; create-only through If-None-Match.
+            # Bytes already in memory go in one request up to single_put_max
+            # (rclone's upload cutoff is 200 MiB): a multipart upload of a
+            # 16 MiB object is five requests (a HEAD for no-replace, create,
+            # two parts, complete) against one, and it cannot be create-only
             mode = "overwrite" if replace or not self.atomic_create else "create"
             if not replace and not self.atomic_create:
                 self._refuse_if_there(key)

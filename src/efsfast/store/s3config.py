@@ -22,13 +22,15 @@ whose repr and str are masked, so they cannot reach a message by accident.
 """
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple
 
 from .base import Failure, StoreError
+
+if TYPE_CHECKING:
+    import configparser
 
 SCHEME = "s3://"
 DEFAULT_REGION = "us-east-1"
@@ -114,6 +116,9 @@ class S3Settings:
 
 
 def _read_ini(path: str) -> configparser.RawConfigParser:
+    # imported here: every command line tests for s3:// through this module,
+    # and configparser (with uuid, imported late too) is ~3 ms of CPU at each start-up
+    import configparser
     cp = configparser.RawConfigParser()
     try:
         with open(path, encoding="utf-8") as f:
