@@ -34,6 +34,9 @@ def key_world(prefix):
         key = rsa_key(2048, "world")
         cert = certificate(key, "alice")
         (d / "k.pem").write_bytes(pem(key))
+        from cryptography.hazmat.primitives.serialization import Encoding
+        (d / "alice.cer").write_bytes(cert.public_bytes(Encoding.PEM))
+        (d / "plain.txt").write_bytes(PLAIN)
         (d / "k-pw.pem").write_bytes(pem(key, password=PW.encode()))
         (d / "raws" / "sub").mkdir(parents=True)
         (d / "raws" / "a.txt.efsraw").write_bytes(encrypt(b"a" * 5000, [cert]))

@@ -89,6 +89,7 @@ SUCCESS = [
     ("decrypt", ["decrypt", "{w}/r.efsraw", "{new}", "--key", "{w}/k.pem"], 0),
     ("decrypt-tree", ["decrypt-tree", "{w}/set", "{new}", "--key", "{w}/k.pem"], 0),
     ("demo", ["demo", "{new}", "--files", "3"], 0),
+    ("encrypt", ["encrypt", "{w}/plain.txt", "{new}", "--cert", "{w}/alice.cer"], 0),
 ]
 FAILURE = [
     ("no-command", [], 2),
@@ -126,6 +127,10 @@ FAILURE = [
                               "--workers", "0"], 2),
     ("decrypt-tree-damaged", ["decrypt-tree", "{w}/damaged", "{new}", "--key", "{w}/k.pem"], 1),
     ("demo-files", ["demo", "{new}", "--files", "-1"], 2),
+    ("encrypt-exists", ["encrypt", "{w}/plain.txt", "{w}/r.efsraw", "--cert",
+                        "{w}/alice.cer"], 2),
+    ("encrypt-no-cert", ["encrypt", "{w}/plain.txt", "{new}", "--cert", "{w}/nocert"], 2),
+    ("encrypt-no-cert-option", ["encrypt", "{w}/plain.txt", "{new}"], 2),
 ]
 
 
