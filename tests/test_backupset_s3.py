@@ -368,7 +368,7 @@ def test_single_objects_to_and_from_a_bucket(xattr_dir, s3_url, capsys):
     url = f"{s3_url}/one/f.efsraw"
     assert cli.main(["backup", str(src / rels[0]), url]) == 0
     capsys.readouterr()
-    assert cli.main(["backup", str(src / rels[0]), url]) == 1          # never replaced unasked
+    assert cli.main(["backup", str(src / rels[0]), url]) == 2          # refused: never replaced unasked
     assert "an object is already there" in capsys.readouterr().err
     assert cli.main(["backup", str(src / rels[0]), url, "--overwrite"]) == 0
     assert cli.main(["restore", url, str(xattr_dir / "back.bin")]) == 0
