@@ -249,6 +249,24 @@ def test_server_stopped_mid_backup_then_resumed(own_s3_server, xattr_dir, monkey
     assert streams(xattr_dir / "out", rels) == want
 
 
+def interrupted_backup(src, url, monkeypatch, *, after):
+    """backup-tree of ``src`` into ``url`` on one worker, Ctrl-C after
+    ``after`` objects: the paths of those stored."""
+    from efsfast.backupset import s3sink
+    real = s3sink.StoreSink.store
+    calls = []
+
+    def store_then_stop(self, raw, entry, digest, *, cancel):
+        if len(calls) == after:
+            raise KeyboardInterrupt
+        calls.append(entry.path)
+        return real(self, raw, entry, digest, cancel=cancel)
+    monkeypatch.setattr(s3sink.StoreSink, "store", store_then_stop)
+    assert cli.main(["backup-tree", str(src), url, "--quiet", "--workers", "1"]) == 130
+    monkeypatch.setattr(s3sink.StoreSink, "store", real)
+    return calls
+
+
 def test_interrupted_backup_resumes_without_uploading_again(xattr_dir, s3_url, monkeypatch,
                                                             capsys):
     """Ctrl-C after three objects: the in-progress manifest is uploaded with
@@ -258,16 +276,7 @@ def test_interrupted_backup_resumes_without_uploading_again(xattr_dir, s3_url, m
     src = xattr_dir / "src"
     rels = make_tree(src, sizes=(100, 200, 300, 400, 500))
     real = s3sink.StoreSink.store
-    calls = []
-
-    def store_then_stop(self, raw, entry, digest, *, cancel):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        calls.append(entry.path)
-        return real(self, raw, entry, digest, cancel=cancel)
-    monkeypatch.setattr(s3sink.StoreSink, "store", store_then_stop)
-    assert cli.main(["backup-tree", str(src), s3_url, "--quiet", "--workers", "1"]) == 130
-    monkeypatch.setattr(s3sink.StoreSink, "store", real)
+    calls = interrupted_backup(src, s3_url, monkeypatch, after=3)
     with open_store(s3_url) as st:
         m = read_manifest(__import__("io").BytesIO(bytes(st.read(PARTIAL_NAME))),
                           partial=True)

@@ -2,6 +2,7 @@
 round trips, create-only writes and manifests, races, refused credentials
 and missing buckets found up front, the server going away mid-transfer, and
 credentials kept out of every message."""
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 
 import pytest
@@ -189,6 +191,71 @@ def test_streamed_write_of_unknown_size_goes_multipart(s3_url):
                               ).digest() == hashlib.sha256(data).digest()
         assert st.budget.used == 0 and st.budget.peak <= st.budget.limit
 
+
+
+def test_a_request_thread_never_waits_for_memory(s3_url):
+    """A streamed upload that must wait for memory waits on the thread that
+    submits it, before its request is queued: the one request thread stays
+    free for a PUT of bytes already in memory (whose memory its caller may
+    hold, as a backup worker does).  Taking the memory on the request thread
+    hung backups whose workers outnumbered the requests in flight."""
+    data = _data(PART + 99, seed=8)
+    with _store(s3_url, jobs=1, memory_limit=PART) as st:
+        held = st.budget.take(PART)          # all of it, as in-memory objects hold it
+        submitted = threading.Event()
+        result = []
+
+        def stream():
+            fut = st.submit_write("streamed.efsraw", iter([data]))
+            submitted.set()
+            result.append(fut.result())
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            submitted.wait(0.5)         # (where it is queued at once, it goes first)
+            done = st.submit_write("small.efsraw", b"x" * 100)
+            assert done.result(timeout=20).size == 100
+        finally:
+            st.budget.give(held)            # (a failure above ends, not hangs, the test)
+            t.join(60)
+        assert not t.is_alive() and result[0].size == len(data)
+        assert st.budget.used == 0
+
+
+def test_concurrent_readers_take_a_window_s_memory_at_once(s3_url):
+    """Readers of large objects at once, with room for one window: each
+    takes its whole window before its first request, so none holds part of
+    the memory while waiting for the rest (taken chunk by chunk, two
+    readers each held a chunk and waited for a second, for ever).  Each
+    take is slowed, so that the readers' takes interleave."""
+    data = _data(3 * PART + 7, seed=9)
+    with _store(s3_url, jobs=2, memory_limit=2 * PART) as st:
+        st.write("big.efsraw", data)
+        want = hashlib.sha256(data).digest()
+        take = st.budget.take
+
+        def slow_take(n):
+            got = take(n)
+            time.sleep(0.05)
+            return got
+        st.budget.take = slow_take
+
+        def read():
+            return hashlib.sha256(b"".join(bytes(c) for c in st.read_chunks("big.efsraw"))
+                                  ).digest()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futs = [pool.submit(read) for _ in range(4)]
+            try:
+                assert [f.result(timeout=60) for f in futs] == [want] * 4
+            finally:
+                st.budget.limit = 1 << 40       # (a failure above ends, not hangs, the test)
+                st.budget.give(0)               # (wakes the waiting ones)
+        assert st.budget.used == 0 and st.budget.peak <= 2 * PART
+        st.budget.limit = 2 * PART
+        chunks = st.read_chunks("big.efsraw")
+        assert bytes(next(chunks)) == data[:PART] and st.budget.used == 2 * PART
+        chunks.close()          # a reader stopping early gives the window back at once
+        assert st.budget.used == 0
 
 def test_keys_outside_the_set_are_refused(s3_url):
     with _store(s3_url) as st:

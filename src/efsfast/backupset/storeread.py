@@ -166,6 +166,19 @@ def _fetch(batch: List[_Job], limit: int) -> List[Any]:
     return out
 
 
+def _close(fetched: List[Any]) -> None:
+    """End the chunk streams of a restored batch: one its restore stopped
+    reading (the target failed) gives its memory back now, not when it is
+    collected; a later stream would wait for that memory, maybe forever."""
+    for got in fetched:
+        close = getattr(got, "close", None)     # (only the chunk streams have one)
+        if close is not None:
+            try:
+                close()
+            except ValueError:      # still read by a thread the interrupt left
+                pass
+
+
 class _NotFetched:
     """The source of a file that was at its target when the restore began
     (--skip-existing skips it); should it have gone since, its restore
@@ -255,7 +268,10 @@ def _run(dirs: List[_Job], files: List[_Job], limit: int, dest_dir: str, *,
             if cancel is not None and cancel.cancelled:
                 break
             fetching = _fetch(batches[n + 1], limit) if n + 1 < len(batches) else []
-            part, ex = _restore_batch(batch, fetched, dest_dir, step, cancel, **opts)
+            try:
+                part, ex = _restore_batch(batch, fetched, dest_dir, step, cancel, **opts)
+            finally:
+                _close(fetched)
             existing += ex
             _append(out, part)
             counts[0] += part.files

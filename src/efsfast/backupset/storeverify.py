@@ -117,8 +117,13 @@ def _check_whole(store: Store, e: Entry, got: Any, mode: str,
 
 
 def _check_large(store: Store, e: Entry, mode: str, prove: Optional[Prover]) -> List[str]:
+    chunks = store.read_chunks(e.stored_name)
     try:
-        found = check_stream(ChunkReader(store.read_chunks(e.stored_name)), e, mode)
+        try:
+            found = check_stream(ChunkReader(chunks), e, mode)
+        finally:
+            # a check that stopped early gives the window's memory back now
+            getattr(chunks, "close", lambda: None)()
         if not found and prove is not None:
             why = prove(RangeReader(store, e.stored_name))
             if why is not None:

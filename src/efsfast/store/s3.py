@@ -14,6 +14,22 @@ objects in a multipart upload with its parts in parallel; reads of large
 objects are ranged GETs in parallel.  Bytes held by the store in flight (read-ahead,
 parts being sent) stay under ``memory_limit``.
 
+Never a hang, whatever the callers' threads, ``jobs``, ``memory_limit`` and
+object sizes: memory is taken before a request thread is asked for, never
+the reverse.  A request thread never waits for memory (a streamed upload's
+parts are reserved by the thread that submits it, and given back when the
+request ends), and memory is taken in one piece per request or per window
+of ranged GETs, so no thread waits for memory while holding some.  Thus
+every request queued runs once a thread is free, every thread holding
+memory gets its requests done and gives it back, and a wait for memory only
+ever waits for requests already running.  (Taking memory on a request
+thread hung backups whose callers outnumbered ``jobs``: every request
+thread held by a streamed upload waiting for memory that in-memory objects
+held while they waited for a request thread.  Taking a window's memory
+chunk by chunk hung concurrent readers: each held one chunk and waited for
+a second.)  Refusing such combinations up front was not chosen: which ones
+hang depends on object sizes known only as the work proceeds.
+
 Transient failures (5xx, timeouts, connection resets) are retried by the
 library with exponential backoff and jitter, at most ``retries`` times and
 within ``retry_timeout_s``.
@@ -25,7 +41,7 @@ import re
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar, cast
 
 from .base import (DEFAULT_JOBS, DEFAULT_MEMORY_LIMIT, DEFAULT_PART_SIZE, BytesLike, Failure,
                    MemoryBudget, ObjectInfo, Store, StoreError, WriteData, check_key)
@@ -270,7 +286,9 @@ class S3Store(Store):
     def read_chunks(self, key: str, *, size: Optional[int] = None) -> Iterator[BytesLike]:
         """Ranged GETs of ``size`` bytes (default part_size), a window of
         them in flight (within ``jobs`` and ``memory_limit``), handed out in
-        order; each chunk's memory is counted until the next is asked for."""
+        order; the window's memory is counted until the last chunk is
+        handed out (or the generator is closed: close it when stopping
+        early, rather than leave its memory to the garbage collector)."""
         check_key(key)
         step = size or self.part_size
         info = self.stat(key)
@@ -280,37 +298,48 @@ class S3Store(Store):
         if total <= step:
             yield self.read(key)
             return
-        window = max(1, min(self.jobs, self.budget.limit // step))
-        pending: List[Tuple[int, "concurrent.futures.Future[BytesLike]"]] = []
+        window = max(1, min(self.jobs, self.budget.limit // step, -(-total // step)))
+        # the whole window's memory in one take, before any request: a
+        # reader never waits for memory while holding some (module docstring)
+        held = self.budget.take(window * step)
+        pending: List["concurrent.futures.Future[BytesLike]"] = []
         try:
             for off in range(0, total, step):
-                n = self.budget.take(min(step, total - off))
-                pending.append((n, self.submit_read(key, off, min(off + step, total))))
+                pending.append(self.submit_read(key, off, min(off + step, total)))
                 if len(pending) < window:
                     continue
-                yield from self._hand_out(pending)
+                yield self._wait(pending.pop(0))
             while pending:
-                yield from self._hand_out(pending)
+                yield self._wait(pending.pop(0))
         finally:
-            for n, fut in pending:
+            for fut in pending:
                 fut.cancel()
-                self.budget.give(n)
-
-    def _hand_out(self, pending: List[Tuple[int, "concurrent.futures.Future[BytesLike]"]]
-                  ) -> Iterator[BytesLike]:
-        n, fut = pending[0]
-        data = fut.result()
-        pending.pop(0)
-        try:
-            yield data
-        finally:
-            self.budget.give(n)
+            self.budget.give(held)
 
     def submit_write(self, key: str, data: WriteData, *, size: Optional[int] = None,
                      replace: bool = False) -> "concurrent.futures.Future[ObjectInfo]":
-        """write() as a future."""
+        """write() as a future.  Data not in memory (an iterable: a
+        multipart upload read as it is sent) has its parts' memory taken
+        here, by the calling thread, before the request is queued: a request
+        thread never waits for memory (module docstring).  The caller must
+        hold none of this store's memory while calling it with a stream."""
         check_key(key)
-        return self._submit(lambda: self._write(key, data, size, replace))
+        if _is_bytes_like(data):
+            return self._submit(lambda: self._write(key, data, size, replace))
+        held = self.budget.take(self._parts() * self.part_size)
+        try:
+            fut = self._submit(lambda: self._write(key, data, size, replace))
+        except BaseException:
+            self.budget.give(held)
+            raise
+        # given back when the request ends, or is cancelled before it ran
+        fut.add_done_callback(lambda _f: self.budget.give(held))
+        return fut
+
+    def _parts(self) -> int:
+        """Parts of a multipart upload sent at once (within ``jobs`` and
+        ``memory_limit``)."""
+        return max(1, min(self.jobs, self.budget.limit // self.part_size))
 
     def write(self, key: str, data: WriteData, *, size: Optional[int] = None,
               replace: bool = False) -> ObjectInfo:
@@ -339,15 +368,11 @@ class S3Store(Store):
         # its create-only in-progress manifest, keeps other writers out)
         if not replace:
             self._refuse_if_there(key)
-        parts = max(1, min(self.jobs, self.budget.limit // self.part_size))
-        held = self.budget.take(parts * self.part_size) if not whole else 0
-        try:
-            res = self._call(key, "writing", lambda: obs.put(
-                self._store, key, data, use_multipart=True, chunk_size=self.part_size,
-                max_concurrency=parts), again=whole)
-        finally:
-            if held:
-                self.budget.give(held)
+        # (a stream's memory was taken by submit_write, before this thread)
+        parts = self._parts()
+        res = self._call(key, "writing", lambda: obs.put(
+            self._store, key, data, use_multipart=True, chunk_size=self.part_size,
+            max_concurrency=parts), again=whole)
         got = size
         if got is None:
             meta = self._call(key, "looking up", lambda: obs.head(self._store, key))
