@@ -146,7 +146,7 @@ def test_verify_set_names_each_problem(xattr_dir, capsys, damage):
     assert cli.main(["verify-set", str(out), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert not report["ok"]
-    text = json.dumps(report["problems"])
+    text = json.dumps(report["failures"])
     for word in expect:
         assert word in text, (word, report)
 
@@ -260,7 +260,7 @@ def test_incremental_set_stores_only_changes_and_names_missing_sets(xattr_dir, c
     assert cli.main(["backup-tree", str(src), str(inc), "--since", str(full), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     # Docs changed too: a new file in a folder moves the folder's change time
-    assert summary["unchanged (in earlier sets)"] == 4
+    assert summary["counts"]["unchanged"] == 4
     stored = sorted(os.path.relpath(os.path.join(d, f), inc) for d, _, fs in os.walk(inc)
                     for f in fs)
     assert stored == ["Docs.efsraw", "Docs/f1.bin.efsraw", "Docs/new.bin.efsraw",
@@ -269,9 +269,11 @@ def test_incremental_set_stores_only_changes_and_names_missing_sets(xattr_dir, c
     # the full set moved away: restore and verify name it
     moved = xattr_dir / "moved"
     os.rename(full, moved)
-    assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d1"), "--quiet"]) == 1
+    # refused before any work (exit 2), named against the set given
+    assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d1"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "missing" in err and read_manifest(moved / MANIFEST_NAME).header.set_id in err
+    assert f"{inc}: " in err and not (xattr_dir / "d1").exists()
     assert not verify_set(inc).ok
     assert cli.main(["restore-tree", str(inc), str(xattr_dir / "d2"), "--quiet",
                      "--with", str(moved)]) == 0

@@ -105,28 +105,28 @@ def test_an_interrupted_backup_is_an_incomplete_set_until_resumed(xattr_dir, cap
     assert "--skip-existing" in err and "--partial" in err
     code, rec, _err = run(capsys, "restore-tree", out, dest, "--json")
     rec = json.loads(rec)
-    assert code == 2 and rec["ok"] is False and rec["error"] == "RefusedError"
-    assert rec["path"] == str(out)
+    assert code == 2 and rec["ok"] is False and rec["failures"][0]["kind"] == "refused"
+    assert rec["failures"][0]["path"] == str(out)
 
     # verify-set says incomplete and still checks what it lists
     code, text, _err = run(capsys, "verify-set", out)
     assert code == 1 and "incomplete" in text
     code, rec, _err = run(capsys, "verify-set", out, "--json")
     rec = json.loads(rec)
-    assert code == 1 and rec["complete"] is False and rec["objects_verified"] == len(listed)
+    assert code == 1 and rec["complete"] is False and rec["counts"]["verified"] == len(listed)
 
     # --partial restores what it lists
     code, rec, _err = run(capsys, "restore-tree", out, dest, "--partial", "--json")
     rec = json.loads(rec)
-    assert code == 0 and rec["ok"] == len(listed) and rec["complete"] is False, rec
+    assert code == 0 and rec["counts"]["done"] == len(listed) and rec["complete"] is False, rec
     expect = {n[:-len(".efsraw")]: data for n, data in on_disk.items()}
     assert raw_streams(dest) == expect
 
     # resumed, the set is complete: verify-set and a restore accept it
     code, rec, _err = run(capsys, "backup-tree", src, out, "--skip-existing", "--json")
     rec = json.loads(rec)
-    assert code == 0 and rec["complete"] is True and rec["ok"] == 13, rec
-    assert len(rec["skipped (already there)"]) == len(on_disk)     # kept, not copied again
+    assert code == 0 and rec["complete"] is True and rec["counts"]["done"] == 13, rec
+    assert len(rec["skipped"]["existing"]) == len(on_disk)     # kept, not copied again
     assert PARTIAL_NAME not in listing(out) and verify_set(out).ok
     assert run(capsys, "restore-tree", out, xattr_dir / "again", "--quiet")[0] == 0
     assert raw_streams(xattr_dir / "again") == raw_streams(src)
@@ -152,7 +152,7 @@ def test_resume_keeps_only_what_the_partial_manifest_vouches_for(xattr_dir, caps
     code, rec, _err = run(capsys, "backup-tree", src, out, "--skip-existing", "--json")
     rec = json.loads(rec)
     assert code == 0, rec
-    kept = {os.path.relpath(p, out) for p in rec["skipped (already there)"]}
+    kept = {os.path.relpath(p, out) for p in rec["skipped"]["existing"]}
     assert kept == {e.stored_name for e in listed} - {damaged.stored_name,
                                                        changed.stored_name}
     assert verify_set(out).ok
@@ -205,8 +205,8 @@ def test_a_folder_that_is_not_this_sources_set_is_refused(xattr_dir, capsys, cas
     assert code == 2 and expect in err and "nothing was written" in err, err
     code, rec, _err = run(capsys, "backup-tree", src, out, *flags, "--json")
     rec = json.loads(rec)
-    assert code == 2 and rec["error"] == "RefusedError" and rec["path"] and expect in rec[
-        "message"]
+    (f,) = rec["failures"]
+    assert code == 2 and f["kind"] == "refused" and f["path"] and expect in f["error"]
     after = {p: open(os.path.join(d, p), "rb").read()
              for d, _s, fs in os.walk(out) for p in fs}
     assert after == before
@@ -246,7 +246,7 @@ def test_a_folder_with_no_manifest_restores_unverified(xattr_dir, capsys):
     assert code == 0 and "not verified: no manifest" in text
     code, rec, _err = run(capsys, "restore-tree", src, xattr_dir / "d2", "--json")
     rec = json.loads(rec)
-    assert code == 0 and rec["verified"] is False and rec["ok"] == 1
+    assert code == 0 and rec["verified"] is False and rec["counts"]["done"] == 1
 
 
 def test_a_set_with_a_manifest_has_no_unverified_note(xattr_dir, capsys):
@@ -318,8 +318,8 @@ def test_a_truncated_stream_reports_what_it_restored(xattr_dir, capsys, monkeypa
         assert code == 1 and f"the last whole object was {whole[-1]}" in err, err
         if flags:
             rec = json.loads(text)
-            assert rec["ok"] == 4 and rec["truncated"] and rec["failed"] == 0, rec
-            assert rec["directories"] == sum(1 for w in whole if (src / w).is_dir())
+            assert rec["counts"]["done"] == 4 and rec["truncated"] and rec["counts"]["failed"] == 0, rec
+            assert rec["counts"]["directories"] == sum(1 for w in whole if (src / w).is_dir())
         else:
             assert "restore-tree: 4 done, 0 failed" in text and "ended early" in text, text
         assert sorted(raw_streams(dest)) == sorted(whole)
@@ -348,8 +348,8 @@ def test_a_manifest_that_cannot_be_published_leaves_an_incomplete_set(xattr_dir,
     monkeypatch.setattr(FolderSink, "_publish_manifest", someone_was_quicker)
     code, rec, _err = run(capsys, "backup-tree", src, out, "--json")
     rec = json.loads(rec)
-    assert code == 1 and rec["complete"] is False and rec["ok"] == 6, rec
-    assert "could not be published" in rec["incomplete"]
+    assert code == 1 and rec["complete"] is False and rec["counts"]["done"] == 6, rec
+    assert "could not be published" in rec["incomplete_reason"]
     assert (out / MANIFEST_NAME).read_bytes() == b"someone else's"
     m = read_manifest(out / PARTIAL_NAME, partial=True)
     assert not m.complete and "could not be published" in m.reason and len(m.entries) == 7

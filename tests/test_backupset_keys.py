@@ -35,9 +35,9 @@ def test_verify_set_key_proves_every_object(xattr_dir, keys, capsys):
     capsys.readouterr()
     assert cli.main(["verify-set", str(out), "--key", str(d / "alice.pem"), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert [p["path"] for p in report["problems"]] == ["eve.txt.efsraw"]
-    assert "not decryptable" in report["problems"][0]["problem"]
-    assert report["objects_verified"] == 3
+    assert [p["path"] for p in report["failures"]] == ["eve.txt.efsraw"]
+    assert "not decryptable" in report["failures"][0]["error"]
+    assert report["counts"]["verified"] == 3
     assert cli.main(["verify-set", str(out), "--key", str(d / "alice.pem"),
                      "--key", str(d / "eve.pem")]) == 0
     assert "each decryptable with the given key(s)" in capsys.readouterr().out

@@ -5,6 +5,7 @@ and mid-restore, refused keys and missing buckets, two backups racing for
 one prefix, and damage in the bucket caught."""
 import concurrent.futures
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -353,8 +354,15 @@ def test_decrypt_tree_of_a_set_in_a_bucket(xattr_dir, s3_url, tmp_path, capsys):
         st.write("Docs/b.bin.efsraw", bytes(data), replace=True)
     capsys.readouterr()
     assert cli.main(argv + [str(tmp_path / "plain2")]) == 1
-    assert "SHA-256" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "SHA-256" in text and ".efsfast-stage-" not in text
     assert not (tmp_path / "plain2" / "Docs" / "b.bin").exists()
+    # the damaged object is named by its URL, never by the staging copy's path
+    assert cli.main(argv + [str(tmp_path / "plain2j"), "--json"]) == 1
+    out = capsys.readouterr().out
+    (f,) = json.loads(out)["failures"]
+    assert f["kind"] == "mismatch" and ".efsfast-stage-" not in out
+    assert f["source"] == s3_url.rstrip("/") + "/Docs/b.bin.efsraw"
     assert (tmp_path / "plain2" / "top.txt").read_bytes() == b"top"
     with open_store(s3_url) as st:
         st.remove(MANIFEST_NAME)
@@ -369,7 +377,7 @@ def test_single_objects_to_and_from_a_bucket(xattr_dir, s3_url, capsys):
     url = f"{s3_url}/one/f.efsraw"
     assert cli.main(["backup", str(src / rels[0]), url]) == 0
     capsys.readouterr()
-    assert cli.main(["backup", str(src / rels[0]), url]) == 1          # never replaced unasked
+    assert cli.main(["backup", str(src / rels[0]), url]) == 2          # refused: never replaced unasked
     assert "an object is already there" in capsys.readouterr().err
     assert cli.main(["backup", str(src / rels[0]), url, "--overwrite"]) == 0
     assert cli.main(["restore", url, str(xattr_dir / "back.bin")]) == 0

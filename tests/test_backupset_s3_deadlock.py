@@ -94,7 +94,7 @@ def test_resume_reading_back_large_objects_on_many_workers_does_not_hang(
                     "--workers", "4", "--jobs", "2", "--memory-mib", "16",
                     memory_object=64 << 20)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert len(json.loads(r.stdout)["skipped (already there)"]) == 4, r.stdout[-2000:]
+    assert json.loads(r.stdout)["counts"]["skipped_existing"] == 4, r.stdout[-2000:]
     r = run_bounded("restore-tree", s3_url, str(xattr_dir / "out"), "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert streams(xattr_dir / "out", rels) == want

@@ -101,9 +101,9 @@ def test_verify_set_key_command_line(xattr_dir, s3_url, keys, capsys):
     alice, eve = str(d / "alice.pem"), str(d / "eve.pem")
     assert cli.main(["verify-set", s3_url, "--key", alice, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert sorted(p["path"] for p in report["problems"]) == ["big.bin.efsraw", "eve.txt.efsraw"]
-    assert all("not decryptable" in p["problem"] for p in report["problems"])
-    assert report["objects_verified"] == 3 and report["ok"] is False
+    assert sorted(p["path"] for p in report["failures"]) == ["big.bin.efsraw", "eve.txt.efsraw"]
+    assert all("not decryptable" in p["error"] for p in report["failures"])
+    assert report["counts"]["verified"] == 3 and report["ok"] is False
     assert cli.main(["verify-set", s3_url, "--key", alice, "--key", eve, "--jobs", "2"]) == 0
     assert "each decryptable with the given key(s)" in capsys.readouterr().out
     # an unusable key file: refused before anything is fetched

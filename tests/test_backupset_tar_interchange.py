@@ -151,11 +151,11 @@ def verify_cli(data):
 
 
 def problems(report):
-    return {p["path"]: p["problem"] for p in report["problems"]}
+    return {p["path"]: p["error"] for p in report["failures"]}
 
 
 def failures(summary):
-    return {os.path.relpath(f["path"], summary["_dest"]): f["message"]
+    return {os.path.relpath(f["path"], summary["_dest"]): f["error"]
             for f in summary.get("failures", [])}
 
 
@@ -205,11 +205,11 @@ def test_a_stream_repacked_by_a_tar_tool_restores_and_verifies(xattr_dir, src, t
     assert not [m for m in infos if "comment" in m.pax_headers]
     code, summary, err = restore_cli(data, xattr_dir / "dest")
     assert code == 0, (summary, err)
-    assert summary["ok"] == len(OBJECTS) and summary["failed"] == 0
+    assert summary["counts"]["done"] == len(OBJECTS) and summary["counts"]["failed"] == 0
     assert_restored(src, xattr_dir / "dest")
     assert mtimes(xattr_dir / "dest") == mtimes(src)
     code, report = verify_cli(data)
-    assert code == 0 and report["objects_verified"] == len(OBJECTS), report
+    assert code == 0 and report["counts"]["verified"] == len(OBJECTS), report
 
 
 ORDERS = ["manifest first", "manifest between", "manifest last",
@@ -313,7 +313,7 @@ def test_damage_is_named_and_nothing_of_a_bad_object_stays(xattr_dir, src, damag
         want = next(e.sha256 for e in read_manifest(io.BytesIO(members(data)[
             0 if order == "manifest first" else -1][1])).entries if e.path == victim)
         assert want in got[victim]                              # both hashes named
-    assert summary["ok"] == len(stays)
+    assert summary["counts"]["done"] == len(stays)
     assert_restored(src, dest, stays)
     gone = [o for o in OBJECTS if o not in stays] + ["New"]     # no folder made for it stays
     assert not [p for p in everything(dest) for g in gone if p == g or p.startswith(g + "/")]
@@ -380,7 +380,7 @@ def test_other_members_are_named_not_restored(xattr_dir, src):
     assert_restored(src, dest)
     assert not os.path.lexists(dest / "README.txt") and not os.path.lexists(dest / "again.bin")
     code, report = verify_cli(data)
-    assert code == 1 and report["objects_verified"] == len(OBJECTS)
+    assert code == 1 and report["counts"]["verified"] == len(OBJECTS)
     assert set(problems(report)) == {"again.bin.efsraw", "sym.efsraw", "README.txt",
                                      "top.bin.efsraw", MANIFEST_NAME}
 

@@ -49,7 +49,7 @@ def test_tree_round_trip_1000_files(xattr_dir, capsys):
     small_set(src, 1000)
     assert cli.main(["restore-tree", str(src), str(restored), "--json", "--workers", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert (out["ok"], out["failed"], out["directories"]) == (1002, 0, 2)
+    assert (out["counts"]["done"], out["counts"]["failed"], out["counts"]["directories"]) == (1002, 0, 2)
     assert cli.main(["backup-tree", str(restored), str(again), "--json"]) == 0
     json.loads(capsys.readouterr().out)
     got = tree_bytes(again)
@@ -76,17 +76,17 @@ def test_tree_failures_are_summarised(xattr_dir, capsys):
 
 
 def test_exit_codes(tmp_path, capsys):
-    assert cli.main(["verify", str(tmp_path / "missing")]) == 1
-    with pytest.raises(SystemExit) as ei:
-        cli.main(["no-such-command"])
-    assert ei.value.code == 2
+    # a missing source is refused before any work, as the tree jobs refuse one
+    assert cli.main(["verify", str(tmp_path / "missing")]) == 2
+    assert cli.main(["no-such-command"]) == 2       # a usage error returns, never exits
 
 
 def test_restore_and_backup_commands(xattr_dir, capsys):
     raw = efsfast.synthetic_raw(5000, seed=3)
     (xattr_dir / "in.efsraw").write_bytes(raw)
     assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 0
-    assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 1
+    # an existing DEST without --overwrite is refused, nothing written (exit 2)
+    assert cli.main(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "f")]) == 2
     assert "exists" in capsys.readouterr().err
     assert cli.main(["backup", str(xattr_dir / "f"), str(xattr_dir / "out.efsraw")]) == 0
     assert (xattr_dir / "out.efsraw").read_bytes() == raw
@@ -96,7 +96,7 @@ def test_restore_and_backup_commands(xattr_dir, capsys):
 def test_demo_json(tmp_path, capsys):
     assert cli.main(["demo", str(tmp_path / "work"), "--files", "30", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] and report["identical"] == 34
+    assert report["ok"] and report["demo"]["identical"] == 34
 
 
 def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
@@ -192,14 +192,16 @@ def test_inspect_and_verify_output(tmp_path, capsys):
     bad = tmp_path / "bad.efsraw"
     bad.write_bytes(good.read_bytes()[:-7])
     assert cli.main(["inspect", str(good), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    info = json.loads(capsys.readouterr().out)["info"]
     assert [s["name"] for s in info["streams"]] == ["::$DATA", ":alt:$DATA"]
     assert len(info["metadata"]["drf"]) == 1 and info["metadata"]["ddf"][0]["sid"].startswith("S-1-5-21-")
     assert cli.main(["inspect", str(good)]) == 0
     text = capsys.readouterr().out
     assert "DDF S-1-5-21-" in text and ":alt:$DATA" in text
     assert cli.main(["verify", str(good), str(bad), "--json"]) == 1
-    results = json.loads(capsys.readouterr().out)
+    rec = json.loads(capsys.readouterr().out)
+    results = rec["results"]
     assert results[0]["valid"] and not results[1]["valid"]
-    assert results[1]["rule"] == "R8" and results[1]["offset"] > 0
+    (f,) = rec["failures"]
+    assert f["path"] == str(bad) and f["rule"] == "R8" and f["offset"] > 0
     assert cli.main(["verify", str(good)]) == 0

@@ -34,8 +34,8 @@ def test_missing_source_folder_is_a_usage_error(command, tmp_path, capsys):
     assert cli.main([command, str(tmp_path / "nonexistent_dir"), str(out), "--json"]) == 2
     rec = json.loads(capsys.readouterr().out)
     assert rec["ok"] is False and rec["command"] == command
-    assert rec["path"] == str(tmp_path / "nonexistent_dir")
-    assert rec["error"] == "EfsFileNotFoundError" and rec["errno"] == 2
+    assert rec["failures"][0]["path"] == str(tmp_path / "nonexistent_dir")
+    assert rec["failures"][0]["kind"] == "not_found" and rec["failures"][0]["errno"] == 2
     assert listing(tmp_path) == []                        # OUT was not created
 
 
@@ -48,7 +48,7 @@ def test_a_file_as_source_folder_is_a_usage_error(command, tmp_path, capsys):
     assert "doc.efsraw" in err and "not a folder" in err
     assert cli.main([command, str(f), str(tmp_path / "OUT"), "--json"]) == 2
     rec = json.loads(capsys.readouterr().out)
-    assert rec["error"] == "EfsNotADirectoryError" and rec["path"] == str(f)
+    assert rec["failures"][0]["kind"] == "not_a_directory" and rec["failures"][0]["path"] == str(f)
     assert listing(tmp_path) == ["doc.efsraw"]
 
 
@@ -78,9 +78,9 @@ def test_failing_restore_json_names_source_rule_and_offset(xattr_dir):
     code, out, err = run_cli("restore", src, dest, "--overwrite", "--json")
     assert code == 1 and err == ""
     rec = json.loads(out)
-    assert rec["ok"] is False and rec["error"] == "RawFormatError"
-    assert (rec["source"], rec["path"], rec["rule"]) == (str(src), str(dest), "R8")
-    assert rec["offset"] > 0 and rec["code"] == "E_SEG_LEN"
+    assert rec["ok"] is False and rec["failures"][0]["kind"] == "format"
+    assert (rec["failures"][0]["source"], rec["failures"][0]["path"], rec["failures"][0]["rule"]) == (str(src), str(dest), "R8")
+    assert rec["failures"][0]["offset"] > 0 and rec["failures"][0]["code"] == "E_SEG_LEN"
     code, out, err = run_cli("restore", src, dest, "--overwrite")
     assert code == 1 and out == ""
     # the message blames the source, and says the old file was left alone
@@ -97,11 +97,11 @@ def test_tree_failure_records_name_the_source(xattr_dir):
     code, out, _ = run_cli("restore-tree", src, xattr_dir / "out", "--json")
     assert code == 1
     rec = json.loads(out)
-    assert (rec["ok"], rec["failed"]) == (5, 1)
+    assert (rec["counts"]["done"], rec["counts"]["failed"]) == (5, 1)
     (f,) = rec["failures"]
     assert f["path"] == str(xattr_dir / "out" / "b" / "broken")
     assert f["source"] == str(src / "b" / "broken.efsraw")
-    assert f["rule"] == "R8" and f["offset"] > 0 and f["error"] == "RawFormatError"
+    assert f["rule"] == "R8" and f["offset"] > 0 and f["kind"] == "format"
     assert not (xattr_dir / "out" / "b" / "broken").exists()
 
 
@@ -116,8 +116,9 @@ def test_tree_destination_that_cannot_be_written_prints_json(xattr_dir):
         assert code == 1 and err == ""
         rec = json.loads(out)
         assert rec["ok"] is False and rec["command"] == command
-        assert rec["path"].startswith(str(xattr_dir / "FILE")) and rec["errno"] == 20
-        assert "cannot create the folder" in rec["message"]
+        (f,) = rec["failures"]
+        assert f["path"].startswith(str(xattr_dir / "FILE")) and f["errno"] == 20
+        assert "cannot create the folder" in f["error"]
         code, out, err = run_cli(command, source, xattr_dir / "FILE" / "sub")
         assert code == 1 and "cannot create the folder" in err and "FILE" in err
     assert (xattr_dir / "FILE").read_bytes() == b"in the way"
@@ -140,11 +141,11 @@ def test_existing_destination_says_use_overwrite(xattr_dir):
     raw.write_bytes(efsfast.synthetic_raw(100, seed=4))
     assert run_cli("restore", raw, xattr_dir / "f")[0] == 0
     code, out, err = run_cli("restore", raw, xattr_dir / "f")
-    assert code == 1 and "--overwrite" in err and "overwrite=True" not in err
+    assert code == 2 and "--overwrite" in err and "overwrite=True" not in err
     assert str(xattr_dir / "f") in err
     code, out, err = run_cli("restore", raw, xattr_dir / "f", "--json")
     rec = json.loads(out)
-    assert rec["error"] == "EfsFileExistsError" and rec["path"] == str(xattr_dir / "f")
+    assert rec["failures"][0]["kind"] == "exists" and rec["failures"][0]["path"] == str(xattr_dir / "f")
 
 
 def test_backup_into_an_existing_folder_is_like_cp(xattr_dir):
@@ -158,7 +159,7 @@ def test_backup_into_an_existing_folder_is_like_cp(xattr_dir):
     assert listing(xattr_dir / "backups") == ["doc.txt.efsraw"]
     # and a second time it is an existing backup file, kept
     code, out, err = run_cli("backup", xattr_dir / "doc.txt", xattr_dir / "backups")
-    assert code == 1 and "doc.txt.efsraw" in err and "--overwrite" in err
+    assert code == 2 and "doc.txt.efsraw" in err and "--overwrite" in err
 
 
 def test_missing_parent_folder_is_reported_against_the_destination(xattr_dir):

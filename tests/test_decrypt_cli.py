@@ -65,7 +65,7 @@ def test_verify_key_names_every_stream_no_key_opens(capsys, keyset, backup_set):
                      "--read-data", "--json", backup_set)
     assert rc == 0
     res = json.loads(out)
-    assert res["not_decryptable"] == 0
+    assert res["counts"]["invalid"] == 0 and res["ok"]
     by = {os.path.basename(r["path"]): r for r in res["results"]}
     assert by["other.efsraw"]["opened_by"]["entry"] == "DDF"
     assert by["b.bin.efsraw"]["opened_by"]["algorithm"] == "CALG_3DES"
@@ -126,12 +126,12 @@ def test_decrypt_and_decrypt_tree(capsys, keyset, backup_set, tmp_path):
     assert rc == 0 and (tmp_path / "a.txt").read_bytes() == b"A" * 5000
     rc, _, err = run(capsys, "decrypt", "--key", k / "dra.pem",
                      backup_set / "docs" / "a.txt.efsraw", tmp_path / "a.txt")
-    assert rc == 1 and "exists" in err
+    assert rc == 2 and "exists" in err     # refused: nothing written
     rc, out, _ = run(capsys, "decrypt-tree", "--key", k / "dra.pem", "--json", backup_set,
                      tmp_path / "plain")
     res = json.loads(out)
-    assert rc == 1 and res["ok"] == 2 and res["failed"] == 1
-    assert "no key opens it" in res["failures"][0]["message"]
+    assert rc == 1 and res["counts"]["done"] == 2 and res["counts"]["failed"] == 1
+    assert "no key opens it" in res["failures"][0]["error"]
     plain = tmp_path / "plain"
     assert (plain / "docs" / "a.txt").read_bytes() == b"A" * 5000
     assert (plain / "docs" / "b.bin:meta").read_bytes() == b"m"

@@ -70,8 +70,8 @@ def test_a_whole_set_decrypts_checked(capsys, key, backup_set, tmp_path):
     rc, rec, err = decrypt_tree(capsys, key, backup_set, tmp_path / "plain")
     assert rc == 0, err
     set_id = read_manifest(backup_set / MANIFEST_NAME).header.set_id
-    assert rec["set"] == set_id and rec["failed"] == 0 and rec["ok"] == 5   # 4 files, 1 folder
-    assert rec["verified"] == 5
+    assert rec["set_id"] == set_id and rec["counts"]["failed"] == 0 and rec["counts"]["done"] == 5   # 4 files, 1 folder
+    assert rec["counts"]["verified"] == 5
     for rel, data in PLAIN.items():
         assert (tmp_path / "plain" / rel).read_bytes() == data
 
@@ -97,18 +97,18 @@ def test_an_object_unlike_its_manifest_line_fails_and_leaves_nothing(
     dest = tmp_path / "plain"
     rc, rec, err = decrypt_tree(capsys, key, backup_set, dest)
     assert rc == 1, err
-    assert rec["ok"] == 4 and rec["failed"] == 1
+    assert rec["counts"]["done"] == 4 and rec["counts"]["failed"] == 1
     (f,) = rec["failures"]
     assert f["path"] == str(dest / "Docs" / "b.bin") and f["source"] == str(victim)
     if damage == "missing":
         assert f["errno"] == 2
     else:
-        assert f["error"] == "ObjectMismatchError"
-        assert want in f["message"] and hashlib.sha256(data).hexdigest() in f["message"]
+        assert f["kind"] == "mismatch"
+        assert want in f["error"] and hashlib.sha256(data).hexdigest() in f["error"]
         if damage in ("cut", "swap"):
-            assert f"{len(data)} bytes, the manifest says" in f["message"]
+            assert f"{len(data)} bytes, the manifest says" in f["error"]
         if damage in ("cut", "header"):
-            assert "decrypting it failed" in f["message"]
+            assert "decrypting it failed" in f["error"]
     # nothing of it, no temporaries; the others whole
     assert listing(dest / "Docs") == ["a.txt"]
     for rel, plain in PLAIN.items():
@@ -119,9 +119,9 @@ def test_an_object_unlike_its_manifest_line_fails_and_leaves_nothing(
 def test_a_damaged_encrypted_folder_object_is_a_failed_item(capsys, key, backup_set, tmp_path):
     (backup_set / "Docs.efsraw").write_bytes(b"x" + (backup_set / "Docs.efsraw").read_bytes())
     rc, rec, _ = decrypt_tree(capsys, key, backup_set, tmp_path / "plain")
-    assert rc == 1 and rec["failed"] == 1 and rec["ok"] == 4
+    assert rc == 1 and rec["counts"]["failed"] == 1 and rec["counts"]["done"] == 4
     assert rec["failures"][0]["path"] == str(tmp_path / "plain" / "Docs")
-    assert "the manifest's" in rec["failures"][0]["message"]
+    assert "the manifest's" in rec["failures"][0]["error"]
 
 
 def test_an_incremental_set_takes_its_objects_from_the_earlier_set(
@@ -131,7 +131,7 @@ def test_an_incremental_set_takes_its_objects_from_the_earlier_set(
                        "--since", backup_set)
     assert rc == 0, out + err
     rc, rec, err = decrypt_tree(capsys, key, xattr_dir / "incr", tmp_path / "p1")
-    assert rc == 0 and rec["ok"] == 6, err
+    assert rc == 0 and rec["counts"]["done"] == 6, err
     assert (tmp_path / "p1" / "Docs" / "b.bin").read_bytes() == PLAIN["Docs/b.bin"]
     assert (tmp_path / "p1" / "new.txt").read_bytes() == b"new"
     # damage in the earlier set is caught through the incremental one
@@ -139,7 +139,7 @@ def test_an_incremental_set_takes_its_objects_from_the_earlier_set(
     victim.write_bytes(victim.read_bytes()[:-1] + b"?")
     rc, rec, err = decrypt_tree(capsys, key, xattr_dir / "incr", tmp_path / "p2")
     assert rc == 1 and [f["source"] for f in rec["failures"]] == [str(victim)]
-    assert "the manifest's" in rec["failures"][0]["message"]
+    assert "the manifest's" in rec["failures"][0]["error"]
     assert not (tmp_path / "p2" / "top.txt").exists()
     # the earlier set moved: refused before any work, found again with --with
     os.rename(backup_set, xattr_dir / "moved")
@@ -148,7 +148,7 @@ def test_an_incremental_set_takes_its_objects_from_the_earlier_set(
     assert rc == 2 and "--with" in err and not (tmp_path / "p3").exists()
     rc, rec, err = decrypt_tree(capsys, key, xattr_dir / "incr", tmp_path / "p3", "--with",
                                 xattr_dir / "moved")
-    assert rc == 1 and rec["ok"] == 5, err          # the damaged one still fails
+    assert rc == 1 and rec["counts"]["done"] == 5, err          # the damaged one still fails
 
 
 def test_an_incomplete_set_is_refused_unless_partial(capsys, key, backup_set, tmp_path):
@@ -163,7 +163,7 @@ def test_an_incomplete_set_is_refused_unless_partial(capsys, key, backup_set, tm
     rc, out, err = run(capsys, "decrypt-tree", "--key", key[0], "--partial", "--json",
                        backup_set, dest)
     rec = json.loads(out)
-    assert rc == 0 and rec["ok"] == 5 and rec["complete"] is False, err
+    assert rc == 0 and rec["counts"]["done"] == 5 and rec["complete"] is False, err
     assert rec["notes"] == ["an incomplete set: decrypted only what it lists"]
     assert (dest / "Docs" / "a.txt").read_bytes() == PLAIN["Docs/a.txt"]
 
@@ -208,8 +208,8 @@ def test_unreadable_objects_and_folders_are_failed_items(key, xattr_dir, backup_
     assert set(failed) == {str(plain_dir / "plain"), str(plain_dir / "stray.txt"),
                            str(xattr_dir / "out1" / "top.txt")}
     assert all(f["errno"] == 13 for f in failed.values())
-    assert "cannot list the folder" in failed[str(plain_dir / "plain")]["message"]
-    assert rec["ok"] == 2          # Docs/a.txt, Docs/b.bin (Docs a folder)
+    assert "cannot list the folder" in failed[str(plain_dir / "plain")]["error"]
+    assert rec["counts"]["done"] == 2          # Docs/a.txt, Docs/b.bin (Docs a folder)
     assert listing(xattr_dir / "out1") == ["Docs"]
     assert (xattr_dir / "out1" / "Docs" / "a.txt").read_bytes() == PLAIN["Docs/a.txt"]
     # in a set: planned from the manifest, so the objects are named one by one
@@ -217,11 +217,12 @@ def test_unreadable_objects_and_folders_are_failed_items(key, xattr_dir, backup_
     rec = json.loads(out2)
     assert {f["path"] for f in rec["failures"]} == {str(xattr_dir / "out2" / "top.txt"),
                                                     str(xattr_dir / "out2" / "plain" / "c.bin")}
-    assert rec["ok"] == 3 and all(f["errno"] == 13 for f in rec["failures"])
+    assert rec["counts"]["done"] == 3 and all(f["errno"] == 13 for f in rec["failures"])
     assert listing(xattr_dir / "out2" / "plain") == []
     # verify --key names them too, and checks the rest
     assert code3 == 1
-    assert f"{plain_dir / 'plain'}: NOT DECRYPTABLE: [Errno 13] cannot list the folder" in out3
+    assert f"{plain_dir / 'plain'}: NOT DECRYPTABLE: cannot list the folder: " \
+        f"{os.strerror(13)}" in out3
     assert f"{plain_dir / 'top.txt.efsraw'}: NOT DECRYPTABLE" in out3
     assert f"{plain_dir / 'stray.txt'}: NOT DECRYPTABLE" in out3
     assert "verify --key: 3 decryptable, 3 not" in out3      # Docs, a.txt, b.bin
@@ -256,9 +257,9 @@ def test_many_files_run_in_worker_processes(capsys, key, xattr_dir, tmp_path, mo
     monkeypatch.setattr(forked, "alone", lambda: True)
     rc, rec, err = decrypt_tree(capsys, key, set_dir, tmp_path / "p", "--workers", "2")
     assert used == [1] and rc == 1, err
-    assert rec["ok"] == 39 and [f["source"] for f in rec["failures"]] == [str(victim)]
-    assert rec["failures"][0]["error"] == "ObjectMismatchError"
-    assert "the manifest's" in rec["failures"][0]["message"]
+    assert rec["counts"]["done"] == 39 and [f["source"] for f in rec["failures"]] == [str(victim)]
+    assert rec["failures"][0]["kind"] == "mismatch"
+    assert "the manifest's" in rec["failures"][0]["error"]
     for rel, data in bodies.items():
         if rel != "d/f007":
             assert (tmp_path / "p" / rel).read_bytes() == data

@@ -424,9 +424,9 @@ def test_a_file_that_cannot_be_synced_is_a_failed_item(xattr_dir, monkeypatch, c
     monkeypatch.setattr(durable, "fsync_path", fsync_path)
     rc = cli.main(["restore-tree", str(set_path), str(dest), "--quiet", "--json"])
     res = json.loads(capsys.readouterr().out)
-    assert rc == 1 and res["failed"] == 1 and res["ok"] == 5
+    assert rc == 1 and res["counts"]["failed"] == 1 and res["counts"]["done"] == 5
     f = res["failures"][0]
-    assert f["path"] == str(victim) and "could not be synced to stable storage" in f["message"]
+    assert f["path"] == str(victim) and "could not be synced to stable storage" in f["error"]
 
 
 def test_a_file_system_that_cannot_be_synced_fails_the_restore(xattr_dir, monkeypatch,

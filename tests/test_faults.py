@@ -130,7 +130,7 @@ def test_backup_set_onto_a_full_disk(tmp_path, xattr_dir, capsys, case, path):
         code = cli.main(["backup-tree", str(src), str(out), "--json", *flags])
         rec = json.loads(capsys.readouterr().out)
         assert code == 1 and rec["complete"] is False, rec
-        assert rec["incomplete"].startswith("its manifest could not be written" if case ==
+        assert rec["incomplete_reason"].startswith("its manifest could not be written" if case ==
                                             "manifest" else "the destination is full")
         names = listing(out)
         assert MANIFEST_NAME not in names and not [x for x in names if x.endswith(".tmp")]
@@ -141,8 +141,8 @@ def test_backup_set_onto_a_full_disk(tmp_path, xattr_dir, capsys, case, path):
         m = read_manifest(out / PARTIAL_NAME, partial=True)
         assert not m.complete
         assert {e.path for e in m.entries if e.has_stream} == stored
-        assert rec["ok"] == len(stored) and rec["ok"] + rec["failed"] == n, rec
-        assert rec["failed"] and rec["not_done"] == 0
+        assert rec["counts"]["done"] == len(stored) and rec["counts"]["done"] + rec["counts"]["failed"] == n, rec
+        assert rec["counts"]["failed"] and rec["counts"]["not_done"] == 0
         for f in rec["failures"]:
             assert f["path"] and f["dest"] and f["errno"] == errno.ENOSPC, f
             assert f["winerror"] == 112 and os.path.basename(f["path"]) in raws

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 
+import jsonschema
 import pytest
 
 import efsfast
 from efsfast import tree
 from efsfast.backupset import read_manifest, verify_set
 from efsfast.backupset.manifest import MANIFEST_NAME, PARTIAL_NAME
+from efsfast.schema import record_schema
 
 POINTS = 14                     # interrupt points per command
 ARGS = ("--workers", "2", "--buffer-size", "1024", "--json")
@@ -88,13 +90,16 @@ assert len(MOMENTS) == POINTS
 
 def _check(code, rec, sent, err, on_disk, kind):
     """The promises: a known exit, no leftovers, the count is what is there."""
+    if rec is not None:         # whenever Ctrl-C lands, the record is one of the schema
+        jsonschema.validate(rec, record_schema())
+        assert rec["exit_code"] == code
     if rec is None:
         # a signal that landed before the command began its job (in the
         # interpreter's start-up or the imports) ends it with nothing done
         assert sent and code != 0, (code, err)
         assert on_disk == 0, (on_disk, err)
         return
-    if "failed" not in rec:
+    if "counts" not in rec:
         # landed after the options were read but before the job took over
         # Ctrl-C (a slow start-up: seen on CPython 3.9 in CI): the command's
         # interrupted record, with no account because no job began
@@ -105,9 +110,9 @@ def _check(code, rec, sent, err, on_disk, kind):
     if code == 130:
         assert sent and rec["interrupted"] is True
     else:
-        assert code == 0 and rec["interrupted"] is False and rec["not_done"] == 0, (code, rec)
-    assert rec["failed"] == 0, rec["failures"]
-    assert rec["ok"] == on_disk, (rec, on_disk)
+        assert code == 0 and rec["interrupted"] is False and rec["counts"]["not_done"] == 0, (code, rec)
+    assert rec["counts"]["failed"] == 0, rec["failures"]
+    assert rec["counts"]["done"] == on_disk, (rec, on_disk)
 
 
 def test_sigint_at_many_points_of_restore_tree(xattr_dir):
@@ -206,5 +211,5 @@ def test_ctrl_c_after_the_summary_does_not_change_the_exit(xattr_dir):
             time.sleep(0.0005)
         rest, err = p.communicate(timeout=60)
         rec = json.loads(first + rest)
-        assert rec["ok"] == 9 and rec["interrupted"] is False, rec
+        assert rec["counts"]["done"] == 9 and rec["interrupted"] is False, rec
         assert p.returncode == 0, (p.returncode, err)

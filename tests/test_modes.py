@@ -79,10 +79,10 @@ def test_tree_jobs_fail_the_item_and_take_the_mode(xattr_dir, tmp_path, capsys):
     out = tmp_path / "set"
     assert cli.main(["backup-tree", str(tree), str(out), "--json", "--quiet"]) == 1
     rec = json.loads(capsys.readouterr().out)
-    assert rec["ok"] == 1 and rec["failed"] == 1
+    assert rec["counts"]["done"] == 1 and rec["counts"]["failed"] == 1
     [f] = rec["failures"]
     assert f["path"] == str(tree / "odd.txt") and f["rule"] == "R12"
-    assert "--mode compatible" in f["text"]
+    assert "--mode compatible" in f["error"]
     assert not (out / "odd.txt.efsraw").exists() and (out / "fine.txt.efsraw").exists()
     assert [n for n in os.listdir(out) if n.endswith(".tmp")] == []
 
@@ -93,7 +93,7 @@ def test_tree_jobs_fail_the_item_and_take_the_mode(xattr_dir, tmp_path, capsys):
     back = xattr_dir / "back"
     assert cli.main(["restore-tree", str(again), str(back), "--json", "--quiet"]) == 1
     rec = json.loads(capsys.readouterr().out)
-    assert rec["ok"] == 1 and [f["rule"] for f in rec["failures"]] == ["R12"]
+    assert rec["counts"]["done"] == 1 and [f["rule"] for f in rec["failures"]] == ["R12"]
     assert sorted(os.listdir(back)) == ["fine.txt"]
     assert cli.main(["restore-tree", str(again), str(xattr_dir / "back2"), "--mode",
                      "compatible", "--quiet"]) == 0

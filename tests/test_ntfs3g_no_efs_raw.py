@@ -65,11 +65,11 @@ def test_backup_tree_fails_every_encrypted_object(plain_mount, tmp_path, capsys)
     out = tmp_path / "out"
     code, rec = _json_run(capsys, "backup-tree", str(users), str(out))
     assert code == 1
-    assert rec["ok"] == 0 and rec["failed"] == 4
+    assert rec["counts"]["done"] == 0 and rec["counts"]["failed"] == 4
     assert sorted(f["path"] for f in rec["failures"]) == sorted(
         str(users / p) for p in ("Docs", "Docs/a.txt", "Docs/b.bin", "top.txt"))
-    assert all(CAUSE in f["message"] and f["winerror"] == 50 for f in rec["failures"])
-    assert rec["skipped (not encrypted)"] == [str(users / "Docs" / "plain.txt")]
+    assert all(CAUSE in f["error"] and f["winerror"] == 50 for f in rec["failures"])
+    assert rec["skipped"]["not_encrypted"] == [str(users / "Docs" / "plain.txt")]
     assert not out.exists()                     # nothing written, not even folders
 
     code = cli.main(["backup-tree", str(users), str(out), "--quiet"])
@@ -99,10 +99,10 @@ def test_restore_tree_creates_nothing(plain_mount, tmp_path, capsys):
     src = _set(tmp_path / "set2")
     dest = plain_mount.mnt / "Again"
     code, rec = _json_run(capsys, "restore-tree", str(src), str(dest))
-    assert code == 1 and rec["ok"] == 0 and rec["failed"] == 4
+    assert code == 1 and rec["counts"]["done"] == 0 and rec["counts"]["failed"] == 4
     assert sorted(f["path"] for f in rec["failures"]) == sorted(
         str(dest / p) for p in ("Docs", "Docs/a.txt", "Docs/b.bin", "top.txt"))
-    assert all(CAUSE in f["message"] for f in rec["failures"])
+    assert all(CAUSE in f["error"] for f in rec["failures"])
     assert plain_mount.names() == ["Users"]     # DEST itself was not created
 
     code = cli.main(["restore-tree", str(src), str(plain_mount.mnt / "Users"), "--quiet",

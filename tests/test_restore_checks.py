@@ -106,11 +106,11 @@ def check_report(rec, set_dir, rel, dest, jobs=True):
     got = stored.read_bytes()
     assert rec["path"] == str(dest / rel)
     assert rec["source"] == (str(stored) if jobs else None)
-    assert rec["error"] == "ObjectMismatchError"
+    assert rec["kind"] == "mismatch"
     assert rec["expected_sha256"] == m[rel].sha256 and rec["expected_size"] == m[rel].raw_size
     assert rec["sha256"] == hashlib.sha256(got).hexdigest() and rec["size"] == len(got)
-    assert m[rel].sha256 in rec["text"] and rec["sha256"] in rec["text"]
-    assert str(stored) in rec["text"]
+    assert m[rel].sha256 in rec["error"] and rec["sha256"] in rec["error"]
+    assert str(stored) in rec["error"]
 
 
 def assert_rest_restored(src, dest, missing=()):
@@ -136,8 +136,8 @@ def test_damaged_object_fails_named_with_both_hashes_and_leaves_nothing(made, pl
     r = efs("restore-tree", str(set_dir), str(dest), "--json")
     assert r.returncode == 1, r.stderr
     out = json.loads(r.stdout)
-    assert out["failed"] == 1 and out["ok"] == len(SIZES) + len(FOLDERS) - 1
-    assert out["verified"] == out["ok"]
+    assert out["counts"]["failed"] == 1 and out["counts"]["done"] == len(SIZES) + len(FOLDERS) - 1
+    assert out["counts"]["verified"] == out["counts"]["done"]
     check_report(out["failures"][0], set_dir, "Docs/big.bin", dest)
     assert sorted(os.listdir(dest / "Docs")) == ["a.bin", "b.bin"]
     assert_rest_restored(src, dest, missing={"Docs/big.bin"})
@@ -156,7 +156,7 @@ def test_an_undamaged_set_restores_verified(made, place):
     r = efs("restore-tree", str(set_dir), str(place / "dest"), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS)
+    assert out["counts"]["verified"] == out["counts"]["done"] == len(SIZES) + len(FOLDERS)
     assert_rest_restored(src, place / "dest")
 
 
@@ -171,7 +171,7 @@ def test_a_damaged_encrypted_folder_blocks_its_contents(made, place):
     out = json.loads(r.stdout)
     by_path = {f["path"]: f for f in out["failures"]}
     check_report(by_path[str(dest / "Docs")], set_dir, "Docs", dest)
-    assert all("parent folder failed" in by_path[str(dest / rel)]["text"]
+    assert all("parent folder failed" in by_path[str(dest / rel)]["error"]
                for rel in SIZES if rel.startswith("Docs/"))
     assert not os.path.lexists(dest / "Docs")
     assert_rest_restored(src, dest, missing={"Docs", *(r for r in SIZES if r.startswith("Docs"))})
@@ -220,7 +220,7 @@ def test_damage_in_the_base_set_of_an_incremental_is_caught(xattr_dir, place):
                                                           str(dest / "Docs/big.bin")]
     for f in out["failures"]:
         check_report(f, base, os.path.relpath(f["path"], dest), dest)
-    assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS) - 2
+    assert out["counts"]["verified"] == out["counts"]["done"] == len(SIZES) + len(FOLDERS) - 2
     assert sorted(os.listdir(dest / "Docs")) == ["a.bin"]
     assert stream(dest / "plain/d.bin") == stream(src / "plain/d.bin")
 
@@ -317,7 +317,7 @@ def test_a_stream_restore_checks_the_objects_of_the_base_set(xattr_dir):
     out = json.loads(r.stdout)
     [fail] = out["failures"]
     check_report(fail, base, "Docs/big.bin", dest, jobs=False)   # (the text names it)
-    assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS) - 1
+    assert out["counts"]["verified"] == out["counts"]["done"] == len(SIZES) + len(FOLDERS) - 1
     assert_rest_restored(src, dest, missing={"Docs/big.bin"})
 
 
@@ -349,6 +349,6 @@ def test_a_partial_restore_of_an_incomplete_set_checks_what_it_lists(made, place
     assert r.returncode == 1, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert [f["path"] for f in out["failures"]] == [str(dest / "Docs/big.bin")]
-    assert out["failures"][0]["error"] == "ObjectMismatchError"
-    assert out["verified"] == out["ok"] == len(SIZES) + len(FOLDERS) - 1
+    assert out["failures"][0]["kind"] == "mismatch"
+    assert out["counts"]["verified"] == out["counts"]["done"] == len(SIZES) + len(FOLDERS) - 1
     assert_rest_restored(src, dest, missing={"Docs/big.bin"})

@@ -41,9 +41,9 @@ def _by_path(rec, dest):
 def _check_blocked(rec, dest, cause_text):
     fails = _by_path(rec, dest)
     assert sorted(fails) == ["Docs", "Docs/Sub", "Docs/Sub/b.bin", "Docs/a.txt"]
-    assert cause_text in fails["Docs"]["text"]
+    assert cause_text in fails["Docs"]["error"]
     for p in ("Docs/Sub", "Docs/Sub/b.bin", "Docs/a.txt"):
-        assert PARENT_FAILED in fails[p]["text"] and str(dest / "Docs") in fails[p]["text"], p
+        assert PARENT_FAILED in fails[p]["error"] and str(dest / "Docs") in fails[p]["error"], p
         assert fails[p]["source"].endswith(p + ".efsraw")
 
 
@@ -58,7 +58,7 @@ def test_folder_whose_efs_does_not_fit_on_ext4_blocks_its_files(tmp_path, capsys
     src = _set(tmp_path / "set", folder_users=10)
     dest = tmp_path / "out"
     code, rec = _restore_json(capsys, src, dest)
-    assert code == 1 and rec["ok"] == 1 and rec["failed"] == 4
+    assert code == 1 and rec["counts"]["done"] == 1 and rec["counts"]["failed"] == 4
     _check_blocked(rec, dest, "does not fit in the room this file system gives")
     assert listing(dest) == ["top.txt"]                 # no plain Docs folder, no temporary
 
@@ -70,7 +70,7 @@ def test_damaged_folder_stream_blocks_its_files(xattr_dir, capsys):
     src = _set(xattr_dir / "set", corrupt_folder=True)
     dest = xattr_dir / "out"
     code, rec = _restore_json(capsys, src, dest)
-    assert code == 1 and rec["ok"] == 1
+    assert code == 1 and rec["counts"]["done"] == 1
     fails = _by_path(rec, dest)
     assert fails["Docs"]["rule"] is not None
     _check_blocked(rec, dest, fails["Docs"]["rule"])
@@ -85,10 +85,10 @@ def test_skip_existing_refuses_a_plain_folder(xattr_dir, capsys):
     (dest / "Docs").mkdir(parents=True)
     (dest / "Docs" / "notes.txt").write_text("mine")
     code, rec = _restore_json(capsys, src, dest, "--skip-existing")
-    assert code == 1 and rec["ok"] == 1
+    assert code == 1 and rec["counts"]["done"] == 1
     fails = _by_path(rec, dest)
-    assert "not encrypted as in the backup" in fails["Docs"]["text"]
-    assert "--overwrite" in fails["Docs"]["text"]
+    assert "not encrypted as in the backup" in fails["Docs"]["error"]
+    assert "--overwrite" in fails["Docs"]["error"]
     _check_blocked(rec, dest, "--overwrite")
     assert listing(dest / "Docs") == ["notes.txt"]
     assert sorted(listing(dest)) == ["Docs", "top.txt"]
@@ -102,7 +102,7 @@ def test_skip_existing_refuses_a_folder_with_another_efs(xattr_dir, capsys):
                     directory=True)
     code, rec = _restore_json(capsys, src, dest, "--skip-existing")
     assert code == 1
-    assert "another $EFS" in _by_path(rec, dest)["Docs"]["text"]
+    assert "another $EFS" in _by_path(rec, dest)["Docs"]["error"]
     _check_blocked(rec, dest, "--overwrite")
 
 
@@ -113,8 +113,8 @@ def test_skip_existing_accepts_the_backups_own_folder(xattr_dir, capsys):
     capsys.readouterr()
     (dest / "Docs" / "a.txt").unlink()
     code, rec = _restore_json(capsys, src, dest, "--skip-existing")
-    assert code == 0 and rec["ok"] == 1 and rec["failed"] == 0
-    assert len(rec["skipped (already there)"]) == 4
+    assert code == 0 and rec["counts"]["done"] == 1 and rec["counts"]["failed"] == 0
+    assert len(rec["skipped"]["existing"]) == 4
 
 
 def _backed_up_again(tree_dir, tmp, capsys) -> dict:
@@ -137,7 +137,7 @@ def test_overwrite_applies_a_folders_efs_in_place(xattr_dir, tmp_path, capsys):
     capsys.readouterr()
     (dest / "Docs" / "notes.txt").write_text("mine")
     code, rec = _restore_json(capsys, src, dest, "--overwrite")
-    assert code == 0 and rec["ok"] == 5 and rec["failed"] == 0
+    assert code == 0 and rec["counts"]["done"] == 5 and rec["counts"]["failed"] == 0
     assert (dest / "Docs" / "notes.txt").read_text() == "mine"
     want = {str(p.relative_to(src)): p.read_bytes() for p in src.rglob("*.efsraw")}
     assert _backed_up_again(dest, tmp_path, capsys) == want
@@ -147,7 +147,7 @@ def test_overwrite_applies_a_folders_efs_in_place(xattr_dir, tmp_path, capsys):
     (plain / "Docs" / "Sub").mkdir(parents=True)
     (plain / "Docs" / "notes.txt").write_text("mine")
     code, rec = _restore_json(capsys, src, plain, "--overwrite")
-    assert code == 0 and rec["ok"] == 5
+    assert code == 0 and rec["counts"]["done"] == 5
     assert (plain / "Docs" / "notes.txt").read_text() == "mine"
     assert _backed_up_again(plain, tmp_path / "2", capsys) == want
 
@@ -168,7 +168,7 @@ def test_overwrite_that_fails_leaves_the_folder_as_it_was(tmp_path, capsys):
     efsfast.restore(dest / "Docs", old, directory=True)
     (dest / "Docs" / "notes.txt").write_text("mine")
     code, rec = _restore_json(capsys, src, dest, "--overwrite")
-    assert code == 1 and rec["ok"] == 1
+    assert code == 1 and rec["counts"]["done"] == 1
     _check_blocked(rec, dest, "does not fit in the room this file system gives")
     assert efsfast.backup(dest / "Docs", directory=True) == old
     assert listing(dest / "Docs") == ["notes.txt"]

@@ -75,10 +75,10 @@ def test_backup_tree_fails_what_it_cannot_read(locked_tree, xattr_dir):
     rec = json.loads(stdout)
     failed = {f["path"]: f for f in rec["failures"]}
     assert set(failed) == {str(src / "locked"), str(src / "a" / "secret")}
-    assert rec["failed"] == 2 and rec["ok"] == 3            # a, a/f1, a/f2
+    assert rec["counts"]["failed"] == 2 and rec["counts"]["done"] == 3            # a, a/f1, a/f2
     for f in failed.values():
-        assert f["error"] == "EfsPermissionError" and f["errno"] == 13
-    assert "cannot" in failed[str(src / "locked")]["message"]
+        assert f["kind"] == "permission" and f["errno"] == 13
+    assert "cannot" in failed[str(src / "locked")]["error"]
     # on disk: the readable objects, whole; nothing for the others
     assert listing(out / "a") == ["f1.efsraw", "f2.efsraw"]
     for rel in ("a/f1", "a/f2"):
@@ -110,7 +110,7 @@ def test_restore_tree_fails_what_it_cannot_read(xattr_dir):
         os.chmod(src / "y.efsraw", 0o644)
     assert code == 1, stderr
     rec = json.loads(stdout)
-    assert (rec["ok"], rec["failed"]) == (1, 2)
+    assert (rec["counts"]["done"], rec["counts"]["failed"]) == (1, 2)
     failed = {f["path"]: f for f in rec["failures"]}
     assert set(failed) == {str(src / "sub"), str(dest / "y")}
     assert failed[str(dest / "y")]["source"] == str(src / "y.efsraw")
@@ -137,9 +137,9 @@ def test_verify_set_names_what_it_cannot_read(locked_tree, xattr_dir):
         os.chmod(out / "locked", 0o755)
     assert code == 1, stderr
     rec = json.loads(stdout)
-    problems = {(p["path"], p["problem"]) for p in rec["problems"]}
+    problems = {(p["path"], p["error"]) for p in rec["failures"]}
     assert problems == {("a/secret.efsraw", "cannot read it: Permission denied"),
                         ("locked/g1.efsraw", "cannot read it: Permission denied"),
                         ("locked/g2.efsraw", "cannot read it: Permission denied"),
                         ("locked", "cannot list the folder: Permission denied")}
-    assert rec["objects_verified"] == 4           # a, a/f1, a/f2, locked (its own stream)
+    assert rec["counts"]["verified"] == 4           # a, a/f1, a/f2, locked (its own stream)

@@ -27,10 +27,10 @@ def test_efs_too_big_for_ext4_names_the_limit(ext4_dir, capsys):
     out.mkdir()
     assert cli.main(["restore", str(ext4_dir / "in.efsraw"), str(out / "f"), "--json"]) == 1
     rec = json.loads(capsys.readouterr().out)
-    assert rec["winerror"] == 277 and rec["errno"] == 28
+    assert rec["failures"][0]["winerror"] == 277 and rec["failures"][0]["errno"] == 28
     assert "the $EFS (6028 bytes) does not fit in the room this file system gives" in (
-        rec["message"])
-    assert "ext4: one 4096-byte block" in rec["message"] and "tmpfs" in rec["message"]
+        rec["failures"][0]["error"])
+    assert "ext4: one 4096-byte block" in rec["failures"][0]["error"] and "tmpfs" in rec["failures"][0]["error"]
     assert listing(out) == []
     assert cli.main(["restore", str(ext4_dir / "in.efsraw"), str(out / "f")]) == 1
     err = capsys.readouterr().err

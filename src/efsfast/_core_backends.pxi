@@ -1,6 +1,11 @@
 # Included by _core.pyx: the system sides, advapi32 (win32) and efsfast's own
 # POSIX side, behind one vtable (efs_backend.h).
 
+# the largest system buffer a PosixBackend takes (the command line's
+# --buffer-size checks the same bound before any work)
+MAX_BUFFER_SIZE = 1 << 30
+
+
 cdef class Backend:
     """A system side: the four raw-EFS calls."""
 
@@ -40,8 +45,12 @@ cdef class PosixBackend(Backend):
             raise EfsError(EFS_ERROR_NOT_SUPPORTED, "the POSIX system side is not built on Windows")
         self.c_backend = efs_posix_backend()
         efs_posix_default_options(&self.opts)
-        if not 1 <= min_size <= buffer_size <= (1 << 30):
-            raise ValueError("need 1 <= min_size <= buffer_size <= 1 GiB")
+        if not 1 <= buffer_size <= MAX_BUFFER_SIZE:
+            raise ValueError(f"the buffer size must be 1 to {MAX_BUFFER_SIZE} bytes (1 GiB), "
+                             f"not {buffer_size}")
+        if not 1 <= min_size <= buffer_size:
+            raise ValueError(f"min_size must be 1 to the buffer size ({buffer_size}), "
+                             f"not {min_size}")
         if cluster_shift and not 9 <= cluster_shift <= 21:
             raise ValueError("cluster_shift must be 0 (from the file system) or 9..21")
         self.opts.buffer_size = buffer_size

@@ -7,6 +7,9 @@ Every failure that comes back from the C layers carries a Win32 error code
 from __future__ import annotations
 
 import errno as _errno
+import os as _os
+import sys as _sys
+
 TYPE_CHECKING = False           # typing itself is not imported at run time (start-up)
 if TYPE_CHECKING:
     from typing import Any, Tuple
@@ -45,6 +48,13 @@ _WIN32 = {
 ERROR_INVALID_DATA = 13
 ERROR_NOT_SUPPORTED = 50
 
+# Win32 codes that stand for a plain system error: off Windows their text is
+# the system's own (strerror), so one run never says both "Access is denied"
+# and "Permission denied".  The others keep their words: they say more than
+# the errno they map to ("The specified file is not encrypted" is EINVAL).
+_SYSTEM_WORDED = frozenset((2, 3, 5, 6, 8, 29, 30, 31, 32, 80, 87, 112, 145, 183, 206, 267))
+_ON_WINDOWS = _sys.platform == "win32"
+
 
 def win32_message(winerror: int) -> str:
     return _WIN32.get(winerror, (None, f"Win32 error {winerror}"))[1]
@@ -71,6 +81,8 @@ class EfsError(OSError):
         # a subclass that defines __new__
         err, text = _WIN32.get(winerror, (_errno.EIO, f"Win32 error {winerror}"))
         self.errno = errno if errno is not None else err
+        if message is None and not _ON_WINDOWS and winerror in _SYSTEM_WORDED:
+            text = _os.strerror(self.errno)
         self.strerror = message or text
         if filename is not None:      # None would print as ": None"
             self.filename = filename

@@ -134,12 +134,50 @@ def _chunks(source: Source) -> Iterable[object]:
         yield chunk
 
 
+class Feedable(Protocol):
+    """What takes a raw stream piece by piece: a parser, a decryptor."""
+    def feed(self, data: Any, /) -> Any: ...
+
+
+class FeedWriter:
+    """A backup's sink (anything with ``write``) that hands the raw stream
+    to ``target.feed`` as it comes: how inspect, verify and decrypt read an
+    encrypted object on an efs_raw mount."""
+
+    def __init__(self, target: Feedable) -> None:
+        self.target = target
+
+    def write(self, data: Any) -> int:
+        self.target.feed(data)
+        return len(data)
+
+
+def _is_encrypted_object(filename: Optional[str]) -> bool:
+    """An encrypted file or folder itself (an ntfs-3g efs_raw mount, or
+    Windows) rather than a file holding a raw stream: inspect and verify
+    read its raw stream as backup() does, as decrypt does."""
+    if filename is None:
+        return False
+    from .volume import is_encrypted
+    try:
+        return is_encrypted(filename)
+    except OSError:
+        return False        # (reading it says why it cannot)
+
+
 def _parse(source: Source, mode: str) -> _codec.RawParser:
     parser = _codec.RawParser(mode)
     filename = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        for chunk in _chunks(source):
-            parser.feed(chunk)
+        if filename is not None and _is_encrypted_object(filename):
+            from .api import backup
+            backup(filename, FeedWriter(parser), directory=os.path.isdir(filename))
+        else:
+            if filename is not None and os.path.isdir(filename):
+                raise IsADirectoryError(21, "a folder, not a raw stream or an encrypted "
+                                            "file", filename)
+            for chunk in _chunks(source):
+                parser.feed(chunk)
         parser.finish()
     except EfsError as exc:
         if filename is not None and exc.filename is None:

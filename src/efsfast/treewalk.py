@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from ._errors import EfsError, as_efs_error
 
 if TYPE_CHECKING:
     from ._core import CancelToken
 
+PathArg = Union[str, "os.PathLike[str]"]
 ERROR_DIRECTORY = 267          # "The directory name is invalid": ENOTDIR
 
 
@@ -104,3 +105,49 @@ def check_source_dir(path: str) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise EfsError(ERROR_DIRECTORY, "not a folder (a tree job takes a folder; "
                                         "backup and restore take one file)", path)
+
+
+def find_sources(paths: Sequence[PathArg],
+                 errors: Optional[List[Tuple[str, EfsError]]] = None) -> List[str]:
+    """Files given, and below folders given: ``.efsraw`` files and encrypted
+    objects (efs_raw mounts), in a stable order.  A folder that cannot be
+    listed or an entry that cannot be examined goes to ``errors`` as
+    ``(path, error)``, one per path; with ``errors`` None the first is
+    raised (never dropped in silence).  ``verify`` and ``verify --key``
+    take their sources from here, so both read a folder the same way."""
+    from .volume import EncryptionProbe
+    probe = EncryptionProbe()
+    found: List[str] = []
+    problems: List[Tuple[str, EfsError]] = []
+
+    def encrypted(q: str) -> bool:
+        try:
+            return probe(q)
+        except OSError as exc:
+            problems.append((q, problem(q, "cannot tell whether it is encrypted", exc)))
+            return False
+    for given in paths:
+        p = os.fspath(given)
+        if not os.path.isdir(p):
+            found.append(p)         # a file, or a path whose check says what it is not
+            continue
+        for folder in walk(p, problems):
+            # a folder is examined once listed: one that cannot be listed is
+            # named for that (its contents are what goes unchecked)
+            if encrypted(folder.path):
+                found.append(folder.path)
+            for f in folder.files:
+                q = os.path.join(folder.path, f)
+                if f.endswith(".efsraw") or encrypted(q):
+                    found.append(q)
+    seen: Set[str] = set()
+    unique: List[Tuple[str, EfsError]] = []                     # one per path (a folder neither examined nor listed)
+    for q, e in problems:
+        if q not in seen:
+            seen.add(q)
+            unique.append((q, e))
+    if errors is None and unique:
+        raise unique[0][1]
+    if errors is not None:
+        errors.extend(unique)
+    return found

@@ -23,8 +23,9 @@ ERROR_INVALID_DATA = 13
 ERROR_HANDLE_EOF = 38
 
 
-class MissingSetsError(EfsError):
-    """An incremental set refers to sets that cannot be found."""
+class MissingSetsError(RefusedError):
+    """An incremental set refers to sets that cannot be found: refused
+    before any work (the command line exits 2)."""
 
 
 class TruncatedStreamError(EfsError):
@@ -76,10 +77,11 @@ def read_set(set_dir: str, *, partial: bool = False, command: str = "restore-tre
     return m
 
 
-def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
+def locate_sets(m: Manifest, extra: Sequence[str] = (), named: object = None) -> Dict[str, str]:
     """Folder of every set ``m`` refers to, by set id: the folders in
     ``extra``, then the path each reference recorded.  Raises
-    :class:`MissingSetsError` naming every one that is not found."""
+    :class:`MissingSetsError` naming every one that is not found, against
+    ``named`` (the incremental set as the user named it)."""
     wanted = {r["set_id"]: r for r in m.header.refs}
     found: Dict[str, str] = {}
     for folder in list(extra) + [r.get("path") or "" for r in m.header.refs]:
@@ -91,7 +93,7 @@ def locate_sets(m: Manifest, extra: Sequence[str] = ()) -> Dict[str, str]:
         except ValueError:
             continue
         take_if_referred(wanted, found, other, folder)
-    refuse_missing(m, found)
+    refuse_missing(m, found, named)
     return found
 
 
@@ -104,15 +106,17 @@ def take_if_referred(wanted: Dict[str, JsonObject], found: Dict[str, Any], other
         found[other.header.set_id] = place
 
 
-def refuse_missing(m: Manifest, found: Mapping[str, object]) -> None:
+def refuse_missing(m: Manifest, found: Mapping[str, object], named: object = None) -> None:
     """Raise :class:`MissingSetsError` naming every set ``m`` refers to that
-    is not in ``found`` (by set id)."""
+    is not in ``found`` (by set id); its ``filename`` is ``named``, the
+    incremental set as the user named it (never the source folder its
+    backup once read: that is not what the user gave, nor what is missing)."""
     missing = [r for r in m.header.refs if r["set_id"] not in found]
     if missing:
         names = "; ".join(f"set {r['set_id']} (last seen at {r.get('path')})" for r in missing)
         raise MissingSetsError(ERROR_FILE_NOT_FOUND, "this incremental set needs the sets its "
                                f"unchanged objects are in, and these are missing: {names} "
-                               "(name them with --with)", m.header.source)
+                               "(name them with --with)", named)
 
 
 def _target(dest: str, rel: str) -> str:
@@ -233,7 +237,7 @@ def restore_set(set_dir: tree.PathArg, dest_dir: tree.PathArg, *, workers: Optio
     set_dir, dest_dir = os.fspath(set_dir), os.fspath(dest_dir)
     m = read_set(set_dir, partial=partial)
     complete = m.complete
-    folders = {m.header.set_id: set_dir} | locate_sets(m, sets)
+    folders = {m.header.set_id: set_dir} | locate_sets(m, sets, set_dir)
     dirs, files, unusable = checked_jobs(m.entries, folders, m.header.set_id, dest_dir)
     r = tree.restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
                              skip_existing=skip_existing, progress=progress, cancel=cancel,

@@ -114,7 +114,7 @@ def locate_places(m: Manifest, extra: Sequence[str], own: Store,
         except (StoreError, ValueError, OSError):
             continue
         take_if_referred(wanted, found, other, place)
-    refuse_missing(m, found)
+    refuse_missing(m, found, own.url)
     return found
 
 

@@ -478,7 +478,7 @@ class StreamRestore:
         that give nothing to check against (failed items).  A folder made
         plain for this stream's files gets its stream in place."""
         assert self.manifest is not None
-        dirs, files, unusable = checked_jobs(refs, locate_sets(self.manifest, sets),
+        dirs, files, unusable = checked_jobs(refs, locate_sets(self.manifest, sets, "-"),
                                              self.manifest.header.set_id, self.dest)
         # folders made plain for files this stream carried: their streams go
         # on in place, first (the rest keeps the caller's overwrite)

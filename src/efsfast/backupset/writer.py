@@ -20,6 +20,7 @@ from ..api import BulkResult, ItemError, _run_many
 from .. import _core
 from .._core import CancelToken
 from .._errors import EfsError, RefusedError
+from ..messages import describe
 from . import metadata as _meta
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, Header, Kind,
                        find_manifest, read_manifest)
@@ -249,11 +250,11 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
                 job = jobs[e.index]
                 sink.add_entry(Entry(path=_rel(job[0], src_dir),
                                      kind=Kind.DIRECTORY if len(job) > 2 else Kind.FILE,
-                                     failed=f"{type(e.error).__name__}: {e.error}"))
+                                     failed=describe(e.error, job[0])))
             for e in unreadable:
                 sink.add_entry(Entry(path=_rel(e.dest, src_dir),
                                      kind=Kind.DIRECTORY if os.path.isdir(e.dest) else Kind.FILE,
-                                     failed=f"{type(e.error).__name__}: {e.error}"))
+                                     failed=describe(e.error, e.dest)))
         except OSError:
             if not (folder and sink.broken is not None):
                 raise           # (a broken manifest: the set stays incomplete, said below)
@@ -301,7 +302,7 @@ def _why(exc: BaseException) -> str:
     """The reason an aborted set's manifest gives."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)
 
 
 def _capture_opened(raw: _core.RawContext, entry: Entry, kind: _meta.MetaSource) -> bool:
@@ -360,7 +361,7 @@ def _plain_folders(src_dir: str, jobs: tree.Jobs, kind: _meta.MetaSource, sink: 
             meta = _meta.capture(path, kind)
         except OSError as exc:
             sink.add_entry(Entry(path=rel, kind=Kind.PLAIN_DIRECTORY,
-                                 failed=f"{type(exc).__name__}: {exc}"))
+                                 failed=describe(exc, path)))
             continue
         sink.add_entry(Entry(path=rel, kind=Kind.PLAIN_DIRECTORY, meta=meta))
 

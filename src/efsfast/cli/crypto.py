@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import json
 import os
 import sys
 import tempfile
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .._errors import RefusedError
 from ..crypto import MissingDependencyError
-from .output import ExitCode, report_tree
+from ..messages import ErrorKind
+from .options import STDIO, workers
+from .output import (ExitCode, emit, fail, failure, record, refuse, report_tree,
+                     require_folder, require_sources, say)
 from .progress import Progress, ctrl_c_cancels
 
 Command = Callable[[argparse.Namespace], int]
@@ -43,7 +45,7 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-data", action="store_true",
                    help="with --key: also decrypt every byte (to nowhere), proving all of it "
                         "is present and readable")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=workers(), default=None,
                    help="with --key: parallel processes (default: all cores)")
 
 
@@ -74,10 +76,10 @@ def password_source(args: argparse.Namespace) -> Callable[[str], Optional[str]]:
 
 
 def _load(args: argparse.Namespace, command: str) -> Any:
-    """The keys of --key, or None (said why) when there are none."""
+    """The keys of --key, or None (said why, exit 2) when there are none."""
     from ..crypto.keys import load_keys
     if not args.key:
-        print(f"efsfast: {command} needs --key KEYFILE", file=sys.stderr)
+        refuse(args, f"{command} needs --key KEYFILE", "--key")
         return None
     return load_keys(args.key, password=password_source(args))
 
@@ -88,12 +90,8 @@ def _guarded(command: Command, args: argparse.Namespace) -> int:
     from ..crypto.keys import KeyLoadError
     try:
         return command(args)
-    except MissingDependencyError as exc:
-        print(f"efsfast: {exc}", file=sys.stderr)
-        return ExitCode.REFUSED
-    except KeyLoadError as exc:
-        print(f"efsfast: {exc}", file=sys.stderr)
-        return ExitCode.REFUSED
+    except (MissingDependencyError, KeyLoadError) as exc:
+        return fail(args, exc, ExitCode.REFUSED)
 
 
 def _entry_text(opened: Any) -> str:
@@ -107,33 +105,57 @@ def cmd_verify_keys(args: argparse.Namespace) -> int:
 
 
 def _verify_keys(args: argparse.Namespace) -> int:
-    from ..crypto.verify import Proof, check_many, find_sources
+    from ..crypto.verify import Proof, check_many
+    from ..treewalk import find_sources
+    refused = require_sources(args, *args.files)
+    if refused is not None:
+        return refused
+    if STDIO in args.files:     # the proof runs on worker processes, each opening its file
+        return refuse(args, "verify --key reads each source by name: - (standard input) "
+                            "cannot be one (decrypt - reads it)", path=STDIO)
     keys = _load(args, "verify")
+    if keys is None:
+        return ExitCode.REFUSED
     unreadable: List[Any] = []
     sources = find_sources(args.files, unreadable)
     if not sources and not unreadable:
-        print("efsfast: no raw streams or encrypted files found in " + ", ".join(args.files),
-              file=sys.stderr)
-        return ExitCode.FAILED
+        return refuse(args, "no raw streams or encrypted files found in "
+                      + ", ".join(args.files))
     # what could not be listed or examined is a failed item, never left out
-    proofs = [Proof(path, False, error=str(exc)) for path, exc in unreadable]
+    failures = [failure(exc, path) for path, exc in unreadable]
+    proofs = [Proof(path, False, error=f["error"]) for (path, _), f in zip(unreadable, failures)]
     proofs += check_many(sources, keys, read_data=args.read_data, mode=args.mode,
                          workers=args.workers)
     bad = [p for p in proofs if not p.ok]
+    code = ExitCode.FAILED if bad else ExitCode.OK
     if args.json:
-        print(json.dumps({"decryptable": len(proofs) - len(bad), "not_decryptable": len(bad),
-                          "results": [p.as_dict() for p in proofs]}, indent=2))
+        failures += [{"path": p.path, "error": "; ".join(p.reasons) or p.error or "",
+                      "kind": (ErrorKind.NOT_DECRYPTABLE if p.reasons else ErrorKind.ERROR).value,
+                      "errno": None, "winerror": None}
+                     for p in bad[len(unreadable):]]
+        emit(args, record("verify", code, failures, results=[_result(p) for p in proofs],
+                          counts={"valid": len(proofs) - len(bad), "invalid": len(bad)}))
     else:
         for p in proofs:
             if p.ok:
                 extra = f", {p.plain_bytes} bytes decrypted" if p.plain_bytes is not None else ""
-                print(f"{p.path}: decryptable by {_entry_text(p.opened)}{extra}")
+                say(f"{p.path}: decryptable by {_entry_text(p.opened)}{extra}")
         for p in bad:
             why = "; ".join(p.reasons) if p.reasons else p.error
-            print(f"{p.path}: NOT DECRYPTABLE: {why}")
-        print(f"verify --key: {len(proofs) - len(bad)} decryptable, {len(bad)} not"
-              + (" (all data read)" if args.read_data else " ($EFS only)"))
-    return ExitCode.FAILED if bad else ExitCode.OK
+            say(f"{p.path}: NOT DECRYPTABLE: {why}")
+        say(f"verify --key: {len(proofs) - len(bad)} decryptable, {len(bad)} not"
+            + (" (all data read)" if args.read_data else " ($EFS only)"))
+    return code
+
+
+def _result(proof: Any) -> Dict[str, Any]:
+    """A proof as a result of the record (schema record-v1, check_result)."""
+    d = proof.as_dict()
+    out = {"path": d["path"], "valid": d["decryptable"]}
+    for key in ("opened_by", "reasons", "plaintext_bytes"):
+        if key in d:
+            out[key] = d[key]
+    return out
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
@@ -142,19 +164,29 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 def _decrypt(args: argparse.Namespace) -> int:
     from ..crypto.decrypt import decrypt
+    refused = require_sources(args, args.src)
+    if refused is not None:
+        return refused
     keys = _load(args, "decrypt")
     if keys is None:
         return ExitCode.REFUSED
-    src = sys.stdin.buffer if args.src == "-" else args.src
-    r = decrypt(src, args.dest, keys, overwrite=args.overwrite,
+    src = sys.stdin.buffer if args.src == STDIO else args.src
+    dest: Any = args.dest
+    if dest == STDIO:           # plaintext on stdout, as backup SRC - gives the raw stream
+        args.data_on_stdout = True
+        dest = sys.stdout.buffer
+    r = decrypt(src, dest, keys, overwrite=args.overwrite,
                 directory=True if args.directory else None, mode=args.mode)
     if args.json:
-        print(json.dumps({"path": r.path, "bytes": r.bytes, "directory": r.directory,
-                          "streams": [{"name": n, "size": s} for n, s in r.streams],
-                          "opened_by": r.opened.as_dict()}))
-    else:
+        emit(args, record("decrypt", ExitCode.OK, source=args.src, dest=args.dest,
+                          bytes=r.bytes, object={
+                              "path": args.dest if args.dest == STDIO else r.path,
+                              "directory": r.directory,
+                              "streams": [{"name": n, "size": s} for n, s in r.streams],
+                              "opened_by": r.opened.as_dict()}))
+    elif args.dest != STDIO:
         what = "folder" if r.directory else f"{r.bytes} bytes of plaintext"
-        print(f"decrypted {args.src} -> {r.path} ({what}; {_entry_text(r.opened)})")
+        say(f"decrypted {args.src} -> {r.path} ({what}; {_entry_text(r.opened)})")
     return ExitCode.OK
 
 
@@ -166,9 +198,9 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
     from ..backupset.restore import MissingSetsError
     from ..crypto.tree import check_complete, decrypt_tree
     url = args.src.lower().startswith("s3://")
-    if not url and not os.path.isdir(args.src):
-        print(f"efsfast: {args.src}: not a folder", file=sys.stderr)
-        return ExitCode.REFUSED
+    refused = require_folder(args, args.src)     # a mistyped SRC_DIR is a usage error
+    if refused is not None:
+        return refused
     try:                    # refused before a password is asked
         if url:
             from ..backupset.storestage import open_store_set
@@ -177,8 +209,7 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
         else:
             check_complete(args.src, args.partial)
     except RefusedError as exc:
-        print(f"efsfast: {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return ExitCode.REFUSED
+        return fail(args, exc, ExitCode.REFUSED)
     with contextlib.ExitStack() as stack:
         src, sets = args.src, args.sets
         if url:
@@ -198,20 +229,26 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
                                  overwrite=args.overwrite, skip_existing=args.skip_existing,
                                  progress=bar, cancel=token, partial=args.partial, sets=sets,
                                  sync=not args.no_sync)
+                if url:
+                    _name_by_url(r, src, args.src)
             except MissingSetsError as exc:             # nothing was decrypted
                 bar.close()
-                print(f"efsfast: {exc.strerror}", file=sys.stderr)
-                return ExitCode.REFUSED
+                if url:
+                    exc.filename = args.src             # (not the staging folder)
+                return fail(args, exc, ExitCode.REFUSED)
             finally:
                 bar.close()
-    extra: dict[str, Any] = {"directories": r.directories, "skipped (not encrypted)": r.skipped,
-             "skipped (already there)": r.existing}
+    counts = {"directories": r.directories, "skipped_not_encrypted": len(r.skipped),
+              "skipped_existing": len(r.existing)}
+    extra: Dict[str, Any] = {"counts": counts, "skipped": {
+        "not_encrypted": list(r.skipped), "existing": list(r.existing)}}
     notes = []                      # (as restore-tree says them)
     if r.set_id:
-        extra["verified"] = r.verified      # objects that matched their manifest lines
-        extra["set"] = r.set_id
+        counts["verified"] = r.verified     # objects that matched their manifest lines
+        extra["verified"] = True
+        extra["set_id"] = r.set_id
+        extra["complete"] = r.complete
         if not r.complete:
-            extra["complete"] = False
             notes.append("an incomplete set: decrypted only what it lists")
     elif r.unchecked:
         extra["verified"] = False
@@ -219,6 +256,23 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
     if notes:
         extra["notes"] = notes
     return report_tree(args, "decrypt-tree", r, extra)
+
+
+def _name_by_url(r: Any, staged: str, url: str) -> None:
+    """The objects of a set in a bucket, decrypted from a staging folder,
+    are named in the report by their URL (never the temporary copy's path):
+    each job's raw stream and each error's file."""
+    prefix = os.path.join(staged, "")
+    base = url.rstrip("/") + "/"
+
+    def named(p: Any) -> Any:
+        if isinstance(p, (str, os.PathLike)) and os.fspath(p).startswith(prefix):
+            return base + os.fspath(p)[len(prefix):].replace(os.sep, "/")
+        return p
+    r.jobs = [(j[0], named(j[1]), *j[2:]) for j in r.jobs]
+    for e in r.failures:
+        if isinstance(e.error, OSError) and e.error.filename is not None:
+            e.error.filename = named(e.error.filename)
 
 
 def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentParser) -> None:
@@ -230,7 +284,8 @@ def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentP
                             "mount) with a private key, without Windows")
     s.add_argument("src", metavar="SRC", help="raw stream, encrypted file, or - for stdin")
     s.add_argument("dest", metavar="DEST",
-                   help="plaintext file (named streams become DEST:name)")
+                   help="plaintext file (named streams become DEST:name), or - for standard "
+                        "output (the unnamed stream only)")
     s.add_argument("--directory", action="store_true",
                    help="make DEST a folder (the default for streams without data)")
     s.set_defaults(func=cmd_decrypt)
@@ -241,7 +296,7 @@ def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentP
     s.add_argument("src", metavar="SRC_DIR", help="a set folder, s3://BUCKET/PREFIX, a folder "
                    "of .efsraw files or an efs_raw tree")
     s.add_argument("dest", metavar="DEST_DIR")
-    s.add_argument("--workers", type=int, default=None, help="parallel workers")
+    s.add_argument("--workers", type=workers(), default=None, help="parallel workers")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--skip-existing", action="store_true",
                    help="leave plaintext files that are already there alone (resume)")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from typing import Any, BinaryIO, Dict, Iterator, Optional
@@ -14,7 +13,7 @@ from typing import Any, BinaryIO, Dict, Iterator, Optional
 from .. import EfsError
 from .crypto import add_password_options, password_source
 from .options import STDIO
-from .output import ExitCode, fail
+from .output import ExitCode, emit, fail, record, refuse
 
 ALGORITHMS = ("aes256", "3des")
 
@@ -55,15 +54,14 @@ def _refusal(args: argparse.Namespace, stream: Optional[BinaryIO]) -> Optional[i
     try:
         if stream is not None:
             if stream.isatty():
-                return fail(args, ValueError("will not write a raw stream to a terminal "
-                                             "(redirect standard output, or give DEST)"),
-                            ExitCode.REFUSED)
+                return refuse(args, "will not write a raw stream to a terminal (redirect "
+                                    "standard output, or give DEST)", path=STDIO)
         elif not args.overwrite:
             refuse_existing(args.dest)
         if args.plain == STDIO:     # the size comes before the data, and a spool would be
-            return fail(args, ValueError(   # a plaintext copy on disk
-                "PLAIN must be a file: the raw stream states the plaintext's size before its "
-                "data, so standard input is not taken"), ExitCode.REFUSED)
+            return refuse(args,         # a plaintext copy on disk
+                          "PLAIN must be a file: the raw stream states the plaintext's size "
+                          "before its data, so standard input is not taken", path=STDIO)
         if os.path.isdir(args.plain):
             raise IsADirectoryError(21, "a folder, not a file (encrypt takes one file)",
                                     args.plain)
@@ -83,15 +81,13 @@ def _encrypt(args: argparse.Namespace, stream: Optional[BinaryIO]) -> int:
         stream.flush()
     # the fields of the other commands' records (source, dest, bytes: the raw
     # stream's, object: what was made)
-    record: Dict[str, Any] = {
-        "command": "encrypt", "ok": True, "source": args.plain, "dest": args.dest,
-        "bytes": r.bytes,
-        "object": {"path": r.path if r.path is not None else STDIO,
-                   "plain_bytes": r.plain_bytes, "recipients": list(r.recipients),
-                   "recovery_agents": list(r.recovery_agents), "algorithm": r.algorithm},
-        "failures": []}
+    made: Dict[str, Any] = {
+        "path": r.path if r.path is not None else STDIO, "plain_bytes": r.plain_bytes,
+        "recipients": list(r.recipients), "recovery_agents": list(r.recovery_agents),
+        "algorithm": r.algorithm}
     if args.json:
-        print(json.dumps(record))
+        emit(args, record("encrypt", ExitCode.OK, source=args.plain, dest=args.dest,
+                          bytes=r.bytes, object=made))
     else:
         agents = (f"; recovery agent{'s' if len(r.recovery_agents) > 1 else ''} "
                   + ", ".join(r.recovery_agents)) if r.recovery_agents else ""

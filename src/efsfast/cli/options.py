@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from ..backends import PosixBackend
 
 STDIO = "-"                     # a tar stream on stdin/stdout instead of a folder
+MAX_BUFFER_SIZE = 1 << 30       # = efsfast._core.MAX_BUFFER_SIZE (tests/test_one_voice.py)
+MIN_MEMORY_MIB = 8              # the least memory an s3:// transfer is given
 
 
 def whole_number(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
@@ -21,6 +23,18 @@ def whole_number(minimum: int, maximum: Optional[int] = None) -> Callable[[str],
         return count_type(minimum, maximum)(text)
     parse.__name__ = "whole number"
     return parse
+
+
+def workers() -> Callable[[str], int]:
+    """--workers of every command that has it: at least 1."""
+    return whole_number(1)
+
+
+def buffer_size() -> Callable[[str], int]:
+    """--buffer-size: 1 byte to the largest buffer the POSIX system side
+    takes (efsfast._core.MAX_BUFFER_SIZE, 1 GiB; not imported here: the
+    parser is built at start-up)."""
+    return whole_number(1, MAX_BUFFER_SIZE)
 
 
 def backend_from(args: argparse.Namespace) -> Optional[PosixBackend]:
@@ -47,9 +61,10 @@ def add_no_sync(p: argparse.ArgumentParser) -> None:
 
 
 def add_jobs_option(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--jobs", type=int, default=None, metavar="N",
+    s.add_argument("--jobs", type=whole_number(1), default=None, metavar="N",
                    help="s3:// sets: requests in flight at once (default 16)")
-    s.add_argument("--memory-mib", type=int, default=None, metavar="MIB",
+    s.add_argument("--memory-mib", type=whole_number(MIN_MEMORY_MIB), default=None,
+                   metavar="MIB",
                    help="s3:// sets: bytes held for transfers at once (default 256 MiB; at "
                         "least 8)")
 
@@ -58,7 +73,7 @@ def store_options(args: argparse.Namespace) -> Dict[str, Any]:
     """The object store's options from the command line."""
     out = {}
     if getattr(args, "jobs", None) is not None:
-        out["jobs"] = max(1, args.jobs)
+        out["jobs"] = args.jobs
     if getattr(args, "memory_mib", None) is not None:
-        out["memory_limit"] = max(8, args.memory_mib) << 20
+        out["memory_limit"] = args.memory_mib << 20
     return out

@@ -1,5 +1,11 @@
-"""What the command line says: exit codes, errors as one line or as JSON
-fields, and the summary of a tree job with its failures."""
+"""What the command line says: exit codes, errors as one line or as the
+failures of a --json record, and the summary of a tree job.
+
+Every --json record is made here (:func:`record`) and printed here
+(:func:`emit`), so every command follows the one schema the package ships
+(``efsfast/schema/record-v1.json``, docs/JSON-OUTPUT.md): ``schema``,
+``command``, ``ok`` (a boolean), ``exit_code``, ``interrupted``,
+``failures``, and the command's own fields."""
 from __future__ import annotations
 
 import enum
@@ -7,12 +13,13 @@ import json
 import os
 import sys
 
-from .. import ObjectMismatchError, RawFormatError
+from .. import RawFormatError
+
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Dict, List, Optional, Sequence, Tuple
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
     from ..api import ItemError
     from ..raw import RawInfo
@@ -20,61 +27,154 @@ if TYPE_CHECKING:
 
 
 class ExitCode(enum.IntEnum):
-    """The exit status of every command (docs/COMMAND-LINE.md)."""
+    """The exit status of every command (docs/JSON-OUTPUT.md)."""
     OK = 0                  # everything asked was done (or found as it should be)
     FAILED = 1              # some items failed, or the check failed
     REFUSED = 2             # usage or environment refused before any work was done
     INTERRUPTED = 130       # Ctrl-C: what was done is whole and counted
 
 
-def info_dict(info: RawInfo) -> Dict[str, Any]:
-    import dataclasses
-    return dataclasses.asdict(info) | {"is_directory_like": info.is_directory_like}
-
-
-def error_dict(exc: BaseException) -> Dict[str, Any]:
-    """An error as JSON fields; a format error names its source (the raw
-    stream's path, null for a stream that has none), rule and offset."""
-    d: Dict[str, Any] = {
-        "error": type(exc).__name__,
-        "message": getattr(exc, "strerror", None) or str(exc),
-        "errno": getattr(exc, "errno", None), "winerror": getattr(exc, "winerror", None)}
-    if isinstance(exc, RawFormatError):
-        d.update(rule=exc.rule, offset=exc.offset, code=exc.code, source=exc.filename)
-    elif isinstance(exc, ObjectMismatchError):
-        d.update(expected_sha256=exc.expected_sha256, sha256=exc.sha256,
-                 expected_size=exc.expected_size, size=exc.size)
-    return d
+EXISTS_HINT = "it exists (add --overwrite to replace it, or --skip-existing to keep it)"
 
 
 def describe(exc: BaseException, path: Optional[str] = None) -> str:
-    """One line for a person: the file at fault, then what went wrong (the
-    file is left out where ``path`` already names it)."""
-    if isinstance(exc, RawFormatError):
-        where = exc.filename or "the raw stream"
-        dest = getattr(exc, "dest", None)
-        return (f"{where}: not a valid raw stream: {exc.strerror}"
-                + (f" (nothing was written to {dest})" if dest and dest != path else ""))
-    if not isinstance(exc, OSError):
-        return str(exc)
-    text = _in_our_words(exc)
-    name = exc.filename
-    return text if name is None or os.fspath(name) == path else f"{name}: {text}"
+    """One line for a person (efsfast.messages.describe), with the API's
+    advice in the command line's words."""
+    from ..messages import describe as describe_error   # (not at start-up: --version)
+    return describe_error(exc, path).replace("pass overwrite=True", "add --overwrite")
 
 
-def fail(args: argparse.Namespace, exc: BaseException, code: int, **fields: Any) -> int:
-    """Report a command that failed as a whole: a JSON record on stdout with
-    --json (the same fields as a tree job's failures), a line on stderr
-    otherwise."""
-    if getattr(args, "json", False):
-        # "path": the object the command was about (a restore's destination
-        # even where a format error names the raw stream as its source)
-        path = getattr(exc, "dest", None) or getattr(exc, "filename", None)
-        print(json.dumps({"command": args.command, "ok": False, "path": path}
-                         | fields | error_dict(exc)))
+def failure(exc: BaseException, path: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+    """A failure of the record: the error's fields (efsfast.messages), the
+    text as :func:`describe` words it, and ``extra`` (index, source, dest)."""
+    from ..messages import error_fields
+    out = error_fields(exc, path)
+    out["error"] = describe(exc, out["path"])
+    out.update(extra)
+    return out
+
+
+def usage_failure(message: str, option: Optional[str] = None,
+                  path: Optional[str] = None) -> Dict[str, Any]:
+    from ..messages import ErrorKind
+    out: Dict[str, Any] = {"path": path, "error": message, "kind": ErrorKind.USAGE.value,
+                           "errno": None, "winerror": None}
+    if option:
+        out["option"] = option
+    return out
+
+
+def record(command: Optional[str], code: int, failures: Iterable[Dict[str, Any]] = (),
+           **fields: Any) -> Dict[str, Any]:
+    """A --json record (schema record-v1): ``ok`` and ``interrupted`` follow
+    from the exit code, so the three never disagree."""
+    from ..schema import RECORD_VERSION
+    code = int(code)
+    return {"schema": RECORD_VERSION, "command": command, "ok": code == ExitCode.OK,
+            "exit_code": code, "interrupted": code == ExitCode.INTERRUPTED,
+            **fields, "failures": list(failures)}
+
+
+def _stream(args: Optional[argparse.Namespace]) -> TextIO:
+    """stdout, or stderr where stdout carries the data (a tar stream, a raw
+    stream, plaintext on ``-``)."""
+    return sys.stderr if getattr(args, "data_on_stdout", False) else sys.stdout
+
+
+def emit(args: Optional[argparse.Namespace], rec: Dict[str, Any]) -> None:
+    """Print one record; a reader that went away ends it quietly."""
+    write(_stream(args), json.dumps(rec, indent=2) + "\n")
+
+
+def write(stream: TextIO, text: str) -> bool:
+    """Write and flush ``text``; False (and stdout quietened) where the
+    reader closed the pipe: no traceback, no 'Exception ignored' at exit."""
+    try:
+        stream.write(text)
+        stream.flush()
+        return True
+    except BrokenPipeError:
+        quieten_stdout()
+        return False
+
+
+def quieten_stdout() -> None:
+    """Standard output's reader went away: point it at the null device, so
+    that the interpreter's last flush has nowhere to fail."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return                  # (not a real file: a test's capture)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def say(text: str) -> None:
+    """A line of the text output (stdout, or stderr where stdout carries data)."""
+    write(sys.stdout, text + "\n")
+
+
+def wants_json(args: Optional[argparse.Namespace]) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def fail(args: argparse.Namespace, exc: BaseException, code: int,
+         path: Optional[str] = None, **fields: Any) -> int:
+    """A command that failed as a whole: one record with --json, a line on
+    stderr otherwise; returns ``code``.  ``path``: what the failure is
+    about where the error does not name it (``-`` for a closed pipe)."""
+    if wants_json(args):
+        emit(args, record(args.command, code, [failure(exc, path)], **fields))
     else:
-        print(f"efsfast: {describe(exc)}", file=sys.stderr)
+        write(sys.stderr, f"efsfast: {describe(exc)}\n")
     return code
+
+
+def refuse(args: argparse.Namespace, message: str, option: Optional[str] = None,
+           path: Optional[str] = None) -> int:
+    """A command refused before any work for a reason of the command line's
+    own (exit 2): one record with --json, a line on stderr otherwise."""
+    if wants_json(args):
+        emit(args, record(args.command, ExitCode.REFUSED,
+                          [usage_failure(message, option, path)]))
+    else:
+        write(sys.stderr, f"efsfast: {message}\n")
+    return ExitCode.REFUSED
+
+
+def require_sources(args: argparse.Namespace, *paths: str) -> Optional[int]:
+    """A missing source is refused before any work (exit 2), as the tree
+    jobs refuse a missing SRC_DIR; None where every one is there.  ``-`` and
+    s3:// URLs are not looked for."""
+    for p in paths:
+        if p == "-" or p.lower().startswith("s3://") or os.path.lexists(p):
+            continue
+        import errno
+        return fail(args, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), p),
+                    ExitCode.REFUSED)
+    return None
+
+
+def require_folder(args: argparse.Namespace, path: str) -> Optional[int]:
+    """A SET or SRC_DIR that is missing or not a folder is refused before
+    any work (exit 2), in the tree jobs' words; None where it is one (or is
+    ``-`` or an s3:// URL)."""
+    if path == "-" or path.lower().startswith("s3://"):
+        return None
+    from ..treewalk import check_source_dir
+    try:
+        check_source_dir(path)
+    except OSError as exc:
+        return fail(args, exc, ExitCode.REFUSED)
+    return None
+
+
+def info_dict(info: RawInfo) -> Dict[str, Any]:
+    import dataclasses
+    return dataclasses.asdict(info) | {"is_directory_like": info.is_directory_like}
 
 
 def print_info(path: str, info: RawInfo) -> None:
@@ -102,22 +202,17 @@ def print_info(path: str, info: RawInfo) -> None:
 
 # ---- tree jobs ----
 
-EXISTS_HINT = "it exists (add --overwrite to replace it, or --skip-existing to keep it)"
-
-
 def failure_records(result: TreeResult, restore: bool) -> List[Dict[str, Any]]:
-    """One JSON record per failed item: the object, the file on the other
-    side (the raw stream it came from, or the backup file it was to go
-    to), and the error's fields."""
+    """One failure per failed item: the object, the file on the other side
+    (the raw stream it came from, or the backup file it was to go to), and
+    the error's fields."""
     out = []
     for e in result.failures:
         other = result.jobs[e.index][1] if 0 <= e.index < len(result.jobs) else None
-        rec: Dict[str, Any] = {"index": e.index, "path": e.dest,
-                               "source" if restore else "dest":
-                               None if other is None else os.fspath(other)}
-        rec |= error_dict(e.error)
-        rec["text"] = (EXISTS_HINT if isinstance(e.error, FileExistsError)
-                       else describe(e.error, e.dest))
+        rec = failure(e.error, e.dest, index=e.index)
+        rec["source" if restore else "dest"] = None if other is None else os.fspath(other)
+        if isinstance(e.error, FileExistsError):
+            rec["error"] = EXISTS_HINT
         out.append(rec)
     return out
 
@@ -228,36 +323,87 @@ def _resume_hint(args: argparse.Namespace, kind: str, extra: Dict[str, Any]) -> 
             f"{DONE[kind]} is kept, the rest is done")
 
 
+# the text summary's name for each count (the record's keys are snake_case)
+COUNT_LABELS = {"directories": "directories", "skipped_not_encrypted": "skipped (not encrypted)",
+                "skipped_existing": "skipped (already there)",
+                "unchanged": "unchanged (in earlier sets)", "verified": "verified"}
+
+
+def tree_summary(r: Any, backup: bool, folder: bool = True) -> Dict[str, Any]:
+    """A tree job's fields past done/failed/not_done (schema record-v1):
+    ``counts`` to add, and the set's facts; ``notes`` are lines the text
+    summary prints as they are."""
+    counts: Dict[str, int] = {"directories": r.directories,
+                              "skipped_existing": len(r.existing)}
+    out: Dict[str, Any] = {"counts": counts, "skipped": {"existing": list(r.existing)}}
+    if hasattr(r, "skipped") and backup:
+        counts["skipped_not_encrypted"] = len(r.skipped)
+        out["skipped"]["not_encrypted"] = list(r.skipped)
+    notes: List[str] = []
+    if getattr(r, "set_id", ""):
+        counts["unchanged"] = r.unchanged
+        if not backup:      # restored objects whose size and SHA-256 matched the manifest
+            counts["verified"] = r.verified
+            out["verified"] = True
+        out["set_id"] = r.set_id
+    complete = getattr(r, "complete", None)
+    if backup and complete is not None:
+        out["complete"] = complete
+        if not complete:
+            out["incomplete_reason"] = r.reason
+            notes.append(f"the set is incomplete ({r.reason})" + (
+                ": resume it with backup-tree --skip-existing" if folder else ""))
+    elif complete is False:         # restore-tree --partial
+        out["complete"] = False
+        notes.append("an incomplete set: restored only what it lists")
+    elif complete is None and not backup:
+        out["verified"] = False     # a folder of raw streams with no manifest
+        notes.append("not verified: no manifest")
+    if notes:
+        out["notes"] = notes
+    return out
+
+
 def report_tree(args: argparse.Namespace, kind: str, result: TreeResult,
-                extra: Dict[str, Any], interrupted: bool = False) -> int:
-    """The summary of a tree job (``result``: a TreeResult): with --json one
-    record on stdout, every failure in it; otherwise the failures grouped by
-    cause, then the summary itself, last, where it stays on the screen.  A
-    progress bar must be closed before (see Progress.close)."""
+                extra: Dict[str, Any], interrupted: bool = False,
+                failed: Optional[Dict[str, Any]] = None) -> int:
+    """The summary of a tree job (``result``: a TreeResult; ``extra``: what
+    :func:`tree_summary` gives, and ``truncated`` or more notes): with
+    --json one record, every failure in it; otherwise the failures grouped
+    by cause, then the summary itself, last, where it stays on the screen.
+    ``failed``: a failure of the run as a whole (a set left incomplete, a
+    stream that ended early), listed where no item stands for it: the exit
+    code is then at least 1.  A progress bar must be closed before (see
+    Progress.close)."""
     bulk = result.bulk
     # restore-tree and decrypt-tree jobs are (object, raw stream it came from)
-    failures = failure_records(result, restore=kind.startswith(("restore", "decrypt")))
+    items = failure_records(result, restore=kind.startswith(("restore", "decrypt")))
     interrupted = interrupted or bulk.cancelled
-    summary = {"command": kind, "ok": bulk.files, "failed": len(failures),
-               "not_done": result.not_done, "bytes": bulk.bytes,
-               "interrupted": interrupted} | extra
-    if args.json:
-        print(json.dumps(summary | {"failures": failures}, indent=2))
-    else:
-        if failures:
-            print_failures(group_failures(result.failures), kind)
-        print(f"{kind}: {bulk.files} done, {len(failures)} failed, "
-              + (f"{result.not_done} not done, " if result.not_done else "")
-              + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else ""))
-        for k, v in extra.items():
-            if k == "notes":            # lines to print as they are
-                for line in v:
-                    print(f"  {line}")
-            elif v and not isinstance(v, bool):     # (flags are for --json)
-                print(f"  {k}: {v if not isinstance(v, list) else len(v)}")
-        hint = _resume_hint(args, kind, extra) if interrupted else None
-        if hint:
-            print(f"  {hint}")
-    if interrupted:
-        return ExitCode.INTERRUPTED
-    return ExitCode.FAILED if failures else ExitCode.OK
+    code = (ExitCode.INTERRUPTED if interrupted else
+            ExitCode.FAILED if items or failed else ExitCode.OK)
+    failures = items + ([failed] if failed is not None and not items else [])
+    extra = dict(extra)
+    counts = {"done": bulk.files, "failed": len(items), "not_done": result.not_done}
+    counts |= extra.pop("counts", {})
+    if wants_json(args):
+        emit(args, record(kind, code, failures, counts=counts, bytes=bulk.bytes,
+                          source=args.src, dest=args.dest, **extra))
+        return code
+    if items:
+        print_failures(group_failures(result.failures), kind)
+    lines = [f"{kind}: {bulk.files} done, {len(items)} failed, "
+             + (f"{result.not_done} not done, " if result.not_done else "")
+             + f"{bulk.bytes / 1e6:.1f} MB" + (" (interrupted)" if interrupted else "")]
+    for key, label in COUNT_LABELS.items():
+        if counts.get(key):
+            lines.append(f"  {label}: {counts[key]}")
+    if extra.get("set_id"):
+        lines.append(f"  set: {extra['set_id']}")
+    if extra.get("truncated"):
+        lines.append(f"  truncated: {extra['truncated']}")
+    lines += [f"  {line}" for line in extra.get("notes", ())]
+    hint = _resume_hint(args, kind, extra) if interrupted else None
+    if hint:
+        lines.append(f"  {hint}")
+    write(sys.stdout, "\n".join(lines) + "\n")
+    return code

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 
 from .options import STDIO, backend_from, is_s3
-from .output import ExitCode, error_dict, fail, info_dict, print_info
+from .output import (ExitCode, describe, emit, fail, failure, info_dict, print_info, record,
+                     refuse, require_sources, say)
 from .progress import ctrl_c_cancels
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -19,44 +19,67 @@ if TYPE_CHECKING:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .. import raw
+    refused = require_sources(args, args.file)
+    if refused is not None:
+        return refused
     try:
-        info = raw.inspect(args.file, mode=args.mode)
+        info = raw.inspect(_source(args.file), mode=args.mode)
     except OSError as exc:
-        if args.json:
-            print(json.dumps({"path": args.file} | error_dict(exc)))
-        else:
-            print(f"efsfast: {args.file}: {exc.strerror}", file=sys.stderr)
-        return ExitCode.FAILED
+        return fail(args, exc, ExitCode.FAILED, args.file)
     if args.json:
-        print(json.dumps({"path": args.file} | info_dict(info), indent=2))
+        emit(args, record("inspect", ExitCode.OK, source=args.file,
+                          info={"path": args.file} | info_dict(info)))
     else:
         print_info(args.file, info)
     return ExitCode.OK
 
 
+def _source(name: str) -> Any:
+    """A raw stream named on the command line: ``-`` is standard input."""
+    return sys.stdin.buffer if name == STDIO else name
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    """verify FILE...: each raw stream or encrypted object, and those found
+    below a folder (as verify --key finds them)."""
     from .. import raw
+    from ..treewalk import find_sources
     if args.key:
         from .crypto import cmd_verify_keys
         return cmd_verify_keys(args)
-    failed = 0
+    refused = require_sources(args, *args.files)
+    if refused is not None:
+        return refused
+    unreadable: List[Any] = []
+    sources = find_sources(args.files, unreadable)
+    if not sources and not unreadable:
+        return refuse(args, "no raw streams or encrypted files found in "
+                      + ", ".join(args.files))
     results: List[Dict[str, Any]] = []
-    for path in args.files:
+    failures = [failure(exc, path) for path, exc in unreadable]
+    for path, exc in unreadable:
+        results.append({"path": path, "valid": False})
+        if not args.json:
+            say(f"{path}: INVALID: {describe(exc, path)}")
+    for path in sources:
         try:
-            info = raw.verify(path, mode=args.mode)
+            info = raw.verify(_source(path), mode=args.mode)
         except OSError as exc:
-            failed += 1
-            results.append({"path": path, "valid": False} | error_dict(exc))
+            failures.append(failure(exc, path))
+            results.append({"path": path, "valid": False})
             if not args.json:
-                print(f"{path}: INVALID: {exc.strerror}")
+                say(f"{path}: INVALID: {describe(exc, path)}")
         else:
             results.append({"path": path, "valid": True, "raw_size": info.raw_size,
                             "streams": len(info.streams)})
             if not args.json:
-                print(f"{path}: ok ({info.raw_size} bytes, {len(info.streams)} data stream(s))")
+                say(f"{path}: ok ({info.raw_size} bytes, {len(info.streams)} data stream(s))")
+    code = ExitCode.FAILED if failures else ExitCode.OK
     if args.json:
-        print(json.dumps(results, indent=2))
-    return ExitCode.FAILED if failed else ExitCode.OK
+        emit(args, record("verify", code, failures, results=results,
+                          counts={"valid": len(results) - len(failures),
+                                  "invalid": len(failures)}))
+    return code
 
 
 def stream_arg(text: str) -> Tuple[str, int]:
@@ -65,14 +88,14 @@ def stream_arg(text: str) -> Tuple[str, int]:
     from ..sizes import parse_size
     name, sep, size = text.partition("=")
     if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, not {text}")
     if any(c in name for c in ":/\\\0"):
-        raise argparse.ArgumentTypeError(f"{name!r} is not a stream name (one without ':', "
+        raise argparse.ArgumentTypeError(f"{name} is not a stream name (one without ':', "
                                          "'/', '\\' or NUL)")
     try:
         return name, parse_size(size)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, not {text}: {exc}") from None
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -84,30 +107,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.output == STDIO:
         args.data_on_stdout = True      # (what the command says goes to stderr)
         if sys.stdout.isatty():
-            return fail(args, ValueError("will not write a raw stream to a terminal (redirect "
-                                         "standard output, or give OUTPUT)"), ExitCode.REFUSED)
+            return refuse(args, "will not write a raw stream to a terminal (redirect standard "
+                                "output, or give OUTPUT)", path=STDIO)
         n = raw.write_synthetic_raw(sys.stdout.buffer, args.size, **options)
         sys.stdout.buffer.flush()
-        return ExitCode.OK
-    try:
-        if not args.overwrite:
-            refuse_existing(args.output)
-    except OSError as exc:
-        return fail(args, exc, ExitCode.REFUSED)
-    # written as it is made, one segment at a time: any size in constant memory
-    with new_file(args.output, overwrite=args.overwrite) as f:
-        n = raw.write_synthetic_raw(f, args.size, **options)
-    if args.json:
-        print(json.dumps({"command": "synth", "ok": True, "dest": args.output, "bytes": n,
-                          "object": {"path": args.output}, "failures": []}))
     else:
-        print(f"wrote {args.output}: {n} bytes")
+        try:
+            if not args.overwrite:
+                refuse_existing(args.output)
+        except OSError as exc:
+            return fail(args, exc, ExitCode.REFUSED)
+        # written as it is made, one segment at a time: any size in constant memory
+        with new_file(args.output, overwrite=args.overwrite) as f:
+            n = raw.write_synthetic_raw(f, args.size, **options)
+    if args.json:
+        emit(args, record("synth", ExitCode.OK, dest=args.output, bytes=n,
+                          object={"path": args.output}))
+    elif args.output != STDIO:
+        say(f"wrote {args.output}: {n} bytes")
     return ExitCode.OK
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from ..api import restore
-    src: Any = sys.stdin.buffer if args.src == "-" else args.src
+    refused = require_sources(args, args.src)
+    if refused is not None:
+        return refused
+    src: Any = sys.stdin.buffer if args.src == STDIO else args.src
     if sys.stderr.isatty() and not args.json:
         print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
     with ctrl_c_cancels(args.program) as token, contextlib.ExitStack() as stack:
@@ -116,35 +142,50 @@ def cmd_restore(args: argparse.Namespace) -> int:
             src = stack.enter_context(object_source(args.src))
         r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
                     backend=backend_from(args), cancel=token)
-    out = {"path": r.path, "bytes": r.bytes, "calls": r.calls}
-    print(json.dumps(out) if args.json else f"restored {r.path} ({r.bytes} bytes of raw stream)")
+    if args.json:
+        emit(args, record("restore", ExitCode.OK, source=args.src, dest=args.dest,
+                          bytes=r.bytes, object={"path": r.path, "calls": r.calls}))
+    else:
+        say(f"restored {r.path} ({r.bytes} bytes of raw stream)")
     return ExitCode.OK
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from ..api import backup
     from ..tree import SUFFIX
+    refused = require_sources(args, args.src)
+    if refused is not None:
+        return refused
     with ctrl_c_cancels(args.program) as token:
-        if args.dest == "-":
-            backup(args.src, sys.stdout.buffer, directory=args.directory,
-                   backend=backend_from(args), cancel=token)
-            return ExitCode.OK
         dest = args.dest
-        if is_s3(dest):     # written here first, then uploaded (create-only)
+        if dest == STDIO:           # the raw stream is the output: the record goes to stderr
+            args.data_on_stdout = True
+            r = backup(args.src, sys.stdout.buffer, directory=args.directory,
+                       backend=backend_from(args), cancel=token)
+            sys.stdout.buffer.flush()
+        elif is_s3(dest):   # written here first, then uploaded (create-only)
             import tempfile
             from ..store.single import upload_file
             with tempfile.TemporaryDirectory(prefix=".efsfast-up-") as work:
                 staged = os.path.join(work, "object" + SUFFIX)
-                r = backup(args.src, staged, directory=args.directory,
-                           backend=backend_from(args), cancel=token)
+                try:
+                    r = backup(args.src, staged, directory=args.directory,
+                               backend=backend_from(args), cancel=token)
+                except OSError as exc:      # (no room for the copy, ...): the URL given,
+                    if exc.filename == staged:      # never the temporary copy's path
+                        exc.filename = dest
+                    raise
                 upload_file(staged, dest, replace=args.overwrite)
-        elif os.path.isdir(dest):            # like cp: into the folder, as NAME.efsraw
-            dest = os.path.join(dest, os.path.basename(os.path.normpath(args.src)) + SUFFIX)
-        if not is_s3(dest):
+        else:
+            if os.path.isdir(dest):          # like cp: into the folder, as NAME.efsraw
+                dest = os.path.join(dest, os.path.basename(os.path.normpath(args.src)) + SUFFIX)
             r = backup(args.src, dest, directory=args.directory, overwrite=args.overwrite,
                        backend=backend_from(args), cancel=token)
-    out = {"path": r.path, "output": dest, "bytes": r.bytes, "calls": r.calls}
-    print(json.dumps(out) if args.json else f"backed up {r.path} to {dest} ({r.bytes} bytes)")
+    if args.json:
+        emit(args, record("backup", ExitCode.OK, source=args.src, dest=dest, bytes=r.bytes,
+                          object={"path": r.path, "output": dest, "calls": r.calls}))
+    elif dest != STDIO:
+        say(f"backed up {r.path} to {dest} ({r.bytes} bytes)")
     return ExitCode.OK
 
 
@@ -153,7 +194,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def add_inspect(sub: Any, mode: argparse.ArgumentParser) -> None:
     s = sub.add_parser("inspect", parents=[mode],
                        help="describe a raw stream: its $EFS entries and data streams")
-    s.add_argument("file", metavar="FILE", help="a raw stream file (a .efsraw backup)")
+    s.add_argument("file", metavar="FILE", help="a raw stream file (a .efsraw backup), an "
+                   "encrypted object on an efs_raw mount, or - for standard input")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_inspect)
 
@@ -162,7 +204,9 @@ def add_verify(sub: Any, mode: argparse.ArgumentParser) -> None:
     from .crypto import add_verify_options
     s = sub.add_parser("verify", parents=[mode],
                        help="validate raw streams (exit 0 only if all are valid)")
-    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("files", nargs="+", metavar="FILE",
+                   help="raw streams, encrypted objects, folders holding them, or - for "
+                        "standard input")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     add_verify_options(s)
     s.set_defaults(func=cmd_verify)

@@ -3,12 +3,11 @@ against its manifest, and with --key prove each object decryptable."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from .._errors import RefusedError
 from .options import STDIO, add_jobs_option, is_s3, store_options
-from .output import ExitCode
+from .output import ExitCode, emit, fail, record, refuse, require_folder, say
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
@@ -18,47 +17,51 @@ if TYPE_CHECKING:
 def cmd_verify_set(args: argparse.Namespace) -> int:
     from ..backupset.streamverify import verify_stream
     from ..backupset.verify import verify_set
+    refused = require_folder(args, args.set)
+    if refused is not None:
+        return refused
     prove: Any = None
     if args.key:
         try:
             prove = _decryptability_proof(args, is_s3(args.set))
         except (ImportError, ValueError) as exc:    # no `cryptography`; an unusable key file
-            print(f"efsfast: {exc}", file=sys.stderr)
-            return ExitCode.REFUSED
+            return fail(args, exc, ExitCode.REFUSED)
         if prove is None:
-            print("efsfast: verify-set --key needs decryption support (efsfast.crypto), which "
-                  "this build does not have", file=sys.stderr)
-            return ExitCode.REFUSED
+            return refuse(args, "verify-set --key needs decryption support (efsfast.crypto), "
+                                "which this build does not have", "--key")
     if is_s3(args.set):
         from ..backupset.storeread import verify_store_set
         try:
             r = verify_store_set(args.set, mode=args.mode, sets=args.sets, prove=prove,
                                  **store_options(args))
         except RefusedError as exc:     # the store cannot be used: nothing was checked
-            print(f"efsfast: {exc.strerror}: {exc.filename}", file=sys.stderr)
-            return ExitCode.REFUSED
+            return fail(args, exc, ExitCode.REFUSED)
     elif args.set == STDIO:
         if prove is not None:
-            print("efsfast: verify-set --key needs a set folder or an s3:// set, not a tar "
-                  "stream", file=sys.stderr)
-            return ExitCode.REFUSED
+            return refuse(args, "verify-set --key needs a set folder or an s3:// set, not a "
+                                "tar stream", "--key")
         r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets)
     else:
         r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
+    code = ExitCode.OK if r.ok else ExitCode.FAILED
     if args.json:
-        print(json.dumps({"set": r.set_dir, "set_id": r.set_id, "ok": r.ok,
-                          "complete": r.complete,
-                          "objects_verified": r.objects, "bytes": r.bytes,
-                          "problems": [{"path": p.path, "problem": p.message}
-                                       for p in r.problems]}, indent=2))
+        from ..messages import ErrorKind
+        problems = [{"path": p.path, "error": p.message, "kind": ErrorKind.PROBLEM.value,
+                     "errno": None, "winerror": None} for p in r.problems]
+        if not r.ok and not problems:       # (never: a set that is not ok says why)
+            problems.append({"path": args.set, "error": "not as written",
+                             "kind": ErrorKind.PROBLEM.value, "errno": None, "winerror": None})
+        emit(args, record("verify-set", code, problems, source=args.set, set_id=r.set_id,
+                          complete=r.complete, bytes=r.bytes,
+                          counts={"verified": r.objects, "problems": len(r.problems)}))
     else:
         for p in r.problems:
-            print(f"{p.path}: {p.message}")
-        print(f"verify-set {r.set_dir}: " + (
+            say(f"{p.path}: {p.message}")
+        say(f"verify-set {r.set_dir}: " + (
             f"OK, {r.objects} objects ({r.bytes / 1e6:.1f} MB) as written"
             + (", each decryptable with the given key(s)" if prove else "")
             if r.ok else f"{len(r.problems)} problem(s); {r.objects} objects verified"))
-    return ExitCode.OK if r.ok else ExitCode.FAILED
+    return code
 
 
 def _decryptability_proof(args: argparse.Namespace, in_store: bool) -> Any:

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from .options import whole_number
-from .output import ExitCode
+from .options import whole_number, workers
+from .output import ExitCode, emit, record
 from .progress import Progress
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -31,15 +30,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       log=(lambda m: None) if args.json else log)
     for b in bars:
         b.close()
+    code = ExitCode.OK if report.ok else ExitCode.FAILED
     if args.json:
-        print(json.dumps(dataclasses.asdict(report) | {"ok": report.ok}, indent=2))
+        from ..messages import ErrorKind
+        failures = [{"path": str(p), "error": "differs from the raw stream it was restored "
+                     "from", "kind": ErrorKind.MISMATCH.value, "errno": None, "winerror": None}
+                    for p in report.different]
+        failures += [{"path": None, "error": str(f), "kind": ErrorKind.ERROR.value,
+                      "errno": None, "winerror": None} for f in report.failures]
+        emit(args, record("demo", code, failures, demo=dataclasses.asdict(report)))
+        return code
     else:
         print("demo: OK, every raw stream round-tripped byte for byte" if report.ok
               else f"demo: FAILED ({len(report.different)} different, "
                    f"{len(report.failures)} failed)")
         for f in report.failures:
             print(f"  {f}")
-    return ExitCode.OK if report.ok else ExitCode.FAILED
+    return code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -61,7 +68,7 @@ def register(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=2026, metavar="N",
                    help="random seed of the synthetic set (default 2026: the same set every "
                         "run)")
-    s.add_argument("--workers", type=whole_number(1), default=None, metavar="N",
+    s.add_argument("--workers", type=workers(), default=None, metavar="N",
                    help="parallel workers of the restore and the backup (default: as "
                         "restore-tree and backup-tree choose)")
     s.add_argument("--json", action="store_true",

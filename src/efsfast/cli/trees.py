@@ -10,12 +10,13 @@ import sys
 from .._errors import RefusedError
 from .options import (STDIO, add_jobs_option, add_no_sync, backend_from, is_s3,
                       store_options)
-from .output import ExitCode, fail, report_tree
+from .output import (ExitCode, fail, failure, quieten_stdout, refuse, report_tree,
+                     require_folder, tree_summary)
 from .progress import Progress, ctrl_c_cancels
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
-    from typing import Any, Dict, List
+    from typing import Any, Dict
 
     from ..store import Store
     from ..tree import TreeResult
@@ -70,13 +71,10 @@ def cmd_backup_tree(args: argparse.Namespace) -> int:
 
 
 def _tree(args: argparse.Namespace, restore: bool) -> int:
-    from ..treewalk import check_source_dir
     label = "restore" if restore else "backup"
-    if args.src != "-" and not is_s3(args.src):
-        try:
-            check_source_dir(args.src)       # a mistyped SRC_DIR is a usage error
-        except OSError as exc:
-            return fail(args, exc, ExitCode.REFUSED)
+    refused = require_folder(args, args.src)     # a mistyped SRC_DIR is a usage error
+    if refused is not None:
+        return refused
     bar = Progress(label, 0, not args.json and not args.quiet)
     args.backend = backend_from(args)
     with ctrl_c_cancels(args.program) as token:
@@ -88,6 +86,10 @@ def _tree(args: argparse.Namespace, restore: bool) -> int:
         except RefusedError as exc:          # refused before any work: nothing was done
             bar.close()
             return fail(args, exc, ExitCode.REFUSED)
+        except BrokenPipeError as exc:       # the reader of the tar stream went away
+            bar.close()
+            quieten_stdout()
+            return fail(args, exc, ExitCode.FAILED, STDIO)
         except OSError as exc:               # the destination cannot be written, ...
             bar.close()
             return fail(args, exc, ExitCode.FAILED)
@@ -105,33 +107,8 @@ def _open_sink_store(url: str, args: argparse.Namespace) -> Store:
 
 
 def tree_extra(r: Any, backup: bool, folder: bool = True) -> Dict[str, Any]:
-    """The summary's fields past the counts; ``notes`` are lines the text
-    summary prints as they are."""
-    extra: Dict[str, Any] = {"directories": r.directories, "skipped (already there)": r.existing}
-    if backup:
-        extra["skipped (not encrypted)"] = r.skipped
-    if getattr(r, "set_id", ""):
-        extra["unchanged (in earlier sets)"] = r.unchanged
-        if not backup:      # restored objects whose size and SHA-256 matched the manifest
-            extra["verified"] = r.verified
-        extra["set"] = r.set_id
-    notes: List[str] = []
-    complete = getattr(r, "complete", None)
-    if backup and complete is not None:
-        extra["complete"] = complete
-        if not complete:
-            extra["incomplete"] = r.reason
-            notes.append(f"the set is incomplete ({r.reason})" + (
-                ": resume it with backup-tree --skip-existing" if folder else ""))
-    elif complete is False:         # restore-tree --partial
-        extra["complete"] = False
-        notes.append("an incomplete set: restored only what it lists")
-    elif complete is None and not backup:
-        extra["verified"] = False   # a folder of raw streams with no manifest
-        notes.append("not verified: no manifest")
-    if notes:
-        extra["notes"] = notes
-    return extra
+    """The record's fields past done/failed/not_done (output.tree_summary)."""
+    return tree_summary(r, backup, folder)
 
 
 def _interrupted(args: argparse.Namespace, kind: str, exc: KeyboardInterrupt,
@@ -159,15 +136,16 @@ def _truncated(args: argparse.Namespace, exc: Any, progress: Progress) -> int:
     """A stream that ended early: the error, then the account of the objects
     it did restore (whole, and left in place); exit 1."""
     progress.close()
-    print(f"efsfast: {exc.strerror}", file=sys.stderr)
     r = exc.tree
     if r is None:
-        return ExitCode.FAILED
-    extra = tree_extra(r, False) | {"truncated": exc.strerror, "notes": [
-        "the stream ended early: restored only the objects before that"]}
+        return fail(args, exc, ExitCode.FAILED, STDIO)
+    print(f"efsfast: {exc.strerror}", file=sys.stderr)
+    extra = tree_extra(r, False)
+    extra["truncated"] = exc.strerror
+    extra["notes"] = extra.get("notes", []) + [
+        "the stream ended early: restored only the objects before that"]
     _sync(args, r)              # what it restored whole is on stable storage too
-    report_tree(args, "restore-tree", r, extra)
-    return ExitCode.FAILED
+    return report_tree(args, "restore-tree", r, extra, failed=failure(exc, STDIO))
 
 
 def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
@@ -175,15 +153,14 @@ def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
     from ..backupset.sinks import FolderSink, TarSink
     from ..backupset.writer import backup_set
     to_stdout = args.dest == STDIO
+    args.data_on_stdout = to_stdout     # the record then goes to stderr
     if to_stdout and args.skip_existing:
         progress.close()            # (its "scanning" line)
-        print("efsfast: --skip-existing needs a folder set, not -", file=sys.stderr)
-        return ExitCode.REFUSED
+        return refuse(args, "--skip-existing needs a folder set, not -", "--skip-existing")
     if to_stdout and sys.stdout.isatty():
         progress.close()
-        print("efsfast: refusing to write a tar stream to a terminal (pipe it, or name a "
-              "folder)", file=sys.stderr)
-        return ExitCode.REFUSED
+        return refuse(args, "refusing to write a tar stream to a terminal (pipe it, or name "
+                            "a folder)", path=STDIO)
     sink: Any
     if is_s3(args.dest):
         from ..backupset.s3sink import StoreSink
@@ -204,8 +181,12 @@ def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
             if is_s3(args.dest):
                 sink.objects.close()
         progress.close()
-        code = report_tree(args, "backup-tree", r, tree_extra(r, True, not to_stdout))
-        return ExitCode.FAILED if code == ExitCode.OK and not r.complete else code
+        # a set left incomplete is not done, even with no failed item
+        failed = None if r.complete else {
+            "path": args.dest, "error": f"the set is incomplete ({r.reason})",
+            "kind": "error", "errno": None, "winerror": None}   # (messages.ErrorKind.ERROR)
+        return report_tree(args, "backup-tree", r, tree_extra(r, True, not to_stdout),
+                           failed=failed)
 
 
 def restore_tree(args: argparse.Namespace, progress: Progress) -> int:
@@ -219,9 +200,8 @@ def restore_tree(args: argparse.Namespace, progress: Progress) -> int:
     try:
         if args.src == STDIO:
             if sys.stdin.isatty():
-                print("efsfast: restore-tree - reads a tar stream from standard input, "
-                      "which is a terminal", file=sys.stderr)
-                return ExitCode.REFUSED
+                return refuse(args, "restore-tree - reads a tar stream from standard input, "
+                                    "which is a terminal", path=STDIO)
             from ..backupset.streamrestore import restore_stream
             try:
                 r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)

@@ -9,7 +9,8 @@ from .certs import NotACertificateError, load_certificate
 from .encrypt import EncryptResult, Recipient, encrypt, encrypt_file, recipient
 from .fek import Algorithm, Entry, NotDecryptableError, Opened
 from .keys import Key, KeyLoadError, load_keys
-from .verify import Proof, check, check_many, find_sources, prove, prover, why_not
+from ..treewalk import find_sources   # (verify and verify --key read folders alike)
+from .verify import Proof, check, check_many, prove, prover, why_not
 
 __all__ = ["Algorithm", "Decrypted", "DecryptResult", "EncryptResult", "Entry", "Key",
            "KeyLoadError", "MissingDependencyError", "NotACertificateError",

@@ -6,7 +6,7 @@ INSTALL_HINT = ("pip install 'efsfast[decrypt]' (from a checkout: pip install '.
 
 
 class MissingDependencyError(ImportError):
-    pass
+    error_kind = "dependency"   # efsfast.messages.ErrorKind.DEPENDENCY (the --json "kind")
 
 
 def require_cryptography() -> None:

@@ -22,14 +22,16 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
+from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List, Optional,
+                    Tuple, Union, cast)
 
 from .. import _decrypt, raw
-from .._errors import CancelledError, EfsError, RawFormatError
+from .._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
 from .expect import Cancel, Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import KeysArg, Key, Password, as_keys
+from ..messages import STDOUT_NAME
 from .writer import BlockWriter
 
 if TYPE_CHECKING:
@@ -106,17 +108,6 @@ class _Handler:
             closer(name)
 
 
-class _Feed:
-    """The sink an efs_raw object's backup writes into: the decryptor."""
-
-    def __init__(self, dec: _decrypt.Decryptor) -> None:
-        self.dec = dec
-
-    def write(self, data: bytes) -> int:
-        self.dec.feed(data)
-        return len(data)
-
-
 def is_object(source: object) -> bool:
     """An encrypted file or folder itself (ntfs-3g efs_raw, or Windows),
     rather than a raw stream stored in a file."""
@@ -149,7 +140,7 @@ def run(source: Any, keys: KeysArg, sink_for: SinkFor, *, mode: str = "strict",
                 from ..api import backup
                 # (C checks a CancelToken: forked workers, whose token is
                 # not one, are given raw streams only)
-                backup(filename, _Feed(dec), directory=os.path.isdir(filename),
+                backup(filename, raw.FeedWriter(dec), directory=os.path.isdir(filename),
                        cancel=cast("Optional[CancelToken]", cancel))
                 dec.finish()
             else:
@@ -278,7 +269,10 @@ class _Files:
 
     def _open(self, name: str, tmp: str, final: str, keep_open: bool = True) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        fd = os.open(tmp, flags, PLAINTEXT_MODE)
+        try:
+            fd = os.open(tmp, flags, PLAINTEXT_MODE)
+        except OSError as exc:      # (a missing folder, no room, ...): the user's name,
+            raise as_efs_error(exc, final) from None    # never the temporary's
         self.temps[name] = (tmp, final)
         if keep_open:
             self.fds[name] = fd
@@ -349,6 +343,44 @@ class _Files:
             raise
 
 
+class _Stream:
+    """The sink of a decryption into a binary file object (standard output):
+    the unnamed stream only, written to a duplicate of its descriptor (the
+    object itself stays open).  A named stream has no place there: it is
+    refused, naming it, rather than dropped."""
+
+    def __init__(self, out: BinaryIO, name: str):
+        out.flush()                 # what was buffered goes first
+        self.fd = os.dup(out.fileno())
+        self.name = name
+        self.current: Optional[str] = name
+        self.writer: Optional[BlockWriter] = None
+
+    def __call__(self, name: str, flag: int) -> int:
+        if name != raw.UNNAMED_STREAM:
+            raise EfsError(ERROR_NOT_SUPPORTED, f"it has a named stream "
+                                                f"({stream_file_name(name)}), which {self.name} "
+                                                "cannot carry: decrypt it to a file")
+        return self.fd
+
+    def close(self, name: str = "") -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _decrypt_to_stream(source: Any, out: BinaryIO, keys: KeysArg, *, name: str,
+                       **options: Any) -> DecryptResult:
+    sink = _Stream(out, name)
+    try:
+        h = run(source, keys, sink, **options)
+    finally:
+        sink.close()
+    # no data stream at all: a folder (or an empty file), nothing to write
+    return DecryptResult(name, sum(size for _, size in h.streams), list(h.streams),
+                         h.opened_by, directory=not h.streams)
+
+
 # a source from this size on gets a thread for its writes (starting one costs
 # about 0.1 ms; the small files of a tree run in parallel with each other)
 WRITER_FROM = 8 << 20
@@ -368,8 +400,8 @@ def _large(source: Any) -> bool:
         return True
 
 
-def decrypt(source: Any, dest: PathLike, keys: KeysArg, *, overwrite: bool = False,
-            directory: Optional[bool] = None, mode: str = "strict",
+def decrypt(source: Any, dest: Union[PathLike, BinaryIO], keys: KeysArg, *,
+            overwrite: bool = False, directory: Optional[bool] = None, mode: str = "strict",
             cancel: Optional[Cancel] = None, password: Password = None,
             expect: Optional[Expected] = None,
             encrypted_object: Optional[bool] = None) -> DecryptResult:
@@ -385,9 +417,16 @@ def decrypt(source: Any, dest: PathLike, keys: KeysArg, *, overwrite: bool = Fal
     raw stream's size and SHA-256 from a set's manifest, checked on the
     bytes as they are decrypted; a mismatch raises
     :class:`~efsfast.crypto.expect.ObjectMismatchError` and publishes nothing.
-    ``encrypted_object``: see :func:`run`.
+    ``encrypted_object``: see :func:`run`.  ``dest`` may be a binary
+    file object with a ``fileno`` (standard output): the unnamed stream is
+    written there; a named stream is refused (it has no place there), a
+    folder writes nothing.
     """
     keys = as_keys(keys, password)
+    if not isinstance(dest, (str, os.PathLike)):    # a binary file object: standard output
+        return _decrypt_to_stream(source, dest, keys, name=STDOUT_NAME, mode=mode,
+                                  cancel=cancel, expect=expect,
+                                  encrypted_object=encrypted_object)
     dest = os.fspath(dest)
     if not overwrite and os.path.lexists(dest):
         raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)

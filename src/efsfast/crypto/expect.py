@@ -22,6 +22,7 @@ class Cancel(Protocol):
 class ObjectMismatchError(EfsError):
     """A set object whose bytes are not the ones its manifest lists
     (damaged, cut, or replaced by another object)."""
+    error_kind = "mismatch"     # efsfast.messages.ErrorKind.MISMATCH (the --json "kind")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ NAMES = {"aes256": Algorithm.CALG_AES_256, "aes-256": Algorithm.CALG_AES_256,
 
 class NotDecryptableError(EfsError):
     """No given key opens the file; ``reasons`` says why, entry by entry."""
+    error_kind = "not_decryptable"      # efsfast.messages.ErrorKind.NOT_DECRYPTABLE
 
     def __init__(self, reasons: Sequence[str], filename: Optional[str] = None):
         self.reasons = list(reasons)

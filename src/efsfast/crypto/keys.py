@@ -28,6 +28,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 class KeyLoadError(ValueError):
     """A key file could not be used; the message names the file and why."""
+    error_kind = "key"          # efsfast.messages.ErrorKind.KEY (the --json "kind")
 
 
 @dataclass(eq=False)

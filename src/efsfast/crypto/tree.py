@@ -145,7 +145,7 @@ def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ())
     restore-tree finds them), each with the size and SHA-256 to check."""
     from ..backupset.manifest import Kind
     from ..backupset.restore import locate_sets, target_path, unchecked
-    folders = {m.header.set_id: set_dir} | (locate_sets(m, sets) if m.header.refs else {})
+    folders = {m.header.set_id: set_dir} | (locate_sets(m, sets, set_dir) if m.header.refs else {})
     plan = Plan([], set_id=m.header.set_id, complete=m.complete)
     for e in m.entries:
         target = target_path(dest_dir, e.path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import _codec, _decrypt, raw
 from .._errors import EfsError, RawFormatError
@@ -147,53 +147,6 @@ def _layout_reasons(source: Any, exc: RawFormatError) -> List[str]:
     except (OSError, ValueError, TypeError):
         pass
     return [f"{exc.detail}: cannot be opened with an RSA key file"]
-
-
-def find_sources(paths: Sequence[Union[str, "os.PathLike[str]"]],
-                 errors: Optional[List[Tuple[str, EfsError]]] = None) -> List[str]:
-    """Files given, and below folders given: ``.efsraw`` files and encrypted
-    objects (efs_raw mounts), in a stable order.  A folder that cannot be
-    listed or an entry that cannot be examined goes to ``errors`` as
-    ``(path, error)``, one per path; with ``errors`` None the first is
-    raised (never dropped in silence)."""
-    from ..treewalk import problem, walk
-    from ..volume import EncryptionProbe
-    probe = EncryptionProbe()
-    found: List[str] = []
-    problems: List[Tuple[str, EfsError]] = []
-
-    def encrypted(q: str) -> bool:
-        try:
-            return probe(q)
-        except OSError as exc:
-            problems.append((q, problem(q, "cannot tell whether it is encrypted", exc)))
-            return False
-    for p in paths:
-        p = os.fspath(p)
-        if not os.path.isdir(p):
-            found.append(p)         # a file, or a path whose check says what it is not
-            continue
-        for folder in walk(p, problems):
-            # a folder is examined once listed: one that cannot be listed is
-            # named for that (its contents are what goes unchecked)
-            if encrypted(folder.path):
-                found.append(folder.path)
-            for f in folder.files:
-                q = os.path.join(folder.path, f)
-                if f.endswith(".efsraw") or encrypted(q):
-                    found.append(q)
-    seen: Set[str] = set()
-    # one per path (a folder neither examined nor listed)
-    unique: List[Tuple[str, EfsError]] = []
-    for q, e in problems:
-        if q not in seen:
-            seen.add(q)
-            unique.append((q, e))
-    if errors is None and unique:
-        raise unique[0][1]
-    if errors is not None:
-        errors.extend(unique)
-    return found
 
 
 _KEYS: Optional[List[Key]] = None      # the keys a forked worker inherits (never pickled)
