@@ -1,6 +1,9 @@
 """The benchmark package's own logic (not its timings): where results go,
 the load marks, and the Amdahl model's arithmetic."""
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -23,18 +26,36 @@ def test_amdahl_bound():
     assert serial.bound(2e-6, 50e-6, 50e-6, 64) < serial.bound(2e-6, 50e-6, 50e-6, 16)
 
 
-@pytest.mark.parametrize("before, after, own, noisy", [
-    (0.1, 1.1, 1, False),       # the series's own worker raised the average
-    (0.9, 0.9, 1, True),        # neighbours were busy as it began (2 CPUs: limit 0.6)
-    (0.1, 2.0, 1, True),        # a neighbour started during the series
-    (None, None, 1, False),     # not known: not claimed noisy (and said so)
+@pytest.mark.parametrize("before, after, own, busy, noisy", [
+    (0.1, 1.1, 1, None, False),     # the series's own worker raised the average
+    (0.9, 0.9, 1, None, True),      # neighbours were busy as it began (2 CPUs: limit 0.6)
+    (0.1, 2.0, 1, None, True),      # a neighbour started during the series
+    (None, None, 1, None, False),   # not known: not claimed noisy (and said so)
+    # the average still holds the benchmark's previous series, but nothing
+    # ran in the second before this one: quiet; and the reverse
+    (1.9, 2.0, 2, 0.05, False),
+    (0.1, 0.5, 1, 1.2, True),
+    (4.0, 4.5, 1, 0.05, False),     # 4.0 held (decaying) + the series's own worker
 ])
-def test_load_marks_noisy_series(before, after, own, noisy):
-    load = timing.Load(before, after, cpus=2, own=own)
+def test_load_marks_noisy_series(before, after, own, busy, noisy):
+    load = timing.Load(before, after, cpus=2, own=own, busy_before=busy, seconds=10.0)
     assert load.noisy is noisy
     assert load.to_json()["noisy"] is noisy
     if before is None:
         assert load.note() == "load not known"
+
+
+def test_busy_cpus_sees_a_busy_neighbour():
+    if timing.busy_cpus(0.05) is None:
+        pytest.skip("no /proc/stat: CPU time is read there (Linux)")
+    stop = time.monotonic() + 1.5
+    spin = subprocess.Popen([sys.executable, "-c",
+                             f"import time\nwhile time.monotonic() < {stop}: pass"])
+    try:
+        busy = timing.busy_cpus(0.5)
+    finally:
+        spin.wait()
+    assert busy is not None and 0.8 <= busy <= (os.cpu_count() or 1)
 
 
 def test_results_go_to_a_temporary_folder_unless_asked(tmp_path, monkeypatch, capsys):

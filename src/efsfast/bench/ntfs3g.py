@@ -170,11 +170,13 @@ def _fmt(times: Results) -> str:
 
 
 def _interleave(cases: Dict[str, Callable[[], None]], repeat: int,
-                daemon: Optional[int]) -> Results:
+                daemon: Optional[int], after: Optional[Callable[[], None]] = None) -> Results:
     """Each case ``repeat`` times, round-robin: the best wall time and the
     spread, and, of the best run, the CPU time the ntfs-3g daemon spent
     serving it (one thread: a floor for the case's wall time) and the CPU
-    time of the command itself."""
+    time of the command itself.  ``after``, untimed, follows each run (the
+    volume cleared of what it wrote: 10,000 files restored 5 times over
+    filled it)."""
     runs: Dict[str, List[Tuple[float, float, float]]] = {k: [] for k in cases}
     for _ in range(repeat):
         for name, fn in cases.items():
@@ -182,6 +184,8 @@ def _interleave(cases: Dict[str, Callable[[], None]], repeat: int,
             fn()
             t = time.perf_counter() - t0
             runs[name].append((t, _cpu_of(daemon) - d0, _children_cpu() - c0))
+            if after is not None:
+                after()
     out = {}
     for k, v in runs.items():
         best = min(v)
@@ -226,6 +230,7 @@ class _Bench:
         self.run(_efsfast("backup-tree", "--quiet", self.src_tree, self.meta_set))
         os.makedirs(self.path("empty-startup"))
         self.seq = 0
+        self.made: List[str] = []               # targets on the volume, for clear()
         self.daemon = daemon_pid(self.vol.image)
 
     def path(self, name: str) -> str:
@@ -233,7 +238,19 @@ class _Bench:
 
     def target(self, tag: str, on_volume: bool = True) -> str:
         self.seq += 1
-        return os.path.join(self.vol.mnt if on_volume else self.base, f"{tag}{self.seq}")
+        path = os.path.join(self.vol.mnt if on_volume else self.base, f"{tag}{self.seq}")
+        if on_volume:
+            self.made.append(path)
+        return path
+
+    def clear(self) -> None:
+        """Remove what the runs wrote on the volume (untimed)."""
+        for path in self.made:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        self.made.clear()
 
     @staticmethod
     def run(cmd: List[str]) -> None:
@@ -324,7 +341,7 @@ def _timings(b: _Bench, repeat: int) -> Results:
             os.unlink(p)
         return go
     return {
-        "restore": _interleave(restore, repeat, b.daemon),
+        "restore": _interleave(restore, repeat, b.daemon, after=b.clear),
         "backup": _interleave({"efsfast backup-tree": backup(),
                                "efsfast backup-tree --no-metadata": backup("--no-metadata"),
                                "tar -c": tar_c}, repeat, b.daemon),
@@ -368,8 +385,10 @@ def _per_file(b: _Bench) -> Results:
     fuse: Dict[str, Optional[Results]] = {}
     for name, (full, nothing) in cases.items():
         x, y = _syscalls(full()), _syscalls(nothing())
+        b.clear()
         calls[name] = None if x is None or y is None else (x - y) / b.count
         fa, fb = fuse_requests(full(), daemon), fuse_requests(nothing(), daemon)
+        b.clear()
         if fa is None or fb is None:
             fuse[name] = None
             continue

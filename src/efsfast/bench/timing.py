@@ -4,12 +4,14 @@ load on the machine while a series ran.
 
 A series taken while other work shares the CPUs measures that work as much
 as efsfast (seen here: ratios 2-3x off at a load average of 7 on 2 cores),
-so every series records the 1-minute load average before and after it and
-is marked noisy above :data:`QUIET_LOAD_PER_CPU` per CPU; reports quote
-only quiet series.
+so every series records the CPUs busy in the second before it (while the
+benchmark itself runs nothing) and the 1-minute load average before and
+after it, and is marked noisy where neighbours ran above
+:data:`QUIET_LOAD_PER_CPU` per CPU; reports quote only quiet series.
 """
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import threading
@@ -78,6 +80,32 @@ def summary(times: List[float], nbytes: int) -> Results:
             "gbps": nbytes / best / 1e9 if best else 0.0, "bytes": nbytes, "runs": len(times)}
 
 
+def busy_cpus(interval: float = 1.0) -> Optional[float]:
+    """How many CPUs were busy, on average, over the next ``interval``
+    seconds (/proc/stat: every process and the kernel's own work).  Taken
+    while a benchmark runs nothing itself, it is what neighbours run now,
+    where the 1-minute load average would still hold the benchmark's own
+    previous series (it decays over minutes)."""
+    def sample() -> Optional[List[int]]:
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+        except OSError:                     # (not Linux)
+            return None
+        return [int(x) for x in fields[1:]]
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(interval)
+    second = sample()
+    if second is None:
+        return None
+    delta = [b - a for a, b in zip(first, second)]
+    total = sum(delta[:8])                  # user .. steal (guest time is in user)
+    idle = delta[3] + delta[4]              # idle, iowait
+    return (total - idle) / total * (os.cpu_count() or 1) if total else None
+
+
 def load_average() -> Optional[float]:
     try:
         return os.getloadavg()[0]
@@ -96,6 +124,8 @@ class Load:
     after: Optional[float]
     cpus: int
     own: int = 0
+    busy_before: Optional[float] = None     # CPUs busy in the second before (busy_cpus)
+    seconds: Optional[float] = None         # how long the series ran
 
     @property
     def per_cpu(self) -> Optional[float]:
@@ -103,18 +133,31 @@ class Load:
 
     @property
     def noisy(self) -> bool:
+        """Neighbours ran as the series began: the CPUs busy in the second
+        before it where that was measured (the load average then still holds
+        the benchmark's own previous series), else the load average; or the
+        load rose during it beyond the series's own threads."""
         limit = QUIET_LOAD_PER_CPU * self.cpus
-        return ((self.before is not None and self.before > limit)
-                or (self.after is not None and self.after > limit + self.own))
+        began = self.busy_before if self.busy_before is not None else self.before
+        # what the average held as the series began decays by e^(-t/60 s)
+        # (the kernel's 1-minute average): only a rise beyond that counts
+        held = 0.0
+        if self.busy_before is not None and self.before is not None and self.seconds:
+            held = self.before * math.exp(-self.seconds / 60.0)
+        return ((began is not None and began > limit)
+                or (self.after is not None and self.after > held + limit + self.own))
 
     def to_json(self) -> Results:
         return {"before": self.before, "after": self.after, "cpus": self.cpus,
-                "own_threads": self.own, "noisy": self.noisy}
+                "own_threads": self.own, "busy_cpus_before": self.busy_before,
+                "noisy": self.noisy}
 
     def note(self) -> str:
         if self.before is None or self.after is None:
             return "load not known"
-        return (f"load {self.before:.2f} -> {self.after:.2f} on {self.cpus} CPUs"
+        busy = ("" if self.busy_before is None else
+                f", {self.busy_before:.2f} CPUs busy before")
+        return (f"load {self.before:.2f} -> {self.after:.2f} on {self.cpus} CPUs{busy}"
                 + (f" (NOISY: neighbours above {QUIET_LOAD_PER_CPU} per CPU)"
                    if self.noisy else ""))
 
@@ -125,10 +168,14 @@ class LoadWatch:
 
     def __init__(self, own: int = 1) -> None:
         self.load = Load(None, None, os.cpu_count() or 1, own)
+        self._start = 0.0
 
     def __enter__(self) -> "LoadWatch":
+        self.load.busy_before = busy_cpus()
         self.load.before = load_average()
+        self._start = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.load.after = load_average()
+        self.load.seconds = time.monotonic() - self._start
