@@ -67,5 +67,9 @@ def test_stress_threads_no_leaks(xattr_dir):
     assert total == THREADS * PER_THREAD * ROUNDS
     # after the first round has warmed the allocators, nothing grows
     assert samples[-1][1] == samples[0][1]
-    assert samples[-1][0] - samples[1][0] < 8 * 1024
+    # (under AddressSanitizer, .ci/sanitize, freed memory waits in its
+    # quarantine, up to 256 MiB, so RSS grows without a leak: 10.8 MiB from
+    # round 2 to 3 there; the RSS bound is checked by the plain runs)
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert samples[-1][0] - samples[1][0] < 8 * 1024
     assert not [n for n in os.listdir(xattr_dir) if n.endswith(".tmp")]
