@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .._errors import RefusedError
 from ..crypto import MissingDependencyError
 from ..messages import ErrorKind
-from .options import STDIO, workers
+from .options import STDIO, add_with_option, workers
 from .output import (ExitCode, emit, fail, failure, record, refuse, report_tree,
                      require_folder, require_sources, say)
 from .progress import Progress, ctrl_c_cancels
@@ -303,9 +303,7 @@ def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentP
     s.add_argument("--partial", action="store_true",
                    help="decrypt what an incomplete backup set (one whose backup did not "
                         "finish) lists, each object checked")
-    s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
-                   help="an earlier set an incremental set refers to (repeatable; by default "
-                        "the path each reference recorded)")
+    add_with_option(s)
     s.add_argument("--no-sync", action="store_true",
                    help="do not wait for the plaintext to reach stable storage before the "
                         "summary (faster; a power cut may then lose it)")

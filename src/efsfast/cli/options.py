@@ -60,6 +60,13 @@ def add_no_sync(p: argparse.ArgumentParser) -> None:
                         "summary (faster; a power cut may then lose it)")
 
 
+def add_with_option(p: argparse.ArgumentParser) -> None:
+    """--with: the earlier sets of an incremental set (restore-tree, decrypt-tree)."""
+    p.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
+                   help="an earlier set an incremental set refers to (repeatable; by default "
+                        "the path each reference recorded)")
+
+
 def add_jobs_option(s: argparse.ArgumentParser) -> None:
     s.add_argument("--jobs", type=whole_number(1), default=None, metavar="N",
                    help="s3:// sets: requests in flight at once (default 16)")

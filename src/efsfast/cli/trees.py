@@ -8,8 +8,8 @@ import os
 import sys
 
 from .._errors import RefusedError
-from .options import (STDIO, add_jobs_option, add_no_sync, backend_from, is_s3,
-                      store_options)
+from .options import (STDIO, add_jobs_option, add_no_sync, add_with_option, backend_from,
+                      is_s3, store_options)
 from .output import (ExitCode, fail, failure, quieten_stdout, refuse, report_tree,
                      require_folder, tree_summary)
 from .progress import Progress, ctrl_c_cancels
@@ -34,9 +34,7 @@ def add_set_options(backup: argparse.ArgumentParser, restore: argparse.ArgumentP
                               "descriptors")
     restore.add_argument("--no-acl", action="store_true",
                          help="restore times and attributes but not security descriptors")
-    restore.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
-                         help="an earlier set an incremental set refers to (repeatable; "
-                              "by default the path each reference recorded)")
+    add_with_option(restore)
     restore.add_argument("--partial", action="store_true",
                          help="restore what an incomplete set (one whose backup did not "
                               "finish) lists, each object checked like any set's")
