@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
-MANIFEST_NAME = "efsfast-manifest.jsonl"
-PARTIAL_NAME = "efsfast-manifest.partial.jsonl"     # the manifest of a backup not (yet) complete
+from .setfiles import MANIFEST_NAME, PARTIAL_NAME, find_manifest  # noqa: F401 (its names)
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38
@@ -183,23 +182,6 @@ class ManifestWriter:
         self.out.write(_line({"type": LineType.END.value, "complete": False, "reason": reason,
                               "objects": self.count,
                               "manifest_sha256": self.hash.hexdigest()}))
-
-
-def find_manifest(folder: str) -> Tuple[Optional[str], bool]:
-    """(the manifest that speaks for the set in ``folder``, whether the set
-    is complete); (None, False) where there is none.  A partial manifest
-    beside the manifest is the one that counts (a backup began replacing
-    the set), unless it is the manifest itself under its old name too (a
-    backup stopped between the two steps of publishing it)."""
-    final, partial = os.path.join(folder, MANIFEST_NAME), os.path.join(folder, PARTIAL_NAME)
-    if not os.path.lexists(partial):
-        return (final, True) if os.path.isfile(final) else (None, False)
-    try:
-        if os.path.samefile(final, partial):
-            return final, True
-    except OSError:
-        pass
-    return partial, False
 
 
 def read_manifest(source: Union[str, "os.PathLike[str]", IO[bytes]], name: str = MANIFEST_NAME, *,

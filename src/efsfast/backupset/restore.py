@@ -17,6 +17,7 @@ from . import metadata as _meta
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, JsonObject, Kind, Manifest,
                        ManifestError, find_manifest, read_manifest)
 from .result import SetResult
+from .setfiles import has_manifest  # noqa: F401 (part of this module's interface)
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13
@@ -33,11 +34,6 @@ class TruncatedStreamError(EfsError):
     as a KeyboardInterrupt carries it) accounts for what was restored
     before: whole, and left in place."""
     tree: Optional[SetResult] = None
-
-
-def has_manifest(set_dir: str) -> bool:
-    """Whether ``set_dir`` has a manifest: a set, complete or incomplete."""
-    return find_manifest(set_dir)[0] is not None
 
 
 def incomplete_set(set_dir: str, m: Manifest, command: str = "restore-tree",

@@ -190,7 +190,7 @@ def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
 def restore_tree(args: argparse.Namespace, progress: Progress) -> int:
     """restore-tree SRC|- DEST: a set with a manifest (planned from it), a
     tar stream on stdin, or a manifest-less folder of .efsraw files."""
-    from ..backupset import restore as sets
+    from ..backupset.setfiles import has_manifest
     opts = dict(overwrite=args.overwrite, skip_existing=args.skip_existing,
                 progress=progress, backend=args.backend, cancel=getattr(args, "cancel", None))
     set_opts = dict(metadata=not args.no_metadata, acl=not args.no_acl, sets=args.sets)
@@ -200,17 +200,19 @@ def restore_tree(args: argparse.Namespace, progress: Progress) -> int:
             if sys.stdin.isatty():
                 return refuse(args, "restore-tree - reads a tar stream from standard input, "
                                     "which is a terminal", path=STDIO)
+            from ..backupset.restore import TruncatedStreamError
             from ..backupset.streamrestore import restore_stream
             try:
                 r = restore_stream(sys.stdin.buffer, args.dest, **opts, **set_opts)
-            except sets.TruncatedStreamError as exc:
+            except TruncatedStreamError as exc:
                 return _truncated(args, exc, progress)
         elif is_s3(args.src):
             from ..backupset.storeread import restore_store_set
             r = restore_store_set(args.src, args.dest, workers=args.workers, **opts,
                                   **set_opts, partial=args.partial, **store_options(args))
-        elif sets.has_manifest(args.src):     # complete, or incomplete (refused)
-            r = sets.restore_set(args.src, args.dest, workers=args.workers, **opts,
+        elif has_manifest(args.src):     # complete, or incomplete (refused)
+            from ..backupset.restore import restore_set
+            r = restore_set(args.src, args.dest, workers=args.workers, **opts,
                                  **set_opts, partial=args.partial)
         else:
             from .. import tree
