@@ -191,8 +191,29 @@ def place(request, tmp_path, xattr_dir):
 
 
 def test_each_place_gets_the_way_it_needs(place):
-    want = durable.SyncWay.EACH if place.kind == "ntfs-3g" else durable.SyncWay.FILESYSTEM
+    want = durable.SyncWay.DEVICE if place.kind == "ntfs-3g" else durable.SyncWay.FILESYSTEM
     assert durable.way_for(str(place.root)) is want
+    # (a folder not made yet: asked of the nearest one that is there)
+    assert durable.way_for(str(place.root / "not" / "yet")) is want
+
+
+@needs_ntfs3g
+def test_another_fuse_file_system_gets_an_fsync_of_each_object(tmp_path, monkeypatch):
+    """Only ntfs-3g is known to flush its whole device on any FSYNC: a FUSE
+    mount that does not answer its attribute xattr gets the pass."""
+    vol = Volume(tmp_path, size=32 << 20)
+    vol.mount()
+    try:
+        real = os.getxattr
+
+        def getxattr(path, name, *a, **kw):
+            if name == "system.ntfs_attrib":
+                raise OSError(errno.ENODATA, "No data available", path)
+            return real(path, name, *a, **kw)
+        monkeypatch.setattr(durable.os, "getxattr", getxattr)
+        assert durable.way_for(str(vol.mnt)) is durable.SyncWay.EACH
+    finally:
+        vol.unmount()
 
 
 # ---- backup-tree
@@ -225,13 +246,14 @@ def test_backup_syncs_objects_then_manifest_then_its_folder(place, xattr_dir, tm
     assert any(c.start > publish.end for c in t.fsyncs_of(out)), [c.fd_path for c in t.syncs()]
     syncfs = t.named("syncfs")
     if place.kind == "ntfs-3g":
-        # FUSE: each object (after it has its name) and each folder holding one
+        # ntfs-3g: an fsync of the set's folder (which flushes the daemon's
+        # whole device) after the last object has its name, before the
+        # manifest's own fsync; no fsync of each object
         assert not syncfs
-        for path, c in put.items():
-            f = t.fsyncs_of(path)
-            assert f and c.end < f[0].start and f[0].end < publish.start, path
-        for folder in {os.path.dirname(p) for p in objects}:
-            assert any(c.end < publish.start for c in t.fsyncs_of(folder)), folder
+        last = max(c.end for c in put.values())
+        assert any(last < f.start and f.end < written[0].start for f in t.fsyncs_of(out)), \
+            [c.fd_path for c in t.syncs()]
+        assert not any(t.fsyncs_of(path) for path in put)
     else:
         # one syncfs of the set's file system after the last object, before
         # the manifest's own fsync
@@ -255,9 +277,8 @@ def test_resumed_backup_syncs_the_objects_it_kept(place, xattr_dir, tmp_path):
     assert t.rc == 0, t.stderr
     assert b"skipped (already there): 6" in t.stdout
     publish = next(c for c in t.publications() if c.target == str(out / MANIFEST))
-    if place.kind == "ntfs-3g":
-        for path in _objects(out):
-            assert any(c.end < publish.start for c in t.fsyncs_of(path)), path
+    if place.kind == "ntfs-3g":     # the device flush (an fsync of the set folder)
+        assert any(c.end < publish.start for c in t.fsyncs_of(out))
     else:
         syncfs = t.named("syncfs")
         assert len(syncfs) == 1 and syncfs[0].end < publish.start
@@ -345,12 +366,13 @@ def test_restore_syncs_on_each_place(place, xattr_dir, tmp_path):
     placed = {c.target: c for c in t.publications() if c.target.startswith(str(dest))}
     assert len(placed) == 6
     if place.kind == "ntfs-3g":
+        # one fsync of DEST (the daemon flushes its whole device) after the
+        # last object has its name, before the summary; none of each object
         assert not t.named("syncfs")
-        for path, c in placed.items():         # each object, after it has its name
-            f = t.fsyncs_of(path)
-            assert f and c.end < f[0].start and f[0].end < summary.start, path
-        for folder in {os.path.dirname(p) for p in placed} | {str(dest)}:
-            assert any(c.end < summary.start for c in t.fsyncs_of(folder)), folder
+        last = max(c.end for c in placed.values())
+        assert any(last < f.start and f.end < summary.start for f in t.fsyncs_of(dest)), \
+            [c.fd_path for c in t.syncs()]
+        assert not any(t.fsyncs_of(path) for path in placed)
     else:
         syncfs = t.named("syncfs")
         assert len(syncfs) == 1 and syncfs[0].end < summary.start
@@ -443,6 +465,49 @@ def test_a_file_system_that_cannot_be_synced_fails_the_restore(xattr_dir, monkey
     assert rc == 1 and "could not be synced to stable storage" in out and str(dest) in out
 
 
+@pytest.mark.parametrize("errno_", [errno.EIO, errno.ENOSPC])
+def test_a_device_that_cannot_be_flushed_fails_the_restore(xattr_dir, monkeypatch, capsys,
+                                                           errno_):
+    """The DEVICE way (ntfs-3g): a flush that fails names DEST, exit 1."""
+    set_path = _make_set(xattr_dir, "folder set")
+    capsys.readouterr()
+    dest = xattr_dir / "dest"
+
+    def fsync_device(folder):
+        raise OSError(errno_, os.strerror(errno_), folder)
+    monkeypatch.setattr(durable, "way_for", lambda path: durable.SyncWay.DEVICE)
+    monkeypatch.setattr(durable, "fsync_device", fsync_device)
+    rc = cli.main(["restore-tree", str(set_path), str(dest), "--quiet", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 1 and res["counts"]["failed"] == 1, res
+    f = res["failures"][0]
+    assert f["path"] == str(dest) and "could not be synced to stable storage" in f["error"]
+
+
+def test_a_device_fsync_refused_for_a_folder_falls_back_to_each_object(xattr_dir, monkeypatch,
+                                                                        capsys):
+    """A FUSE file system in front of ntfs-3g that refuses a folder's fsync
+    (ENOSYS): every object is fsynced instead, nothing fails."""
+    set_path = _make_set(xattr_dir, "folder set")
+    capsys.readouterr()
+    dest = xattr_dir / "dest"
+    synced = []
+    real = durable.fsync_path
+
+    def fsync_device(folder):
+        raise OSError(errno.ENOSYS, "Function not implemented", folder)
+
+    def fsync_path(path):
+        synced.append(os.fspath(path))
+        real(path)
+    monkeypatch.setattr(durable, "way_for", lambda path: durable.SyncWay.DEVICE)
+    monkeypatch.setattr(durable, "fsync_device", fsync_device)
+    monkeypatch.setattr(durable, "fsync_path", fsync_path)
+    assert cli.main(["restore-tree", str(set_path), str(dest), "--quiet"]) == 0
+    files = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]
+    assert files and set(files) <= set(synced), (files, synced)
+
+
 def test_a_backup_whose_objects_cannot_be_synced_publishes_no_manifest(xattr_dir,
                                                                        monkeypatch):
     src, out = xattr_dir / "src", xattr_dir / "set"
@@ -516,8 +581,9 @@ def test_on_ntfs3g_syncfs_sends_the_daemon_nothing_and_fsync_does(tmp_path):
 @pytest.mark.parametrize("command", ["backup-tree", "restore-tree"])
 def test_on_ntfs3g_the_daemon_fsyncs_its_device_after_the_last_change(command, tmp_path,
                                                                       xattr_dir):
-    """At the daemon: FSYNC requests for what was written, and after the
-    last request that changed the volume, an fsync of its device."""
+    """At the daemon: after the last request that changed the volume, an
+    fsync of its device, brought by one FSYNCDIR (the DEVICE way), not by
+    an OPEN, FSYNC and RELEASE per object."""
     src = xattr_dir / "src"
     make_tree(src)
     vol = Volume(tmp_path, size=64 << 20)
@@ -530,12 +596,17 @@ def test_on_ntfs3g_the_daemon_fsyncs_its_device_after_the_last_change(command, t
             argv = ["restore-tree", str(xattr_dir / "set"), str(vol.mnt / "dest"), "--quiet"]
         events = _daemon_trace(vol, lambda: subprocess.run(
             [sys.executable, "-m", "efsfast", *argv], check=True, capture_output=True))
-        # (a restored encrypted folder is synced by FSYNCDIR)
-        assert events.count("FSYNC") + events.count("FSYNCDIR") >= 6 + 2, events
         changes = {"WRITE", "CREATE", "MKNOD", "MKDIR", "LINK", "RENAME", "RENAME2", "UNLINK",
                    "SETXATTR", "SETATTR", "REMOVEXATTR", "RMDIR"}
         last_change = max(i for i, e in enumerate(events) if e in changes)
-        assert "device fsync" in events[last_change:], events[last_change:]
+        tail = events[last_change:]
+        assert "device fsync" in tail, tail
+        assert "FSYNCDIR" in tail[:tail.index("device fsync")], tail
+        # six objects written: no fsync of each (the backup's own: its
+        # manifest's, its folder's when the manifest is made and published)
+        assert events.count("FSYNC") + events.count("FSYNCDIR") <= 5, events
+        if command == "restore-tree":
+            assert "OPEN" not in events, events     # (its files are made by CREATE)
     finally:
         vol.unmount()
 

@@ -8,10 +8,20 @@ Two ways, chosen per file system:
   btrfs, tmpfs, ...).  Measured cheaper than one ``fsync`` per object (one
   journal commit instead of one per object).
 - ``EACH``: an ``fsync`` of every file and folder written.  FUSE file
-  systems (ntfs-3g) hear of durability only through FSYNC/FSYNCDIR requests:
+  systems hear of durability only through FSYNC/FSYNCDIR requests:
   ``syncfs()`` and ``sync()`` send the daemon nothing (seen with strace on
   ntfs-3g), so there a syncfs would promise what it does not do.  Also the
   way wherever the file system cannot be told (not Linux).
+- ``DEVICE``: ntfs-3g (a FUSE mount that answers ``system.ntfs_attrib``):
+  one FSYNCDIR of the job's folder after its last change.  The daemon
+  serves FSYNC and FSYNCDIR alike by flushing its whole device, whatever
+  the object ("sync the full device", ntfs-3g.c and lowntfs-3g.c), and only
+  if a change since the last flush left it dirty; every other request has
+  written its changes to the device before it is answered.  So the ``EACH``
+  pass there made one device flush and then, per file, an OPEN, an FSYNC
+  that flushed nothing and a RELEASE (3 of restore-tree's 14 requests per
+  file, counted at the daemon); one flush after the last change puts the
+  same on stable storage.
 
 ``NONE`` is ``--no-sync``.
 """
@@ -33,6 +43,13 @@ class SyncWay(enum.Enum):
     NONE = "none"
     FILESYSTEM = "syncfs"
     EACH = "fsync"
+    DEVICE = "device"       # one fsync: the FUSE daemon flushes its whole device (ntfs-3g)
+
+
+# ntfs-3g's own attribute xattr: on a FUSE mount, only ntfs-3g (and
+# lowntfs-3g) answer it (volume.NTFS_ATTRIB_XATTR; the kernel's ntfs3 is not
+# FUSE)
+_NTFS3G_XATTR = "system.ntfs_attrib"
 
 
 _syncfs: Optional[Callable[[int], int]] = None
@@ -58,9 +75,27 @@ def _syncfs_call() -> Optional[Callable[[int], int]]:
 def way_for(path: str) -> SyncWay:
     """How to make what was written below the folder ``path`` durable."""
     fstype = filesystem_type(path) if sys.platform.startswith("linux") else None
-    if fstype is None or fstype in ("fuse", "fuseblk"):
+    if fstype in ("fuse", "fuseblk"):
+        return SyncWay.DEVICE if _is_ntfs3g(path) else SyncWay.EACH
+    if fstype is None:
         return SyncWay.EACH
     return SyncWay.FILESYSTEM if _syncfs_call() is not None else SyncWay.EACH
+
+
+def _is_ntfs3g(path: str) -> bool:
+    """Whether the FUSE mount holding ``path`` is served by ntfs-3g (one
+    GETXATTR request; a path not there yet is asked of its nearest folder)."""
+    while True:
+        try:
+            os.getxattr(path, _NTFS3G_XATTR, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            parent = os.path.dirname(os.path.abspath(path))
+            if parent == path:
+                return False
+            path = parent
+        except OSError:         # ENODATA, ENOTSUP: another FUSE file system
+            return False
 
 
 def syncfs(folder: str) -> None:
@@ -99,6 +134,18 @@ def fsync_path(path: str) -> None:
 
 
 _NOT_FOR_FOLDERS = (errno.EINVAL, errno.ENOTSUP)
+_NO_FOLDER_FSYNC = _NOT_FOR_FOLDERS + (errno.ENOSYS,)
+
+
+def fsync_device(folder: str) -> None:
+    """The ``DEVICE`` way: an fsync of ``folder`` (FSYNCDIR), which makes
+    ntfs-3g flush its whole device; raises OSError, whatever the errno (a
+    folder fsync refused here would mean nothing was flushed)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def folders_up(folders: Iterable[str], top: str) -> List[str]:
@@ -179,7 +226,9 @@ def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,
     """Make what a job wrote below the folder ``top`` durable (``paths``:
     the files and folders it wrote, ``folders``: others whose entries it
     changed; both needed by the ``EACH`` way only): returns what could not
-    be synced, named (an empty list: all of it is on stable storage)."""
+    be synced, named (an empty list: all of it is on stable storage).
+    ``FILESYSTEM`` and ``DEVICE``: one sync of ``top``'s file system or
+    device, then ``top``'s parent (where the job made ``top``)."""
     if way is None:
         way = way_for(top)
     if way is SyncWay.NONE:
@@ -188,8 +237,15 @@ def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,
         return fsync_each(paths, top, folders)
     failures: List[Failure] = []
     try:
-        syncfs(top)
+        if way is SyncWay.DEVICE:
+            fsync_device(top)
+        else:
+            syncfs(top)
     except OSError as exc:
+        if way is SyncWay.DEVICE and exc.errno in _NO_FOLDER_FSYNC:
+            # a FUSE file system in front of ntfs-3g that passes its
+            # attributes on but not a folder's fsync: each object, then
+            return fsync_each(paths, top, folders)
         failures.append((top, exc))
     parent = os.path.dirname(os.path.abspath(top))
     try:        # ``top``'s own entry, where the job made it
