@@ -109,11 +109,20 @@ def backup_variants(src: str, dest: str, workers: int) -> Dict[str, Callable[[],
             sink.sync_in_workers = in_workers
             backup_set(src, sink, workers=workers).bulk.raise_for_errors()
         return fn
-    return {"backup: no sync (the manifest's fsync only)": run(Way.NONE),
-            "backup: one syncfs before the manifest": run(Way.FILESYSTEM),
-            "backup: fsync pass before the manifest (objects, folders)": run(Way.EACH),
-            # the pass then finds every object clean: its folders are what it syncs
-            "backup: fsync per object in the C workers, then the pass": run(Way.EACH, True)}
+    out = {"backup: no sync (the manifest's fsync only)": run(Way.NONE),
+           "backup: one syncfs before the manifest": run(Way.FILESYSTEM),
+           "backup: fsync pass before the manifest (objects, folders)": run(Way.EACH),
+           # the pass then finds every object clean: its folders are what it syncs
+           "backup: fsync per object in the C workers, then the pass": run(Way.EACH, True)}
+    if _flushes_device(dest):
+        out["backup: one device flush before the manifest (FSYNCDIR)"] = run(Way.DEVICE)
+    return out
+
+
+def _flushes_device(dest: str) -> bool:
+    """Whether ``dest`` is on ntfs-3g, whose FSYNCDIR flushes its whole
+    device (durable.SyncWay.DEVICE: measured there only)."""
+    return durable.way_for(dest) is Way.DEVICE
 
 
 def restore_variants(set_dir: str, dest: str, workers: int) -> Dict[str, Callable[[], None]]:
@@ -138,11 +147,14 @@ def restore_variants(set_dir: str, dest: str, workers: int) -> Dict[str, Callabl
         r.bulk.raise_for_errors()
         for folder in _folders(r, dest):
             durable.fsync_path(folder)
-    return {"restore: no sync (--no-sync)": run(Way.NONE),
-            "restore: one syncfs at the end": run(Way.FILESYSTEM),
-            "restore: fsync pass at the end (files, folders)": run(Way.EACH),
-            "restore: fsync pass at the end on 4 threads": threaded_pass,
-            "restore: fsync per file in C before publication, then folders": in_c}
+    out = {"restore: no sync (--no-sync)": run(Way.NONE),
+           "restore: one syncfs at the end": run(Way.FILESYSTEM),
+           "restore: fsync pass at the end (files, folders)": run(Way.EACH),
+           "restore: fsync pass at the end on 4 threads": threaded_pass,
+           "restore: fsync per file in C before publication, then folders": in_c}
+    if _flushes_device(dest):
+        out["restore: one device flush at the end (FSYNCDIR)"] = run(Way.DEVICE)
+    return out
 
 
 def measure(fns: Dict[str, Callable[[], None]], out: str, rounds: int) -> Dict[str, Tuple[float, float]]:
@@ -212,7 +224,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for key, k, best, spread, ratio in rows:
         lines.append(f"| {key} | {k} | {best:.3f} | {spread:.0%} | {ratio:.2f}× |")
     lines += ["", "On ntfs-3g the syncfs rows sync nothing: the kernel sends a FUSE daemon "
-              "no request for syncfs() (durable.py uses an fsync per file there)."]
+              "no request for syncfs() (durable.py uses one device flush there, the FSYNCDIR "
+              "row)."]
     with open(os.path.join(args.out, "durability.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(args.out, "durability.json"), "w") as f:
