@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _core, _winfs
 from . import durable as _durable
-from . import raw as _raw
 from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
 from ._core import Backend, CancelToken
@@ -177,7 +176,8 @@ def is_directory_stream(path: str) -> bool:
     Only the headers are read; a stream whose headers do not walk is left
     to the restore to report."""
     try:
-        return _raw.has_unnamed_stream(path) is False
+        from .raw import has_unnamed_stream     # (on first use, not at start-up)
+        return has_unnamed_stream(path) is False
     except OSError:
         return False
 

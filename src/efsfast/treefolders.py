@@ -11,7 +11,6 @@ import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import api
-from . import raw as _raw
 from .api import BulkResult, ItemError
 from ._core import Backend
 from ._errors import EfsError
@@ -28,6 +27,7 @@ OVERWRITE_ADVICE = ("restore with --overwrite to apply the backup's $EFS and nam
 
 def _metadata(source: Any) -> Optional[bytes]:
     try:
+        from . import raw as _raw      # (only resuming onto existing folders: start-up time)
         meta = _raw._parse(source, "compatible").metadata
     except (OSError, ValueError):
         return None
