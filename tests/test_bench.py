@@ -70,6 +70,11 @@ def test_results_go_to_a_temporary_folder_unless_asked(tmp_path, monkeypatch, ca
     assert os.path.isfile(os.path.join(where, "results.md")) and where != str(tmp_path)
     text = open(os.path.join(where, "results.md"), encoding="utf-8").read()
     assert "Load while each section ran" in text and "serial cost" in text
+    # timed start-ups read bytecode, as an installed efsfast has it, not
+    # sources compiled at each start (PYTHONDONTWRITEBYTECODE, editable)
+    assert "efsfast's modules compiled (as installed)" in text
+    package = os.path.dirname(run.__file__).rsplit(os.sep, 1)[0]
+    assert os.path.isdir(os.path.join(package, "__pycache__"))
 
 
 def test_a_limit_statement_serves_every_tree_size(tmp_path):

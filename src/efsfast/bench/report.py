@@ -31,6 +31,8 @@ def _machine_line(r: Results) -> str:
     if "total" in r and "import" in r:
         line += (f" · C paths move {r['total'] / GIB:.2f} GiB per point, Python paths "
                  f"{r['py_total'] / MIB:.0f} MiB")
+    if m.get("bytecode"):
+        line += f" · efsfast's modules {m['bytecode']}"
     if m.get("note"):
         line += f" · {m['note']}"
     return line

@@ -53,6 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def ensure_bytecode() -> str:
+    """Compile efsfast's own modules to bytecode where they have none, as
+    installing a wheel does: an editable install under
+    PYTHONDONTWRITEBYTECODE (this project's development machines) compiles
+    every module from source at each start, which is no user's start-up
+    (restore-tree of an empty folder: 61-64 ms of CPU without, 41 ms with,
+    loaded machine).  Says what it found, for the results."""
+    import compileall
+    import io
+    import contextlib
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with contextlib.redirect_stdout(io.StringIO()):
+        ok = compileall.compile_dir(package, quiet=1)
+    return "compiled (as installed)" if ok else "some modules could not be compiled"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -66,7 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     workdir = tempfile.mkdtemp(prefix="efsfast-bench-", dir=os.environ.get("EFSFAST_BENCH_DIR"))
     r: Results = {"machine": {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                            "platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "load": load_average()},
+                           "cpus": os.cpu_count(), "load": load_average(),
+               "bytecode": ensure_bytecode()},
                "repeat": repeat, "total": 64 * MIB if args.quick else GIB,
                "py_total": 16 * MIB if args.quick else 128 * MIB,
                "small_count": 1000 if args.quick else 10_000, "stream_size": stream_size,
