@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
-from .setfiles import MANIFEST_NAME, PARTIAL_NAME, find_manifest  # noqa: F401 (its names)
+# (re-exported: where the set's manifest lies is named here as before)
+from .setfiles import MANIFEST_NAME as MANIFEST_NAME
+from .setfiles import PARTIAL_NAME as PARTIAL_NAME
+from .setfiles import find_manifest as find_manifest
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38

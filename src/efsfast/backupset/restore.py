@@ -17,7 +17,7 @@ from . import metadata as _meta
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, JsonObject, Kind, Manifest,
                        ManifestError, find_manifest, read_manifest)
 from .result import SetResult
-from .setfiles import has_manifest  # noqa: F401 (part of this module's interface)
+from .setfiles import has_manifest as has_manifest  # (re-exported: this module's interface)
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_INVALID_DATA = 13
