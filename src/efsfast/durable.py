@@ -84,10 +84,11 @@ def way_for(path: str) -> SyncWay:
 
 def _is_ntfs3g(path: str) -> bool:
     """Whether the FUSE mount holding ``path`` is served by ntfs-3g (one
-    GETXATTR request; a path not there yet is asked of its nearest folder)."""
+    GETXATTR request; a path not there yet is asked of its nearest folder;
+    a symlink is followed, as filesystem_type and the fsync do)."""
     while True:
         try:
-            os.getxattr(path, _NTFS3G_XATTR, follow_symlinks=False)
+            os.getxattr(path, _NTFS3G_XATTR)
             return True
         except FileNotFoundError:
             parent = os.path.dirname(os.path.abspath(path))
