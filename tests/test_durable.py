@@ -198,6 +198,21 @@ def test_each_place_gets_the_way_it_needs(place):
 
 
 @needs_ntfs3g
+def test_a_symlink_to_an_ntfs3g_folder_gets_the_device_flush(tmp_path, xattr_dir):
+    """The way follows a symlink, as the fsync of the folder does."""
+    vol = Volume(tmp_path, size=32 << 20)
+    vol.mount()
+    try:
+        (vol.mnt / "dest").mkdir()
+        link = xattr_dir / "link"
+        link.symlink_to(vol.mnt / "dest")
+        assert durable.way_for(str(link)) is durable.SyncWay.DEVICE
+        assert durable.way_for(str(xattr_dir)) is durable.SyncWay.FILESYSTEM
+    finally:
+        vol.unmount()
+
+
+@needs_ntfs3g
 def test_another_fuse_file_system_gets_an_fsync_of_each_object(tmp_path, monkeypatch):
     """Only ntfs-3g is known to flush its whole device on any FSYNC: a FUSE
     mount that does not answer its attribute xattr gets the pass."""
