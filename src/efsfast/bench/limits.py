@@ -50,8 +50,9 @@ LIMITS = {
         "its whole device at any fsync) and costs it less CPU (the floor above), though its "
         "no-replace publication is three directory-index changes on NTFS (CREATE of a "
         "temporary, LINK, UNLINK) where tar makes one (MKNOD); what is left is the latency "
-        "of each round trip to a daemon that serves one request at a time, which a second worker barely "
-        "overlaps, and efsfast's start-up (interpreter and imports, ~0.1 s of a 0.6 s job)",
+        "of each round trip to a daemon that serves one request at a time, which a second "
+        "worker barely overlaps, and efsfast's start-up (interpreter and imports, ~0.1 s of "
+        "a 0.6 s job)",
     "ntfs-3g restore-tree --workers 1 vs tar -x":
         "as with default workers: the daemon's time plus start-up leave little room (the "
         "floor above)",
