@@ -71,6 +71,15 @@ def test_restore_loads_no_backup_set_code(tmp_path):
     assert not any(m.startswith(("efsfast.backupset", "efsfast.crypto")) for m in mods)
 
 
+def test_a_folder_backup_loads_no_tar_code(tmp_path):
+    """backup-tree into a folder set writes no tar stream: tarfile (~1 ms of
+    CPU at each start-up) stays unloaded."""
+    (tmp_path / "empty").mkdir()
+    mods = _modules_after(_cli("backup-tree", str(tmp_path / "empty"), str(tmp_path / "set")))
+    assert "efsfast.backupset.sinks" in mods
+    assert "tarfile" not in mods
+
+
 def test_a_tree_restore_loads_no_uuid_and_no_ini_parser(tmp_path):
     """restore-tree of a folder makes no set id and reads no AWS settings:
     uuid and configparser (~3 ms of CPU together at each start-up, which no

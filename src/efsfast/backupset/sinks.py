@@ -9,10 +9,9 @@ import io
 import json
 import os
 import queue
-import tarfile
 import threading
 import time
-from typing import IO, Any, Dict, List, Optional, Protocol, Set, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Set, Tuple, Union
 
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error
@@ -21,6 +20,9 @@ from ..treewalk import problem
 from . import destination as _destination
 from . import metadata as _meta
 from .manifest import MANIFEST_NAME, PARTIAL_NAME, Entry, Header, ManifestWriter
+
+if TYPE_CHECKING:      # (tarfile is imported by TarSink only: start-up time of folder sets)
+    import tarfile
 
 READ_CHUNK = 1 << 20
 # a tar header carries the member's size before its data, and an export
@@ -500,6 +502,7 @@ class TarSink(SetSink):
         self.mtime = time.time()
 
     def begin(self, header: Header) -> None:
+        import tarfile
         # (mode "w" only writes and tells: typeshed asks for a whole file)
         self.tar = tarfile.open(fileobj=_Appender(self.fileobj),  # type: ignore[call-overload]
                                 mode="w", format=tarfile.PAX_FORMAT)
@@ -507,6 +510,7 @@ class TarSink(SetSink):
 
     def _info(self, name: str, size: int,
               comment: Optional[Dict[str, Any]] = None) -> tarfile.TarInfo:
+        import tarfile
         ti = tarfile.TarInfo(name)
         ti.size, ti.mtime, ti.mode = size, self.mtime, 0o644
         if comment is not None:
