@@ -499,6 +499,17 @@ def test_a_device_that_cannot_be_flushed_fails_the_restore(xattr_dir, monkeypatc
     assert f["path"] == str(dest) and "could not be synced to stable storage" in f["error"]
 
 
+def test_the_device_way_with_nothing_written_and_no_folder_syncs_nothing(tmp_path):
+    """As the per-object pass: a job that made nothing, not even its folder,
+    has nothing to sync; a job that wrote objects into a folder now gone
+    has them not on stable storage, named."""
+    gone = str(tmp_path / "not-made")
+    assert durable.sync_written(gone, [], durable.SyncWay.DEVICE) == []
+    assert durable.sync_written(gone, [], durable.SyncWay.EACH) == []
+    failed = durable.sync_written(gone, [os.path.join(gone, "f")], durable.SyncWay.DEVICE)
+    assert failed and failed[0][0] == gone and isinstance(failed[0][1], FileNotFoundError)
+
+
 def test_a_device_fsync_refused_for_a_folder_falls_back_to_each_object(xattr_dir, monkeypatch,
                                                                         capsys):
     """A FUSE file system in front of ntfs-3g that refuses a folder's fsync
