@@ -418,7 +418,7 @@ def test_large_objects_stream_into_multipart_uploads(xattr_dir, s3_url, monkeypa
     real = s3sink.api.export_opened
 
     def export_then_fail(raw, sink, **kw):
-        if sink is None:
+        if not hasattr(sink, "write"):      # an object exported into memory
             return real(raw, sink, **kw)
 
         class Cut:
