@@ -264,7 +264,7 @@ class StoreSink(SetSink):
                 # into bytes) and back to the system when the PUT is done
                 data = ExportBuffer(expect)
                 api.export_opened(raw, data, cancel=cancel, digest=digest)
-                self.objects.write(key, data, replace=replace)
+                self.objects.write(key, memoryview(data), replace=replace)
                 return len(data)
             finally:
                 if budget:
