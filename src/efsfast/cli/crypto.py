@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .._errors import RefusedError
 from ..crypto import MissingDependencyError
 from ..messages import ErrorKind
-from .options import STDIO, add_with_option, workers
+from .options import STDIO, add_no_sync, add_with_option, workers
 from .output import (ExitCode, emit, fail, failure, record, refuse, report_tree,
                      require_folder, require_sources, say)
 from .progress import Progress, ctrl_c_cancels
@@ -304,7 +304,5 @@ def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentP
                    help="decrypt what an incomplete backup set (one whose backup did not "
                         "finish) lists, each object checked")
     add_with_option(s)
-    s.add_argument("--no-sync", action="store_true",
-                   help="do not wait for the plaintext to reach stable storage before the "
-                        "summary (faster; a power cut may then lose it)")
+    add_no_sync(s, "the plaintext")
     s.set_defaults(func=cmd_decrypt_tree)
