@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import uuid
 from dataclasses import dataclass, field
 from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List, Optional,
                     Tuple, Union, cast)
@@ -264,8 +263,10 @@ class _Files:
             self._open(raw.UNNAMED_STREAM, self.main_tmp, dest, keep_open=False)
 
     def _tmp_name(self, final: str) -> str:
+        # (os.urandom, not uuid4: the uuid module imports platform, a cost
+        # every decrypt would pay at start-up)
         return os.path.join(self.parent, f".{os.path.basename(final)}.efsfast-"
-                                         f"{uuid.uuid4().hex[:8]}.tmp")
+                                         f"{os.urandom(4).hex()}.tmp")
 
     def _open(self, name: str, tmp: str, final: str, keep_open: bool = True) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
