@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import os
 import sys
-import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
 from .._errors import RefusedError
@@ -70,6 +68,7 @@ def password_source(args: argparse.Namespace) -> Callable[[str], Optional[str]]:
                                    f"variable {args.password_env}, which is not set")
             return os.environ[args.password_env]
         if sys.stdin.isatty():
+            import getpass          # (here: only a prompt needs it)
             return getpass.getpass(f"Password for {path}: ")
         return None
     return ask
@@ -221,6 +220,7 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
         with ctrl_c_cancels() as token:
             try:
                 if url:     # its objects, copied into a temporary folder, checked as read
+                    import tempfile
                     from ..backupset.storestage import stage_set
                     work = stack.enter_context(tempfile.TemporaryDirectory(
                         prefix=".efsfast-stage-"))
