@@ -13,8 +13,11 @@ Variants, interleaved round-robin, best of N with the spread:
 Sources are efs_raw-layout trees on tmpfs (the POSIX system side), so the
 file system costs little and efsfast's own costs show; on ntfs-3g the
 source of the backups and the destination of the restores are the volume.
-Each series records the load average before and after it and is marked
-noisy above 0.3 per CPU: a series taken under load measures the load.
+Each series records the load around it (efsfast.bench.timing.LoadWatch:
+the CPUs busy in the second before it, the 1-minute load average before
+and after) and is marked noisy where neighbours ran above 0.3 per CPU, or
+the load rose beyond the series's own threads: a series taken under load
+measures the load.
 
     python benchmarks/backup_sets.py [--quick] [--out benchmarks/results]
 """
@@ -36,6 +39,7 @@ import efsfast
 from efsfast import _benchhooks, tree
 from efsfast.backupset import FolderSink, TarSink, backup_set, restore_set
 from efsfast.backupset import restore as set_restore
+from efsfast.bench.timing import QUIET_LOAD_PER_CPU, LoadWatch, load_average
 
 MIB = 1 << 20
 
@@ -177,7 +181,7 @@ def main(argv=None) -> int:
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     cpus = os.cpu_count() or 1
     rows, results = [], {}
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     sha = _sha_rate()
     sources = ["tmpfs"] + (["ntfs-3g"] if not Ntfs3gVolume.why_not() else [])
     skipped = Ntfs3gVolume.why_not()
@@ -186,7 +190,6 @@ def main(argv=None) -> int:
             for workers in (1, 2):
                 work = tempfile.mkdtemp(prefix="efsfast-bench-sets-", dir=base)
                 vol = None
-                load = [os.getloadavg()[0]]
                 try:
                     if source == "ntfs-3g":
                         vol = Ntfs3gVolume(work, 3 * n * (size + 8192) + (64 << 20))
@@ -194,20 +197,22 @@ def main(argv=None) -> int:
                     else:
                         src, dest_root = os.path.join(work, "src"), work
                     make_source(src, n, size)
-                    r = measure(variants(src, work, dest_root, workers), args.rounds)
+                    # its own threads: the workers, and on ntfs-3g the FUSE daemon
+                    own = workers + (1 if vol is not None else 0)
+                    with LoadWatch(own=own) as watch:
+                        r = measure(variants(src, work, dest_root, workers), args.rounds)
                 finally:
                     if vol is not None:
                         vol.close()
                     shutil.rmtree(work, ignore_errors=True)
-                load.append(os.getloadavg()[0])
-                noisy = max(load) > 0.3 * cpus
+                noisy = watch.load.noisy
                 series = f"{label} on {source}, {workers} worker(s)"
                 total = n * size
                 for k, (best, spread) in r.items():
                     ref = r[RESTORE_UNCHECKED if k.startswith("restore") else BACKUP_PLAIN][0]
                     rows.append((series, k, total / best / 1e9, spread, best / ref, noisy))
-                results[series] = {"load": load, "noisy": noisy, "workers": workers,
-                                   "bytes": total,
+                results[series] = {"load": watch.load.to_json(), "noisy": noisy,
+                                   "workers": workers, "bytes": total,
                                    "variants": {k: {"best_s": b, "spread": s}
                                                 for k, (b, s) in r.items()}}
     os.makedirs(args.out, exist_ok=True)
@@ -219,8 +224,9 @@ def main(argv=None) -> int:
              f"in /dev/shm" + (f" (not run: {skipped})" if skipped else "") +
              f" · sets written to tmpfs · SHA-256 alone on one core: efsfast's "
              f"{sha['efsfast']:.2f} GB/s ({sha['impl']}), hashlib's {sha['hashlib']:.2f} GB/s"
-             f" · load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after;"
-             f" a series marked noisy ran above {0.3 * cpus:.1f}",
+             f" · load average {_fmt(load_before)} before, {_fmt(load_average())} after;"
+             f" a series marked noisy ran beside neighbours above {QUIET_LOAD_PER_CPU} per "
+             f"CPU (see the last table)",
              "",
              "| tree | variant | GB/s of ciphertext | spread | time vs reference |",
              "| --- | --- | --- | --- | --- |"]
@@ -246,6 +252,14 @@ def main(argv=None) -> int:
                      f"{v[BACKUP_SET]['best_s'] / v[BACKUP_PLAIN]['best_s']:.2f}× | "
                      f"{rr:.2f} GB/s | {1 + rr / sha['efsfast']:.2f}× | "
                      f"{v[RESTORE_CHECKED]['best_s'] / v[RESTORE_UNCHECKED]['best_s']:.2f}× |")
+    lines += ["", "## Load while each series ran", "",
+              "| tree | CPUs busy before | load before | load after | own threads | noisy |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for series, res in results.items():
+        ld = res["load"]
+        lines.append(f"| {series} | {_fmt(ld['busy_cpus_before'])} | {_fmt(ld['before'])} | "
+                     f"{_fmt(ld['after'])} | {ld['own_threads']} | "
+                     f"{'**yes**' if ld['noisy'] else 'no'} |")
     with open(os.path.join(args.out, "backup-sets.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(args.out, "backup-sets.json"), "w") as f:
@@ -253,6 +267,10 @@ def main(argv=None) -> int:
                   indent=2)
     print("\n".join(lines))
     return 0
+
+
+def _fmt(v) -> str:
+    return "?" if v is None else f"{v:.2f}"
 
 
 def _sha_rate() -> dict:

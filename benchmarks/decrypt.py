@@ -19,6 +19,7 @@ round-robin, best of N with the spread (max - min) / min:
   - the command line end to end, each command a process of its own as a user
     runs it (start-up, key file, imports included): `efsfast decrypt --key`
     against `efsfast restore` of the same 256 MiB stream (tmpfs and disk),
+    and of a 4 KiB stream (what start-up, imports and the key file cost),
     and `efsfast decrypt-tree --key` against `efsfast restore-tree` of the
     same backup set of 1,000 small files (tmpfs), with the RSA-2048
     decryptions those files need alone, on one thread, as their bound.  The
@@ -49,6 +50,7 @@ from efsfast.crypto import Key, fek
 from efsfast.crypto.decrypt import run as run_decrypt
 
 MIB = 1 << 20
+STARTUP_SIZE = 4096     # the stream of the start-up rows: its streaming costs nothing
 # rows timed by the wall clock (aggregate throughput of threads); the others by CPU time
 WALL_CLOCK = {"efsfast AES-NI, 1 thread (wall clock)", "efsfast AES-NI, 2 threads (aggregate)"}
 
@@ -410,10 +412,16 @@ def main(argv=None) -> int:
     key = make_key()
     base_shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     cli_size = (args.size_mib * MIB) if args.size_mib else size
-    cli_stream_r = {label: cli_stream(key, cli_size, base, args.rounds)
-                    for label, base in (("tmpfs (/dev/shm)", base_shm),
-                                        (f"disk ({tempfile.gettempdir()})", None))
-                    if base is not None or not label.startswith("tmpfs")}
+    cli_stream_r = {}
+    for label, base in (("tmpfs (/dev/shm)", base_shm),
+                        (f"disk ({tempfile.gettempdir()})", None)):
+        if base is None and label.startswith("tmpfs"):
+            continue
+        cli_stream_r[label] = cli_stream(key, cli_size, base, args.rounds)
+        # the same commands on a 4 KiB stream: what start-up, imports and the
+        # key file cost, apart from the streaming (more rounds: it is short)
+        cli_stream_r[f"{label}, 4 KiB stream (start-up and key)"] = cli_stream(
+            key, STARTUP_SIZE, base, 2 * args.rounds)
     # the set's objects are restored into an efs_raw tree first: tmpfs has the xattrs
     cli_tree_r = cli_trees(key, args.files, base_shm, args.rounds) if base_shm else {}
     cli_lines = cli_section(cli_stream_r, cli_tree_r, cli_size, args.files)

@@ -162,7 +162,11 @@ def main() -> None:
                 key = f"{files} x {size // KIB} KiB, {conc} in flight"
                 times: Dict[str, List[float]] = {}
                 rss: Dict[str, Dict[str, List[Optional[float]]]] = {}
-                with LoadWatch(own=2) as watch:     # the client and the server
+                # its own runnable threads: the client's and the server's,
+                # one request each in flight on either side (the server
+                # answers each on a goroutine of its own), plus their main
+                # threads; what loads the machine beyond them is not its own
+                with LoadWatch(own=2 + 2 * conc) as watch:
                     for _r in range(rounds):
                         n += 1
                         scratch = os.path.join(work, f"run{n}")

@@ -47,3 +47,21 @@ def pair(tag: str, name: str):
     """(RSA-2048 key, its self-signed certificate with common name ``name``)."""
     key = rsa_key(2048, tag)
     return key, certificate(key, name)
+
+
+def encrypted_tree(src, key_file, name: str = "alice") -> dict:
+    """A folder and three files encrypted for ``name`` below ``src`` (the
+    efs_raw layout), the private key written to ``key_file`` as PEM;
+    {relative path: plaintext} of the files."""
+    import os
+
+    import efsfast
+    from efsfast.crypto import encrypt
+    k = rsa_key(2048, name)
+    key_file.write_bytes(pem(k))
+    plain = {"Docs/a.txt": b"A" * 5000, "Docs/b.bin": os.urandom(70_000), "top.txt": b"top"}
+    src.mkdir()
+    efsfast.restore(src / "Docs", encrypt(None, [certificate(k, name)]), directory=True)
+    for rel, data in plain.items():
+        efsfast.restore(src / rel, encrypt(data, [certificate(k, name)]))
+    return plain

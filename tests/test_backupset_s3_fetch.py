@@ -3,10 +3,7 @@ it hands the client library's buffers to the C import path as they are;
 it holds no more than --memory-mib of fetched objects at once (16 MiB
 objects at 16 requests in flight, the peak RSS of the process); with
 --skip-existing it fetches only the objects it restores."""
-import hashlib
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,10 +11,9 @@ import efsfast
 from efsfast import cli
 
 from conftest import needs_posix
+from peak_rss import MIB, make_big_tree, peak_rss_mib
 
 pytestmark = needs_posix
-MIB = 1 << 20
-OBJECT = 16 * MIB
 # what a restore process may hold beyond --memory-mib of fetched objects,
 # over the baseline (the same command restoring a one-object set): the
 # import path's system buffers, the client library's runtime, an object
@@ -25,39 +21,6 @@ OBJECT = 16 * MIB
 # 8 x 16 MiB at --jobs 16 --memory-mib 64: 38-55 MiB over the baseline in
 # all (below the limit itself); with --memory-mib 512, 138 MiB
 SLACK_MIB = 32
-
-
-def make_big_tree(root, n, size=OBJECT):
-    meta = efsfast.synthetic_metadata(seed=1)
-    r = (size + 511) & ~511
-    root.mkdir()
-    for i in range(n):
-        block = hashlib.sha256(str(i).encode()).digest() * (r // 32)
-        efsfast.restore(root / f"f{i}.bin", efsfast.build_raw(
-            meta, [efsfast.DataStream("::$DATA", size, block[:r])]))
-
-
-# the process reports its own high-water mark as it exits: wait4's
-# ru_maxrss would count the pytest process it was forked from (the
-# kernel carries the pre-exec memory's peak over into the new program)
-REPORTING = ("import atexit, sys\n"
-             "def hwm():\n"
-             "    for line in open('/proc/self/status'):\n"
-             "        if line.startswith('VmHWM:'):\n"
-             "            sys.stderr.write('HWM ' + line.split()[1] + '\\n')\n"
-             "atexit.register(hwm)\n"
-             "from efsfast.cli import main\n"
-             "sys.exit(main(sys.argv[1:]))\n")
-
-
-def peak_rss_mib(argv):
-    """Peak RSS (MiB) of one efsfast process; it must succeed."""
-    r = subprocess.run([sys.executable, "-c", REPORTING, *argv], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    kib = [int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("HWM ")]
-    assert len(kib) == 1, r.stderr[-2000:]
-    return kib[0] / 1024
 
 
 def test_fetched_buffers_go_to_the_import_path_uncopied(xattr_dir, s3_url, monkeypatch):

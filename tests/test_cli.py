@@ -2,8 +2,6 @@
 import json
 import os
 import random
-import select
-import signal
 import subprocess
 import sys
 
@@ -13,12 +11,7 @@ import efsfast
 from efsfast import cli, tree
 
 from conftest import WINE_STUBS, listing, under_wine
-
-try:
-    import pty
-except ImportError:        # Windows: no termios
-    pty = None
-
+from ttyrun import run_in_pty
 
 def small_set(root, n, seed=1):
     """n small raw streams in a few folders, plus two encrypted folders."""
@@ -97,42 +90,6 @@ def test_demo_json(tmp_path, capsys):
     assert cli.main(["demo", str(tmp_path / "work"), "--files", "30", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["demo"]["identical"] == 34
-
-
-def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
-    """Run the CLI on a pseudo-terminal; return (exit code, screen text).
-    SIGINT goes to it once ``sigint_on`` (bytes) appears on the screen."""
-    if pty is None:
-        pytest.skip("needs a POSIX pseudo-terminal (the pty module; not on Windows)")
-    pid, fd = pty.fork()
-    if pid == 0:                                  # child: a columns x 30 terminal
-        try:
-            import fcntl
-            import struct
-            import termios
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
-            os.execv(sys.executable, [sys.executable, "-m", "efsfast", *args])
-        finally:
-            os._exit(127)
-    chunks, sent = [], False
-    while True:
-        r, _, _ = select.select([fd], [], [], timeout)
-        if not r:
-            os.kill(pid, signal.SIGKILL)
-            raise AssertionError("the CLI hung: " + b"".join(chunks).decode(errors="replace"))
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-        if not sent and sigint_on is not None and sigint_on in b"".join(chunks):
-            os.kill(pid, signal.SIGINT)
-            sent = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
 
 
 def test_progress_bar_on_terminal_and_plain_otherwise(xattr_dir):

@@ -17,7 +17,8 @@ from efsfast.api import BulkResult, ItemError
 from efsfast.cli.output import NAMED_PER_CAUSE, group_failures, report_tree
 from efsfast.cli.progress import Progress
 
-from test_cli import run_in_pty, small_set
+from test_cli import small_set
+from ttyrun import run_in_pty
 
 
 class Terminal(io.StringIO):

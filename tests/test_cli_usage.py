@@ -13,7 +13,8 @@ import efsfast
 from efsfast import cli
 
 from conftest import listing
-from test_cli import run_in_pty, small_set
+from test_cli import small_set
+from ttyrun import run_in_pty
 from test_error_kinds import truncated_over_intact
 
 

@@ -385,7 +385,8 @@ def test_cancel_token_on_c_path(xattr_dir):
 
 # ---- backup sinks ----
 
-@pytest.mark.parametrize("sink", ["none", "path", "fd", "bytearray", "buffer", "write", "pywin32"])
+@pytest.mark.parametrize("sink", ["none", "path", "fd", "bytearray", "buffer", "owned", "write",
+                                  "pywin32"])
 def test_backup_sinks(xattr_dir, tmp_path, sink):
     efsfast.restore(xattr_dir / "f", RAW)
     be = PosixBackend(buffer_size=5000, seed=9)
@@ -414,6 +415,10 @@ def test_backup_sinks(xattr_dir, tmp_path, sink):
         with pytest.raises(EfsError) as ei:
             efsfast.backup(xattr_dir / "f", memoryview(bytearray(100)))
         assert ei.value.winerror == 122
+    elif sink == "owned":
+        out = _core.ExportBuffer()
+        r = efsfast.backup(xattr_dir / "f", out, backend=be)
+        got = bytes(memoryview(out))
     elif sink == "write":
         out = io.BytesIO()
         r = efsfast.backup(xattr_dir / "f", out, backend=be)
@@ -423,6 +428,49 @@ def test_backup_sinks(xattr_dir, tmp_path, sink):
         r = efsfast.backup(xattr_dir / "f", lambda d, c, n: parts.append(bytes(d)), backend=be)
         got = b"".join(parts)
     assert got == RAW and r.bytes == len(RAW)
+
+
+@pytest.mark.parametrize("hint", [0, 1, 4096, 1 << 20])
+def test_export_buffer_grows_from_any_hint(xattr_dir, hint):
+    """An ExportBuffer (memory of its own, mapped) takes the whole stream
+    whatever it was sized for, appends when filled again, and is read-only."""
+    efsfast.restore(xattr_dir / "f", RAW)
+    be = PosixBackend(buffer_size=4096)
+    buf = _core.ExportBuffer(hint)
+    assert len(buf) == 0 and bytes(memoryview(buf)) == b""
+    efsfast.backup(xattr_dir / "f", buf, backend=be)
+    assert len(buf) == len(RAW) and bytes(memoryview(buf)) == RAW
+    efsfast.backup(xattr_dir / "f", buf, backend=be)
+    assert bytes(memoryview(buf)) == RAW + RAW
+    view = memoryview(buf)
+    assert view.readonly
+    with pytest.raises(TypeError):
+        view[0] = 0
+    # filled while a view of it is out, the memory could move under the view
+    with pytest.raises(BufferError):
+        efsfast.backup(xattr_dir / "f", buf, backend=be)
+    view.release()
+    assert len(buf) == 2 * len(RAW)
+
+
+def test_export_buffer_digest_and_failure(xattr_dir):
+    """export_opened hashes an ExportBuffer's stream; a failed export leaves
+    the buffer usable (what it had) and raises the export's error."""
+    import hashlib
+    from efsfast import api
+    efsfast.restore(xattr_dir / "f", RAW)
+    d = hashlib.sha256()
+    buf = _core.ExportBuffer(10)
+    with _core.open_raw(xattr_dir / "f", 0, PosixBackend()) as raw:
+        api.export_opened(raw, buf, digest=d)
+    assert d.hexdigest() == hashlib.sha256(RAW).hexdigest()
+    (xattr_dir / "plain").write_bytes(b"x")
+    buf = _core.ExportBuffer()
+    with pytest.raises(EfsError):
+        efsfast.backup(xattr_dir / "plain", buf)
+    assert bytes(memoryview(buf)) == b""
+    with pytest.raises(MemoryError):
+        _core.ExportBuffer(1 << 62)
 
 
 def test_backup_sink_failure_stops(xattr_dir):

@@ -278,6 +278,24 @@ def test_the_command_line_process_is_alone_when_it_would_fork(key):
     assert r.stdout.strip() == ("True" if sys.platform.startswith("linux") else r.stdout.strip())
 
 
+def test_alone_right_after_a_bulk_job(xattr_dir):
+    """restore_many's joined worker threads may still be ending in the system
+    when it returns: decrypt-tree called next in the same process must still
+    find it alone (and use processes), not take the remains for a library's
+    threads."""
+    code = ("import sys, tempfile; import efsfast; from efsfast.crypto import forked\n"
+            "d = tempfile.mkdtemp(dir=sys.argv[1])\n"
+            "raw = efsfast.synthetic_raw(20000, seed=1)\n"
+            "ok = []\n"
+            "for k in range(100):\n"
+            "    efsfast.restore_many([(f'{d}/{k}-{i}', raw) for i in range(8)], workers=4)\n"
+            "    ok.append(forked.alone())\n"
+            "print(all(ok))")
+    r = subprocess.run([sys.executable, "-c", code, str(xattr_dir)], capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.strip() == ("True" if sys.platform.startswith("linux") else r.stdout.strip())
+
+
 def test_when_worker_processes_are_used():
     import sys
     import threading

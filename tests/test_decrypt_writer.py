@@ -36,9 +36,11 @@ def user():
 
 @pytest.fixture(params=["writer thread", "same thread"])
 def writer_mode(request, monkeypatch):
-    """Every source gets a writer thread, or none does."""
-    monkeypatch.setattr(decrypt_module, "WRITER_FROM", 0 if request.param == "writer thread"
-                        else 1 << 62)
+    """Every source gets a writer thread (and every raw stream file a reader
+    thread, crypto/reader.py), or none does."""
+    threshold = 0 if request.param == "writer thread" else 1 << 62
+    monkeypatch.setattr(decrypt_module, "WRITER_FROM", threshold)
+    monkeypatch.setattr(decrypt_module, "READER_FROM", threshold)
     return request.param
 
 
@@ -103,13 +105,19 @@ def test_a_full_disk_leaves_nothing(tmp_path, user, writer_mode):
         assert threading.active_count() == before
 
 
-def test_a_damaged_stream_after_many_blocks_leaves_nothing(tmp_path, user, writer_mode):
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_damaged_stream_after_many_blocks_leaves_nothing(tmp_path, user, writer_mode, as_file):
     key, cert = user
     data = bytearray(encrypt(os.urandom(5 * BLOCK), [cert]))
     del data[-3000:]
+    src = tmp_path / "src" / "s.efsraw"       # (a file: read by the reader thread)
+    src.parent.mkdir()
+    src.write_bytes(data)
+    before = threading.active_count()
     with pytest.raises(efsfast.RawFormatError):
-        decrypt(bytes(data), tmp_path / "x", [key])
-    assert listing(tmp_path) == []
+        decrypt(src if as_file else bytes(data), tmp_path / "x", [key])
+    assert listing(tmp_path) == ["src"] and listing(src.parent) == ["s.efsraw"]
+    assert threading.active_count() == before
 
 
 def test_standard_input_gets_a_writer(tmp_path, user, monkeypatch):

@@ -92,7 +92,8 @@ def test_every_source_kind(double, tmp_path, kind):
 
 
 @needs_double
-@pytest.mark.parametrize("sink", ["none", "bytearray", "buffer", "fd", "path", "write", "pywin32"])
+@pytest.mark.parametrize("sink", ["none", "bytearray", "buffer", "owned", "fd", "path", "write",
+                                  "pywin32"])
 def test_every_sink_kind(double, tmp_path, sink):
     efsfast.restore(tmp_path / "f", RAW)
     if sink == "none":
@@ -105,6 +106,10 @@ def test_every_sink_kind(double, tmp_path, sink):
     elif sink == "buffer":
         got = bytearray(len(RAW))
         efsfast.backup(tmp_path / "f", memoryview(got))
+    elif sink == "owned":       # grown from 100 bytes (the heap on Windows)
+        buf = efsfast.ExportBuffer(100)
+        efsfast.backup(tmp_path / "f", buf)
+        got = bytes(memoryview(buf))
     elif sink == "fd":
         fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_BINARY)
         try:

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # (mypy takes any name TYPE_CHECKING as true; typing is not imported for it).
 TYPE_CHECKING = False
 _LAZY = {
-    "._core": ("CancelToken",),
+    "._core": ("CancelToken", "ExportBuffer"),
     ".api": ("BackupResult", "BulkRestoreError", "BulkResult", "ItemError", "RestoreResult",
              "backup", "backup_many", "restore", "restore_many"),
     ".check": ("verify",),
@@ -29,7 +29,7 @@ _SUBMODULES = ("backends",)
 
 if TYPE_CHECKING:
     from . import backends
-    from ._core import CancelToken
+    from ._core import CancelToken, ExportBuffer
     from .api import (BackupResult, BulkRestoreError, BulkResult, ItemError, RestoreResult,
                       backup, backup_many, restore, restore_many)
     from .crypto import NotDecryptableError, load_keys
@@ -47,6 +47,7 @@ else:
 
 __all__ = [
     "EfsError", "RawFormatError", "ObjectMismatchError", "CancelledError", "CancelToken",
+    "ExportBuffer",
     "backends",
     "restore", "backup", "restore_many", "backup_many", "RestoreResult", "BackupResult", "BulkResult",
     "BulkRestoreError", "ItemError", "DataStream", "KeyEntry", "Metadata", "RawInfo",

@@ -226,6 +226,9 @@ cdef extern from "_c/efs_io.h" nogil:
     void efs_posix_backup_item_free(efs_backup_item *it)
     long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
     int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
+    uint8_t *efs_big_alloc(size_t n)
+    uint8_t *efs_big_grow(uint8_t *p, size_t old, size_t n)
+    void efs_big_free(uint8_t *p, size_t n)
     efs_dword efs_win32_from_errno(int e)
     uint64_t efs_bench_memcpy(uint8_t *dst, const uint8_t *src, size_t n, size_t chunk,
                               uint64_t total)

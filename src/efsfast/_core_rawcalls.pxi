@@ -189,12 +189,15 @@ def read_raw(RawContext raw, sink=None, CancelToken cancel=None, callback_contex
         c.data = NULL
         c.length = c.capacity = 0
         c.grow = 1
+        c.big = 0
         c.fd = -1
         c.write_errno = 0
         c.cancel = cancel_ptr(cancel)
         c.sigint_base = efs_sigint_count()
         c.calls = c.bytes = 0
         c.owner = NULL
+        if isinstance(sink, ExportBuffer):
+            return _read_raw_owned(raw, <ExportBuffer>sink, &c, ctx)
         if pywin32 or (sink is not None and not isinstance(sink, (int, bytearray))
                        and not _is_writable_buffer(sink)):
             pk = PySink.__new__(PySink)
@@ -244,6 +247,20 @@ def read_raw(RawContext raw, sink=None, CancelToken cancel=None, callback_contex
                 free(c.data)
     finally:
         raw.busy = 0
+
+
+cdef tuple _read_raw_owned(RawContext raw, ExportBuffer buf, export_ctx *c, void *ctx):
+    """read_raw into an ExportBuffer: appended to its own memory, which
+    stays the buffer's whatever happens (freed with it)."""
+    cdef efs_dword rc
+    buf.lend(c)
+    try:
+        with nogil:
+            rc = raw.backend.c_backend.read(export_to_memory, c, ctx)
+    finally:
+        buf.take_back(c)
+    raw.raise_for(rc)
+    return c.bytes, c.calls, None
 
 
 cdef bint _is_writable_buffer(object obj):

@@ -6,6 +6,7 @@ cdef struct export_ctx:
     size_t length
     size_t capacity
     int grow                 # realloc allowed (data is ours)
+    int big                  # data is an ExportBuffer's: grown by efs_big_grow
     int fd                   # fd sinks
     int write_errno
     int *cancel
@@ -28,7 +29,10 @@ cdef efs_dword export_to_memory(uint8_t *pbData, void *ctx, efs_ulong n) noexcep
         cap = c.capacity * 2 if c.capacity else 65536
         while cap - c.length < n:
             cap *= 2
-        p = <uint8_t *>realloc(c.data, cap)
+        if c.big:
+            p = efs_big_grow(c.data, c.capacity, cap)
+        else:
+            p = <uint8_t *>realloc(c.data, cap)
         if p == NULL:
             return EFS_ERROR_NOT_ENOUGH_MEMORY
         c.data = p
@@ -37,6 +41,60 @@ cdef efs_dword export_to_memory(uint8_t *pbData, void *ctx, efs_ulong n) noexcep
     c.length += n
     c.bytes += n
     return 0
+
+
+cdef uint8_t empty_export[1]
+
+
+cdef class ExportBuffer:
+    """A raw stream exported into memory of its own (``read_raw(raw,
+    ExportBuffer(hint))``), read through the buffer protocol (read-only)
+    without a copy into ``bytes``; the memory goes back to the system when
+    the buffer and every view of it are gone (efs_big_alloc: not kept in
+    malloc's arenas).  ``hint``: the expected size, mapped up front (pages
+    cost memory only once written); it grows as needed."""
+    cdef uint8_t *data
+    cdef size_t length
+    cdef size_t capacity
+    cdef Py_ssize_t exports
+    cdef bint filling
+
+    def __cinit__(self, size_t hint=0):
+        if hint:
+            self.data = efs_big_alloc(hint)
+            if self.data == NULL:
+                raise MemoryError(f"cannot map {hint} bytes for an exported stream")
+            self.capacity = hint
+
+    def __dealloc__(self):
+        if self.data != NULL:
+            efs_big_free(self.data, self.capacity)
+
+    def __len__(self):
+        return self.length
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        if self.filling:
+            raise BufferError("the buffer is being filled by an export")
+        PyBuffer_FillInfo(view, self, <void *>(self.data if self.data != NULL else empty_export),
+                          <Py_ssize_t>self.length, 1, flags)
+        self.exports += 1
+
+    def __releasebuffer__(self, Py_buffer *view):
+        self.exports -= 1
+
+    cdef lend(self, export_ctx *c):
+        """Hand the memory to an export (which appends to it)."""
+        if self.exports or self.filling:
+            raise BufferError("an ExportBuffer with views of it open cannot be filled")
+        self.filling = True
+        c.data, c.length, c.capacity = self.data, self.length, self.capacity
+        c.grow = c.big = 1
+
+    cdef void take_back(self, export_ctx *c):
+        """The export's memory (grown or not) is this buffer's again."""
+        self.data, self.length, self.capacity = c.data, c.length, c.capacity
+        self.filling = False
 
 
 cdef efs_dword export_to_fd(uint8_t *pbData, void *ctx, efs_ulong n) noexcept nogil:

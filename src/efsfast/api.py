@@ -153,19 +153,21 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
 
     With no ``sink`` the stream is returned as bytes.  A path sink is written
     under a temporary name and renamed when complete (an existing file is
-    kept unless ``overwrite=True``); a file descriptor, a writable buffer or a
-    bytearray (extended) is written from C without the GIL; an object with
+    kept unless ``overwrite=True``); a file descriptor, a writable buffer, a
+    bytearray (extended) or an :class:`ExportBuffer` (memory of its own, read
+    through the buffer protocol) is written from C without the GIL; an object with
     ``write`` or a pywin32-style ExportCallback goes through the fallback.
 
-    ``digest`` (a hashlib object, with a path sink or none) is fed every byte
+    ``digest`` (a hashlib object, with a path sink, an ExportBuffer or none) is fed every byte
     of the stream as it is written: the hash costs no second pass.
     """
     _watch_ctrl_c()
     be = _backend(backend)
     path = os.fspath(path)
     flags = _core.CREATE_FOR_DIR if directory else 0
-    if digest is not None and sink is not None and not isinstance(sink, (str, os.PathLike)):
-        raise TypeError("digest goes with a path sink or none")
+    if digest is not None and sink is not None and not isinstance(
+            sink, (str, os.PathLike, _core.ExportBuffer)):
+        raise TypeError("digest goes with a path sink, an ExportBuffer or none")
     if isinstance(sink, (str, os.PathLike)) and not overwrite and _exists(os.fspath(sink)):
         raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
                                           "to replace it)", os.fspath(sink))
@@ -196,6 +198,8 @@ def export_opened(raw: _core.RawContext, sink: Any = None, *, overwrite: bool = 
     if isinstance(sink, (str, os.PathLike)):
         return _backup_to_path(raw, os.fspath(sink), overwrite, cancel, digest, sync)
     nbytes, calls, data = _core.read_raw(raw, sink, cancel, callback_context)
+    if digest is not None and isinstance(sink, _core.ExportBuffer):
+        digest.update(sink)         # (the whole stream, in memory of its own)
     if sink is None:
         assert data is not None     # read_raw returns the stream when there is no sink
         if digest is not None:

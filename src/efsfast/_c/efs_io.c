@@ -9,6 +9,21 @@
 #if defined(_WIN32)
 #include <io.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+uint8_t *efs_big_alloc(size_t n) { return (uint8_t *)malloc(n ? n : 1); }
+
+uint8_t *efs_big_grow(uint8_t *p, size_t old, size_t n)
+{
+    (void)old;
+    return (uint8_t *)realloc(p, n);
+}
+
+void efs_big_free(uint8_t *p, size_t n)
+{
+    (void)n;
+    free(p);
+}
 
 long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
 {
@@ -31,7 +46,36 @@ int efs_fd_write_all(int fd, const uint8_t *buf, size_t n, int *err)
     return 0;
 }
 #else
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+uint8_t *efs_big_alloc(size_t n)
+{
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : (uint8_t *)p;
+}
+
+uint8_t *efs_big_grow(uint8_t *p, size_t old, size_t n)
+{
+    void *q;
+    if (p == NULL) return efs_big_alloc(n);
+#if defined(__linux__)
+    q = mremap(p, old ? old : 1, n, MREMAP_MAYMOVE);
+    return q == MAP_FAILED ? NULL : (uint8_t *)q;
+#else
+    q = efs_big_alloc(n);
+    if (q == NULL) return NULL;
+    memcpy(q, p, old < n ? old : n);
+    efs_big_free(p, old);
+    return (uint8_t *)q;
+#endif
+}
+
+void efs_big_free(uint8_t *p, size_t n)
+{
+    if (p != NULL) munmap(p, n ? n : 1);
+}
 
 long efs_fd_read(int fd, uint8_t *buf, size_t n, int64_t offset, int *err)
 {

@@ -45,6 +45,16 @@ int efs_sigint_install(void);
 /* Read on every callback: a plain load, not a call into another unit. */
 extern volatile unsigned efs_sigint_counter;
 static inline unsigned efs_sigint_count(void) { return efs_sigint_counter; }
+/* Large buffers given back to the system as soon as they are freed.  An
+ * exported object held in memory for an upload is freed by another thread
+ * than the one that made it; malloc keeps such blocks in its arenas once its
+ * mmap threshold has risen to their size, so a process of many in-flight
+ * objects grew to three times what it held.  POSIX: a mapping of its own
+ * (pages cost memory only once written), grown by mremap without a copy on
+ * Linux; Windows: the heap, which maps large blocks itself.  NULL on failure. */
+uint8_t *efs_big_alloc(size_t n);
+uint8_t *efs_big_grow(uint8_t *p, size_t old, size_t n);
+void efs_big_free(uint8_t *p, size_t n);
 /* Win32 code for an errno value. */
 efs_dword efs_win32_from_errno(int e);
 

@@ -29,6 +29,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Set
 
 from .. import api
+from .._core import ExportBuffer
 from .._errors import RefusedError
 from ..api import ItemError
 from ..store import Failure, Store, StoreError
@@ -38,6 +39,8 @@ from .manifest import (MANIFEST_NAME, PARTIAL_NAME, SUFFIX, Entry, Header, Manif
 from .sinks import SetSink, source_unchanged
 
 MEMORY_OBJECT = 64 << 20        # exported into memory, then one PUT or multipart from it
+RAW_OVERHEAD = 1 << 20          # what a raw stream may add to its source (headers, $EFS,
+                                # padding): mapped up front, counted against the memory limit
 FLUSH_S = 2.0                   # the in-progress manifest goes up at most this often
 QUEUE_CHUNKS = 16               # streamed exports: system buffers waiting for the upload
 
@@ -254,14 +257,18 @@ class StoreSink(SetSink):
         replace = self.overwrite or self.resume
         if entry.source_size is None or entry.source_size <= MEMORY_OBJECT:
             budget = getattr(self.objects, "budget", None)
-            held = budget.take((entry.source_size or 0) + (1 << 20)) if budget else 0
+            expect = (entry.source_size or 0) + RAW_OVERHEAD
+            held = budget.take(expect) if budget else 0
             try:
-                data = api.export_opened(raw, None, cancel=cancel, digest=digest)
-                self.objects.write(key, data, replace=replace)
+                # memory of its own, handed to the upload as it is (no copy
+                # into bytes) and back to the system when the PUT is done
+                data = ExportBuffer(expect)
+                api.export_opened(raw, data, cancel=cancel, digest=digest)
+                self.objects.write(key, memoryview(data), replace=replace)
+                return len(data)
             finally:
                 if budget:
                     budget.give(held)
-            return len(data)
         q: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=QUEUE_CHUNKS)
         submit = getattr(self.objects, "submit_write")
         upload = submit(key, _drain(q), replace=replace)

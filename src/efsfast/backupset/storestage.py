@@ -56,13 +56,16 @@ def open_store_set(url: str, *, partial: bool, command: str, done: str,
 
 
 def stage_set(store: Store, m: Manifest, folder: str, sets: Sequence[str] = (),
-              **store_options: Any) -> Tuple[str, List[str]]:
+              **store_options: Any) -> Tuple[str, List[str], Dict[str, str]]:
     """Copy the set (and, for an incremental set, the sets in stores it
     refers to) below ``folder``: (the set's folder, the folders to name
-    with --with)."""
+    with --with, and each folder copied here with the URL of the set it
+    holds, so that the command names an object by its URL, never by the
+    temporary copy's path)."""
     own = os.path.join(folder, "set")
     _copy_down(store, m, own)
     staged: List[str] = []
+    urls = {own: store.url}
     if m.header.refs:
         places: Dict[str, Any] = locate_places(m, sets, store, **store_options)
         for n, (sid, place) in enumerate(places.items()):
@@ -70,8 +73,9 @@ def stage_set(store: Store, m: Manifest, folder: str, sets: Sequence[str] = (),
                 other = read_store_set(place, command="decrypt-tree", done="decrypted")
                 where = os.path.join(folder, f"ref{n}")
                 _copy_down(place, other, where)
+                urls[where] = place.url
                 place.close()
                 staged.append(where)
             else:
                 staged.append(place)
-    return own, staged
+    return own, staged, urls

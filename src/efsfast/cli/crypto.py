@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import os
 import sys
-import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
 from .._errors import RefusedError
 from ..crypto import MissingDependencyError
 from ..messages import ErrorKind
-from .options import STDIO, add_with_option, workers
+from .options import STDIO, add_no_sync, add_with_option, workers
 from .output import (ExitCode, emit, fail, failure, record, refuse, report_tree,
                      require_folder, require_sources, say)
 from .progress import Progress, ctrl_c_cancels
@@ -70,6 +68,7 @@ def password_source(args: argparse.Namespace) -> Callable[[str], Optional[str]]:
                                    f"variable {args.password_env}, which is not set")
             return os.environ[args.password_env]
         if sys.stdin.isatty():
+            import getpass          # (here: only a prompt needs it)
             return getpass.getpass(f"Password for {path}: ")
         return None
     return ask
@@ -221,16 +220,17 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
         with ctrl_c_cancels() as token:
             try:
                 if url:     # its objects, copied into a temporary folder, checked as read
+                    import tempfile
                     from ..backupset.storestage import stage_set
                     work = stack.enter_context(tempfile.TemporaryDirectory(
                         prefix=".efsfast-stage-"))
-                    src, sets = stage_set(store, m, work, args.sets)
+                    src, sets, staged = stage_set(store, m, work, args.sets)
                 r = decrypt_tree(src, args.dest, keys, workers=args.workers,
                                  overwrite=args.overwrite, skip_existing=args.skip_existing,
                                  progress=bar, cancel=token, partial=args.partial, sets=sets,
                                  sync=not args.no_sync)
                 if url:
-                    _name_by_url(r, src, args.src)
+                    _name_by_url(r, staged)
             except MissingSetsError as exc:             # nothing was decrypted
                 bar.close()
                 if url:
@@ -258,16 +258,19 @@ def _decrypt_tree(args: argparse.Namespace) -> int:
     return report_tree(args, "decrypt-tree", r, extra)
 
 
-def _name_by_url(r: Any, staged: str, url: str) -> None:
-    """The objects of a set in a bucket, decrypted from a staging folder,
-    are named in the report by their URL (never the temporary copy's path):
-    each job's raw stream and each error's file."""
-    prefix = os.path.join(staged, "")
-    base = url.rstrip("/") + "/"
+def _name_by_url(r: Any, staged: Dict[str, str]) -> None:
+    """The objects of sets in a bucket (the set's own, and those of the
+    earlier sets an incremental one refers to), decrypted from staging
+    folders, are named in the report by their URL (never the temporary
+    copy's path): each job's raw stream and each error's file.  ``staged``:
+    each staging folder and the URL of the set it holds."""
+    bases = [(os.path.join(folder, ""), u.rstrip("/") + "/") for folder, u in staged.items()]
 
     def named(p: Any) -> Any:
-        if isinstance(p, (str, os.PathLike)) and os.fspath(p).startswith(prefix):
-            return base + os.fspath(p)[len(prefix):].replace(os.sep, "/")
+        if isinstance(p, (str, os.PathLike)):
+            for prefix, base in bases:
+                if os.fspath(p).startswith(prefix):
+                    return base + os.fspath(p)[len(prefix):].replace(os.sep, "/")
         return p
     r.jobs = [(j[0], named(j[1]), *j[2:]) for j in r.jobs]
     for e in r.failures:
@@ -304,7 +307,5 @@ def register(sub: Any, common: argparse.ArgumentParser, mode: argparse.ArgumentP
                    help="decrypt what an incomplete backup set (one whose backup did not "
                         "finish) lists, each object checked")
     add_with_option(s)
-    s.add_argument("--no-sync", action="store_true",
-                   help="do not wait for the plaintext to reach stable storage before the "
-                        "summary (faster; a power cut may then lose it)")
+    add_no_sync(s, "the plaintext")
     s.set_defaults(func=cmd_decrypt_tree)

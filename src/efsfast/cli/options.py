@@ -54,14 +54,17 @@ def is_s3(name: str) -> bool:
     return name.lower().startswith("s3://")
 
 
-def add_no_sync(p: argparse.ArgumentParser) -> None:
+def add_no_sync(p: argparse.ArgumentParser, what: str = "what was written") -> None:
+    """--no-sync (restore-tree, decrypt-tree); ``what`` names what the
+    command writes (decrypt-tree: "the plaintext")."""
     p.add_argument("--no-sync", action="store_true",
-                   help="do not wait for what was written to reach stable storage before the "
+                   help=f"do not wait for {what} to reach stable storage before the "
                         "summary (faster; a power cut may then lose it)")
 
 
 def add_with_option(p: argparse.ArgumentParser) -> None:
-    """--with: the earlier sets of an incremental set (restore-tree, decrypt-tree)."""
+    """--with: the earlier sets of an incremental set (restore-tree,
+    decrypt-tree, verify-set: each looks in these, then at the recorded paths)."""
     p.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
                    help="an earlier set an incremental set refers to (repeatable; by default "
                         "the path each reference recorded)")

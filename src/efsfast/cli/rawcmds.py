@@ -138,8 +138,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"efsfast: restoring {args.src} -> {args.dest} ...", file=sys.stderr, flush=True)
     with ctrl_c_cancels(args.program) as token, contextlib.ExitStack() as stack:
         if is_s3(args.src):         # one object of a bucket: its buffer, fetched
-            from ..store.single import object_source
-            src = stack.enter_context(object_source(args.src))
+            from ..store import StoreError
+            from ..store.single import MISSING, object_source
+            try:
+                src = stack.enter_context(object_source(args.src))
+            except StoreError as exc:   # a missing source, as a missing file: refused,
+                if exc.failure not in MISSING:      # nothing written at DEST
+                    raise
+                return fail(args, exc, ExitCode.REFUSED)
         r = restore(args.dest, src, directory=args.directory, overwrite=args.overwrite,
                     backend=backend_from(args), cancel=token)
     if args.json:

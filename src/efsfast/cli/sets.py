@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .._errors import RefusedError
-from .options import STDIO, add_jobs_option, is_s3, store_options
+from .options import STDIO, add_jobs_option, add_with_option, is_s3, store_options
 from .output import ExitCode, emit, fail, record, refuse, require_folder, say
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -101,8 +101,7 @@ def register(sub: Any, mode_parent: argparse.ArgumentParser) -> None:
                             "its SHA-256, every stream valid, nothing unlisted")
     s.add_argument("set", metavar="SET", help="set folder, s3://BUCKET/PREFIX, or - to read "
                                               "a tar stream")
-    s.add_argument("--with", dest="sets", metavar="SET", action="append", default=[],
-                   help="an earlier set an incremental set refers to (repeatable)")
+    add_with_option(s)
     _add_key_options(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     add_jobs_option(s)

@@ -5,12 +5,28 @@ by ``cryptography``, the sectors decrypted in C without the GIL
 dependency: ``pip install 'efsfast[decrypt]'``."""
 from ._deps import MissingDependencyError
 from .decrypt import Decrypted, DecryptResult, decrypt, decrypt_bytes
-from .certs import NotACertificateError, load_certificate
+# (encrypt stays a plain import: its module and its function share the name,
+# and a lazy name would be shadowed by the module once anything imports it)
 from .encrypt import EncryptResult, Recipient, encrypt, encrypt_file, recipient
 from .fek import Algorithm, Entry, NotDecryptableError, Opened
 from .keys import Key, KeyLoadError, load_keys
-from ..treewalk import find_sources   # (verify and verify --key read folders alike)
-from .verify import Proof, check, check_many, prove, prover, why_not
+
+# Proving (verify --key), certificates and folder walks are imported when
+# first used (PEP 562): `efsfast decrypt` of one stream needs none of them.
+TYPE_CHECKING = False
+_LAZY = {
+    ".certs": ("NotACertificateError", "load_certificate"),
+    "..treewalk": ("find_sources",),    # (verify and verify --key read folders alike)
+    ".verify": ("Proof", "check", "check_many", "prove", "prover", "why_not"),
+}
+if TYPE_CHECKING:
+    from ..treewalk import find_sources
+    from .certs import NotACertificateError, load_certificate
+    from .verify import Proof, check, check_many, prove, prover, why_not
+else:
+    from .._lazy import attach
+    __getattr__, __dir__ = attach(__name__, globals(), _LAZY)
+    del attach
 
 __all__ = ["Algorithm", "Decrypted", "DecryptResult", "EncryptResult", "Entry", "Key",
            "KeyLoadError", "MissingDependencyError", "NotACertificateError",

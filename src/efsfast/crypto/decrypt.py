@@ -2,11 +2,12 @@
 encrypted object on an ntfs-3g ``efs_raw`` mount) to plaintext files.
 
 One pass, streaming: the raw stream is read in 1 MiB chunks (into one
-reused buffer) and fed to the C decryptor (``_decrypt.pyx``), which writes
-each data stream's plaintext to its own temporary file in 1 MiB writes, on
-a thread of their own for a large source (``writer.py``), so that reading
-and decrypting overlap writing; only when the whole stream parsed and
-decrypted are the temporaries published under their names.  So a failure, a wrong key or
+reused buffer; a large file on a thread of its own, ``reader.py``) and fed
+to the C decryptor (``_decrypt.pyx``), which writes each data stream's
+plaintext to its own temporary file in 1 MiB writes, on a thread of their
+own for a large source (``writer.py``), so that reading, decrypting and
+writing overlap; only when the whole stream parsed and decrypted are the
+temporaries published under their names.  So a failure, a wrong key or
 Ctrl-C leaves nothing, and an existing destination is replaced only with
 ``overwrite=True``.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import uuid
 from dataclasses import dataclass, field
 from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List, Optional,
                     Tuple, Union, cast)
@@ -32,6 +32,7 @@ from .expect import Cancel, Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import KeysArg, Key, Password, as_keys
 from ..messages import STDOUT_NAME
+from .reader import read_ahead
 from .writer import BlockWriter
 
 if TYPE_CHECKING:
@@ -153,14 +154,18 @@ def run(source: Any, keys: KeysArg, sink_for: SinkFor, *, mode: str = "strict",
 def _reading(source: Any) -> Iterator[Any]:
     """The raw stream in chunks: a bytes-like source whole; a file read
     into one reused buffer (each chunk is consumed before the next read:
-    no allocation and no fresh pages per chunk)."""
+    no allocation and no fresh pages per chunk), a large file by a thread
+    of its own into a few reused buffers (``reader.py``)."""
     size = raw.READ_CHUNK
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=0) as f:
+            length = os.fstat(f.fileno()).st_size
+            if length >= READER_FROM:
+                yield from read_ahead(f.readinto, size)
+                return
             # a small file's buffer is its size (+1: the read that ends it
             # returns less), not a megabyte to allocate and clear per file
-            size = min(size, os.fstat(f.fileno()).st_size + 1)
-            yield from _read_into(f.readinto, size)
+            yield from _read_into(f.readinto, min(size, length + 1))
         return
     try:
         memoryview(source)
@@ -264,8 +269,10 @@ class _Files:
             self._open(raw.UNNAMED_STREAM, self.main_tmp, dest, keep_open=False)
 
     def _tmp_name(self, final: str) -> str:
+        # (os.urandom, not uuid4: the uuid module imports platform, a cost
+        # every decrypt would pay at start-up)
         return os.path.join(self.parent, f".{os.path.basename(final)}.efsfast-"
-                                         f"{uuid.uuid4().hex[:8]}.tmp")
+                                         f"{os.urandom(4).hex()}.tmp")
 
     def _open(self, name: str, tmp: str, final: str, keep_open: bool = True) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -381,9 +388,11 @@ def _decrypt_to_stream(source: Any, out: BinaryIO, keys: KeysArg, *, name: str,
                          h.opened_by, directory=not h.streams)
 
 
-# a source from this size on gets a thread for its writes (starting one costs
-# about 0.1 ms; the small files of a tree run in parallel with each other)
+# a source from this size on gets a thread for its writes, and a raw stream
+# file one for its reads (starting one costs about 0.1 ms; the small files
+# of a tree run in parallel with each other)
 WRITER_FROM = 8 << 20
+READER_FROM = WRITER_FROM
 
 
 def _large(source: Any) -> bool:

@@ -15,7 +15,6 @@ such streams (through WriteEncryptedFileRaw) has NOT been verified here.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -79,6 +78,7 @@ def recipient(cert_or_key: Union[Recipient, RecipientSource, PathLike], *,
     if isinstance(cert_or_key, (str, os.PathLike)):
         from .certs import load_certificate
         cert_or_key = load_certificate(cert_or_key, password)
+    import hashlib      # (here, not at the top: decrypt imports this module and never hashes)
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     cert = getattr(cert_or_key, "certificate", None) if not isinstance(
         cert_or_key, x509.Certificate) else cert_or_key

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from .._errors import CancelledError, EfsError
@@ -29,20 +30,33 @@ from ..api import BulkResult, ItemError
 # below this many jobs the pool's start (a fork per worker) is not repaid
 MIN_JOBS = 32
 POLL_S = 0.1            # how often the parent looks at its cancel token
+LINGER_S = 0.02         # how long a joined thread may take to be gone (alone())
 
 _JOBS: List[Tuple[Any, ...]] = []      # what the forked workers inherit
 _ONE: Optional[Callable[..., Any]] = None
 _STOP: Any = None
 
 
-def alone() -> bool:
+def alone(linger_s: float = LINGER_S) -> bool:
     """Whether this process runs one thread: Python's threads and those a
     library started in C (an S3 client's runtime, a C worker pool), which
-    threading.active_count() does not see but a fork copies the locks of."""
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return threading.active_count() == 1
+    threading.active_count() does not see but a fork copies the locks of.
+    A Python thread just joined may still be ending in the system (its
+    join returns before the thread is gone: seen after every restore_many),
+    so where Python runs no other thread the count is looked at again for
+    up to ``linger_s``."""
+    if threading.active_count() != 1:
+        return False
+    deadline = time.monotonic() + linger_s
+    while True:
+        try:
+            if len(os.listdir("/proc/self/task")) == 1:
+                return True
+        except OSError:
+            return True             # (no /proc: Python's own count is all there is)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
 
 
 def usable(jobs: List[Tuple[Any, ...]], workers: int) -> bool:

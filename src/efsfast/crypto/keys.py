@@ -9,7 +9,6 @@ every message name the file, the certificate's subject and its thumbprint.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import (TYPE_CHECKING, Any, Callable, Iterable, List, NoReturn, Optional, Sequence,
@@ -45,6 +44,7 @@ class Key:
         """SHA-1 of the DER certificate, as $EFS stores it (hex)."""
         if self.certificate is None:
             return None
+        import hashlib      # (here: a PEM key without certificate never needs it)
         from cryptography.hazmat.primitives.serialization import Encoding
         return hashlib.sha1(self.certificate.public_bytes(Encoding.DER)).hexdigest()
 
@@ -269,7 +269,6 @@ def check_rsa_key(source: str, key: RSAPrivateKey) -> None:
     ``cryptography`` (PKCS#12 loading has no switch: ~30 ms stays) and are
     checked here too, at the same small cost.
     """
-    import secrets
     from cryptography.hazmat.primitives.asymmetric import padding
     if key.key_size > MAX_RSA_BITS:
         raise KeyLoadError(f"{source}: an RSA key of {key.key_size} bits (more than "
@@ -283,7 +282,7 @@ def check_rsa_key(source: str, key: RSAPrivateKey) -> None:
              and pn.dmp1 == d % (p - 1) and pn.dmq1 == d % (q - 1)
              and 0 < pn.iqmp < p and (pn.iqmp * q) % p == 1)
     if sound:
-        probe = secrets.token_bytes(32)
+        probe = os.urandom(32)      # (what secrets.token_bytes is, without its imports)
         try:
             sound = key.decrypt(key.public_key().encrypt(probe, padding.PKCS1v15()),
                                 padding.PKCS1v15()) == probe

@@ -18,7 +18,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from .. import _codec, _decrypt, raw
 from .._errors import EfsError, RawFormatError
-from . import forked
 from .fek import NotDecryptableError, Opened, entries, unwrap
 from .keys import Key, KeysArg, Password, as_keys
 
@@ -173,6 +172,9 @@ def check_many(sources: Sequence[Any], keys: KeysArg, *, read_data: bool = False
     # fork (Linux) hands the loaded keys to the workers without pickling them;
     # elsewhere (Windows, macOS where fork is unsafe), or where this process
     # runs other threads (a fork copies their locks), the work stays here
+    # (forked, and multiprocessing under it, imported only here: decrypt and
+    # verify of one source never pay for them)
+    from . import forked
     use_fork = (workers > 1 and len(sources) > 1 and sys.platform.startswith("linux")
                 and forked.alone())
     if not use_fork:

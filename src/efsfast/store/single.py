@@ -9,6 +9,9 @@ from typing import Any, BinaryIO, Iterator, Tuple
 from .base import Failure, Store, StoreError
 from .s3config import SCHEME, is_s3_url
 
+# what a missing source fails with: the object, or its bucket, is not there
+# (the command line refuses such a restore before any work, exit 2)
+MISSING = frozenset({Failure.NOT_FOUND, Failure.NO_BUCKET})
 WHOLE_LIMIT = 256 << 20         # fetched in one buffer up to this; streamed above
 READ_CHUNK = 8 << 20
 

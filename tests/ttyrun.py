@@ -1,0 +1,60 @@
+"""Run the command line on a pseudo-terminal (progress bars, Ctrl-C).
+
+The child is started with subprocess on an ``os.openpty()`` pair rather
+than with ``pty.fork()``: the pytest process runs library threads, and a
+bare fork of a threaded process is unsafe (CPython 3.12+ warns about it);
+subprocess forks and execs in one step, which is safe."""
+import os
+import select
+import signal
+import subprocess
+import sys
+
+import pytest
+
+try:
+    import fcntl
+    import struct
+    import termios
+except ImportError:        # Windows: no termios
+    termios = None
+
+
+def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
+    """Run the CLI on a pseudo-terminal; return (exit code, screen text).
+    SIGINT goes to it once ``sigint_on`` (bytes) appears on the screen."""
+    if termios is None or not hasattr(os, "openpty"):
+        pytest.skip("needs a POSIX pseudo-terminal (os.openpty and termios; not on Windows)")
+    master, slave = os.openpty()
+    try:                                          # a columns x 30 terminal
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+        # its own session, as pty.fork gave it: a terminal's signals reach it only as sent here
+        child = subprocess.Popen([sys.executable, "-m", "efsfast", *args], stdin=slave,
+                                 stdout=slave, stderr=slave, start_new_session=True)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)                           # EOF/EIO on the master once the child is gone
+    chunks, sent = [], False
+    try:
+        while True:
+            r, _, _ = select.select([master], [], [], timeout)
+            if not r:
+                child.kill()
+                child.wait()
+                raise AssertionError("the CLI hung: " + b"".join(chunks).decode(errors="replace"))
+            try:
+                data = os.read(master, 4096)
+            except OSError:                       # EIO: the slave end is closed (Linux)
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if not sent and sigint_on is not None and sigint_on in b"".join(chunks):
+                child.send_signal(signal.SIGINT)
+                sent = True
+        code = child.wait()
+    finally:
+        os.close(master)
+    return code, b"".join(chunks).decode(errors="replace")
