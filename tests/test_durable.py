@@ -510,6 +510,38 @@ def test_the_device_way_with_nothing_written_and_no_folder_syncs_nothing(tmp_pat
     assert failed and failed[0][0] == gone and isinstance(failed[0][1], FileNotFoundError)
 
 
+@pytest.mark.parametrize("command", ["restore-tree", "backup-tree"])
+def test_the_device_way_needs_fewer_workers_than_fuse_background_requests(
+        command, xattr_dir, monkeypatch, capsys):
+    """With as many workers as the mount's background requests, a RELEASE
+    may wait where the one flush can pass it: each object is synced then;
+    with fewer, the one flush."""
+    set_path = _make_set(xattr_dir, "folder set")
+    capsys.readouterr()
+    calls = []
+    real_each = durable.fsync_each
+
+    def fsync_device(folder):
+        calls.append("device")
+        durable.fsync_path(folder)
+
+    def fsync_each(*a, **kw):
+        calls.append("each")
+        return real_each(*a, **kw)
+    monkeypatch.setattr(durable, "way_for", lambda path: durable.SyncWay.DEVICE)
+    monkeypatch.setattr(durable, "fsync_device", fsync_device)
+    monkeypatch.setattr(durable, "fsync_each", fsync_each)
+    got = []
+    for n, workers in enumerate((2, durable.FUSE_MAX_BACKGROUND - 1, durable.FUSE_MAX_BACKGROUND)):
+        dest = xattr_dir / f"out{n}"
+        src = set_path if command == "restore-tree" else xattr_dir / "src"
+        calls.clear()
+        assert cli.main([command, str(src), str(dest), "--workers", str(workers),
+                         "--quiet"]) == 0
+        got.append(sorted(set(calls)))
+    assert got == [["device"], ["device"], ["each"]], got
+
+
 def test_a_device_fsync_refused_for_a_folder_falls_back_to_each_object(xattr_dir, monkeypatch,
                                                                         capsys):
     """A FUSE file system in front of ntfs-3g that refuses a folder's fsync

@@ -53,6 +53,14 @@ _NTFS3G_XATTR = "system.ntfs_attrib"
 
 
 _syncfs: Optional[Callable[[int], int]] = None
+# the kernel's default max_background for a FUSE mount.  A RELEASE (where
+# ntfs-3g fixes up an efs_raw file) is a background request on a `fuse`
+# mount, and background requests beyond this many wait outside the daemon's
+# queue, where the one flush (DEVICE) could pass them; each worker has at
+# most one RELEASE outstanding, so DEVICE holds with fewer workers than this
+# (docs/RELIABILITY.md, "One flush on ntfs-3g"); with more, each object is
+# synced (EACH)
+FUSE_MAX_BACKGROUND = 12
 
 
 def _syncfs_call() -> Optional[Callable[[int], int]]:
@@ -223,15 +231,18 @@ def _fsync_all(paths: List[str], gone_ok: Set[str]) -> List[Failure]:
 
 
 def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,
-                 folders: Iterable[str] = ()) -> List[Failure]:
+                 folders: Iterable[str] = (), workers: int = 1) -> List[Failure]:
     """Make what a job wrote below the folder ``top`` durable (``paths``:
     the files and folders it wrote, ``folders``: others whose entries it
     changed; both needed by the ``EACH`` way only): returns what could not
     be synced, named (an empty list: all of it is on stable storage).
     ``FILESYSTEM`` and ``DEVICE``: one sync of ``top``'s file system or
-    device, then ``top``'s parent (where the job made ``top``)."""
+    device, then ``top``'s parent (where the job made ``top``).  ``workers``:
+    how many wrote at once (``DEVICE`` holds only below FUSE_MAX_BACKGROUND)."""
     if way is None:
         way = way_for(top)
+    if way is SyncWay.DEVICE and workers >= FUSE_MAX_BACKGROUND:
+        way = SyncWay.EACH
     if way is SyncWay.NONE:
         return []
     if way is SyncWay.EACH:

@@ -366,7 +366,7 @@ def _merge(parts: List[BulkResult], jobs: Jobs) -> BulkResult:
 
 
 def sync_restored(result: TreeResult, dest_dir: str,
-                  way: Optional[_durable.SyncWay] = None) -> None:
+                  way: Optional[_durable.SyncWay] = None, workers: int = 1) -> None:
     """Put what a restore (or decryption) wrote below ``dest_dir`` on stable
     storage before its summary is given (durable.py; ``way``: by default as
     the file system needs).  An object that could not be synced is a failed
@@ -383,7 +383,7 @@ def sync_restored(result: TreeResult, dest_dir: str,
     for p in result.existing:   # left by a run that may have stopped before its sync
         where.setdefault(p, -1)
     bulk = result.bulk
-    for path, exc in _durable.sync_written(dest_dir, list(where), way):
+    for path, exc in _durable.sync_written(dest_dir, list(where), way, workers=workers):
         err = problem(path, "could not be synced to stable storage", exc)
         i = where.get(path, -1)
         if i >= 0 and bulk.results[i] is not None:

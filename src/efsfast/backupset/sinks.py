@@ -69,6 +69,7 @@ class SetSink:
     # (an object store's requests in flight: a worker waits for its PUT),
     # the workers a backup runs by default; None: the source decides
     in_flight: Optional[int] = None
+    workers = 1                 # how many export at once (set by backup_set)
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -339,7 +340,7 @@ class FolderSink(SetSink):
         """One syncfs, or an fsync of each object and of the folders that
         hold them or held what was removed (durable.py)."""
         failed = durable.sync_written(self.dest, self.written, self.sync,
-                                      folders=self.emptied)
+                                      folders=self.emptied, workers=self.workers)
         if failed:
             path, exc = failed[0]
             raise problem(path, "could not be synced to stable storage", exc)

@@ -120,6 +120,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
     # (2 PUTs in flight on 2 CPUs at --jobs 16), and more would wait with
     # their objects in memory for a request thread
     workers = workers or sink.in_flight or _volume.default_workers(src_dir)
+    sink.workers = workers
     prev = _Previous(since) if since else None
     kind = (_meta.source_kind(src_dir) if metadata else _meta.MetaSource.NONE)
     be = backend if backend is not None else _core.default_backend()

@@ -127,7 +127,7 @@ def _interrupted(args: argparse.Namespace, kind: str, exc: KeyboardInterrupt,
 def _sync(args: argparse.Namespace, r: TreeResult) -> None:
     from ..tree import sync_restored
     if not args.no_sync and os.path.isdir(args.dest):
-        sync_restored(r, args.dest)
+        sync_restored(r, args.dest, workers=args.workers or 1)
 
 
 def _truncated(args: argparse.Namespace, exc: Any, progress: Progress) -> int:

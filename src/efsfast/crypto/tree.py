@@ -268,5 +268,5 @@ def decrypt_tree(src_dir: PathLike, dest_dir: PathLike, keys: KeysArg, *,
                                # (a set's every job was checked: decrypted means verified)
                                verified=bulk.files if p.set_id else 0)
     if sync:
-        sync_restored(result, dest_dir)
+        sync_restored(result, dest_dir, workers=workers)
     return result
