@@ -44,6 +44,19 @@ class Kind(str, Enum):
     PLAIN_DIRECTORY = "plain-directory"  # an unencrypted folder above objects: metadata only
 
 
+# by value, for reading: a dict lookup costs a fraction of an Enum call, once
+# per manifest line in the calling thread of a restore
+_LINE_TYPES = {t.value: t for t in LineType}
+_KINDS = {k.value: k for k in Kind}
+
+
+def _kind(value: Any) -> Kind:
+    kind = _KINDS.get(value) if isinstance(value, str) else None
+    if kind is None:
+        raise ValueError(f"{value!r} is not a valid {Kind.__name__}")
+    return kind
+
+
 class ManifestError(ValueError):
     """A manifest that is not one efsfast wrote, or was changed since."""
 
@@ -81,7 +94,7 @@ class Entry:
 
     @classmethod
     def from_json(cls, d: JsonObject) -> "Entry":
-        return cls(path=d["path"], kind=Kind(d["kind"]), raw_size=d.get("raw_size"),
+        return cls(path=d["path"], kind=_kind(d["kind"]), raw_size=d.get("raw_size"),
                    sha256=d.get("sha256"), source_size=d.get("source_size"),
                    efs_sha256=d.get("efs_sha256"), meta=d.get("meta") or {},
                    ref=d.get("ref"), failed=d.get("failed"))
@@ -136,9 +149,14 @@ class Manifest:
         return {e.path: e for e in self.entries}
 
 
+# made once: json.dumps with options other than its defaults builds a new
+# encoder per call (one per manifest line, in the calling thread)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+_DECODE = json.JSONDecoder().decode
+
+
 def _line(obj: JsonObject) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-            + "\n").encode("utf-8")
+    return (_ENCODE(obj) + "\n").encode("utf-8")
 
 
 class Writable(Protocol):
@@ -231,8 +249,10 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
         if partial and not raw.endswith(b"\n"):
             break               # each line is written whole with its \n: one cut short by a kill
         try:
-            d = json.loads(raw.decode("utf-8"))
-            kind = LineType(d["type"])
+            d = _DECODE(raw.decode("utf-8"))
+            kind = _LINE_TYPES.get(d["type"])
+            if kind is None:
+                raise ValueError(f"{d['type']!r} is not a valid {LineType.__name__}")
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(name, f"not a manifest line ({exc})", number) from None
         if kind is LineType.END:
