@@ -1,0 +1,46 @@
+"""Manifest lines made without the json module (the bulk of a backup's
+lines) are byte for byte the json module's; lines of other shapes are left
+to it."""
+import itertools
+import json
+import random
+
+from efsfast.backupset.manifest import Entry, Kind, _line, _object_line
+
+PATHS = ["f", "a/b c/ü €.bin", 'q"uote\\back', "tab\there\nnl\x01\x7f",
+         "日本/語", "a" * 300, "\U0001f600/emoji"]
+
+
+def _posix_meta(rnd):
+    return {"source": "posix", "mode": rnd.choice([0, 0o644, 0o7777]),
+            "atime_ns": rnd.choice([0, -1, 1_700_000_000_123_456_789, 2 ** 70]),
+            "mtime_ns": rnd.choice([5, -1_500_000_001]), "ctime_ns": 1}
+
+
+def test_fast_lines_are_the_json_modules():
+    rnd = random.Random(7)
+    made = 0
+    for path, kind in itertools.product(PATHS, Kind):
+        for _ in range(20):
+            e = Entry(path=path, kind=kind, raw_size=rnd.choice([0, 17, 2 ** 40]),
+                      sha256=rnd.choice(["ab" * 32, "x"]), source_size=rnd.choice([0, 9]),
+                      efs_sha256="cd" * 32,
+                      meta=rnd.choice([{}, _posix_meta(rnd)]))
+            fast = _object_line(e)
+            assert fast == _line(e.to_json()), e
+            assert json.loads(fast) == e.to_json()
+            made += 1
+    assert made == len(PATHS) * len(Kind) * 20
+
+
+def test_other_shapes_are_left_to_the_json_module():
+    base = dict(path="p", kind=Kind.FILE, raw_size=1, sha256="s", source_size=1,
+                efs_sha256="e", meta={"source": "posix", "mode": 1, "atime_ns": 1,
+                                      "mtime_ns": 1, "ctime_ns": 1})
+    assert _object_line(Entry(**base)) is not None
+    for change in [{"ref": "set"}, {"failed": "why"}, {"raw_size": None}, {"sha256": None},
+                   {"efs_sha256": None}, {"source_size": True}, {"raw_size": 1.0},
+                   {"meta": {"source": "ntfs-3g", "times": {}, "attributes": 32}},
+                   {"meta": dict(base["meta"], mode=True)},
+                   {"meta": dict(base["meta"], extra=1)}]:
+        assert _object_line(Entry(**dict(base, **change))) is None, change
