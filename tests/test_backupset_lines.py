@@ -44,3 +44,25 @@ def test_other_shapes_are_left_to_the_json_module():
                    {"meta": dict(base["meta"], mode=True)},
                    {"meta": dict(base["meta"], extra=1)}]:
         assert _object_line(Entry(**dict(base, **change))) is None, change
+
+
+def test_lines_read_as_json_loads_reads_them():
+    """The scan that reads a line as the writer ends it gives what
+    json.loads gives, and leaves anything else (errors too) to it."""
+    from efsfast.backupset.manifest import _parse
+    for text in ['{"a":1}\n', ' {"a":1}\n', '{"a":1} \n', '{"a":1}', '{"a":1}\r\n', '[1,2]\n',
+                 '"s"\n', '{"a":NaN}\n']:
+        assert _parse(text) == json.loads(text), text
+    for bad in ['', '\n', '{"a":1}{"b":2}\n', '{"a":1},\n', '{"a":\n', 'x\n', '{"a":1}\nx\n']:
+        try:
+            json.loads(bad)
+        except ValueError as exc:
+            want = str(exc)
+        else:
+            raise AssertionError(bad)
+        try:
+            _parse(bad)
+        except ValueError as exc:
+            assert str(exc) == want, bad
+        else:
+            raise AssertionError(f"{bad!r} was read")

@@ -63,15 +63,13 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
             # (C gives an item it took its stat and NTFS attribute values)
             assert st is not None and attrib is not None and times is not None
             directory = len(jobs[i]) > 2
-            entry = Entry(path=rel(src), kind=Kind.DIRECTORY if directory else Kind.FILE)
+            # (one positional call: this runs once per object in the calling thread)
+            entry = Entry(rel(src), Kind.DIRECTORY if directory else Kind.FILE, size, sha256,
+                          0 if directory else st[0], efs_sha256)
             try:        # (never raises into the wait: the workers still run)
                 entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
-                entry.source_size = 0 if directory else st[0]
-                entry.efs_sha256 = efs_sha256
-                entry.raw_size = size
-                entry.sha256 = sha256
-                sink.add_entry(entry)       # the line, once the object is in the set
-                sink.note_written(out)
+                # the line, once the object is in the set
+                sink.add_entry(entry, written=out)
             except Exception as exc:
                 sink.discard(entry)         # in the set, but not in its manifest: removed
                 result.failures.append(ItemError(i, os.fspath(src), exc))
