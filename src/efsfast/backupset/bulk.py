@@ -17,7 +17,7 @@ from ..api import BulkResult, ItemError, _close, _Progress, _run_threads, _watch
 from .._errors import CancelledError
 from . import metadata as _meta
 from .manifest import Entry, Kind
-from ..treewalk import problem
+from ..treewalk import parent_folder, problem
 from .sinks import FolderSink
 
 
@@ -32,7 +32,7 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
     failures) or never started."""
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
-    made = _make_folders(sorted({os.path.dirname(j[1]) for j in jobs}))
+    made = _make_folders(sorted({parent_folder(j[1]) for j in jobs}))
     # temporaries named by the workers (None), in temp_beside's form: naming
     # each here cost the calling thread ~1.5 us per object
     c_jobs = [(j[0], j[1], None, _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
