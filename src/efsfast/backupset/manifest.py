@@ -20,7 +20,7 @@ import json.encoder
 import os
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Any, Dict, Iterable, List, Optional, Protocol, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
 MANIFEST_NAME = "efsfast-manifest.jsonl"
 PARTIAL_NAME = "efsfast-manifest.partial.jsonl"     # the manifest of a backup not (yet) complete
@@ -155,7 +155,8 @@ class Manifest:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 _DECODER = json.JSONDecoder()
 _DECODE = _DECODER.decode
-_SCAN = _DECODER.scan_once
+# (the decoder's own scanner: typeshed does not list the attribute)
+_SCAN: Callable[[str, int], Tuple[Any, int]] = getattr(_DECODER, "scan_once")
 
 
 def _parse(text: str) -> Any:
