@@ -2,6 +2,7 @@
 lines) are byte for byte the json module's; lines of other shapes are left
 to it."""
 import itertools
+import os
 import json
 import random
 
@@ -66,3 +67,25 @@ def test_lines_read_as_json_loads_reads_them():
             assert str(exc) == want, bad
         else:
             raise AssertionError(f"{bad!r} was read")
+
+
+def test_a_short_write_of_a_line_is_continued(tmp_path, monkeypatch):
+    """The partial manifest's file writes each line whole: a write the OS
+    cuts short is continued where it stopped."""
+    from efsfast.backupset import sinks
+    real = os.write
+    calls = []
+
+    def short(fd, data):
+        calls.append(len(data))
+        return real(fd, bytes(data)[:3])        # at most 3 bytes a call
+    fd = os.open(tmp_path / "m", os.O_WRONLY | os.O_CREAT)
+    try:
+        monkeypatch.setattr(sinks.os, "write", short)
+        assert sinks._LineFile(fd).write(b"0123456789\n") == 11
+        assert sinks._LineFile(fd).write(b"ab\n") == 3
+    finally:
+        monkeypatch.undo()
+        os.close(fd)
+    assert (tmp_path / "m").read_bytes() == b"0123456789\nab\n"
+    assert calls == [11, 8, 5, 2, 3]

@@ -49,6 +49,7 @@ class Kind(str, Enum):
 # per manifest line in the calling thread of a restore
 _LINE_TYPES = {t.value: t for t in LineType}
 _KINDS = {k.value: k for k in Kind}
+_KIND_TEXT = {k: k.value for k in Kind}     # (and back, for writing)
 
 
 def _kind(value: Any) -> Kind:
@@ -187,7 +188,7 @@ _POSIX_META_KEYS = frozenset(("atime_ns", "ctime_ns", "mode", "mtime_ns", "sourc
 
 def _object_line(e: "Entry") -> Optional[bytes]:
     """``_line(e.to_json())``, or None where ``e`` is not of that shape."""
-    meta, path, kind = e.meta, e.path, e.kind.value
+    meta, path, kind = e.meta, e.path, _KIND_TEXT.get(e.kind)
     raw_size, sha256, source_size, efs_sha256 = e.raw_size, e.sha256, e.source_size, e.efs_sha256
     if (e.ref is not None or e.failed is not None or type(raw_size) is not int
             or type(source_size) is not int or type(sha256) is not str

@@ -38,6 +38,9 @@ class MetaSource(str, Enum):
 
 # sources whose metadata is NTFS's (times, attributes, descriptor), in one shape
 NTFS_SHAPED = (MetaSource.NTFS3G.value, MetaSource.WIN32.value)
+# the POSIX source's text, looked up once (an Enum member's .value is a
+# descriptor call, and these run once per object of a set job)
+_POSIX = MetaSource.POSIX.value
 
 
 class NtfsXattr(str, Enum):
@@ -155,7 +158,7 @@ def from_facts(kind: MetaSource, st: Tuple[int, int, int, int, int], attrib: byt
                             None if acl is not None else os.strerror(acl_errno))
     if kind is MetaSource.POSIX:
         _size, mode, atime_ns, mtime_ns, ctime_ns = st
-        return {"source": MetaSource.POSIX.value, "atime_ns": atime_ns, "mtime_ns": mtime_ns,
+        return {"source": _POSIX, "atime_ns": atime_ns, "mtime_ns": mtime_ns,
                 "ctime_ns": ctime_ns, "mode": mode & 0o7777}
     return {}
 
@@ -181,7 +184,7 @@ def posix_values(meta: Meta, acl: bool) -> Optional[Tuple[int, int, int]]:
     Windows) for POSIX metadata, as ``(mode or -1 for none, atime_ns,
     mtime_ns)`` for :func:`apply_posix_many`; None for anything else (other
     sources, and values apply would refuse: it is left to say why)."""
-    if meta.get("source") != MetaSource.POSIX.value:
+    if meta.get("source") != _POSIX:
         return None
     mode, atime_ns, mtime_ns = meta.get("mode"), meta.get("atime_ns"), meta.get("mtime_ns")
     if type(atime_ns) is not int or type(mtime_ns) is not int:

@@ -133,9 +133,11 @@ class _LineFile:
         self.fd = fd
 
     def write(self, b: bytes) -> int:
-        view = memoryview(b)
-        while view:
-            view = view[os.write(self.fd, view):]
+        done = os.write(self.fd, b)
+        if done < len(b):       # (the rare short write: no view made per line)
+            view = memoryview(b)[done:]
+            while view:
+                view = view[os.write(self.fd, view):]
         return len(b)
 
 
