@@ -249,3 +249,8 @@ cdef extern from "_c/efs_probe.h" nogil:
         EFS_PROBE_UNKNOWN
         EFS_PROBE_IO_ERROR
     int efs_probe_unnamed_path(const char *path, int *err)
+
+
+cdef extern from "_c/efs_setmeta.h" nogil:
+    int efs_set_posix_meta(const char *path, int mode, int64_t atime_ns, int64_t mtime_ns,
+                           const char **op)

@@ -58,3 +58,4 @@ include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)
 include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSIX)
 include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)
+include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C

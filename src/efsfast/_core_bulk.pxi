@@ -207,6 +207,8 @@ cdef class BulkRestore:
         cdef bulk_job *j = &self.jobs[i]
         if not j.started:
             return None, 0, 0
+        if j.rc == 0 and j.check != NULL and j.check.state == CHECK_MATCHED:
+            return None, j.bytes, j.calls   # (checked and done: no source name to decode)
         if j.check != NULL:
             error = check_error(j.check, j.rc, os.fsdecode(j.src_path) if j.src_path != NULL
                                 else None, self._error(j, path))

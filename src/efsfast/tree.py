@@ -86,15 +86,20 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
     for folder in walk(src_dir, errors, cancel):
         rel = os.path.relpath(folder.path, src_dir)
         out = dest_dir if rel == "." else os.path.join(dest_dir, rel)
+        # children's paths by concatenation where join is one (two joins per
+        # object were ~1 us of a set backup's calling thread)
+        src_pre, out_pre = child_prefix(folder.path), child_prefix(out)
+        if src_pre is None or out_pre is None:
+            src_pre, out_pre = os.path.join(folder.path, ""), os.path.join(out, "")
         for d in folder.dirs:
-            p = os.path.join(folder.path, d)
+            p = src_pre + d
             if encrypted(p):
-                dirs.append((p, os.path.join(out, d + SUFFIX), {"directory": True}))
+                dirs.append((p, f"{out_pre}{d}{SUFFIX}", {"directory": True}))
         for f in folder.files:
-            p = os.path.join(folder.path, f)
+            p = src_pre + f
             state = encrypted(p)
             if state:
-                files.append((p, os.path.join(out, f + SUFFIX)))
+                files.append((p, f"{out_pre}{f}{SUFFIX}"))
             elif state is False:
                 skipped.append(p)
         skipped.extend(os.path.join(folder.path, o) for o in folder.others)

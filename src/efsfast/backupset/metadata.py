@@ -17,8 +17,9 @@ import base64
 import os
 import struct
 import sys
+import threading
 from enum import Enum, IntFlag
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ..volume import FILE_ATTRIBUTE_ENCRYPTED
 
@@ -37,6 +38,9 @@ class MetaSource(str, Enum):
 
 # sources whose metadata is NTFS's (times, attributes, descriptor), in one shape
 NTFS_SHAPED = (MetaSource.NTFS3G.value, MetaSource.WIN32.value)
+# the POSIX source's text, looked up once (an Enum member's .value is a
+# descriptor call, and these run once per object of a set job)
+_POSIX = MetaSource.POSIX.value
 
 
 class NtfsXattr(str, Enum):
@@ -154,7 +158,7 @@ def from_facts(kind: MetaSource, st: Tuple[int, int, int, int, int], attrib: byt
                             None if acl is not None else os.strerror(acl_errno))
     if kind is MetaSource.POSIX:
         _size, mode, atime_ns, mtime_ns, ctime_ns = st
-        return {"source": MetaSource.POSIX.value, "atime_ns": atime_ns, "mtime_ns": mtime_ns,
+        return {"source": _POSIX, "atime_ns": atime_ns, "mtime_ns": mtime_ns,
                 "ctime_ns": ctime_ns, "mode": mode & 0o7777}
     return {}
 
@@ -173,6 +177,51 @@ def change_stamp(meta: Meta) -> Optional[int]:
 
 def filetime_to_ns(ft: int) -> int:
     return (ft - FILETIME_UNIX_EPOCH) * 100
+
+
+def posix_values(meta: Meta, acl: bool) -> Optional[Tuple[int, int, int]]:
+    """What :func:`apply` sets on a POSIX file system (not ntfs-3g, not
+    Windows) for POSIX metadata, as ``(mode or -1 for none, atime_ns,
+    mtime_ns)`` for :func:`apply_posix_many`; None for anything else (other
+    sources, and values apply would refuse: it is left to say why)."""
+    if meta.get("source") != _POSIX:
+        return None
+    mode, atime_ns, mtime_ns = meta.get("mode"), meta.get("atime_ns"), meta.get("mtime_ns")
+    if type(atime_ns) is not int or type(mtime_ns) is not int:
+        return None
+    if not acl:
+        return -1, atime_ns, mtime_ns
+    if type(mode) is not int or not 0 <= mode <= 0o7777:
+        return None
+    return mode, atime_ns, mtime_ns
+
+
+def apply_posix_many(jobs: List[Tuple[str, int, int, int]],
+                     workers: int) -> Optional[List[Tuple[int, OSError]]]:
+    """:func:`apply` of POSIX metadata onto many objects of a POSIX file
+    system, ``(path, mode or -1, atime_ns, mtime_ns)`` each (see
+    :func:`posix_values`), on ``workers`` threads in C without the GIL (the
+    calling thread only waits): the index and error of each that failed,
+    the error as os.chmod or os.utime would raise it.  None, with nothing
+    set, where a value does not fit the C types (apply then says why)."""
+    from .. import _core
+    try:
+        batch = _core.PosixMetaBatch(jobs)
+    except (OverflowError, TypeError):
+        return None
+    threads = [threading.Thread(target=batch.work, name="efsfast-metadata", daemon=True)
+               for _ in range(max(1, min(workers, len(jobs))))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException:       # Ctrl-C: no further object is started
+        batch.stop()
+        for t in threads:
+            t.join()
+        raise
+    return [(i, OSError(err, os.strerror(err), jobs[i][0])) for i, err, _op in batch.failures()]
 
 
 def apply(path: str, meta: Meta, *, acl: bool = True, target_ntfs3g: Optional[bool] = None) -> None:

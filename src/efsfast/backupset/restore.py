@@ -6,11 +6,13 @@ its unchanged objects live in."""
 from __future__ import annotations
 
 import os
+import sys
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set,
                     Tuple)
 
 from .. import tree
 from .._core import Backend, CancelToken
+from ..volume import default_workers
 from .._errors import EfsError, RefusedError
 from ..api import BulkResult, ItemError
 from . import metadata as _meta
@@ -116,10 +118,20 @@ def refuse_missing(m: Manifest, found: Mapping[str, object], named: object = Non
 
 
 def _target(dest: str, rel: str) -> str:
-    parts = rel.split("/")
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    # one substring test per kind of bad part on "/rel/" (an empty part is
+    # "//", also a leading or trailing "/"), then one concatenation: this runs
+    # once per object in the calling thread (split + join cost ~1 us each)
+    padded = f"/{rel}/"
+    if "//" in padded or "/./" in padded or "/../" in padded:
         raise EfsError(ERROR_INVALID_DATA, f"an object path that leaves the destination: {rel!r}")
-    return os.path.join(dest, *parts)
+    return _below(dest, rel)
+
+
+def _below(dest: str, rel: str) -> str:
+    """os.path.join(dest, *rel.split("/")) for a ``rel`` :func:`_target` took."""
+    if os.sep != "/":
+        return os.path.join(dest, rel.replace("/", os.sep))
+    return dest + rel if not dest or dest.endswith("/") else f"{dest}/{rel}"
 
 
 def target_path(dest: str, rel: str) -> str:
@@ -133,27 +145,61 @@ def _depth(e: Entry) -> int:
 
 
 def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
-                   skip: Set[str]) -> List[ItemError]:
+                   skip: Set[str], workers: Optional[int] = None) -> List[ItemError]:
     """Metadata onto restored objects: files, then folders deepest first, so
-    that setting a folder's contents never moves its times.  One thread: on
-    ntfs-3g two were slower (0.29 s against 0.17 s for 2,000 files; the
-    daemon serves one request at a time and the calls are short)."""
+    that setting a folder's contents never moves its times.  One thread on
+    ntfs-3g: two were slower (0.29 s against 0.17 s for 2,000 files; the
+    daemon serves one request at a time and the calls are short).  Elsewhere
+    the files' POSIX metadata is set in C on ``workers`` threads (by default
+    as many as the restore's), the calling thread only listing it."""
     failures: List[ItemError] = []
     todo = sorted(entries, key=lambda e: (e.kind is not Kind.FILE, -_depth(e)))
     ntfs = _meta.is_ntfs3g(dest)
+    in_c = not ntfs and sys.platform != "win32"
+    batch: List[Tuple[str, int, int, int]] = []
+    batched: List[int] = []             # index in todo of each batch job
     for i, e in enumerate(todo):
+        if in_c and e.kind is not Kind.FILE:        # the files' first, then the folders'
+            failures += _apply_batch(batch, batched, todo, dest, acl, workers)
+            in_c = False
         target = _target(dest, e.path)
         if e.failed or target in skip or not e.meta:
             continue
-        try:        # (no lexists first: on FUSE each check is two round trips)
-            _meta.apply(target, e.meta, acl=acl, target_ntfs3g=ntfs)
-        except FileNotFoundError:
-            continue            # not restored (a plain folder with nothing restored below)
-        except OSError as exc:
-            if exc.filename is None:
-                exc.filename = target
-            failures.append(ItemError(i, target, exc))
+        values = _meta.posix_values(e.meta, acl) if in_c else None
+        if values is not None:
+            batch.append((target, *values))
+            batched.append(i)
+            continue
+        failures += _apply_one(i, target, e, acl, ntfs)
+    if in_c:
+        failures += _apply_batch(batch, batched, todo, dest, acl, workers)
     return failures
+
+
+def _apply_one(i: int, target: str, e: Entry, acl: bool, ntfs: bool) -> List[ItemError]:
+    try:        # (no lexists first: on FUSE each check is two round trips)
+        _meta.apply(target, e.meta, acl=acl, target_ntfs3g=ntfs)
+    except FileNotFoundError:
+        pass                # not restored (a plain folder with nothing restored below)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = target
+        return [ItemError(i, target, exc)]
+    return []
+
+
+def _apply_batch(batch: List[Tuple[str, int, int, int]], batched: List[int], todo: List[Entry],
+                 dest: str, acl: bool, workers: Optional[int]) -> List[ItemError]:
+    """The batch's metadata set in C: its failures, as :func:`_apply_one`
+    gives them (one that was not restored is not one)."""
+    if not batch:
+        return []
+    errors = _meta.apply_posix_many(batch, workers or default_workers(dest))
+    if errors is None:          # (a value C cannot hold: each as apply takes it)
+        return [f for k, (target, *_v) in enumerate(batch)
+                for f in _apply_one(batched[k], target, todo[batched[k]], acl, False)]
+    return [ItemError(batched[k], batch[k][0], exc) for k, exc in errors
+            if not isinstance(exc, FileNotFoundError)]
 
 
 def _failed_entries(entries: Iterable[Entry], dest: str) -> List[ItemError]:
@@ -206,7 +252,8 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
     files: tree.Jobs = []
     unusable: List[ItemError] = []
     for e, target in checkable(entries, dest_dir, unusable):
-        source = os.path.join(folders[e.ref or own_id], *e.stored_name.split("/"))
+        # (the stored name is the path checkable took, plus a suffix)
+        source = _below(folders[e.ref or own_id], e.stored_name)
         expect = (e.raw_size, e.sha256)
         if e.kind is Kind.DIRECTORY:
             dirs.append((target, source, {"directory": True, "expect": expect}))
@@ -241,7 +288,8 @@ def restore_set(set_dir: tree.PathArg, dest_dir: tree.PathArg, *, workers: Optio
     extra = _failed_entries(m.entries, dest_dir) + unusable
     if metadata:
         extra += apply_metadata(m.entries, dest_dir, acl=acl,
-                                skip={f.dest for f in r.bulk.failures} | {u.dest for u in unusable})
+                                skip={f.dest for f in r.bulk.failures} | {u.dest for u in unusable},
+                                workers=workers)
     # every object restored here was checked: restored means verified
     return SetResult(_finish(r.bulk, extra), directories=r.directories, existing=r.existing,
                      unchanged=sum(1 for e in m.entries if e.ref), set_id=m.header.set_id,

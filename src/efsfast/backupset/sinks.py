@@ -136,9 +136,11 @@ class _LineFile:
         self.fd = fd
 
     def write(self, b: bytes) -> int:
-        view = memoryview(b)
-        while view:
-            view = view[os.write(self.fd, view):]
+        done = os.write(self.fd, b)
+        if done < len(b):       # (the rare short write: no view made per line)
+            view = memoryview(b)[done:]
+            while view:
+                view = view[os.write(self.fd, view):]
         return len(b)
 
 
@@ -241,10 +243,12 @@ class FolderSink(SetSink):
     def _stored(self, entry: Entry) -> str:
         return os.path.join(self.dest, *entry.stored_name.split("/"))
 
-    def add_entry(self, entry: Entry) -> None:
+    def add_entry(self, entry: Entry, written: Optional[str] = None) -> None:
         """The object's line, once the object is in the set.  A line that
         cannot be written breaks the manifest: no later line is written
-        (the set cannot be complete) and the caller fails the object."""
+        (the set cannot be complete) and the caller fails the object.
+        ``written``: the object's file, noted as :meth:`note_written` does
+        once the line is written (under the same lock)."""
         with self.lock:
             if self.broken is not None:
                 broken: Any = self.broken       # (an EfsError: set below)
@@ -261,6 +265,8 @@ class FolderSink(SetSink):
                                error.errno) from None
             if entry.has_stream and not entry.ref:
                 self.listed.add(entry.stored_name)
+            if written is not None:
+                self.written.append(written)
 
     def discard(self, entry: Entry) -> None:
         """An object stored whose line could not be written: removed, so the
