@@ -113,7 +113,8 @@ def syncfs(folder: str) -> None:
     call = _syncfs_call()
     if call is None:
         raise OSError(errno.ENOSYS, "syncfs() is not available here", folder)
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
     try:
         err = call(fd)
     finally:
@@ -132,7 +133,8 @@ def fsync_path(path: str) -> None:
             return
         fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     else:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NOFOLLOW", 0))
     try:
         os.fsync(fd)
     except OSError as exc:
@@ -150,7 +152,8 @@ def fsync_device(folder: str) -> None:
     """The ``DEVICE`` way: an fsync of ``folder`` (FSYNCDIR), which makes
     ntfs-3g flush its whole device; raises OSError, whatever the errno (a
     folder fsync refused here would mean nothing was flushed)."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
     try:
         os.fsync(fd)
     finally:
