@@ -122,9 +122,17 @@ def _target(dest: str, rel: str) -> str:
     # "//", also a leading or trailing "/"), then one concatenation: this runs
     # once per object in the calling thread (split + join cost ~1 us each)
     padded = f"/{rel}/"
-    if "//" in padded or "/./" in padded or "/../" in padded:
+    if ("//" in padded or "/./" in padded or "/../" in padded
+            or (_WINDOWS_PATHS and ("\\" in rel or ":" in rel))):
         raise EfsError(ERROR_INVALID_DATA, f"an object path that leaves the destination: {rel!r}")
     return _below(dest, rel)
+
+
+# Windows reads "\\" as a separator too (so "..\\x" climbs out of DEST) and
+# ":" as a drive ("C:\\x", "C:x") or a named stream ("f:s"): neither is in a
+# name a manifest may use there (its separator is "/"); elsewhere both are
+# ordinary name characters
+_WINDOWS_PATHS = os.sep == "\\"
 
 
 def _below(dest: str, rel: str) -> str:
