@@ -474,7 +474,7 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
                      fail_fast=fail_fast)
 
 
-_C_OPTIONS = {"directory", "overwrite", "drop_alternate_streams", "expect"}
+_C_OPTIONS = frozenset({"directory", "overwrite", "drop_alternate_streams", "expect"})
 # sources restore_many hands to C as they are (paths: the POSIX side opens them)
 _BUFFER_TYPES = frozenset((bytes, bytearray, memoryview) + ((str,) if _core.HAVE_POSIX else ()))
 
@@ -508,7 +508,7 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
             c_jobs.append((job[0], job[1], plain_flags, None))
             continue
         opts = job[2] if len(job) > 2 else {}
-        if not _c_source(job[1]) or set(opts) - _C_OPTIONS:
+        if not _c_source(job[1]) or not _C_OPTIONS.issuperset(opts):
             return None
         ow = opts.get("overwrite", overwrite)
         flags = _core.CREATE_FOR_IMPORT
