@@ -79,7 +79,7 @@ def test_a_short_write_of_a_line_is_continued(tmp_path, monkeypatch):
     def short(fd, data):
         calls.append(len(data))
         return real(fd, bytes(data)[:3])        # at most 3 bytes a call
-    fd = os.open(tmp_path / "m", os.O_WRONLY | os.O_CREAT)
+    fd = os.open(tmp_path / "m", os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0))
     try:
         monkeypatch.setattr(sinks.os, "write", short)
         assert sinks._LineFile(fd).write(b"0123456789\n") == 11

@@ -213,6 +213,30 @@ def test_tree_jobs_and_the_demo(double, tmp_path, monkeypatch):
     assert any("with the win32 system side (advapi32)" in line for line in lines)
 
 
+@needs_double
+def test_folder_set_round_trip(double, tmp_path, monkeypatch):
+    """backup-tree into a folder set, verify-set, restore-tree from it, on
+    the win32 side: the manifest is written in binary (Windows' text mode
+    had made each line end in "\r\n"), and every stream comes back."""
+    from efsfast import cli
+    monkeypatch.setattr(volume.EncryptionProbe, "__call__",
+                        lambda self, path, st=None: double.is_encrypted(path))
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    streams = {"a": RAW, os.path.join("d", "b"): efsfast.synthetic_raw(3000, seed=7)}
+    for rel, raw in streams.items():
+        efsfast.restore(src / rel, raw)
+    set_dir = tmp_path / "set"
+    assert cli.main(["backup-tree", str(src), str(set_dir), "--quiet"]) == 0
+    manifest = (set_dir / "efsfast-manifest.jsonl").read_bytes()
+    assert b"\r" not in manifest and manifest.endswith(b"\n")
+    assert cli.main(["verify-set", str(set_dir)]) == 0
+    out = tmp_path / "out"
+    assert cli.main(["restore-tree", str(set_dir), str(out), "--quiet"]) == 0
+    for rel, raw in streams.items():
+        double.same(efsfast.backup(out / rel), raw)
+
+
 # ---- cancellation and every injected fault: the right error, nothing left ----
 
 @needs_double

@@ -213,8 +213,9 @@ class FolderSink(SetSink):
         assert found is not None                # (check surveyed it)
         _destination.retire(self.partial)       # the one an earlier backup left
         try:
+            # (binary: Windows would write each line's "\n" as "\r\n")
             fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
-                         | getattr(os, "O_CLOEXEC", 0), 0o666)
+                         | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0), 0o666)
         except FileExistsError:
             raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup began "
                                "writing a set into this folder", self.partial) from None
