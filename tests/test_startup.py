@@ -104,6 +104,7 @@ def test_decrypt_with_a_pem_key_loads_only_what_decrypting_needs(tmp_path):
     They cost ~10 ms of a start-up that decrypting 256 MiB on a disk
     (~0.1 s) shows.  (What is checked about a key is unchanged:
     test_decrypt_keys refuses damaged keys.)"""
+    pytest.importorskip("cryptography", reason="decryption needs the 'cryptography' package")
     from _keys import pem, rsa_key
 
     from efsfast.crypto import encrypt
