@@ -34,7 +34,7 @@ import stat
 import sys
 from typing import Callable, Iterable, List, Optional, Set, Tuple
 
-from .volume import filesystem_type
+from .volume import NTFS_ATTRIB_XATTR, filesystem_type
 
 Failure = Tuple[str, OSError]               # (path, why it could not be synced)
 
@@ -46,13 +46,6 @@ class SyncWay(enum.Enum):
     DEVICE = "device"       # one fsync: the FUSE daemon flushes its whole device (ntfs-3g)
 
 
-# ntfs-3g's own attribute xattr: on a FUSE mount, only ntfs-3g (and
-# lowntfs-3g) answer it (volume.NTFS_ATTRIB_XATTR; the kernel's ntfs3 is not
-# FUSE)
-_NTFS3G_XATTR = "system.ntfs_attrib"
-
-
-_syncfs: Optional[Callable[[int], int]] = None
 # the kernel's default max_background for a FUSE mount.  A RELEASE (where
 # ntfs-3g fixes up an efs_raw file) is a background request on a `fuse`
 # mount, and background requests beyond this many wait outside the daemon's
@@ -61,6 +54,8 @@ _syncfs: Optional[Callable[[int], int]] = None
 # (docs/RELIABILITY.md, "One flush on ntfs-3g"); with more, each object is
 # synced (EACH)
 FUSE_MAX_BACKGROUND = 12
+
+_syncfs: Optional[Callable[[int], int]] = None
 
 
 def _syncfs_call() -> Optional[Callable[[int], int]]:
@@ -96,7 +91,9 @@ def _is_ntfs3g(path: str) -> bool:
     a symlink is followed, as filesystem_type and the fsync do)."""
     while True:
         try:
-            os.getxattr(path, _NTFS3G_XATTR)
+            # (ntfs-3g's own attribute: on a FUSE mount only ntfs-3g and
+            # lowntfs-3g answer it; the kernel's ntfs3 is not FUSE)
+            os.getxattr(path, NTFS_ATTRIB_XATTR)
             return True
         except FileNotFoundError:
             parent = os.path.dirname(os.path.abspath(path))

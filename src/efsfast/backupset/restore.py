@@ -117,6 +117,13 @@ def refuse_missing(m: Manifest, found: Mapping[str, object], named: object = Non
                                "(name them with --with)", named)
 
 
+# Windows reads "\\" as a separator too (so "..\\x" climbs out of DEST) and
+# ":" as a drive ("C:\\x", "C:x") or a named stream ("f:s"): neither is in a
+# name a manifest may use there (its separator is "/"); elsewhere both are
+# ordinary name characters
+_WINDOWS_PATHS = os.sep == "\\"
+
+
 def _target(dest: str, rel: str) -> str:
     # one substring test per kind of bad part on "/rel/" (an empty part is
     # "//", also a leading or trailing "/"), then one concatenation: this runs
@@ -128,16 +135,9 @@ def _target(dest: str, rel: str) -> str:
     return _below(dest, rel)
 
 
-# Windows reads "\\" as a separator too (so "..\\x" climbs out of DEST) and
-# ":" as a drive ("C:\\x", "C:x") or a named stream ("f:s"): neither is in a
-# name a manifest may use there (its separator is "/"); elsewhere both are
-# ordinary name characters
-_WINDOWS_PATHS = os.sep == "\\"
-
-
 def _below(dest: str, rel: str) -> str:
     """os.path.join(dest, *rel.split("/")) for a ``rel`` :func:`_target` took."""
-    if os.sep != "/":
+    if _WINDOWS_PATHS:
         return os.path.join(dest, rel.replace("/", os.sep))
     return dest + rel if not dest or dest.endswith("/") else f"{dest}/{rel}"
 
