@@ -1,0 +1,105 @@
+"""decrypt-tree's pool of forked workers (crypto/forked.py) on its own:
+every job comes back as a result or a named failure, in job order, also
+when a worker dies or the parent fails; no worker is left behind."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from efsfast import CancelToken
+from efsfast.crypto import forked
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux only"),
+    # (the fork is forced inside pytest, whose process may run a library's threads)
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
+
+
+@dataclass
+class Done:
+    path: str
+    bytes: int
+    pid: int
+
+
+def jobs(n):
+    return [(f"dest{i}", f"src{i}", {"i": i}) for i in range(n)]
+
+
+def echo(dest, source, opts, token):
+    return Done(dest, opts["i"], os.getpid())
+
+
+def children_left():
+    """Worker processes of this one still there (zombies included)."""
+    try:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def test_every_job_once_in_order_on_several_workers():
+    r = forked.run_forked(jobs(500), echo, workers=2)
+    assert [d.path for d in r.results] == [f"dest{i}" for i in range(500)]
+    assert r.files == 500 and r.bytes == sum(range(500)) and not r.failures and not r.cancelled
+    assert len({d.pid for d in r.results}) == 2 and os.getpid() not in {d.pid for d in r.results}
+    assert children_left() == []
+
+
+def test_an_item_error_is_that_item_only():
+    def one(dest, source, opts, token):
+        if opts["i"] % 7 == 3:
+            raise OSError(5, "Input/output error", source)
+        return echo(dest, source, opts, token)
+    r = forked.run_forked(jobs(100), one, workers=2)
+    bad = [i for i in range(100) if i % 7 == 3]
+    assert [e.index for e in r.failures] == bad and r.files == 100 - len(bad)
+    assert r.failures[0].dest == "dest3" and r.failures[0].error.filename == "src3"
+    assert all(r.results[i] is None for i in bad)
+
+
+def test_a_killed_worker_fails_its_jobs_rather_than_hanging():
+    def one(dest, source, opts, token):
+        if opts["i"] == 41:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return echo(dest, source, opts, token)
+    n = 200
+    r = forked.run_forked(jobs(n), one, workers=2)
+    lost = [e.index for e in r.failures]
+    chunk = next(c for c in forked._chunks(n, 2) if 41 in c)
+    # the dead worker's chunk is failed (the other worker took every later chunk)
+    assert lost == list(chunk) and r.files == n - len(chunk)
+    assert "ended unexpectedly" in str(r.failures[0].error)
+    assert children_left() == []
+
+
+def test_a_failure_of_the_parent_stops_and_reaps_the_workers():
+    def progress(files, nbytes, total):
+        if files == 10:
+            raise RuntimeError("the parent's own failure")
+    with pytest.raises(RuntimeError, match="the parent's own failure"):
+        forked.run_forked(jobs(300), echo, workers=2, progress=progress)
+    assert children_left() == []
+
+
+def test_cancelled_returns_what_was_done():
+    token = CancelToken()
+
+    def progress(files, nbytes, total):
+        if files == 5:
+            token.cancel()
+
+    def slow(dest, source, opts, token_):
+        import time
+        time.sleep(0.002)
+        return echo(dest, source, opts, token_)
+    r = forked.run_forked(jobs(400), slow, workers=2, progress=progress, cancel=token)
+    assert r.cancelled and 5 <= r.files < 400 and not r.failures
+    assert sum(x is not None for x in r.results) == r.files
+    assert children_left() == []
