@@ -18,6 +18,7 @@ from _keys import certificate, rsa_key  # noqa: E402
 from conftest import listing  # noqa: E402
 
 decrypt_module = importlib.import_module("efsfast.crypto.decrypt")
+reader_module = importlib.import_module("efsfast.crypto.reader")   # (decrypt imports it when needed)
 MIB = 1 << 20
 
 
@@ -93,8 +94,8 @@ def test_a_large_file_is_read_by_the_reader_thread(tmp_path, user, monkeypatch):
     src = tmp_path / "s.efsraw"
     src.write_bytes(encrypt(body, [cert]))
     used = []
-    real = decrypt_module.read_ahead
-    monkeypatch.setattr(decrypt_module, "read_ahead",
+    real = reader_module.read_ahead
+    monkeypatch.setattr(reader_module, "read_ahead",
                         lambda *a: used.append(1) or real(*a))
     before = threading.active_count()
     decrypt(src, tmp_path / "x", [key])

@@ -19,6 +19,7 @@ from efsfast import _decrypt  # noqa: E402
 from efsfast.crypto import Key, decrypt, encrypt  # noqa: E402
 
 decrypt_module = importlib.import_module("efsfast.crypto.decrypt")
+writer_module = importlib.import_module("efsfast.crypto.writer")   # (decrypt imports it when needed)
 
 from _keys import certificate, pem, rsa_key  # noqa: E402
 from conftest import listing, small_tmpfs  # noqa: E402
@@ -56,7 +57,7 @@ def test_same_files_either_way(tmp_path, user, writer_mode, alg, force_ecb):
     before = threading.active_count()
     if force_ecb:       # the path without AES-NI: OpenSSL's ECB pass into the output block
         from efsfast.crypto.decrypt import _Files, run
-        files = _Files(str(tmp_path / "x"), False, decrypt_module.BlockWriter()
+        files = _Files(str(tmp_path / "x"), False, writer_module.BlockWriter()
                        if writer_mode == "writer thread" else None)
         run(src, [key], files, force_ecb=True, writer=files.writer)
         files.stop_writer(ok=True)
@@ -127,8 +128,8 @@ def test_standard_input_gets_a_writer(tmp_path, user, monkeypatch):
     r, w = os.pipe()
     threading.Thread(target=lambda: (os.write(w, encrypt(body, [cert])), os.close(w))).start()
     made = []
-    real = decrypt_module.BlockWriter
-    monkeypatch.setattr(decrypt_module, "BlockWriter", lambda: made.append(1) or real())
+    real = writer_module.BlockWriter
+    monkeypatch.setattr(writer_module, "BlockWriter", lambda: made.append(1) or real())
     with os.fdopen(r, "rb") as f:
         decrypt(f, tmp_path / "x", [key])
     assert made == [1] and (tmp_path / "x").read_bytes() == body

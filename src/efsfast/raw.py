@@ -23,9 +23,8 @@ class Readable(Protocol):
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO, Readable]
 
-READ_CHUNK = 1 << 20
-UNNAMED_STREAM = "::$DATA"
-DEFAULT_PROVIDER = "Microsoft Enhanced Cryptographic Provider v1.0"
+# (defined where light modules take them without loading this one)
+from .rawnames import DEFAULT_PROVIDER, READ_CHUNK, UNNAMED_STREAM  # noqa: E402
 
 
 # ---- SIDs ----

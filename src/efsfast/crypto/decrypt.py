@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List, Optional,
                     Tuple, Union, cast)
 
-from .. import _decrypt, raw
+from .. import _decrypt
 from .._errors import CancelledError, EfsError, RawFormatError, as_efs_error
 from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
-from .expect import Cancel, Expected, Tally
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import KeysArg, Key, Password, as_keys
 from ..messages import STDOUT_NAME
-from .reader import read_ahead
-from .writer import BlockWriter
+from ..rawnames import READ_CHUNK, UNNAMED_STREAM
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers import CipherContext
+
+    from .expect import Cancel, Expected
+    from .writer import BlockWriter
 
     from .._core import CancelToken
     from ..api import PathLike
@@ -139,9 +140,10 @@ def run(source: Any, keys: KeysArg, sink_for: SinkFor, *, mode: str = "strict",
                 # (an encrypted object is a path: is_object says so, or the caller did)
                 assert filename is not None
                 from ..api import backup
+                from ..raw import FeedWriter
                 # (C checks a CancelToken: forked workers, whose token is
                 # not one, are given raw streams only)
-                backup(filename, raw.FeedWriter(dec), directory=os.path.isdir(filename),
+                backup(filename, FeedWriter(dec), directory=os.path.isdir(filename),
                        cancel=cast("Optional[CancelToken]", cancel))
                 dec.finish()
             else:
@@ -156,11 +158,12 @@ def _reading(source: Any) -> Iterator[Any]:
     into one reused buffer (each chunk is consumed before the next read:
     no allocation and no fresh pages per chunk), a large file by a thread
     of its own into a few reused buffers (``reader.py``)."""
-    size = raw.READ_CHUNK
+    size = READ_CHUNK
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=0) as f:
             length = os.fstat(f.fileno()).st_size
             if length >= READER_FROM:
+                from .reader import read_ahead      # (a thread: only for a large file)
                 yield from read_ahead(f.readinto, size)
                 return
             # a small file's buffer is its size (+1: the read that ends it
@@ -176,6 +179,7 @@ def _reading(source: Any) -> Iterator[Any]:
         return
     readinto = getattr(source, "readinto", None)
     if readinto is None:
+        from .. import raw
         yield from raw._chunks(source)
         return
     yield from _read_into(readinto, size)
@@ -191,7 +195,10 @@ def _read_into(readinto: Callable[[bytearray], Optional[int]], size: int) -> Ite
 def _feed_stream(dec: _decrypt.Decryptor, source: Any, filename: Optional[str],
                  cancel: Optional[Cancel], expect: Optional[Expected]) -> None:
     chunks = _reading(source)
-    tally = Tally(expect) if expect is not None else None
+    tally = None
+    if expect is not None:
+        from .expect import Tally
+        tally = Tally(expect)
     try:
         for chunk in chunks:
             if cancel is not None and cancel.cancelled:
@@ -219,7 +226,7 @@ class Decrypted:
 
     @property
     def data(self) -> bytes:
-        return self.streams.get(raw.UNNAMED_STREAM, b"")
+        return self.streams.get(UNNAMED_STREAM, b"")
 
 
 def decrypt_bytes(source: Any, keys: KeysArg, *, mode: str = "strict",
@@ -243,7 +250,7 @@ class DecryptResult:
         if NAMED_AS_ADS:
             return [self.path]
         return [self.path] + [f"{self.path}:{stream_file_name(n)}" for n, _ in self.streams
-                              if n != raw.UNNAMED_STREAM]
+                              if n != UNNAMED_STREAM]
 
 
 def stream_file_name(name: str) -> str:
@@ -266,7 +273,7 @@ class _Files:
         self.main_tmp = self._tmp_name(dest)
         self.current: Optional[str] = None
         if NAMED_AS_ADS:     # named streams become ADSs of the main temporary
-            self._open(raw.UNNAMED_STREAM, self.main_tmp, dest, keep_open=False)
+            self._open(UNNAMED_STREAM, self.main_tmp, dest, keep_open=False)
 
     def _tmp_name(self, final: str) -> str:
         # (os.urandom, not uuid4: the uuid module imports platform, a cost
@@ -288,7 +295,7 @@ class _Files:
         return fd
 
     def __call__(self, name: str, flag: int) -> int:
-        if name == raw.UNNAMED_STREAM:
+        if name == UNNAMED_STREAM:
             self.current = self.dest
             if NAMED_AS_ADS:
                 fd = os.open(self.main_tmp, os.O_WRONLY | getattr(os, "O_BINARY", 0))
@@ -330,10 +337,10 @@ class _Files:
 
     def publish(self) -> None:
         """Named streams first, the main file last; undo on failure."""
-        order = [n for n in self.temps if n != raw.UNNAMED_STREAM]
-        order += [raw.UNNAMED_STREAM] if raw.UNNAMED_STREAM in self.temps else []
+        order = [n for n in self.temps if n != UNNAMED_STREAM]
+        order += [UNNAMED_STREAM] if UNNAMED_STREAM in self.temps else []
         if NAMED_AS_ADS:
-            order = [raw.UNNAMED_STREAM]
+            order = [UNNAMED_STREAM]
         done: List[str] = []
         try:
             for name in order:
@@ -364,7 +371,7 @@ class _Stream:
         self.writer: Optional[BlockWriter] = None
 
     def __call__(self, name: str, flag: int) -> int:
-        if name != raw.UNNAMED_STREAM:
+        if name != UNNAMED_STREAM:
             raise EfsError(ERROR_NOT_SUPPORTED, f"it has a named stream "
                                                 f"({stream_file_name(name)}), which {self.name} "
                                                 "cannot carry: decrypt it to a file")
@@ -439,22 +446,26 @@ def decrypt(source: Any, dest: Union[PathLike, BinaryIO], keys: KeysArg, *,
     dest = os.fspath(dest)
     if not overwrite and os.path.lexists(dest):
         raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True)", dest)
-    files = _Files(dest, overwrite, BlockWriter() if _large(source) else None)
+    writer = None
+    if _large(source):
+        from .writer import BlockWriter     # (a thread: only for a large source)
+        writer = BlockWriter()
+    files = _Files(dest, overwrite, writer)
     try:
         h = run(source, keys, files, mode=mode, cancel=cancel, expect=expect,
                 writer=files.writer, encrypted_object=encrypted_object)
         files.stop_writer(ok=True)
-        has_main = any(n == raw.UNNAMED_STREAM for n, _ in h.streams)
+        has_main = any(n == UNNAMED_STREAM for n, _ in h.streams)
         folder = not has_main and directory is not False
         if folder and NAMED_AS_ADS:
-            if any(n != raw.UNNAMED_STREAM for n, _ in h.streams):
+            if any(n != UNNAMED_STREAM for n, _ in h.streams):
                 raise EfsError(ERROR_NOT_SUPPORTED, "a folder's named streams are not written "
                                                     "on Windows yet", dest)
             files.discard()             # the placeholder made for ADSs
         if folder and not os.path.isdir(dest):
             os.mkdir(dest)
         elif not has_main and not folder:   # an encrypted empty file
-            files._open(raw.UNNAMED_STREAM, files.main_tmp, dest, keep_open=False)
+            files._open(UNNAMED_STREAM, files.main_tmp, dest, keep_open=False)
         if not (folder and NAMED_AS_ADS):
             files.publish()
     except BaseException:

@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, List, Mapping, Optional, Sequence,
                     Tuple, Union, cast)
 
-from .. import _decrypt, raw
+from .. import _decrypt
 from ..newfile import new_file
 from ._deps import require_cryptography
 from .fek import NAMES, SECTOR_ALG, Algorithm, KEY_LENGTH, fek_blob, wrap
 from .keys import Key, Password, PathLike
+from ..rawnames import DEFAULT_PROVIDER, UNNAMED_STREAM
 
 if TYPE_CHECKING:   # cryptography is optional: imported where it is used
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+    # (raw.py is loaded when encrypting: `efsfast decrypt` imports this module, never raw)
+    from .. import raw
     from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm
     from cryptography.x509 import Certificate
 
@@ -60,7 +63,7 @@ class Recipient:
     display_name: Optional[str] = None
     sid: Optional[str] = None
     container: Optional[str] = None
-    provider: Optional[str] = raw.DEFAULT_PROVIDER
+    provider: Optional[str] = DEFAULT_PROVIDER
 
 
 def recipient(cert_or_key: Union[Recipient, RecipientSource, PathLike], *,
@@ -124,11 +127,11 @@ def _stream_items(streams: StreamsArg) -> List[Tuple[str, Union[bytes, bytearray
     if streams is None:
         return []
     if not isinstance(streams, Mapping):
-        return [(raw.UNNAMED_STREAM, streams)]
+        return [(UNNAMED_STREAM, streams)]
     items: List[Tuple[str, Union[bytes, bytearray, memoryview]]] = []
     for name, data in streams.items():
-        if name in ("", raw.UNNAMED_STREAM):
-            items.insert(0, (raw.UNNAMED_STREAM, data))
+        if name in ("", UNNAMED_STREAM):
+            items.insert(0, (UNNAMED_STREAM, data))
         else:
             items.append((name if name.startswith(":") else f":{name}:$DATA", data))
     return items
@@ -205,7 +208,7 @@ def _encrypt_to(plain: str, out: BinaryIO, path: Optional[str], recipients: Reci
             open(plain, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         fill = _FilePlain(f, plain, size)
-        written = job.write(out, [(raw.UNNAMED_STREAM, size, fill)], cluster_shift)
+        written = job.write(out, [(UNNAMED_STREAM, size, fill)], cluster_shift)
         fill.check_end()
     return EncryptResult(path, written, size, tuple(u.display_name or "" for u in job.users),
                          tuple(u.display_name or "" for u in job.agents), algorithm.lower())
@@ -232,6 +235,7 @@ class _Encryption:
             blob = fek_blob(self.alg, self.fek)
             self.users = [_user(r, blob) for r in users]
             self.agents = [_user(r, blob) for r in agents]
+            from .. import raw
             self.meta = raw.metadata_from_users(self.users, self.agents, version=efs_version)
         except BaseException:
             self.__exit__()
@@ -251,6 +255,7 @@ class _Encryption:
             def fill(offset: int, length: int) -> bytes:
                 return encrypt_sectors(self.alg, self.fek, plain(offset, length), offset)
             return fill
+        from .. import raw
         return raw.write_raw(out, self.meta,
                              [raw.FilledStream(n, size, sealed(p)) for n, size, p in streams],
                              cluster_shift=cluster_shift)
@@ -296,6 +301,7 @@ class _FilePlain:
 
 
 def _user(r: Recipient, blob: bytes) -> raw.User:
+    from .. import raw
     return raw.User(sid=r.sid, display_name=r.display_name, thumbprint=r.thumbprint,
                     container=r.container, provider=r.provider if r.container else None,
                     encrypted_fek=wrap(r.public_key, blob))

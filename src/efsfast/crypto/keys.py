@@ -113,9 +113,30 @@ def not_a_key(path: str, why: str = "") -> NotAKeyFileError:
                             + (f" ({why})" if why else ""))
 
 
+def private_key_loaders() -> Tuple[Callable[..., Any], Callable[..., Any]]:
+    """``cryptography``'s PEM and DER private-key loaders.
+
+    ``serialization.load_pem_private_key`` and ``load_der_private_key`` are
+    the Rust binding's own functions (``serialization/base.py`` only names
+    them: the same objects, so the same parsing and the same checks);
+    taking them from the binding spares importing the ``serialization``
+    package, which loads SSH keys, EC, DH, DSA, Ed25519 and more that a PEM
+    or DER RSA key never uses (~11 ms of CPU at start-up, a third of what
+    ``efsfast decrypt`` of a small file adds to ``efsfast restore``).  A
+    ``cryptography`` without them there gets the package's names
+    (test_decrypt_keys checks that both are the package's functions)."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+        keys = rust_openssl.keys
+        return keys.load_pem_private_key, keys.load_der_private_key
+    except (ImportError, AttributeError):
+        from cryptography.hazmat.primitives import serialization
+        return serialization.load_pem_private_key, serialization.load_der_private_key
+
+
 def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
-    from cryptography.hazmat.primitives import serialization
     import re
+    load_pem_private_key = private_key_loaders()[0]
     found = False
     for m in re.finditer(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", data, re.S):
         found = True
@@ -125,7 +146,7 @@ def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
                 from cryptography import x509      # (~20 ms to import: only for certificates)
                 out.certificates.append(x509.load_pem_x509_certificate(block))
             elif "PRIVATE KEY" in kind:
-                key = _unlock(path, password, lambda pw: serialization.load_pem_private_key(
+                key = _unlock(path, password, lambda pw: load_pem_private_key(
                     block, pw, unsafe_skip_rsa_key_validation=True))     # see check_rsa_key
                 out.keys.append((path, key, None))
         except KeyLoadError:    # a wrong or missing password: said as such
@@ -138,9 +159,9 @@ def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
 
 def _load_der(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     """A DER private key or certificate; ValueError when it is neither."""
-    from cryptography.hazmat.primitives import serialization
+    load_der_private_key = private_key_loaders()[1]
     try:
-        key = _unlock(path, password, lambda pw: serialization.load_der_private_key(
+        key = _unlock(path, password, lambda pw: load_der_private_key(
             data, pw, unsafe_skip_rsa_key_validation=True))             # see check_rsa_key
     except KeyLoadError:
         raise

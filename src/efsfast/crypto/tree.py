@@ -21,7 +21,6 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from .. import raw
 from .._errors import EfsError
 from ..api import ItemError, _run_many
 from ..backupset.result import SetResult
@@ -61,6 +60,7 @@ def is_folder_stream(path: str) -> bool:
     """A raw stream with no unnamed data stream is a folder's (found from
     the headers alone; one that does not walk is left to the decryption
     to report)."""
+    from .. import raw      # (a folder of raw streams only: a set's plan needs no raw.py)
     try:
         return raw.has_unnamed_stream(path) is False
     except OSError:
