@@ -15,6 +15,11 @@ from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Pro
 
 from . import _codec
 from ._errors import EfsError, as_efs_error
+# (defined where light modules take them without loading this one; exported here too)
+from .rawnames import DEFAULT_PROVIDER as DEFAULT_PROVIDER
+from .rawnames import READ_CHUNK as READ_CHUNK
+from .rawnames import UNNAMED_STREAM as UNNAMED_STREAM
+
 
 class Readable(Protocol):
     """A binary file or anything with its ``read``."""
@@ -22,9 +27,6 @@ class Readable(Protocol):
 
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO, Readable]
-
-# (defined where light modules take them without loading this one)
-from .rawnames import DEFAULT_PROVIDER, READ_CHUNK, UNNAMED_STREAM  # noqa: E402
 
 
 # ---- SIDs ----
