@@ -103,3 +103,36 @@ def test_cancelled_returns_what_was_done():
     assert r.cancelled and 5 <= r.files < 400 and not r.failures
     assert sum(x is not None for x in r.results) == r.files
     assert children_left() == []
+
+
+def square(x):
+    return x * x
+
+
+def test_map_forked_gives_every_result_in_order():
+    seen = []
+    out = forked.map_forked(square, list(range(300)), workers=2,
+                            progress=lambda done, total: seen.append((done, total)))
+    assert out == [x * x for x in range(300)]
+    assert seen == [(i, 300) for i in range(1, 301)]
+    assert children_left() == []
+
+
+def test_map_forked_raises_the_first_error_once_the_workers_ended():
+    def one(x):
+        if x in (57, 90):
+            raise ValueError(f"bad item {x}")
+        return x
+    with pytest.raises(ValueError, match="bad item 57"):
+        forked.map_forked(one, list(range(200)), workers=2)
+    assert children_left() == []
+
+
+def test_map_forked_with_a_killed_worker_raises_rather_than_hangs():
+    def one(x):
+        if x == 33:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x
+    with pytest.raises(OSError, match="ended unexpectedly"):
+        forked.map_forked(one, list(range(100)), workers=2)
+    assert children_left() == []

@@ -37,7 +37,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .._errors import CancelledError, EfsError
 from ..api import BulkResult, ItemError
@@ -54,11 +54,15 @@ MAX_CHUNKS = (64 << 10) // CHUNK.size
 MAX_STEP = 8            # jobs per chunk (~3 ms of small files): the workers end together
 ERROR_GEN_FAILURE = 31  # winerror.h: "a device attached to the system is not functioning"
 
-_JOBS: List[Tuple[Any, ...]] = []      # what the forked workers inherit
-_ONE: Optional[Callable[..., Any]] = None
-_STOP: Optional[mmap.mmap] = None      # one shared byte: nonzero = stop
-
 Outcome = Tuple[int, Any, Optional[BaseException]]      # (job index, result, error)
+
+# what the forked workers inherit (set before the fork, cleared after)
+_WORK: Optional[Callable[[int], Outcome]] = None       # the outcome of item i
+_JOBS: List[Tuple[Any, ...]] = []                      # run_forked's
+_ONE: Optional[Callable[..., Any]] = None
+_ITEMS: Sequence[Any] = ()                             # map_forked's
+_FN: Optional[Callable[[Any], Any]] = None
+_STOP: Optional[mmap.mmap] = None      # one shared byte: nonzero = stop
 
 
 def alone(linger_s: float = LINGER_S) -> bool:
@@ -102,10 +106,12 @@ class _StopToken:
 
 
 def _work_chunk(indices: range) -> List[Outcome]:
-    return [_work(i) for i in indices]
+    assert _WORK is not None        # (set by _run before the fork)
+    return [_WORK(i) for i in indices]
 
 
 def _work(index: int) -> Outcome:
+    """run_forked's item: one job, its token the stop flag."""
     assert _STOP is not None and _ONE is not None     # (set by run_forked before the fork)
     if _STOP[0]:
         return index, None, CancelledError(1223, "cancelled")
@@ -231,23 +237,18 @@ def _frames(buf: bytearray) -> List[List[Outcome]]:
     return out
 
 
-def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers: int,
-               progress: Optional[Callable[[int, int, int], None]] = None,
-               cancel: Any = None) -> BulkResult:
-    """``one(dest, source, options, token)`` per job on ``workers`` forked
-    processes: every item its own result or error, in job order.  A
-    cancelled run returns what was done (``cancelled`` set); a
-    KeyboardInterrupt here is raised once the workers have stopped, with
-    what was done as its ``result``, as the thread pool does."""
-    global _JOBS, _ONE, _STOP
-    result = BulkResult(results=[None] * len(jobs))
-    reported = bytearray(len(jobs))     # 1 once a worker has said how a job went
+def _run(n: int, work: Callable[[int], Outcome], workers: int,
+         on_done: Callable[[List[Outcome]], None], cancel: Any) -> Tuple[bool, bool]:
+    """``work(i)`` for i in range(n) on forked workers, each chunk's
+    outcomes handed to ``on_done`` as they come: (interrupted by Ctrl-C,
+    some worker ended abnormally).  Returns once every worker has ended."""
+    global _WORK, _STOP
     interrupted = False
     for stream in (sys.stdout, sys.stderr):   # else a worker could write it out again
         stream.flush()
     stop = mmap.mmap(-1, 1)                   # anonymous and shared: seen across the fork
-    _JOBS, _ONE, _STOP = jobs, one, stop
-    chunks = _chunks(len(jobs), workers)
+    _WORK, _STOP = work, stop
+    chunks = _chunks(n, workers)
     pipes: Dict[int, Tuple[int, bytearray]] = {}
     codes: List[int] = []
     try:
@@ -275,13 +276,33 @@ def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers:
                     continue
                 buf += data
                 for done in _frames(buf):
-                    _account(done, jobs, result, reported, progress)
+                    on_done(done)
     finally:
-        stop[0] = 1     # (after an error here the workers finish their file and stop)
+        stop[0] = 1     # (after an error here the workers finish their item and stop)
         _stop_and_reap(pipes)       # (none left after a normal end)
-        _JOBS, _ONE, _STOP = [], None, None
+        _WORK, _STOP = None, None
         stop.close()
-    if any(codes):  # a worker that ended without a word on some of its jobs: never a hang
+    return interrupted, any(codes)
+
+
+def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers: int,
+               progress: Optional[Callable[[int, int, int], None]] = None,
+               cancel: Any = None) -> BulkResult:
+    """``one(dest, source, options, token)`` per job on ``workers`` forked
+    processes: every item its own result or error, in job order.  A
+    cancelled run returns what was done (``cancelled`` set); a
+    KeyboardInterrupt here is raised once the workers have stopped, with
+    what was done as its ``result``, as the thread pool does."""
+    global _JOBS, _ONE
+    result = BulkResult(results=[None] * len(jobs))
+    reported = bytearray(len(jobs))     # 1 once a worker has said how a job went
+    _JOBS, _ONE = jobs, one
+    try:
+        interrupted, died = _run(len(jobs), _work, workers, lambda done: _account(
+            done, jobs, result, reported, progress), cancel)
+    finally:
+        _JOBS, _ONE = [], None
+    if died:    # a worker that ended without a word on some of its jobs: never a hang
         _lost(jobs, result, reported, interrupted or _cancelled(cancel))
     result.failures.sort(key=lambda e: e.index)
     result.cancelled = interrupted or _cancelled(cancel)
@@ -290,6 +311,59 @@ def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers:
         setattr(exc, "result", result)
         raise exc
     return result
+
+
+_T = TypeVar("_T")
+
+
+def _call(index: int) -> Outcome:
+    """map_forked's item: ``fn(item)``; after an error elsewhere, skipped."""
+    assert _STOP is not None and _FN is not None     # (set by map_forked before the fork)
+    if _STOP[0]:
+        return index, None, CancelledError(1223, "cancelled")
+    try:
+        return index, _FN(_ITEMS[index]), None
+    except BaseException as exc:
+        return index, None, _sendable(exc)
+
+
+def map_forked(fn: Callable[[Any], _T], items: Sequence[Any], *, workers: int,
+               progress: Optional[Callable[[int, int], None]] = None) -> List[_T]:
+    """``[fn(item) for item in items]`` on ``workers`` forked processes (as
+    ``multiprocessing.Pool.imap`` would give it): an error stops the rest
+    and the first one (by item) is raised once the workers have ended;
+    ``progress(done, total)`` as items end."""
+    global _ITEMS, _FN
+    out: List[Any] = [None] * len(items)
+    seen = bytearray(len(items))
+    errors: Dict[int, BaseException] = {}
+    done_count = 0
+
+    def on_done(done: List[Outcome]) -> None:
+        nonlocal done_count
+        for index, r, exc in done:
+            seen[index] = 1
+            if exc is None:
+                out[index] = r
+                done_count += 1
+                if progress is not None:
+                    progress(done_count, len(items))
+            elif not isinstance(exc, CancelledError):
+                errors[index] = exc
+                if _STOP is not None:
+                    _STOP[0] = 1        # (the other items are not worth doing)
+    _ITEMS, _FN = items, fn
+    try:
+        interrupted, died = _run(len(items), _call, workers, on_done, None)
+    finally:
+        _ITEMS, _FN = (), None
+    if interrupted:
+        raise KeyboardInterrupt(f"interrupted after {done_count} of {len(items)} items")
+    if errors:
+        raise errors[min(errors)]
+    if died or not all(seen):
+        raise EfsError(ERROR_GEN_FAILURE, "a worker process ended unexpectedly")
+    return out
 
 
 def _cancelled(cancel: Any) -> bool:

@@ -172,8 +172,8 @@ def check_many(sources: Sequence[Any], keys: KeysArg, *, read_data: bool = False
     # fork (Linux) hands the loaded keys to the workers without pickling them;
     # elsewhere (Windows, macOS where fork is unsafe), or where this process
     # runs other threads (a fork copies their locks), the work stays here
-    # (forked, and multiprocessing under it, imported only here: decrypt and
-    # verify of one source never pay for them)
+    # (forked imported only here: decrypt and verify of one source never pay
+    # for it)
     from . import forked
     use_fork = (workers > 1 and len(sources) > 1 and sys.platform.startswith("linux")
                 and forked.alone())
@@ -184,17 +184,9 @@ def check_many(sources: Sequence[Any], keys: KeysArg, *, read_data: bool = False
             if progress is not None:
                 progress(i + 1, len(items))
         return out
-    import multiprocessing
     _KEYS = keys
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(sources))) as pool:
-            out = []
-            chunk = max(1, min(64, len(items) // (workers * 8) or 1))
-            for proof in pool.imap(_work, items, chunksize=chunk):
-                out.append(proof)
-                if progress is not None:
-                    progress(len(out), len(items))
-            return out
+        return forked.map_forked(_work, items, workers=min(workers, len(sources)),
+                                 progress=progress)
     finally:
         _KEYS = None
