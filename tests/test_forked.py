@@ -45,7 +45,11 @@ def children_left():
 
 
 def test_every_job_once_in_order_on_several_workers():
-    r = forked.run_forked(jobs(500), echo, workers=2)
+    def one(dest, source, opts, token):
+        import time
+        time.sleep(0.001)       # (instant jobs could all be taken by the first worker)
+        return echo(dest, source, opts, token)
+    r = forked.run_forked(jobs(500), one, workers=2)
     assert [d.path for d in r.results] == [f"dest{i}" for i in range(500)]
     assert r.files == 500 and r.bytes == sum(range(500)) and not r.failures and not r.cancelled
     assert len({d.pid for d in r.results}) == 2 and os.getpid() not in {d.pid for d in r.results}
