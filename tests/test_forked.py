@@ -140,3 +140,20 @@ def test_map_forked_with_a_killed_worker_raises_rather_than_hangs():
     with pytest.raises(OSError, match="ended unexpectedly"):
         forked.map_forked(one, list(range(100)), workers=2)
     assert children_left() == []
+
+
+def test_a_pipe_of_one_page_still_takes_every_chunk(monkeypatch):
+    """Every chunk number is written before the fork: a user over
+    pipe-user-pages-soft gets pipes of one page, and the chunks must then
+    be fewer (larger), never a write that blocks with no reader."""
+    import fcntl
+    real = forked._pipe_capacity
+
+    def one_page(fd):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
+        return real(fd)
+    monkeypatch.setattr(forked, "_pipe_capacity", one_page)
+    n = 20_000
+    r = forked.run_forked(jobs(n), echo, workers=2)
+    assert r.files == n and [d.path for d in r.results] == [f"dest{i}" for i in range(n)]
+    assert len(forked._chunks(n, 2, 4096 // forked.CHUNK.size)) <= 1024

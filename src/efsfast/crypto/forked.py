@@ -48,9 +48,10 @@ POLL_S = 0.1            # how often the parent looks at its cancel token
 LINGER_S = 0.02         # how long a joined thread may take to be gone (alone())
 CHUNK = struct.Struct("<I")         # a chunk's number, as the work pipe carries it
 FRAME = struct.Struct("<Q")         # the length of a pickle on a result pipe
-# the work pipe holds every chunk number before the fork: its default
-# capacity (64 KiB on Linux) bounds how many chunks there may be
-MAX_CHUNKS = (64 << 10) // CHUNK.size
+# the work pipe holds every chunk number before the fork: its capacity
+# (64 KiB by default on Linux, one page for a user over pipe-user-pages-soft)
+# bounds how many chunks there may be
+PIPE_PAGE = 4096
 MAX_STEP = 8            # jobs per chunk (~3 ms of small files): the workers end together
 ERROR_GEN_FAILURE = 31  # winerror.h: "a device attached to the system is not functioning"
 
@@ -171,17 +172,29 @@ def _worker(work: int, out: int, chunks: List[range]) -> None:
         os._exit(code)      # no atexit, no buffers of the parent's flushed twice
 
 
-def _chunks(n: int, workers: int) -> List[range]:
+def _chunks(n: int, workers: int, max_chunks: int = (64 << 10) // CHUNK.size) -> List[range]:
     # chunks of jobs amortise the hand-off; each job still checks the stop flag
-    step = max(1, min(MAX_STEP, n // (workers * 8)), -(-n // MAX_CHUNKS))
+    step = max(1, min(MAX_STEP, n // (workers * 8)), -(-n // max_chunks))
     return [range(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _start(workers: int, chunks: List[range]) -> Dict[int, Tuple[int, bytearray]]:
-    """Fork the workers: {result pipe's read end: (pid, bytes not yet read)}."""
+def _pipe_capacity(fd: int) -> int:
+    try:
+        import fcntl
+        return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+    except (ImportError, AttributeError, OSError):
+        return PIPE_PAGE            # (the least a pipe holds)
+
+
+def _start(n: int, workers: int) -> Tuple[Dict[int, Tuple[int, bytearray]], List[range]]:
+    """Fork the workers for ``n`` items: ({result pipe's read end: (pid,
+    bytes not yet read)}, the chunks)."""
     work_r, work_w = os.pipe()
     started: Dict[int, Tuple[int, bytearray]] = {}
     try:
+        # every chunk number fits in the pipe: written whole, never blocking
+        chunks = _chunks(n, workers, _pipe_capacity(work_w) // CHUNK.size)
+        workers = min(workers, len(chunks))
         _write_all(work_w, b"".join(CHUNK.pack(i) for i in range(len(chunks))))
         os.close(work_w)
         work_w = -1
@@ -209,7 +222,7 @@ def _start(workers: int, chunks: List[range]) -> Dict[int, Tuple[int, bytearray]
         os.close(work_r)
         if work_w >= 0:
             os.close(work_w)
-    return started
+    return started, chunks
 
 
 def _stop_and_reap(started: Dict[int, Tuple[int, bytearray]]) -> None:
@@ -248,11 +261,10 @@ def _run(n: int, work: Callable[[int], Outcome], workers: int,
         stream.flush()
     stop = mmap.mmap(-1, 1)                   # anonymous and shared: seen across the fork
     _WORK, _STOP = work, stop
-    chunks = _chunks(n, workers)
     pipes: Dict[int, Tuple[int, bytearray]] = {}
     codes: List[int] = []
     try:
-        pipes = _start(min(workers, len(chunks)), chunks)
+        pipes, _ = _start(n, workers)
         poller = select.poll()
         for fd in pipes:
             poller.register(fd, select.POLLIN)
