@@ -45,8 +45,7 @@ class Key:
         if self.certificate is None:
             return None
         import hashlib      # (here: a PEM key without certificate never needs it)
-        from cryptography.hazmat.primitives.serialization import Encoding
-        return hashlib.sha1(self.certificate.public_bytes(Encoding.DER)).hexdigest()
+        return hashlib.sha1(self.certificate.public_bytes(der_encoding())).hexdigest()
 
     @property
     def subject(self) -> Optional[str]:
@@ -134,6 +133,32 @@ def private_key_loaders() -> Tuple[Callable[..., Any], Callable[..., Any]]:
         return serialization.load_pem_private_key, serialization.load_der_private_key
 
 
+def pkcs12_loader() -> Callable[..., Any]:
+    """``pkcs12.load_key_and_certificates``, taken where it is defined (the
+    Rust binding, which ``serialization/pkcs12.py`` only names), for the
+    reason given in :func:`private_key_loaders`: the same function and its
+    checks (the key validated, as ever), without the ``serialization``
+    package (test_decrypt_keys checks it is the package's)."""
+    try:
+        from cryptography.hazmat.bindings._rust import pkcs12 as rust_pkcs12
+        loader: Callable[..., Any] = rust_pkcs12.load_key_and_certificates
+        return loader
+    except (ImportError, AttributeError):
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        return pkcs12.load_key_and_certificates
+
+
+def der_encoding() -> Any:
+    """``serialization.Encoding.DER`` (a certificate's thumbprint is the
+    SHA-1 of its DER), from the module that defines the enum: the package
+    re-exports it (test_decrypt_keys checks it is the same member)."""
+    try:
+        from cryptography.hazmat.primitives._serialization import Encoding
+    except ImportError:
+        from cryptography.hazmat.primitives.serialization import Encoding
+    return Encoding.DER
+
+
 def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     import re
     load_pem_private_key = private_key_loaders()[0]
@@ -194,11 +219,13 @@ def read_pfx(path: str, data: bytes, password: Password
     """A PFX/PKCS#12's private key (or None), the certificate that goes with
     it (or None) and its other certificates; ValueError when ``data`` is no
     PFX, KeyLoadError for a missing or wrong password."""
-    from cryptography.hazmat.primitives.serialization import pkcs12
+    load_key_and_certificates = pkcs12_loader()
 
     def load(pw: Optional[bytes]) -> Tuple[Optional[PrivateKeyTypes], Optional[Certificate],
                                           List[Certificate]]:
-        return pkcs12.load_key_and_certificates(data, pw)
+        out: Tuple[Optional[PrivateKeyTypes], Optional[Certificate], List[Certificate]] = \
+            load_key_and_certificates(data, pw)
+        return out
     # an export "without password" may be protected by the empty one
     for pw in (None, b""):
         try:
