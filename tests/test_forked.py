@@ -35,16 +35,24 @@ def echo(dest, source, opts, token):
     return Done(dest, opts["i"], os.getpid())
 
 
-def children_left():
-    """Worker processes of this one still there (zombies included)."""
+def children():
+    """This process's children (zombies included)."""
     try:
         with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
-            return f.read().split()
+            return set(f.read().split())
     except OSError:
-        return []
+        return set()
 
 
-def test_every_job_once_in_order_on_several_workers():
+@pytest.fixture
+def children_left():
+    """Children of this process started since the test began and still
+    there (the suite's earlier tests may have left servers of their own)."""
+    before = children()
+    return lambda: sorted(children() - before)
+
+
+def test_every_job_once_in_order_on_several_workers(children_left):
     def one(dest, source, opts, token):
         import time
         time.sleep(0.001)       # (instant jobs could all be taken by the first worker)
@@ -68,7 +76,7 @@ def test_an_item_error_is_that_item_only():
     assert all(r.results[i] is None for i in bad)
 
 
-def test_a_killed_worker_fails_its_jobs_rather_than_hanging():
+def test_a_killed_worker_fails_its_jobs_rather_than_hanging(children_left):
     def one(dest, source, opts, token):
         if opts["i"] == 41:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -83,7 +91,7 @@ def test_a_killed_worker_fails_its_jobs_rather_than_hanging():
     assert children_left() == []
 
 
-def test_a_failure_of_the_parent_stops_and_reaps_the_workers():
+def test_a_failure_of_the_parent_stops_and_reaps_the_workers(children_left):
     def progress(files, nbytes, total):
         if files == 10:
             raise RuntimeError("the parent's own failure")
@@ -92,7 +100,7 @@ def test_a_failure_of_the_parent_stops_and_reaps_the_workers():
     assert children_left() == []
 
 
-def test_cancelled_returns_what_was_done():
+def test_cancelled_returns_what_was_done(children_left):
     token = CancelToken()
 
     def progress(files, nbytes, total):
@@ -113,7 +121,7 @@ def square(x):
     return x * x
 
 
-def test_map_forked_gives_every_result_in_order():
+def test_map_forked_gives_every_result_in_order(children_left):
     seen = []
     out = forked.map_forked(square, list(range(300)), workers=2,
                             progress=lambda done, total: seen.append((done, total)))
@@ -122,7 +130,7 @@ def test_map_forked_gives_every_result_in_order():
     assert children_left() == []
 
 
-def test_map_forked_raises_the_first_error_once_the_workers_ended():
+def test_map_forked_raises_the_first_error_once_the_workers_ended(children_left):
     def one(x):
         if x in (57, 90):
             raise ValueError(f"bad item {x}")
@@ -132,7 +140,7 @@ def test_map_forked_raises_the_first_error_once_the_workers_ended():
     assert children_left() == []
 
 
-def test_map_forked_with_a_killed_worker_raises_rather_than_hangs():
+def test_map_forked_with_a_killed_worker_raises_rather_than_hangs(children_left):
     def one(x):
         if x == 33:
             os.kill(os.getpid(), signal.SIGKILL)
