@@ -16,6 +16,7 @@ from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tup
 
 from . import _core, _winfs
 from ._errors import CancelledError, EfsError, RawFormatError, as_efs_error
+from .threadrun import run_threads
 
 ERROR_FILE_EXISTS = 80
 PathLike = Union[str, "os.PathLike[str]"]
@@ -392,23 +393,7 @@ def _run_threads(target: Callable[[], None], count: int, token: _core.CancelToke
     """Run ``target`` on ``count`` threads and wait, calling ``tick`` now and
     then; Ctrl-C cancels the token and waits for the workers to stop (within
     one system buffer).  Returns whether the wait was interrupted."""
-    threads = [threading.Thread(target=target, name=f"efsfast-worker-{i}", daemon=True)
-               for i in range(max(count, 1))]
-    try:
-        for t in threads:               # inside the try: a Ctrl-C between two starts
-            t.start()                   # must not leave started workers unwaited
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)             # a timed join lets Ctrl-C in
-                if tick is not None:
-                    tick()
-    except KeyboardInterrupt:
-        token.cancel()
-        for t in threads:
-            if t.ident is not None:     # started (a thread sets its ident first thing)
-                t.join()
-        return True
-    return False
+    return run_threads(target, count, stop=token.cancel, tick=tick)
 
 
 class _Progress:
