@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .._errors import EfsError
-from ..api import ItemError, _run_many
+from ..bulkjob import ItemError
+from ..bulkjob import run_many as _run_many
 from ..backupset.result import SetResult
 from ..tree import sync_restored
 from ..treewalk import problem, walk
