@@ -40,7 +40,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .._errors import CancelledError, EfsError
-from ..api import BulkResult, ItemError
+from ..bulkjob import BulkResult, ItemError
 
 # below this many jobs the workers' start (a fork each) is not repaid
 MIN_JOBS = 32
