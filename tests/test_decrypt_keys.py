@@ -147,23 +147,6 @@ def test_a_damaged_key_is_refused(tmp_path, alice, part):
         load_keys(tmp_path / "key.der")
 
 
-def test_keys_are_loaded_by_cryptographys_own_loaders():
-    """keys.py takes the PEM, DER and PKCS#12 loaders from cryptography's
-    Rust binding (sparing the serialization package's import): they must be
-    the very functions serialization offers, so parsing and checks are
-    theirs."""
-    from cryptography.hazmat.primitives import serialization
-
-    from efsfast.crypto import keys
-    pem_loader, der_loader = keys.private_key_loaders()
-    assert pem_loader is serialization.load_pem_private_key
-    assert der_loader is serialization.load_der_private_key
-    # and a PFX's, and the DER encoding its certificate's thumbprint hashes
-    from cryptography.hazmat.primitives.serialization import pkcs12
-    assert keys.pkcs12_loader() is pkcs12.load_key_and_certificates
-    assert keys.der_encoding() is serialization.Encoding.DER
-
-
 def test_a_key_whose_prime_is_not_prime_is_refused(tmp_path, alice):
     """Every relation holds (n = p*q, e*d = 1 mod p-1 and q-1, the CRT
     parts) but p is the product of two primes: RSA with it does not undo

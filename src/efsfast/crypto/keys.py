@@ -45,7 +45,8 @@ class Key:
         if self.certificate is None:
             return None
         import hashlib      # (here: a PEM key without certificate never needs it)
-        return hashlib.sha1(self.certificate.public_bytes(der_encoding())).hexdigest()
+        from cryptography.hazmat.primitives.serialization import Encoding
+        return hashlib.sha1(self.certificate.public_bytes(Encoding.DER)).hexdigest()
 
     @property
     def subject(self) -> Optional[str]:
@@ -112,56 +113,10 @@ def not_a_key(path: str, why: str = "") -> NotAKeyFileError:
                             + (f" ({why})" if why else ""))
 
 
-def private_key_loaders() -> Tuple[Callable[..., Any], Callable[..., Any]]:
-    """``cryptography``'s PEM and DER private-key loaders.
-
-    ``serialization.load_pem_private_key`` and ``load_der_private_key`` are
-    the Rust binding's own functions (``serialization/base.py`` only names
-    them: the same objects, so the same parsing and the same checks);
-    taking them from the binding spares importing the ``serialization``
-    package, which loads SSH keys, EC, DH, DSA, Ed25519 and more that a PEM
-    or DER RSA key never uses (~11 ms of CPU at start-up, a third of what
-    ``efsfast decrypt`` of a small file adds to ``efsfast restore``).  A
-    ``cryptography`` without them there gets the package's names
-    (test_decrypt_keys checks that both are the package's functions)."""
-    try:
-        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
-        keys = rust_openssl.keys
-        return keys.load_pem_private_key, keys.load_der_private_key
-    except (ImportError, AttributeError):
-        from cryptography.hazmat.primitives import serialization
-        return serialization.load_pem_private_key, serialization.load_der_private_key
-
-
-def pkcs12_loader() -> Callable[..., Any]:
-    """``pkcs12.load_key_and_certificates``, taken where it is defined (the
-    Rust binding, which ``serialization/pkcs12.py`` only names), for the
-    reason given in :func:`private_key_loaders`: the same function and its
-    checks (the key validated, as ever), without the ``serialization``
-    package (test_decrypt_keys checks it is the package's)."""
-    try:
-        from cryptography.hazmat.bindings._rust import pkcs12 as rust_pkcs12
-        loader: Callable[..., Any] = rust_pkcs12.load_key_and_certificates
-        return loader
-    except (ImportError, AttributeError):
-        from cryptography.hazmat.primitives.serialization import pkcs12
-        return pkcs12.load_key_and_certificates
-
-
-def der_encoding() -> Any:
-    """``serialization.Encoding.DER`` (a certificate's thumbprint is the
-    SHA-1 of its DER), from the module that defines the enum: the package
-    re-exports it (test_decrypt_keys checks it is the same member)."""
-    try:
-        from cryptography.hazmat.primitives._serialization import Encoding
-    except ImportError:
-        from cryptography.hazmat.primitives.serialization import Encoding
-    return Encoding.DER
-
-
 def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     import re
-    load_pem_private_key = private_key_loaders()[0]
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     found = False
     for m in re.finditer(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", data, re.S):
         found = True
@@ -184,7 +139,7 @@ def _load_pem(path: str, data: bytes, password: Password, out: _Loaded) -> None:
 
 def _load_der(path: str, data: bytes, password: Password, out: _Loaded) -> None:
     """A DER private key or certificate; ValueError when it is neither."""
-    load_der_private_key = private_key_loaders()[1]
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
     try:
         key = _unlock(path, password, lambda pw: load_der_private_key(
             data, pw, unsafe_skip_rsa_key_validation=True))             # see check_rsa_key
@@ -219,13 +174,11 @@ def read_pfx(path: str, data: bytes, password: Password
     """A PFX/PKCS#12's private key (or None), the certificate that goes with
     it (or None) and its other certificates; ValueError when ``data`` is no
     PFX, KeyLoadError for a missing or wrong password."""
-    load_key_and_certificates = pkcs12_loader()
+    from cryptography.hazmat.primitives.serialization.pkcs12 import load_key_and_certificates
 
     def load(pw: Optional[bytes]) -> Tuple[Optional[PrivateKeyTypes], Optional[Certificate],
                                           List[Certificate]]:
-        out: Tuple[Optional[PrivateKeyTypes], Optional[Certificate], List[Certificate]] = \
-            load_key_and_certificates(data, pw)
-        return out
+        return load_key_and_certificates(data, pw)
     # an export "without password" may be protected by the empty one
     for pw in (None, b""):
         try:
