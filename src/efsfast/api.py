@@ -26,8 +26,10 @@ from .bulkjob import close_result as _close
 from .bulkjob import run_many as _run_many
 from .bulkjob import run_on_threads as _run_threads
 from .bulkjob import watch_ctrl_c as _watch_ctrl_c
+from .newfile import publish_no_replace
 
 ERROR_FILE_EXISTS = 80
+BACKUP_EXISTS = "the backup file exists (pass overwrite=True to replace it)"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -155,8 +157,7 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
             sink, (str, os.PathLike, _core.ExportBuffer)):
         raise TypeError("digest goes with a path sink, an ExportBuffer or none")
     if isinstance(sink, (str, os.PathLike)) and not overwrite and _exists(os.fspath(sink)):
-        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
-                                          "to replace it)", os.fspath(sink))
+        raise EfsError(ERROR_FILE_EXISTS, BACKUP_EXISTS, os.fspath(sink))
     with _core.open_raw(path, flags, be) as raw:
         out: Union[bytes, BackupResult] = export_opened(
             raw, sink, overwrite=overwrite, cancel=cancel, callback_context=callback_context,
@@ -216,8 +217,7 @@ def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
                     sync: bool = False) -> BackupResult:
     path = os.fspath(raw.path)
     if not overwrite and _exists(out):
-        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
-                                          "to replace it)", out)
+        raise EfsError(ERROR_FILE_EXISTS, BACKUP_EXISTS, out)
     tmp = _temp_name(out)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
@@ -252,20 +252,8 @@ def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
 
 
 def _publish_no_replace(tmp: str, out: str) -> None:
-    """Give ``tmp`` the name ``out`` unless that exists: link() fails rather
-    than replace; where links are not supported, check, then rename."""
-    try:
-        os.link(tmp, out)
-    except FileExistsError:
-        raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
-                                          "to replace it)", out) from None
-    except (OSError, AttributeError, NotImplementedError):
-        if _exists(out):
-            raise EfsError(ERROR_FILE_EXISTS, "the backup file exists (pass overwrite=True "
-                                              "to replace it)", out)
-        os.rename(tmp, out)
-        return
-    os.unlink(tmp)
+    """Give ``tmp`` the name ``out`` unless that exists (newfile's rule)."""
+    publish_no_replace(tmp, out, BACKUP_EXISTS)
 
 
 # ---------------------------------------------------------------- bulk restore

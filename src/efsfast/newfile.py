@@ -14,28 +14,31 @@ import os
 from typing import BinaryIO, Iterator, Union
 
 from ._errors import EfsError
-from ._winfs import ERROR_FILE_EXISTS, extended, remove_quietly, temp_beside
+from ._winfs import ERROR_FILE_EXISTS, extended, temp_beside
+# (its users' temporaries are removed with it too)
+from ._winfs import remove_quietly as remove_quietly
 
 PathLike = Union[str, "os.PathLike[str]"]
 EXISTS = "it exists (pass overwrite=True to replace it)"
 
 
-def refuse_existing(dest: str) -> None:
+def refuse_existing(dest: str, exists: str = EXISTS) -> None:
     """The error for a destination that exists and may not be replaced
-    (EfsError with ERROR_FILE_EXISTS, naming ``dest``)."""
+    (EfsError with ERROR_FILE_EXISTS, naming ``dest``; ``exists``: its text)."""
     if os.path.lexists(extended(dest)):
-        raise EfsError(ERROR_FILE_EXISTS, EXISTS, dest)
+        raise EfsError(ERROR_FILE_EXISTS, exists, dest)
 
 
-def publish_no_replace(tmp: str, dest: str) -> None:
-    """Give the complete file ``tmp`` the name ``dest`` unless that exists."""
+def publish_no_replace(tmp: str, dest: str, exists: str = EXISTS) -> None:
+    """Give the complete file ``tmp`` the name ``dest`` unless that exists
+    (then EfsError ERROR_FILE_EXISTS, its text ``exists``)."""
     src, dst = extended(tmp), extended(dest)
     try:
         os.link(src, dst)
     except FileExistsError:
-        raise EfsError(ERROR_FILE_EXISTS, EXISTS, dest) from None
+        raise EfsError(ERROR_FILE_EXISTS, exists, dest) from None
     except (OSError, AttributeError, NotImplementedError):
-        refuse_existing(dest)           # no hard links here (FAT, some FUSE): check, rename
+        refuse_existing(dest, exists)   # no hard links here (FAT, some FUSE): check, rename
         os.rename(src, dst)
         return
     os.unlink(src)

@@ -27,7 +27,8 @@ from typing import (TYPE_CHECKING, Any, BinaryIO, Callable, Dict, Iterator, List
 
 from .. import _decrypt
 from .._errors import CancelledError, EfsError, RawFormatError, as_efs_error
-from ..api import ERROR_FILE_EXISTS, _publish_no_replace, _remove_quietly
+from ..api import ERROR_FILE_EXISTS
+from ..newfile import publish_no_replace, remove_quietly
 from .fek import SECTOR_ALG, Algorithm, Opened, unwrap
 from .keys import KeysArg, Key, Password, as_keys
 from ..messages import STDOUT_NAME
@@ -333,7 +334,7 @@ class _Files:
             self.close(name)
         for tmp, _final in self.temps.values():
             if os.path.lexists(tmp):
-                _remove_quietly(tmp)
+                remove_quietly(tmp)
 
     def publish(self) -> None:
         """Named streams first, the main file last; undo on failure."""
@@ -348,11 +349,11 @@ class _Files:
                 if self.overwrite:
                     os.replace(tmp, final)
                 else:
-                    _publish_no_replace(tmp, final)
+                    publish_no_replace(tmp, final)
                 done.append(final)
         except BaseException:
             for final in done:
-                _remove_quietly(final)
+                remove_quietly(final)
             self.discard()
             raise
 
