@@ -26,7 +26,7 @@ from .tarsink import TarSink
 # how long this thread sleeps when no object has finished: short against
 # one object's export (tens of microseconds), long against the few
 # microseconds a wake costs
-PAUSE_S = 0.0002
+PAUSE_S = 0.001
 # how far past an unfinished file the finished ones are written
 WINDOW = 256
 
