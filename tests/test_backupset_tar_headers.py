@@ -3,14 +3,14 @@ Python's tarfile, GNU tar and bsdtar: long and non-ASCII names (pax path
 records), sizes at block boundaries, record lengths across a digit; and the
 stream ``backup-tree -`` writes with them (every object exported in C,
 tarbulk.py) restores and verifies, keeps its folders before their
-contents, fails objects one by one, stops on Ctrl-C, reports progress,
-streams objects over the memory limit, and is left truncated where the
-stream breaks (POSIX system side on tmpfs with user xattrs)."""
+contents, fails objects one by one, stops on Ctrl-C (SIGINT: test_backupset.py),
+reports progress, streams objects over the memory limit, and is left
+truncated where the stream breaks (POSIX system side on tmpfs with user
+xattrs)."""
 import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -286,22 +286,3 @@ def test_a_closed_pipe_stops_the_backup_with_a_truncated_stream(odd, xattr_dir):
     with pytest.raises(TruncatedStreamError):
         restore_stream(io.BytesIO(head), xattr_dir / "r")
 
-
-def test_sigint_with_two_workers_leaves_whole_members_and_no_manifest(xattr_dir):
-    from test_backupset import big_tree, listing
-    src = xattr_dir / "src"
-    big_tree(src)
-    p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-",
-                          "--buffer-size", "512", "--workers", "2"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    head = p.stdout.read(3 << 20)                 # well into the stream
-    p.send_signal(signal.SIGINT)
-    rest = p.stdout.read()
-    err = p.stderr.read().decode()
-    assert p.wait() == 130, err
-    data = head + rest
-    assert MANIFEST_NAME.encode() not in data
-    r = efs("restore-tree", "-", str(xattr_dir / "dest"), input=data)
-    assert r.returncode == 1 and b"truncated" in r.stderr, r.stderr
-    for name in listing(xattr_dir / "dest"):       # what came through is whole
-        assert efsfast.backup(xattr_dir / "dest" / name) == efsfast.backup(src / name)
