@@ -275,9 +275,12 @@ def test_a_write_that_fails_mid_stream_leaves_a_truncated_stream(odd, xattr_dir,
     assert efs("verify-set", "-", input=data).returncode != 0
 
 
-def test_a_closed_pipe_stops_the_backup_with_a_truncated_stream(odd, xattr_dir):
-    src, objects = odd
-    p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-"],
+def test_a_closed_pipe_stops_the_backup_with_a_truncated_stream(xattr_dir):
+    from test_backupset import big_tree
+    src = xattr_dir / "src"
+    big_tree(src)                       # more than a pipe holds
+    p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-",
+                          "--workers", "2"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = p.stdout.read(6000)     # (past the first member's headers)
     p.stdout.close()
@@ -286,3 +289,21 @@ def test_a_closed_pipe_stops_the_backup_with_a_truncated_stream(odd, xattr_dir):
     with pytest.raises(TruncatedStreamError):
         restore_stream(io.BytesIO(head), xattr_dir / "r")
 
+
+
+def test_short_writes_to_the_descriptor_are_continued(odd, xattr_dir, monkeypatch):
+    """writev may write less than asked (a signal, a pipe): the rest follows."""
+    src, objects = odd
+    real = os.writev
+
+    def short(fd, parts):
+        data = b"".join(bytes(memoryview(p)) for p in parts)
+        return real(fd, [data[:700]])
+    monkeypatch.setattr(tarsink.os, "writev", short)
+    path = xattr_dir / "set.tar"
+    with open(path, "wb") as f:
+        assert backup_set(src, TarSink(f), workers=2).bulk.ok
+    monkeypatch.undo()
+    with open(path, "rb") as f:
+        assert restore_stream(f, xattr_dir / "r").bulk.ok
+    assert raw_streams(xattr_dir / "r") == raw_streams(src)

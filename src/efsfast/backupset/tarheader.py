@@ -23,7 +23,7 @@ Format facts followed (POSIX pax, ustar):
 from __future__ import annotations
 
 from enum import Enum, IntEnum
-from typing import List, Optional
+from typing import Optional
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -53,6 +53,11 @@ class Field(IntEnum):
 # the largest value an octal field of this width holds (its last byte a NUL)
 MAX_SIZE = 8 ** (Field.SIZE - 1) - 1
 _MAGIC = b"ustar\x0000"
+# (plain ints and bytes: an IntEnum member costs an attribute lookup per use,
+# and these run a few times per member)
+_NAME = int(Field.NAME)
+_NAME_NULS = bytes(_NAME)
+_SPACE = ord(" ")
 
 
 def _octal(value: int, width: int) -> bytes:
@@ -66,11 +71,11 @@ def padding(size: int) -> bytes:
 
 def pax_record(key: bytes, value: bytes) -> bytes:
     """One ``"LEN KEY=VALUE\\n"`` record; LEN counts its own digits."""
-    body = b" " + key + b"=" + value + b"\n"
+    body = b" %s=%s\n" % (key, value)
     n = len(body) + 1
     while n != len(body) + len(str(n)):      # (at most twice: a digit more or not)
         n = len(body) + len(str(n))
-    return b"%d" % n + body
+    return b"%d%s" % (n, body)
 
 
 class _Template:
@@ -78,18 +83,18 @@ class _Template:
     size, checksum), and their share of the checksum."""
 
     def __init__(self, mode: int, mtime: int, typeflag: TypeFlag):
+        # mode, uid, gid; then size; then mtime
         self.ids = _octal(mode, Field.MODE) + _octal(0, Field.UID) + _octal(0, Field.GID)
         self.mtime = _octal(mtime, Field.MTIME)
         # typeflag, linkname, magic and version, uname, gname, devmajor,
         # devminor, prefix, and the block's end: NULs but for two
-        self.rest = (typeflag.value + bytes(100) + _MAGIC + bytes(BLOCK - 265))
-        self.sum = sum(self.ids) + sum(self.mtime) + sum(self.rest) + 8 * ord(" ")
+        self.rest = typeflag.value + bytes(100) + _MAGIC + bytes(BLOCK - 265)
+        self.sum = sum(self.ids) + sum(self.mtime) + sum(self.rest) + 8 * _SPACE
 
     def block(self, name: bytes, size: int) -> bytes:
-        size_field = _octal(size, Field.SIZE)
-        chksum = self.sum + sum(name) + sum(size_field)
-        return b"".join((name, bytes(Field.NAME - len(name)), self.ids, size_field, self.mtime,
-                         b"%06o\0 " % chksum, self.rest))
+        size_field = b"%011o\0" % size
+        return b"".join((name, _NAME_NULS[len(name):], self.ids, size_field, self.mtime,
+                         b"%06o\0 " % (self.sum + sum(name) + sum(size_field)), self.rest))
 
 
 class HeaderMaker:
@@ -105,22 +110,19 @@ class HeaderMaker:
         (its data and :func:`padding` follow), with ``comment`` (UTF-8) as
         the pax ``comment`` record where given."""
         encoded = name.encode("utf-8")
-        records: List[bytes] = []
-        if comment is not None:
-            records.append(pax_record(b"comment", comment))
-        if len(encoded) > Field.NAME or not encoded.isascii():
-            records.append(pax_record(b"path", encoded))
+        records = b"" if comment is None else pax_record(b"comment", comment)
+        if len(encoded) > _NAME or not encoded.isascii():
+            records += pax_record(b"path", encoded)
             # the name field as readers without pax see it: ASCII, cut
-            encoded = name.encode("ascii", "replace")[:Field.NAME]
+            encoded = name.encode("ascii", "replace")[:_NAME]
         if size > MAX_SIZE:
-            records.append(pax_record(b"size", b"%d" % size))
+            records += pax_record(b"size", b"%d" % size)
             size = 0
         head = self.file.block(encoded, size)
         if not records:
             return head
-        data = b"".join(records)
-        return b"".join((self.pax.block(PAX_HEADER_NAME, len(data)), data, padding(len(data)),
-                         head))
+        n = len(records)
+        return b"".join((self.pax.block(PAX_HEADER_NAME, n), records, bytes(-n % BLOCK), head))
 
 
 def end_of_archive(offset: int) -> bytes:

@@ -62,21 +62,27 @@ class _Out:
                 f.flush()
                 self.fd = fd
 
-    def write(self, parts: Sequence[Chunk]) -> None:
+    def write(self, parts: Sequence[Chunk], total: int) -> None:
+        """Write ``parts``, ``total`` bytes in all."""
         if self.fd is None:
             for p in parts:
                 self.f.write(p)
             return
-        views = [memoryview(p) for p in parts]
-        left = sum(len(v) for v in views)
-        while True:
-            done = os.writev(self.fd, views)
-            left -= done
-            if not left:
-                return
-            while done >= len(views[0]):    # a short write (a signal, a full pipe): the rest
-                done -= len(views.pop(0))
-            views[0] = views[0][done:]
+        skip = os.writev(self.fd, parts)
+        left = total - skip
+        if not left:
+            return
+        # a short write (a signal, a full pipe): the rest
+        views = [v for v in map(memoryview, parts) if len(v)]
+        while left:
+            while skip:
+                if skip >= len(views[0]):
+                    skip -= len(views.pop(0))
+                else:
+                    views[0] = views[0][skip:]
+                    skip = 0
+            skip = os.writev(self.fd, views)
+            left -= skip
 
     def flush(self) -> None:
         if self.fd is None:
@@ -143,25 +149,29 @@ class TarSink(SetSink):
         self.writer.add(entry)
         return self.lines.last[:-1]
 
-    def _write(self, parts: Sequence[Chunk]) -> None:
-        """Bytes of the stream; a failure breaks it (a member cut short)."""
+    def _write(self, parts: Sequence[Chunk], total: Optional[int] = None) -> None:
+        """Bytes of the stream (``total``: their count, where known); a
+        failure breaks it (a member cut short)."""
         assert self.out is not None             # (begin made it)
+        if total is None:
+            total = sum(len(memoryview(p)) for p in parts)
         try:
-            self.out.write(parts)
+            self.out.write(parts, total)
         except BaseException as exc:
             self.broken = exc
             raise
-        self.offset += sum(len(memoryview(p)) for p in parts)
+        self.offset += total
 
     def add_member(self, entry: Entry, data: Chunk) -> None:
         """The object's manifest line, and its member carrying that line:
-        header, ``data`` (its raw stream) and padding in one write."""
-        size = len(memoryview(data))
+        header, ``data`` (its raw stream: bytes or a HeldStream) and
+        padding in one write."""
+        size = len(data)
         with self.lock:
             self._check(entry.stored_name)
-            line = self._line(entry)
-            self._write((self.headers.member(entry.stored_name, size, line), data,
-                         padding(size)))
+            head = self.headers.member(entry.stored_name, size, self._line(entry))
+            pad = padding(size)
+            self._write((head, data, pad), len(head) + size + len(pad))
 
     def add_entry(self, entry: Entry) -> None:
         """A line; with its member where this thread's ``store`` exported
