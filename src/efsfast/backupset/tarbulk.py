@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 from .. import _core
 from .._errors import CancelledError
-from ..api import BulkResult, ItemError, _close, _Progress, _watch_ctrl_c
+from ..bulkjob import BulkResult, ItemError, SafeProgress, close_result, watch_ctrl_c
 from ..tree import Jobs
 from . import metadata as _meta
 from .manifest import Entry, Kind
@@ -41,7 +41,7 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
     results as bulk.backup_bulk's: ``make_done(entry, bytes)`` per object,
     ``make_done(None, 0)`` per plain candidate, None where it failed (see
     failures) or was not written."""
-    _watch_ctrl_c()
+    watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     n = len(jobs)
     flags = [_core.CREATE_FOR_DIR if len(j) > 2 else 0 for j in jobs]
@@ -52,7 +52,7 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
     taken = [False] * n
     low = [0]                       # every item below this one is taken
     count = [0, 0]                  # items taken, plain candidates among them
-    report = _Progress(progress, token)
+    report = SafeProgress(progress, token)
 
     def take(i: int) -> None:
         src = os.fspath(jobs[i][0])
@@ -143,4 +143,4 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
                 t.join()
         result.failures.sort(key=lambda e: e.index)
     done()
-    return _close(result, token, interrupted, n, report)
+    return close_result(result, token, interrupted, n, report)
