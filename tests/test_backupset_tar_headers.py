@@ -307,3 +307,32 @@ def test_short_writes_to_the_descriptor_are_continued(odd, xattr_dir, monkeypatc
     with open(path, "rb") as f:
         assert restore_stream(f, xattr_dir / "r").bulk.ok
     assert raw_streams(xattr_dir / "r") == raw_streams(src)
+
+
+@pytest.mark.parametrize("memory_limit", [tarsink.STREAM_MEMORY_LIMIT, 600])
+def test_the_object_by_object_path_writes_the_same_stream(odd, xattr_dir, monkeypatch,
+                                                          memory_limit):
+    """Where the batch in C does not run (incremental sets, Windows), each
+    worker exports its object and writes its line and member together."""
+    from efsfast.backupset import writer
+
+    class NotThisSink:
+        pass
+    monkeypatch.setattr(writer, "TarSink", NotThisSink)     # the C batch is not taken
+    monkeypatch.setattr(writer, "stream_bulk", None)
+    src, objects = odd
+    buf = io.BytesIO()
+    r = backup_set(src, TarSink(buf, memory_limit=memory_limit), workers=2)
+    assert r.bulk.ok and r.bulk.files == len(objects)
+    data = buf.getvalue()
+    names = object_names(data)
+    assert sorted(names) == sorted(o + ".efsraw" for o in objects)
+    assert names.index("Vault.efsraw") < names.index("Vault/s0.bin.efsraw")
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        got = {m.name: m for m in t}
+    lines = tarfile.open(fileobj=io.BytesIO(data)).extractfile(MANIFEST_NAME).read()
+    for name in names:
+        assert got[name].pax_headers["comment"].encode() + b"\n" in lines
+    assert restore_stream(io.BytesIO(data), xattr_dir / "r").bulk.ok
+    assert raw_streams(xattr_dir / "r") == raw_streams(src)
+    assert verify_stream(io.BytesIO(data)).ok

@@ -7,7 +7,8 @@ one's manifest line and member (tarsink.py), so the stream has one writer
 and no lock is contended per object.  Folders are written in the order of
 the plan (each before what it holds), files as they finish.  An object over
 the sink's memory limit is streamed by this thread (exported twice); the
-workers stop exporting while that much is waiting to be written."""
+workers start no object while more than that waits to be written, so what
+is held stays under the limit plus one object per worker."""
 from __future__ import annotations
 
 import os
