@@ -1,8 +1,9 @@
 """backup-tree with a manifest: every encrypted object's raw stream, its
 SHA-256 (computed in the export path as the stream is written) and its NTFS
-metadata, into a folder set or a tar stream (sinks.py, tarsink.py).  ``since`` makes an
-incremental set: objects whose change time, size and $EFS match the
-previous manifest are recorded as references to the set that holds them.
+metadata, into a folder set or a tar stream (sinks.py, tarsink.py).
+``since`` makes an incremental set: objects whose change time, size and
+$EFS match the previous manifest are recorded as references to the set
+that holds them.
 """
 from __future__ import annotations
 
