@@ -30,6 +30,8 @@ from .tarsink import TarSink
 PAUSE_S = 0.001
 # how far past an unfinished file the finished ones are written
 WINDOW = 256
+# how often progress is reported while objects finish (and once at the end)
+REPORT_S = 0.05
 
 
 def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSource,
@@ -123,12 +125,16 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
         for t in threads:               # inside the try: a Ctrl-C between two starts
             t.start()                   # must not leave started workers unwaited
         seen = -1
+        next_report = 0.0
         while low[0] < n and not token.cancelled:
             finished = batch.finished
             if finished != seen:
                 seen = finished
                 drain(finished)
-                done()
+                now = time.monotonic()
+                if now >= next_report:
+                    done()
+                    next_report = now + REPORT_S
             elif not any(t.is_alive() for t in threads):
                 drain(batch.finished)   # (what finished as the last one stopped)
                 break
