@@ -81,9 +81,9 @@ cdef class StreamExport(BulkExport):
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
                  bint capture_ntfs, uint64_t limit, uint64_t held_limit):
         cdef size_t n = len(jobs)
-        # (BulkExport's items: the object named as its backup file and
-        # temporary too, which this worker never opens)
-        super().__init__([(j[0], j[0], j[0], j[1]) for j in jobs], backend, token,
+        # (BulkExport's items: the object named as its backup file too, and
+        # no temporary: this worker opens neither)
+        super().__init__([(j[0], j[0], None, j[1]) for j in jobs], backend, token,
                          capture_ntfs=capture_ntfs, overwrite=False)
         self.s.mem = <efs_mem_stream *>calloc(max(n, 1), sizeof(efs_mem_stream))
         if self.s.mem == NULL:
