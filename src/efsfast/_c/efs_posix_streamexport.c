@@ -4,7 +4,9 @@
  * once, its NTFS metadata and $EFS read through that descriptor, its raw
  * stream appended to a buffer of its own and hashed as it comes.  The
  * Cython core (_core_streamexport.pxi) runs it for many objects on worker
- * threads; backupset/tarbulk.py writes the members.
+ * threads; backupset/tarbulk.py writes the members.  The steps before the
+ * data (open, stat, ntfs-3g facts, $EFS) are efs_posix_backup_item's; one
+ * function for them both, in efs_posix_backup.c, would remove the copy.
  */
 #ifndef _WIN32
 #define _GNU_SOURCE
