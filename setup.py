@@ -13,7 +13,8 @@ C_SOURCES = [os.path.join(C_DIR, name) for name in (
     "efs_probe.c", "efs_setmeta.c",
     *(("efs_win32.c",) if sys.platform == "win32" else (
         "efs_posix.c", "efs_posix_publish.c", "efs_posix_import.c", "efs_posix_window.c", "efs_posix_export.c",
-        "efs_posix_dir.c", "efs_posix_backup.c", "efs_scratch.c")),
+        "efs_posix_dir.c", "efs_posix_backup.c", "efs_posix_streamexport.c",
+        "efs_scratch.c")),
 )]
 
 if sys.platform == "win32" and "GCC" not in sys.version:

@@ -323,11 +323,12 @@ def big_tree(root, n=12, size=2 << 20):
         efsfast.restore(root / f"big{i:02d}", efsfast.synthetic_raw(size, seed=i))
 
 
-def test_ctrl_c_during_streamed_backup_leaves_a_visibly_truncated_stream(xattr_dir):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_during_streamed_backup_leaves_a_visibly_truncated_stream(xattr_dir, workers):
     src = xattr_dir / "src"
     big_tree(src)
     p = subprocess.Popen([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-",
-                          "--buffer-size", "512", "--workers", "1"],
+                          "--buffer-size", "512", "--workers", workers],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = p.stdout.read(3 << 20)                 # well into the stream
     p.send_signal(signal.SIGINT)

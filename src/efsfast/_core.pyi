@@ -99,6 +99,23 @@ class BulkExport:
         str, Optional[BaseException], Optional[Tuple[int, int, int, int, int]], Optional[bytes],
         Optional[bytes], Optional[bytes], int, Optional[str], Optional[str], int]: ...
 
+@disjoint_base
+class HeldStream:
+    """An object's raw stream a StreamExport exported, read through the
+    buffer protocol (read-only)."""
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@disjoint_base
+class StreamExport(BulkExport):
+    def __init__(self, jobs: List[Tuple[Any, int]], backend: PosixBackend,
+                 token: CancelToken, *, capture_ntfs: bool, limit: int,
+                 held_limit: int) -> None: ...
+    @property
+    def finished(self) -> int: ...
+    def large(self, i: int) -> bool: ...
+    def stream(self, i: int) -> HeldStream: ...
+
 PROBE_NO_UNNAMED: int
 PROBE_UNNAMED: int
 PROBE_UNKNOWN: int

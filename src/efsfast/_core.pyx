@@ -57,5 +57,6 @@ include "_core_rawcalls.pxi"     # RawContext, open_raw, write_raw, read_raw
 include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)
 include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSIX)
+include "_core_streamexport.pxi" # StreamExport: a tar stream's objects into memory, in C (POSIX)
 include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)
 include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C

@@ -14,7 +14,8 @@ _LAZY = {
     ".restore": ("MissingSetsError", "TruncatedStreamError", "has_manifest", "restore_set"),
     ".streamrestore": ("restore_stream",),
     ".streamverify": ("verify_stream",),
-    ".sinks": ("FolderSink", "StreamBroken", "TarSink"),
+    ".sinks": ("FolderSink", "StreamBroken"),
+    ".tarsink": ("TarSink",),
     ".verify": ("Problem", "VerifyReport", "verify_set"),
     ".result": ("SetResult",),
     ".writer": ("backup_set",),
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from .streamverify import verify_stream
     from .streamrestore import restore_stream
     from .result import SetResult
-    from .sinks import FolderSink, StreamBroken, TarSink
+    from .sinks import FolderSink, StreamBroken
+    from .tarsink import TarSink
     from .verify import Problem, VerifyReport, verify_set
     from .writer import backup_set
     from .s3sink import StoreSink

@@ -1,17 +1,13 @@
 """Where a backup set goes: a folder (one .efsraw file per object, the
-manifest published last) or a tar stream (one member per object, the
-manifest as the last member), both written as objects finish."""
+manifest published last), written as objects finish; what every sink
+offers.  (A tar stream: tarsink.py; an object store: s3sink.py.)"""
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
-import json
 import os
-import queue
 import threading
-import time
-from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Protocol, Set, Tuple, Union
 
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error
@@ -21,14 +17,7 @@ from . import destination as _destination
 from . import metadata as _meta
 from .manifest import MANIFEST_NAME, PARTIAL_NAME, Entry, Header, ManifestWriter
 
-if TYPE_CHECKING:      # (tarfile is imported by TarSink only: start-up time of folder sets)
-    import tarfile
-
 READ_CHUNK = 1 << 20
-# a tar header carries the member's size before its data, and an export
-# learns the size only at its end: objects up to this size are exported into
-# memory first; larger ones are exported twice (size and hash, then the data)
-STREAM_MEMORY_LIMIT = 64 << 20
 
 
 class Digest(Protocol):
@@ -413,195 +402,3 @@ class FolderSink(SetSink):
                 pass
         finally:
             self._close()
-
-
-class _CountingSink:
-    def __init__(self, digest: Digest) -> None:
-        self.digest = digest
-        self.count = 0
-
-    def write(self, view: memoryview) -> int:
-        self.digest.update(view)
-        self.count += len(view)
-        return len(view)
-
-
-class _QueueWriter(_CountingSink):
-    """Export side of the bridge: hands copies of each buffer to the tar
-    writer (bounded, so memory stays a few system buffers)."""
-
-    def __init__(self, digest: Digest, q: "queue.Queue[Optional[bytes]]"):
-        super().__init__(digest)
-        self.q = q
-
-    def write(self, view: memoryview) -> int:
-        n = super().write(view)
-        self.q.put(bytes(view))
-        return n
-
-
-class _QueueReader:
-    """Tar side of the bridge: read(n) returns n bytes until the export ends."""
-
-    def __init__(self, q: "queue.Queue[Optional[bytes]]"):
-        self.q = q
-        self.pending = bytearray()
-        self.ended = False
-
-    def read(self, n: int) -> bytes:
-        while len(self.pending) < n and not self.ended:
-            chunk = self.q.get()
-            if chunk is None:
-                self.ended = True
-            else:
-                self.pending += chunk
-        out = bytes(self.pending[:n])
-        del self.pending[:n]
-        return out
-
-
-class _Appender:
-    """The caller's stream as tarfile's plain "w" mode needs it: write()
-    and a tell() that counts, so stdout (a pipe) needs no seeking."""
-
-    def __init__(self, out: IO[bytes]):
-        self.out = out
-        self.position = 0
-
-    def write(self, b: bytes) -> int:
-        self.out.write(b)
-        self.position += len(b)
-        return len(b)
-
-    def tell(self) -> int:
-        return self.position
-
-
-class _MemoryReader:
-    """An exported raw stream as a file for tarfile.addfile, handed on in
-    slices without copying."""
-
-    def __init__(self, data: bytes):
-        self.view = memoryview(data)
-        self.position = 0
-
-    def read(self, n: int) -> memoryview:
-        out = self.view[self.position:self.position + n]
-        self.position += len(out)
-        return out
-
-
-class TarSink(SetSink):
-    """A POSIX (pax) tar stream written by the standard library's tarfile,
-    front to back without seeking: members ``REL.efsraw`` in the folder
-    layout, each carrying its manifest line as the standard ``comment``
-    record (which tar implementations ignore), then the manifest.  An aborted
-    stream gets no manifest and no end-of-archive blocks, so a reader sees
-    it truncated.  (tarfile's "w|" mode would do the same with two more
-    copies of every byte through its record buffer.)"""
-    ordered = True
-
-    def __init__(self, fileobj: IO[bytes], *, memory_limit: int = STREAM_MEMORY_LIMIT):
-        super().__init__()
-        self.fileobj = fileobj
-        self.memory_limit = memory_limit
-        self.manifest = io.BytesIO()
-        self.tar: Optional[tarfile.TarFile] = None
-        self.mtime = time.time()
-
-    def begin(self, header: Header) -> None:
-        import tarfile
-        # (mode "w" only writes and tells: typeshed asks for a whole file)
-        self.tar = tarfile.open(fileobj=_Appender(self.fileobj),  # type: ignore[call-overload]
-                                mode="w", format=tarfile.PAX_FORMAT)
-        self.writer = ManifestWriter(self.manifest, header)
-
-    def _info(self, name: str, size: int,
-              comment: Optional[Dict[str, Any]] = None) -> tarfile.TarInfo:
-        import tarfile
-        ti = tarfile.TarInfo(name)
-        ti.size, ti.mtime, ti.mode = size, self.mtime, 0o644
-        if comment is not None:
-            ti.pax_headers = {"comment": json.dumps(comment, separators=(",", ":"),
-                                                    sort_keys=True)}
-        return ti
-
-    def _add(self, ti: tarfile.TarInfo, fileobj: Union[_MemoryReader, _QueueReader],
-             chunk: int) -> None:
-        if self.broken is not None:
-            raise StreamBroken(31, "the tar stream was already broken", ti.name)
-        assert self.tar is not None             # (begin opened it)
-        # how much tarfile reads per write (an attribute typeshed does not list)
-        self.tar.copybufsize = chunk  # type: ignore[attr-defined]
-        try:
-            # (a _MemoryReader reads memoryviews: tarfile only writes what it reads)
-            self.tar.addfile(ti, fileobj)  # type: ignore[arg-type]
-        except BaseException as exc:
-            self.broken = exc
-            raise
-
-    def store(self, raw: _core.RawContext, entry: Entry, digest: Digest, *,
-              cancel: Optional[_core.CancelToken]) -> int:
-        if self.broken is not None:
-            raise StreamBroken(31, "the tar stream was already broken", raw.path)
-        if entry.source_size is not None and entry.source_size > self.memory_limit:
-            return self._store_large(raw, entry, digest, cancel)
-        data = api.export_opened(raw, None, cancel=cancel, digest=digest)
-        entry.raw_size, entry.sha256 = len(data), digest.hexdigest()
-        with self.lock:
-            self._add(self._info(entry.stored_name, len(data), entry.to_json()),
-                      _MemoryReader(data), max(len(data), 1))
-        return len(data)
-
-    def _store_large(self, raw: _core.RawContext, entry: Entry, digest: Digest,
-                     cancel: Optional[_core.CancelToken]) -> int:
-        path = raw.path
-        first = _CountingSink(digest)
-        api.export_opened(raw, first, cancel=cancel)
-        entry.raw_size, entry.sha256 = first.count, digest.hexdigest()
-        again = hashlib.sha256()
-        q: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=16)
-        failed: List[BaseException] = []
-
-        def produce() -> None:
-            try:
-                with _core.open_raw(path, raw.flags, raw.backend) as second:
-                    api.export_opened(second, _QueueWriter(again, q), cancel=cancel)
-            except BaseException as exc:      # reported once the member is closed
-                failed.append(exc)
-            finally:
-                q.put(None)
-        with self.lock:
-            t = threading.Thread(target=produce, name="efsfast-tar-export", daemon=True)
-            t.start()
-            reader = _QueueReader(q)
-            try:
-                self._add(self._info(entry.stored_name, first.count, entry.to_json()), reader,
-                          READ_CHUNK)
-            finally:
-                while not reader.ended and q.get() is not None:
-                    pass            # let the export finish if the tar side stopped
-                t.join()
-            if failed or again.hexdigest() != entry.sha256:
-                why = failed[0] if failed else "it changed while it was being backed up"
-                self.broken = StreamBroken(31, f"the tar member could not be completed: {why}",
-                                           path)
-                raise self.broken
-        return first.count
-
-    def finish(self) -> str:
-        if self.broken is not None:
-            raise self.broken
-        assert self.writer is not None and self.tar is not None     # (begin made them)
-        digest = self.writer.finish()
-        data = self.manifest.getvalue()
-        self._add(self._info(MANIFEST_NAME, len(data)), _MemoryReader(data), max(len(data), 1))
-        self.tar.close()          # end-of-archive blocks; the caller's file stays open
-        durable.sync_stream(self.fileobj)
-        return digest
-
-    def abort(self, reason: str = "") -> None:
-        try:
-            self.fileobj.flush()
-        except (OSError, ValueError):
-            pass

@@ -1,8 +1,9 @@
 """backup-tree with a manifest: every encrypted object's raw stream, its
 SHA-256 (computed in the export path as the stream is written) and its NTFS
-metadata, into a folder set or a tar stream (sinks.py).  ``since`` makes an
-incremental set: objects whose change time, size and $EFS match the
-previous manifest are recorded as references to the set that holds them.
+metadata, into a folder set or a tar stream (sinks.py, tarsink.py).
+``since`` makes an incremental set: objects whose change time, size and
+$EFS match the previous manifest are recorded as references to the set
+that holds them.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, Header, Kind,
 from .bulk import backup_bulk
 from .result import SetResult
 from .sinks import FolderSink, SetSink
+from .tarbulk import stream_bulk
+from .tarsink import TarSink
 
 
 @dataclass
@@ -130,7 +133,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
     # what the set needs through that descriptor, which also tells whether
     # it is encrypted: the plan need not visit every file first
     opened_facts = isinstance(be, _core.PosixBackend) and not reason
-    in_c = (opened_facts and isinstance(sink, FolderSink) and prev is None
+    in_c = (opened_facts and isinstance(sink, (FolderSink, TarSink)) and prev is None
             and not skip_existing)
     errors: tree.Errors = []        # what cannot be listed or read: failed items, never skipped
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
@@ -229,6 +232,14 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             parts.append(backup_bulk(jobs, sink, kind=kind, backend=be, workers=workers,
                                      rel=lambda p: _rel(p, src_dir), make_done=_Done,
                                      progress=progress, cancel=cancel))
+            batches = []
+        # a full tar stream there: every export in C, this thread writing
+        # the members (folders first, in the plan's order)
+        if (in_c and isinstance(sink, TarSink) and isinstance(be, _core.PosixBackend)
+                and jobs):
+            parts.append(stream_bulk(jobs, sink, folders=len(dirs), kind=kind, backend=be,
+                                     workers=workers, rel=lambda p: _rel(p, src_dir),
+                                     make_done=_Done, progress=progress, cancel=cancel))
             batches = []
         for batch, n in batches:
             if batch:

@@ -150,7 +150,8 @@ def _truncated(args: argparse.Namespace, exc: Any, progress: Progress) -> int:
 
 def backup_tree(args: argparse.Namespace, progress: Progress) -> int:
     """backup-tree SRC DEST|-: a folder set, or a tar stream on stdout."""
-    from ..backupset.sinks import FolderSink, TarSink
+    from ..backupset.sinks import FolderSink
+    from ..backupset.tarsink import TarSink
     from ..backupset.writer import backup_set
     to_stdout = args.dest == STDIO
     args.data_on_stdout = to_stdout     # the record then goes to stderr
