@@ -178,3 +178,29 @@ def test_long_names_on_ntfs3g(tmp_path):
         assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
     finally:
         volume.unmount()
+
+
+def test_paths_past_windows_max_path_are_ordinary_on_posix(xattr_dir):
+    """Windows needs the \\\\?\\ form from 248 characters on; a POSIX path of
+    that length is used as written: published without replacing, refused
+    when it exists, its temporaries removed."""
+    if os.name == "nt":
+        pytest.skip("POSIX paths only (Windows' long-path form is tested under Wine)")
+    from efsfast import newfile
+    deep = xattr_dir / ("d" * 100) / ("e" * 100) / ("f" * 60)
+    deep.mkdir(parents=True)
+    assert len(str(deep)) >= 260
+    raw = efsfast.synthetic_raw(100, seed=7)
+    efsfast.restore(deep / "x", raw)
+    efsfast.backup(deep / "x", deep / "x.efsraw")
+    assert (deep / "x.efsraw").read_bytes() == raw
+    with pytest.raises(FileExistsError) as ei:
+        efsfast.backup(deep / "x", deep / "x.efsraw")
+    assert ei.value.filename == str(deep / "x.efsraw")
+    with newfile.new_file(str(deep / "plain")) as f:
+        f.write(b"plain")
+    with pytest.raises(FileExistsError):
+        with newfile.new_file(str(deep / "plain")) as f:
+            f.write(b"again")
+    newfile.remove_quietly(str(deep / "plain"))
+    assert listing(deep) == ["x", "x.efsraw"]

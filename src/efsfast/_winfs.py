@@ -29,8 +29,10 @@ LONG_PATH = 248
 def extended(path: str) -> str:
     """``path`` in the ``\\\\?\\`` form when it is too long for the plain Win32
     form (absolute, normalised: the prefix turns normalisation off); shorter
-    paths are returned unchanged, so messages show what the caller wrote."""
-    if path.startswith("\\\\?\\"):
+    paths are returned unchanged, so messages show what the caller wrote.
+    Elsewhere than on Windows every path is returned unchanged (a POSIX path
+    has no such form: the prefix would make it a different, relative name)."""
+    if os.name != "nt" or path.startswith("\\\\?\\"):
         return path
     full = os.path.abspath(path)
     if len(full) < LONG_PATH:

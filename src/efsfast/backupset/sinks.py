@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Protocol, Set, Tuple, Union
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error
 from ..api import ItemError
+from ..newfile import publish_no_replace
 from ..treewalk import problem
 from . import destination as _destination
 from . import metadata as _meta
@@ -367,7 +368,7 @@ class FolderSink(SetSink):
         if self.overwrite:
             os.replace(self.partial, self.final)
         else:
-            api._publish_no_replace(self.partial, self.final)
+            publish_no_replace(self.partial, self.final)
 
     def _sync_folder(self) -> None:
         """The folder's entries (the manifest's new name) to disk; where a
