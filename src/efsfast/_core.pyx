@@ -15,7 +15,7 @@ returns.
 from cpython.buffer cimport (PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer,
                              PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBUF_SIMPLE,
                              PyBUF_WRITABLE)
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
 cdef extern from "Python.h":

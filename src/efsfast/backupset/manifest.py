@@ -245,6 +245,13 @@ class ManifestWriter:
         self._put_line(_object_line(entry) or _line(entry.to_json()))
         self.count += 1
 
+    def add_lines(self, lines: bytes, count: int) -> None:
+        """``count`` whole object lines made elsewhere (by the backup's C
+        workers, efs_manifest.c: the bytes :meth:`add` would write), with
+        one ``write``."""
+        self._put_line(lines)
+        self.count += count
+
     def finish(self) -> str:
         digest = self.hash.hexdigest()
         self.out.write(_line({"type": LineType.END.value, "objects": self.count,

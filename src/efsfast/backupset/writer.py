@@ -31,7 +31,7 @@ from .sinks import FolderSink, SetSink
 
 @dataclass
 class _Done:
-    entry: Optional[Entry]      # None: not encrypted (a candidate the worker skipped)
+    kind: Optional[Kind]        # None: not encrypted (a candidate the worker skipped)
     bytes: int
 
 
@@ -165,12 +165,12 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             with lock:
                 unchanged[0] += 1
             sink.add_entry(entry)
-            return _Done(entry, 0)
+            return _Done(entry.kind, 0)
         if skip_existing and sink.keeps(entry):
             with lock:
                 existing.append(out)
             sink.add_entry(entry)
-            return _Done(entry, 0)
+            return _Done(entry.kind, 0)
         digest = hashlib.sha256()
         if raw is None:
             with _core.open_raw(path, entry_flags(entry), be) as raw:
@@ -184,7 +184,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             if folder:          # stored, but its line could not be written: not kept
                 sink.discard(entry)
             raise
-        return _Done(entry, entry.raw_size)
+        return _Done(entry.kind, entry.raw_size)
 
     def entry_flags(entry: Entry) -> int:
         return _core.CREATE_FOR_DIR if entry.kind is Kind.DIRECTORY else 0
@@ -227,7 +227,8 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
                 and jobs):
             parts.append(backup_bulk(jobs, sink, kind=kind, backend=be, workers=workers,
                                      rel=lambda p: _rel(p, src_dir), make_done=_Done,
-                                     progress=progress, cancel=cancel))
+                                     progress=progress, cancel=cancel,
+                                     rel_prefix=src_dir + os.sep))
             batches = []
         for batch, n in batches:
             if batch:
@@ -287,8 +288,8 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             done, left = sifted
             setattr(exc, "result", done)
         setattr(exc, "tree", SetResult(done, directories=sum(
-            1 for r in done.results if isinstance(r, _Done) and r.entry is not None
-            and r.entry.kind is Kind.DIRECTORY), skipped=skipped, existing=existing,
+            1 for r in done.results if isinstance(r, _Done) and r.kind is Kind.DIRECTORY),
+            skipped=skipped, existing=existing,
             unreadable=unreadable, jobs=[j[:2] for j in left], unchanged=unchanged[0],
             set_id=header.set_id, complete=False, reason=_why(exc)))
         raise
@@ -333,9 +334,9 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     set."""
     ran = len(bulk.results)         # (an interrupted run: the rest never started)
     keep = [i for i in range(len(jobs))
-            if i >= ran or not (isinstance(r := bulk.results[i], _Done) and r.entry is None)]
+            if i >= ran or not (isinstance(r := bulk.results[i], _Done) and r.kind is None)]
     plain = [jobs[i][0] for i, r in enumerate(bulk.results)
-             if isinstance(r, _Done) and r.entry is None and len(jobs[i]) == 2]
+             if isinstance(r, _Done) and r.kind is None and len(jobs[i]) == 2]
     where = {old: new for new, old in enumerate(keep)}
     out = BulkResult(results=[bulk.results[i] for i in keep if i < ran], bytes=bulk.bytes,
                      files=bulk.files - (len(jobs) - len(keep)), cancelled=bulk.cancelled)

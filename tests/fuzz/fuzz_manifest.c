@@ -1,0 +1,209 @@
+/*
+ * libFuzzer harness for the manifest lines a backup's workers make
+ * (efs_manifest.c).  Build and run: tests/fuzz/run.sh SECONDS manifest (or
+ * tests/test_fuzz.py).  The byte-for-byte comparison with Python's json
+ * encoder is tests/test_backupset_cline.py's; here, on any bytes:
+ *   - efs_utf8_valid agrees with a decoder written from the Unicode
+ *     definition (code point by code point: shortest form, no surrogates,
+ *     at most U+10FFFF), which is what Python's strict decoder takes;
+ *   - a line is made iff the path is valid, and it has the fixed frame (its
+ *     keys in order, one "\n", at its end), no raw control character, and
+ *     its "path" string read back by a JSON string reader written here gives
+ *     the path's bytes again (every escape a JSON reader takes, and only
+ *     the ones encode_basestring makes);
+ *   - the numbers are the facts', as decimal text.
+ * Input: 64 bytes of facts (sizes, times, mode, flags, hashes), then the path.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "efs_manifest.h"
+
+static void fail(const char *why)
+{
+    fprintf(stderr, "fuzz_manifest: %s\n", why);
+    abort();
+}
+
+/* the Unicode definition of UTF-8, the long way round */
+static int reference_utf8(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t len;
+        uint8_t c = s[i];
+        if (c < 0x80) { cp = c; len = 1; }
+        else if ((c & 0xE0) == 0xC0) { cp = c & 0x1Fu; len = 2; }
+        else if ((c & 0xF0) == 0xE0) { cp = c & 0x0Fu; len = 3; }
+        else if ((c & 0xF8) == 0xF0) { cp = c & 0x07u; len = 4; }
+        else return 0;
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+            return 0;                                   /* not the shortest form */
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;                  /* (encode_basestring writes lower case only) */
+}
+
+/* A JSON string at *p (its opening quote) read into out; returns its length. */
+static size_t read_string(const char **p, const char *end, uint8_t *out)
+{
+    const char *s = *p;
+    size_t n = 0;
+    if (s >= end || *s != '"') fail("no string where the path should be");
+    for (s++; s < end && *s != '"'; s++) {
+        if ((uint8_t)*s < 0x20) fail("a raw control character in the path's string");
+        if (*s != '\\') {
+            out[n++] = (uint8_t)*s;
+            continue;
+        }
+        if (++s >= end) fail("an escape cut short");
+        switch (*s) {
+        case '"': out[n++] = '"'; break;
+        case '\\': out[n++] = '\\'; break;
+        case 'b': out[n++] = '\b'; break;
+        case 'f': out[n++] = '\f'; break;
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'u': {
+            int v = 0;
+            if (end - s < 5) fail("a \\u escape cut short");
+            for (int k = 1; k <= 4; k++) {
+                int h = hexval(s[k]);
+                if (h < 0) fail("a \\u escape with a digit encode_basestring does not write");
+                v = v * 16 + h;
+            }
+            /* encode_basestring writes \u only for the other control characters */
+            if (v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t')
+                fail("a \\u escape encode_basestring does not make");
+            out[n++] = (uint8_t)v;
+            s += 4;
+            break;
+        }
+        default: fail("an unknown escape");
+        }
+    }
+    if (s >= end) fail("the path's string is not closed");
+    *p = s + 1;
+    return n;
+}
+
+static void expect(const char **p, const char *end, const char *text)
+{
+    size_t n = strlen(text);
+    if ((size_t)(end - *p) < n || memcmp(*p, text, n) != 0) fail(text);
+    *p += n;
+}
+
+static void expect_u64(const char **p, const char *end, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    expect(p, end, buf);
+}
+
+static void expect_i64(const char **p, const char *end, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    expect(p, end, buf);
+}
+
+static void expect_hex(const char **p, const char *end, const uint8_t *b)
+{
+    char buf[67];
+    buf[0] = '"';
+    for (int i = 0; i < 32; i++) snprintf(buf + 1 + 2 * i, 3, "%02x", b[i]);
+    buf[65] = '"';
+    buf[66] = 0;
+    expect(p, end, buf);
+}
+
+static uint64_t u64_at(const uint8_t *d)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | d[i];
+    return v;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const uint8_t sha[32] = {0x01, 0xab, 0xff}, efs_sha[32] = {0xfe, 0x10};
+    efs_line_facts f;
+    size_t len = 0, got;
+    char *line;
+    const char *p, *end;
+    uint8_t *back;
+    int valid;
+    if (size < 40) return 0;
+    f.raw_size = u64_at(data);
+    f.source_size = u64_at(data + 8);
+    f.atime_ns = (int64_t)u64_at(data + 16);
+    f.mtime_ns = (int64_t)u64_at(data + 24);
+    f.ctime_ns = f.atime_ns ^ f.mtime_ns;
+    f.mode = (uint32_t)u64_at(data + 32);
+    f.directory = data[32] & 1;
+    f.posix_meta = (data[33] & 1) != 0;
+    f.sha256 = sha;
+    f.efs_sha256 = efs_sha;
+    f.path = data + 40;
+    f.path_len = size - 40;
+
+    valid = efs_utf8_valid(f.path, f.path_len);
+    if (valid != reference_utf8(f.path, f.path_len)) fail("UTF-8 check differs from the reference");
+    line = efs_manifest_object_line(&f, &len);
+    if (!valid) {
+        if (line) fail("a line made for a path that is not UTF-8");
+        return 0;
+    }
+    if (!line) fail("no line for a UTF-8 path");
+    p = line;
+    end = line + len;
+    if (memchr(line, '\n', len) != end - 1) fail("the line's one \\n is not at its end");
+    expect(&p, end, "{\"efs_sha256\":");
+    expect_hex(&p, end, efs_sha);
+    expect(&p, end, f.directory ? ",\"kind\":\"directory\"," : ",\"kind\":\"file\",");
+    if (f.posix_meta) {
+        expect(&p, end, "\"meta\":{\"atime_ns\":");
+        expect_i64(&p, end, f.atime_ns);
+        expect(&p, end, ",\"ctime_ns\":");
+        expect_i64(&p, end, f.ctime_ns);
+        expect(&p, end, ",\"mode\":");
+        expect_u64(&p, end, f.mode & 07777u);
+        expect(&p, end, ",\"mtime_ns\":");
+        expect_i64(&p, end, f.mtime_ns);
+        expect(&p, end, ",\"source\":\"posix\"},");
+    }
+    expect(&p, end, "\"path\":");
+    if (!(back = malloc(f.path_len + 1))) fail("no memory");
+    got = read_string(&p, end, back);
+    if (got != f.path_len || memcmp(back, f.path, got) != 0) fail("the path read back differs");
+    free(back);
+    expect(&p, end, ",\"raw_size\":");
+    expect_u64(&p, end, f.raw_size);
+    expect(&p, end, ",\"sha256\":");
+    expect_hex(&p, end, sha);
+    expect(&p, end, ",\"source_size\":");
+    expect_u64(&p, end, f.source_size);
+    expect(&p, end, ",\"type\":\"object\"}\n");
+    if (p != end) fail("text after the line's end");
+    free(line);
+    return 0;
+}
