@@ -31,6 +31,8 @@ from .sinks import FolderSink, SetSink
 
 @dataclass
 class _Done:
+    # (one object per item made in the calling thread: no __dict__ beside it)
+    __slots__ = ("kind", "bytes")
     kind: Optional[Kind]        # None: not encrypted (a candidate the worker skipped)
     bytes: int
 
@@ -332,11 +334,15 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     the paths of such files (skipped, as a plan that probes first reports
     them; plain folders are not): they were candidates, never items of the
     set."""
+    # (one pass to find them: most trees have none, and this runs in the
+    # calling thread over every object)
+    dropped = [i for i, r in enumerate(bulk.results) if type(r) is _Done and r.kind is None]
+    if not dropped:
+        return bulk, jobs, []
+    drop = set(dropped)
+    keep = [i for i in range(len(jobs)) if i not in drop]
+    plain = [jobs[i][0] for i in dropped if len(jobs[i]) == 2]
     ran = len(bulk.results)         # (an interrupted run: the rest never started)
-    keep = [i for i in range(len(jobs))
-            if i >= ran or not (isinstance(r := bulk.results[i], _Done) and r.kind is None)]
-    plain = [jobs[i][0] for i, r in enumerate(bulk.results)
-             if isinstance(r, _Done) and r.kind is None and len(jobs[i]) == 2]
     where = {old: new for new, old in enumerate(keep)}
     out = BulkResult(results=[bulk.results[i] for i in keep if i < ran], bytes=bulk.bytes,
                      files=bulk.files - (len(jobs) - len(keep)), cancelled=bulk.cancelled)
@@ -350,7 +356,14 @@ def _plain_folders(src_dir: str, jobs: tree.Jobs, kind: _meta.MetaSource, sink: 
     descriptors too (the source folder itself is the destination's)."""
     encrypted = {_rel(j[0], src_dir) for j in jobs if len(j) > 2}
     plain: Set[str] = set()
+    parents: Set[str] = set()
     for j in jobs:
+        # (objects in one folder have the same folders above them: each
+        # folder's walked once, not each object's)
+        parent = j[0].rpartition(os.sep)[0]
+        if parent in parents:
+            continue
+        parents.add(parent)
         rel = _rel(j[0], src_dir)
         while "/" in rel:
             rel = rel.rsplit("/", 1)[0]
