@@ -1,7 +1,9 @@
 """Manifest lines made by a backup's C workers (efs_manifest.c) are byte for
 byte the json encoder's (manifest._line of the entry), names needing escapes
 included; a name that is not UTF-8 gets no line there and is left to Python,
-which refuses it as before.  The bulk folder-set backup writes them."""
+which refuses it as before.  The bulk folder-set backup writes them.  The C
+reader a restore uses takes exactly those lines, read as json reads them,
+and leaves any other spelling to json."""
 import hashlib
 import itertools
 import json
@@ -12,7 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import efsfast
-from efsfast import _testhooks
+from efsfast import _core, _testhooks
 from efsfast.backupset import FolderSink, backup_set, read_manifest
 from efsfast.backupset import manifest as manifest_mod
 from efsfast.backupset.manifest import MANIFEST_NAME, PARTIAL_NAME, Entry, Kind, _line
@@ -157,3 +159,95 @@ def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(tmp_path, mon
     assert sorted(os.listdir(dest)) == [PARTIAL_NAME]
     m = read_manifest(dest / PARTIAL_NAME, partial=True)
     assert not m.complete and m.entries == []
+
+
+# ---- reading: the C reader takes the writer's own lines, and only those ----
+
+def _fields_by_json(line):
+    """What the Python reader makes of a line: the Entry's fields."""
+    e = Entry.from_json(json.loads(line.decode("utf-8")))
+    return (e.path, e.kind is Kind.DIRECTORY, e.raw_size, e.sha256, e.source_size,
+            e.efs_sha256, e.meta or None)
+
+
+def _entries(rnd, names):
+    for name, directory in itertools.product(names, (False, True)):
+        yield Entry(name, Kind.DIRECTORY if directory else Kind.FILE,
+                    rnd.choice(UINT64), rnd.randbytes(32).hex(), rnd.choice(UINT64),
+                    rnd.randbytes(32).hex(),
+                    rnd.choice([{}, dict(_meta(rnd), mode=rnd.choice([0, 0o644, 0o7777]))]))
+
+
+def test_the_c_reader_reads_the_writers_lines_as_json_does():
+    rnd = random.Random(5)
+    for e in _entries(rnd, NAMES):
+        line = _line(e.to_json())
+        assert _core.manifest_object_fields(line) == _fields_by_json(line), line
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s.replace(b'":', b'": '),                       # spaces
+    lambda s: s.replace(b'"raw_size":17', b'"raw_size":017'),    # a leading zero
+    lambda s: s.replace(b'"raw_size":17', b'"raw_size":17.0'),   # a float
+    lambda s: s.replace(b'"raw_size":17', b'"raw_size":1e1'),
+    lambda s: s.replace(b'"atime_ns":0', b'"atime_ns":-0'),
+    lambda s: s.replace(b'"raw_size":17', b'"raw_size":18446744073709551616'),  # past 64 bits
+    lambda s: s.replace(b'"atime_ns":0', b'"atime_ns":9223372036854775808'),
+    lambda s: s.replace(b'"mode":420', b'"mode":4096'),         # beyond the permission bits
+    lambda s: s.replace(b'"ab', b'"AB'),                        # upper-case hex
+    lambda s: s.replace(b'"p', b'"\\u0070'),                   # an escape json takes
+    lambda s: s.replace(b'"p', b'"\\/p'),
+    lambda s: s.replace(b'"p', b'"\\u001F'),
+    lambda s: s.replace(b'"p', b'"\\u000a'),                   # \n written long
+    lambda s: s.replace(b'"p', b'"\x01'),                      # a raw control character
+    lambda s: s.replace(b'"p', b'"\xff'),                      # not UTF-8
+    lambda s: s.replace(b'"kind":"file"', b'"kind":"plain-directory"'),
+    lambda s: s.replace(b'"type":"object"}', b'"type":"object","ref":"x"}'),
+    lambda s: s.replace(b',"kind":"file"', b'') .replace(b'"efs_sha256"', b'"kind":"file","efs_sha256"'),
+    lambda s: s[:-1],                                           # no "\n"
+    lambda s: s[:-1] + b"\r\n",
+    lambda s: s + b"x",
+])
+def test_other_spellings_are_left_to_json(change):
+    e = Entry("p", Kind.FILE, 17, "ab" * 32, 9, "cd" * 32,
+              {"source": "posix", "mode": 420, "atime_ns": 0, "mtime_ns": 1, "ctime_ns": 2})
+    line = _line(e.to_json())
+    assert _core.manifest_object_fields(line) is not None
+    other = change(line)
+    assert other != line
+    assert _core.manifest_object_fields(other) is None, other
+
+
+@settings(max_examples=3000, deadline=None)
+@given(seed=st.integers(0, 2 ** 32), name=st.text(max_size=20), cuts=st.lists(
+    st.tuples(st.integers(0, 500), st.integers(0, 3), st.binary(max_size=3)), max_size=3))
+def test_the_c_reader_on_changed_lines_agrees_with_json(seed, name, cuts):
+    """Lines changed anywhere (bytes replaced, dropped, put in): whatever
+    the C reader takes, json reads alike."""
+    rnd = random.Random(seed)
+    e = next(_entries(rnd, [name]))
+    try:
+        line = bytearray(_line(e.to_json()))
+    except UnicodeEncodeError:
+        return                  # (a name the writer refuses)
+    for at, n, put in cuts:
+        at %= len(line) + 1
+        line[at:at + n] = put
+    got = _core.manifest_object_fields(bytes(line))
+    if got is not None:
+        assert got == _fields_by_json(bytes(line))
+
+
+def test_read_manifest_gives_the_same_with_and_without_the_c_reader(tmp_path, monkeypatch):
+    src, dest = tmp_path / "src", tmp_path / "set"
+    names = [n.encode() for n in NAMES if "\x00" not in n and len(n) < 255]
+    _tree(src, names)
+    assert backup_set(str(src), FolderSink(str(dest))).complete
+    fast = read_manifest(dest / MANIFEST_NAME)
+    seen = []
+    real = manifest_mod._object_fields
+    monkeypatch.setattr(manifest_mod, "_object_fields", lambda raw: seen.append(raw) or real(raw))
+    assert read_manifest(dest / MANIFEST_NAME) == fast
+    assert sum(real(raw) is not None for raw in seen) == len(names)  # every file's line in C
+    monkeypatch.setattr(manifest_mod, "_object_fields", lambda raw: None)
+    assert read_manifest(dest / MANIFEST_NAME) == fast

@@ -84,6 +84,9 @@ class BulkRestore:
     def outcome(self, i: int, path: Any) -> Tuple[Optional[BaseException], int, int]: ...
 
 @disjoint_base
+def manifest_object_fields(line: bytes) -> Optional[Tuple[
+    str, bool, int, str, int, str, Optional[Dict[str, Any]]]]: ...
+
 class BulkExport:
     count: int
     def __init__(self, jobs: List[Tuple[Any, ...]], backend: PosixBackend,

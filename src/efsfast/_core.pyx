@@ -18,6 +18,7 @@ from cpython.buffer cimport (PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBu
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 cdef extern from "Python.h":
     bytes PyUnicode_EncodeFSDefault(object)
 
@@ -57,5 +58,6 @@ include "_core_rawcalls.pxi"     # RawContext, open_raw, write_raw, read_raw
 include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)
 include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSIX)
+include "_core_manifest.pxi"     # a set's manifest lines read in C (the writer's own)
 include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)
 include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C

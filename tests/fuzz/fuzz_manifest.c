@@ -11,8 +11,12 @@
  *     its "path" string read back by a JSON string reader written here gives
  *     the path's bytes again (every escape a JSON reader takes, and only
  *     the ones encode_basestring makes);
- *   - the numbers are the facts', as decimal text.
- * Input: 64 bytes of facts (sizes, times, mode, flags, hashes), then the path.
+ *   - the numbers are the facts', as decimal text;
+ *   - the reader takes every line the writer makes, giving its facts back;
+ *   - the reader takes nothing else: any input it takes as a line (the
+ *     whole input, tried as one) is what the writer makes of the facts it
+ *     read, byte for byte (so json reads it as the writer meant it).
+ * Input: 40 bytes of facts (sizes, times, mode, flags), then the path.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -143,6 +147,43 @@ static uint64_t u64_at(const uint8_t *d)
     return v;
 }
 
+/* the whole input as a line: taken only where the writer makes it again */
+static void read_any(const uint8_t *data, size_t size)
+{
+    efs_line_facts f;
+    uint8_t sha[32], efs_sha[32];
+    uint8_t *path = malloc(size + 1);
+    char *again;
+    size_t len = 0;
+    if (!path) fail("no memory");
+    if (efs_manifest_read_object_line((const char *)data, size, &f, path, sha, efs_sha)) {
+        if (!(again = efs_manifest_object_line(&f, &len))) fail("a line read is not made again");
+        if (len != size || memcmp(again, data, size) != 0) fail("a line read is not the writer's");
+        free(again);
+    }
+    free(path);
+}
+
+/* the writer's line read back: the facts it was made of */
+static void read_back(const char *line, size_t len, const efs_line_facts *want)
+{
+    efs_line_facts f;
+    uint8_t sha[32], efs_sha[32];
+    uint8_t *path = malloc(len);
+    if (!path) fail("no memory");
+    if (!efs_manifest_read_object_line(line, len, &f, path, sha, efs_sha))
+        fail("the writer's line is not read");
+    if (f.path_len != want->path_len || memcmp(f.path, want->path, f.path_len) != 0
+            || f.directory != want->directory || f.raw_size != want->raw_size
+            || f.source_size != want->source_size || memcmp(sha, want->sha256, 32) != 0
+            || memcmp(efs_sha, want->efs_sha256, 32) != 0 || f.posix_meta != want->posix_meta)
+        fail("the line read back gives other facts");
+    if (want->posix_meta && (f.mode != (want->mode & 07777u) || f.atime_ns != want->atime_ns
+                             || f.mtime_ns != want->mtime_ns || f.ctime_ns != want->ctime_ns))
+        fail("the line read back gives other metadata");
+    free(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t sha[32] = {0x01, 0xab, 0xff}, efs_sha[32] = {0xfe, 0x10};
@@ -152,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p, *end;
     uint8_t *back;
     int valid;
+    read_any(data, size);
     if (size < 40) return 0;
     f.raw_size = u64_at(data);
     f.source_size = u64_at(data + 8);
@@ -204,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     expect_u64(&p, end, f.source_size);
     expect(&p, end, ",\"type\":\"object\"}\n");
     if (p != end) fail("text after the line's end");
+    read_back(line, len, &f);
     free(line);
     return 0;
 }

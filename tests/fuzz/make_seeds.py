@@ -13,7 +13,16 @@ if sys.argv[1] == "--manifest":
     facts = bytes(range(40))
     for i, path in enumerate(paths):
         (out / f"path-{i}").write_bytes(facts + path)
-    print(f"{len(paths)} seeds in {out}")
+    # whole lines too: what the reader takes (it is also tried on each input)
+    lines = [b'{"efs_sha256":"' + b"0f" * 32 + b'","kind":"file","meta":{"atime_ns":-1,'
+             b'"ctime_ns":1700000000123456789,"mode":420,"mtime_ns":0,"source":"posix"},'
+             b'"path":"a/\\"b\\\\\\u0001\\n\xc3\xa9","raw_size":18446744073709551615,"sha256":"'
+             + b"a0" * 32 + b'","source_size":7,"type":"object"}\n',
+             b'{"efs_sha256":"' + b"00" * 32 + b'","kind":"directory","path":"d","raw_size":0,'
+             b'"sha256":"' + b"ff" * 32 + b'","source_size":0,"type":"object"}\n']
+    for i, line in enumerate(lines):
+        (out / f"line-{i}").write_bytes(line)
+    print(f"{len(paths) + len(lines)} seeds in {out}")
     sys.exit(0)
 
 import efsfast  # noqa: E402  (the codec's seeds only)

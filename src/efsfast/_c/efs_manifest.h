@@ -39,4 +39,15 @@ size_t efs_json_string(char *out, const uint8_t *s, size_t n);
  * leaves the line to it) or no memory was had. */
 char *efs_manifest_object_line(const efs_line_facts *f, size_t *len);
 
+/* Read a line as efs_manifest_object_line makes it, and only such a line:
+ * any other spelling (spaces, other escapes, keys in another order, numbers
+ * written otherwise or out of 64-bit range, upper-case hex, a mode beyond
+ * the permission bits, another shape) returns 0 and is left to the
+ * caller's JSON reader, which takes or refuses it as before.  Returns 1
+ * with f filled: f->path points into path_buf (len bytes at least), its
+ * escapes undone; f->sha256 and f->efs_sha256 into the 32 bytes given.
+ * Whatever it takes, efs_manifest_object_line(f) gives back byte for byte. */
+int efs_manifest_read_object_line(const char *line, size_t len, efs_line_facts *f,
+                                  uint8_t *path_buf, uint8_t *sha256, uint8_t *efs_sha256);
+
 #endif

@@ -26,6 +26,7 @@ from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Protocol, 
 from .setfiles import MANIFEST_NAME as MANIFEST_NAME
 from .setfiles import PARTIAL_NAME as PARTIAL_NAME
 from .setfiles import find_manifest as find_manifest
+from .._core import manifest_object_fields as _object_fields
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38
@@ -294,6 +295,17 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
             raise ManifestError(name, "text after the end line", number)
         if partial and not raw.endswith(b"\n"):
             break               # each line is written whole with its \n: one cut short by a kill
+        if header is not None:
+            # an object line as the writer spells it, read in C (json and
+            # Entry.from_json cost ~2 us a line in the calling thread of a
+            # restore); any other line (or spelling) is json's, as below
+            fields = _object_fields(raw)
+            if fields is not None:
+                h.update(raw)
+                path, directory, raw_size, sha256, source_size, efs_sha256, meta = fields
+                entries.append(Entry(path, Kind.DIRECTORY if directory else Kind.FILE, raw_size,
+                                     sha256, source_size, efs_sha256, meta or {}))
+                continue
         try:
             d = _parse(raw.decode("utf-8"))
             kind = _LINE_TYPES.get(d["type"])
