@@ -251,3 +251,28 @@ def test_read_manifest_gives_the_same_with_and_without_the_c_reader(tmp_path, mo
     assert sum(real(raw) is not None for raw in seen) == len(names)  # every file's line in C
     monkeypatch.setattr(manifest_mod, "_object_fields", lambda raw: None)
     assert read_manifest(dest / MANIFEST_NAME) == fast
+
+
+def test_a_long_manifest_is_hashed_whole(tmp_path):
+    """Lines are hashed in chunks: a manifest of several chunks still gives
+    the SHA-256 of every line before its end line, and a line changed in a
+    later chunk is still found out."""
+    import io
+    from efsfast.backupset.manifest import Header, ManifestError, ManifestWriter
+    buf = io.BytesIO()
+    w = ManifestWriter(buf, Header.new("/src", "posix"))
+    rnd = random.Random(3)
+    n = 2 * manifest_mod._HASH_CHUNK + 17
+    for i in range(n):
+        e = next(_entries(rnd, [f"d/f{i}"]))
+        e.path = f"d/f{i}"
+        w.add(e)
+    digest = w.finish()
+    data = buf.getvalue()
+    m = manifest_mod._read(io.BytesIO(data), "m")
+    assert len(m.entries) == n and m.sha256 == digest
+    assert digest == hashlib.sha256(data[:data.rindex(b"\n", 0, len(data) - 1) + 1]).hexdigest()
+    changed = data.replace(b'"path":"d/f2040"', b'"path":"d/f2041"')
+    assert changed != data
+    with pytest.raises(ManifestError, match="does not match"):
+        manifest_mod._read(io.BytesIO(changed), "m")

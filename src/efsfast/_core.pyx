@@ -18,7 +18,7 @@ from cpython.buffer cimport (PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBu
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 cdef extern from "Python.h":
     bytes PyUnicode_EncodeFSDefault(object)
 

@@ -2,6 +2,16 @@
 # the writer's own spelling (efs_manifest.c), for the calling thread of a
 # restore; every other line is left to Python's json.
 
+cdef str _hex32(const uint8_t *b):
+    """32 bytes as bytes.hex() writes them (without the bytes object)."""
+    cdef char text[64]
+    cdef int i
+    for i in range(32):
+        text[2 * i] = b"0123456789abcdef"[b[i] >> 4]
+        text[2 * i + 1] = b"0123456789abcdef"[b[i] & 15]
+    return PyUnicode_DecodeASCII(text, 64, NULL)
+
+
 def manifest_object_fields(bytes line):
     """The fields of an object line exactly as a backup writes it (whole,
     "\\n" included): (path, directory, raw_size, sha256 hex, source_size,
@@ -29,6 +39,5 @@ def manifest_object_fields(bytes line):
         # (json's key order: the line's, sorted)
         meta = {"atime_ns": f.atime_ns, "ctime_ns": f.ctime_ns, "mode": f.mode,
                 "mtime_ns": f.mtime_ns, "source": "posix"}
-    return (path, bool(f.directory), f.raw_size,
-            PyBytes_FromStringAndSize(<char *>sha, 32).hex(), f.source_size,
-            PyBytes_FromStringAndSize(<char *>efs_sha, 32).hex(), meta)
+    return (path, bool(f.directory), f.raw_size, _hex32(sha), f.source_size, _hex32(efs_sha),
+            meta)

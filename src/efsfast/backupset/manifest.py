@@ -285,12 +285,21 @@ def read_manifest(source: Union[str, "os.PathLike[str]", IO[bytes]], name: str =
     return _read(source, name, partial)
 
 
+# lines hashed together: one update per line cost a restore's calling
+# thread ~0.2 us each
+_HASH_CHUNK = 1024
+
+
 def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
     h = hashlib.sha256()
     header: Optional[Header] = None
     entries: List[Entry] = []
     end = None
+    hashed: List[bytes] = []        # every line before the end line, in order
     for number, raw in enumerate(f, 1):
+        if len(hashed) >= _HASH_CHUNK:
+            h.update(b"".join(hashed))
+            hashed.clear()
         if end is not None:
             raise ManifestError(name, "text after the end line", number)
         if partial and not raw.endswith(b"\n"):
@@ -301,7 +310,7 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
             # restore); any other line (or spelling) is json's, as below
             fields = _object_fields(raw)
             if fields is not None:
-                h.update(raw)
+                hashed.append(raw)
                 path, directory, raw_size, sha256, source_size, efs_sha256, meta = fields
                 entries.append(Entry(path, Kind.DIRECTORY if directory else Kind.FILE, raw_size,
                                      sha256, source_size, efs_sha256, meta or {}))
@@ -316,7 +325,7 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
         if kind is LineType.END:
             end = (number, d)
             continue
-        h.update(raw)
+        hashed.append(raw)
         try:
             if kind is LineType.SET:
                 if number != 1 or d.get("format") != FORMAT:
@@ -335,6 +344,7 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
             if isinstance(exc, ManifestError):
                 raise
             raise ManifestError(name, f"malformed {kind.value} line ({exc!r})", number) from None
+    h.update(b"".join(hashed))
     if header is None:
         raise ManifestError(name, "empty: no set line")
     if end is None:
