@@ -83,10 +83,10 @@ class BulkRestore:
     def progress(self) -> Tuple[int, int]: ...
     def outcome(self, i: int, path: Any) -> Tuple[Optional[BaseException], int, int]: ...
 
-@disjoint_base
 def manifest_object_fields(line: bytes) -> Optional[Tuple[
     str, bool, int, str, int, str, Optional[Dict[str, Any]]]]: ...
 
+@disjoint_base
 class BulkExport:
     count: int
     def __init__(self, jobs: List[Tuple[Any, ...]], backend: PosixBackend,

@@ -336,7 +336,7 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     set."""
     # (one pass to find them: most trees have none, and this runs in the
     # calling thread over every object)
-    dropped = [i for i, r in enumerate(bulk.results) if type(r) is _Done and r.kind is None]
+    dropped = [i for i, r in enumerate(bulk.results) if isinstance(r, _Done) and r.kind is None]
     if not dropped:
         return bulk, jobs, []
     drop = set(dropped)
