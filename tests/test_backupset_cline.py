@@ -25,6 +25,12 @@ INT64 = (-2 ** 63, -1, 0, 1, 1_700_000_000_123_456_789, 2 ** 63 - 1)
 UINT64 = (0, 17, 2 ** 40, 2 ** 64 - 1)
 
 
+def _posix_name(raw):
+    """A name's bytes as os.fsdecode gives them on POSIX (undecodable bytes
+    as lone surrogates; on Windows fsdecode refuses them)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def c_line(path_bytes, directory, raw_size, source_size, sha, efs_sha, meta):
     m = meta or {}
     return _testhooks._manifest_object_line(
@@ -71,7 +77,7 @@ def test_names_that_are_not_utf8_are_left_to_python():
             raw.decode("utf-8")
         assert c_line(raw, False, 1, 1, bytes(32), bytes(32), None) is None, raw
         with pytest.raises(UnicodeEncodeError):
-            python_line(os.fsdecode(raw), False, 1, 1, bytes(32), bytes(32), None)
+            python_line(_posix_name(raw), False, 1, 1, bytes(32), bytes(32), None)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -87,7 +93,7 @@ def test_c_lines_against_the_json_encoder_on_any_bytes(path, directory, raw_size
     sha, efs_sha = hashlib.sha256(path).digest(), hashlib.sha256(path + b"efs").digest()
     made = c_line(path, directory, raw_size, source_size, sha, efs_sha, m)
     try:
-        want = python_line(os.fsdecode(path), directory, raw_size, source_size, sha, efs_sha, m)
+        want = python_line(_posix_name(path), directory, raw_size, source_size, sha, efs_sha, m)
     except UnicodeEncodeError:
         want = None
     assert made == want
@@ -101,13 +107,13 @@ def _tree(root, names):
         efsfast.restore(os.fsdecode(p), efsfast.synthetic_raw(100 + i, seed=i))
 
 
-def test_a_folder_set_backup_writes_the_workers_lines(tmp_path, monkeypatch):
+def test_a_folder_set_backup_writes_the_workers_lines(xattr_dir, monkeypatch):
     """backup-tree into a folder set (the bulk path): every object's line is
     the one the json encoder makes for the entry read back, for names
     needing escapes too; and those lines came from the workers."""
     # (a file name holds no NUL, and at most 255 bytes)
     names = [n.encode() for n in NAMES if "\x00" not in n and len(n) < 255]
-    src, dest = tmp_path / "src", tmp_path / "set"
+    src, dest = xattr_dir / "src", xattr_dir / "set"
     _tree(src, names)
     written = []
     real = manifest_mod.ManifestWriter.add_lines
@@ -123,18 +129,18 @@ def test_a_folder_set_backup_writes_the_workers_lines(tmp_path, monkeypatch):
     assert sorted(e.path.encode() for e in m.entries if e.kind is Kind.FILE) == sorted(names)
     raw_lines = (dest / MANIFEST_NAME).read_bytes().splitlines(keepends=True)[1:-1]
     assert sorted(raw_lines) == sorted(_line(e.to_json()) for e in m.entries)
-    out = tmp_path / "out"
+    out = xattr_dir / "out"
     efsfast.backupset.restore_set(str(dest), str(out))
     for n in names:
         assert (efsfast.backup(os.path.join(os.fsencode(out), n))
                 == efsfast.backup(os.path.join(os.fsencode(src), n)))
 
 
-def test_a_name_that_is_not_utf8_is_refused_as_before(tmp_path):
+def test_a_name_that_is_not_utf8_is_refused_as_before(xattr_dir):
     """The C workers leave its line to Python, whose refusal stands: the
     backup stops with the encoding error, its set incomplete, and the
     objects recorded before it whole."""
-    src, dest = tmp_path / "src", tmp_path / "set"
+    src, dest = xattr_dir / "src", xattr_dir / "set"
     _tree(src, [b"a-ok", b"bad\xff"])
     with pytest.raises(UnicodeEncodeError):
         backup_set(str(src), FolderSink(str(dest)))
@@ -144,10 +150,10 @@ def test_a_name_that_is_not_utf8_is_refused_as_before(tmp_path):
     assert [e.path for e in m.entries] == ["a-ok"]
 
 
-def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(tmp_path, monkeypatch):
+def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(xattr_dir, monkeypatch):
     """Lines written together fail together: each object is a failed item,
     its file removed, and the set is left incomplete."""
-    src, dest = tmp_path / "src", tmp_path / "set"
+    src, dest = xattr_dir / "src", xattr_dir / "set"
     _tree(src, [f"f{i}".encode() for i in range(20)])
 
     def full(self, lines, count):
@@ -238,8 +244,8 @@ def test_the_c_reader_on_changed_lines_agrees_with_json(seed, name, cuts):
         assert got == _fields_by_json(bytes(line))
 
 
-def test_read_manifest_gives_the_same_with_and_without_the_c_reader(tmp_path, monkeypatch):
-    src, dest = tmp_path / "src", tmp_path / "set"
+def test_read_manifest_gives_the_same_with_and_without_the_c_reader(xattr_dir, monkeypatch):
+    src, dest = xattr_dir / "src", xattr_dir / "set"
     names = [n.encode() for n in NAMES if "\x00" not in n and len(n) < 255]
     _tree(src, names)
     assert backup_set(str(src), FolderSink(str(dest))).complete
@@ -253,7 +259,7 @@ def test_read_manifest_gives_the_same_with_and_without_the_c_reader(tmp_path, mo
     assert read_manifest(dest / MANIFEST_NAME) == fast
 
 
-def test_a_long_manifest_is_hashed_whole(tmp_path):
+def test_a_long_manifest_is_hashed_whole():
     """Lines are hashed in chunks: a manifest of several chunks still gives
     the SHA-256 of every line before its end line, and a line changed in a
     later chunk is still found out."""
