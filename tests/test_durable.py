@@ -542,6 +542,33 @@ def test_the_device_way_needs_fewer_workers_than_fuse_background_requests(
     assert got == [["device"], ["device"], ["each"]], got
 
 
+def test_the_device_way_counts_the_default_workers_when_none_are_asked_for(
+        xattr_dir, monkeypatch, capsys):
+    """Without --workers a restore runs the destination's default count:
+    where that reaches the mount's background requests, each object is
+    synced, as with the same count asked for."""
+    from efsfast import volume
+    set_path = _make_set(xattr_dir, "folder set")
+    capsys.readouterr()
+    calls = []
+    real_each = durable.fsync_each
+
+    def fsync_each(*a, **kw):
+        calls.append("each")
+        return real_each(*a, **kw)
+    monkeypatch.setattr(durable, "way_for", lambda path: durable.SyncWay.DEVICE)
+    monkeypatch.setattr(durable, "fsync_device", lambda folder: calls.append("device"))
+    monkeypatch.setattr(durable, "fsync_each", fsync_each)
+    got = []
+    for n, default in enumerate((2, durable.FUSE_MAX_BACKGROUND)):
+        monkeypatch.setattr(volume, "default_workers", lambda path, d=default: d)
+        calls.clear()
+        assert cli.main(["restore-tree", str(set_path), str(xattr_dir / f"out{n}"),
+                         "--quiet"]) == 0
+        got.append(sorted(set(calls)))
+    assert got == [["device"], ["each"]], got
+
+
 def test_a_device_fsync_refused_for_a_folder_falls_back_to_each_object(xattr_dir, monkeypatch,
                                                                         capsys):
     """A FUSE file system in front of ntfs-3g that refuses a folder's fsync

@@ -211,8 +211,14 @@ def _fsync_all(paths: List[str], gone_ok: Set[str]) -> List[Failure]:
             sync(i)
     else:
         import threading
+        from .threadrun import run_threads
         next_index = iter(range(len(paths)))
         lock = threading.Lock()
+
+        def stop() -> None:
+            with lock:          # no further path is taken; those under way finish
+                for _ in next_index:
+                    pass
 
         def worker() -> None:
             while True:
@@ -221,12 +227,8 @@ def _fsync_all(paths: List[str], gone_ok: Set[str]) -> List[Failure]:
                 if i is None:
                     return
                 sync(i)
-        threads = [threading.Thread(target=worker, name=f"efsfast-sync-{k}", daemon=True)
-                   for k in range(PASS_THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:       # (Ctrl-C ends the wait; the syncs under way finish)
-            t.join()
+        if run_threads(worker, PASS_THREADS, name="efsfast-sync", stop=stop):
+            raise KeyboardInterrupt
     return [(p, e) for p, e in zip(paths, errors) if e is not None]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -15,6 +14,7 @@ from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
 from ._core import Backend, CancelToken
 from ._errors import EfsError
+from .threadrun import run_threads
 from .treefolders import FolderGate
 from .treewalk import check_source_dir, child_prefix, parent_folder, problem, walk
 from .volume import EFSINFO_XATTR, FILE_ATTRIBUTE_ENCRYPTED, is_encrypted  # noqa: F401 (API)
@@ -233,13 +233,8 @@ def _directory_streams(paths: List[str]) -> List[bool]:
     count = 1 if len(paths) < _PROBE_THREADS_FROM else min(os.cpu_count() or 1, 8)
     if count == 1:
         probe.work()
-    else:
-        threads = [threading.Thread(target=probe.work, name=f"efsfast-probe-{i}", daemon=True)
-                   for i in range(count)]
-        for t in threads:
-            t.start()
-        for t in threads:   # short (a few reads per stream): Ctrl-C is seen after it
-            t.join()
+    elif run_threads(probe.work, count, name="efsfast-probe"):
+        raise KeyboardInterrupt         # (after the probes: a few reads per stream)
     no_unnamed = _core.PROBE_NO_UNNAMED
     return [a == no_unnamed for a in probe.results()]
 

@@ -14,7 +14,11 @@ from typing import Any, Callable, List, Optional
 
 from .. import _core
 from ..tree import Jobs
-from ..api import BulkResult, ItemError, _close, _Progress, _run_threads, _watch_ctrl_c
+from ..bulkjob import BulkResult, ItemError
+from ..bulkjob import SafeProgress as _Progress
+from ..bulkjob import close_result as _close
+from ..bulkjob import run_on_threads as _run_threads
+from ..bulkjob import watch_ctrl_c as _watch_ctrl_c
 from .._errors import CancelledError
 from . import metadata as _meta
 from .manifest import SUFFIX, Entry, Kind

@@ -17,10 +17,10 @@ import base64
 import os
 import struct
 import sys
-import threading
 from enum import Enum, IntFlag
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
+from ..threadrun import run_threads
 from ..volume import FILE_ATTRIBUTE_ENCRYPTED
 
 if TYPE_CHECKING:
@@ -209,18 +209,9 @@ def apply_posix_many(jobs: List[Tuple[str, int, int, int]],
         batch = _core.PosixMetaBatch(jobs)
     except (OverflowError, TypeError):
         return None
-    threads = [threading.Thread(target=batch.work, name="efsfast-metadata", daemon=True)
-               for _ in range(max(1, min(workers, len(jobs))))]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            t.join()
-    except BaseException:       # Ctrl-C: no further object is started
-        batch.stop()
-        for t in threads:
-            t.join()
-        raise
+    if run_threads(batch.work, min(workers, len(jobs)), name="efsfast-metadata",
+                   stop=batch.stop):
+        raise KeyboardInterrupt         # (no further object was started)
     return [(i, OSError(err, os.strerror(err), jobs[i][0])) for i, err, _op in batch.failures()]
 
 

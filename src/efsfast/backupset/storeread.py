@@ -28,7 +28,7 @@ from .restore import (MissingSetsError, apply_metadata, checkable, incomplete_se
 from .result import SetResult
 from .s3sink import read_store_manifest, refused
 from .storeverify import Prover, check_objects
-from .verify import Problem, VerifyReport, compare_refs
+from .verify import Problem, Progress, VerifyReport, compare_refs
 
 ERROR_FILE_NOT_FOUND = 2
 # objects a batch holds at most, whatever their size: a set of small objects
@@ -334,6 +334,7 @@ def _append(out: BulkResult, part: BulkResult) -> None:
 
 def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = (),
                      prove: Optional[Prover] = None, workers: Optional[int] = None,
+                     progress: Optional[Progress] = None,
                      **store_options: Any) -> VerifyReport:
     """verify-set of the set at ``url``: the folder set's checks (manifest
     whole, every object there with its size and SHA-256 and valid, nothing
@@ -342,7 +343,7 @@ def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = ()
     given (efsfast.crypto.prover), returns per object None (the user's keys
     decrypt it) or why not: the decryptability proof of ``verify --key``,
     run on every object that passed the other checks, on the bytes fetched
-    for them."""
+    for them.  ``progress(objects, bytes, total)`` after each object checked."""
     report = VerifyReport(url)
     try:
         store = open_store(url, **store_options)
@@ -379,7 +380,8 @@ def verify_store_set(url: str, *, mode: str = "strict", sets: Sequence[str] = ()
                 report.problems.append(Problem(e.path, f"its backup failed: {e.failed}"))
         own = [e for e in m.entries if e.has_stream and not e.ref]
         _check_store_refs(m, sets, store, report, store_options)
-        checked = check_objects(store, own, listing, mode, prove=prove, workers=workers)
+        checked = check_objects(store, own, listing, mode, prove=prove, workers=workers,
+                                progress=progress)
         for e, found in zip(own, checked):
             report.problems.extend(Problem(e.stored_name, msg) for msg in found)
             if not found:

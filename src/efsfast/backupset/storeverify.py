@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from ..store import Store, StoreError
 from .manifest import Entry
-from .verify import check_buffer, check_stream
+from .verify import Progress, check_buffer, check_stream
 
 # per object (a bytes-like object or a binary file): None where a given key
 # opens it, else why not (efsfast.crypto.prover)
@@ -30,11 +30,13 @@ NOT_DECRYPTABLE = "not decryptable with the given key(s): "
 
 
 def check_objects(store: Store, entries: Sequence[Entry], listing: Dict[str, int], mode: str,
-                  *, prove: Optional[Prover] = None,
-                  workers: Optional[int] = None) -> List[List[str]]:
+                  *, prove: Optional[Prover] = None, workers: Optional[int] = None,
+                  progress: Optional[Progress] = None) -> List[List[str]]:
     """Per entry of ``entries`` (in order) what is wrong with its object in
     ``store`` (empty: nothing); ``listing`` is the store's keys and sizes.
-    ``prove`` runs on the objects that passed the other checks."""
+    ``prove`` runs on the objects that passed the other checks.
+    ``progress(objects, bytes, total)`` after each object checked (those
+    missing from the listing count as checked at once)."""
     limit = max(getattr(getattr(store, "budget", None), "limit", 256 << 20) // 2, 1)
     out: List[List[str]] = [[] for _ in entries]
     whole: List[int] = []
@@ -45,6 +47,13 @@ def check_objects(store: Store, entries: Sequence[Entry], listing: Dict[str, int
             out[i] = [MISSING]
         else:
             (whole if size <= limit else large).append(i)
+    done = [len(entries) - len(whole) - len(large), 0]      # objects, bytes checked
+
+    def checked(i: int) -> None:
+        done[0] += 1
+        done[1] += entries[i].raw_size or 0
+        if progress is not None:
+            progress(done[0], done[1], len(entries))
     threads = max(1, workers or os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="efsfast-verify") \
             as pool:
@@ -61,13 +70,16 @@ def check_objects(store: Store, entries: Sequence[Entry], listing: Dict[str, int
                         lambda job: _check_whole(store, job[0], job[1], mode, prove),
                         [(entries[i], got) for i, got in zip(batch, fetched)])):
                     out[i] = found
-        except BaseException:       # Ctrl-C: requests not yet started stay so
+                    checked(i)
+        except BaseException:       # Ctrl-C: requests and checks not yet started stay so
             for got in fetched + fetching:
                 if got is not None:
                     got.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
     for i in large:             # one at a time: each is a window of ranged GETs
         out[i] = _check_large(store, entries[i], mode, prove)
+        checked(i)
     return out
 
 

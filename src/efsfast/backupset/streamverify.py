@@ -9,16 +9,18 @@ from .._errors import EfsError
 from .manifest import MANIFEST_NAME, SUFFIX, Entry, Manifest, ManifestError
 from .stream import (MemberType, classify, forget_headers, listed_streams, mismatch, open_stream,
                      read_stream_manifest)
-from .verify import Problem, VerifyReport, _check_refs, measure_stream
+from .verify import Problem, Progress, VerifyReport, _check_refs, measure_stream
 
 
 def verify_stream(fileobj: IO[bytes], *, mode: str = "strict", sets: Sequence[str] = (),
-                  name: str = "-") -> VerifyReport:
+                  name: str = "-", progress: Optional[Progress] = None) -> VerifyReport:
     """verify-set of a tar stream, read front to back, nothing written: each
     object validates and has the size and SHA-256 the manifest gives (checked
     as it passes when the manifest came first, else when it comes), the
     manifest is whole, lists every object and nothing is missing; a stream
-    that ends early is named as such."""
+    that ends early is named as such.  ``progress`` is called after each
+    object's member (the total: how many the manifest lists, 0 until it
+    has come)."""
     report = VerifyReport(name)
     pending: Dict[str, Tuple[int, str]] = {}       # measured before the manifest came
     seen = set()
@@ -26,6 +28,7 @@ def verify_stream(fileobj: IO[bytes], *, mode: str = "strict", sets: Sequence[st
     listed: Optional[Dict[str, Entry]] = None
     manifest: Optional[Manifest] = None
     last = "(none)"
+    read_objects = read_bytes = 0                   # (for progress)
 
     def check(path: str, size: int, sha256: str) -> None:
         assert listed is not None
@@ -65,6 +68,10 @@ def verify_stream(fileobj: IO[bytes], *, mode: str = "strict", sets: Sequence[st
                 assert f is not None
                 size, sha256, found = measure_stream(f, mode)
                 report.problems.extend(Problem(m.name, msg) for msg in found)
+                read_objects += 1
+                read_bytes += size
+                if progress is not None:
+                    progress(read_objects, read_bytes, 0 if listed is None else len(listed))
                 last = m.name
                 if found:
                     continue

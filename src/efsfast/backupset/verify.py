@@ -118,16 +118,21 @@ def measure_stream(f: raw.Readable, mode: str) -> Tuple[int, str, List[str]]:
 
 
 Prove = Callable[[List[str]], List[Optional[str]]]
+# (objects checked, their bytes, objects to check), as the tree jobs report
+Progress = Callable[[int, int, int], None]
 
 
 def verify_set(set_dir: Union[str, "os.PathLike[str]"], *, mode: str = "strict",
                sets: Sequence[str] = (),
-               workers: Optional[int] = None, prove: Optional[Prove] = None) -> VerifyReport:
+               workers: Optional[int] = None, prove: Optional[Prove] = None,
+               progress: Optional[Progress] = None) -> VerifyReport:
     """Check the folder set ``set_dir``; every problem is named in the
     report (``ok`` is False when there is any).  ``prove(paths)``, when
     given, returns per raw stream None (the user's keys decrypt it) or why
     not: the decryptability proof of ``verify --key``, run on
-    every object that passed the other checks."""
+    every object that passed the other checks.  ``progress`` is called
+    after each object's check, in order.  Ctrl-C stops it once the objects
+    under way are checked (KeyboardInterrupt is raised then)."""
     set_dir = os.fspath(set_dir)
     report = VerifyReport(set_dir)
     where, complete = find_manifest(set_dir)
@@ -164,11 +169,22 @@ def verify_set(set_dir: Union[str, "os.PathLike[str]"], *, mode: str = "strict",
         p = os.path.join(set_dir, *e.stored_name.split("/"))
         return [Problem(e.stored_name, msg) for msg in check_object(p, e, mode)]
     good: List[Entry] = []
+    checked = checked_bytes = 0
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for e, found in zip(own, pool.map(one, own)):
-            report.problems.extend(found)
-            if not found:
-                good.append(e)
+        futures = [pool.submit(one, e) for e in own]
+        try:
+            for e, future in zip(own, futures):
+                found = future.result()
+                report.problems.extend(found)
+                if not found:
+                    good.append(e)
+                checked += 1
+                checked_bytes += e.raw_size or 0
+                if progress is not None:
+                    progress(checked, checked_bytes, len(own))
+        except BaseException:       # Ctrl-C: the objects not yet started stay so
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     if prove is not None and good:
         paths = [os.path.join(set_dir, *e.stored_name.split("/")) for e in good]
         why_not = prove(paths)

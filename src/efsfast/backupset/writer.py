@@ -16,7 +16,8 @@ from .. import tree
 from .. import volume as _volume
 from ..treefolders import ERROR_FILE_NOT_ENCRYPTED
 from ..treewalk import check_source_dir
-from ..api import BulkResult, ItemError, _run_many
+from ..bulkjob import BulkResult, ItemError
+from ..bulkjob import run_many as _run_many
 from .. import _core
 from .._core import CancelToken
 from .._errors import EfsError, RefusedError

@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from .._errors import RefusedError
-from .options import STDIO, add_jobs_option, add_with_option, is_s3, store_options
+from .options import STDIO, add_jobs_option, add_with_option, is_s3, store_options, workers
 from .output import ExitCode, emit, fail, record, refuse, require_folder, say
+from .progress import Progress
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
 if TYPE_CHECKING:
@@ -29,20 +30,25 @@ def cmd_verify_set(args: argparse.Namespace) -> int:
         if prove is None:
             return refuse(args, "verify-set --key needs decryption support (efsfast.crypto), "
                                 "which this build does not have", "--key")
-    if is_s3(args.set):
-        from ..backupset.storeread import verify_store_set
-        try:
-            r = verify_store_set(args.set, mode=args.mode, sets=args.sets, prove=prove,
-                                 **store_options(args))
-        except RefusedError as exc:     # the store cannot be used: nothing was checked
-            return fail(args, exc, ExitCode.REFUSED)
-    elif args.set == STDIO:
-        if prove is not None:
-            return refuse(args, "verify-set --key needs a set folder or an s3:// set, not a "
-                                "tar stream", "--key")
-        r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets)
-    else:
-        r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove)
+    if args.set == STDIO and prove is not None:
+        return refuse(args, "verify-set --key needs a set folder or an s3:// set, not a "
+                            "tar stream", "--key")
+    bar = Progress("verify-set", 0, not args.json and not args.quiet)
+    try:
+        if is_s3(args.set):
+            from ..backupset.storeread import verify_store_set
+            try:
+                r = verify_store_set(args.set, mode=args.mode, sets=args.sets, prove=prove,
+                                     workers=args.workers, progress=bar, **store_options(args))
+            except RefusedError as exc:     # the store cannot be used: nothing was checked
+                return fail(args, exc, ExitCode.REFUSED)
+        elif args.set == STDIO:
+            r = verify_stream(sys.stdin.buffer, mode=args.mode, sets=args.sets, progress=bar)
+        else:
+            r = verify_set(args.set, mode=args.mode, sets=args.sets, prove=prove,
+                           workers=args.workers, progress=bar)
+    finally:
+        bar.close()             # (before the summary, and before Ctrl-C's line)
     code = ExitCode.OK if r.ok else ExitCode.FAILED
     if args.json:
         from ..messages import ErrorKind
@@ -104,5 +110,8 @@ def register(sub: Any, mode_parent: argparse.ArgumentParser) -> None:
     add_with_option(s)
     _add_key_options(s)
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--workers", type=workers(), default=None,
+                   help="objects checked at once (default: one per CPU)")
     add_jobs_option(s)
     s.set_defaults(func=cmd_verify_set)

@@ -126,8 +126,10 @@ def _interrupted(args: argparse.Namespace, kind: str, exc: KeyboardInterrupt,
 
 def _sync(args: argparse.Namespace, r: TreeResult) -> None:
     from ..tree import sync_restored
+    from ..volume import default_workers
     if not args.no_sync and os.path.isdir(args.dest):
-        sync_restored(r, args.dest, workers=args.workers or 1)
+        # as many as wrote: the restore's own default where none was asked for
+        sync_restored(r, args.dest, workers=args.workers or default_workers(args.dest))
 
 
 def _truncated(args: argparse.Namespace, exc: Any, progress: Progress) -> int:

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from .. import raw
 from .._errors import EfsError
-from ..api import ItemError, _run_many
+from ..bulkjob import ItemError
+from ..bulkjob import run_many as _run_many
 from ..backupset.result import SetResult
 from ..tree import sync_restored
 from ..treewalk import problem, walk
