@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 C_DIR = os.path.join("src", "efsfast", "_c")
 C_SOURCES = [os.path.join(C_DIR, name) for name in (
     "efs_parser.c", "efs_meta.c", "efs_writer.c", "efs_io.c", "efs_sector.c", "efs_sha256.c",
-    "efs_probe.c", "efs_setmeta.c",
+    "efs_probe.c", "efs_setmeta.c", "efs_manifest.c",
     *(("efs_win32.c",) if sys.platform == "win32" else (
         "efs_posix.c", "efs_posix_publish.c", "efs_posix_import.c", "efs_posix_window.c", "efs_posix_export.c",
         "efs_posix_dir.c", "efs_posix_backup.c", "efs_posix_streamexport.c",

@@ -1,6 +1,7 @@
 """Short coverage-guided fuzzing passes (libFuzzer with ASan/UBSan) over the
-C parsers: the codec (harness tests/fuzz/fuzz_codec.c) and restore-tree's
-stream probe (tests/fuzz/fuzz_probe.c).  EFSFAST_FUZZ_SECONDS sets the length
+C parsers: the codec (harness tests/fuzz/fuzz_codec.c), restore-tree's
+stream probe (tests/fuzz/fuzz_probe.c) and the manifest lines a backup's
+workers make (tests/fuzz/fuzz_manifest.c).  EFSFAST_FUZZ_SECONDS sets the length
 of each (default 20); tests/fuzz/run.sh runs longer passes by hand."""
 import os
 import pathlib
@@ -25,7 +26,7 @@ def _have_libfuzzer() -> bool:
 @pytest.mark.skipif(not _have_libfuzzer(),
                     reason="clang with libFuzzer is not installed (apt-get install clang "
                            "libclang-rt-14-dev)")
-@pytest.mark.parametrize("harness", ["codec", "probe"])
+@pytest.mark.parametrize("harness", ["codec", "probe", "manifest"])
 def test_libfuzzer_pass(tmp_path, harness):
     secs = os.environ.get("EFSFAST_FUZZ_SECONDS", "20")
     env = dict(os.environ, FUZZ_WORKDIR=str(tmp_path))

@@ -221,6 +221,14 @@ cdef extern from "_c/efs_io.h" nogil:
         uint8_t efs_sha256[32]
         size_t data_len
         uint64_t calls
+        const uint8_t *rel
+        size_t rel_len
+        int line_meta
+        char *line
+        size_t line_len
+    enum:
+        EFS_LINE_META_NONE
+        EFS_LINE_META_POSIX
     efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
                                     const int *cancel, unsigned sigint_base)
     void efs_posix_backup_item_free(efs_backup_item *it)
@@ -249,6 +257,25 @@ cdef extern from "_c/efs_probe.h" nogil:
         EFS_PROBE_UNKNOWN
         EFS_PROBE_IO_ERROR
     int efs_probe_unnamed_path(const char *path, int *err)
+
+
+cdef extern from "_c/efs_manifest.h" nogil:
+    ctypedef struct efs_line_facts:
+        const uint8_t *path
+        size_t path_len
+        int directory
+        uint64_t raw_size
+        uint64_t source_size
+        const uint8_t *sha256
+        const uint8_t *efs_sha256
+        int posix_meta
+        uint32_t mode
+        int64_t atime_ns
+        int64_t mtime_ns
+        int64_t ctime_ns
+    char *efs_manifest_object_line(const efs_line_facts *f, size_t *len)
+    int efs_manifest_read_object_line(const char *line, size_t len, efs_line_facts *f,
+                                      uint8_t *path_buf, uint8_t *sha256, uint8_t *efs_sha256)
 
 
 cdef extern from "_c/efs_setmeta.h" nogil:

@@ -15,9 +15,10 @@ returns.
 from cpython.buffer cimport (PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer,
                              PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBUF_SIMPLE,
                              PyBUF_WRITABLE)
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 cdef extern from "Python.h":
     bytes PyUnicode_EncodeFSDefault(object)
 
@@ -58,5 +59,6 @@ include "_core_bulk.pxi"         # BulkRestore: restore_many in C
 include "_core_capture.pxi"      # what a backup set records besides the stream (POSIX)
 include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSIX)
 include "_core_streamexport.pxi" # StreamExport: a tar stream's objects into memory, in C (POSIX)
+include "_core_manifest.pxi"     # a set's manifest lines read in C (the writer's own)
 include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)
 include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C

@@ -33,6 +33,10 @@ cdef void export_worker(export_batch *b) noexcept nogil:
         efs_atomic_set(&b.done[i], 1)
 
 
+# the metadata a worker's manifest line records, by MetaSource value
+_LINE_META = {"posix": EFS_LINE_META_POSIX, "none": EFS_LINE_META_NONE}
+
+
 cdef class BulkExport:
     """Exports a batch of (object, backup file, temporary, flags[,
     overwrite]) into files of a backup set with every item's work in C;
@@ -41,7 +45,10 @@ cdef class BulkExport:
     before it gets its name, the alternative measured against durable.py's
     one sync of the set.  backup_many: ``hash=False`` (no SHA-256), a
     temporary of None (named in C, beside the backup file), ``result(i)``
-    (only what a BackupResult needs)."""
+    (only what a BackupResult needs).  ``lines`` ("posix" or "none": the
+    metadata recorded) has each worker make the manifest line of every
+    object below ``rel_prefix`` (the source folder and a "/") that it backs
+    up, from what it found; ``take_lines`` hands them over in runs."""
     cdef export_batch b
     cdef list keep
     cdef readonly size_t count
@@ -53,9 +60,18 @@ cdef class BulkExport:
 
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
                  bint capture_ntfs, bint overwrite, bint sync=False, bint hash=True,
-                 bint fail_fast=False):
+                 bint fail_fast=False, str lines=None, str rel_prefix=None):
         cdef size_t n = len(jobs), i
         cdef efs_backup_item *it
+        cdef bytes prefix = None
+        cdef int line_meta = EFS_LINE_META_NONE
+        if lines is not None:
+            if lines not in _LINE_META:
+                raise ValueError(f"lines: {lines!r} is not one of {sorted(_LINE_META)}")
+            if not hash or rel_prefix is None:
+                raise ValueError("lines: a manifest line needs the hashes and rel_prefix")
+            line_meta = _LINE_META[lines]
+            prefix = os.fsencode(rel_prefix)
         cdef uint64_t nonce = int.from_bytes(os.urandom(8), "little")
         self.keep = []
         self.count = n
@@ -73,6 +89,13 @@ cdef class BulkExport:
             self.keep.append(bdest)
             it.src = <const char *>(<bytes>bsrc)
             it.dest = <const char *>(<bytes>bdest)
+            # (an object elsewhere, or a name that ends there: its line is
+            # left to the caller)
+            if (prefix is not None and len(<bytes>bsrc) > len(prefix)
+                    and (<bytes>bsrc).startswith(prefix)):
+                it.rel = <const uint8_t *>it.src + len(prefix)
+                it.rel_len = len(<bytes>bsrc) - len(prefix)
+                it.line_meta = line_meta
             if tmp is None:
                 it.tmp = NULL             # named by the worker (efs_posix_backup.c)
                 it.tmp_nonce = nonce + i
@@ -140,6 +163,32 @@ cdef class BulkExport:
         result = (outcome, error, st, attrib, times, acl, it.acl_errno, efs_sha, sha, it.data_len)
         efs_posix_backup_item_free(it)
         return result
+
+    def take_lines(self, size_t i, size_t stop):
+        """The run of finished items from i on (below ``stop``) whose
+        manifest lines the workers made, each taken as by take(): (the first
+        item not in the run, their lines joined, the stream size of each)."""
+        cdef size_t j = i, k, total = 0
+        cdef efs_backup_item *it
+        cdef char *dst
+        cdef list sizes = []
+        if stop > self.b.count:
+            stop = self.b.count
+        while j < stop and efs_atomic_get(&self.b.done[j]):
+            it = &self.b.items[j]
+            if it.outcome != EFS_BACKUP_DONE or it.line == NULL:
+                break
+            total += it.line_len
+            j += 1
+        blob = PyBytes_FromStringAndSize(NULL, total)
+        dst = PyBytes_AS_STRING(blob)
+        for k in range(i, j):
+            it = &self.b.items[k]
+            memcpy(dst, it.line, it.line_len)
+            dst += it.line_len
+            sizes.append(it.data_len)
+            efs_posix_backup_item_free(it)
+        return j, blob, sizes
 
     def result(self, size_t i, src, dest):
         """(outcome, error or None, stream size, callback calls) of item i,

@@ -1,5 +1,5 @@
 """Type stubs for efsfast._testhooks (tests only)."""
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 from typing_extensions import disjoint_base
 
@@ -16,3 +16,7 @@ class _Sha256:
     def digest(self) -> bytes: ...
 
 def _sha256_available(impl: int) -> bool: ...
+
+def _manifest_object_line(path: bytes, directory: bool, raw_size: int, source_size: int,
+                          sha256: bytes, efs_sha256: bytes, posix_meta: bool, mode: int,
+                          atime_ns: int, mtime_ns: int, ctime_ns: int) -> Optional[bytes]: ...

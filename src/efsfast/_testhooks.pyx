@@ -2,7 +2,8 @@
 """Test hooks for efsfast._core, kept out of the module users import: the
 buffer-accounting counters, and a C import callback that breaks the
 contract (spec 7.5) so the tests can see each system side refuse it."""
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from efsfast._cdefs cimport *
@@ -94,3 +95,34 @@ cdef class _Sha256:
 
 def _sha256_available(int impl):
     return bool(efs_sha256_available(impl))
+
+
+def _manifest_object_line(bytes path, bint directory, uint64_t raw_size, uint64_t source_size,
+                          bytes sha256, bytes efs_sha256, bint posix_meta, uint32_t mode,
+                          int64_t atime_ns, int64_t mtime_ns, int64_t ctime_ns):
+    """The manifest line a backup worker makes (efs_manifest.c), or None
+    where it leaves the line to Python (a name that is not UTF-8)."""
+    cdef efs_line_facts f
+    cdef size_t n = 0
+    cdef char *line
+    if len(sha256) != 32 or len(efs_sha256) != 32:
+        raise ValueError("a SHA-256 is 32 bytes")
+    f.path = <const uint8_t *><const char *>path
+    f.path_len = len(path)
+    f.directory = directory
+    f.raw_size = raw_size
+    f.source_size = source_size
+    f.sha256 = <const uint8_t *><const char *>sha256
+    f.efs_sha256 = <const uint8_t *><const char *>efs_sha256
+    f.posix_meta = posix_meta
+    f.mode = mode
+    f.atime_ns = atime_ns
+    f.mtime_ns = mtime_ns
+    f.ctime_ns = ctime_ns
+    line = efs_manifest_object_line(&f, &n)
+    if line == NULL:
+        return None
+    try:
+        return line[:n]
+    finally:
+        free(line)

@@ -8,7 +8,7 @@ sources go through a Python fallback.  See DESIGN.md, "The import hot path".
 from __future__ import annotations
 
 import os
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union,
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Tuple, Union,
                     overload)
 
 from . import _core, _winfs

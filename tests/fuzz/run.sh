@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build a fuzzer (libFuzzer + ASan + UBSan) and run it.
 #   tests/fuzz/run.sh [SECONDS] [HARNESS]      default 60 s, codec
-# HARNESS: codec (fuzz_codec.c: efs_parser/efs_meta/efs_writer) or probe
-# (fuzz_probe.c: efs_probe.c against a plain walk and the codec).
+# HARNESS: codec (fuzz_codec.c: efs_parser/efs_meta/efs_writer), probe
+# (fuzz_probe.c: efs_probe.c against a plain walk and the codec) or
+# manifest (fuzz_manifest.c: the manifest lines of efs_manifest.c; its seeds
+# are paths needing escapes, made here).
 # The seed corpus, shared by both, is the Windows sample (if ../shared is
 # there) plus synthetic streams made by efsfast; findings land in
 # tests/fuzz/crashes/.
@@ -18,11 +20,16 @@ codec=("$src/efs_parser.c" "$src/efs_meta.c" "$src/efs_writer.c")
 case "$harness" in
     codec) sources=("${codec[@]}") ;;
     probe) sources=("$src/efs_probe.c" "$here/probe_small_window.c" "$src/efs_io.c" "${codec[@]}") ;;
-    *) echo "run.sh: unknown harness '$harness' (codec or probe)" >&2; exit 2 ;;
+    manifest) sources=("$src/efs_manifest.c") ;;
+    *) echo "run.sh: unknown harness '$harness' (codec, probe or manifest)" >&2; exit 2 ;;
 esac
 clang -g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -I"$src" "$here/fuzz_$harness.c" "${sources[@]}" \
     -o "$work/fuzz_$harness"
-python3 "$here/make_seeds.py" "$work/corpus"
+if [ "$harness" = manifest ]; then
+    python3 "$here/make_seeds.py" --manifest "$work/corpus"
+else
+    python3 "$here/make_seeds.py" "$work/corpus"
+fi
 "$work/fuzz_$harness" -max_total_time="$secs" -print_final_stats=1 \
     -artifact_prefix="$here/crashes/$harness-" "$work/corpus" 2>&1 | tail -n 25

@@ -55,6 +55,10 @@ typedef struct efs_backup_item {
                                        (a set's manifest needs them; plain backups not) */
     uint64_t tmp_nonce;             /* tmp NULL: the temporary is dest's folder +
                                        ".efsfast-<nonce as 16 hex digits>.tmp" */
+    const uint8_t *rel;             /* non-NULL: the object's path in the set (rel_len
+                                       bytes), and its manifest line is made here */
+    size_t rel_len;
+    int line_meta;                  /* the line's metadata: EFS_LINE_META_* */
     /* found */
     int outcome;                    /* EFS_BACKUP_* */
     efs_dword rc;
@@ -75,7 +79,12 @@ typedef struct efs_backup_item {
     size_t data_len;                /* the stream's size */
     uint64_t calls;                 /* export callback calls (system buffers) */
     char *tmp_own;                  /* the temporary's name made here (tmp NULL) */
+    char *line;                     /* its manifest line (rel given, done), or NULL: */
+    size_t line_len;                /* its name is not UTF-8, or no memory */
 } efs_backup_item;
+
+/* What a manifest line made by the worker records as metadata. */
+enum { EFS_LINE_META_NONE = 0, EFS_LINE_META_POSIX = 1 };
 
 #if defined(_WIN32)
 /* advapi32's functions, imported statically (the .pyd's import table names

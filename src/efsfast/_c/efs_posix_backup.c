@@ -20,6 +20,7 @@
 #include "efs_backend.h"
 #include "efs_io.h"
 #include "efs_layout.h"
+#include "efs_manifest.h"
 #include "efs_sha256.h"
 
 #define ATTRIB_XATTR "system.ntfs_attrib"
@@ -172,6 +173,27 @@ static efs_dword capture_ntfs(efs_backup_item *it, void *ctx)
     return 0;
 }
 
+/* The object's manifest line, made here on the worker: the calling thread
+ * only writes it (backupset/bulk.py).  Left NULL, the caller makes it. */
+static void make_line(efs_backup_item *it)
+{
+    efs_line_facts f;
+    int directory = (it->flags & EFS_CREATE_FOR_DIR) != 0;
+    f.path = it->rel;
+    f.path_len = it->rel_len;
+    f.directory = directory;
+    f.raw_size = it->data_len;
+    f.source_size = directory ? 0 : it->st.size;
+    f.sha256 = it->sha256;
+    f.efs_sha256 = it->efs_sha256;
+    f.posix_meta = it->line_meta == EFS_LINE_META_POSIX;
+    f.mode = it->st.mode;
+    f.atime_ns = it->st.atime_ns;
+    f.mtime_ns = it->st.mtime_ns;
+    f.ctime_ns = it->st.ctime_ns;
+    it->line = efs_manifest_object_line(&f, &it->line_len);
+}
+
 efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
                                 const int *cancel, unsigned sigint_base)
 {
@@ -217,6 +239,7 @@ efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
     if (!rc) rc = publish(it);
     if (rc) unlink(it->tmp);
     else it->outcome = EFS_BACKUP_DONE;
+    if (!rc && it->rel && !it->no_hash) make_line(it);
 out:
     if (rc && it->outcome == EFS_BACKUP_FAILED && !it->op && !it->err_no && ctx)
         side_fail(it, ctx, rc);
@@ -231,6 +254,8 @@ void efs_posix_backup_item_free(efs_backup_item *it)
     if (it->tmp_own && it->tmp == it->tmp_own) it->tmp = NULL;
     free(it->tmp_own);
     it->tmp_own = NULL;
+    free(it->line);
+    it->line = NULL;
 }
 
 #endif /* !_WIN32 */

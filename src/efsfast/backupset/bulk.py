@@ -2,8 +2,9 @@
 full sets): each worker opens an object once, reads its NTFS metadata and
 $EFS through that descriptor, tells plain from encrypted and writes the raw
 stream into the set, hashing it as it is written (efs_posix_backup.c, without
-the GIL); this thread takes the finished objects as they come and only makes
-their manifest lines (nothing is read back to hash it).
+the GIL); this thread takes the finished objects as they come and writes their
+manifest lines, which the workers made too where the metadata is POSIX's or
+none (efs_manifest.c; nothing is read back to hash it).
 Incremental sets, resumed sets and tar streams go object by object through
 writer.py instead."""
 from __future__ import annotations
@@ -20,28 +21,40 @@ from ..bulkjob import run_on_threads as _run_threads
 from ..bulkjob import watch_ctrl_c as _watch_ctrl_c
 from .._errors import CancelledError
 from . import metadata as _meta
-from .manifest import Entry, Kind
+from .manifest import SUFFIX, Entry, Kind
 from ..treewalk import parent_folder, problem
 from .sinks import FolderSink
+
+# the metadata whose lines the workers make (efs_manifest.c); ntfs-3g's
+# (times, attributes, descriptor) are made here
+_LINES_IN_C = (_meta.MetaSource.POSIX, _meta.MetaSource.NONE)
 
 
 def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
                 backend: _core.PosixBackend, workers: int, rel: Callable[[str], str],
-                make_done: Callable[[Optional[Entry], int], Any],
+                make_done: Callable[[Optional[Kind], int], Any],
                 progress: Optional[Callable[[int, int, int], None]],
-                cancel: Optional[_core.CancelToken]) -> BulkResult:
+                cancel: Optional[_core.CancelToken], rel_prefix: Optional[str] = None
+                ) -> BulkResult:
     """Export every candidate in ``jobs`` ((object, backup file[, options]))
-    into ``sink``; results: ``make_done(entry, bytes)`` per object,
+    into ``sink``; results: ``make_done(kind, bytes)`` per object,
     ``make_done(None, 0)`` per plain candidate, None where it failed (see
-    failures) or never started."""
+    failures) or never started.  ``rel_prefix``: the source folder and a
+    separator, which ``rel`` cuts from a path below it: given, the workers
+    make the manifest lines of such objects (POSIX metadata, or none)."""
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
     made = _make_folders(sorted({parent_folder(j[1]) for j in jobs}))
     # temporaries named by the workers (None), in temp_beside's form: naming
     # each here cost the calling thread ~1.5 us per object
     c_jobs = [(j[0], j[1], None, _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
+    # the manifest lines made by the workers (efs_manifest.c): an Entry, its
+    # metadata and its line made here cost the calling thread ~4 us per object
+    lines = (kind.value if kind in _LINES_IN_C and rel_prefix is not None and os.sep == "/"
+             else None)
     batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
-                             overwrite=sink.overwrite, sync=sink.sync_in_workers)
+                             overwrite=sink.overwrite, sync=sink.sync_in_workers, lines=lines,
+                             rel_prefix=rel_prefix)
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
@@ -78,21 +91,52 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
                 sink.discard(entry)         # in the set, but not in its manifest: removed
                 result.failures.append(ItemError(i, os.fspath(src), exc))
                 return
-            result.results[i] = make_done(entry, size)
+            result.results[i] = make_done(entry.kind, size)
             result.files += 1
             result.bytes += size
 
-    def drain() -> None:
-        i = low[0]
-        while i < len(jobs) and (taken[i] or batch.ready(i)):
+    def take_run(i: int, stop: int) -> int:
+        """The run of objects from ``i`` on (below ``stop``) whose lines the
+        workers made, written at once; returns the first item not taken."""
+        j, blob, sizes = batch.take_lines(i, stop)
+        if j == i:
+            return i
+        taken[i:j] = [True] * (j - i)
+        outs = [jobs[k][1] for k in range(i, j)]
+        try:        # (never raises into the wait, as take)
+            sink.add_lines(blob, j - i, outs,
+                           lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)])
+        except Exception as exc:
+            for k, out in zip(range(i, j), outs):
+                sink.discard_file(out)
+                result.failures.append(ItemError(k, os.fspath(jobs[k][0]), exc))
+            return j
+        result.results[i:j] = [make_done(Kind.DIRECTORY if len(jobs[k]) > 2 else Kind.FILE,
+                                         size) for k, size in zip(range(i, j), sizes)]
+        result.files += j - i
+        result.bytes += sum(sizes)
+        return j
+
+    def sweep(i: int, stop: int, *, to_gap: bool) -> int:
+        """Take the finished items from ``i`` on (below ``stop``); with
+        ``to_gap``, up to the first not finished, whose index it returns."""
+        while i < stop:
             if not taken[i]:
-                take(i)
+                j = take_run(i, stop) if lines is not None else i
+                if j > i:
+                    i = j
+                    continue
+                if batch.ready(i):
+                    take(i)
+                elif to_gap:
+                    return i
             i += 1
-        low[0] = i
+        return i
+
+    def drain() -> None:
+        i = low[0] = sweep(low[0], len(jobs), to_gap=True)
         # items past a slow one are taken too, so memory stays a few items
-        for j in range(i + 1, min(len(jobs), i + 64)):
-            if not taken[j] and batch.ready(j):
-                take(j)
+        sweep(i + 1, min(len(jobs), i + 64), to_gap=False)
 
     def tick() -> None:
         drain()
@@ -102,9 +146,7 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
     try:
         interrupted = _run_threads(batch.work, min(workers, len(jobs)) or 1, token, tick)
     finally:
-        for i in range(len(jobs)):          # what finished, also after Ctrl-C
-            if not taken[i] and batch.ready(i):
-                take(i)
+        sweep(0, len(jobs), to_gap=False)           # what finished, also after Ctrl-C
         result.failures.sort(key=lambda e: e.index)
         _remove_empty(made)
     report(result.files - plain[0], result.bytes, len(jobs) - plain[0])

@@ -139,7 +139,32 @@ def _below(dest: str, rel: str) -> str:
     """os.path.join(dest, *rel.split("/")) for a ``rel`` :func:`_target` took."""
     if _WINDOWS_PATHS:
         return os.path.join(dest, rel.replace("/", os.sep))
-    return dest + rel if not dest or dest.endswith("/") else f"{dest}/{rel}"
+    return _base(dest) + rel
+
+
+def _base(dest: str) -> str:
+    """What :func:`_below` puts before a ``rel`` (POSIX)."""
+    return dest if not dest or dest.endswith("/") else dest + "/"
+
+
+def _targets(dest: str, rels: List[str]) -> Optional[List[str]]:
+    """:func:`_target` of each of ``rels``, with one check over them all
+    (two substring tests per object cost the calling thread more than the
+    search over one string); None where some path would leave ``dest``:
+    then each goes through :func:`_target`, which names the first."""
+    # each "/rel/" between NULs: the bad parts ("//", "/./", "/../") are made
+    # of "/" and "." only, so none spans two paths
+    if not rels:
+        return []
+    joined = "/\0/".join(rels)
+    padded = f"/{joined}/"
+    if ("//" in padded or "/./" in padded or "/../" in padded
+            or (_WINDOWS_PATHS and ("\\" in joined or ":" in joined))):
+        return None
+    if _WINDOWS_PATHS:
+        return [_below(dest, rel) for rel in rels]
+    base = _base(dest)
+    return [base + rel for rel in rels]
 
 
 def target_path(dest: str, rel: str) -> str:
@@ -148,8 +173,8 @@ def target_path(dest: str, rel: str) -> str:
     return _target(dest, rel)
 
 
-def _depth(e: Entry) -> int:
-    return e.path.count("/")
+# above any file's rank in apply_metadata's order (a rank is minus a depth)
+_FOLDERS_AFTER = 1 << 62
 
 
 def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
@@ -161,7 +186,14 @@ def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
     the files' POSIX metadata is set in C on ``workers`` threads (by default
     as many as the restore's), the calling thread only listing it."""
     failures: List[ItemError] = []
-    todo = sorted(entries, key=lambda e: (e.kind is not Kind.FILE, -_depth(e)))
+    listed = list(entries)
+    # files, then folders, each deepest first (sorted by a list's own
+    # __getitem__: no Python call per object)
+    rank = [-e.path.count("/") if e.kind is Kind.FILE else _FOLDERS_AFTER - e.path.count("/")
+            for e in listed]
+    order = sorted(range(len(listed)), key=rank.__getitem__)
+    todo = [listed[k] for k in order]
+    targets = _targets(dest, [e.path for e in todo])
     ntfs = _meta.is_ntfs3g(dest)
     in_c = not ntfs and sys.platform != "win32"
     batch: List[Tuple[str, int, int, int]] = []
@@ -170,7 +202,7 @@ def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
         if in_c and e.kind is not Kind.FILE:        # the files' first, then the folders'
             failures += _apply_batch(batch, batched, todo, dest, acl, workers)
             in_c = False
-        target = _target(dest, e.path)
+        target = targets[i] if targets is not None else _target(dest, e.path)
         if e.failed or target in skip or not e.meta:
             continue
         values = _meta.posix_values(e.meta, acl) if in_c else None
@@ -238,10 +270,10 @@ def checkable(entries: Iterable[Entry], dest_dir: str,
     """(entry, target) of each object with a raw stream that its manifest
     line lets a restore check; a line that gives nothing to check against
     goes to ``unusable`` as a failed item instead (see :func:`unchecked`)."""
-    for e in entries:
-        if not e.has_stream:
-            continue
-        target = _target(dest_dir, e.path)
+    streams = [e for e in entries if e.has_stream]
+    targets = _targets(dest_dir, [e.path for e in streams])
+    for k, e in enumerate(streams):
+        target = targets[k] if targets is not None else _target(dest_dir, e.path)
         bad = unchecked(e, target)
         if bad is not None:
             unusable.append(bad)
@@ -259,9 +291,13 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
     dirs: tree.Jobs = []
     files: tree.Jobs = []
     unusable: List[ItemError] = []
+    # (each set's folder as _below puts it before a path: one concatenation
+    # per object)
+    bases = {k: _base(v) for k, v in folders.items()} if not _WINDOWS_PATHS else None
     for e, target in checkable(entries, dest_dir, unusable):
         # (the stored name is the path checkable took, plus a suffix)
-        source = _below(folders[e.ref or own_id], e.stored_name)
+        source = (bases[e.ref or own_id] + e.stored_name if bases is not None
+                  else _below(folders[e.ref or own_id], e.stored_name))
         expect = (e.raw_size, e.sha256)
         if e.kind is Kind.DIRECTORY:
             dirs.append((target, source, {"directory": True, "expect": expect}))

@@ -7,7 +7,7 @@ import errno
 import hashlib
 import os
 import threading
-from typing import Any, Dict, List, Optional, Protocol, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple, Union
 
 from .. import _core, _winfs, api, durable
 from .._errors import EfsError, RefusedError, as_efs_error
@@ -241,28 +241,49 @@ class FolderSink(SetSink):
         ``written``: the object's file, noted as :meth:`note_written` does
         once the line is written (under the same lock)."""
         with self.lock:
-            if self.broken is not None:
-                broken: Any = self.broken       # (an EfsError: set below)
-                raise EfsError(getattr(broken, "winerror", None) or 29,
-                               f"cannot record it in the manifest: {broken.strerror}",
-                               self.partial, broken.errno)
-            try:
-                assert self.writer is not None  # (begin made it)
-                self.writer.add(entry)
-            except OSError as exc:
-                self.broken = error = as_efs_error(exc, self.partial)
-                raise EfsError(error.winerror, "cannot record it in the manifest: "
-                               f"{error.strerror}", self.partial,
-                               error.errno) from None
+            self._record(lambda w: w.add(entry))
             if entry.has_stream and not entry.ref:
                 self.listed.add(entry.stored_name)
             if written is not None:
                 self.written.append(written)
 
+    def add_lines(self, lines: bytes, count: int, written: List[str],
+                  stored: Callable[[], Iterable[str]]) -> None:
+        """The lines of ``count`` whole objects made by the backup's C
+        workers (bulk.py), written at once: as :meth:`add_entry` for each,
+        all failing together.  ``written``: their files; ``stored``: their
+        stored names, asked for only where streams there before must be told
+        from the new set's (a set replaced)."""
+        with self.lock:
+            self._record(lambda w: w.add_lines(lines, count))
+            if self.found is not None and self.found.stored:
+                self.listed.update(stored())
+            self.written.extend(written)
+
+    def _record(self, put: Callable[[ManifestWriter], None]) -> None:
+        """``put`` lines into the manifest (the lock held)."""
+        if self.broken is not None:
+            broken: Any = self.broken       # (an EfsError: set below)
+            raise EfsError(getattr(broken, "winerror", None) or 29,
+                           f"cannot record it in the manifest: {broken.strerror}",
+                           self.partial, broken.errno)
+        try:
+            assert self.writer is not None  # (begin made it)
+            put(self.writer)
+        except OSError as exc:
+            self.broken = error = as_efs_error(exc, self.partial)
+            raise EfsError(error.winerror, "cannot record it in the manifest: "
+                           f"{error.strerror}", self.partial,
+                           error.errno) from None
+
     def discard(self, entry: Entry) -> None:
         """An object stored whose line could not be written: removed, so the
         set holds nothing its manifest does not list."""
         _unlink_quietly(self._stored(entry))
+
+    def discard_file(self, path: str) -> None:
+        """:meth:`discard` of the object stored as ``path``."""
+        _unlink_quietly(path)
 
     def keeps(self, entry: Entry) -> bool:
         """Resuming: the stream there is kept only if the set's manifest

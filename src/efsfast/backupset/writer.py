@@ -17,7 +17,7 @@ from .. import tree
 from .. import volume as _volume
 from ..treefolders import ERROR_FILE_NOT_ENCRYPTED
 from ..treewalk import check_source_dir
-from ..bulkjob import BulkResult, ItemError
+from ..bulkjob import BulkResult
 from ..bulkjob import run_many as _run_many
 from .. import _core
 from .._core import CancelToken
@@ -35,7 +35,9 @@ from .tarsink import TarSink
 
 @dataclass
 class _Done:
-    entry: Optional[Entry]      # None: not encrypted (a candidate the worker skipped)
+    # (one object per item made in the calling thread: no __dict__ beside it)
+    __slots__ = ("kind", "bytes")
+    kind: Optional[Kind]        # None: not encrypted (a candidate the worker skipped)
     bytes: int
 
 
@@ -169,12 +171,12 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             with lock:
                 unchanged[0] += 1
             sink.add_entry(entry)
-            return _Done(entry, 0)
+            return _Done(entry.kind, 0)
         if skip_existing and sink.keeps(entry):
             with lock:
                 existing.append(out)
             sink.add_entry(entry)
-            return _Done(entry, 0)
+            return _Done(entry.kind, 0)
         digest = hashlib.sha256()
         if raw is None:
             with _core.open_raw(path, entry_flags(entry), be) as raw:
@@ -188,7 +190,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             if folder:          # stored, but its line could not be written: not kept
                 sink.discard(entry)
             raise
-        return _Done(entry, entry.raw_size)
+        return _Done(entry.kind, entry.raw_size)
 
     def entry_flags(entry: Entry) -> int:
         return _core.CREATE_FOR_DIR if entry.kind is Kind.DIRECTORY else 0
@@ -231,7 +233,8 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
                 and jobs):
             parts.append(backup_bulk(jobs, sink, kind=kind, backend=be, workers=workers,
                                      rel=lambda p: _rel(p, src_dir), make_done=_Done,
-                                     progress=progress, cancel=cancel))
+                                     progress=progress, cancel=cancel,
+                                     rel_prefix=src_dir + os.sep))
             batches = []
         # a full tar stream there: every export in C, this thread writing
         # the members (folders first, in the plan's order)
@@ -299,8 +302,8 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
             done, left = sifted
             setattr(exc, "result", done)
         setattr(exc, "tree", SetResult(done, directories=sum(
-            1 for r in done.results if isinstance(r, _Done) and r.entry is not None
-            and r.entry.kind is Kind.DIRECTORY), skipped=skipped, existing=existing,
+            1 for r in done.results if isinstance(r, _Done) and r.kind is Kind.DIRECTORY),
+            skipped=skipped, existing=existing,
             unreadable=unreadable, jobs=[j[:2] for j in left], unchanged=unchanged[0],
             set_id=header.set_id, complete=False, reason=_why(exc)))
         raise
@@ -343,11 +346,15 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     the paths of such files (skipped, as a plan that probes first reports
     them; plain folders are not): they were candidates, never items of the
     set."""
+    # (one pass to find them: most trees have none, and this runs in the
+    # calling thread over every object)
+    dropped = [i for i, r in enumerate(bulk.results) if isinstance(r, _Done) and r.kind is None]
+    if not dropped:
+        return bulk, jobs, []
+    drop = set(dropped)
+    keep = [i for i in range(len(jobs)) if i not in drop]
+    plain = [jobs[i][0] for i in dropped if len(jobs[i]) == 2]
     ran = len(bulk.results)         # (an interrupted run: the rest never started)
-    keep = [i for i in range(len(jobs))
-            if i >= ran or not (isinstance(r := bulk.results[i], _Done) and r.entry is None)]
-    plain = [jobs[i][0] for i, r in enumerate(bulk.results)
-             if isinstance(r, _Done) and r.entry is None and len(jobs[i]) == 2]
     where = {old: new for new, old in enumerate(keep)}
     out = BulkResult(results=[bulk.results[i] for i in keep if i < ran], bytes=bulk.bytes,
                      files=bulk.files - (len(jobs) - len(keep)), cancelled=bulk.cancelled)
@@ -361,7 +368,14 @@ def _plain_folders(src_dir: str, jobs: tree.Jobs, kind: _meta.MetaSource, sink: 
     descriptors too (the source folder itself is the destination's)."""
     encrypted = {_rel(j[0], src_dir) for j in jobs if len(j) > 2}
     plain: Set[str] = set()
+    parents: Set[str] = set()
     for j in jobs:
+        # (objects in one folder have the same folders above them: each
+        # folder's walked once, not each object's)
+        parent = j[0].rpartition(os.sep)[0]
+        if parent in parents:
+            continue
+        parents.add(parent)
         rel = _rel(j[0], src_dir)
         while "/" in rel:
             rel = rel.rsplit("/", 1)[0]
