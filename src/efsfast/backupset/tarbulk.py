@@ -36,12 +36,12 @@ REPORT_S = 0.05
 
 def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSource,
                 backend: _core.PosixBackend, workers: int, rel: Callable[[str], str],
-                make_done: Callable[[Optional[Entry], int], Any],
+                make_done: Callable[[Optional[Kind], int], Any],
                 progress: Optional[Callable[[int, int, int], None]],
                 cancel: Optional[_core.CancelToken]) -> BulkResult:
     """Write every candidate in ``jobs`` ((object, member name[, options]);
     the first ``folders`` are folders, in the plan's order) into ``sink``;
-    results as bulk.backup_bulk's: ``make_done(entry, bytes)`` per object,
+    results as bulk.backup_bulk's: ``make_done(kind, bytes)`` per object,
     ``make_done(None, 0)`` per plain candidate, None where it failed (see
     failures) or was not written."""
     watch_ctrl_c()
@@ -96,7 +96,7 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
             if sink.broken is not None:
                 token.cancel()          # nothing more can go into the stream
             return
-        result.results[i] = make_done(entry, size)
+        result.results[i] = make_done(entry.kind, size)
         result.files += 1
         result.bytes += size
 

@@ -73,7 +73,7 @@ class _Out:
         if not left:
             return
         # a short write (a signal, a full pipe): the rest
-        views = [v for v in map(memoryview, parts) if len(v)]
+        views: List[memoryview] = [memoryview(p) for p in parts if len(p)]
         while left:
             while skip:
                 if skip >= len(views[0]):
