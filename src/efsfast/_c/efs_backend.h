@@ -148,6 +148,18 @@ long efs_posix_object_xattr(void *context, const char *name, uint8_t *buf, size_
 /* The object's $EFS, read now and kept for the export (*data lives as long
  * as the context); ERROR_FILE_NOT_ENCRYPTED where it has none. */
 efs_dword efs_posix_load_efs(void *context, const uint8_t **data, size_t *len);
+/* The steps of a backup before its data (efs_posix_backup.c): the object
+ * opened for export (*ctx, which the caller closes), its stat, ntfs-3g's
+ * facts where asked, its $EFS (hashed unless it->no_hash); it->outcome
+ * PLAIN (returning 0) where it is not encrypted.  A failure returns its
+ * code, with what failed recorded in it only where a step named it:
+ * efs_posix_backup_failed_on then takes the rest from the context. */
+efs_dword efs_posix_backup_open(efs_backup_item *it, const struct efs_posix_options *o,
+                                void **ctx);
+/* The failure as the system side's context tells it: format error (its
+ * detail copied: the context is closed before the item is reported),
+ * errno and the failed call's name; returns rc. */
+efs_dword efs_posix_backup_failed_on(efs_backup_item *it, void *ctx, efs_dword rc);
 /* One object of a backup set (efs_posix_backup.c): ``it->outcome`` says
  * what became of it; returns it->rc. */
 efs_dword efs_posix_backup_item(efs_backup_item *it, const struct efs_posix_options *o,

@@ -65,7 +65,7 @@ static efs_dword sys_fail(efs_backup_item *it, const char *op, int e, int dest)
 }
 
 /* The system side's own account of a failure on its context. */
-static efs_dword side_fail(efs_backup_item *it, void *ctx, efs_dword rc)
+efs_dword efs_posix_backup_failed_on(efs_backup_item *it, void *ctx, efs_dword rc)
 {
     const efs_error *fe = efs_posix_last_format_error(ctx);
     const char *op = efs_posix_last_operation(ctx);
@@ -194,32 +194,38 @@ static void make_line(efs_backup_item *it)
     it->line = efs_manifest_object_line(&f, &it->line_len);
 }
 
+efs_dword efs_posix_backup_open(efs_backup_item *it, const efs_posix_options *o, void **ctx)
+{
+    const uint8_t *efs;
+    size_t efs_len;
+    efs_dword rc;
+
+    it->outcome = EFS_BACKUP_FAILED;
+    *ctx = NULL;
+    if ((rc = efs_posix_open_ex(it->src, it->flags, o, ctx)) != 0) return rc;
+    if ((rc = efs_posix_get_object_stat(*ctx, &it->st)) != 0) return rc;
+    if (it->capture_ntfs && ((rc = capture_ntfs(it, *ctx)) != 0 || it->outcome == EFS_BACKUP_PLAIN))
+        return rc;
+    if ((rc = efs_posix_load_efs(*ctx, &efs, &efs_len)) != 0) {
+        if (rc != EFS_ERROR_FILE_NOT_ENCRYPTED) return rc;
+        it->outcome = EFS_BACKUP_PLAIN;
+        return 0;
+    }
+    it->efs_len = efs_len;
+    if (!it->no_hash) efs_sha256_digest(efs, efs_len, it->efs_sha256);
+    return 0;
+}
+
 efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
                                 const int *cancel, unsigned sigint_base)
 {
     void *ctx = NULL;
-    const uint8_t *efs;
-    size_t efs_len;
     stream_tee t;
     int fd;
     efs_dword rc;
 
-    it->outcome = EFS_BACKUP_FAILED;
-    if ((rc = efs_posix_open_ex(it->src, it->flags, o, &ctx)) != 0) return it->rc = rc;
-    if ((rc = efs_posix_get_object_stat(ctx, &it->st)) != 0) goto out;
-    if (it->capture_ntfs && ((rc = capture_ntfs(it, ctx)) != 0 || it->outcome == EFS_BACKUP_PLAIN))
+    if ((rc = efs_posix_backup_open(it, o, &ctx)) != 0 || it->outcome == EFS_BACKUP_PLAIN)
         goto out;
-    if ((rc = efs_posix_load_efs(ctx, &efs, &efs_len)) != 0) {
-        if (rc == EFS_ERROR_FILE_NOT_ENCRYPTED) {
-            it->outcome = EFS_BACKUP_PLAIN;
-            rc = 0;
-        } else {
-            side_fail(it, ctx, rc);
-        }
-        goto out;
-    }
-    it->efs_len = efs_len;
-    if (!it->no_hash) efs_sha256_digest(efs, efs_len, it->efs_sha256);
     if (!it->tmp && (rc = make_tmp_name(it)) != 0) goto out;
     if ((fd = open(it->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0) {
         rc = sys_fail(it, "create the backup file", errno, 1);
@@ -232,7 +238,7 @@ efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
     t.sigint_base = sigint_base;
     rc = efs_posix_backend()->read(to_file_hashed, &t, ctx);
     if (!rc && !it->no_hash) efs_sha256_final(&t.hash, it->sha256);
-    if (rc && !it->op && !it->err_no) side_fail(it, ctx, rc);
+    if (rc && !it->op && !it->err_no) efs_posix_backup_failed_on(it, ctx, rc);
     /* durable before it has its name (benchmarks: a set is synced once, cheaper) */
     if (!rc && it->sync && fsync(fd) != 0) rc = sys_fail(it, "fsync the backup file", errno, 1);
     if (close(fd) != 0 && !rc) rc = sys_fail(it, "close the backup file", errno, 1);
@@ -242,8 +248,8 @@ efs_dword efs_posix_backup_item(efs_backup_item *it, const efs_posix_options *o,
     if (!rc && it->rel && !it->no_hash) make_line(it);
 out:
     if (rc && it->outcome == EFS_BACKUP_FAILED && !it->op && !it->err_no && ctx)
-        side_fail(it, ctx, rc);
-    efs_posix_backend()->close(ctx);
+        efs_posix_backup_failed_on(it, ctx, rc);
+    if (ctx) efs_posix_backend()->close(ctx);
     return it->rc = rc;
 }
 
