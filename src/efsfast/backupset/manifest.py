@@ -30,10 +30,36 @@ from .._core import manifest_object_fields as _object_fields
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38
+# winerror.h ERROR_INVALID_NAME: a name a set cannot record
+ERROR_INVALID_NAME = 123
+NOT_UTF8 = ("its name is not valid UTF-8, which a backup set's manifest records names in "
+            "(rename it)")
 SUFFIX = ".efsraw"
 FORMAT = "efsfast-set"
 VERSION = 1
 JsonObject = Dict[str, Any]     # one line of a manifest, or an object within one
+
+
+def recordable(path: str) -> bool:
+    """Whether a manifest can record ``path``: its name is UTF-8 (a POSIX
+    name of other bytes comes from os.fsdecode holding lone surrogates,
+    and so can a Windows name)."""
+    if path.isascii():
+        return True
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    """``path`` as a manifest line can hold it: as it is where it is
+    :func:`recordable`, else its bytes that are not UTF-8 as ``\\xNN``
+    (for the line of an object that failed for its name)."""
+    if recordable(path):
+        return path
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class LineType(str, Enum):

@@ -17,15 +17,15 @@ from .. import tree
 from .. import volume as _volume
 from ..treefolders import ERROR_FILE_NOT_ENCRYPTED
 from ..treewalk import check_source_dir
-from ..bulkjob import BulkResult
+from ..bulkjob import BulkResult, ItemError
 from ..bulkjob import run_many as _run_many
 from .. import _core
 from .._core import CancelToken
 from .._errors import EfsError, RefusedError
 from ..messages import describe
 from . import metadata as _meta
-from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, Header, Kind,
-                       find_manifest, read_manifest)
+from .manifest import (ERROR_INCOMPLETE_SET, ERROR_INVALID_NAME, MANIFEST_NAME, NOT_UTF8, Entry,
+                       Header, Kind, find_manifest, read_manifest, recordable, shown)
 from .bulk import backup_bulk
 from .result import SetResult
 from .sinks import FolderSink, SetSink
@@ -39,6 +39,20 @@ class _Done:
     __slots__ = ("kind", "bytes")
     kind: Optional[Kind]        # None: not encrypted (a candidate the worker skipped)
     bytes: int
+
+
+def _recordable(jobs: tree.Jobs, failed: List[ItemError]) -> tree.Jobs:
+    """The jobs whose names a manifest can record; each other one becomes a
+    failed item of ``failed``, named, with the cause."""
+    if all(j[0].isascii() for j in jobs):
+        return jobs
+    out: tree.Jobs = []
+    for j in jobs:
+        if recordable(j[0]):
+            out.append(j)
+        else:
+            failed.append(ItemError(-1, j[0], EfsError(ERROR_INVALID_NAME, NOT_UTF8, j[0])))
+    return out
 
 
 def _rel(path: str, top: str) -> str:
@@ -141,6 +155,8 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
     dirs, files, skipped = tree.plan_backup(src_dir, sink.plan_root, errors, cancel,
                                             classify=not opened_facts)
     unreadable = tree._unreadable(errors)
+    # a name the manifest cannot record fails as that object, named, before any work
+    dirs, files = _recordable(dirs, unreadable), _recordable(files, unreadable)
     if opened_facts and unreadable:     # a folder that cannot be listed fails once, as such
         failed = {e.dest for e in unreadable}
         dirs = [j for j in dirs if j[0] not in failed]
@@ -264,11 +280,11 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
                 _plain_folders(src_dir, jobs, kind, sink)
             for e in bulk.failures:
                 job = jobs[e.index]
-                sink.add_entry(Entry(path=_rel(job[0], src_dir),
+                sink.add_entry(Entry(path=shown(_rel(job[0], src_dir)),
                                      kind=Kind.DIRECTORY if len(job) > 2 else Kind.FILE,
                                      failed=describe(e.error, job[0])))
             for e in unreadable:
-                sink.add_entry(Entry(path=_rel(e.dest, src_dir),
+                sink.add_entry(Entry(path=shown(_rel(e.dest, src_dir)),
                                      kind=Kind.DIRECTORY if os.path.isdir(e.dest) else Kind.FILE,
                                      failed=describe(e.error, e.dest)))
         except OSError:

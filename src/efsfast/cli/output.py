@@ -90,12 +90,27 @@ def write(stream: TextIO, text: str) -> bool:
     """Write and flush ``text``; False (and stdout quietened) where the
     reader closed the pipe: no traceback, no 'Exception ignored' at exit."""
     try:
-        stream.write(text)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:      # a file name the terminal's encoding cannot show
+            stream.write(printable(text, getattr(stream, "encoding", None) or "utf-8"))
         stream.flush()
         return True
     except BrokenPipeError:
         quieten_stdout()
         return False
+
+
+def printable(text: str, encoding: str) -> str:
+    """``text`` as a stream in ``encoding`` can take it: a name made of
+    bytes that are not UTF-8 (os.fsdecode's lone surrogates) shows them as
+    ``\\xNN``, as its backup set's manifest records it; any other character
+    the encoding lacks as a ``\\u`` escape."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:          # (a lone surrogate of another kind: Windows)
+        pass
+    return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 def quieten_stdout() -> None:

@@ -1,0 +1,76 @@
+"""A file whose name is not UTF-8 (POSIX allows any bytes but / and NUL):
+a backup set records names in UTF-8, so such an object fails as itself,
+named, while the rest of the set is backed up; the command's output and
+the manifest show its name's other bytes as \\xNN."""
+import json
+import os
+import sys
+
+import pytest
+
+import efsfast
+from efsfast import cli
+from efsfast.backupset import read_manifest, verify_set
+from efsfast.backupset.manifest import MANIFEST_NAME, recordable, shown
+from efsfast.cli.output import printable
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32",
+                                reason="POSIX names of any bytes (Windows names are UTF-16)")
+
+BAD = os.fsdecode(b"caf\xe9.txt")          # Latin-1: not UTF-8
+
+
+@pytest.fixture
+def tree_with_a_bad_name(xattr_dir):
+    src = xattr_dir / "src"
+    src.mkdir()
+    efsfast.restore(src / "good.bin", efsfast.synthetic_raw(100, seed=1))
+    efsfast.restore(os.path.join(src, BAD), efsfast.synthetic_raw(100, seed=2))
+    efsfast.restore(src / "Vault", efsfast.synthetic_raw(0, directory=True, seed=3),
+                    directory=True)
+    efsfast.restore(os.path.join(src, "Vault", BAD), efsfast.synthetic_raw(10, seed=4))
+    return src
+
+
+def test_the_helpers():
+    assert recordable("plain") and recordable("naïve") and not recordable(BAD)
+    assert shown(BAD) == "caf\\xe9.txt" and shown("naïve") == "naïve"
+    assert printable(f"x {BAD}", "utf-8") == "x caf\\xe9.txt"
+    assert printable("naïve", "ascii") == "na\\xefve"
+
+
+@pytest.mark.parametrize("dest", ["folder", "stream"])
+def test_a_name_that_is_not_utf8_fails_alone(tree_with_a_bad_name, xattr_dir, capfdbinary,
+                                              dest):
+    src = tree_with_a_bad_name
+    out = xattr_dir / "set"
+    if dest == "folder":
+        code = cli.main(["backup-tree", str(src), str(out), "--quiet"])
+        text = capfdbinary.readouterr().out.decode()
+    else:
+        import subprocess
+        r = subprocess.run([sys.executable, "-m", "efsfast", "backup-tree", str(src), "-",
+                            "--quiet"], capture_output=True)
+        code, text = r.returncode, r.stderr.decode()
+        os.makedirs(xattr_dir / "unpacked")
+        (xattr_dir / "set.tar").write_bytes(r.stdout)
+    assert code == 1, text
+    assert "not valid UTF-8" in text and "caf\\xe9.txt" in text, text
+    if dest == "folder":
+        m = read_manifest(os.path.join(out, MANIFEST_NAME))
+        by_path = m.by_path()
+        assert by_path["good.bin"].sha256 and by_path["Vault"].sha256
+        for path in ("caf\\xe9.txt", "Vault/caf\\xe9.txt"):
+            assert "not valid UTF-8" in by_path[path].failed
+        report = verify_set(out)
+        assert not report.ok
+        assert {p.path for p in report.problems} == {"caf\\xe9.txt", "Vault/caf\\xe9.txt"}
+
+
+def test_json_output_names_it_exactly(tree_with_a_bad_name, xattr_dir, capsys):
+    src = tree_with_a_bad_name
+    assert cli.main(["backup-tree", str(src), str(xattr_dir / "set"), "--json"]) == 1
+    rec = json.loads(capsys.readouterr().out)
+    failed = {os.fsencode(f["path"]) for f in rec["failed"]}
+    assert failed == {os.fsencode(os.path.join(src, BAD)),
+                      os.fsencode(os.path.join(src, "Vault", BAD))}, rec["failed"]
