@@ -8,8 +8,8 @@ import sys
 
 from .. import CancelledError, EfsError, __version__
 from .options import buffer_size, workers
-from .output import (ExitCode, emit, fail, failure, quieten_stdout, record, usage_failure,
-                     write)
+from .output import (ExitCode, emit, fail, failure, quieten_stdout, record, show_names_escaped,
+                     usage_failure, write)
 from .progress import ignore_ctrl_c_from_now_on
 
 TYPE_CHECKING = False           # as in efsfast/__init__.py: no typing import at start-up
@@ -122,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Python without either.  Every outcome, usage errors included, returns
     an exit code (docs/JSON-OUTPUT.md) and with --json prints one record."""
     words = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        show_names_escaped()
     named = commands_named(words)
     parser = build_parser(named)
     try:

@@ -101,16 +101,52 @@ def write(stream: TextIO, text: str) -> bool:
         return False
 
 
-def printable(text: str, encoding: str) -> str:
-    """``text`` as a stream in ``encoding`` can take it: a name made of
-    bytes that are not UTF-8 (os.fsdecode's lone surrogates) shows them as
-    ``\\xNN``, as its backup set's manifest records it; any other character
-    the encoding lacks as a ``\\u`` escape."""
+NAMES_ERRORS = "efsfast-names"
+
+
+def _escape_unencodable(exc: UnicodeError) -> Tuple[str, int]:
+    """The codec error handler of :data:`NAMES_ERRORS`: a byte of a name
+    that is not UTF-8 (os.fsdecode's lone surrogate U+DC80-U+DCFF) as
+    ``\\xNN``, as a backup set's manifest records it; any other character
+    the stream's encoding lacks as ``\\uNNNN``."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = []
+    for ch in exc.object[exc.start:exc.end]:
+        n = ord(ch)
+        out.append(f"\\x{n - 0xDC00:02x}" if 0xDC80 <= n <= 0xDCFF else
+                   f"\\u{n:04x}" if n <= 0xFFFF else f"\\U{n:08x}")
+    return "".join(out), exc.end
+
+
+def _register() -> None:
+    import codecs
     try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:          # (a lone surrogate of another kind: Windows)
-        pass
-    return text.encode(encoding, "backslashreplace").decode(encoding)
+        codecs.lookup_error(NAMES_ERRORS)
+    except LookupError:
+        codecs.register_error(NAMES_ERRORS, _escape_unencodable)
+
+
+def show_names_escaped() -> None:
+    """The efsfast program's standard output and error show what their
+    encoding cannot (file names of other bytes than UTF-8) escaped, never
+    failing on them (else a summary naming such a file would end in a
+    UnicodeEncodeError, or show raw bytes under a C locale)."""
+    _register()
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors=NAMES_ERRORS)
+            except (ValueError, OSError):
+                pass            # (a stream already written in another way)
+
+
+def printable(text: str, encoding: str) -> str:
+    """``text`` as a stream in ``encoding`` can take it, escaped as
+    :func:`show_names_escaped` has the program's own streams escape it."""
+    _register()
+    return text.encode(encoding, NAMES_ERRORS).decode(encoding)
 
 
 def quieten_stdout() -> None:
