@@ -136,18 +136,19 @@ def test_a_folder_set_backup_writes_the_workers_lines(xattr_dir, monkeypatch):
                 == efsfast.backup(os.path.join(os.fsencode(src), n)))
 
 
-def test_a_name_that_is_not_utf8_is_refused_as_before(xattr_dir):
-    """The C workers leave its line to Python, whose refusal stands: the
-    backup stops with the encoding error, its set incomplete, and the
-    objects recorded before it whole."""
+def test_a_name_that_is_not_utf8_fails_as_itself(xattr_dir):
+    """No line is made for it, in C or in Python: the object fails before
+    any work, named, its failed line spelling the byte as \\xff, and the
+    others are backed up in a complete set (tests/test_backupset_names.py
+    has the command line)."""
     src, dest = xattr_dir / "src", xattr_dir / "set"
     _tree(src, [b"a-ok", b"bad\xff"])
-    with pytest.raises(UnicodeEncodeError):
-        backup_set(str(src), FolderSink(str(dest)))
-    assert not (dest / MANIFEST_NAME).exists()
-    m = read_manifest(dest / PARTIAL_NAME, partial=True)
-    assert not m.complete
-    assert [e.path for e in m.entries] == ["a-ok"]
+    r = backup_set(str(src), FolderSink(str(dest)))
+    assert [os.fsencode(e.dest) for e in r.failures] == [os.fsencode(str(src)) + b"/bad\xff"]
+    m = read_manifest(dest / MANIFEST_NAME)
+    assert m.complete
+    by_path = m.by_path()
+    assert by_path["a-ok"].sha256 and "not valid UTF-8" in by_path["bad\\xff"].failed
 
 
 def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(xattr_dir, monkeypatch):
