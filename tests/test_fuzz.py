@@ -8,6 +8,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -29,7 +30,8 @@ def _have_libfuzzer() -> bool:
 @pytest.mark.parametrize("harness", ["codec", "probe", "manifest"])
 def test_libfuzzer_pass(tmp_path, harness):
     secs = os.environ.get("EFSFAST_FUZZ_SECONDS", "20")
-    env = dict(os.environ, FUZZ_WORKDIR=str(tmp_path))
+    # the seeds are made by this Python, which has efsfast (not whatever is on PATH)
+    env = dict(os.environ, FUZZ_WORKDIR=str(tmp_path), PYTHON=sys.executable)
     r = subprocess.run(["bash", str(HERE / "fuzz" / "run.sh"), secs, harness],
                        capture_output=True, text=True, env=env)
     out = r.stdout + r.stderr

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a fuzzer (libFuzzer + ASan + UBSan) and run it.
 #   tests/fuzz/run.sh [SECONDS] [HARNESS]      default 60 s, codec
+# PYTHON: the Python (with efsfast installed) that makes the seeds (default python3)
 # HARNESS: codec (fuzz_codec.c: efs_parser/efs_meta/efs_writer), probe
 # (fuzz_probe.c: efs_probe.c against a plain walk and the codec) or
 # manifest (fuzz_manifest.c: the manifest lines of efs_manifest.c; its seeds
@@ -27,9 +28,9 @@ clang -g -O1 -std=c11 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined 
     -fno-sanitize-recover=undefined -I"$src" "$here/fuzz_$harness.c" "${sources[@]}" \
     -o "$work/fuzz_$harness"
 if [ "$harness" = manifest ]; then
-    python3 "$here/make_seeds.py" --manifest "$work/corpus"
+    "${PYTHON:-python3}" "$here/make_seeds.py" --manifest "$work/corpus"
 else
-    python3 "$here/make_seeds.py" "$work/corpus"
+    "${PYTHON:-python3}" "$here/make_seeds.py" "$work/corpus"
 fi
 "$work/fuzz_$harness" -max_total_time="$secs" -print_final_stats=1 \
     -artifact_prefix="$here/crashes/$harness-" "$work/corpus" 2>&1 | tail -n 25
