@@ -5,8 +5,9 @@ stream into the set, hashing it as it is written (efs_posix_backup.c, without
 the GIL); this thread takes the finished objects as they come and writes their
 manifest lines, which the workers made too where the metadata is POSIX's or
 none (efs_manifest.c; nothing is read back to hash it).
-Incremental sets, resumed sets and tar streams go object by object through
-writer.py instead."""
+A full tar stream has a batch of its own (tarbulk.py: the same work into
+memory, one thread writing the members); incremental and resumed sets go
+object by object through writer.py."""
 from __future__ import annotations
 
 import os
