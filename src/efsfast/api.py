@@ -325,6 +325,10 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
             c_jobs.append((job[0], job[1], plain_flags, None))
             continue
         opts = job[2] if len(job) > 2 else {}
+        if len(opts) == 1 and "expect" in opts and type(job[1]) in _BUFFER_TYPES:
+            # a set's restore: each item checked against its manifest line, no other option
+            c_jobs.append((job[0], job[1], plain_flags, opts["expect"]))
+            continue
         if not _c_source(job[1]) or not _C_OPTIONS.issuperset(opts):
             return None
         ow = opts.get("overwrite", overwrite)
