@@ -158,7 +158,8 @@ def test_a_pipe_of_one_page_still_takes_every_chunk(monkeypatch):
     real = forked._pipe_capacity
 
     def one_page(fd):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
+        # (Linux's F_LINUX_SPECIFIC_BASE + 7: Python's fcntl names it from 3.10 on)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
         return real(fd)
     monkeypatch.setattr(forked, "_pipe_capacity", one_page)
     n = 20_000

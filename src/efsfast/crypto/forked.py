@@ -52,6 +52,9 @@ FRAME = struct.Struct("<Q")         # the length of a pickle on a result pipe
 # (64 KiB by default on Linux, one page for a user over pipe-user-pages-soft)
 # bounds how many chunks there may be
 PIPE_PAGE = 4096
+# Linux's fcntl command for a pipe's capacity (F_LINUX_SPECIFIC_BASE + 8),
+# which Python's fcntl names only from 3.10 on
+F_GETPIPE_SZ = 1032
 MAX_STEP = 8            # jobs per chunk (~3 ms of small files): the workers end together
 ERROR_GEN_FAILURE = 31  # winerror.h: "a device attached to the system is not functioning"
 
@@ -181,7 +184,7 @@ def _chunks(n: int, workers: int, max_chunks: int = (64 << 10) // CHUNK.size) ->
 def _pipe_capacity(fd: int) -> int:
     try:
         import fcntl
-        return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+        return int(fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", F_GETPIPE_SZ)))
     except (ImportError, AttributeError, OSError):
         return PIPE_PAGE            # (the least a pipe holds)
 
