@@ -26,19 +26,16 @@ from .bulkjob import close_result as _close
 from .bulkjob import run_many as _run_many
 from .bulkjob import run_on_threads as _run_threads
 from .bulkjob import watch_ctrl_c as _watch_ctrl_c
-from .newfile import publish_no_replace
+from .newfile import publish_no_replace, refuse_existing
 
 ERROR_FILE_EXISTS = 80
 BACKUP_EXISTS = "the backup file exists (pass overwrite=True to replace it)"
+DEST_EXISTS = "the destination exists (pass overwrite=True to replace it)"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _backend(backend: Optional[_core.Backend]) -> _core.Backend:
     return backend if backend is not None else _core.default_backend()
-
-
-def _exists(path: str) -> bool:
-    return os.path.lexists(_winfs.extended(path))
 
 
 def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: bool = False,
@@ -73,9 +70,7 @@ def restore(dest: PathLike, source: Any, *, directory: bool = False, overwrite: 
     if drop_alternate_streams:
         flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG
     if not overwrite:
-        if _exists(dest):
-            raise EfsError(ERROR_FILE_EXISTS, "the destination exists (pass overwrite=True "
-                                              "to replace it)", dest)
+        refuse_existing(dest, DEST_EXISTS)
         flags |= _core.NO_REPLACE if isinstance(be, _core.PosixBackend) else 0
     else:
         flags |= _core.OVERWRITE_HIDDEN
@@ -156,8 +151,8 @@ def backup(path: PathLike, sink: Any = None, *, directory: bool = False,
     if digest is not None and sink is not None and not isinstance(
             sink, (str, os.PathLike, _core.ExportBuffer)):
         raise TypeError("digest goes with a path sink, an ExportBuffer or none")
-    if isinstance(sink, (str, os.PathLike)) and not overwrite and _exists(os.fspath(sink)):
-        raise EfsError(ERROR_FILE_EXISTS, BACKUP_EXISTS, os.fspath(sink))
+    if isinstance(sink, (str, os.PathLike)) and not overwrite:
+        refuse_existing(os.fspath(sink), BACKUP_EXISTS)
     with _core.open_raw(path, flags, be) as raw:
         out: Union[bytes, BackupResult] = export_opened(
             raw, sink, overwrite=overwrite, cancel=cancel, callback_context=callback_context,
@@ -216,8 +211,8 @@ def _backup_to_path(raw: _core.RawContext, out: str, overwrite: bool,
                     cancel: Optional[_core.CancelToken], digest: Any = None,
                     sync: bool = False) -> BackupResult:
     path = os.fspath(raw.path)
-    if not overwrite and _exists(out):
-        raise EfsError(ERROR_FILE_EXISTS, BACKUP_EXISTS, out)
+    if not overwrite:
+        refuse_existing(out, BACKUP_EXISTS)
     tmp = _temp_name(out)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
