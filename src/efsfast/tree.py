@@ -12,6 +12,7 @@ from . import _core, _winfs
 from . import durable as _durable
 from . import volume as _volume
 from .api import BulkResult, ItemError, backup_many, restore_many
+from .bulkjob import Progress as Progress
 from ._core import Backend, CancelToken
 from ._errors import EfsError
 from .threadrun import run_threads
@@ -23,7 +24,6 @@ SUFFIX = ".efsraw"
 Jobs = List[Tuple[Any, ...]]                     # (object, backup file[, options]) per job
 Errors = List[Tuple[str, EfsError]]              # (path, error) of what could not be read
 PathArg = Union[str, "os.PathLike[str]"]
-Progress = Callable[[int, int, int], None]
 
 
 @dataclass

@@ -17,13 +17,14 @@ import os
 import tarfile
 from dataclasses import dataclass
 from enum import Enum
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import IO, Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .. import tree
 from .._core import Backend, CancelToken
 from .._errors import CancelledError, EfsError
 from .._winfs import remove_quietly, temp_beside
 from ..api import BulkResult, ItemError, RestoreResult, restore
+from ..bulkjob import Progress
 from ..treefolders import below_failed, blocked, unlike_backup
 from .manifest import MANIFEST_NAME, Entry, Kind, Manifest, ManifestError
 from .restore import (ERROR_FILE_NOT_FOUND, ERROR_HANDLE_EOF, ERROR_INVALID_DATA,
@@ -34,7 +35,6 @@ from .stream import (PEEK_LIMIT, READ_CHUNK, Member, MemberReader, MemberType, P
                      classify, comment_entry, forget_headers, listed_streams, mismatch, open_stream,
                      read_stream_manifest)
 
-Progress = Callable[[int, int, int], None]
 
 
 class State(str, Enum):

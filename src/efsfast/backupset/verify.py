@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import raw
+from ..bulkjob import Progress as Progress  # (objects checked, bytes, objects to check)
 from .._errors import EfsError
 from ..treewalk import walk
 from .manifest import (MANIFEST_NAME, PARTIAL_NAME, Entry, Manifest, ManifestError,
@@ -118,8 +119,6 @@ def measure_stream(f: raw.Readable, mode: str) -> Tuple[int, str, List[str]]:
 
 
 Prove = Callable[[List[str]], List[Optional[str]]]
-# (objects checked, their bytes, objects to check), as the tree jobs report
-Progress = Callable[[int, int, int], None]
 
 
 def verify_set(set_dir: Union[str, "os.PathLike[str]"], *, mode: str = "strict",
