@@ -165,7 +165,9 @@ class StoreSink(SetSink):
                 self.objects.remove(PARTIAL_NAME)
             self.objects.write(PARTIAL_NAME, self.buffer.getvalue())      # create-only
         except StoreError as exc:
-            if exc.failure is Failure.EXISTS:
+            # NOT_FOUND: a server (SeaweedFS) can answer a create-only write that
+            # races another backup's removal of its in-progress manifest with 404
+            if exc.failure in (Failure.EXISTS, Failure.NOT_FOUND):
                 raise RefusedError(_destination.ERROR_SHARING_VIOLATION, "another backup "
                                    "began writing a set into this prefix; nothing was "
                                    "written", exc.filename) from None
