@@ -1,5 +1,7 @@
 """The hot path: every source kind, the C path and the Python fallback, the
 failure trio, buffer lifetime, threads, cancellation, pywin32 compatibility."""
+import dataclasses
+import hashlib
 import io
 import mmap
 import os
@@ -513,6 +515,36 @@ def test_restore_many(xattr_dir):
     assert not (xattr_dir / "f7").exists()
     with pytest.raises(efsfast.BulkRestoreError, match="item 7"):
         res.raise_for_errors()
+
+
+@pytest.mark.parametrize("way", ["plain", "options", "python"])
+def test_restore_many_results_are_the_same_whichever_path_makes_them(xattr_dir, way):
+    """The common jobs' results are made in C (BulkRestore.outcomes), jobs
+    with other options' by the loop over c_jobs, custom sources' by
+    restore(): each is a RestoreResult like restore()'s, frozen, equal and
+    hashable, its path a str even where the job gave a Path."""
+    datas = [efsfast.synthetic_raw(1000 + 700 * i, seed=i) for i in range(5)]
+    digest = (len(datas[3]), hashlib.sha256(datas[3]).hexdigest())
+    options = {"plain": {"expect": digest}, "options": {"expect": digest, "overwrite": False},
+               "python": {"expect": digest}}[way]
+    src = (lambda d: io.BytesIO(d)) if way == "python" else (lambda d: d)
+    jobs = [(xattr_dir / f"f{i}", src(d)) for i, d in enumerate(datas)]
+    jobs[3] = (xattr_dir / "f3", src(datas[3]), options)
+    jobs[1] = (xattr_dir / "f1", src(datas[1][:-1]))            # broken
+    res = efsfast.restore_many(jobs, workers=2)
+    assert [e.index for e in res.failures] == [1] and res.results[1] is None
+    assert (res.files, res.bytes) == (4, sum(len(d) for i, d in enumerate(datas) if i != 1))
+    alone = efsfast.restore(xattr_dir / "alone", datas[0])
+    for i, r in enumerate(res.results):
+        if i == 1:
+            continue
+        assert type(r) is type(alone) is efsfast.RestoreResult
+        assert r == efsfast.RestoreResult(str(xattr_dir / f"f{i}"), len(datas[i]), r.calls)
+        assert type(r.path) is str and r.calls >= 1 and hash(r) == hash(
+            efsfast.RestoreResult(r.path, r.bytes, r.calls))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            r.bytes = 0    # type: ignore[misc]
+    assert repr(res.results[0]).startswith("RestoreResult(path=")
 
 
 def test_restore_many_fail_fast(xattr_dir):

@@ -1,5 +1,5 @@
 """Type stubs for the compiled hot path (efsfast._core)."""
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from typing_extensions import disjoint_base
 
@@ -82,6 +82,11 @@ class BulkRestore:
     @property
     def progress(self) -> Tuple[int, int]: ...
     def outcome(self, i: int, path: Any) -> Tuple[Optional[BaseException], int, int]: ...
+    def outcomes(self, jobs: Sequence[Sequence[Any]], make: type) -> Tuple[
+        List[Any], int, int, List[int]]: ...
+
+def plain_bulk_restore(jobs: List[Any], backend: Backend, token: CancelToken, fail_fast: bool,
+                       flags: int) -> Optional[BulkRestore]: ...
 
 def manifest_object_fields(line: bytes) -> Optional[Tuple[
     str, bool, int, str, int, str, Optional[Dict[str, Any]]]]: ...

@@ -21,6 +21,9 @@ from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 cdef extern from "Python.h":
     bytes PyUnicode_EncodeFSDefault(object)
+    # object's own setattr: sets a frozen dataclass's fields the way its
+    # generated __init__ does (through object.__setattr__), without the calls
+    int PyObject_GenericSetAttr(object o, object name, object value) except -1
 
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc

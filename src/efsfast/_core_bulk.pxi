@@ -120,8 +120,14 @@ cdef class BulkRestore:
         """``jobs``: ``(dest, source, flags)``, or ``(dest, source, flags,
         expect)`` where ``expect`` is None or the ``(size, sha256)`` the
         stream must have (checked as it passes; see _core_check.pxi)."""
-        cdef size_t n = len(jobs), i
-        cdef bulk_job *j
+        cdef size_t i
+        self._alloc(len(jobs), token)
+        for i in range(self.count):
+            job = jobs[i]
+            self._fill(i, job[0], job[1], job[2], job[3] if len(job) > 3 else None)
+        self._ready(backend, fail_fast)
+
+    cdef int _alloc(self, size_t n, CancelToken token) except -1:
         self.keep = []
         self.token = token
         self.count = n
@@ -129,56 +135,61 @@ cdef class BulkRestore:
         self.views = <Py_buffer *>malloc(max(n, 1) * sizeof(Py_buffer))
         if self.jobs == NULL or self.views == NULL:
             raise MemoryError()
-        for i in range(n):
-            job = jobs[i]
-            dest, source, flags = job[0], job[1], job[2]
-            j = &self.jobs[i]
-            j.rc = 0
-            j.bytes = j.calls = 0
-            j.ferr.rule = 0
-            j.err_no = j.read_errno = 0
-            j.op = NULL
-            j.started = 0
-            j.flags = flags
-            j.src_path = NULL
-            j.data = NULL
-            j.length = 0
-            j.check = NULL
-            if len(job) > 3 and job[3] is not None:
-                if self.checks == NULL:
-                    self.checks = <object_check *>calloc(n, sizeof(object_check))
-                    if self.checks == NULL:
-                        raise MemoryError()
-                check_expect(&self.checks[i], job[3])
-                j.check = &self.checks[i]
-            bdest = _c_path(dest)
-            self.keep.append(bdest)
-            j.dest = <const char *>(<bytes>bdest)
-            if isinstance(source, (str, os.PathLike)):
-                bsrc = _fs_bytes(source)
-                self.keep.append(bsrc)
-                j.src_path = <const char *>(<bytes>bsrc)
-            else:
-                try:
-                    acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
-                except BufferError:
-                    source = memoryview(source).tobytes()
-                    self.keep.append(source)
-                    acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
-                j.data = <const uint8_t *>self.views[self.nviews].buf
-                j.length = self.views[self.nviews].len
-                self.nviews += 1
+        return 0
+
+    cdef int _ready(self, Backend backend, bint fail_fast) except -1:
         self.st.jobs = self.jobs
-        self.st.count = n
+        self.st.count = self.count
         self.st.next_index = 0
         self.st.backend = backend.c_backend
         self.st.use_posix_open = isinstance(backend, PosixBackend)
         if self.st.use_posix_open:
             self.st.opts = (<PosixBackend>backend).opts
-        self.st.cancel = &token.flag
+        self.st.cancel = &(<CancelToken>self.token).flag
         self.st.sigint_base = efs_sigint_count()
         self.st.fail_fast = fail_fast
         self.st.done_files = self.st.done_bytes = 0
+        return 0
+
+    cdef int _fill(self, size_t i, object dest, object source, efs_ulong flags,
+                   object expect) except -1:
+        cdef bulk_job *j = &self.jobs[i]
+        j.rc = 0
+        j.bytes = j.calls = 0
+        j.ferr.rule = 0
+        j.err_no = j.read_errno = 0
+        j.op = NULL
+        j.started = 0
+        j.flags = flags
+        j.src_path = NULL
+        j.data = NULL
+        j.length = 0
+        j.check = NULL
+        if expect is not None:
+            if self.checks == NULL:
+                self.checks = <object_check *>calloc(self.count, sizeof(object_check))
+                if self.checks == NULL:
+                    raise MemoryError()
+            check_expect(&self.checks[i], expect)
+            j.check = &self.checks[i]
+        bdest = _c_path(dest)
+        self.keep.append(bdest)
+        j.dest = <const char *>(<bytes>bdest)
+        if isinstance(source, (str, os.PathLike)):
+            bsrc = _fs_bytes(source)
+            self.keep.append(bsrc)
+            j.src_path = <const char *>(<bytes>bsrc)
+        else:
+            try:
+                acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+            except BufferError:
+                source = memoryview(source).tobytes()
+                self.keep.append(source)
+                acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
+            j.data = <const uint8_t *>self.views[self.nviews].buf
+            j.length = self.views[self.nviews].len
+            self.nviews += 1
+        return 0
 
     def __dealloc__(self):
         cdef size_t i
@@ -218,6 +229,36 @@ cdef class BulkRestore:
             return error, 0, 0
         return None, j.bytes, j.calls
 
+    def outcomes(self, jobs, make):
+        """Every job's success at once, as ``make`` (a frozen dataclass
+        taking ``(path, bytes, calls)``) spells it, set up field by field as
+        its __init__ would: ``(results, files, bytes, others)`` where
+        ``results`` holds None for the jobs listed in ``others``, which failed,
+        were cancelled or never started (see :meth:`outcome`)."""
+        cdef size_t i
+        cdef bulk_job *j
+        cdef uint64_t nbytes = 0
+        cdef Py_ssize_t files = 0
+        cdef list results = [None] * self.count
+        cdef list others = []
+        new = object.__new__
+        for i in range(self.count):
+            j = &self.jobs[i]
+            if not j.started or j.rc != 0 or (j.check != NULL and j.check.state != CHECK_MATCHED):
+                others.append(i)
+                continue
+            path = jobs[i][0]
+            if type(path) is not str:
+                path = os.fspath(path)
+            r = new(make)
+            PyObject_GenericSetAttr(r, "path", path)
+            PyObject_GenericSetAttr(r, "bytes", j.bytes)
+            PyObject_GenericSetAttr(r, "calls", j.calls)
+            results[i] = r
+            files += 1
+            nbytes += j.bytes
+        return results, files, nbytes, others
+
     cdef object _error(self, bulk_job *j, path):
         """What the system side's status means for job ``j`` (None: done)."""
         if j.rc == 0:
@@ -237,3 +278,30 @@ cdef class BulkRestore:
         elif j.op != NULL:
             msg = j.op.decode()
         return EfsError(j.rc, msg, os.fspath(path), j.err_no or None)
+
+
+def plain_bulk_restore(list jobs, Backend backend, CancelToken token, bint fail_fast,
+                       efs_ulong flags):
+    """A BulkRestore of restore_many's ``jobs`` made without a Python step
+    per item, where each is ``(dest, source)`` or ``(dest, source, {"expect":
+    e})`` with a buffer (or, on the POSIX side, a path) as its source, all
+    with the same ``flags``; None where some job is of another kind."""
+    cdef size_t i
+    cdef BulkRestore b = BulkRestore.__new__(BulkRestore)
+    b._alloc(len(jobs), token)
+    for i in range(b.count):
+        job = jobs[i]
+        source = job[1]
+        t = type(source)
+        if not (t is bytes or t is bytearray or t is memoryview or (t is str and EFS_HAVE_POSIX)):
+            return None
+        if len(job) == 2:
+            expect = None
+        else:
+            opts = job[2]
+            if len(job) != 3 or type(opts) is not dict or len(opts) != 1 or "expect" not in opts:
+                return None
+            expect = opts["expect"]
+        b._fill(i, job[0], source, flags, expect)
+    b._ready(backend, fail_fast)
+    return b

@@ -308,46 +308,38 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
                     fail_fast: bool) -> Optional[BulkResult]:
     """restore_many with every item's work in C (buffers and paths), or None
     when some job needs the Python path (custom sources, other options)."""
-    # (dest, source, flags, expectation or None) per job
-    c_jobs: List[Tuple[Any, Any, int, Optional[Tuple[int, Any]]]] = []
     posix = isinstance(be, _core.PosixBackend)
     plain_flags = _core.CREATE_FOR_IMPORT | (
         _core.OVERWRITE_HIDDEN if overwrite else (_core.NO_REPLACE if posix else 0))
-    for job in jobs:
-        if len(job) == 2 and type(job[1]) in _BUFFER_TYPES:
-            # the common case, without per-item checks (10,000 small files:
-            # ~3 us each of the ~45 us a 16 KiB restore costs in all)
-            c_jobs.append((job[0], job[1], plain_flags, None))
-            continue
-        opts = job[2] if len(job) > 2 else {}
-        if len(opts) == 1 and "expect" in opts and type(job[1]) in _BUFFER_TYPES:
-            # a set's restore: each item checked against its manifest line, no other option
-            c_jobs.append((job[0], job[1], plain_flags, opts["expect"]))
-            continue
-        if not _c_source(job[1]) or not _C_OPTIONS.issuperset(opts):
-            return None
-        ow = opts.get("overwrite", overwrite)
-        flags = _core.CREATE_FOR_IMPORT
-        flags |= _core.CREATE_FOR_DIR if opts.get("directory") else 0
-        flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG if opts.get("drop_alternate_streams") else 0
-        flags |= _core.OVERWRITE_HIDDEN if ow else (_core.NO_REPLACE if posix else 0)
-        c_jobs.append((job[0], job[1], flags, opts.get("expect")))
-    # advapi32: each item goes to a temporary name and is moved into place
-    # when complete, as in restore() (see _winfs)
-    temps: List[Optional[str]] = [None] * len(c_jobs)
-    if isinstance(be, _core.Win32Backend):
-        for i, (d, _s, f, _e) in enumerate(c_jobs):
-            t = _winfs.import_target(os.fspath(d), bool(f & _core.CREATE_FOR_DIR),
-                                     bool(f & _core.OVERWRITE_HIDDEN))
-            temps[i] = None if t == os.fspath(d) else t
-        c_jobs = [(t or d, s, f, e) for (d, s, f, e), t in zip(c_jobs, temps)]
-    _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
-    batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
+    # the common cases, (dest, buffer or path) and a set's (dest, path,
+    # {"expect": line}), taken in C without a Python step per item; advapi32
+    # takes every item through a temporary name (see _winfs)
+    batch = (_core.plain_bulk_restore(jobs, be, token, fail_fast, plain_flags)
+             if not isinstance(be, _core.Win32Backend) else None)
+    temps: List[Optional[str]] = [None] * len(jobs)
+    if batch is None:
+        c_jobs = _c_jobs(jobs, be, overwrite, plain_flags)
+        if c_jobs is None:
+            return None
+        if isinstance(be, _core.Win32Backend):
+            for i, (d, _s, f, _e) in enumerate(c_jobs):
+                t = _winfs.import_target(os.fspath(d), bool(f & _core.CREATE_FOR_DIR),
+                                         bool(f & _core.OVERWRITE_HIDDEN))
+                temps[i] = None if t == os.fspath(d) else t
+            c_jobs = [(t or d, s, f, e) for (d, s, f, e), t in zip(c_jobs, temps)]
+        batch = _core.BulkRestore(c_jobs, be, token, fail_fast)
+    _watch_ctrl_c()
     interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
-    result = BulkResult(results=[None] * len(jobs))
+    if any(temps):
+        result = BulkResult(results=[None] * len(jobs))
+        pending: Iterable[int] = range(len(jobs))
+    else:       # every success taken in C; the rest one by one below
+        results, files, nbytes, pending = batch.outcomes(jobs, RestoreResult)
+        result = BulkResult(results=results, files=files, bytes=nbytes)
     results = result.results
-    for i, job in enumerate(jobs):
+    for i in pending:
+        job = jobs[i]
         error, nbytes, calls = batch.outcome(i, job[0])
         tmp = temps[i]
         if tmp is not None and (error is not None or calls):
@@ -366,6 +358,29 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     if (result.files, result.bytes) != seen():
         report(result.files, result.bytes, len(jobs))
     return _close(result, token, interrupted, len(jobs), report)
+
+
+def _c_jobs(jobs: List[Any], be: _core.Backend, overwrite: bool,
+            plain_flags: int) -> Optional[List[Tuple[Any, Any, int, Optional[Tuple[int, Any]]]]]:
+    """``(dest, source, flags, expectation or None)`` per job for BulkRestore,
+    or None when some job needs the Python path (custom sources, other
+    options)."""
+    c_jobs: List[Tuple[Any, Any, int, Optional[Tuple[int, Any]]]] = []
+    posix = isinstance(be, _core.PosixBackend)
+    for job in jobs:
+        if len(job) == 2 and type(job[1]) in _BUFFER_TYPES:
+            c_jobs.append((job[0], job[1], plain_flags, None))
+            continue
+        opts = job[2] if len(job) > 2 else {}
+        if not _c_source(job[1]) or not _C_OPTIONS.issuperset(opts):
+            return None
+        ow = opts.get("overwrite", overwrite)
+        flags = _core.CREATE_FOR_IMPORT
+        flags |= _core.CREATE_FOR_DIR if opts.get("directory") else 0
+        flags |= _core.EFS_DROP_ALTERNATE_STREAMS_FLAG if opts.get("drop_alternate_streams") else 0
+        flags |= _core.OVERWRITE_HIDDEN if ow else (_core.NO_REPLACE if posix else 0)
+        c_jobs.append((job[0], job[1], flags, opts.get("expect")))
+    return c_jobs
 
 
 def _run_batch(batch: Any, total: int, workers: Optional[int], token: _core.CancelToken,
