@@ -251,35 +251,74 @@ def test_read_manifest_gives_the_same_with_and_without_the_c_reader(xattr_dir, m
     _tree(src, names)
     assert backup_set(str(src), FolderSink(str(dest))).complete
     fast = read_manifest(dest / MANIFEST_NAME)
-    seen = []
-    real = manifest_mod._object_fields
-    monkeypatch.setattr(manifest_mod, "_object_fields", lambda raw: seen.append(raw) or real(raw))
+    taken = []
+    real = manifest_mod._object_entries
+
+    def spy(*args):
+        pos, n = real(*args)
+        taken.append(n)
+        return pos, n
+    monkeypatch.setattr(manifest_mod, "_object_entries", spy)
     assert read_manifest(dest / MANIFEST_NAME) == fast
-    assert sum(real(raw) is not None for raw in seen) == len(names)  # every file's line in C
-    monkeypatch.setattr(manifest_mod, "_object_fields", lambda raw: None)
+    assert sum(taken) == len(names)         # every file's line in C
+    # json alone (every line left to it) reads the same
+    monkeypatch.setattr(manifest_mod, "_object_entries", lambda data, pos, *rest: (pos, 0))
     assert read_manifest(dest / MANIFEST_NAME) == fast
 
 
 def test_a_long_manifest_is_hashed_whole():
-    """Lines are hashed in chunks: a manifest of several chunks still gives
-    the SHA-256 of every line before its end line, and a line changed in a
-    later chunk is still found out."""
+    """A long manifest (its object lines read in C, between lines json
+    reads) gives the SHA-256 of every line before its end line, and a line
+    changed far into it is still found out."""
     import io
     from efsfast.backupset.manifest import Header, ManifestError, ManifestWriter
     buf = io.BytesIO()
     w = ManifestWriter(buf, Header.new("/src", "posix"))
     rnd = random.Random(3)
-    n = 2 * manifest_mod._HASH_CHUNK + 17
+    n = 2 * 1024 + 17
     for i in range(n):
         e = next(_entries(rnd, [f"d/f{i}"]))
         e.path = f"d/f{i}"
         w.add(e)
     digest = w.finish()
     data = buf.getvalue()
-    m = manifest_mod._read(io.BytesIO(data), "m")
+    m = manifest_mod._read(data, "m")
     assert len(m.entries) == n and m.sha256 == digest
     assert digest == hashlib.sha256(data[:data.rindex(b"\n", 0, len(data) - 1) + 1]).hexdigest()
     changed = data.replace(b'"path":"d/f2040"', b'"path":"d/f2041"')
     assert changed != data
     with pytest.raises(ManifestError, match="does not match"):
-        manifest_mod._read(io.BytesIO(changed), "m")
+        manifest_mod._read(changed, "m")
+
+
+def test_lines_json_reads_between_the_c_readers_and_a_cut_last_line():
+    """The C reader takes runs of the writer's lines and stops at any other
+    spelling: json reads that line and the C reader goes on after it; the
+    same entries come out as when json reads every line.  A partial
+    manifest cut inside an object line keeps the lines before it."""
+    import io
+    from efsfast.backupset.manifest import Header, ManifestWriter
+    buf = io.BytesIO()
+    w = ManifestWriter(buf, Header.new("/src", "posix"))
+    rnd = random.Random(11)
+    for i in range(40):
+        e = next(_entries(rnd, [f"d/f{i}"]))
+        w.add(e)
+    w.finish()
+    lines = buf.getvalue().splitlines(keepends=True)
+    # every 7th object line respelled (spaces after the colons) as json still reads it
+    lines[1:-1] = [ln.replace(b'":', b'": ') if k % 7 == 3 else ln for k, ln in enumerate(lines[1:-1])]
+    body = b"".join(lines[:-1])
+    end = json.loads(lines[-1])
+    end["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+    data = body + _line(end)
+    m = manifest_mod._read(data, "m")
+    by_json = [Entry.from_json(json.loads(ln)) for ln in lines[1:-1]]
+    assert m.entries == by_json and m.complete
+    # cut short in the middle of the 30th object line, no end line
+    cut = b"".join(lines[:30]) + lines[30][:25]
+    p = manifest_mod._read(cut, "m", partial=True)
+    assert p.entries == by_json[:29] and not p.complete
+    assert p.sha256 == hashlib.sha256(b"".join(lines[:30])).hexdigest()
+    with pytest.raises(manifest_mod.ManifestError, match="not a manifest line"):
+        manifest_mod._read(cut, "m")

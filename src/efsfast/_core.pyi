@@ -90,6 +90,8 @@ def plain_bulk_restore(jobs: List[Any], backend: Backend, token: CancelToken, fa
 
 def manifest_object_fields(line: bytes) -> Optional[Tuple[
     str, bool, int, str, int, str, Optional[Dict[str, Any]]]]: ...
+def manifest_object_entries(data: bytes, pos: int, make: Callable[..., Any], file_kind: Any,
+                            dir_kind: Any, out: List[Any]) -> Tuple[int, int]: ...
 
 @disjoint_base
 class BulkExport:

@@ -41,3 +41,54 @@ def manifest_object_fields(bytes line):
                 "mtime_ns": f.mtime_ns, "source": "posix"}
     return (path, bool(f.directory), f.raw_size, _hex32(sha), f.source_size, _hex32(efs_sha),
             meta)
+
+
+cdef extern from "<string.h>":
+    const void *memchr(const void *s, int c, size_t n) nogil
+
+
+def manifest_object_entries(bytes data, Py_ssize_t pos, make, file_kind, dir_kind, list out):
+    """Every object line from offset ``pos`` of a manifest's bytes on, as
+    :func:`manifest_object_fields` reads them, each appended to ``out`` as
+    ``make(path, kind, raw_size, sha256, source_size, efs_sha256, meta)``
+    (``kind``: ``file_kind`` or ``dir_kind``; ``meta`` the POSIX metadata
+    dict, or a new empty one), up to the first line that is not one (or has
+    no "\\n": a last line cut short): ``(its offset, lines taken)``."""
+    cdef const char *base = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t size = len(data), start = pos, taken = 0
+    cdef const char *nl
+    cdef size_t n, cap = 256
+    cdef efs_line_facts f
+    cdef uint8_t sha[32]
+    cdef uint8_t efs_sha[32]
+    cdef uint8_t *buf = <uint8_t *>malloc(cap)
+    cdef uint8_t *grown
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        while start < size:
+            nl = <const char *>memchr(base + start, b'\n', <size_t>(size - start))
+            if nl == NULL:
+                break
+            n = <size_t>(nl - (base + start)) + 1
+            if n > cap:
+                grown = <uint8_t *>realloc(buf, n)
+                if grown == NULL:
+                    raise MemoryError()
+                buf, cap = grown, n
+            if not efs_manifest_read_object_line(base + start, n, &f, buf, sha, efs_sha):
+                break
+            path = PyUnicode_DecodeUTF8(<const char *>f.path, f.path_len, NULL)
+            if f.posix_meta:
+                # (json's key order: the line's, sorted)
+                meta = {"atime_ns": f.atime_ns, "ctime_ns": f.ctime_ns, "mode": f.mode,
+                        "mtime_ns": f.mtime_ns, "source": "posix"}
+            else:
+                meta = {}
+            out.append(make(path, dir_kind if f.directory else file_kind, f.raw_size,
+                            _hex32(sha), f.source_size, _hex32(efs_sha), meta))
+            start += <Py_ssize_t>n
+            taken += 1
+    finally:
+        free(buf)
+    return start, taken

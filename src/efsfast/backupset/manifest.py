@@ -20,13 +20,13 @@ import json.encoder
 import os
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
+from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 # (re-exported: where the set's manifest lies is named here as before)
 from .setfiles import MANIFEST_NAME as MANIFEST_NAME
 from .setfiles import PARTIAL_NAME as PARTIAL_NAME
 from .setfiles import find_manifest as find_manifest
-from .._core import manifest_object_fields as _object_fields
+from .._core import manifest_object_entries as _object_entries
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38
@@ -307,40 +307,34 @@ def read_manifest(source: Union[str, "os.PathLike[str]", IO[bytes]], name: str =
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         with open(source, "rb") as f:
-            return _read(f, name, partial)
-    return _read(source, name, partial)
+            return _read(f.read(), name, partial)
+    return _read(source.read(), name, partial)
 
 
-# lines hashed together: one update per line cost a restore's calling
-# thread ~0.2 us each
-_HASH_CHUNK = 1024
-
-
-def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
-    h = hashlib.sha256()
+def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
     header: Optional[Header] = None
     entries: List[Entry] = []
     end = None
-    hashed: List[bytes] = []        # every line before the end line, in order
-    for number, raw in enumerate(f, 1):
-        if len(hashed) >= _HASH_CHUNK:
-            h.update(b"".join(hashed))
-            hashed.clear()
-        if end is not None:
-            raise ManifestError(name, "text after the end line", number)
-        if partial and not raw.endswith(b"\n"):
-            break               # each line is written whole with its \n: one cut short by a kill
-        if header is not None:
-            # an object line as the writer spells it, read in C (json and
+    hashed = len(data)      # the lines before the end line (or a last one cut short) are hashed
+    pos = number = 0
+    while pos < len(data):
+        if header is not None and end is None:
+            # the object lines as the writer spells them, read in C (json and
             # Entry.from_json cost ~2 us a line in the calling thread of a
             # restore); any other line (or spelling) is json's, as below
-            fields = _object_fields(raw)
-            if fields is not None:
-                hashed.append(raw)
-                path, directory, raw_size, sha256, source_size, efs_sha256, meta = fields
-                entries.append(Entry(path, Kind.DIRECTORY if directory else Kind.FILE, raw_size,
-                                     sha256, source_size, efs_sha256, meta or {}))
-                continue
+            pos, taken = _object_entries(data, pos, Entry, Kind.FILE, Kind.DIRECTORY, entries)
+            number += taken
+            if pos >= len(data):
+                break
+        nl = data.find(b"\n", pos)
+        raw = data[pos:] if nl < 0 else data[pos:nl + 1]
+        number += 1
+        if end is not None:
+            raise ManifestError(name, "text after the end line", number)
+        if partial and nl < 0:
+            hashed = pos
+            break               # each line is written whole with its \n: one cut short by a kill
+        line_at, pos = pos, pos + len(raw)
         try:
             d = _parse(raw.decode("utf-8"))
             kind = _LINE_TYPES.get(d["type"])
@@ -350,8 +344,8 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
             raise ManifestError(name, f"not a manifest line ({exc})", number) from None
         if kind is LineType.END:
             end = (number, d)
+            hashed = line_at
             continue
-        hashed.append(raw)
         try:
             if kind is LineType.SET:
                 if number != 1 or d.get("format") != FORMAT:
@@ -370,7 +364,7 @@ def _read(f: Iterable[bytes], name: str, partial: bool = False) -> Manifest:
             if isinstance(exc, ManifestError):
                 raise
             raise ManifestError(name, f"malformed {kind.value} line ({exc!r})", number) from None
-    h.update(b"".join(hashed))
+    h = hashlib.sha256(memoryview(data)[:hashed])
     if header is None:
         raise ManifestError(name, "empty: no set line")
     if end is None:
