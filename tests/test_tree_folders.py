@@ -4,11 +4,13 @@ plain folder; --skip-existing accepts an existing folder only with the
 backup's $EFS; --overwrite applies a folder's $EFS in place."""
 import json
 import os
+import pathlib
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import efsfast
-from efsfast import cli
+from efsfast import cli, treewalk
 
 from conftest import listing, needs_posix
 
@@ -172,3 +174,15 @@ def test_overwrite_that_fails_leaves_the_folder_as_it_was(tmp_path, capsys):
     _check_blocked(rec, dest, "does not fit in the room this file system gives")
     assert efsfast.backup(dest / "Docs", directory=True) == old
     assert listing(dest / "Docs") == ["notes.txt"]
+
+
+@given(st.lists(st.text(alphabet="/a.é\\", max_size=12), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_parent_folders_are_os_path_dirname(paths):
+    """The tree jobs' parent folders, made in C on POSIX, are exactly
+    os.path.dirname's (a leading "/", doubled and trailing separators, no
+    separator at all), for str and path-like paths alike."""
+    want = {os.path.dirname(p) for p in paths}
+    assert treewalk.parent_folders(paths) == want
+    assert treewalk.parent_folders([pathlib.PurePosixPath(p) if p else p for p in paths]) == {
+        os.path.dirname(os.fspath(pathlib.PurePosixPath(p))) if p else "" for p in paths}

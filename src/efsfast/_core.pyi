@@ -1,5 +1,5 @@
 """Type stubs for the compiled hot path (efsfast._core)."""
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from typing_extensions import disjoint_base
 
@@ -90,6 +90,7 @@ def plain_bulk_restore(jobs: List[Any], backend: Backend, token: CancelToken, fa
 
 def manifest_object_fields(line: bytes) -> Optional[Tuple[
     str, bool, int, str, int, str, Optional[Dict[str, Any]]]]: ...
+def parent_folders(paths: Iterable[Any]) -> Set[Any]: ...
 def manifest_object_entries(data: bytes, pos: int, make: Callable[..., Any], file_kind: Any,
                             dir_kind: Any, out: List[Any]) -> Tuple[int, int]: ...
 

@@ -64,4 +64,5 @@ include "_core_bulkexport.pxi"   # BulkExport: a backup set's objects in C (POSI
 include "_core_streamexport.pxi" # StreamExport: a tar stream's objects into memory, in C (POSIX)
 include "_core_manifest.pxi"     # a set's manifest lines read in C (the writer's own)
 include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)
+include "_core_paths.pxi"        # parent folders of many paths, in C (tree jobs)
 include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C

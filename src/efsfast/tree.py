@@ -17,7 +17,7 @@ from ._core import Backend, CancelToken
 from ._errors import EfsError
 from .threadrun import run_threads
 from .treefolders import FolderGate
-from .treewalk import check_source_dir, child_prefix, parent_folder, problem, walk
+from .treewalk import check_source_dir, child_prefix, parent_folders, problem, walk
 from .volume import EFSINFO_XATTR, FILE_ATTRIBUTE_ENCRYPTED, is_encrypted  # noqa: F401 (API)
 
 SUFFIX = ".efsraw"
@@ -109,7 +109,7 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
 def _make_parents(paths: Iterable[str]) -> None:
     """Create each distinct parent folder once (not one mkdir per file: on
     a FUSE mount every call is a round trip to the daemon)."""
-    for d in sorted({parent_folder(p) for p in paths}):
+    for d in sorted(parent_folders(paths)):
         try:
             os.makedirs(d, exist_ok=True)
         except OSError as exc:          # the destination cannot be written: the job fails

@@ -14,7 +14,7 @@ from . import api
 from .api import BulkResult, ItemError
 from ._core import Backend
 from ._errors import EfsError
-from .treewalk import parent_folder
+from .treewalk import parent_folders
 
 Jobs = List[Tuple[Any, ...]]        # (target, raw stream[, options]) per job
 
@@ -88,7 +88,9 @@ class FolderGate:
         """A raw stream whose target holds other targets is a folder's, even
         when its headers do not say so (a damaged folder stream): restored as
         a folder, it fails as one and blocks what it holds."""
-        parents = {parent_folder(os.fspath(j[0])) for j in dirs + files}
+        parents = parent_folders([j[0] for j in dirs + files])
+        if parents.isdisjoint(map(os.fspath, [j[0] for j in files])):
+            return dirs, files          # (the common case, without a Python step per job)
         moved = [(j[0], j[1], {**(j[2] if len(j) > 2 else {}), "directory": True})
                  for j in files if os.fspath(j[0]) in parents]
         if not moved:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from ._errors import EfsError, as_efs_error
 
@@ -78,6 +78,15 @@ def parent_folder(path: str) -> str:
     if i > 0 and os.altsep is None and path[i - 1] != os.sep:
         return path[:i]
     return os.path.dirname(path)
+
+
+def parent_folders(paths: Iterable[str]) -> Set[str]:
+    """The set of :func:`parent_folder` of every path, made in C where paths
+    are POSIX ones (no Python call per object)."""
+    if os.altsep is None:
+        from ._core import parent_folders as in_c
+        return in_c(paths)
+    return {parent_folder(p) for p in paths}
 
 
 def child_prefix(folder: str) -> Optional[str]:

@@ -17,7 +17,7 @@ from .._errors import EfsError, RefusedError
 from ..api import BulkResult, ItemError
 from . import metadata as _meta
 from .manifest import (ERROR_INCOMPLETE_SET, MANIFEST_NAME, Entry, JsonObject, Kind, Manifest,
-                       ManifestError, find_manifest, read_manifest)
+                       ManifestError, SUFFIX, find_manifest, read_manifest)
 from .result import SetResult
 from .setfiles import has_manifest as has_manifest  # (re-exported: this module's interface)
 
@@ -270,15 +270,29 @@ def checkable(entries: Iterable[Entry], dest_dir: str,
     """(entry, target) of each object with a raw stream that its manifest
     line lets a restore check; a line that gives nothing to check against
     goes to ``unusable`` as a failed item instead (see :func:`unchecked`)."""
-    streams = [e for e in entries if e.has_stream]
+    streams, targets = _checkable(entries, dest_dir, unusable)
+    return zip(streams, targets)
+
+
+def _checkable(entries: Iterable[Entry], dest_dir: str,
+               unusable: List[ItemError]) -> Tuple[List[Entry], List[str]]:
+    """:func:`checkable` as two lists, made without a Python call per object
+    in the common case (the calling thread of a set's restore)."""
+    plain = Kind.PLAIN_DIRECTORY
+    streams = [e for e in entries if e.kind is not plain and not e.failed]
     targets = _targets(dest_dir, [e.path for e in streams])
-    for k, e in enumerate(streams):
-        target = targets[k] if targets is not None else _target(dest_dir, e.path)
-        bad = unchecked(e, target)
-        if bad is not None:
-            unusable.append(bad)
-            continue
-        yield e, target
+    if targets is None:
+        targets = [_target(dest_dir, e.path) for e in streams]
+    if any(e.raw_size is None or e.sha256 is None for e in streams):
+        keep = []
+        for k, e in enumerate(streams):
+            bad = unchecked(e, targets[k])
+            if bad is None:
+                keep.append(k)
+            else:
+                unusable.append(bad)
+        streams, targets = [streams[k] for k in keep], [targets[k] for k in keep]
+    return streams, targets
 
 
 def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
@@ -288,21 +302,25 @@ def checked_jobs(entries: Iterable[Entry], folders: Dict[str, str], own_id: str,
     (restore_many's ``expect``): (directory jobs in creation order, file
     jobs, failed items for lines that give nothing to check against).
     ``folders``: the folder of each set by id (``own_id``: the set itself)."""
-    dirs: tree.Jobs = []
-    files: tree.Jobs = []
     unusable: List[ItemError] = []
-    # (each set's folder as _below puts it before a path: one concatenation
-    # per object)
-    bases = {k: _base(v) for k, v in folders.items()} if not _WINDOWS_PATHS else None
-    for e, target in checkable(entries, dest_dir, unusable):
-        # (the stored name is the path checkable took, plus a suffix)
-        source = (bases[e.ref or own_id] + e.stored_name if bases is not None
-                  else _below(folders[e.ref or own_id], e.stored_name))
-        expect = (e.raw_size, e.sha256)
-        if e.kind is Kind.DIRECTORY:
-            dirs.append((target, source, {"directory": True, "expect": expect}))
-        else:
-            files.append((target, source, {"expect": expect}))
+    streams, targets = _checkable(entries, dest_dir, unusable)
+    if _WINDOWS_PATHS:
+        sources = [_below(folders[e.ref or own_id], e.stored_name) for e in streams]
+    elif all(e.ref is None for e in streams):
+        # (each set's folder as _below puts it before a path: one
+        # concatenation per object; the stored name is the path plus a suffix)
+        base = _base(folders[own_id])
+        sources = [base + e.path + SUFFIX for e in streams]
+    else:
+        bases = {k: _base(v) for k, v in folders.items()}
+        sources = [bases[e.ref or own_id] + e.path + SUFFIX for e in streams]
+    folder = Kind.DIRECTORY
+    files: tree.Jobs = [(t, s, {"expect": (e.raw_size, e.sha256)})
+                        for e, t, s in zip(streams, targets, sources) if e.kind is not folder]
+    if len(files) == len(streams):
+        return [], files, unusable
+    dirs: tree.Jobs = [(t, s, {"directory": True, "expect": (e.raw_size, e.sha256)})
+                       for e, t, s in zip(streams, targets, sources) if e.kind is folder]
     dirs.sort(key=lambda j: j[0].count(os.sep))
     return dirs, files, unusable
 
