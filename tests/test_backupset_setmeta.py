@@ -39,9 +39,9 @@ def _spy(monkeypatch):
     made = []
     real = _core.PosixMetaBatch
 
-    def batch(jobs):
-        made.append(len(jobs))
-        return real(jobs)
+    def batch(paths, metas, acl):
+        made.append(len(paths))
+        return real(paths, metas, acl)
     monkeypatch.setattr(_core, "PosixMetaBatch", batch)
     return made
 
@@ -72,16 +72,30 @@ def test_acl_off_leaves_the_mode(xattr_dir):
 
 
 def test_values_c_cannot_hold_go_to_apply(tmp_path):
-    """A value out of the C types' range is left to os.utime (which says
-    why), nothing of the batch set; odd values are not batched at all."""
-    f = tmp_path / "f"
-    f.write_bytes(b"")
-    assert meta.apply_posix_many([(str(f), 0o600, 2 ** 70, 0)], 2) is None
-    assert meta.posix_values({"source": "posix", "mode": "0644", "atime_ns": 1,
-                              "mtime_ns": 2}, acl=True) is None
-    assert meta.posix_values({"source": "posix", "mode": "0644", "atime_ns": 1,
-                              "mtime_ns": 2}, acl=False) == (-1, 1, 2)
-    assert meta.posix_values({"source": "ntfs-3g"}, acl=True) is None
+    """A value out of the C types' range, and any other odd value or
+    source, is left to apply (which sets it or says why): only that file's;
+    the others' are set in C."""
+    paths = []
+    for i in range(6):
+        paths.append(str(tmp_path / f"f{i}"))
+        open(paths[-1], "wb").close()
+    good = {"source": "posix", "mode": 0o600, "atime_ns": 5, "mtime_ns": 7}
+    metas = [good,
+             dict(good, atime_ns=2 ** 70),              # beyond int64
+             dict(good, mode="0644"),                   # not a number
+             dict(good, mode=0o10000),                  # beyond the permission bits
+             {"source": "ntfs-3g"},
+             dict(good, mtime_ns=True)]                 # a bool is not a time
+    errors, left = meta.apply_posix_many(paths, metas, True, 2)
+    assert errors == [] and left == [1, 2, 3, 4, 5]
+    st = os.lstat(paths[0])
+    assert (st.st_mode & 0o7777, st.st_atime_ns, st.st_mtime_ns) == (0o600, 5, 7)
+    for p in paths[1:]:
+        assert os.lstat(p).st_mtime_ns != 7
+    # without the ACL (mode), an odd mode is no reason to leave a file
+    errors, left = meta.apply_posix_many(paths[2:4], metas[2:4], False, 1)
+    assert errors == [] and left == []
+    assert [os.lstat(p).st_mtime_ns for p in paths[2:4]] == [7, 7]
 
 
 def test_a_file_whose_metadata_cannot_be_set_is_a_named_failed_item(xattr_dir, tmp_path):

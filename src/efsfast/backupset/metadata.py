@@ -179,40 +179,22 @@ def filetime_to_ns(ft: int) -> int:
     return (ft - FILETIME_UNIX_EPOCH) * 100
 
 
-def posix_values(meta: Meta, acl: bool) -> Optional[Tuple[int, int, int]]:
-    """What :func:`apply` sets on a POSIX file system (not ntfs-3g, not
-    Windows) for POSIX metadata, as ``(mode or -1 for none, atime_ns,
-    mtime_ns)`` for :func:`apply_posix_many`; None for anything else (other
-    sources, and values apply would refuse: it is left to say why)."""
-    if meta.get("source") != _POSIX:
-        return None
-    mode, atime_ns, mtime_ns = meta.get("mode"), meta.get("atime_ns"), meta.get("mtime_ns")
-    if type(atime_ns) is not int or type(mtime_ns) is not int:
-        return None
-    if not acl:
-        return -1, atime_ns, mtime_ns
-    if type(mode) is not int or not 0 <= mode <= 0o7777:
-        return None
-    return mode, atime_ns, mtime_ns
-
-
-def apply_posix_many(jobs: List[Tuple[str, int, int, int]],
-                     workers: int) -> Optional[List[Tuple[int, OSError]]]:
-    """:func:`apply` of POSIX metadata onto many objects of a POSIX file
-    system, ``(path, mode or -1, atime_ns, mtime_ns)`` each (see
-    :func:`posix_values`), on ``workers`` threads in C without the GIL (the
-    calling thread only waits): the index and error of each that failed,
-    the error as os.chmod or os.utime would raise it.  None, with nothing
-    set, where a value does not fit the C types (apply then says why)."""
+def apply_posix_many(paths: List[str], metas: List[Meta], acl: bool,
+                     workers: int) -> Tuple[List[Tuple[int, OSError]], List[int]]:
+    """:func:`apply` of POSIX metadata (``metas``, as manifest lines give
+    it) onto many objects of a POSIX file system (not ntfs-3g, not Windows),
+    on ``workers`` threads in C without the GIL (the calling thread only
+    waits): (the index and error of each that failed, the error as os.chmod
+    or os.utime would raise it; the indices of those it left to
+    :func:`apply`: other sources, and values apply would refuse or C cannot
+    hold, so that apply says why)."""
     from .. import _core
-    try:
-        batch = _core.PosixMetaBatch(jobs)
-    except (OverflowError, TypeError):
-        return None
-    if run_threads(batch.work, min(workers, len(jobs)), name="efsfast-metadata",
-                   stop=batch.stop):
+    batch = _core.PosixMetaBatch(paths, metas, acl)
+    if batch.count and run_threads(batch.work, min(workers, batch.count), name="efsfast-metadata",
+                                   stop=batch.stop):
         raise KeyboardInterrupt         # (no further object was started)
-    return [(i, OSError(err, os.strerror(err), jobs[i][0])) for i, err, _op in batch.failures()]
+    return ([(i, OSError(err, os.strerror(err), paths[i])) for i, err, _op in batch.failures()],
+            batch.left)
 
 
 def apply(path: str, meta: Meta, *, acl: bool = True, target_ntfs3g: Optional[bool] = None) -> None:

@@ -173,10 +173,6 @@ def target_path(dest: str, rel: str) -> str:
     return _target(dest, rel)
 
 
-# above any file's rank in apply_metadata's order (a rank is minus a depth)
-_FOLDERS_AFTER = 1 << 62
-
-
 def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
                    skip: Set[str], workers: Optional[int] = None) -> List[ItemError]:
     """Metadata onto restored objects: files, then folders deepest first, so
@@ -185,35 +181,39 @@ def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
     daemon serves one request at a time and the calls are short).  Elsewhere
     the files' POSIX metadata is set in C on ``workers`` threads (by default
     as many as the restore's), the calling thread only listing it."""
-    failures: List[ItemError] = []
-    listed = list(entries)
-    # files, then folders, each deepest first (sorted by a list's own
-    # __getitem__: no Python call per object)
-    rank = [-e.path.count("/") if e.kind is Kind.FILE else _FOLDERS_AFTER - e.path.count("/")
-            for e in listed]
-    order = sorted(range(len(listed)), key=rank.__getitem__)
-    todo = [listed[k] for k in order]
-    targets = _targets(dest, [e.path for e in todo])
+    file = Kind.FILE
+    listed = [e for e in entries if e.meta and not e.failed]
+    files = [e for e in listed if e.kind is file]
+    # (folders deepest first; files deepest first too where each is set in
+    # Python: its order does not matter in C, where they run in parallel)
+    folders = sorted((e for e in listed if e.kind is not file), key=_depth, reverse=True)
     ntfs = _meta.is_ntfs3g(dest)
     in_c = not ntfs and sys.platform != "win32"
-    batch: List[Tuple[str, int, int, int]] = []
-    batched: List[int] = []             # index in todo of each batch job
-    for i, e in enumerate(todo):
-        if in_c and e.kind is not Kind.FILE:        # the files' first, then the folders'
-            failures += _apply_batch(batch, batched, todo, dest, acl, workers)
-            in_c = False
-        target = targets[i] if targets is not None else _target(dest, e.path)
-        if e.failed or target in skip or not e.meta:
-            continue
-        values = _meta.posix_values(e.meta, acl) if in_c else None
-        if values is not None:
-            batch.append((target, *values))
-            batched.append(i)
-            continue
-        failures += _apply_one(i, target, e, acl, ntfs)
+    if not in_c:
+        files.sort(key=_depth, reverse=True)
+    todo = files + folders
+    targets = _targets(dest, [e.path for e in todo])
+    if targets is None:
+        targets = [_target(dest, e.path) for e in todo]
+    left: Sequence[int] = range(len(todo))
+    failures: List[ItemError] = []
     if in_c:
-        failures += _apply_batch(batch, batched, todo, dest, acl, workers)
+        batch: Sequence[int] = ([k for k in range(len(files)) if targets[k] not in skip] if skip
+                                else range(len(files)))
+        errors, rest = _meta.apply_posix_many([targets[k] for k in batch],
+                                              [todo[k].meta for k in batch], acl,
+                                              workers or default_workers(dest))
+        failures += [ItemError(batch[k], targets[batch[k]], exc) for k, exc in errors
+                     if not isinstance(exc, FileNotFoundError)]  # (not restored: no failure)
+        left = [batch[k] for k in rest] + list(range(len(files), len(todo)))
+    for k in left:
+        if targets[k] not in skip:
+            failures += _apply_one(k, targets[k], todo[k], acl, ntfs)
     return failures
+
+
+def _depth(e: Entry) -> int:
+    return e.path.count("/")
 
 
 def _apply_one(i: int, target: str, e: Entry, acl: bool, ntfs: bool) -> List[ItemError]:
@@ -226,20 +226,6 @@ def _apply_one(i: int, target: str, e: Entry, acl: bool, ntfs: bool) -> List[Ite
             exc.filename = target
         return [ItemError(i, target, exc)]
     return []
-
-
-def _apply_batch(batch: List[Tuple[str, int, int, int]], batched: List[int], todo: List[Entry],
-                 dest: str, acl: bool, workers: Optional[int]) -> List[ItemError]:
-    """The batch's metadata set in C: its failures, as :func:`_apply_one`
-    gives them (one that was not restored is not one)."""
-    if not batch:
-        return []
-    errors = _meta.apply_posix_many(batch, workers or default_workers(dest))
-    if errors is None:          # (a value C cannot hold: each as apply takes it)
-        return [f for k, (target, *_v) in enumerate(batch)
-                for f in _apply_one(batched[k], target, todo[batched[k]], acl, False)]
-    return [ItemError(batched[k], batch[k][0], exc) for k, exc in errors
-            if not isinstance(exc, FileNotFoundError)]
 
 
 def _failed_entries(entries: Iterable[Entry], dest: str) -> List[ItemError]:
