@@ -266,7 +266,8 @@ def test_read_manifest_gives_the_same_with_and_without_the_c_reader(xattr_dir, m
     assert read_manifest(dest / MANIFEST_NAME) == fast
 
 
-def test_a_long_manifest_is_hashed_whole():
+@pytest.mark.parametrize("aside", [False, True])
+def test_a_long_manifest_is_hashed_whole(monkeypatch, aside):
     """A long manifest (its object lines read in C, between lines json
     reads) gives the SHA-256 of every line before its end line, and a line
     changed far into it is still found out."""
@@ -276,6 +277,8 @@ def test_a_long_manifest_is_hashed_whole():
     w = ManifestWriter(buf, Header.new("/src", "posix"))
     rnd = random.Random(3)
     n = 2 * 1024 + 17
+    if aside:       # (hashed on another thread as its lines are read: over 1 MiB)
+        monkeypatch.setattr(manifest_mod, "_HASH_ASIDE", 0)
     for i in range(n):
         e = next(_entries(rnd, [f"d/f{i}"]))
         e.path = f"d/f{i}"
@@ -289,13 +292,19 @@ def test_a_long_manifest_is_hashed_whole():
     assert changed != data
     with pytest.raises(ManifestError, match="does not match"):
         manifest_mod._read(changed, "m")
+    with pytest.raises(ManifestError, match="text after the end line"):
+        manifest_mod._read(data + data[-200:], "m")
 
 
-def test_lines_json_reads_between_the_c_readers_and_a_cut_last_line():
+@pytest.mark.parametrize("aside", [False, True])
+def test_lines_json_reads_between_the_c_readers_and_a_cut_last_line(monkeypatch, aside):
     """The C reader takes runs of the writer's lines and stops at any other
     spelling: json reads that line and the C reader goes on after it; the
     same entries come out as when json reads every line.  A partial
-    manifest cut inside an object line keeps the lines before it."""
+    manifest cut inside an object line keeps the lines before it.  The same
+    with the hash made on another thread (``aside``: long manifests)."""
+    if aside:
+        monkeypatch.setattr(manifest_mod, "_HASH_ASIDE", 0)
     import io
     from efsfast.backupset.manifest import Header, ManifestWriter
     buf = io.BytesIO()

@@ -18,6 +18,7 @@ import hashlib
 import json
 import json.encoder
 import os
+import threading
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
@@ -311,7 +312,34 @@ def read_manifest(source: Union[str, "os.PathLike[str]", IO[bytes]], name: str =
     return _read(source.read(), name, partial)
 
 
+# a manifest this long is hashed on another thread as its lines are read
+# (hashlib lets go of the GIL): ~0.19 us a line less on the calling thread
+# of a restore, for a thread started and joined
+_HASH_ASIDE = 1 << 20
+
+
+def _digest_of(data: bytes) -> Callable[[int], str]:
+    """``digest(n)``: the SHA-256 (hex) of ``data[:n]``, the lines before
+    the end line; for a long manifest already under way on another thread,
+    on the guess that the last line is the end line (or one cut short)."""
+    def now(n: int) -> str:
+        return hashlib.sha256(memoryview(data)[:n]).hexdigest()
+    if len(data) < _HASH_ASIDE:
+        return now
+    guess = data.rfind(b"\n", 0, len(data) - 1) + 1
+    done: List[str] = []
+    t = threading.Thread(target=lambda: done.append(now(guess)), name="efsfast-manifest-hash",
+                         daemon=True)
+    t.start()
+
+    def digest(n: int) -> str:
+        t.join()
+        return done[0] if done and n == guess else now(n)
+    return digest
+
+
 def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
+    digest = _digest_of(data)
     header: Optional[Header] = None
     entries: List[Entry] = []
     end = None
@@ -364,23 +392,23 @@ def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
             if isinstance(exc, ManifestError):
                 raise
             raise ManifestError(name, f"malformed {kind.value} line ({exc!r})", number) from None
-    h = hashlib.sha256(memoryview(data)[:hashed])
+    sha256 = digest(hashed)
     if header is None:
         raise ManifestError(name, "empty: no set line")
     if end is None:
         if partial:             # killed before it could say so
-            return Manifest(header, entries, h.hexdigest(), complete=False)
+            return Manifest(header, entries, sha256, complete=False)
         raise ManifestError(name, "no end line: the manifest is truncated (an interrupted "
                                   "backup?)")
     number, d = end
     complete = d.get("complete", True) is not False
     if not complete and not partial:
         raise ManifestError(name, "the end line says the set is not complete", number)
-    if d.get("manifest_sha256") != h.hexdigest():
+    if d.get("manifest_sha256") != sha256:
         raise ManifestError(name, "the manifest's SHA-256 does not match its end line: "
                                   "it was changed after it was written", number)
     if d.get("objects") != len(entries):
         raise ManifestError(name, f"the end line counts {d.get('objects')} objects, the "
                                   f"manifest lists {len(entries)}", number)
-    return Manifest(header, entries, h.hexdigest(), complete=complete,
+    return Manifest(header, entries, sha256, complete=complete,
                     reason=None if complete else str(d.get("reason") or ""))
