@@ -296,6 +296,23 @@ def test_restore_many_checks_only_the_items_that_ask(xattr_dir):
 def test_a_malformed_expectation_is_refused():
     with pytest.raises(ValueError, match="32 bytes"):
         efsfast.restore_many([("/nonexistent/x", RAW, {"expect": (len(RAW), "abcd")})])
+    with pytest.raises(ValueError, match="non-hexadecimal"):      # (bytes.fromhex's words)
+        efsfast.restore_many([("/nonexistent/x", RAW, {"expect": (len(RAW), "g" * 64)})])
+
+
+def test_an_expected_digest_is_read_as_bytes_fromhex_reads_it(xattr_dir):
+    """64 hex digits are read in C; upper case, and hex with spaces
+    between bytes (which bytes.fromhex also takes), mean the same digest."""
+    hexed = GOOD[1]
+    spaced = " ".join(hexed[i:i + 2] for i in range(0, 64, 2))
+    wrong = hexed[:-1] + ("0" if hexed[-1] != "0" else "1")
+    jobs = [(xattr_dir / "lower", RAW, {"expect": (len(RAW), hexed)}),
+            (xattr_dir / "upper", RAW, {"expect": (len(RAW), hexed.upper())}),
+            (xattr_dir / "spaced", RAW, {"expect": (len(RAW), spaced)}),
+            (xattr_dir / "wrong", RAW, {"expect": (len(RAW), wrong)})]
+    r = efsfast.restore_many(jobs)
+    assert r.files == 3 and [f.index for f in r.failures] == [3]
+    assert r.failures[0].error.expected_sha256 == wrong
 
 
 def test_a_stream_restore_checks_the_objects_of_the_base_set(xattr_dir):

@@ -24,6 +24,7 @@ cdef extern from "Python.h":
     # object's own setattr: sets a frozen dataclass's fields the way its
     # generated __init__ does (through object.__setattr__), without the calls
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
 
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc

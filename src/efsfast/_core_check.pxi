@@ -137,17 +137,49 @@ cdef void check_drain(checked_source *s, import_ctx *c) noexcept nogil:
 cdef int check_expect(object_check *chk, object expect) except -1:
     """Fill in the expectation ``(size, sha256)`` (hex text or 32 bytes)."""
     size, digest = expect
-    digest = bytes.fromhex(digest) if isinstance(digest, str) else bytes(digest)
-    if len(digest) != 32:
-        raise ValueError(f"an expected SHA-256 is 32 bytes (64 hex digits), not {len(digest)}")
+    if type(digest) is str and _unhex32(digest, chk.expect):
+        pass                    # (a manifest line's: no bytes object per item)
+    else:
+        digest = bytes.fromhex(digest) if isinstance(digest, str) else bytes(digest)
+        if len(digest) != 32:
+            raise ValueError(f"an expected SHA-256 is 32 bytes (64 hex digits), not {len(digest)}")
+        memcpy(chk.expect, <const char *>digest, 32)
     if size < 0:
         raise ValueError(f"an expected size is at least 0, not {size}")
     chk.expect_size = size
-    memcpy(chk.expect, <const char *>digest, 32)
     chk.state = CHECK_PENDING
     chk.finished = 0
     chk.got_size = 0
     return 0
+
+
+cdef inline int _hexval(char c) noexcept:
+    if c'0' <= c <= c'9':
+        return c - c'0'
+    if c'a' <= c <= c'f':
+        return c - c'a' + 10
+    if c'A' <= c <= c'F':
+        return c - c'A' + 10
+    return -1
+
+
+cdef int _unhex32(str text, uint8_t *out) except -1:
+    """1 with ``out`` set where ``text`` is 64 hex digits and nothing else;
+    0 otherwise (bytes.fromhex then reads it, or says why not)."""
+    cdef Py_ssize_t n
+    cdef const char *p
+    cdef int i, hi, lo
+    if len(text) != 64:
+        return 0
+    p = PyUnicode_AsUTF8AndSize(text, &n)
+    if n != 64:
+        return 0
+    for i in range(32):
+        hi, lo = _hexval(p[2 * i]), _hexval(p[2 * i + 1])
+        if hi < 0 or lo < 0:
+            return 0
+        out[i] = <uint8_t>((hi << 4) | lo)
+    return 1
 
 
 cdef object check_error(object_check *chk, efs_dword rc, object source, object other):
