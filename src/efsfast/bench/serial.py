@@ -64,8 +64,31 @@ def bound(s: float, p: float, c: float, n: int) -> float:
     return c / (n * s + p)
 
 
-def _jobs(root: str, count: int) -> Dict[str, Callable[[int], Callable[[], object]]]:
-    """name -> (workers -> one run), each on fresh targets below ``root``."""
+class _Outputs:
+    """Fresh folders below ``root`` for the runs' outputs, removed between
+    runs by ``tidy()``, outside the timed part: 10,000 objects of 16 KiB a
+    run, kept, would fill tmpfs and press on memory."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.seq = 0
+        self.made: List[str] = []
+
+    def fresh(self) -> str:
+        self.seq += 1
+        d = os.path.join(self.root, f"t{self.seq}")
+        os.makedirs(d)
+        self.made.append(d)
+        return d
+
+    def tidy(self) -> None:
+        while self.made:
+            shutil.rmtree(self.made.pop())
+
+
+def _jobs(root: str, count: int,
+          outputs: _Outputs) -> Dict[str, Callable[[int], Callable[[], object]]]:
+    """name -> (workers -> one run), each on fresh targets (``outputs``)."""
     streams = [make_stream(SIZE, seed=i) for i in range(8)]
     srcs = [streams[i % len(streams)] for i in range(count)]
     folder = os.path.join(root, "folder")
@@ -75,13 +98,7 @@ def _jobs(root: str, count: int) -> Dict[str, Callable[[int], Callable[[], objec
         paths.append(os.path.join(folder, f"f{i:06d}.efsraw"))
         with open(paths[-1], "wb") as f:
             f.write(s)
-    seq = [0]
-
-    def fresh() -> str:
-        seq[0] += 1
-        d = os.path.join(root, f"t{seq[0]}")
-        os.makedirs(d)
-        return d
+    fresh = outputs.fresh
 
     def checked(r: object) -> None:
         failures = getattr(r, "failures", None)
@@ -127,7 +144,8 @@ def _jobs(root: str, count: int) -> Dict[str, Callable[[int], Callable[[], objec
             "backup-tree (folder set)": set_backups, "restore-tree (set, checked)": set_restores}
 
 
-def _decrypt_job(root: str, count: int) -> Callable[[int], Callable[[], object]]:
+def _decrypt_job(root: str, count: int,
+                 outputs: _Outputs) -> Callable[[int], Callable[[], object]]:
     """decrypt-tree of a set of ``count`` 16 KiB files encrypted for one
     RSA-2048 key (each file's FEK its own: one RSA decryption per item)."""
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -143,17 +161,14 @@ def _decrypt_job(root: str, count: int) -> Callable[[int], Callable[[], object]]
     set_dir = os.path.join(root, "encrypted-set")
     backup_set(src, FolderSink(set_dir))
     shutil.rmtree(src)
-    seq = [0]
 
     def run(w: int) -> Callable[[], object]:
-        seq[0] += 1
-        d = os.path.join(root, f"plain{seq[0]}")
+        d = os.path.join(outputs.fresh(), "plain")
 
         def go() -> None:
             r = decrypt_tree(set_dir, d, [key], workers=w, sync=False)
             if r.failures:
                 raise r.failures[0].error
-            shutil.rmtree(d)
         return go
     return run
 
@@ -201,8 +216,9 @@ def bench_serial(workdir: str, quick: bool, repeat: int, log: Log) -> Results:
             out["ceiling_per_item_s"] = cs
         else:
             out["ceiling"] = exe
-        jobs = _jobs(root, count)
-        jobs[DECRYPT] = _decrypt_job(root, count // 10)
+        outputs = _Outputs(root)
+        jobs = _jobs(root, count, outputs)
+        jobs[DECRYPT] = _decrypt_job(root, count // 10, outputs)
         for name, make in jobs.items():
             n = count // 10 if name == DECRYPT else count
             caller_at = max(workers) if name == DECRYPT else 1
@@ -213,6 +229,7 @@ def bench_serial(workdir: str, quick: bool, repeat: int, log: Log) -> Results:
                 for _ in range(repeat):
                     forked_ok = forked.alone()
                     wall, cpu = _timed_in_caller(make(w))
+                    outputs.tidy()
                     if best is None or wall < best[0]:
                         best = (wall, cpu, forked_ok)
                 assert best is not None
