@@ -3,6 +3,7 @@ one ``.efsraw`` file each, in a mirrored folder, and restore such a folder
 back into a tree.  Files run in parallel; directories are created first."""
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -193,7 +194,6 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
     streams below ``src_dir``; folders that cannot be listed go to
     ``errors`` as (path, error)."""
     dirs: Jobs = []
-    files: Jobs = []
     found: List[Tuple[str, str]] = []       # (target, raw stream)
     cut = len(SUFFIX)
     join = os.path.join
@@ -207,11 +207,12 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
         else:
             found.extend((join(out, f[:-cut]), join(folder.path, f))
                          for f in folder.files if f.endswith(SUFFIX))
-    for (target, p), folder_stream in zip(found, _directory_streams([p for _, p in found])):
-        if folder_stream:
-            dirs.append((target, p, {"directory": True}))
-        else:
-            files.append((target, p))
+    folder_streams = _directory_streams([p for _, p in found])
+    # (a file's job is its (target, raw stream) pair as found: no new tuple)
+    files = list(itertools.compress(found, [not d for d in folder_streams]))
+    if len(files) < len(found):
+        dirs = [(target, p, {"directory": True})
+                for (target, p), d in zip(found, folder_streams) if d]
     dirs.sort(key=lambda j: j[0].count(os.sep))
     return dirs, files
 
