@@ -20,8 +20,8 @@ from ..bulkjob import SafeProgress as _Progress
 from ..bulkjob import close_result as _close
 from ..bulkjob import run_on_threads as _run_threads
 from ..bulkjob import watch_ctrl_c as _watch_ctrl_c
-from .._errors import CancelledError
 from . import metadata as _meta
+from .bulktake import object_taker
 from .manifest import SUFFIX, Entry, Kind
 from ..treewalk import parent_folder, problem
 from .sinks import FolderSink
@@ -59,42 +59,22 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
-    plain = [0]
     report = _Progress(progress, token)
 
+    def store(_i: int, _src: str, out: str, entry: Entry, size: int) -> int:
+        sink.add_entry(entry, written=out)      # the line, once the object is in the set
+        return size
+
+    def undo(entry: Entry, _out: str) -> None:
+        sink.discard(entry)         # in the set, but not in its manifest: removed
+
+    take_object, counts = object_taker(batch, result, token, kind=kind, rel=rel,
+                                       make_done=make_done, store=store, undo=undo)
+
     def take(i: int) -> None:
-        src, out = jobs[i][0], jobs[i][1]
-        outcome, error, st, attrib, times, acl, acl_errno, efs_sha256, sha256, size = \
-            batch.take(i, src, out)
+        job = jobs[i]
         taken[i] = True
-        if outcome == "plain":
-            plain[0] += 1
-            result.results[i] = make_done(None, 0)
-            result.files += 1          # (writer.py drops plain candidates from the count)
-        elif outcome == "failed":
-            assert error is not None        # (C gives a failed item its error)
-            if isinstance(error, CancelledError):
-                token.cancel()         # stopped: not done, not failed
-                return
-            result.failures.append(ItemError(i, os.fspath(src), error))
-        elif outcome == "done":
-            # (C gives an item it took its stat and NTFS attribute values)
-            assert st is not None and attrib is not None and times is not None
-            directory = len(jobs[i]) > 2
-            # (one positional call: this runs once per object in the calling thread)
-            entry = Entry(rel(src), Kind.DIRECTORY if directory else Kind.FILE, size, sha256,
-                          0 if directory else st[0], efs_sha256)
-            try:        # (never raises into the wait: the workers still run)
-                entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
-                # the line, once the object is in the set
-                sink.add_entry(entry, written=out)
-            except Exception as exc:
-                sink.discard(entry)         # in the set, but not in its manifest: removed
-                result.failures.append(ItemError(i, os.fspath(src), exc))
-                return
-            result.results[i] = make_done(entry.kind, size)
-            result.files += 1
-            result.bytes += size
+        take_object(i, job[0], job[1], len(job) > 2)
 
     def take_run(i: int, stop: int) -> int:
         """The run of objects from ``i`` on (below ``stop``) whose lines the
@@ -141,7 +121,7 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
 
     def tick() -> None:
         drain()
-        report(result.files - plain[0], result.bytes, len(jobs) - plain[0])
+        report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
 
     interrupted = False
     try:
@@ -150,7 +130,7 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
         sweep(0, len(jobs), to_gap=False)           # what finished, also after Ctrl-C
         result.failures.sort(key=lambda e: e.index)
         _remove_empty(made)
-    report(result.files - plain[0], result.bytes, len(jobs) - plain[0])
+    report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
     return _close(result, token, interrupted, len(jobs), report)
 
 
