@@ -11,7 +11,7 @@ object by object through writer.py."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .. import _core
 from ..tree import Jobs
@@ -23,7 +23,7 @@ from ..bulkjob import watch_ctrl_c as _watch_ctrl_c
 from . import metadata as _meta
 from .bulktake import object_taker
 from .manifest import SUFFIX, Entry, Kind
-from ..treewalk import parent_folder, problem
+from ..treewalk import problem
 from .sinks import FolderSink
 
 # the metadata whose lines the workers make (efs_manifest.c); ntfs-3g's
@@ -38,24 +38,27 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
                 cancel: Optional[_core.CancelToken], rel_prefix: Optional[str] = None
                 ) -> BulkResult:
     """Export every candidate in ``jobs`` ((object, backup file[, options]))
-    into ``sink``; results: ``make_done(kind, bytes)`` per object,
-    ``make_done(None, 0)`` per plain candidate, None where it failed (see
-    failures) or never started.  ``rel_prefix``: the source folder and a
+    into ``sink``; results: ``make_done(kind, bytes)`` per object (objects
+    whose lines the workers made share one per distinct pair: it must be
+    immutable), ``make_done(None, 0)`` per plain candidate, None where it
+    failed (see failures) or never started.  ``rel_prefix``: the source folder and a
     separator, which ``rel`` cuts from a path below it: given, the workers
     make the manifest lines of such objects (POSIX metadata, or none)."""
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
-    made = _make_folders(sorted({parent_folder(j[1]) for j in jobs}))
-    # temporaries named by the workers (None), in temp_beside's form: naming
-    # each here cost the calling thread ~1.5 us per object
-    c_jobs = [(j[0], j[1], None, _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
     # the manifest lines made by the workers (efs_manifest.c): an Entry, its
     # metadata and its line made here cost the calling thread ~4 us per object
     lines = (kind.value if kind in _LINES_IN_C and rel_prefix is not None and os.sep == "/"
              else None)
-    batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
+    # the plan's jobs as they are (plan=True: no job list made again), each
+    # temporary named by the workers, in temp_beside's form: naming each
+    # here cost the calling thread ~1.5 us per object
+    batch = _core.BulkExport(jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
                              overwrite=sink.overwrite, sync=sink.sync_in_workers, lines=lines,
-                             rel_prefix=rel_prefix)
+                             rel_prefix=rel_prefix, plan=True)
+    # (the folders listed as the batch read the jobs: a parent_folder per
+    # object here cost ~0.2 us each)
+    made = _make_folders(sorted(set(batch.folders)))
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
@@ -76,10 +79,15 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
         taken[i] = True
         take_object(i, job[0], job[1], len(job) > 2)
 
+    made_done: Dict[int, Any] = {}      # one result per (kind, size), shared
+
+    def make(directory: bool, size: int) -> Any:
+        return make_done(Kind.DIRECTORY if directory else Kind.FILE, size)
+
     def take_run(i: int, stop: int) -> int:
         """The run of objects from ``i`` on (below ``stop``) whose lines the
         workers made, written at once; returns the first item not taken."""
-        j, blob, sizes = batch.take_lines(i, stop)
+        j, blob, nbytes = batch.take_lines(i, stop, result.results, made_done, make)
         if j == i:
             return i
         taken[i:j] = [True] * (j - i)
@@ -88,14 +96,13 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
             sink.add_lines(blob, j - i, outs,
                            lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)])
         except Exception as exc:
+            result.results[i:j] = [None] * (j - i)      # (take_lines gave them theirs)
             for k, out in zip(range(i, j), outs):
                 sink.discard_file(out)
                 result.failures.append(ItemError(k, os.fspath(jobs[k][0]), exc))
             return j
-        result.results[i:j] = [make_done(Kind.DIRECTORY if len(jobs[k]) > 2 else Kind.FILE,
-                                         size) for k, size in zip(range(i, j), sizes)]
         result.files += j - i
-        result.bytes += sum(sizes)
+        result.bytes += nbytes
         return j
 
     def sweep(i: int, stop: int, *, to_gap: bool) -> int:

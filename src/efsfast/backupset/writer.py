@@ -33,9 +33,10 @@ from .tarbulk import stream_bulk
 from .tarsink import TarSink
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Done:
-    # (one object per item made in the calling thread: no __dict__ beside it)
+    # (one object per item made in the calling thread: no __dict__ beside it;
+    # frozen: bulk.py gives objects of one kind and size the same one)
     __slots__ = ("kind", "bytes")
     kind: Optional[Kind]        # None: not encrypted (a candidate the worker skipped)
     bytes: int
