@@ -80,7 +80,7 @@ cdef class BulkExport:
                  bint capture_ntfs, bint overwrite, bint sync=False, bint hash=True,
                  bint fail_fast=False, str lines=None, str rel_prefix=None,
                  bint plan=False):
-        cdef size_t n = len(jobs), i, len_dest
+        cdef size_t n = len(jobs), i, len_dest, len_prefix = 0
         cdef Py_ssize_t cut, last_cut = -1
         cdef const char *last_dest = NULL
         cdef efs_backup_item *it
@@ -93,6 +93,7 @@ cdef class BulkExport:
                 raise ValueError("lines: a manifest line needs the hashes and rel_prefix")
             line_meta = _LINE_META[lines]
             prefix = os.fsencode(rel_prefix)
+            len_prefix = len(prefix)
         cdef uint64_t nonce = int.from_bytes(os.urandom(8), "little")
         self.keep = []
         self.folders = []
@@ -126,10 +127,11 @@ cdef class BulkExport:
                     last_dest, last_cut = it.dest, cut
             # (an object elsewhere, or a name that ends there: its line is
             # left to the caller)
-            if (prefix is not None and len(<bytes>bsrc) > len(prefix)
-                    and (<bytes>bsrc).startswith(prefix)):
-                it.rel = <const uint8_t *>it.src + len(prefix)
-                it.rel_len = len(<bytes>bsrc) - len(prefix)
+            # (memcmp: a bytes.startswith call per object cost more)
+            if (prefix is not None and <size_t>len(<bytes>bsrc) > len_prefix
+                    and memcmp(it.src, <const char *>(<bytes>prefix), len_prefix) == 0):
+                it.rel = <const uint8_t *>it.src + len_prefix
+                it.rel_len = len(<bytes>bsrc) - len_prefix
                 it.line_meta = line_meta
             if tmp is None:
                 it.tmp = NULL             # named by the worker (efs_posix_backup.c)
@@ -210,7 +212,9 @@ cdef class BulkExport:
         cdef unsigned long long nbytes = 0
         cdef efs_backup_item *it
         cdef char *dst
-        cdef bint folder
+        cdef bint folder, last_folder = False
+        cdef size_t last_len = 0
+        done = None
         if stop > self.b.count:
             stop = self.b.count
         if stop > <size_t>len(results):
@@ -229,11 +233,14 @@ cdef class BulkExport:
             dst += it.line_len
             nbytes += it.data_len
             folder = (it.flags & EFS_CREATE_FOR_DIR) != 0
-            # (a folder's key is below every file's: -1 - size)
-            key = -1 - <long long>it.data_len if folder else <long long>it.data_len
-            done = made.get(key)
-            if done is None:
-                done = made[key] = make(folder, it.data_len)
+            # (the last one's again, the common case, without a look-up)
+            if done is None or folder != last_folder or it.data_len != last_len:
+                # (a folder's key is below every file's: -1 - size)
+                key = -1 - <long long>it.data_len if folder else <long long>it.data_len
+                done = made.get(key)
+                if done is None:
+                    done = made[key] = make(folder, it.data_len)
+                last_folder, last_len = folder, it.data_len
             results[k] = done
             efs_posix_backup_item_free(it)
         return j, blob, nbytes

@@ -134,7 +134,7 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
     try:
         interrupted = _run_threads(batch.work, min(workers, len(jobs)) or 1, token, tick)
     finally:
-        sweep(0, len(jobs), to_gap=False)           # what finished, also after Ctrl-C
+        sweep(low[0], len(jobs), to_gap=False)      # what finished, also after Ctrl-C
         result.failures.sort(key=lambda e: e.index)
         _remove_empty(made)
     report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
