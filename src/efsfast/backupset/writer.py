@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 from .. import tree
 from .. import volume as _volume
@@ -375,9 +375,10 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     set."""
     # (most trees have none: one search by identity in C first, as this runs
     # in the calling thread over every object)
-    if _PLAIN not in bulk.results:
+    results = cast(List[object], bulk.results)     # (_Done here, not RestoreResult)
+    if _PLAIN not in results:
         return bulk, jobs, []
-    dropped = [i for i, r in enumerate(bulk.results) if r is _PLAIN]
+    dropped = [i for i, r in enumerate(results) if r is _PLAIN]
     drop = set(dropped)
     keep = [i for i in range(len(jobs)) if i not in drop]
     plain = [jobs[i][0] for i in dropped if len(jobs[i]) == 2]
