@@ -95,8 +95,10 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
         try:        # (never raises into the wait, as take)
             sink.add_lines(blob, j - i, outs,
                            lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)])
-        except Exception as exc:
+        except BaseException as exc:
             result.results[i:j] = [None] * (j - i)      # (take_lines gave them theirs)
+            if not isinstance(exc, Exception):
+                raise           # (Ctrl-C: not counted as done either)
             for k, out in zip(range(i, j), outs):
                 sink.discard_file(out)
                 result.failures.append(ItemError(k, os.fspath(jobs[k][0]), exc))
