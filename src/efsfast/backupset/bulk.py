@@ -71,13 +71,8 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
     def undo(entry: Entry, _out: str) -> None:
         sink.discard(entry)         # in the set, but not in its manifest: removed
 
-    take_object, counts = object_taker(batch, result, token, kind=kind, rel=rel,
-                                       make_done=make_done, store=store, undo=undo)
-
-    def take(i: int) -> None:
-        job = jobs[i]
-        taken[i] = True
-        take_object(i, job[0], job[1], len(job) > 2)
+    take, counts = object_taker(batch, jobs, taken, result, token, kind=kind, rel=rel,
+                                make_done=make_done, store=store, undo=undo)
 
     made_done: Dict[int, Any] = {}      # one result per (kind, size), shared
 

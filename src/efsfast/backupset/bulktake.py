@@ -14,6 +14,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from .. import _core
 from .._errors import CancelledError
 from ..bulkjob import BulkResult, ItemError
+from ..tree import Jobs
 from . import metadata as _meta
 from .manifest import Entry, Kind
 
@@ -22,24 +23,33 @@ from .manifest import Entry, Kind
 Store = Callable[[int, str, str, Entry, int], int]
 # after a failed Store: (entry, its output) -> None (what is left is undone)
 Undo = Callable[[Entry, str], None]
-# take(item, object, output, is a folder): the object's facts taken and recorded
-Take = Callable[[int, str, str, bool], None]
+# take(item): its facts taken and recorded
+Take = Callable[[int], None]
 
 
-def object_taker(batch: _core.BulkExport, result: BulkResult, token: _core.CancelToken, *,
-                 kind: _meta.MetaSource, rel: Callable[[str], str],
-                 make_done: Callable[[Optional[Kind], int], Any], store: Store,
-                 undo: Undo) -> Tuple[Take, List[int]]:
-    """(take, counts): ``take`` hands item i's facts over from ``batch``
-    and records the object in ``result`` (``make_done(kind, bytes)``,
-    ``make_done(None, 0)`` for a plain candidate, a failure named by the
-    object); counts: [items taken, plain candidates among them]."""
+def object_taker(batch: _core.BulkExport, jobs: Jobs, taken: List[bool], result: BulkResult,
+                 token: _core.CancelToken, *, kind: _meta.MetaSource,
+                 rel: Callable[[str], str], make_done: Callable[[Optional[Kind], int], Any],
+                 store: Store, undo: Undo, out_is_object: bool = False
+                 ) -> Tuple[Take, List[int]]:
+    """(take, counts): ``take(i)`` hands item i's facts over from ``batch``
+    (the job ``jobs[i]``: (object, output[, options]), a folder where
+    options are given; ``out_is_object``: the batch was given the object as
+    its output, as a stream's is), marks it in ``taken`` and records the
+    object in ``result`` (``make_done(kind, bytes)``, ``make_done(None, 0)``
+    for a plain candidate, a failure named by the object); counts: [items
+    taken, plain candidates among them]."""
     counts = [0, 0]
     results = result.results
     failures = result.failures
     directory_kind, file_kind = Kind.DIRECTORY, Kind.FILE
 
-    def take(i: int, src: str, out: str, directory: bool) -> None:
+    def take(i: int) -> None:
+        job = jobs[i]
+        src = job[0]
+        out = src if out_is_object else job[1]
+        directory = len(job) > 2
+        taken[i] = True
         outcome, error, st, attrib, times, acl, acl_errno, efs_sha256, sha256, size = \
             batch.take(i, src, out)
         counts[0] += 1

@@ -11,7 +11,6 @@ workers start no object while more than that waits to be written, so what
 is held stays under the limit plus one object per worker."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -67,13 +66,8 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
         if sink.broken is not None:
             token.cancel()          # nothing more can go into the stream
 
-    take_object, count = object_taker(batch, result, token, kind=kind, rel=rel,
-                                      make_done=make_done, store=store, undo=undo)
-
-    def take(i: int) -> None:
-        src = os.fspath(jobs[i][0])
-        taken[i] = True
-        take_object(i, src, src, flags[i] != 0)
+    take, count = object_taker(batch, jobs, taken, result, token, kind=kind, rel=rel,
+                               make_done=make_done, store=store, undo=undo, out_is_object=True)
 
     def drain(finished: int) -> None:
         i = low[0]
