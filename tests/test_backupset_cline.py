@@ -162,6 +162,8 @@ def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(xattr_dir, mo
     monkeypatch.setattr(manifest_mod.ManifestWriter, "add_lines", full)
     r = backup_set(str(src), FolderSink(str(dest)))
     assert not r.complete and len(r.failures) == 20
+    # (the batch gave each its result as it handed the lines over: taken back)
+    assert r.bulk.files == 0 and r.bulk.results == [None] * 20
     assert "cannot record it in the manifest" in str(r.failures[0].error)
     assert sorted(os.listdir(dest)) == [PARTIAL_NAME]
     m = read_manifest(dest / PARTIAL_NAME, partial=True)

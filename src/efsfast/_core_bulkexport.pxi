@@ -33,6 +33,18 @@ cdef void export_worker(export_batch *b) noexcept nogil:
         efs_atomic_set(&b.done[i], 1)
 
 
+cdef Py_ssize_t _folder_cut(const char *path, size_t n) noexcept:
+    """The length of ``path``'s folder where it is the part before the last
+    "/" (a name below a folder not itself "/" and without a doubled "/"),
+    else 0 (os.path.dirname answers)."""
+    cdef size_t k = n
+    while k > 0 and path[k - 1] != b'/':
+        k -= 1
+    if k < 2 or path[k - 2] == b'/':
+        return 0
+    return <Py_ssize_t>(k - 1)
+
+
 # the metadata a worker's manifest line records, by MetaSource value
 _LINE_META = {"posix": EFS_LINE_META_POSIX, "none": EFS_LINE_META_NONE}
 
@@ -48,10 +60,16 @@ cdef class BulkExport:
     (only what a BackupResult needs).  ``lines`` ("posix" or "none": the
     metadata recorded) has each worker make the manifest line of every
     object below ``rel_prefix`` (the source folder and a "/") that it backs
-    up, from what it found; ``take_lines`` hands them over in runs."""
+    up, from what it found; ``take_lines`` hands them over in runs.
+    ``plan``: the jobs as a backup's plan gives them, (object, backup file[,
+    options]), a folder where options are given, each temporary named in C
+    (no job list made again per object); ``folders`` then lists the folders
+    the backup files go into, in job order, a run of files in one folder
+    once."""
     cdef export_batch b
     cdef list keep
     cdef readonly size_t count
+    cdef readonly list folders
 
     def __cinit__(self):
         self.b.items = NULL
@@ -60,8 +78,11 @@ cdef class BulkExport:
 
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
                  bint capture_ntfs, bint overwrite, bint sync=False, bint hash=True,
-                 bint fail_fast=False, str lines=None, str rel_prefix=None):
-        cdef size_t n = len(jobs), i
+                 bint fail_fast=False, str lines=None, str rel_prefix=None,
+                 bint plan=False):
+        cdef size_t n = len(jobs), i, len_dest, len_prefix = 0
+        cdef Py_ssize_t cut, last_cut = -1
+        cdef const char *last_dest = NULL
         cdef efs_backup_item *it
         cdef bytes prefix = None
         cdef int line_meta = EFS_LINE_META_NONE
@@ -72,8 +93,10 @@ cdef class BulkExport:
                 raise ValueError("lines: a manifest line needs the hashes and rel_prefix")
             line_meta = _LINE_META[lines]
             prefix = os.fsencode(rel_prefix)
+            len_prefix = len(prefix)
         cdef uint64_t nonce = int.from_bytes(os.urandom(8), "little")
         self.keep = []
+        self.folders = []
         self.count = n
         self.b.items = <efs_backup_item *>calloc(max(n, 1), sizeof(efs_backup_item))
         self.b.done = <uint64_t *>calloc(max(n, 1), sizeof(uint64_t))
@@ -82,19 +105,33 @@ cdef class BulkExport:
         self.b.count = n
         for i in range(n):
             job = jobs[i]
-            src, dest, tmp, flags = job[0], job[1], job[2], job[3]
+            if plan:
+                src, dest = job[0], job[1]
+                tmp, flags = None, CREATE_FOR_DIR if len(job) > 2 else 0
+            else:
+                src, dest, tmp, flags = job[0], job[1], job[2], job[3]
             it = &self.b.items[i]
             bsrc, bdest = _fs_bytes(src), _fs_bytes(dest)
             self.keep.append(bsrc)
             self.keep.append(bdest)
             it.src = <const char *>(<bytes>bsrc)
             it.dest = <const char *>(<bytes>bdest)
+            if plan:
+                len_dest = len(<bytes>bdest)
+                cut = _folder_cut(it.dest, len_dest)
+                if cut == 0:
+                    self.folders.append(os.path.dirname(dest))
+                    last_cut = -1
+                elif cut != last_cut or memcmp(it.dest, last_dest, cut) != 0:
+                    self.folders.append(os.fsdecode((<bytes>bdest)[:cut]))
+                    last_dest, last_cut = it.dest, cut
             # (an object elsewhere, or a name that ends there: its line is
             # left to the caller)
-            if (prefix is not None and len(<bytes>bsrc) > len(prefix)
-                    and (<bytes>bsrc).startswith(prefix)):
-                it.rel = <const uint8_t *>it.src + len(prefix)
-                it.rel_len = len(<bytes>bsrc) - len(prefix)
+            # (memcmp: a bytes.startswith call per object cost more)
+            if (prefix is not None and <size_t>len(<bytes>bsrc) > len_prefix
+                    and memcmp(it.src, <const char *>(<bytes>prefix), len_prefix) == 0):
+                it.rel = <const uint8_t *>it.src + len_prefix
+                it.rel_len = len(<bytes>bsrc) - len_prefix
                 it.line_meta = line_meta
             if tmp is None:
                 it.tmp = NULL             # named by the worker (efs_posix_backup.c)
@@ -105,7 +142,7 @@ cdef class BulkExport:
                 it.tmp = <const char *>(<bytes>btmp)
             it.flags = flags
             it.capture_ntfs = capture_ntfs
-            it.overwrite = job[4] if len(job) > 4 else overwrite
+            it.overwrite = job[4] if not plan and len(job) > 4 else overwrite
             it.sync = sync
             it.no_hash = not hash
         self.b.next_index = 0
@@ -164,16 +201,24 @@ cdef class BulkExport:
         efs_posix_backup_item_free(it)
         return result
 
-    def take_lines(self, size_t i, size_t stop):
+    def take_lines(self, size_t i, size_t stop, list results, dict made, make):
         """The run of finished items from i on (below ``stop``) whose
-        manifest lines the workers made, each taken as by take(): (the first
-        item not in the run, their lines joined, the stream size of each)."""
+        manifest lines the workers made, each taken as by take(), each one's
+        result put in ``results``: ``make(is a folder, stream size)``, made
+        once per distinct pair and shared through ``made`` (no object per
+        item: this runs in the calling thread).  Returns (the first item
+        not in the run, their lines joined, their stream bytes)."""
         cdef size_t j = i, k, total = 0
+        cdef unsigned long long nbytes = 0
         cdef efs_backup_item *it
         cdef char *dst
-        cdef list sizes = []
+        cdef bint folder, last_folder = False
+        cdef size_t last_len = 0
+        done = None
         if stop > self.b.count:
             stop = self.b.count
+        if stop > <size_t>len(results):
+            raise IndexError("take_lines: results is shorter than the batch")
         while j < stop and efs_atomic_get(&self.b.done[j]):
             it = &self.b.items[j]
             if it.outcome != EFS_BACKUP_DONE or it.line == NULL:
@@ -186,9 +231,19 @@ cdef class BulkExport:
             it = &self.b.items[k]
             memcpy(dst, it.line, it.line_len)
             dst += it.line_len
-            sizes.append(it.data_len)
+            nbytes += it.data_len
+            folder = (it.flags & EFS_CREATE_FOR_DIR) != 0
+            # (the last one's again, the common case, without a look-up)
+            if done is None or folder != last_folder or it.data_len != last_len:
+                # (a folder's key is below every file's: -1 - size)
+                key = -1 - <long long>it.data_len if folder else <long long>it.data_len
+                done = made.get(key)
+                if done is None:
+                    done = made[key] = make(folder, it.data_len)
+                last_folder, last_len = folder, it.data_len
+            results[k] = done
             efs_posix_backup_item_free(it)
-        return j, blob, sizes
+        return j, blob, nbytes
 
     def result(self, size_t i, src, dest):
         """(outcome, error or None, stream size, callback calls) of item i,

@@ -11,7 +11,7 @@ object by object through writer.py."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .. import _core
 from ..tree import Jobs
@@ -20,10 +20,10 @@ from ..bulkjob import SafeProgress as _Progress
 from ..bulkjob import close_result as _close
 from ..bulkjob import run_on_threads as _run_threads
 from ..bulkjob import watch_ctrl_c as _watch_ctrl_c
-from .._errors import CancelledError
 from . import metadata as _meta
+from .bulktake import object_taker
 from .manifest import SUFFIX, Entry, Kind
-from ..treewalk import parent_folder, problem
+from ..treewalk import problem
 from .sinks import FolderSink
 
 # the metadata whose lines the workers make (efs_manifest.c); ntfs-3g's
@@ -38,68 +38,51 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
                 cancel: Optional[_core.CancelToken], rel_prefix: Optional[str] = None
                 ) -> BulkResult:
     """Export every candidate in ``jobs`` ((object, backup file[, options]))
-    into ``sink``; results: ``make_done(kind, bytes)`` per object,
-    ``make_done(None, 0)`` per plain candidate, None where it failed (see
-    failures) or never started.  ``rel_prefix``: the source folder and a
+    into ``sink``; results: ``make_done(kind, bytes)`` per object (objects
+    whose lines the workers made share one per distinct pair: it must be
+    immutable), ``make_done(None, 0)`` per plain candidate, None where it
+    failed (see failures) or never started.  ``rel_prefix``: the source folder and a
     separator, which ``rel`` cuts from a path below it: given, the workers
     make the manifest lines of such objects (POSIX metadata, or none)."""
     _watch_ctrl_c()
     token = cancel if cancel is not None else _core.CancelToken()
-    made = _make_folders(sorted({parent_folder(j[1]) for j in jobs}))
-    # temporaries named by the workers (None), in temp_beside's form: naming
-    # each here cost the calling thread ~1.5 us per object
-    c_jobs = [(j[0], j[1], None, _core.CREATE_FOR_DIR if len(j) > 2 else 0) for j in jobs]
     # the manifest lines made by the workers (efs_manifest.c): an Entry, its
     # metadata and its line made here cost the calling thread ~4 us per object
     lines = (kind.value if kind in _LINES_IN_C and rel_prefix is not None and os.sep == "/"
              else None)
-    batch = _core.BulkExport(c_jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
+    # the plan's jobs as they are (plan=True: no job list made again), each
+    # temporary named by the workers, in temp_beside's form: naming each
+    # here cost the calling thread ~1.5 us per object
+    batch = _core.BulkExport(jobs, backend, token, capture_ntfs=kind is _meta.MetaSource.NTFS3G,
                              overwrite=sink.overwrite, sync=sink.sync_in_workers, lines=lines,
-                             rel_prefix=rel_prefix)
+                             rel_prefix=rel_prefix, plan=True)
+    # (the folders listed as the batch read the jobs: a parent_folder per
+    # object here cost ~0.2 us each)
+    made = _make_folders(sorted(set(batch.folders)))
     result = BulkResult(results=[None] * len(jobs))
     taken = [False] * len(jobs)
     low = [0]                       # every item below this one is taken
-    plain = [0]
     report = _Progress(progress, token)
 
-    def take(i: int) -> None:
-        src, out = jobs[i][0], jobs[i][1]
-        outcome, error, st, attrib, times, acl, acl_errno, efs_sha256, sha256, size = \
-            batch.take(i, src, out)
-        taken[i] = True
-        if outcome == "plain":
-            plain[0] += 1
-            result.results[i] = make_done(None, 0)
-            result.files += 1          # (writer.py drops plain candidates from the count)
-        elif outcome == "failed":
-            assert error is not None        # (C gives a failed item its error)
-            if isinstance(error, CancelledError):
-                token.cancel()         # stopped: not done, not failed
-                return
-            result.failures.append(ItemError(i, os.fspath(src), error))
-        elif outcome == "done":
-            # (C gives an item it took its stat and NTFS attribute values)
-            assert st is not None and attrib is not None and times is not None
-            directory = len(jobs[i]) > 2
-            # (one positional call: this runs once per object in the calling thread)
-            entry = Entry(rel(src), Kind.DIRECTORY if directory else Kind.FILE, size, sha256,
-                          0 if directory else st[0], efs_sha256)
-            try:        # (never raises into the wait: the workers still run)
-                entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
-                # the line, once the object is in the set
-                sink.add_entry(entry, written=out)
-            except Exception as exc:
-                sink.discard(entry)         # in the set, but not in its manifest: removed
-                result.failures.append(ItemError(i, os.fspath(src), exc))
-                return
-            result.results[i] = make_done(entry.kind, size)
-            result.files += 1
-            result.bytes += size
+    def store(_i: int, _src: str, out: str, entry: Entry, size: int) -> int:
+        sink.add_entry(entry, written=out)      # the line, once the object is in the set
+        return size
+
+    def undo(entry: Entry, _out: str) -> None:
+        sink.discard(entry)         # in the set, but not in its manifest: removed
+
+    take, counts = object_taker(batch, jobs, taken, result, token, kind=kind, rel=rel,
+                                make_done=make_done, store=store, undo=undo)
+
+    made_done: Dict[int, Any] = {}      # one result per (kind, size), shared
+
+    def make(directory: bool, size: int) -> Any:
+        return make_done(Kind.DIRECTORY if directory else Kind.FILE, size)
 
     def take_run(i: int, stop: int) -> int:
         """The run of objects from ``i`` on (below ``stop``) whose lines the
         workers made, written at once; returns the first item not taken."""
-        j, blob, sizes = batch.take_lines(i, stop)
+        j, blob, nbytes = batch.take_lines(i, stop, result.results, made_done, make)
         if j == i:
             return i
         taken[i:j] = [True] * (j - i)
@@ -107,15 +90,16 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
         try:        # (never raises into the wait, as take)
             sink.add_lines(blob, j - i, outs,
                            lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)])
-        except Exception as exc:
+        except BaseException as exc:
+            result.results[i:j] = [None] * (j - i)      # (take_lines gave them theirs)
+            if not isinstance(exc, Exception):
+                raise           # (Ctrl-C: not counted as done either)
             for k, out in zip(range(i, j), outs):
                 sink.discard_file(out)
                 result.failures.append(ItemError(k, os.fspath(jobs[k][0]), exc))
             return j
-        result.results[i:j] = [make_done(Kind.DIRECTORY if len(jobs[k]) > 2 else Kind.FILE,
-                                         size) for k, size in zip(range(i, j), sizes)]
         result.files += j - i
-        result.bytes += sum(sizes)
+        result.bytes += nbytes
         return j
 
     def sweep(i: int, stop: int, *, to_gap: bool) -> int:
@@ -141,16 +125,16 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
 
     def tick() -> None:
         drain()
-        report(result.files - plain[0], result.bytes, len(jobs) - plain[0])
+        report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
 
     interrupted = False
     try:
         interrupted = _run_threads(batch.work, min(workers, len(jobs)) or 1, token, tick)
     finally:
-        sweep(0, len(jobs), to_gap=False)           # what finished, also after Ctrl-C
+        sweep(low[0], len(jobs), to_gap=False)      # what finished, also after Ctrl-C
         result.failures.sort(key=lambda e: e.index)
         _remove_empty(made)
-    report(result.files - plain[0], result.bytes, len(jobs) - plain[0])
+    report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
     return _close(result, token, interrupted, len(jobs), report)
 
 

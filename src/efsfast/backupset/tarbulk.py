@@ -11,16 +11,15 @@ workers start no object while more than that waits to be written, so what
 is held stays under the limit plus one object per worker."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, Callable, Optional
 
 from .. import _core
-from .._errors import CancelledError
 from ..bulkjob import BulkResult, ItemError, SafeProgress, close_result, watch_ctrl_c
 from ..tree import Jobs
 from . import metadata as _meta
+from .bulktake import object_taker
 from .manifest import Entry, Kind
 from .tarsink import TarSink
 
@@ -54,51 +53,21 @@ def stream_bulk(jobs: Jobs, sink: TarSink, *, folders: int, kind: _meta.MetaSour
     result = BulkResult(results=[None] * n)
     taken = [False] * n
     low = [0]                       # every item below this one is taken
-    count = [0, 0]                  # items taken, plain candidates among them
     report = SafeProgress(progress, token)
 
-    def take(i: int) -> None:
-        src = os.fspath(jobs[i][0])
-        outcome, error, st, attrib, times, acl, acl_errno, efs_sha256, sha256, size = \
-            batch.take(i, src, src)
-        taken[i] = True
-        count[0] += 1
-        if outcome == "plain":
-            count[1] += 1
-            result.results[i] = make_done(None, 0)
-            result.files += 1          # (writer.py drops plain candidates from the count)
-            return
-        if outcome == "failed":
-            assert error is not None        # (C gives a failed item its error)
-            if isinstance(error, CancelledError):
-                token.cancel()         # stopped: not done, not failed
-            else:
-                result.failures.append(ItemError(i, src, error))
-            return
-        # (C gives an item it took its stat and NTFS attribute values)
-        assert st is not None and attrib is not None and times is not None
-        directory = flags[i] != 0
-        large = batch.large(i)
-        entry = Entry(rel(src), Kind.DIRECTORY if directory else Kind.FILE,
-                      None if large else size, None if large else sha256,
-                      0 if directory else st[0], efs_sha256)
-        try:        # (never raises into the wait: the workers still run)
-            entry.meta = _meta.from_facts(kind, st, attrib, times, acl, acl_errno)
-            if large:
-                size = sink.store_large(src, flags[i], backend, entry, token)
-            else:
-                sink.add_member(entry, batch.stream(i))
-        except CancelledError:
-            token.cancel()
-            return
-        except Exception as exc:
-            result.failures.append(ItemError(i, src, exc))
-            if sink.broken is not None:
-                token.cancel()          # nothing more can go into the stream
-            return
-        result.results[i] = make_done(entry.kind, size)
-        result.files += 1
-        result.bytes += size
+    def store(i: int, src: str, _out: str, entry: Entry, size: int) -> int:
+        if batch.large(i):          # left unexported: streamed here
+            entry.raw_size = entry.sha256 = None
+            return sink.store_large(src, flags[i], backend, entry, token)
+        sink.add_member(entry, batch.stream(i))
+        return size
+
+    def undo(_entry: Entry, _out: str) -> None:
+        if sink.broken is not None:
+            token.cancel()          # nothing more can go into the stream
+
+    take, count = object_taker(batch, jobs, taken, result, token, kind=kind, rel=rel,
+                               make_done=make_done, store=store, undo=undo, out_is_object=True)
 
     def drain(finished: int) -> None:
         i = low[0]

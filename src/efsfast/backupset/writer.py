@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 from .. import tree
 from .. import volume as _volume
@@ -33,12 +33,22 @@ from .tarbulk import stream_bulk
 from .tarsink import TarSink
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _Done:
-    # (one object per item made in the calling thread: no __dict__ beside it)
+    # (one object per item made in the calling thread: no __dict__ beside it;
+    # frozen: bulk.py gives objects of one kind and size the same one; eq
+    # False: compared by identity, as _drop_skipped does)
     __slots__ = ("kind", "bytes")
     kind: Optional[Kind]        # None: not encrypted (a candidate the worker skipped)
     bytes: int
+
+
+# every candidate found not encrypted has this one (_drop_skipped looks for it)
+_PLAIN = _Done(None, 0)
+
+
+def _done(kind: Optional[Kind], nbytes: int) -> _Done:
+    return _PLAIN if kind is None else _Done(kind, nbytes)
 
 
 def _recordable(jobs: tree.Jobs, failed: List[ItemError]) -> tree.Jobs:
@@ -168,7 +178,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
     sink.begin(header)
     try:
         if kind is not _meta.MetaSource.NONE and not opened_facts:
-            _plain_folders(src_dir, dirs + files, kind, sink)
+            _plain_folders(src_dir, dirs + files, dirs, kind, sink)
     except BaseException as exc:
         sink.abort(_why(exc))
         raise
@@ -219,7 +229,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
                 if not _capture_opened(raw, entry, kind):
                     with lock:
                         plain_seen[0] += 1
-                    return _Done(None, 0)       # not encrypted: skipped
+                    return _PLAIN       # not encrypted: skipped
                 return finish(raw, entry, path, out, token)
         # metadata before the data: a change during the backup shows as a
         # newer change time next time, so an incremental run takes it again
@@ -248,7 +258,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
         if (in_c and isinstance(sink, FolderSink) and isinstance(be, _core.PosixBackend)
                 and jobs):
             parts.append(backup_bulk(jobs, sink, kind=kind, backend=be, workers=workers,
-                                     rel=lambda p: _rel(p, src_dir), make_done=_Done,
+                                     rel=lambda p: _rel(p, src_dir), make_done=_done,
                                      progress=progress, cancel=cancel,
                                      rel_prefix=src_dir + os.sep))
             batches = []
@@ -258,7 +268,7 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
                 and jobs):
             parts.append(stream_bulk(jobs, sink, folders=len(dirs), kind=kind, backend=be,
                                      workers=workers, rel=lambda p: _rel(p, src_dir),
-                                     make_done=_Done, progress=progress, cancel=cancel))
+                                     make_done=_done, progress=progress, cancel=cancel))
             batches = []
         for batch, n in batches:
             if batch:
@@ -273,11 +283,12 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
         if opened_facts:
             bulk, jobs, plain = _drop_skipped(bulk, jobs)
             skipped.extend(sorted(plain))
-            dirs = [j for j in jobs if len(j) > 2]
+            if jobs is not candidates:      # (some dropped: the plan's dirs otherwise)
+                dirs = [j for j in jobs if len(j) > 2]
         sifted = (bulk, jobs)
         try:
             if opened_facts and kind is not _meta.MetaSource.NONE:
-                _plain_folders(src_dir, jobs, kind, sink)
+                _plain_folders(src_dir, jobs, dirs, kind, sink)
             for e in bulk.failures:
                 job = jobs[e.index]
                 sink.add_entry(Entry(path=shown(_rel(job[0], src_dir)),
@@ -362,11 +373,12 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     the paths of such files (skipped, as a plan that probes first reports
     them; plain folders are not): they were candidates, never items of the
     set."""
-    # (one pass to find them: most trees have none, and this runs in the
-    # calling thread over every object)
-    dropped = [i for i, r in enumerate(bulk.results) if isinstance(r, _Done) and r.kind is None]
-    if not dropped:
+    # (most trees have none: one search by identity in C first, as this runs
+    # in the calling thread over every object)
+    results = cast(List[object], bulk.results)     # (_Done here, not RestoreResult)
+    if _PLAIN not in results:
         return bulk, jobs, []
+    dropped = [i for i, r in enumerate(results) if r is _PLAIN]
     drop = set(dropped)
     keep = [i for i in range(len(jobs)) if i not in drop]
     plain = [jobs[i][0] for i in dropped if len(jobs[i]) == 2]
@@ -378,26 +390,25 @@ def _drop_skipped(bulk: BulkResult, jobs: tree.Jobs) -> Tuple[BulkResult, tree.J
     return out, [jobs[i] for i in keep], plain
 
 
-def _plain_folders(src_dir: str, jobs: tree.Jobs, kind: _meta.MetaSource, sink: SetSink) -> None:
-    """Lines for the unencrypted folders between the source and its objects:
-    their metadata only, so a restore gives them their times, attributes and
-    descriptors too (the source folder itself is the destination's)."""
-    encrypted = {_rel(j[0], src_dir) for j in jobs if len(j) > 2}
+def _plain_folders(src_dir: str, jobs: tree.Jobs, dirs: tree.Jobs, kind: _meta.MetaSource,
+                   sink: SetSink) -> None:
+    """Lines for the unencrypted folders between the source and its objects
+    (``jobs``, the folders among them ``dirs``): their metadata only, so a
+    restore gives them their times, attributes and descriptors too (the
+    source folder itself is the destination's)."""
+    encrypted = {_rel(j[0], src_dir) for j in dirs}
+    # (one object per folder holding objects, from a dict made in one pass:
+    # this runs over every object in the calling thread)
+    sep = os.sep
     plain: Set[str] = set()
-    parents: Set[str] = set()
-    for j in jobs:
-        # (objects in one folder have the same folders above them: each
-        # folder's walked once, not each object's)
-        parent = j[0].rpartition(os.sep)[0]
-        if parent in parents:
-            continue
-        parents.add(parent)
-        rel = _rel(j[0], src_dir)
+    for path in {j[0].rpartition(sep)[0]: j[0] for j in jobs}.values():
+        rel = _rel(path, src_dir)
         while "/" in rel:
             rel = rel.rsplit("/", 1)[0]
-            if rel in plain or rel in encrypted:
-                continue
-            plain.add(rel)
+            if rel in plain:
+                break           # (and so is every folder above it)
+            if rel not in encrypted:
+                plain.add(rel)
     for rel in sorted(plain):
         path = os.path.join(src_dir, *rel.split("/"))
         try:
