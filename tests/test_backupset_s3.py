@@ -168,6 +168,40 @@ def test_two_backups_racing_for_one_prefix(xattr_dir, s3_url):
         assert PARTIAL_NAME not in keys(url)
 
 
+def test_a_manifest_gone_between_listing_and_reading_is_looked_for_again(xattr_dir, s3_url):
+    """The race above, made to happen every time: the prefix holds an
+    incomplete set when the survey lists it, and the other backup publishes
+    its set (its in-progress manifest removed) before the survey reads that
+    manifest, which the server then answers with 404.  The survey lists
+    again and finds the complete set: a backup is refused as "a backup set
+    is already there", not with the 404."""
+    from efsfast.backupset import s3sink
+    src = xattr_dir / "src"
+    make_tree(src, sizes=(100, 200))
+    assert run_cli("backup-tree", str(src), s3_url) == 0
+    with open_store(s3_url) as st:
+        manifest = bytes(st.read(MANIFEST_NAME))
+        st.write(PARTIAL_NAME, manifest)
+        st.remove(MANIFEST_NAME)
+        real_read = st.read
+        published = []
+
+        def read(key, *args, **kw):
+            if key == PARTIAL_NAME and not published:     # the other backup finishes now
+                st.write(MANIFEST_NAME, manifest)
+                st.remove(PARTIAL_NAME)
+                published.append(key)
+            return real_read(key, *args, **kw)
+        st.read = read
+        found = s3sink.survey(st)
+    assert published and not found.incomplete
+    assert found.manifest is not None and found.manifest.complete
+    with pytest.raises(StoreError) as gone:       # (what the survey met on its first look)
+        with open_store(s3_url) as st:
+            st.read(PARTIAL_NAME)
+    assert gone.value.failure is Failure.NOT_FOUND
+
+
 def _rclone_env(server, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE",)}
     env.update({"RCLONE_CONFIG": str(tmp_path / "rclone.conf"),

@@ -59,24 +59,38 @@ def read_store_manifest(store: Store, name: str, partial: bool = False) -> Manif
                          partial=partial)
 
 
+# how often survey lists the prefix again when a manifest it listed is gone
+# before it could be read (another backup finishing there meanwhile)
+_SURVEYS = 3
+
+
 def survey(store: Store, sizes: Optional[Dict[str, int]] = None) -> _destination.Destination:
     """The prefix as destination.check judges a folder; ``sizes`` gets each
-    object's size from the same listing."""
-    d = _destination.Destination(store.url)
-    listing = {o.key: o.size for o in store.list()}
-    if sizes is not None:
-        sizes.update(listing)
-    keys = set(listing)
-    for key in keys - {MANIFEST_NAME, PARTIAL_NAME}:
-        (d.stored.add if key.endswith(SUFFIX) else d.other.append)(key)
-    d.incomplete = PARTIAL_NAME in keys and MANIFEST_NAME not in keys
-    name = MANIFEST_NAME if MANIFEST_NAME in keys else PARTIAL_NAME if d.incomplete else None
-    if name is not None:
-        try:
-            d.manifest = read_store_manifest(store, name, partial=d.incomplete)
-        except ManifestError as exc:
-            d.unreadable = str(exc)
-    return d
+    object's size from the same listing.  A manifest that vanished between
+    the listing and its reading (another backup publishing its set, which
+    removes its in-progress manifest) makes it look again."""
+    attempts = 0
+    while True:
+        attempts += 1
+        d = _destination.Destination(store.url)
+        listing = {o.key: o.size for o in store.list()}
+        keys = set(listing)
+        for key in keys - {MANIFEST_NAME, PARTIAL_NAME}:
+            (d.stored.add if key.endswith(SUFFIX) else d.other.append)(key)
+        d.incomplete = PARTIAL_NAME in keys and MANIFEST_NAME not in keys
+        name = MANIFEST_NAME if MANIFEST_NAME in keys else PARTIAL_NAME if d.incomplete else None
+        if name is not None:
+            try:
+                d.manifest = read_store_manifest(store, name, partial=d.incomplete)
+            except ManifestError as exc:
+                d.unreadable = str(exc)
+            except StoreError as exc:
+                if exc.failure is Failure.NOT_FOUND and attempts < _SURVEYS:
+                    continue
+                raise
+        if sizes is not None:
+            sizes.update(listing)
+        return d
 
 
 class _Uploading:
