@@ -18,7 +18,11 @@ The pool is a few system calls rather than ``multiprocessing.Pool``: the
 parent writes every chunk of jobs (its number) into one pipe before it
 forks and closes its end, each worker reads the next number (a 4-byte read
 of a pipe is taken whole by one reader) until the pipe is empty, and sends
-each chunk's outcomes back as one pickle on a pipe of its own.  The parent
+each chunk's outcomes back as one pickle on a pipe of its own.  A chunk
+every job of which succeeded also carries each result's size beside its
+pickle: the parent counts it from those and keeps the pickle unread until
+its results are asked for (forkresults.py), so that its thread, the serial
+part of the job, does no per-item unpickling.  The parent
 waits in ``poll`` on those pipes in its one thread: Pool's three helper
 threads, its task queue and its locks cost the parent ~60 ms of CPU per
 1,000 small files (measured on 2 shared cores), taken from the workers.
@@ -27,6 +31,7 @@ item rather than a hang.
 """
 from __future__ import annotations
 
+import array
 import gc
 import mmap
 import os
@@ -37,17 +42,21 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, cast
 
 from .._errors import CancelledError, EfsError
 from ..bulkjob import BulkResult, ItemError
+from .forkresults import ChunkedResults
 
 # below this many jobs the workers' start (a fork each) is not repaid
 MIN_JOBS = 32
 POLL_S = 0.1            # how often the parent looks at its cancel token
 LINGER_S = 0.02         # how long a joined thread may take to be gone (alone())
 CHUNK = struct.Struct("<I")         # a chunk's number, as the work pipe carries it
-FRAME = struct.Struct("<Q")         # the length of a pickle on a result pipe
+# a frame of a result pipe: the length of what follows, its chunk's number,
+# how many sizes (8 bytes each: one per job of the chunk, or none) lead the pickle
+FRAME = struct.Struct("<QII")
+SIZES = "q"                         # the array type of those sizes
 # the work pipe holds every chunk number before the fork: its capacity
 # (64 KiB by default on Linux, one page for a user over pipe-user-pages-soft)
 # bounds how many chunks there may be
@@ -59,6 +68,9 @@ MAX_STEP = 8            # jobs per chunk (~3 ms of small files): the workers end
 ERROR_GEN_FAILURE = 31  # winerror.h: "a device attached to the system is not functioning"
 
 Outcome = Tuple[int, Any, Optional[BaseException]]      # (job index, result, error)
+# what the parent is handed per chunk: the chunk, its results' sizes where
+# every job of it succeeded (else None), the pickle of its outcomes
+Frame = Tuple[range, Optional["array.array[int]"], bytes]
 
 # what the forked workers inherit (set before the fork, cleared after)
 _WORK: Optional[Callable[[int], Outcome]] = None       # the outcome of item i
@@ -138,17 +150,31 @@ def _sendable(exc: BaseException) -> BaseException:
         return out
 
 
-def _packed(outcomes: List[Outcome]) -> bytes:
-    """One chunk's outcomes as a frame of the result pipe; a result that
-    would not pickle becomes that item's error."""
+def _sizes(outcomes: List[Outcome]) -> bytes:
+    """Each result's ``bytes`` where every job succeeded with an int there
+    (run_forked's results), else nothing: the parent then reads the pickle."""
+    try:
+        if all(e is None for _, _, e in outcomes):
+            return array.array(SIZES, [r.bytes for _, r, _ in outcomes]).tobytes()
+    except (AttributeError, TypeError, OverflowError):
+        pass
+    return b""
+
+
+def _packed(number: int, outcomes: List[Outcome]) -> bytes:
+    """Chunk ``number``'s outcomes as a frame of the result pipe; a result
+    that would not pickle becomes that item's error."""
     try:
         body = pickle.dumps(outcomes, pickle.HIGHEST_PROTOCOL)
+        sizes = _sizes(outcomes)
     except Exception:
         body = pickle.dumps([(i, r, e) if e is not None else
                              (i, None, _sendable(ValueError(f"its result could not be sent: "
                                                             f"{r!r}"))) for i, r, e in outcomes],
                             pickle.HIGHEST_PROTOCOL)
-    return FRAME.pack(len(body)) + body
+        sizes = b""
+    count = len(outcomes) if sizes else 0
+    return FRAME.pack(len(sizes) + len(body), number, count) + sizes + body
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -169,7 +195,8 @@ def _worker(work: int, out: int, chunks: List[range]) -> None:
             rec = os.read(work, CHUNK.size)
             if len(rec) < CHUNK.size:   # empty: all taken (whole numbers only: see the doc)
                 break
-            _write_all(out, _packed(_work_chunk(chunks[CHUNK.unpack(rec)[0]])))
+            number = CHUNK.unpack(rec)[0]
+            _write_all(out, _packed(number, _work_chunk(chunks[number])))
         code = 0
     finally:
         os._exit(code)      # no atexit, no buffers of the parent's flushed twice
@@ -239,25 +266,35 @@ def _stop_and_reap(started: Dict[int, Tuple[int, bytearray]]) -> None:
     started.clear()
 
 
-def _frames(buf: bytearray) -> List[List[Outcome]]:
+def _frames(buf: bytearray, chunks: List[range]) -> List[Frame]:
     """Complete frames at the head of ``buf`` (removed from it)."""
-    out = []
+    out: List[Frame] = []
     at = 0
-    while len(buf) - at >= FRAME.size:
-        n = FRAME.unpack_from(buf, at)[0]
-        if len(buf) - at - FRAME.size < n:
-            break
-        out.append(pickle.loads(buf[at + FRAME.size:at + FRAME.size + n]))   # (a copy: buf is resized)
-        at += FRAME.size + n
+    with memoryview(buf) as view:       # (released before buf is resized)
+        while len(buf) - at >= FRAME.size:
+            n, number, count = FRAME.unpack_from(buf, at)
+            if len(buf) - at - FRAME.size < n:
+                break
+            at += FRAME.size
+            sizes = None
+            if count:
+                sizes = array.array(SIZES)
+                sizes.frombytes(view[at:at + count * sizes.itemsize])
+                at += count * sizes.itemsize
+                n -= count * sizes.itemsize
+            out.append((chunks[number], sizes, bytes(view[at:at + n])))
+            at += n
     del buf[:at]
     return out
 
 
 def _run(n: int, work: Callable[[int], Outcome], workers: int,
-         on_done: Callable[[List[Outcome]], None], cancel: Any) -> Tuple[bool, bool]:
+         on_done: Callable[[range, Optional["array.array[int]"], bytes], None],
+         cancel: Any) -> Tuple[bool, bool]:
     """``work(i)`` for i in range(n) on forked workers, each chunk's
-    outcomes handed to ``on_done`` as they come: (interrupted by Ctrl-C,
-    some worker ended abnormally).  Returns once every worker has ended."""
+    outcomes handed to ``on_done`` as they come (see Frame): (interrupted
+    by Ctrl-C, some worker ended abnormally).  Returns once every worker
+    has ended."""
     global _WORK, _STOP
     interrupted = False
     for stream in (sys.stdout, sys.stderr):   # else a worker could write it out again
@@ -267,7 +304,7 @@ def _run(n: int, work: Callable[[int], Outcome], workers: int,
     pipes: Dict[int, Tuple[int, bytearray]] = {}
     codes: List[int] = []
     try:
-        pipes, _ = _start(n, workers)
+        pipes, chunks = _start(n, workers)
         poller = select.poll()
         for fd in pipes:
             poller.register(fd, select.POLLIN)
@@ -290,8 +327,8 @@ def _run(n: int, work: Callable[[int], Outcome], workers: int,
                     codes.append(_reap(pid))
                     continue
                 buf += data
-                for done in _frames(buf):
-                    on_done(done)
+                for chunk, sizes, body in _frames(buf, chunks):
+                    on_done(chunk, sizes, body)
     finally:
         stop[0] = 1     # (after an error here the workers finish their item and stop)
         _stop_and_reap(pipes)       # (none left after a normal end)
@@ -309,12 +346,28 @@ def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers:
     KeyboardInterrupt here is raised once the workers have stopped, with
     what was done as its ``result``, as the thread pool does."""
     global _JOBS, _ONE
-    result = BulkResult(results=[None] * len(jobs))
+    results = ChunkedResults(len(jobs))
+    # (a ChunkedResults is a MutableSequence: read, changed and compared as the list it holds)
+    result = BulkResult(results=cast(List[Any], results))
     reported = bytearray(len(jobs))     # 1 once a worker has said how a job went
+
+    def on_done(chunk: range, sizes: Optional["array.array[int]"], body: bytes) -> None:
+        if sizes is None:           # some job failed (or was cancelled): each one looked at
+            _account(pickle.loads(body), jobs, result, reported, progress)
+            return
+        results.add_chunk(chunk, body)
+        reported[chunk.start:chunk.stop] = b"\x01" * len(chunk)
+        if progress is None:
+            result.files += len(chunk)
+            result.bytes += sum(sizes)
+            return
+        for size in sizes:
+            result.files += 1
+            result.bytes += size
+            progress(result.files, result.bytes, len(jobs))
     _JOBS, _ONE = jobs, one
     try:
-        interrupted, died = _run(len(jobs), _work, workers, lambda done: _account(
-            done, jobs, result, reported, progress), cancel)
+        interrupted, died = _run(len(jobs), _work, workers, on_done, cancel)
     finally:
         _JOBS, _ONE = [], None
     if died:    # a worker that ended without a word on some of its jobs: never a hang
@@ -354,9 +407,9 @@ def map_forked(fn: Callable[[Any], _T], items: Sequence[Any], *, workers: int,
     errors: Dict[int, BaseException] = {}
     done_count = 0
 
-    def on_done(done: List[Outcome]) -> None:
+    def on_done(chunk: range, sizes: Optional["array.array[int]"], body: bytes) -> None:
         nonlocal done_count
-        for index, r, exc in done:
+        for index, r, exc in pickle.loads(body):
             seen[index] = 1
             if exc is None:
                 out[index] = r
