@@ -17,7 +17,7 @@ from collections.abc import MutableSequence
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union, overload
 
 
-class ChunkedResults(MutableSequence):  # type: ignore[type-arg]
+class ChunkedResults(MutableSequence[Any]):
     """A list of ``n`` results (None until set), some of them still in
     the pickled chunks :meth:`add_chunk` stored."""
 
