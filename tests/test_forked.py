@@ -166,3 +166,51 @@ def test_a_pipe_of_one_page_still_takes_every_chunk(monkeypatch):
     r = forked.run_forked(jobs(n), echo, workers=2)
     assert r.files == n and [d.path for d in r.results] == [f"dest{i}" for i in range(n)]
     assert len(forked._chunks(n, 2, 4096 // forked.CHUNK.size)) <= 1024
+
+
+@pytest.mark.parametrize("workers", [3, 5, 8])
+def test_workers_started_by_workers_all_work_and_all_end(children_left, workers):
+    """The parent forks the first worker, which starts the others: every
+    one of them takes jobs, and every one has ended when run_forked returns."""
+    def one(dest, source, opts, token):
+        import time
+        time.sleep(0.002)       # (instant jobs could all be taken by the first workers)
+        return echo(dest, source, opts, token)
+    r = forked.run_forked(jobs(400), one, workers=workers)
+    assert [d.path for d in r.results] == [f"dest{i}" for i in range(400)]
+    assert r.files == 400 and r.bytes == sum(range(400)) and not r.failures
+    pids = {d.pid for d in r.results}
+    assert len(pids) == workers and os.getpid() not in pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert children_left() == []
+
+
+@pytest.mark.parametrize("victim", ["first", "started by a worker"])
+def test_a_killed_worker_of_several_fails_its_jobs_only(children_left, tmp_path, victim):
+    """Whichever worker dies (the first, which started the others, or one
+    that a worker started), its chunk becomes failed items, the others do
+    the rest, and no process is left behind."""
+    parent = os.getpid()
+    mark = str(tmp_path / "killed")
+
+    def one(dest, source, opts, token):
+        import time
+        time.sleep(0.001)
+        first = os.getppid() == parent
+        if opts["i"] >= 40 and first == (victim == "first"):
+            try:                # (the first such job only: one worker dies)
+                os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return echo(dest, source, opts, token)
+    n = 400
+    r = forked.run_forked(jobs(n), one, workers=4)
+    lost = [e.index for e in r.failures]
+    assert os.path.exists(mark) and lost in [list(c) for c in forked._chunks(n, 4)]
+    assert r.files == n - len(lost)
+    assert all("ended unexpectedly" in str(e.error) for e in r.failures)
+    assert children_left() == []
