@@ -18,16 +18,20 @@ The pool is a few system calls rather than ``multiprocessing.Pool``: the
 parent writes every chunk of jobs (its number) into one pipe before it
 forks and closes its end, each worker reads the next number (a 4-byte read
 of a pipe is taken whole by one reader) until the pipe is empty, and sends
-each chunk's outcomes back as one pickle on a pipe of its own.  A chunk
-every job of which succeeded also carries each result's size beside its
-pickle: the parent counts it from those and keeps the pickle unread until
-its results are asked for (forkresults.py), so that its thread, the serial
-part of the job, does no per-item unpickling.  The parent
+each chunk's outcomes back as one pickle on a pipe of its own.  The parent
 waits in ``poll`` on those pipes in its one thread: Pool's three helper
 threads, its task queue and its locks cost the parent ~60 ms of CPU per
 1,000 small files (measured on 2 shared cores), taken from the workers.
 A worker that ends without reporting a job (killed) makes that job a failed
 item rather than a hang.
+
+The parent's thread is the job's serial part (Amdahl: what bounds the
+speedup on many cores), so it does little per file: it forks one worker,
+which starts the others (_worker); a chunk every job of which succeeded
+carries each result's size beside its pickle, counted from those, the
+pickle kept unread until the results are asked for (forkresults.py); and
+it naps while results gather, so that one wake-up reads many chunks
+(_nap).
 """
 from __future__ import annotations
 
@@ -52,7 +56,8 @@ from .forkresults import ChunkedResults
 MIN_JOBS = 32
 POLL_S = 0.1            # how often the parent looks at its cancel token
 # the longest the parent lets results gather in the pipes (see _nap): a
-# worker's pipe (64 KiB) holds ~130 small files' results, ~25 ms of one worker
+# worker's pipe (64 KiB) holds ~130 small files' results (~500 bytes each),
+# ~50 ms of one worker; a full one makes its worker wait, never fail
 NAP_S = 0.01
 MIN_NAP_S = 0.001       # a shorter nap saves nothing (a wake-up either way)
 LINGER_S = 0.02         # how long a joined thread may take to be gone (alone())
