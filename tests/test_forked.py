@@ -214,3 +214,50 @@ def test_a_killed_worker_of_several_fails_its_jobs_only(children_left, tmp_path,
     assert r.files == n - len(lost)
     assert all("ended unexpectedly" in str(e.error) for e in r.failures)
     assert children_left() == []
+
+
+def alive(pid):
+    """Whether ``pid`` still runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_failing_parent_waits_for_workers_whose_starter_was_killed(children_left, tmp_path):
+    """The first worker (which started the others) is killed, then the
+    parent fails (its progress callback raises) while the workers it no
+    longer has as children are in the middle of a job: run_forked raises
+    only once every one of them has ended, none writing anything after."""
+    import time
+    parent = os.getpid()
+    pids, wrote = tmp_path / "pids", tmp_path / "wrote"
+    pids.mkdir()
+    wrote.mkdir()
+    mark = tmp_path / "killed"
+
+    def one(dest, source, opts, token):
+        (pids / str(os.getpid())).touch()
+        if os.getppid() == parent and opts["i"] >= 40:
+            mark.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.3 if mark.exists() else 0.002)     # (ignores the token: a long job)
+        (wrote / dest).touch()
+        return echo(dest, source, opts, token)
+
+    def progress(files, size, total):
+        if mark.exists():
+            raise RuntimeError("the caller failed")
+    with pytest.raises(RuntimeError, match="the caller failed"):
+        forked.run_forked(jobs(400), one, workers=4, progress=progress)
+    written = sorted(os.listdir(wrote))
+    time.sleep(0.5)
+    assert sorted(os.listdir(wrote)) == written
+    # (a worker's pipe ends as it exits: the system may take a moment more)
+    deadline = time.monotonic() + 5
+    seen = [int(p.name) for p in pids.iterdir()]
+    while any(alive(p) for p in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(seen) == 4 and [p for p in seen if alive(p)] == []
+    assert children_left() == []

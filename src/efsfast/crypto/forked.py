@@ -28,14 +28,20 @@ item rather than a hang.
 The parent's thread is the job's serial part (Amdahl: what bounds the
 speedup on many cores), so it does little per file: it forks one worker,
 which starts the others (_worker); a chunk every job of which succeeded
-carries each result's size beside its pickle, counted from those, the
-pickle kept unread until the results are asked for (forkresults.py); and
-it naps while results gather, so that one wake-up reads many chunks
-(_nap).
+may travel in a compact form of the caller's (run_forked's ``pack`` and
+``unpack``: decrypt-tree's is crypto/resultrows.py), cheaper to read back
+than pickle's generic one; each chunk is decoded straight from the buffer
+it was read into; and the parent naps while results gather, so that one
+wake-up reads many chunks (_nap).
+
+The parent returns (or raises) only once every worker has ended, those the
+first one started included: each worker holds its result pipe open until it
+exits, and the parent reads every pipe to its end, even after a failure of
+its own (_stop_and_reap), so no worker is left writing into the destination.
 """
 from __future__ import annotations
 
-import array
+import enum
 import gc
 import mmap
 import os
@@ -46,11 +52,10 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from .._errors import CancelledError, EfsError
 from ..bulkjob import BulkResult, ItemError
-from .forkresults import ChunkedResults
 
 # below this many jobs the workers' start (a fork each) is not repaid
 MIN_JOBS = 32
@@ -62,11 +67,10 @@ NAP_S = 0.01
 MIN_NAP_S = 0.001       # a shorter nap saves nothing (a wake-up either way)
 LINGER_S = 0.02         # how long a joined thread may take to be gone (alone())
 CHUNK = struct.Struct("<I")         # a chunk's number, as the work pipe carries it
-# a frame of a result pipe: the length of what follows, its chunk's number,
-# how many sizes (8 bytes each: one per job of the chunk, or none) lead the pickle
+# a frame of a result pipe: the length of the pickle that follows, its
+# chunk's number, its Form
 FRAME = struct.Struct("<QII")
 READ_SIZE = 1 << 16     # one read of a result pipe: what one holds (64 KiB by default)
-SIZES = "q"                         # the array type of those sizes
 # the work pipe holds every chunk number before the fork: its capacity
 # (64 KiB by default on Linux, one page for a user over pipe-user-pages-soft)
 # bounds how many chunks there may be
@@ -77,15 +81,24 @@ F_GETPIPE_SZ = 1032
 MAX_STEP = 8            # jobs per chunk (~3 ms of small files): the workers end together
 ERROR_GEN_FAILURE = 31  # winerror.h: "a device attached to the system is not functioning"
 
+
+
+class Form(enum.IntEnum):
+    """What a frame's pickle holds."""
+    OUTCOMES = 0        # [(job index, result, error)] for each job of the chunk
+    PACKED = 1          # what run_forked's ``pack`` made of the chunk's results (all succeeded)
+
+
 Outcome = Tuple[int, Any, Optional[BaseException]]      # (job index, result, error)
-# what the parent is handed per chunk: the chunk, its results' sizes where
-# every job of it succeeded (else None), the pickle of its outcomes
-Frame = Tuple[range, Optional["array.array[int]"], bytes]
+# what the parent is handed per chunk: the chunk, its Form, its pickle (a
+# view of the read buffer: to be decoded before the handler returns)
+OnDone = Callable[[range, Form, memoryview], None]
 
 # what the forked workers inherit (set before the fork, cleared after)
 _WORK: Optional[Callable[[int], Outcome]] = None       # the outcome of item i
 _JOBS: List[Tuple[Any, ...]] = []                      # run_forked's
 _ONE: Optional[Callable[..., Any]] = None
+_PACK: Optional[Callable[[List[Any], List[Any]], Any]] = None   # run_forked's pack
 _ITEMS: Sequence[Any] = ()                             # map_forked's
 _FN: Optional[Callable[[Any], Any]] = None
 _STOP: Optional[mmap.mmap] = None      # one shared byte: nonzero = stop
@@ -160,31 +173,32 @@ def _sendable(exc: BaseException) -> BaseException:
         return out
 
 
-def _sizes(outcomes: List[Outcome]) -> bytes:
-    """Each result's ``bytes`` where every job succeeded with an int there
-    (run_forked's results), else nothing: the parent then reads the pickle."""
+def _compact(outcomes: List[Outcome]) -> Optional[bytes]:
+    """The pickle of what run_forked's ``pack`` makes of the outcomes'
+    results where every job succeeded and it makes something, else None."""
+    if _PACK is None or any(e is not None for _, _, e in outcomes):
+        return None
     try:
-        if all(e is None for _, _, e in outcomes):
-            return array.array(SIZES, [r.bytes for _, r, _ in outcomes]).tobytes()
-    except (AttributeError, TypeError, OverflowError):
-        pass
-    return b""
+        packed = _PACK([r for _, r, _ in outcomes], [_JOBS[i][0] for i, _, _ in outcomes])
+        return None if packed is None else pickle.dumps(packed, pickle.HIGHEST_PROTOCOL)
+    except Exception:           # (then as any outcomes: their errors, if any, told there)
+        return None
 
 
 def _packed(number: int, outcomes: List[Outcome]) -> bytes:
     """Chunk ``number``'s outcomes as a frame of the result pipe; a result
     that would not pickle becomes that item's error."""
+    body = _compact(outcomes)
+    if body is not None:
+        return FRAME.pack(len(body), number, Form.PACKED) + body
     try:
         body = pickle.dumps(outcomes, pickle.HIGHEST_PROTOCOL)
-        sizes = _sizes(outcomes)
     except Exception:
         body = pickle.dumps([(i, r, e) if e is not None else
                              (i, None, _sendable(ValueError(f"its result could not be sent: "
                                                             f"{r!r}"))) for i, r, e in outcomes],
                             pickle.HIGHEST_PROTOCOL)
-        sizes = b""
-    count = len(outcomes) if sizes else 0
-    return FRAME.pack(len(sizes) + len(body), number, count) + sizes + body
+    return FRAME.pack(len(body), number, Form.OUTCOMES) + body
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -260,8 +274,7 @@ def _start(n: int, workers: int) -> Tuple[Dict[int, Tuple[int, bytearray]], List
     """Fork the workers for ``n`` items: ({result pipe's read end: (pid
     where the worker is the parent's child, else 0; bytes not yet read)},
     the chunks).  The parent forks the first worker, which starts the
-    others (see _worker): a pipe's end means its worker and those it
-    started have ended."""
+    others (see _worker)."""
     work_r, work_w = os.pipe()
     started: Dict[int, Tuple[int, bytearray]] = {}
     outs: Dict[int, int] = {}       # write ends by worker: the workers', never the parent's
@@ -272,11 +285,10 @@ def _start(n: int, workers: int) -> Tuple[Dict[int, Tuple[int, bytearray]], List
         _write_all(work_w, b"".join(CHUNK.pack(i) for i in range(len(chunks))))
         os.close(work_w)
         work_w = -1
-        first = -1                  # the first worker's read end
         for k in range(workers):
             out_r, outs[k] = os.pipe()
             started[out_r] = (0, bytearray())
-            first = out_r if k == 0 else first
+        first = next(iter(started))     # the first worker's read end
         gc.freeze()     # the workers' collections then never walk (and copy) the parent's heap
         try:
             pid = os.fork()
@@ -287,83 +299,103 @@ def _start(n: int, workers: int) -> Tuple[Dict[int, Tuple[int, bytearray]], List
                     _worker(0, outs, work_r, chunks)
                 finally:
                     os._exit(1)
+            started[first] = (pid, started[first][1])
         finally:
             gc.unfreeze()
-        started[first] = (pid, started[first][1])
     except BaseException:
+        _close_all(outs)            # (else the parent's own copies would keep the pipes open)
         _stop_and_reap(started)
         raise
     finally:
         os.close(work_r)
         if work_w >= 0:
             os.close(work_w)
-        for fd in outs.values():
-            os.close(fd)
+        _close_all(outs)
     return started, chunks
+
+
+def _close_all(fds: Dict[int, int]) -> None:
+    while fds:
+        os.close(fds.popitem()[1])
 
 
 def _stop_and_reap(started: Dict[int, Tuple[int, bytearray]]) -> None:
     """After a failure of the parent's: stop the workers (each finishes or
-    cleans up its file), wait for them."""
+    cleans up its file) and wait until every one has ended, what they send
+    discarded.  A worker holds its pipe open until it exits, so the end of
+    every pipe is the end of every worker, those the first one started
+    included (one whose starter was killed is no child of this process:
+    only its pipe tells).  A Ctrl-C meanwhile is raised once they have."""
     if _STOP is not None:
         _STOP[0] = 1
+    if not started:
+        return
+    interrupted = False
+    pids = [pid for pid, _ in started.values() if pid]
+    poller = select.poll()
     for fd in started:
-        os.close(fd)        # (a worker writing its outcomes then gets EPIPE and ends)
-    for pid, _ in started.values():
-        if pid:             # (it waits for the workers it started)
-            _reap(pid)
-    started.clear()
+        poller.register(fd, select.POLLIN)
+    scratch = bytearray(READ_SIZE)
+    while started:
+        try:
+            for fd, _ in poller.poll():
+                if not os.readv(fd, [scratch]):
+                    poller.unregister(fd)
+                    del started[fd]
+                    os.close(fd)
+        except KeyboardInterrupt:       # (the workers are stopping: wait for them still)
+            interrupted = True
+    while pids:
+        try:
+            _reap(pids[-1])
+            pids.pop()
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt("interrupted while the workers stopped")
 
 
-def _frames(data: memoryview, chunks: List[range]) -> Tuple[List[Frame], int]:
-    """The complete frames at the head of ``data`` (each pickle copied out
-    of it), and how many of its bytes they took."""
-    out: List[Frame] = []
+def _frames(data: memoryview, chunks: List[range], on_done: OnDone) -> int:
+    """Hand the complete frames at the head of ``data`` to ``on_done``:
+    how many of its bytes they took."""
     at = 0
     while len(data) - at >= FRAME.size:
-        n, number, count = FRAME.unpack_from(data, at)
+        n, number, form = FRAME.unpack_from(data, at)
         if len(data) - at - FRAME.size < n:
             break
         at += FRAME.size
-        sizes = None
-        if count:
-            sizes = array.array(SIZES)
-            sizes.frombytes(data[at:at + count * sizes.itemsize])
-            at += count * sizes.itemsize
-            n -= count * sizes.itemsize
-        out.append((chunks[number], sizes, bytes(data[at:at + n])))
+        on_done(chunks[number], Form(form), data[at:at + n])
         at += n
-    return out, at
+    return at
 
 
-def _received(fd: int, buf: bytearray, scratch: memoryview,
-              chunks: List[range]) -> Optional[List[Frame]]:
-    """The frames completed by one read of the result pipe ``fd`` (``buf``:
-    what it held of a frame not complete yet); None at its end.  The read
-    goes into ``scratch``, one buffer for every read (memory the parent
-    touched already): each pickle is then copied once, into the bytes
-    object that keeps it (a read into new memory, then copies of it, cost
-    the parent's thread a page fault for every 4 KiB of each copy)."""
+def _received(fd: int, buf: bytearray, scratch: memoryview, chunks: List[range],
+              on_done: OnDone) -> bool:
+    """Hand the frames completed by one read of the result pipe ``fd`` to
+    ``on_done`` (``buf``: what it held of a frame not complete yet); False
+    at its end.  The read goes into ``scratch``, one buffer for every read
+    (memory the parent touched already), and each frame is decoded from
+    there (a read into new memory, then copies of it, cost the parent's
+    thread a page fault for every 4 KiB of each)."""
     got = os.readv(fd, [scratch])
     if not got:
-        return None
+        return False
     if not buf:                 # (the usual case: the read starts at a frame)
-        frames, at = _frames(scratch[:got], chunks)
+        at = _frames(scratch[:got], chunks, on_done)
         buf += scratch[at:got]
-        return frames
+        return True
     buf += scratch[:got]
     with memoryview(buf) as view:       # (released before buf is resized)
-        frames, at = _frames(view, chunks)
+        at = _frames(view, chunks, on_done)
     del buf[:at]
-    return frames
+    return True
 
 
-def _run(n: int, work: Callable[[int], Outcome], workers: int,
-         on_done: Callable[[range, Optional["array.array[int]"], bytes], None],
+def _run(n: int, work: Callable[[int], Outcome], workers: int, on_done: OnDone,
          cancel: Any) -> Tuple[bool, bool]:
     """``work(i)`` for i in range(n) on forked workers, each chunk's
-    outcomes handed to ``on_done`` as they come (see Frame): (interrupted
-    by Ctrl-C, some worker ended abnormally).  Returns once every worker
+    outcomes handed to ``on_done`` as they come: (interrupted by Ctrl-C,
+    some worker ended abnormally).  Returns (or raises) once every worker
     has ended."""
     global _WORK, _STOP
     interrupted = False
@@ -380,6 +412,11 @@ def _run(n: int, work: Callable[[int], Outcome], workers: int,
         for fd in pipes:
             poller.register(fd, select.POLLIN)
         started, done, nap = time.monotonic(), 0, 0.0
+
+        def counted(chunk: range, form: Form, body: memoryview) -> None:
+            nonlocal done
+            done += len(chunk)
+            on_done(chunk, form, body)
         while pipes:
             try:
                 if nap:             # (results gather meanwhile: one wake-up reads several)
@@ -394,23 +431,21 @@ def _run(n: int, work: Callable[[int], Outcome], workers: int,
                 continue
             for fd, _ in ready:
                 pid, buf = pipes[fd]
-                frames = _received(fd, buf, scratch, chunks)
-                if frames is None:              # the worker is done (or gone)
+                if not _received(fd, buf, scratch, chunks, counted):
+                    # the worker is done (or gone): those it started hold pipes of their own
                     poller.unregister(fd)
-                    os.close(fd)
                     del pipes[fd]
+                    os.close(fd)
                     if pid:
                         codes.append(_reap(pid))
-                    continue
-                for chunk, sizes, body in frames:
-                    done += len(chunk)
-                    on_done(chunk, sizes, body)
             nap = _nap(done, n, time.monotonic() - started) if ready and not stop[0] else 0.0
     finally:
         stop[0] = 1     # (after an error here the workers finish their item and stop)
-        _stop_and_reap(pipes)       # (none left after a normal end)
-        _WORK, _STOP = None, None
-        stop.close()
+        try:
+            _stop_and_reap(pipes)       # (none left after a normal end)
+        finally:
+            _WORK, _STOP = None, None
+            stop.close()
     return interrupted, any(codes)
 
 
@@ -430,37 +465,47 @@ def _nap(done: int, n: int, elapsed: float) -> float:
 
 def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers: int,
                progress: Optional[Callable[[int, int, int], None]] = None,
-               cancel: Any = None) -> BulkResult:
+               cancel: Any = None,
+               pack: Optional[Callable[[List[Any], List[Any]], Any]] = None,
+               unpack: Optional[Callable[[Any, List[Any]], List[Any]]] = None) -> BulkResult:
     """``one(dest, source, options, token)`` per job on ``workers`` forked
     processes: every item its own result or error, in job order.  A
     cancelled run returns what was done (``cancelled`` set); a
     KeyboardInterrupt here is raised once the workers have stopped, with
-    what was done as its ``result``, as the thread pool does."""
-    global _JOBS, _ONE
-    results = ChunkedResults(len(jobs))
-    # (a ChunkedResults is a MutableSequence: read, changed and compared as the list it holds)
-    result = BulkResult(results=cast(List[Any], results))
+    what was done as its ``result``, as the thread pool does.
+
+    ``pack(results, dests)``, run in a worker on the results of a chunk
+    of jobs that all succeeded (``dests``: those jobs' first fields), may
+    return something smaller to send instead (None: the results are sent
+    as they are); ``unpack(that, dests)`` in the parent gives the results
+    back, each equal to what ``one`` returned."""
+    global _JOBS, _ONE, _PACK
+    result = BulkResult(results=[None] * len(jobs))
+    results = result.results
     reported = bytearray(len(jobs))     # 1 once a worker has said how a job went
 
-    def on_done(chunk: range, sizes: Optional["array.array[int]"], body: bytes) -> None:
-        if sizes is None:           # some job failed (or was cancelled): each one looked at
+    def on_done(chunk: range, form: Form, body: memoryview) -> None:
+        if form is Form.OUTCOMES or unpack is None:
             _account(pickle.loads(body), jobs, result, reported, progress)
             return
-        results.add_chunk(chunk, body)
+        done = unpack(pickle.loads(body), [jobs[i][0] for i in chunk])
+        if len(done) != len(chunk):     # (pack's and unpack's bug: never a list resized)
+            raise ValueError(f"{len(done)} results unpacked for {len(chunk)} jobs")
+        results[chunk.start:chunk.stop] = done
         reported[chunk.start:chunk.stop] = b"\x01" * len(chunk)
         if progress is None:
-            result.files += len(chunk)
-            result.bytes += sum(sizes)
+            result.files += len(done)
+            result.bytes += sum(r.bytes for r in done)
             return
-        for size in sizes:
+        for r in done:
             result.files += 1
-            result.bytes += size
+            result.bytes += r.bytes
             progress(result.files, result.bytes, len(jobs))
-    _JOBS, _ONE = jobs, one
+    _JOBS, _ONE, _PACK = jobs, one, (pack if unpack is not None else None)
     try:
         interrupted, died = _run(len(jobs), _work, workers, on_done, cancel)
     finally:
-        _JOBS, _ONE = [], None
+        _JOBS, _ONE, _PACK = [], None, None
     # a worker that ended without a word on some of its jobs: never a hang (a
     # worker the first one started is not the parent's child: its jobs tell)
     if died or 0 in reported:
@@ -500,7 +545,7 @@ def map_forked(fn: Callable[[Any], _T], items: Sequence[Any], *, workers: int,
     errors: Dict[int, BaseException] = {}
     done_count = 0
 
-    def on_done(chunk: range, sizes: Optional["array.array[int]"], body: bytes) -> None:
+    def on_done(chunk: range, form: Form, body: memoryview) -> None:
         nonlocal done_count
         for index, r, exc in pickle.loads(body):
             seen[index] = 1

@@ -318,7 +318,9 @@ def decrypt_tree(src_dir: PathLike, dest_dir: PathLike, keys: KeysArg, *,
                        expect=expect, encrypted_object=opts.get("object"))
     workers = workers or default_workers(src_dir)   # (2 on an efs_raw FUSE mount)
     if forked.usable(jobs, workers):        # RSA holds the GIL: processes share it out
-        bulk = forked.run_forked(jobs, one, workers=workers, progress=progress, cancel=cancel)
+        from . import resultrows
+        bulk = forked.run_forked(jobs, one, workers=workers, progress=progress, cancel=cancel,
+                                 pack=resultrows.pack, unpack=resultrows.Unpacker())
     else:
         bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                          fail_fast=False)
