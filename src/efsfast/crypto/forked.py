@@ -90,9 +90,10 @@ class Form(enum.IntEnum):
 
 
 Outcome = Tuple[int, Any, Optional[BaseException]]      # (job index, result, error)
-# what the parent is handed per chunk: the chunk, its Form, its pickle (a
-# view of the read buffer: to be decoded before the handler returns)
-OnDone = Callable[[range, Form, memoryview], None]
+# what the parent is handed per chunk: the chunk, its Form (the number: an
+# Enum made per chunk costs a call), its pickle (a view of the read buffer:
+# to be decoded before the handler returns)
+OnDone = Callable[[range, int, memoryview], None]
 
 # what the forked workers inherit (set before the fork, cleared after)
 _WORK: Optional[Callable[[int], Outcome]] = None       # the outcome of item i
@@ -364,7 +365,7 @@ def _frames(data: memoryview, chunks: List[range], on_done: OnDone) -> int:
         if len(data) - at - FRAME.size < n:
             break
         at += FRAME.size
-        on_done(chunks[number], Form(form), data[at:at + n])
+        on_done(chunks[number], form, data[at:at + n])
         at += n
     return at
 
@@ -413,7 +414,7 @@ def _run(n: int, work: Callable[[int], Outcome], workers: int, on_done: OnDone,
             poller.register(fd, select.POLLIN)
         started, done, nap = time.monotonic(), 0, 0.0
 
-        def counted(chunk: range, form: Form, body: memoryview) -> None:
+        def counted(chunk: range, form: int, body: memoryview) -> None:
             nonlocal done
             done += len(chunk)
             on_done(chunk, form, body)
@@ -484,8 +485,8 @@ def run_forked(jobs: List[Tuple[Any, ...]], one: Callable[..., Any], *, workers:
     results = result.results
     reported = bytearray(len(jobs))     # 1 once a worker has said how a job went
 
-    def on_done(chunk: range, form: Form, body: memoryview) -> None:
-        if form is Form.OUTCOMES or unpack is None:
+    def on_done(chunk: range, form: int, body: memoryview) -> None:
+        if form != Form.PACKED or unpack is None:
             _account(pickle.loads(body), jobs, result, reported, progress)
             return
         done = unpack(pickle.loads(body), [jobs[i][0] for i in chunk])
@@ -545,7 +546,7 @@ def map_forked(fn: Callable[[Any], _T], items: Sequence[Any], *, workers: int,
     errors: Dict[int, BaseException] = {}
     done_count = 0
 
-    def on_done(chunk: range, form: Form, body: memoryview) -> None:
+    def on_done(chunk: range, form: int, body: memoryview) -> None:
         nonlocal done_count
         for index, r, exc in pickle.loads(body):
             seen[index] = 1

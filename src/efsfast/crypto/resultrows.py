@@ -28,10 +28,11 @@ from .fek import Algorithm, Entry, Opened
 
 # what every file opened by one key shares: the Entry's fields but the
 # encrypted FEK (kind, index, display name, thumbprint, flags), the key's
-# label, the algorithm
-Shape = Tuple[str, int, Optional[str], Optional[str], int, str, Algorithm]
-Row = Tuple[int, bytes, int]        # (bytes written, encrypted FEK, index of its shape)
-Rows = Tuple[List[Shape], List[Row]]
+# label, the algorithm's value (an Enum is rebuilt by a call: once per shape)
+Shape = Tuple[str, int, Optional[str], Optional[str], int, str, int]
+# (shapes, then per file: bytes written, encrypted FEK, index of its shape),
+# in flat lists: no tuple per file to make and unmake
+Rows = Tuple[List[Shape], List[int], List[bytes], bytes]
 
 
 def pack(results: Sequence[Any], dests: Sequence[Any]) -> Optional[Rows]:
@@ -39,7 +40,9 @@ def pack(results: Sequence[Any], dests: Sequence[Any]) -> Optional[Rows]:
     same place of ``dests``), or None where some result is not a plain
     file's DecryptResult that the rows give back equal."""
     shapes: Dict[Shape, int] = {}
-    rows: List[Row] = []
+    sizes: List[int] = []
+    feks: List[bytes] = []
+    at = bytearray()
     try:
         for r, dest in zip(results, dests):
             if (type(r) is not DecryptResult or r.directory is not False
@@ -52,13 +55,16 @@ def pack(results: Sequence[Any], dests: Sequence[Any]) -> Optional[Rows]:
             if (type(o) is not Opened or type(e) is not Entry or type(o.algorithm) is not Algorithm
                     or type(e.encrypted_fek) is not bytes):
                 return None
-            shape = (e.kind, e.index, e.display_name, e.thumbprint, e.flags, o.key, o.algorithm)
-            rows.append((r.bytes, e.encrypted_fek, shapes.setdefault(shape, len(shapes))))
-    except TypeError:           # (a field that does not hash: not a shape to share)
+            shape = (e.kind, e.index, e.display_name, e.thumbprint, e.flags, o.key,
+                     int(o.algorithm))
+            at.append(shapes.setdefault(shape, len(shapes)))
+            sizes.append(r.bytes)
+            feks.append(e.encrypted_fek)
+    except (TypeError, ValueError):     # (a field that does not hash; over 256 shapes)
         return None
-    if len(rows) != len(dests):
+    if len(sizes) != len(dests):
         return None
-    return list(shapes), rows
+    return list(shapes), sizes, feks, bytes(at)
 
 
 class Unpacker:
@@ -74,18 +80,18 @@ class Unpacker:
             made = self._made[shape] = ({"kind": kind, "index": index,
                                          "display_name": display_name,
                                          "thumbprint": thumbprint, "flags": flags},
-                                        key, algorithm)
+                                        key, Algorithm(algorithm))
         return made
 
     def __call__(self, data: Rows, dests: Sequence[str]) -> List[DecryptResult]:
         """The DecryptResults of :func:`pack`'s ``data`` for ``dests``."""
-        shapes, rows = data
+        shapes, sizes, feks, at = data
         fields = [self._fields(s) for s in shapes]
         new = object.__new__
         out: List[DecryptResult] = []
         # (the fields in their classes' order, as __init__ or pickle sets them)
-        for (size, fek, at), dest in zip(rows, dests):
-            common, key, algorithm = fields[at]
+        for dest, size, fek, shape in zip(dests, sizes, feks, at):
+            common, key, algorithm = fields[shape]
             entry = new(Entry)
             d = entry.__dict__
             d.update(common)
