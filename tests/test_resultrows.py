@@ -104,8 +104,11 @@ def test_decrypt_tree_on_forked_workers_gives_decrypts_results(tmp_path, people,
     monkeypatch.setattr(forked, "usable", lambda jobs, workers: True)
     packed = []
     real = resultrows.Unpacker.__call__
-    monkeypatch.setattr(resultrows.Unpacker, "__call__",
-                        lambda self, data, dests: packed.append(len(dests)) or real(self, data, dests))
+
+    def counted(self, data, dests):
+        packed.append(len(dests))
+        return real(self, data, dests)
+    monkeypatch.setattr(resultrows.Unpacker, "__call__", counted)
     r = tree.decrypt_tree(src, tmp_path / "dest", [alice], workers=2, sync=False)
     assert not r.failures and r.bulk.files == 40
     assert 0 < sum(packed) < 40          # (the named stream's chunk went whole)

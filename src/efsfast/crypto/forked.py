@@ -82,7 +82,6 @@ MAX_STEP = 8            # jobs per chunk (~3 ms of small files): the workers end
 ERROR_GEN_FAILURE = 31  # winerror.h: "a device attached to the system is not functioning"
 
 
-
 class Form(enum.IntEnum):
     """What a frame's pickle holds."""
     OUTCOMES = 0        # [(job index, result, error)] for each job of the chunk
