@@ -115,3 +115,15 @@ def test_decrypt_tree_on_forked_workers_gives_decrypts_results(tmp_path, people,
     again, _ = decrypted(tmp_path, [j[1] for j in r.jobs], [alice])
     for (dest, _), got, alone in zip(r.jobs, r.bulk.results, again):
         same(got, dataclasses.replace(alone, path=dest))
+
+
+def test_a_class_with_a_field_the_rows_do_not_carry_is_sent_whole(tmp_path, people, monkeypatch):
+    """The rows carry exactly the classes' fields today; were one added,
+    results would travel pickle's way (never rebuilt without it)."""
+    alice, _ = people
+    results, dests = decrypted(tmp_path, [raw(tmp_path, "f", b"data", people)], [alice])
+    assert resultrows._FITS and all([f.name for f in dataclasses.fields(cls)] == names
+                                    for cls, names in resultrows.FIELDS.items())
+    assert resultrows.pack(results, dests) is not None
+    monkeypatch.setattr(resultrows, "_FITS", False)
+    assert resultrows.pack(results, dests) is None

@@ -20,6 +20,7 @@ stream, a folder, a path of its own, a subclass) makes its chunk travel as
 a plain pickle instead."""
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..rawnames import UNNAMED_STREAM
@@ -33,12 +34,20 @@ Shape = Tuple[str, int, Optional[str], Optional[str], int, str, int]
 # (shapes, then per file: bytes written, encrypted FEK, index of its shape),
 # in flat lists: no tuple per file to make and unmake
 Rows = Tuple[List[Shape], List[int], List[bytes], bytes]
+# the fields Unpacker sets, in order: a class that gained one is sent whole
+# (pickle's way) rather than rebuilt without it
+FIELDS = {Entry: ["kind", "index", "display_name", "thumbprint", "flags", "encrypted_fek"],
+          Opened: ["entry", "key", "algorithm"],
+          DecryptResult: ["path", "bytes", "streams", "opened", "directory"]}
+_FITS = all([f.name for f in fields(cls)] == names for cls, names in FIELDS.items())
 
 
 def pack(results: Sequence[Any], dests: Sequence[Any]) -> Optional[Rows]:
     """The rows of ``results`` (each the result of the job writing the
     same place of ``dests``), or None where some result is not a plain
     file's DecryptResult that the rows give back equal."""
+    if not _FITS:
+        return None
     shapes: Dict[Shape, int] = {}
     sizes: List[int] = []
     feks: List[bytes] = []
