@@ -166,3 +166,98 @@ def test_a_pipe_of_one_page_still_takes_every_chunk(monkeypatch):
     r = forked.run_forked(jobs(n), echo, workers=2)
     assert r.files == n and [d.path for d in r.results] == [f"dest{i}" for i in range(n)]
     assert len(forked._chunks(n, 2, 4096 // forked.CHUNK.size)) <= 1024
+
+
+@pytest.mark.parametrize("workers", [3, 5, 8])
+def test_workers_started_by_workers_all_work_and_all_end(children_left, workers):
+    """The parent forks the first worker, which starts the others: every
+    one of them takes jobs, and every one has ended when run_forked returns."""
+    def one(dest, source, opts, token):
+        import time
+        time.sleep(0.002)       # (instant jobs could all be taken by the first workers)
+        return echo(dest, source, opts, token)
+    r = forked.run_forked(jobs(400), one, workers=workers)
+    assert [d.path for d in r.results] == [f"dest{i}" for i in range(400)]
+    assert r.files == 400 and r.bytes == sum(range(400)) and not r.failures
+    pids = {d.pid for d in r.results}
+    assert len(pids) == workers and os.getpid() not in pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert children_left() == []
+
+
+@pytest.mark.parametrize("victim", ["first", "started by a worker"])
+def test_a_killed_worker_of_several_fails_its_jobs_only(children_left, tmp_path, victim):
+    """Whichever worker dies (the first, which started the others, or one
+    that a worker started), its chunk becomes failed items, the others do
+    the rest, and no process is left behind."""
+    parent = os.getpid()
+    mark = str(tmp_path / "killed")
+
+    def one(dest, source, opts, token):
+        import time
+        time.sleep(0.001)
+        first = os.getppid() == parent
+        if opts["i"] >= 40 and first == (victim == "first"):
+            try:                # (the first such job only: one worker dies)
+                os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return echo(dest, source, opts, token)
+    n = 400
+    r = forked.run_forked(jobs(n), one, workers=4)
+    lost = [e.index for e in r.failures]
+    assert os.path.exists(mark) and lost in [list(c) for c in forked._chunks(n, 4)]
+    assert r.files == n - len(lost)
+    assert all("ended unexpectedly" in str(e.error) for e in r.failures)
+    assert children_left() == []
+
+
+def alive(pid):
+    """Whether ``pid`` still runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_failing_parent_waits_for_workers_whose_starter_was_killed(children_left, tmp_path):
+    """The first worker (which started the others) is killed, then the
+    parent fails (its progress callback raises) while the workers it no
+    longer has as children are in the middle of a job: run_forked raises
+    only once every one of them has ended, none writing anything after."""
+    import time
+    parent = os.getpid()
+    pids, wrote = tmp_path / "pids", tmp_path / "wrote"
+    pids.mkdir()
+    wrote.mkdir()
+    mark = tmp_path / "killed"
+
+    def one(dest, source, opts, token):
+        (pids / str(os.getpid())).touch()
+        if os.getppid() == parent and opts["i"] >= 40:
+            mark.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.3 if mark.exists() else 0.002)     # (ignores the token: a long job)
+        (wrote / dest).touch()
+        return echo(dest, source, opts, token)
+
+    def progress(files, size, total):
+        if mark.exists():
+            raise RuntimeError("the caller failed")
+    with pytest.raises(RuntimeError, match="the caller failed"):
+        forked.run_forked(jobs(400), one, workers=4, progress=progress)
+    written = sorted(os.listdir(wrote))
+    time.sleep(0.5)
+    assert sorted(os.listdir(wrote)) == written
+    # (a worker's pipe ends as it exits: the system may take a moment more)
+    deadline = time.monotonic() + 5
+    seen = [int(p.name) for p in pids.iterdir()]
+    while any(alive(p) for p in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(seen) == 4 and [p for p in seen if alive(p)] == []
+    assert children_left() == []

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 SUFFIX = ".efsraw"
 COMMAND, DONE = "decrypt-tree", "decrypted"     # as refusals name them
 ERROR_FILE_NOT_FOUND = 2
+_WINDOWS_PATHS = os.sep == "\\"     # (backupset.restore's rule: a set's "/" paths become "\\")
 Jobs = List[Tuple[Any, ...]]            # (plaintext dest, raw stream or object, options)
 Errors = List[Tuple[str, EfsError]]     # (path, error) of what could not be listed or read
 
@@ -55,6 +56,10 @@ class Plan:
     set_id: str = ""                    # a set's, planned from its manifest
     complete: bool = True               # False: an incomplete set's (partial=True)
     unchecked: bool = False             # raw streams with no manifest to check them against
+    # the folders the jobs' files go into, where the plan knows them (None:
+    # found from the jobs), and how many jobs are encrypted folders
+    parents: Optional[List[str]] = None
+    folder_jobs: int = 0
 
 
 def is_folder_stream(path: str) -> bool:
@@ -143,16 +148,69 @@ def open_set(src_dir: str, partial: bool = False) -> Optional[Manifest]:
 def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ()) -> Plan:
     """Jobs from the manifest ``m`` of the set in ``set_dir`` (the objects
     of an incremental set's earlier sets from those sets, found as
-    restore-tree finds them), each with the size and SHA-256 to check."""
-    from ..backupset.manifest import Kind
-    from ..backupset.restore import locate_sets, target_path, unchecked
+    restore-tree finds them), each with the size and SHA-256 to check
+    (its option "expect": (raw size, SHA-256), as restore-tree's jobs have
+    it; the worker makes the Expected)."""
+    from ..backupset.restore import locate_sets
     folders = {m.header.set_id: set_dir} | (locate_sets(m, sets, set_dir) if m.header.refs else {})
     plan = Plan([], set_id=m.header.set_id, complete=m.complete)
+    if _WINDOWS_PATHS or not _plan_checked(plan, m, dest_dir, folders):
+        plan = Plan([], set_id=m.header.set_id, complete=m.complete)
+        _plan_each(plan, m, dest_dir, folders)
+    return plan
+
+
+def _plan_checked(plan: Plan, m: Manifest, dest_dir: str, folders: Dict[str, str]) -> bool:
+    """:func:`plan_set`'s work as restore-tree plans a set (POSIX): every
+    object path checked in one search (backupset.restore.checkable), each
+    source one concatenation, each job's folder once (this runs in the
+    calling thread, the serial part of the job: per object ~2 us less than
+    :func:`_plan_each`).  False, having planned nothing that counts, where
+    some line would be a failed item or a path would leave ``dest_dir``:
+    :func:`_plan_each` then plans (and names them) in manifest order."""
+    from ..backupset.manifest import SUFFIX as STORED, Kind
+    from ..backupset.restore import checkable, target_path
+    unusable: List[ItemError] = []
+    try:
+        checked = list(checkable(m.entries, dest_dir, unusable))
+        others = [(e, target_path(dest_dir, e.path)) for e in m.entries if not e.has_stream]
+    except EfsError:
+        return False
+    if unusable:
+        return False
+    for e, target in others:
+        if e.failed:
+            plan.failed.append(_not_in_set(target, e.failed))
+        else:                               # (a plain folder)
+            plan.folders.append(target)
+    bases = {k: v if not v or v.endswith("/") else v + "/" for k, v in folders.items()}
+    own, folder_kind = m.header.set_id, Kind.DIRECTORY
+    parents: Set[str] = set()
+    jobs = plan.jobs
+    for e, target in checked:
+        opts: Dict[str, Any] = {"expect": (e.raw_size, e.sha256), "object": False}
+        if e.kind is folder_kind:
+            opts["directory"] = True
+            plan.folder_jobs += 1
+        jobs.append((target, bases[e.ref or own] + e.path + STORED, opts))
+        parents.add(e.path.rpartition("/")[0])
+    plan.parents = sorted(target_path(dest_dir, p) if p else dest_dir for p in parents)
+    return True
+
+
+def _not_in_set(target: str, why: str) -> ItemError:
+    return ItemError(-1, target, EfsError(ERROR_FILE_NOT_FOUND,
+                                          f"not in the set: its backup failed ({why})"))
+
+
+def _plan_each(plan: Plan, m: Manifest, dest_dir: str, folders: Dict[str, str]) -> None:
+    """:func:`plan_set`'s work line by line (Windows paths, failed items)."""
+    from ..backupset.manifest import Kind
+    from ..backupset.restore import target_path, unchecked
     for e in m.entries:
         target = target_path(dest_dir, e.path)
         if e.failed:
-            plan.failed.append(ItemError(-1, target, EfsError(
-                ERROR_FILE_NOT_FOUND, f"not in the set: its backup failed ({e.failed})")))
+            plan.failed.append(_not_in_set(target, e.failed))
         elif e.kind is Kind.PLAIN_DIRECTORY:
             plan.folders.append(target)
         else:
@@ -162,12 +220,11 @@ def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ())
                 continue
             assert e.raw_size is not None and e.sha256 is not None     # (unchecked said so)
             source = os.path.join(folders[e.ref or m.header.set_id], *e.stored_name.split("/"))
-            expect = Expected(e.raw_size, e.sha256)
-            opts: Dict[str, Any] = {"expect": expect, "object": False}
+            opts: Dict[str, Any] = {"expect": (e.raw_size, e.sha256), "object": False}
             if e.kind is Kind.DIRECTORY:
                 opts["directory"] = True
+                plan.folder_jobs += 1
             plan.jobs.append((target, source, opts))
-    return plan
 
 
 @dataclass
@@ -248,21 +305,27 @@ def decrypt_tree(src_dir: PathLike, dest_dir: PathLike, keys: KeysArg, *,
     if skip_existing:           # (an encrypted folder of a set is checked again: it is small)
         existing = [j[0] for j in jobs if not _is_folder(j) and os.path.lexists(j[0])]
         jobs = [j for j in jobs if _is_folder(j) or not os.path.lexists(j[0])]
-    _make_folders([dest_dir] + p.folders + sorted({os.path.dirname(j[0]) for j in jobs}))
+    parents = p.parents if p.parents is not None else sorted({os.path.dirname(j[0]) for j in jobs})
+    _make_folders([dest_dir] + p.folders + parents)
 
     def one(dest: str, source: str, opts: Dict[str, Any],
             token: Optional[Cancel]) -> Union[DecryptResult, _FolderDone]:
+        expect = Expected(*opts["expect"]) if "expect" in opts else None
         if opts.get("directory"):
-            return _folder(dest, source, opts["expect"])
+            assert expect is not None           # (a set's folder: plan_set gives its line's)
+            return _folder(dest, source, expect)
         return decrypt(source, dest, keys, overwrite=overwrite, directory=False, cancel=token,
-                       expect=opts.get("expect"), encrypted_object=opts.get("object"))
+                       expect=expect, encrypted_object=opts.get("object"))
     workers = workers or default_workers(src_dir)   # (2 on an efs_raw FUSE mount)
     if forked.usable(jobs, workers):        # RSA holds the GIL: processes share it out
-        bulk = forked.run_forked(jobs, one, workers=workers, progress=progress, cancel=cancel)
+        from . import resultrows
+        bulk = forked.run_forked(jobs, one, workers=workers, progress=progress, cancel=cancel,
+                                 pack=resultrows.pack, unpack=resultrows.Unpacker())
     else:
         bulk = _run_many(jobs, one, workers=workers, progress=progress, cancel=cancel,
                          fail_fast=False)
-    result = DecryptTreeResult(bulk, directories=len(p.folders) + sum(map(_is_folder, jobs)),
+    # (an encrypted folder's job is never left out by skip_existing: the plan's count holds)
+    result = DecryptTreeResult(bulk, directories=len(p.folders) + p.folder_jobs,
                                skipped=p.skipped, existing=existing, unreadable=p.failed,
                                jobs=[j[:2] for j in jobs], set_id=p.set_id,
                                complete=p.complete, unchecked=p.unchecked,
