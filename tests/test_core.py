@@ -540,6 +540,7 @@ def test_restore_many_results_are_the_same_whichever_path_makes_them(xattr_dir, 
             continue
         assert type(r) is type(alone) is efsfast.RestoreResult
         assert r == efsfast.RestoreResult(str(xattr_dir / f"f{i}"), len(datas[i]), r.calls)
+        assert vars(r) == vars(efsfast.RestoreResult(r.path, r.bytes, r.calls))
         assert type(r.path) is str and r.calls >= 1 and hash(r) == hash(
             efsfast.RestoreResult(r.path, r.bytes, r.calls))
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -714,6 +715,12 @@ def test_backup_many_paths_agree(xattr_dir, tmp_path, monkeypatch, path):
         assert (out / f"f{i}.efsraw").read_bytes() == RAW
         r = res.results[i]
         assert (r.path, r.bytes) == (str(src / f"f{i}"), len(RAW)) and r.calls >= 1
+        # (made in C field by field on the C path: the same frozen dataclass)
+        same = efsfast.BackupResult(str(src / f"f{i}"), len(RAW), r.calls)
+        assert type(r) is efsfast.BackupResult and r == same and hash(r) == hash(same)
+        assert vars(r) == vars(same) and r.data is None
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            r.calls = 0    # type: ignore[misc]
     assert (out / "dir.efsraw").read_bytes() == efsfast.backup(src / "dir", directory=True)
     assert res.files == 4 and res.bytes == 3 * len(RAW) + res.results[6].bytes
     assert seen[-1] == (4, 7)

@@ -96,6 +96,22 @@ cdef void bulk_worker(bulk_state *st) noexcept nogil:
             st.cancel[0] = 1
 
 
+cdef object frozen_result(new, make, path, uint64_t nbytes, uint64_t calls, bint data):
+    """``make(path, nbytes, calls)`` (``data=None`` too where ``data``) for a
+    frozen dataclass ``make``, its fields set one by one as its __init__
+    sets them (through object's own setattr), without the calls; ``new``:
+    object.__new__."""
+    if type(path) is not str:
+        path = os.fspath(path)
+    r = new(make)
+    PyObject_GenericSetAttr(r, "path", path)
+    PyObject_GenericSetAttr(r, "bytes", nbytes)
+    PyObject_GenericSetAttr(r, "calls", calls)
+    if data:
+        PyObject_GenericSetAttr(r, "data", None)
+    return r
+
+
 cdef class BulkRestore:
     """Restores a batch of (dest, buffer or path) jobs with every item's work
     in C: the workers take the next index atomically and run open / write /
@@ -247,14 +263,7 @@ cdef class BulkRestore:
             if not j.started or j.rc != 0 or (j.check != NULL and j.check.state != CHECK_MATCHED):
                 others.append(i)
                 continue
-            path = jobs[i][0]
-            if type(path) is not str:
-                path = os.fspath(path)
-            r = new(make)
-            PyObject_GenericSetAttr(r, "path", path)
-            PyObject_GenericSetAttr(r, "bytes", j.bytes)
-            PyObject_GenericSetAttr(r, "calls", j.calls)
-            results[i] = r
+            results[i] = frozen_result(new, make, jobs[i][0], j.bytes, j.calls, False)
             files += 1
             nbytes += j.bytes
         return results, files, nbytes, others

@@ -245,6 +245,31 @@ cdef class BulkExport:
             efs_posix_backup_item_free(it)
         return j, blob, nbytes
 
+    def outcomes(self, jobs, make):
+        """Every backed-up item's result at once, ``make(src, stream size,
+        calls)`` with ``data=None`` (a frozen dataclass, set up field by
+        field as its __init__ would), its buffers freed: ``(results, files,
+        bytes, others)`` where ``results`` holds None for the items listed
+        in ``others`` (not started, plain or failed: see :meth:`result`,
+        which still answers for them)."""
+        cdef size_t i
+        cdef efs_backup_item *it
+        cdef uint64_t nbytes = 0
+        cdef Py_ssize_t files = 0
+        cdef list results = [None] * self.b.count
+        cdef list others = []
+        new = object.__new__
+        for i in range(self.b.count):
+            it = &self.b.items[i]
+            if not efs_atomic_get(&self.b.done[i]) or it.outcome != EFS_BACKUP_DONE:
+                others.append(i)
+                continue
+            results[i] = frozen_result(new, make, jobs[i][0], it.data_len, it.calls, True)
+            files += 1
+            nbytes += it.data_len
+            efs_posix_backup_item_free(it)
+        return results, files, nbytes, others
+
     def result(self, size_t i, src, dest):
         """(outcome, error or None, stream size, callback calls) of item i,
         its buffers freed; outcome as in take()."""

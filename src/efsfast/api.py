@@ -468,9 +468,13 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
     batch = _core.BulkExport(c_jobs, be, token, capture_ntfs=False, overwrite=overwrite,
                              hash=False, fail_fast=fail_fast)
     interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
-    result = BulkResult(results=[None] * len(jobs))
-    results: List[Any] = result.results     # BackupResults (as the Python path gives them)
-    for i, job in enumerate(jobs):
+    # every item backed up taken in C (BackupResults, as the Python path
+    # gives them); the rest one by one below
+    done, files, nbytes, pending = batch.outcomes(jobs, BackupResult)
+    result = BulkResult(results=done, files=files, bytes=nbytes)
+    results: List[Any] = result.results
+    for i in pending:
+        job = jobs[i]
         outcome, error, nbytes, calls = batch.result(i, job[0], job[1])
         if outcome == "not started":
             continue
