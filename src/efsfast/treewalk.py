@@ -104,13 +104,13 @@ def parent_folder(path: str) -> str:
     return os.path.dirname(path)
 
 
-def parent_folders(paths: Iterable[str]) -> Set[str]:
-    """The set of :func:`parent_folder` of every path, made in C where paths
-    are POSIX ones (no Python call per object)."""
+def parent_folders(paths: Iterable[Union[str, "os.PathLike[str]"]]) -> Set[str]:
+    """The set of :func:`parent_folder` of every path (str or path-like),
+    made in C where paths are POSIX ones (no Python call per object)."""
     if os.altsep is None:
         from ._core import parent_folders as in_c
         return in_c(paths)
-    return {parent_folder(p) for p in paths}
+    return {parent_folder(os.fspath(p)) for p in paths}
 
 
 def child_prefix(folder: str) -> Optional[str]:
