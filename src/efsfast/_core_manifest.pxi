@@ -34,13 +34,17 @@ def manifest_object_fields(bytes line):
     finally:
         if buf != small:
             free(buf)
-    meta = None
-    if f.posix_meta:
-        # (json's key order: the line's, sorted)
-        meta = {"atime_ns": f.atime_ns, "ctime_ns": f.ctime_ns, "mode": f.mode,
-                "mtime_ns": f.mtime_ns, "source": "posix"}
     return (path, bool(f.directory), f.raw_size, _hex32(sha), f.source_size, _hex32(efs_sha),
-            meta)
+            _posix_meta(&f))
+
+
+cdef object _posix_meta(const efs_line_facts *f):
+    """A line's POSIX metadata as json reads it (its keys in the line's
+    order, sorted); None where the line has none."""
+    if not f.posix_meta:
+        return None
+    return {"atime_ns": f.atime_ns, "ctime_ns": f.ctime_ns, "mode": f.mode,
+            "mtime_ns": f.mtime_ns, "source": "posix"}
 
 
 cdef extern from "<string.h>":
@@ -79,14 +83,10 @@ def manifest_object_entries(bytes data, Py_ssize_t pos, make, file_kind, dir_kin
             if not efs_manifest_read_object_line(base + start, n, &f, buf, sha, efs_sha):
                 break
             path = PyUnicode_DecodeUTF8(<const char *>f.path, f.path_len, NULL)
-            if f.posix_meta:
-                # (json's key order: the line's, sorted)
-                meta = {"atime_ns": f.atime_ns, "ctime_ns": f.ctime_ns, "mode": f.mode,
-                        "mtime_ns": f.mtime_ns, "source": "posix"}
-            else:
-                meta = {}
+            meta = _posix_meta(&f)
             out.append(make(path, dir_kind if f.directory else file_kind, f.raw_size,
-                            _hex32(sha), f.source_size, _hex32(efs_sha), meta))
+                            _hex32(sha), f.source_size, _hex32(efs_sha),
+                            {} if meta is None else meta))
             start += <Py_ssize_t>n
             taken += 1
     finally:
