@@ -37,13 +37,15 @@ def _source(root, count):
 
 
 def _spy(monkeypatch):
+    """The size of every PosixMetaBatch run (from a set's C rows or from
+    metadata dicts)."""
     made = []
-    real = _core.PosixMetaBatch
+    real = meta.run_posix
 
-    def batch(paths, metas, acl):
-        made.append(len(paths))
-        return real(paths, metas, acl)
-    monkeypatch.setattr(_core, "PosixMetaBatch", batch)
+    def run(batch, workers):
+        made.append(batch.count)
+        return real(batch, workers)
+    monkeypatch.setattr(meta, "run_posix", run)
     return made
 
 

@@ -67,4 +67,5 @@ include "_core_manifest.pxi"     # a set's manifest lines read in C (the writer'
 include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (tree restores)
 include "_core_paths.pxi"        # parent folders of many paths, in C (tree jobs)
 include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C
+include "_core_objtable.pxi"     # ObjectTable, SetFiles: a set's lines as C rows, its restore jobs
 include "_core_listdir.pxi"      # list_folder: a folder's entries told apart, in C (walks)

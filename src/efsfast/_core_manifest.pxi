@@ -39,56 +39,18 @@ def manifest_object_fields(bytes line):
 
 
 cdef object _posix_meta(const efs_line_facts *f):
-    """A line's POSIX metadata as json reads it (its keys in the line's
-    order, sorted); None where the line has none."""
+    """A line's POSIX metadata as json reads it; None where the line has none."""
     if not f.posix_meta:
         return None
-    return {"atime_ns": f.atime_ns, "ctime_ns": f.ctime_ns, "mode": f.mode,
-            "mtime_ns": f.mtime_ns, "source": "posix"}
+    return _posix_meta_dict(f.atime_ns, f.ctime_ns, f.mode, f.mtime_ns)
+
+
+cdef object _posix_meta_dict(int64_t atime_ns, int64_t ctime_ns, uint32_t mode, int64_t mtime_ns):
+    """POSIX metadata as json reads it from a line (its keys in the line's
+    order, sorted)."""
+    return {"atime_ns": atime_ns, "ctime_ns": ctime_ns, "mode": mode, "mtime_ns": mtime_ns,
+            "source": "posix"}
 
 
 cdef extern from "<string.h>":
     const void *memchr(const void *s, int c, size_t n) nogil
-
-
-def manifest_object_entries(bytes data, Py_ssize_t pos, make, file_kind, dir_kind, list out):
-    """Every object line from offset ``pos`` of a manifest's bytes on, as
-    :func:`manifest_object_fields` reads them, each appended to ``out`` as
-    ``make(path, kind, raw_size, sha256, source_size, efs_sha256, meta)``
-    (``kind``: ``file_kind`` or ``dir_kind``; ``meta`` the POSIX metadata
-    dict, or a new empty one), up to the first line that is not one (or has
-    no "\\n": a last line cut short): ``(its offset, lines taken)``."""
-    cdef const char *base = PyBytes_AS_STRING(data)
-    cdef Py_ssize_t size = len(data), start = pos, taken = 0
-    cdef const char *nl
-    cdef size_t n, cap = 256
-    cdef efs_line_facts f
-    cdef uint8_t sha[32]
-    cdef uint8_t efs_sha[32]
-    cdef uint8_t *buf = <uint8_t *>malloc(cap)
-    cdef uint8_t *grown
-    if buf == NULL:
-        raise MemoryError()
-    try:
-        while start < size:
-            nl = <const char *>memchr(base + start, b'\n', <size_t>(size - start))
-            if nl == NULL:
-                break
-            n = <size_t>(nl - (base + start)) + 1
-            if n > cap:
-                grown = <uint8_t *>realloc(buf, n)
-                if grown == NULL:
-                    raise MemoryError()
-                buf, cap = grown, n
-            if not efs_manifest_read_object_line(base + start, n, &f, buf, sha, efs_sha):
-                break
-            path = PyUnicode_DecodeUTF8(<const char *>f.path, f.path_len, NULL)
-            meta = _posix_meta(&f)
-            out.append(make(path, dir_kind if f.directory else file_kind, f.raw_size,
-                            _hex32(sha), f.source_size, _hex32(efs_sha),
-                            {} if meta is None else meta))
-            start += <Py_ssize_t>n
-            taken += 1
-    finally:
-        free(buf)
-    return start, taken

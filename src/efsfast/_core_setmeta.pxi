@@ -78,12 +78,7 @@ cdef class PosixMetaBatch:
         cdef int64_t atime_ns, mtime_ns
         if len(metas) != n:
             raise ValueError("one metadata dict per path")
-        self.keep = []
-        self.left = []
-        self.b.jobs = <setmeta_job *>calloc(max(n, 1), sizeof(setmeta_job))
-        self.index = <size_t *>malloc(max(n, 1) * sizeof(size_t))
-        if self.b.jobs == NULL or self.index == NULL:
-            raise MemoryError()
+        self._alloc(n)
         for i in range(n):
             if not _posix_values(metas[i], acl, &mode, &atime_ns, &mtime_ns):
                 self.left.append(i)
@@ -99,8 +94,18 @@ cdef class PosixMetaBatch:
             k += 1
         self.count = k
         self.b.count = k
-        self.b.next_index = 0
+
+    cdef int _alloc(self, size_t n) except -1:
+        """Room for ``n`` jobs, none counted yet."""
+        self.keep = []
+        self.left = []
+        self.b.jobs = <setmeta_job *>calloc(max(n, 1), sizeof(setmeta_job))
+        self.index = <size_t *>malloc(max(n, 1) * sizeof(size_t))
+        if self.b.jobs == NULL or self.index == NULL:
+            raise MemoryError()
+        self.count = self.b.count = self.b.next_index = 0
         self.b.stop = 0
+        return 0
 
     def __dealloc__(self):
         free(self.b.jobs)

@@ -286,6 +286,23 @@ def restore_many(jobs: Iterable[Job], *, workers: Optional[int] = None, overwrit
                      fail_fast=fail_fast)
 
 
+def restore_set_files(files: _core.SetFiles, *, workers: Optional[int] = None,
+                      overwrite: bool = False, progress: Optional[Progress] = None,
+                      cancel: Optional[_core.CancelToken] = None,
+                      backend: Optional[_core.Backend] = None) -> BulkResult:
+    """:func:`restore_many` of a backup set's files as ``files`` holds them
+    (jobs ``files.pairs``, each checked against its manifest line), made
+    into the C batch from its rows without a Python step per item."""
+    be = _backend(backend)
+    if not isinstance(be, _core.Win32Backend):
+        fast = _restore_many_c(files.pairs, be, workers, overwrite, progress, cancel, False,
+                               files)
+        if fast is not None:
+            return fast
+    return restore_many(files.jobs(), workers=workers, overwrite=overwrite, progress=progress,
+                        cancel=cancel, backend=be)
+
+
 _C_OPTIONS = frozenset({"directory", "overwrite", "drop_alternate_streams", "expect"})
 # sources restore_many hands to C as they are (paths: the POSIX side opens them)
 _BUFFER_TYPES = frozenset((bytes, bytearray, memoryview) + ((str,) if _core.HAVE_POSIX else ()))
@@ -305,9 +322,11 @@ def _c_source(source: Any) -> bool:
 
 def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], overwrite: bool,
                     progress: Optional[Progress], cancel: Optional[_core.CancelToken],
-                    fail_fast: bool) -> Optional[BulkResult]:
+                    fail_fast: bool,
+                    prepared: Optional[_core.SetFiles] = None) -> Optional[BulkResult]:
     """restore_many with every item's work in C (buffers and paths), or None
-    when some job needs the Python path (custom sources, other options)."""
+    when some job needs the Python path (custom sources, other options);
+    ``prepared``: the batch's jobs as a set's files (``jobs`` their pairs)."""
     posix = isinstance(be, _core.PosixBackend)
     plain_flags = _core.CREATE_FOR_IMPORT | (
         _core.OVERWRITE_HIDDEN if overwrite else (_core.NO_REPLACE if posix else 0))
@@ -315,8 +334,12 @@ def _restore_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], 
     # the common cases, (dest, buffer or path) and a set's (dest, path,
     # {"expect": line}), taken in C without a Python step per item; advapi32
     # takes every item through a temporary name (see _winfs)
-    batch = (_core.plain_bulk_restore(jobs, be, token, fail_fast, plain_flags)
-             if not isinstance(be, _core.Win32Backend) else None)
+    batch: Optional[_core.BulkRestore]
+    if prepared is not None:
+        batch = prepared.bulk(be, token, fail_fast, plain_flags)
+    else:
+        batch = (_core.plain_bulk_restore(jobs, be, token, fail_fast, plain_flags)
+                 if not isinstance(be, _core.Win32Backend) else None)
     temps: List[Optional[str]] = [None] * len(jobs)
     if batch is None:
         c_jobs = _c_jobs(jobs, be, overwrite, plain_flags)

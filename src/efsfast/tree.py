@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 from . import _core, _winfs
 from . import durable as _durable
 from . import volume as _volume
-from .api import BulkResult, ItemError, backup_many, restore_many
+from .api import BulkResult, ItemError, backup_many, restore_many, restore_set_files
 from .bulkjob import Progress as Progress
 from ._core import Backend, CancelToken
 from ._errors import EfsError
@@ -261,13 +261,23 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
                     overwrite: bool = False, skip_existing: bool = False,
                     progress: Optional[Progress] = None,
                     cancel: Optional[CancelToken] = None, backend: Optional[Backend] = None,
-                    unreadable: Optional[List[ItemError]] = None) -> TreeResult:
+                    unreadable: Optional[List[ItemError]] = None,
+                    prepared: Optional[_core.SetFiles] = None) -> TreeResult:
     """Run planned restore jobs: ``dirs`` as ``(target, source, {"directory":
     True})``, ``files`` as ``(target, source)`` (see :func:`plan_restore`);
-    ``unreadable``: what planning could not read, failed items of the result."""
+    ``unreadable``: what planning could not read, failed items of the result.
+    ``prepared``: a backup set's files (``files`` are its pairs), run from
+    its C rows where they run as given (see api.restore_set_files)."""
     existing: List[str] = []
     gate = FolderGate(backend)
-    dirs, files = gate.folders_by_position(dirs, files)
+    if prepared is not None:
+        by_position, moved = gate.folders_by_position(dirs, files)
+        if moved is files and not skip_existing:
+            dirs = by_position
+        else:       # (a file stream that holds others; resuming)
+            files, prepared = prepared.jobs(), None
+    if prepared is None:
+        dirs, files = gate.folders_by_position(dirs, files)
     if skip_existing:   # an existing folder counts only if it is the backup's
         remove_leftovers({os.path.dirname(os.fspath(j[0])) for j in dirs + files})
         dirs, ex1 = _split_existing(dirs, 0, keep=gate.refuse_unlike_backup)
@@ -302,10 +312,17 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
             # what lies below a folder that failed fails too, unwritten
             run, early = gate.split(batch)
             _make_parents(batch[i][0] for i in run)
+            whole = prepared if batch is files and run and len(run) == len(batch) else None
+            jobs_of = (prepared.jobs() if prepared is not None and whole is None and batch is files
+                       else batch)     # (below a folder that failed: as restore_many takes them)
             try:
-                r = restore_many([batch[i] for i in run], workers=workers,
-                                 overwrite=overwrite, progress=step, cancel=cancel,
-                                 backend=backend) if run else BulkResult(results=[])
+                if whole is not None:
+                    r = restore_set_files(whole, workers=workers, overwrite=overwrite,
+                                          progress=step, cancel=cancel, backend=backend)
+                else:
+                    r = restore_many([jobs_of[i] for i in run], workers=workers,
+                                     overwrite=overwrite, progress=step, cancel=cancel,
+                                     backend=backend) if run else BulkResult(results=[])
             except BaseException as exc:
                 if getattr(exc, "result", None) is not None:
                     setattr(exc, "result", gate.expand(getattr(exc, "result"), batch, run, early))

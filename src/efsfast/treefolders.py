@@ -115,6 +115,8 @@ class FolderGate:
 
     def split(self, batch: Jobs) -> Tuple[List[int], Dict[int, EfsError]]:
         """(indices of the jobs to run, {index: error} of those that fail now)."""
+        if not (self.failed or self.refused):
+            return list(range(len(batch))), {}     # (no Python step per job)
         run: List[int] = []
         early: Dict[int, EfsError] = {}
         for i, job in enumerate(batch):
@@ -129,6 +131,8 @@ class FolderGate:
     def expand(r: BulkResult, batch: Jobs, run: List[int],
                early: Dict[int, EfsError]) -> BulkResult:
         """The result of running ``run`` as a result for the whole batch."""
+        if not early and len(run) == len(batch) == len(r.results):
+            return r                # (every job ran, each at its own index)
         out = BulkResult(results=[None] * len(batch), bytes=r.bytes, files=r.files,
                          cancelled=r.cancelled)
         for k, i in enumerate(run):

@@ -27,7 +27,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Tuple, Uni
 from .setfiles import MANIFEST_NAME as MANIFEST_NAME
 from .setfiles import PARTIAL_NAME as PARTIAL_NAME
 from .setfiles import find_manifest as find_manifest
-from .._core import manifest_object_entries as _object_entries
+from .._core import ObjectTable
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38
@@ -169,13 +169,50 @@ class Header:
                    metadata_source=metadata_source, since=since, refs=refs or [])
 
 
-@dataclass
 class Manifest:
-    header: Header
-    entries: List[Entry]
-    sha256: str                 # over every line before the end line (read so far, if partial)
-    complete: bool = True       # False: the manifest of a backup that did not finish
-    reason: Optional[str] = None    # why it did not, where its end line says
+    """A manifest as read: its ``header``, its objects (``entries``, in
+    order), the SHA-256 of its lines before the end line, whether the set is
+    ``complete`` and, if not, the ``reason`` its end line gives.
+
+    ``entries`` may be given as the C rows a reader keeps them in (an
+    :class:`~efsfast._core.ObjectTable`): the Entry list is then made the
+    first time it is asked for, and until then ``table`` holds the rows (a
+    set's restore reads them without an Entry per object)."""
+
+    def __init__(self, header: Header, entries: Union[List[Entry], ObjectTable], sha256: str,
+                 complete: bool = True, reason: Optional[str] = None) -> None:
+        self.header = header
+        self._entries: Optional[List[Entry]] = entries if isinstance(entries, list) else None
+        self._table = None if isinstance(entries, list) else entries
+        self.sha256 = sha256                # over every line before the end line (read so far)
+        self.complete = complete            # False: the manifest of a backup that did not finish
+        self.reason = reason                # why it did not, where its end line says
+
+    @property
+    def entries(self) -> List[Entry]:
+        if self._entries is None:
+            assert self._table is not None
+            self._entries = self._table.entries(Entry, Kind.FILE, Kind.DIRECTORY)
+        return self._entries
+
+    @property
+    def table(self) -> Optional[ObjectTable]:
+        """The objects as the reader keeps them, while :attr:`entries` has
+        not been made (after that the list is what holds, and this is None)."""
+        return self._table if self._entries is None else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        return (self.header, self.entries, self.sha256, self.complete, self.reason) == (
+            other.header, other.entries, other.sha256, other.complete, other.reason)
+
+    # (unhashable, as a dataclass with eq is: it is mutable)
+    __hash__ = None     # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Manifest(header={self.header!r}, entries={self.entries!r}, "
+                f"sha256={self.sha256!r}, complete={self.complete!r}, reason={self.reason!r})")
 
     def by_path(self) -> Dict[str, Entry]:
         return {e.path: e for e in self.entries}
@@ -341,16 +378,17 @@ def _digest_of(data: bytes) -> Callable[[int], str]:
 def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
     digest = _digest_of(data)
     header: Optional[Header] = None
-    entries: List[Entry] = []
+    rows = ObjectTable()
     end = None
     hashed = len(data)      # the lines before the end line (or a last one cut short) are hashed
     pos = number = 0
     while pos < len(data):
         if header is not None and end is None:
-            # the object lines as the writer spells them, read in C (json and
-            # Entry.from_json cost ~2 us a line in the calling thread of a
-            # restore); any other line (or spelling) is json's, as below
-            pos, taken = _object_entries(data, pos, Entry, Kind.FILE, Kind.DIRECTORY, entries)
+            # the object lines as the writer spells them, read in C into rows
+            # (json and Entry.from_json cost ~2 us a line in the calling
+            # thread of a restore); any other line (or spelling) is json's,
+            # as below, its Entry kept in its place among the rows
+            pos, taken = rows.read_run(data, pos)
             number += taken
             if pos >= len(data):
                 break
@@ -387,7 +425,7 @@ def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
             elif header is None:
                 raise ManifestError(name, "the set line must come first", number)
             else:
-                entries.append(Entry.from_json(d))
+                rows.add(Entry.from_json(d))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ManifestError):
                 raise
@@ -397,7 +435,7 @@ def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
         raise ManifestError(name, "empty: no set line")
     if end is None:
         if partial:             # killed before it could say so
-            return Manifest(header, entries, sha256, complete=False)
+            return Manifest(header, rows, sha256, complete=False)
         raise ManifestError(name, "no end line: the manifest is truncated (an interrupted "
                                   "backup?)")
     number, d = end
@@ -407,8 +445,8 @@ def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
     if d.get("manifest_sha256") != sha256:
         raise ManifestError(name, "the manifest's SHA-256 does not match its end line: "
                                   "it was changed after it was written", number)
-    if d.get("objects") != len(entries):
+    if d.get("objects") != len(rows):
         raise ManifestError(name, f"the end line counts {d.get('objects')} objects, the "
-                                  f"manifest lists {len(entries)}", number)
-    return Manifest(header, entries, sha256, complete=complete,
+                                  f"manifest lists {len(rows)}", number)
+    return Manifest(header, rows, sha256, complete=complete,
                     reason=None if complete else str(d.get("reason") or ""))

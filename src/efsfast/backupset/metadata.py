@@ -24,7 +24,7 @@ from ..threadrun import run_threads
 from ..volume import FILE_ATTRIBUTE_ENCRYPTED
 
 if TYPE_CHECKING:
-    from .._core import RawContext
+    from .._core import PosixMetaBatch, RawContext
 
 Meta = Dict[str, Any]       # an object's captured metadata, JSON-ready (a manifest line's "meta")
 
@@ -190,11 +190,17 @@ def apply_posix_many(paths: List[str], metas: List[Meta], acl: bool,
     hold, so that apply says why)."""
     from .. import _core
     batch = _core.PosixMetaBatch(paths, metas, acl)
+    return ([(i, OSError(err, os.strerror(err), paths[i])) for i, err in run_posix(batch, workers)],
+            batch.left)
+
+
+def run_posix(batch: "PosixMetaBatch", workers: int) -> List[Tuple[int, int]]:
+    """Run a PosixMetaBatch on ``workers`` threads: (index, errno) of each
+    object whose metadata could not be set."""
     if batch.count and run_threads(batch.work, min(workers, batch.count), name="efsfast-metadata",
                                    stop=batch.stop):
         raise KeyboardInterrupt         # (no further object was started)
-    return ([(i, OSError(err, os.strerror(err), paths[i])) for i, err, _op in batch.failures()],
-            batch.left)
+    return [(i, err) for i, err, _op in batch.failures()]
 
 
 def apply(path: str, meta: Meta, *, acl: bool = True, target_ntfs3g: Optional[bool] = None) -> None:

@@ -5,13 +5,14 @@ come as folders or as a tar stream; an incremental set also needs the sets
 its unchanged objects live in."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set,
                     Tuple)
 
 from .. import tree
-from .._core import Backend, CancelToken
+from .._core import Backend, CancelToken, SetFiles
 from ..volume import default_workers
 from .._errors import EfsError, RefusedError
 from ..api import BulkResult, ItemError
@@ -173,39 +174,58 @@ def target_path(dest: str, rel: str) -> str:
     return _target(dest, rel)
 
 
+def metadata_in_c(dest: str) -> bool:
+    """Whether :func:`apply_metadata` sets the files' metadata in C below
+    ``dest`` (a POSIX file system other than ntfs-3g)."""
+    return sys.platform != "win32" and not _meta.is_ntfs3g(dest)
+
+
 def apply_metadata(entries: Iterable[Entry], dest: str, *, acl: bool,
-                   skip: Set[str], workers: Optional[int] = None) -> List[ItemError]:
+                   skip: Set[str], workers: Optional[int] = None,
+                   files: Optional[SetFiles] = None) -> List[ItemError]:
     """Metadata onto restored objects: files, then folders deepest first, so
     that setting a folder's contents never moves its times.  One thread on
     ntfs-3g: two were slower (0.29 s against 0.17 s for 2,000 files; the
     daemon serves one request at a time and the calls are short).  Elsewhere
     the files' POSIX metadata is set in C on ``workers`` threads (by default
-    as many as the restore's), the calling thread only listing it."""
+    as many as the restore's), the calling thread only listing it.
+
+    ``files``: a set's files as their restore ran them, where
+    :func:`metadata_in_c`; their metadata is then set from its C rows, and
+    ``entries`` are the set's other objects."""
+    failures: List[ItemError] = []
+    ntfs = _meta.is_ntfs3g(dest)
+    in_c = not ntfs and sys.platform != "win32"
+    if files is not None:
+        if not in_c:
+            raise ValueError(f"{dest}: a set's files' metadata is set from its rows only in C")
+        pairs = files.pairs
+        failures += [ItemError(i, pairs[i][0], OSError(err, os.strerror(err), pairs[i][0]))
+                     for i, err in _meta.run_posix(files.meta_batch(acl, skip),
+                                                   workers or default_workers(dest))
+                     if err != errno.ENOENT]    # (not restored: no failure)
     file = Kind.FILE
     listed = [e for e in entries if e.meta and not e.failed]
-    files = [e for e in listed if e.kind is file]
+    plain = [e for e in listed if e.kind is file]
     # (folders deepest first; files deepest first too where each is set in
     # Python: its order does not matter in C, where they run in parallel)
     folders = sorted((e for e in listed if e.kind is not file), key=_depth, reverse=True)
-    ntfs = _meta.is_ntfs3g(dest)
-    in_c = not ntfs and sys.platform != "win32"
     if not in_c:
-        files.sort(key=_depth, reverse=True)
-    todo = files + folders
+        plain.sort(key=_depth, reverse=True)
+    todo = plain + folders
     targets = _targets(dest, [e.path for e in todo])
     if targets is None:
         targets = [_target(dest, e.path) for e in todo]
     left: Sequence[int] = range(len(todo))
-    failures: List[ItemError] = []
-    if in_c:
-        batch: Sequence[int] = ([k for k in range(len(files)) if targets[k] not in skip] if skip
-                                else range(len(files)))
+    if in_c and plain:
+        batch: Sequence[int] = ([k for k in range(len(plain)) if targets[k] not in skip] if skip
+                                else range(len(plain)))
         errors, rest = _meta.apply_posix_many([targets[k] for k in batch],
                                               [todo[k].meta for k in batch], acl,
                                               workers or default_workers(dest))
         failures += [ItemError(batch[k], targets[batch[k]], exc) for k, exc in errors
                      if not isinstance(exc, FileNotFoundError)]  # (not restored: no failure)
-        left = [batch[k] for k in rest] + list(range(len(files), len(todo)))
+        left = [batch[k] for k in rest] + list(range(len(plain), len(todo)))
     for k in left:
         if targets[k] not in skip:
             failures += _apply_one(k, targets[k], todo[k], acl, ntfs)
@@ -329,17 +349,45 @@ def restore_set(set_dir: tree.PathArg, dest_dir: tree.PathArg, *, workers: Optio
     m = read_set(set_dir, partial=partial)
     complete = m.complete
     folders = {m.header.set_id: set_dir} | locate_sets(m, sets, set_dir)
-    dirs, files, unusable = checked_jobs(m.entries, folders, m.header.set_id, dest_dir)
-    r = tree.restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
-                             skip_existing=skip_existing, progress=progress, cancel=cancel,
-                             backend=backend)
-    extra = _failed_entries(m.entries, dest_dir) + unusable
+    table, prepared = m.table, set_files(m, set_dir, dest_dir)
+    if table is not None and prepared is not None:
+        # (from the manifest's C rows: no Entry, job or options per object)
+        dirs = sorted(prepared.dirs, key=lambda j: j[0].count(os.sep))
+        r = tree.restore_planned(dirs, prepared.pairs, dest_dir, workers=workers,
+                                 overwrite=overwrite, skip_existing=skip_existing,
+                                 progress=progress, cancel=cancel, backend=backend,
+                                 prepared=prepared)
+        entries: List[Entry] = table.foreign
+        unusable: List[ItemError] = []
+    else:
+        dirs, files, unusable = checked_jobs(m.entries, folders, m.header.set_id, dest_dir)
+        r = tree.restore_planned(dirs, files, dest_dir, workers=workers, overwrite=overwrite,
+                                 skip_existing=skip_existing, progress=progress, cancel=cancel,
+                                 backend=backend)
+        entries = m.entries
+    extra = _failed_entries(entries, dest_dir) + unusable
     if metadata:
-        extra += apply_metadata(m.entries, dest_dir, acl=acl,
-                                skip={f.dest for f in r.bulk.failures} | {u.dest for u in unusable},
-                                workers=workers)
+        skip = {f.dest for f in r.bulk.failures} | {u.dest for u in unusable}
+        if table is not None and prepared is not None and metadata_in_c(dest_dir):
+            extra += apply_metadata(table.entries(Entry, Kind.FILE, Kind.DIRECTORY, files=False),
+                                    dest_dir, acl=acl, skip=skip, workers=workers,
+                                    files=prepared)
+        else:
+            extra += apply_metadata(m.entries, dest_dir, acl=acl, skip=skip, workers=workers)
     # every object restored here was checked: restored means verified
     return SetResult(_finish(r.bulk, extra), directories=r.directories, existing=r.existing,
-                     unchanged=sum(1 for e in m.entries if e.ref), set_id=m.header.set_id,
+                     unchanged=sum(1 for e in entries if e.ref), set_id=m.header.set_id,
                      manifest_sha256=m.sha256, jobs=r.jobs, complete=complete,
                      verified=r.bulk.files)
+
+
+def set_files(m: Manifest, set_dir: str, dest_dir: str) -> Optional[SetFiles]:
+    """The files of set ``m`` (in ``set_dir``) as restore jobs made from its
+    manifest's C rows (:class:`~efsfast._core.SetFiles`), where they allow:
+    every object with a raw stream has a row of its own (the lines json read
+    are folders without one, or objects that failed), so none lies in
+    another set; POSIX paths only.  None otherwise: the Entry path."""
+    table = m.table
+    if table is None or _WINDOWS_PATHS or any(e.has_stream for e in table.foreign):
+        return None
+    return table.set_files(_base(dest_dir), _base(set_dir), SUFFIX)
