@@ -8,6 +8,7 @@ has a stream) the Entry path runs and says what it always said."""
 import os
 import shutil
 import stat
+import sys
 
 import pytest
 
@@ -176,6 +177,8 @@ def _manifest(tmp_path, paths):
     return set_dir
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a set's rows make POSIX paths only: on "
+                    "Windows every set restore takes the Entry path")
 @pytest.mark.parametrize("bad", ["../x", "a/../../x", "./a", "a/.", "a//b", "/a", "a/", "",
                                  ".", "..", "a\x00b"])
 def test_paths_the_rows_do_not_take(tmp_path, bad):

@@ -264,16 +264,20 @@ cdef class SetFiles:
         return ((dest + path).decode("utf-8"), (src + path + suffix).decode("utf-8"),
                 {"directory": True, "expect": (r.raw_size, _hex32(r.sha256))})
 
-    def jobs(self):
+    def jobs(self, dict options=None):
         """The files' jobs as restore_many takes them: ``(target, source,
-        {"expect": (size, sha256)})`` (for the Python path)."""
+        {"expect": (size, sha256)})`` (for the Python path), each options
+        dict with ``options`` added."""
         cdef size_t i
         cdef obj_row *r
         cdef list out = []
         for i in range(self.count):
             r = &self.table.rows[self.rows[i]]
             target, source = self.pairs[i]
-            out.append((target, source, {"expect": (r.raw_size, _hex32(r.sha256))}))
+            opts = {"expect": (r.raw_size, _hex32(r.sha256))}
+            if options:
+                opts.update(options)
+            out.append((target, source, opts))
         return out
 
     def bulk(self, Backend backend, CancelToken token, bint fail_fast, efs_ulong flags):

@@ -154,10 +154,35 @@ def plan_set(set_dir: str, dest_dir: str, m: Manifest, sets: Sequence[str] = ())
     from ..backupset.restore import locate_sets
     folders = {m.header.set_id: set_dir} | (locate_sets(m, sets, set_dir) if m.header.refs else {})
     plan = Plan([], set_id=m.header.set_id, complete=m.complete)
+    if _plan_rows(plan, m, set_dir, dest_dir):
+        return plan
     if _WINDOWS_PATHS or not _plan_checked(plan, m, dest_dir, folders):
         plan = Plan([], set_id=m.header.set_id, complete=m.complete)
         _plan_each(plan, m, dest_dir, folders)
     return plan
+
+
+def _plan_rows(plan: Plan, m: Manifest, set_dir: str, dest_dir: str) -> bool:
+    """:func:`plan_set`'s work from the manifest's C rows, as restore-tree
+    makes its jobs (backupset.restore.set_files: no Entry per object), the
+    encrypted folders' jobs first.  False, having planned nothing, where
+    the rows cannot stand for the set (see set_files)."""
+    from ..backupset.restore import set_files, target_path
+    from ..treewalk import parent_folders
+    table, files = m.table, set_files(m, set_dir, dest_dir)
+    if table is None or files is None:
+        return False
+    for e in table.foreign:                 # (no stream: a plain folder, or a failed object)
+        target = target_path(dest_dir, e.path)
+        if e.failed:
+            plan.failed.append(_not_in_set(target, e.failed))
+        else:
+            plan.folders.append(target)
+    dirs = [(t, s, {**opts, "object": False}) for t, s, opts in files.dirs]
+    plan.jobs = dirs + files.jobs({"object": False})
+    plan.folder_jobs = len(dirs)
+    plan.parents = sorted(parent_folders([j[0] for j in plan.jobs]))
+    return True
 
 
 def _plan_checked(plan: Plan, m: Manifest, dest_dir: str, folders: Dict[str, str]) -> bool:
