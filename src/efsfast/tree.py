@@ -96,6 +96,10 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
             p = src_pre + d
             if encrypted(p):
                 dirs.append((p, f"{out_pre}{d}{SUFFIX}", {"directory": True}))
+        if not classify:        # (every file a job: no Python call per file)
+            files += [(src_pre + f, f"{out_pre}{f}{SUFFIX}") for f in folder.files]
+            skipped.extend(os.path.join(folder.path, o) for o in folder.others)
+            continue
         for f in folder.files:
             p = src_pre + f
             state = encrypted(p)

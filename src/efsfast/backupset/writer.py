@@ -11,12 +11,13 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 from .. import tree
 from .. import volume as _volume
 from ..treefolders import ERROR_FILE_NOT_ENCRYPTED
-from ..treewalk import check_source_dir
+from ..treewalk import check_source_dir, parent_folders
 from ..bulkjob import BulkResult, ItemError
 from ..bulkjob import run_many as _run_many
 from .. import _core
@@ -54,7 +55,7 @@ def _done(kind: Optional[Kind], nbytes: int) -> _Done:
 def _recordable(jobs: tree.Jobs, failed: List[ItemError]) -> tree.Jobs:
     """The jobs whose names a manifest can record; each other one becomes a
     failed item of ``failed``, named, with the cause."""
-    if all(j[0].isascii() for j in jobs):
+    if all(map(str.isascii, map(itemgetter(0), jobs))):    # (no Python step per job)
         return jobs
     out: tree.Jobs = []
     for j in jobs:
@@ -337,8 +338,18 @@ def backup_set(src_dir: tree.PathArg, sink: SetSink, *, workers: Optional[int] =
     return SetResult(bulk, directories=len(dirs), skipped=skipped, existing=existing,
                      unchanged=unchanged[0], set_id=header.set_id,
                      manifest_sha256="" if unfinished else digest, unreadable=unreadable,
-                     jobs=[j[:2] for j in jobs], complete=unfinished is None,
+                     jobs=_pairs(jobs, len(dirs)), complete=unfinished is None,
                      reason=unfinished or "")
+
+
+def _pairs(jobs: tree.Jobs, folders: int) -> tree.Jobs:
+    """The result's (object, backup file) of each job, where the first
+    ``folders`` jobs are the folders' (with options) and the rest the
+    files' pairs as the plan made them (not taken apart again: this runs
+    over every object in the calling thread)."""
+    if not folders:
+        return jobs
+    return [j[:2] for j in jobs[:folders]] + jobs[folders:]
 
 
 def _why(exc: BaseException) -> str:
@@ -397,18 +408,19 @@ def _plain_folders(src_dir: str, jobs: tree.Jobs, dirs: tree.Jobs, kind: _meta.M
     restore gives them their times, attributes and descriptors too (the
     source folder itself is the destination's)."""
     encrypted = {_rel(j[0], src_dir) for j in dirs}
-    # (one object per folder holding objects, from a dict made in one pass:
-    # this runs over every object in the calling thread)
-    sep = os.sep
+    # (the folders holding objects found in C: this runs over every object
+    # in the calling thread)
     plain: Set[str] = set()
-    for path in {j[0].rpartition(sep)[0]: j[0] for j in jobs}.values():
-        rel = _rel(path, src_dir)
-        while "/" in rel:
-            rel = rel.rsplit("/", 1)[0]
-            if rel in plain:
-                break           # (and so is every folder above it)
+    for folder in parent_folders(list(map(itemgetter(0), jobs))):
+        if folder == src_dir:
+            continue
+        rel = _rel(folder, src_dir)
+        while rel not in plain:     # (else so is every folder above it)
             if rel not in encrypted:
                 plain.add(rel)
+            if "/" not in rel:
+                break
+            rel = rel.rsplit("/", 1)[0]
     for rel in sorted(plain):
         path = os.path.join(src_dir, *rel.split("/"))
         try:
