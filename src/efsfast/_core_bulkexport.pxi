@@ -80,7 +80,7 @@ cdef class BulkExport:
                  bint capture_ntfs, bint overwrite, bint sync=False, bint hash=True,
                  bint fail_fast=False, str lines=None, str rel_prefix=None,
                  bint plan=False):
-        cdef size_t n = len(jobs), i, len_dest, len_prefix = 0
+        cdef size_t n = len(jobs), i, len_src, len_dest, len_prefix = 0
         cdef Py_ssize_t cut, last_cut = -1
         cdef const char *last_dest = NULL
         cdef efs_backup_item *it
@@ -95,7 +95,11 @@ cdef class BulkExport:
             prefix = os.fsencode(rel_prefix)
             len_prefix = len(prefix)
         cdef uint64_t nonce = int.from_bytes(os.urandom(8), "little")
-        self.keep = []
+        # (the jobs' str paths are their C paths where os.fsencode would give
+        # their UTF-8 bytes: no bytes object per path; kept by keeping the jobs)
+        cdef bint utf8 = (sys.getfilesystemencoding() == "utf-8"
+                          and sys.getfilesystemencodeerrors() == "surrogateescape")
+        self.keep = [tuple(jobs)]
         self.folders = []
         self.count = n
         self.b.items = <efs_backup_item *>calloc(max(n, 1), sizeof(efs_backup_item))
@@ -111,27 +115,23 @@ cdef class BulkExport:
             else:
                 src, dest, tmp, flags = job[0], job[1], job[2], job[3]
             it = &self.b.items[i]
-            bsrc, bdest = _fs_bytes(src), _fs_bytes(dest)
-            self.keep.append(bsrc)
-            self.keep.append(bdest)
-            it.src = <const char *>(<bytes>bsrc)
-            it.dest = <const char *>(<bytes>bdest)
+            it.src = self._c_path(src, utf8, &len_src)
+            it.dest = self._c_path(dest, utf8, &len_dest)
             if plan:
-                len_dest = len(<bytes>bdest)
                 cut = _folder_cut(it.dest, len_dest)
                 if cut == 0:
                     self.folders.append(os.path.dirname(dest))
                     last_cut = -1
                 elif cut != last_cut or memcmp(it.dest, last_dest, cut) != 0:
-                    self.folders.append(os.fsdecode((<bytes>bdest)[:cut]))
+                    self.folders.append(os.fsdecode(PyBytes_FromStringAndSize(it.dest, cut)))
                     last_dest, last_cut = it.dest, cut
             # (an object elsewhere, or a name that ends there: its line is
             # left to the caller)
             # (memcmp: a bytes.startswith call per object cost more)
-            if (prefix is not None and <size_t>len(<bytes>bsrc) > len_prefix
+            if (prefix is not None and len_src > len_prefix
                     and memcmp(it.src, <const char *>(<bytes>prefix), len_prefix) == 0):
                 it.rel = <const uint8_t *>it.src + len_prefix
-                it.rel_len = len(<bytes>bsrc) - len_prefix
+                it.rel_len = len_src - len_prefix
                 it.line_meta = line_meta
             if tmp is None:
                 it.tmp = NULL             # named by the worker (efs_posix_backup.c)
@@ -151,6 +151,25 @@ cdef class BulkExport:
         self.b.sigint_base = efs_sigint_count()
         self.b.fail_fast = fail_fast
         self.b.done_files = self.b.done_bytes = 0
+
+    cdef const char *_c_path(self, object path, bint utf8, size_t *length) except NULL:
+        """``path``'s C path, os.fsencode's bytes: a str's own UTF-8 where
+        that is them (``utf8``: the file system encoding is UTF-8; a str
+        with lone surrogates is not), kept alive by ``keep``'s jobs; else
+        a bytes object kept in ``keep``."""
+        cdef Py_ssize_t n
+        cdef const char *s
+        if utf8 and type(path) is str:
+            try:
+                s = PyUnicode_AsUTF8AndSize(path, &n)
+                length[0] = <size_t>n
+                return s
+            except UnicodeEncodeError:
+                pass
+        b = _fs_bytes(path)
+        self.keep.append(b)
+        length[0] = <size_t>len(<bytes>b)
+        return <const char *>(<bytes>b)
 
     def __dealloc__(self):
         cdef size_t i
