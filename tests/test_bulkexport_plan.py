@@ -47,21 +47,3 @@ def test_a_folder_job_is_a_folder_and_the_flags_of_files_none():
     batch.work()            # neither exists: each fails, named by its object
     assert [batch.take(i, j[0], j[1])[0] for i, j in enumerate(jobs)] == ["failed", "failed"]
 
-
-@pytest.mark.parametrize("name", ["plain.bin", "\u00fc \u20ac.bin", os.fsdecode(b"not-utf8-\xff.bin")])
-def test_each_path_reaches_the_file_system_as_os_fsencode_spells_it(xattr_dir, name):
-    """The jobs' str paths are handed to C as their UTF-8 where that is
-    os.fsencode's spelling, and as os.fsencode's bytes where it is not (a
-    name that is not UTF-8, held in str with lone surrogates): each backup
-    lands under its own name, the same bytes either way."""
-    import efsfast
-    from efsfast.api import backup_many
-    src = xattr_dir / "src"
-    src.mkdir()
-    raw = efsfast.synthetic_raw(3000, seed=4)
-    efsfast.restore(src / name, raw)
-    out = xattr_dir / "out"
-    out.mkdir()
-    r = backup_many([(str(src / name), str(out / (name + ".efsraw")))])
-    assert r.ok and os.listdir(os.fsencode(out)) == [os.fsencode(name + ".efsraw")]
-    assert (out / (name + ".efsraw")).read_bytes() == efsfast.backup(src / name)

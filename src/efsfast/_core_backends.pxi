@@ -139,6 +139,32 @@ cdef object _c_path(object path):
     return _fs_bytes(path)
 
 
+cdef bint _fs_is_utf8():
+    """Whether os.fsencode spells a str without lone surrogates as its UTF-8."""
+    return (sys.getfilesystemencoding() == "utf-8"
+            and sys.getfilesystemencodeerrors() == "surrogateescape")
+
+
+cdef const char *_fs_chars(object path, bint utf8, list keep, size_t *length) except NULL:
+    """``path``'s C path, os.fsencode's bytes, without a bytes object per
+    path where it can: a str's own UTF-8 where that is them (``utf8``: see
+    _fs_is_utf8; a str with lone surrogates is not), which the caller keeps
+    alive by keeping ``path``; else a bytes object, kept in ``keep``."""
+    cdef Py_ssize_t n
+    cdef const char *s
+    if utf8 and type(path) is str:
+        try:
+            s = PyUnicode_AsUTF8AndSize(path, &n)
+            length[0] = <size_t>n
+            return s
+        except UnicodeEncodeError:
+            pass
+    b = _fs_bytes(path)
+    keep.append(b)
+    length[0] = <size_t>len(<bytes>b)
+    return <const char *>(<bytes>b)
+
+
 cdef bytes _fs_bytes(object path):
     """os.fsencode(path) (the same encoding and error handler), without a
     Python-level call for a str: the bulk paths make two per item while

@@ -125,6 +125,7 @@ cdef class BulkRestore:
     cdef list keep
     cdef readonly object token
     cdef readonly size_t count
+    cdef bint utf8              # (see _fs_chars)
 
     def __cinit__(self):
         self.jobs = NULL
@@ -138,6 +139,7 @@ cdef class BulkRestore:
         stream must have (checked as it passes; see _core_check.pxi)."""
         cdef size_t i
         self._alloc(len(jobs), token)
+        self.keep.append(tuple(jobs))      # (their str paths: see _fill)
         for i in range(self.count):
             job = jobs[i]
             self._fill(i, job[0], job[1], job[2], job[3] if len(job) > 3 else None)
@@ -145,6 +147,7 @@ cdef class BulkRestore:
 
     cdef int _alloc(self, size_t n, CancelToken token) except -1:
         self.keep = []
+        self.utf8 = _fs_is_utf8()
         self.token = token
         self.count = n
         self.jobs = <bulk_job *>calloc(max(n, 1), sizeof(bulk_job))   # ops NULL until set
@@ -188,13 +191,17 @@ cdef class BulkRestore:
                     raise MemoryError()
             check_expect(&self.checks[i], expect)
             j.check = &self.checks[i]
-        bdest = _c_path(dest)
-        self.keep.append(bdest)
-        j.dest = <const char *>(<bytes>bdest)
+        cdef size_t n
+        # (a str path's own UTF-8 where it can, kept alive by the jobs the
+        # caller keeps in ``keep``: no bytes object per path)
+        if EFS_HAVE_WIN32:
+            bdest = _c_path(dest)
+            self.keep.append(bdest)
+            j.dest = <const char *>(<bytes>bdest)
+        else:
+            j.dest = _fs_chars(dest, self.utf8, self.keep, &n)
         if isinstance(source, (str, os.PathLike)):
-            bsrc = _fs_bytes(source)
-            self.keep.append(bsrc)
-            j.src_path = <const char *>(<bytes>bsrc)
+            j.src_path = _fs_chars(source, self.utf8, self.keep, &n)
         else:
             try:
                 acquire(source, &self.views[self.nviews], PyBUF_ANY_CONTIGUOUS)
@@ -298,6 +305,7 @@ def plain_bulk_restore(list jobs, Backend backend, CancelToken token, bint fail_
     cdef size_t i
     cdef BulkRestore b = BulkRestore.__new__(BulkRestore)
     b._alloc(len(jobs), token)
+    b.keep.append(tuple(jobs))          # (their str paths: see _fill)
     for i in range(b.count):
         job = jobs[i]
         source = job[1]

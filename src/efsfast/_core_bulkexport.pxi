@@ -97,8 +97,7 @@ cdef class BulkExport:
         cdef uint64_t nonce = int.from_bytes(os.urandom(8), "little")
         # (the jobs' str paths are their C paths where os.fsencode would give
         # their UTF-8 bytes: no bytes object per path; kept by keeping the jobs)
-        cdef bint utf8 = (sys.getfilesystemencoding() == "utf-8"
-                          and sys.getfilesystemencodeerrors() == "surrogateescape")
+        cdef bint utf8 = _fs_is_utf8()
         self.keep = [tuple(jobs)]
         self.folders = []
         self.count = n
@@ -115,8 +114,8 @@ cdef class BulkExport:
             else:
                 src, dest, tmp, flags = job[0], job[1], job[2], job[3]
             it = &self.b.items[i]
-            it.src = self._c_path(src, utf8, &len_src)
-            it.dest = self._c_path(dest, utf8, &len_dest)
+            it.src = _fs_chars(src, utf8, self.keep, &len_src)
+            it.dest = _fs_chars(dest, utf8, self.keep, &len_dest)
             if plan:
                 cut = _folder_cut(it.dest, len_dest)
                 if cut == 0:
@@ -151,25 +150,6 @@ cdef class BulkExport:
         self.b.sigint_base = efs_sigint_count()
         self.b.fail_fast = fail_fast
         self.b.done_files = self.b.done_bytes = 0
-
-    cdef const char *_c_path(self, object path, bint utf8, size_t *length) except NULL:
-        """``path``'s C path, os.fsencode's bytes: a str's own UTF-8 where
-        that is them (``utf8``: the file system encoding is UTF-8; a str
-        with lone surrogates is not), kept alive by ``keep``'s jobs; else
-        a bytes object kept in ``keep``."""
-        cdef Py_ssize_t n
-        cdef const char *s
-        if utf8 and type(path) is str:
-            try:
-                s = PyUnicode_AsUTF8AndSize(path, &n)
-                length[0] = <size_t>n
-                return s
-            except UnicodeEncodeError:
-                pass
-        b = _fs_bytes(path)
-        self.keep.append(b)
-        length[0] = <size_t>len(<bytes>b)
-        return <const char *>(<bytes>b)
 
     def __dealloc__(self):
         cdef size_t i
