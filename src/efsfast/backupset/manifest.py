@@ -21,7 +21,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
 
 # (re-exported: where the set's manifest lies is named here as before)
 from .setfiles import MANIFEST_NAME as MANIFEST_NAME
@@ -179,11 +179,15 @@ class Manifest:
     first time it is asked for, and until then ``table`` holds the rows (a
     set's restore reads them without an Entry per object)."""
 
-    def __init__(self, header: Header, entries: Union[List[Entry], ObjectTable], sha256: str,
+    def __init__(self, header: Header, entries: Union[Iterable[Entry], ObjectTable], sha256: str,
                  complete: bool = True, reason: Optional[str] = None) -> None:
         self.header = header
-        self._entries: Optional[List[Entry]] = entries if isinstance(entries, list) else None
-        self._table = None if isinstance(entries, list) else entries
+        self._table: Optional[ObjectTable] = None
+        self._entries: Optional[List[Entry]] = None
+        if isinstance(entries, ObjectTable):
+            self._table = entries
+        else:
+            self._entries = entries if isinstance(entries, list) else list(entries)
         self.sha256 = sha256                # over every line before the end line (read so far)
         self.complete = complete            # False: the manifest of a backup that did not finish
         self.reason = reason                # why it did not, where its end line says
