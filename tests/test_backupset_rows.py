@@ -269,3 +269,18 @@ def test_the_entries_are_made_when_asked_for(made):
     assert again == m and again.entries == entries and repr(again) == repr(m)
     assert [e.path for e in table.entries(Entry, Kind.FILE, Kind.DIRECTORY, files=False)] == [
         e.path for e in entries if e.kind is not Kind.FILE]
+
+
+def test_a_file_whose_target_holds_another_is_restored_as_a_folder(tmp_path, monkeypatch):
+    """A file's line whose path holds another object's (a damaged set): the
+    rows' jobs give way to restore_many's, the file restored as a folder
+    that blocks what it holds, as on the Entry path."""
+    set_dir = _manifest(tmp_path, ["a", "a/b"])
+    taken = spy(monkeypatch)
+    rows = restore_set(set_dir, tmp_path / "dest")
+    monkeypatch.setattr(restore_mod, "set_files", lambda *a: taken.append(False))
+    entries = restore_set(set_dir, tmp_path / "dest")
+    assert taken == [os.name == "posix", False]
+    assert [(f.dest, str(f.error)) for f in rows.failures] == \
+        [(f.dest, str(f.error)) for f in entries.failures]
+    assert "parent folder failed" in str(rows.failures[1].error) and rows.jobs == entries.jobs

@@ -154,7 +154,7 @@ cdef class ObjectTable:
         cdef obj_row *r
         if not EFS_HAVE_POSIX or EFS_HAVE_WIN32:
             return None
-        if sys.getfilesystemencoding() != "utf-8" or sys.getfilesystemencodeerrors() != "surrogateescape":
+        if not _fs_is_utf8():
             return None
         try:
             d, s, x = dest_base.encode("utf-8"), src_base.encode("utf-8"), suffix.encode("utf-8")

@@ -274,14 +274,14 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
     its C rows where they run as given (see api.restore_set_files)."""
     existing: List[str] = []
     gate = FolderGate(backend)
-    if prepared is not None:
+    if prepared is not None and skip_existing:      # (resuming: as restore_many takes them)
+        files, prepared = prepared.jobs(), None
+    by_position, moved = gate.folders_by_position(dirs, files)
+    if prepared is not None and moved is not files:
+        # (a file stream that holds others: moved with its check, as restore_many takes it)
+        files, prepared = prepared.jobs(), None
         by_position, moved = gate.folders_by_position(dirs, files)
-        if moved is files and not skip_existing:
-            dirs = by_position
-        else:       # (a file stream that holds others; resuming)
-            files, prepared = prepared.jobs(), None
-    if prepared is None:
-        dirs, files = gate.folders_by_position(dirs, files)
+    dirs, files = by_position, moved
     if skip_existing:   # an existing folder counts only if it is the backup's
         remove_leftovers({os.path.dirname(os.fspath(j[0])) for j in dirs + files})
         dirs, ex1 = _split_existing(dirs, 0, keep=gate.refuse_unlike_backup)
