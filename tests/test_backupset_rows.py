@@ -271,6 +271,8 @@ def test_the_entries_are_made_when_asked_for(made):
         e.path for e in entries if e.kind is not Kind.FILE]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a set's rows make POSIX paths only: on "
+                    "Windows every set restore takes the Entry path")
 def test_a_file_whose_target_holds_another_is_restored_as_a_folder(tmp_path, monkeypatch):
     """A file's line whose path holds another object's (a damaged set): the
     rows' jobs give way to restore_many's, the file restored as a folder
@@ -280,7 +282,7 @@ def test_a_file_whose_target_holds_another_is_restored_as_a_folder(tmp_path, mon
     rows = restore_set(set_dir, tmp_path / "dest")
     monkeypatch.setattr(restore_mod, "set_files", lambda *a: taken.append(False))
     entries = restore_set(set_dir, tmp_path / "dest")
-    assert taken == [os.name == "posix", False]
+    assert taken == [True, False]
     assert [(f.dest, str(f.error)) for f in rows.failures] == \
         [(f.dest, str(f.error)) for f in entries.failures]
     assert "parent folder failed" in str(rows.failures[1].error) and rows.jobs == entries.jobs
