@@ -133,11 +133,14 @@ def test_sigint_during_tree_restore(xattr_dir):
 
 def test_sigint_during_single_restore(xattr_dir):
     """Ctrl-C during one long restore (GIL released, inside the C path) stops
-    within one system buffer: exit 130, nothing partial left."""
+    within one system buffer: exit 130, nothing partial left. One-byte system
+    buffers make the whole restore take ~10 s here (64 Mi callbacks), so the
+    signal lands inside it however slowly this process sees the screen (with
+    16 bytes it took 0.8 s, and a loaded ASan run once finished first)."""
     raw = efsfast.synthetic_raw(64 << 20, seed=6)
     (xattr_dir / "in.efsraw").write_bytes(raw)
     code, screen = run_in_pty(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "out"),
-                               "--buffer-size", "16"], sigint_on=b"efsfast: restoring")
+                               "--buffer-size", "1"], sigint_on=b"efsfast: restoring")
     assert code == 130, screen
     assert listing(xattr_dir) == ["in.efsraw"]
 
