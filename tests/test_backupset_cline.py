@@ -170,6 +170,55 @@ def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(xattr_dir, mo
     assert not m.complete and m.entries == []
 
 
+def test_the_lines_are_written_off_the_calling_thread(xattr_dir, monkeypatch):
+    """The runs of lines go to the manifest on a thread of their own
+    (linepipe.py), all of them before backup_set returns."""
+    import threading
+    src, dest = xattr_dir / "src", xattr_dir / "set"
+    _tree(src, [f"f{i}".encode() for i in range(50)])
+    threads, counts = set(), []
+    real = manifest_mod.ManifestWriter.add_lines
+
+    def spy(self, lines, count):
+        threads.add(threading.current_thread().name)
+        counts.append(count)
+        return real(self, lines, count)
+    monkeypatch.setattr(manifest_mod.ManifestWriter, "add_lines", spy)
+    r = backup_set(str(src), FolderSink(str(dest)))
+    assert r.complete and not r.failures and sum(counts) == 50
+    assert threads == {"efsfast-manifest"}
+    assert len(read_manifest(dest / MANIFEST_NAME).entries) == 50
+
+
+def test_a_run_whose_lines_fail_takes_only_its_own_objects(xattr_dir, monkeypatch):
+    """Where one run of lines cannot be written (on the pipe's thread), the
+    objects of that run fail, named, their files removed; those of runs
+    written before it stay in the (incomplete) set, and every count agrees
+    with what the manifest lists."""
+    src, dest = xattr_dir / "src", xattr_dir / "set"
+    n = 400
+    _tree(src, [f"f{i:03d}".encode() for i in range(n)])
+    real = manifest_mod.ManifestWriter.add_lines
+
+    def fails_on_f200(self, lines, count):
+        if b'"path":"f200"' in lines:
+            raise OSError(28, "No space left on device")
+        return real(self, lines, count)
+    monkeypatch.setattr(manifest_mod.ManifestWriter, "add_lines", fails_on_f200)
+    r = backup_set(str(src), FolderSink(str(dest)), workers=2)
+    assert not r.complete
+    failed = {os.path.basename(e.dest) for e in r.failures}
+    assert "f200" in failed
+    assert all("cannot record it in the manifest" in str(e.error) for e in r.failures)
+    m = read_manifest(dest / PARTIAL_NAME, partial=True)
+    listed = {e.path for e in m.entries if e.kind is Kind.FILE and not e.failed}
+    # every object is either listed (and its file there) or failed (and gone)
+    assert listed | failed == {f"f{i:03d}" for i in range(n)} and not listed & failed
+    on_disk = {x[:-len(".efsraw")] for x in os.listdir(dest) if x.endswith(".efsraw")}
+    assert on_disk == listed
+    assert r.bulk.files == len(listed) == sum(1 for x in r.bulk.results if x is not None)
+
+
 # ---- reading: the C reader takes the writer's own lines, and only those ----
 
 def _fields_by_json(line):

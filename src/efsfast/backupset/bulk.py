@@ -11,7 +11,7 @@ object by object through writer.py."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _core
 from ..tree import Jobs
@@ -22,6 +22,7 @@ from ..bulkjob import run_on_threads as _run_threads
 from ..bulkjob import watch_ctrl_c as _watch_ctrl_c
 from . import metadata as _meta
 from .bulktake import object_taker
+from .linepipe import LinePipe
 from .manifest import SUFFIX, Entry, Kind
 from ..treewalk import problem
 from .sinks import FolderSink
@@ -79,28 +80,36 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
     def make(directory: bool, size: int) -> Any:
         return make_done(Kind.DIRECTORY if directory else Kind.FILE, size)
 
+    # the runs' lines are written on a thread of their own (linepipe.py);
+    # a ticket is what a run stood for, undone if its write fails
+    pipe: LinePipe[Tuple[int, int, List[str], int]] = LinePipe()
+
     def take_run(i: int, stop: int) -> int:
         """The run of objects from ``i`` on (below ``stop``) whose lines the
-        workers made, written at once; returns the first item not taken."""
+        workers made, sent to be written at once; returns the first item
+        not taken."""
         j, blob, nbytes = batch.take_lines(i, stop, result.results, made_done, make)
         if j == i:
             return i
         taken[i:j] = [True] * (j - i)
         outs = [jobs[k][1] for k in range(i, j)]
-        try:        # (never raises into the wait, as take)
-            sink.add_lines(blob, j - i, outs,
-                           lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)])
-        except BaseException as exc:
+        result.files += j - i
+        result.bytes += nbytes
+        pipe.send((i, j, outs, nbytes),
+                  lambda: sink.add_lines(blob, j - i, outs,
+                                         lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)]))
+        return j
+
+    def unrecorded(failed: List[Tuple[Tuple[int, int, List[str], int], BaseException]]) -> None:
+        """Runs whose lines could not be written: their objects are not in
+        the set (each file removed, each a failed item, named)."""
+        for (i, j, outs, nbytes), exc in failed:
             result.results[i:j] = [None] * (j - i)      # (take_lines gave them theirs)
-            if not isinstance(exc, Exception):
-                raise           # (Ctrl-C: not counted as done either)
+            result.files -= j - i
+            result.bytes -= nbytes
             for k, out in zip(range(i, j), outs):
                 sink.discard_file(out)
                 result.failures.append(ItemError(k, os.fspath(jobs[k][0]), exc))
-            return j
-        result.files += j - i
-        result.bytes += nbytes
-        return j
 
     def sweep(i: int, stop: int, *, to_gap: bool) -> int:
         """Take the finished items from ``i`` on (below ``stop``); with
@@ -125,13 +134,18 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
 
     def tick() -> None:
         drain()
+        unrecorded(pipe.failed())
         report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
 
     interrupted = False
     try:
         interrupted = _run_threads(batch.work, min(workers, len(jobs)) or 1, token, tick)
     finally:
-        sweep(low[0], len(jobs), to_gap=False)      # what finished, also after Ctrl-C
+        try:
+            sweep(low[0], len(jobs), to_gap=False)  # what finished, also after Ctrl-C
+        finally:        # (no write of this batch may follow its return: abort cuts the manifest)
+            failed = pipe.close()
+        unrecorded(failed)                          # every line written, or undone
         result.failures.sort(key=lambda e: e.index)
         _remove_empty(made)
     report(result.files - counts[1], result.bytes, len(jobs) - counts[1])
