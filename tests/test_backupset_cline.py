@@ -170,6 +170,26 @@ def test_a_batch_of_lines_that_cannot_be_written_fails_its_objects(xattr_dir, mo
     assert not m.complete and m.entries == []
 
 
+@pytest.mark.parametrize("names", [
+    # the line kept in the item itself (short paths), made on the worker's
+    # stack and then allocated (its line is longer than the item holds), and
+    # allocated whole (the bound on its length is beyond the stack's buffer)
+    [b"s", b"d/" + b"m" * 200, b"m" * 240, b"\x01" * 60, "\u00e9".encode() * 120],
+    [b"d" * 200 + b"/" + b"e" * 200, b"q" * 200 + b"/" + b'"' * 240],
+], ids=["in-item-and-stack", "allocated"])
+def test_lines_of_every_length_are_the_encoders(xattr_dir, names):
+    src, dest = xattr_dir / "src", xattr_dir / "set"
+    _tree(src, names)
+    r = backup_set(str(src), FolderSink(str(dest)))
+    assert not r.failures and r.complete
+    m = read_manifest(dest / MANIFEST_NAME)
+    files = [e for e in m.entries if e.kind is Kind.FILE]
+    assert sorted(e.path.encode() for e in files) == sorted(names)
+    raw_lines = (dest / MANIFEST_NAME).read_bytes().splitlines(keepends=True)[1:-1]
+    assert sorted(raw_lines) == sorted(_line(e.to_json()) for e in m.entries)
+    assert max(len(x) for x in raw_lines) > 576     # (some longer than an item holds)
+
+
 def test_the_lines_are_written_off_the_calling_thread(xattr_dir, monkeypatch):
     """The runs of lines go to the manifest on a thread of their own
     (linepipe.py), all of them before backup_set returns."""

@@ -728,6 +728,52 @@ def test_backup_many_paths_agree(xattr_dir, tmp_path, monkeypatch, path):
         [f"f{i}.efsraw" for i in range(4)] + ["dir.efsraw"])      # no temporaries
 
 
+@pytest.mark.parametrize("kind", ["str", "path-like"])
+def test_backup_many_pairs_reach_c_as_they_are(xattr_dir, tmp_path, monkeypatch, kind):
+    """Jobs that are all (object, backup file) pairs of paths go to the C
+    batch as given (no job list made again), with the results, failures and
+    bytes of the per-item Python path."""
+    from efsfast import api
+    src = xattr_dir / "src"
+    src.mkdir()
+    for i in range(3):
+        efsfast.restore(src / f"f{i}", RAW)
+    (src / "plain").write_bytes(b"not encrypted")
+    conv = str if kind == "str" else (lambda p: p)
+    general = []
+    real = api._jobs_with_options
+    monkeypatch.setattr(api, "_jobs_with_options", lambda *a: general.append(a) or real(*a))
+
+    def run(out):
+        out.mkdir()
+        return efsfast.backup_many([(conv(src / n), conv(out / f"{n}.efsraw"))
+                                    for n in ("f0", "f1", "plain", "missing", "f2")], workers=2)
+    c = run(tmp_path / "c")
+    assert general == []                # (the pairs went to C as they were)
+    _py_backup_many(monkeypatch)
+    py = run(tmp_path / "py")
+    assert [(e.index, type(e.error), e.error.winerror) for e in c.failures] == [
+        (e.index, type(e.error), e.error.winerror) for e in py.failures] == [
+        (2, type(py.failures[0].error), py.failures[0].error.winerror),
+        (3, type(py.failures[1].error), 2)]
+    assert [(r.path, r.bytes) if r else None for r in c.results] == [
+        (r.path, r.bytes) if r else None for r in py.results]
+    assert (c.files, c.bytes) == (py.files, py.bytes) == (3, 3 * len(RAW))
+    for n in ("f0", "f1", "f2"):
+        assert (tmp_path / "c" / f"{n}.efsraw").read_bytes() == RAW
+    assert sorted(os.listdir(tmp_path / "c")) == ["f0.efsraw", "f1.efsraw", "f2.efsraw"]
+
+
+@pytest.mark.parametrize("job", [("a",), ("a", "b", {}), (b"a", "b"), ("a", 5), 5],
+                         ids=["one", "three", "bytes", "not-a-path", "not-a-job"])
+def test_bulk_export_pairs_refuses_what_is_not_a_pair(job):
+    """BulkExport(pairs=True) takes only pairs of str or path-like paths:
+    anything else is NotPairs (backup_many then takes its general path)."""
+    with pytest.raises(_core.NotPairs):
+        _core.BulkExport([("x", "y"), job], _core.PosixBackend(), _core.CancelToken(),
+                         capture_ntfs=False, overwrite=False, hash=False, pairs=True)
+
+
 def test_backup_many_overwrite_and_fail_fast(xattr_dir, tmp_path):
     """overwrite (for the batch, or one job's option) replaces an existing
     backup file whole; fail_fast stops the batch at the first failure."""

@@ -45,6 +45,11 @@ cdef Py_ssize_t _folder_cut(const char *path, size_t n) noexcept:
     return <Py_ssize_t>(k - 1)
 
 
+class NotPairs(ValueError):
+    """BulkExport(pairs=True): a job is not an (object, backup file) pair of
+    str or path-like paths (the caller takes its general path instead)."""
+
+
 # the metadata a worker's manifest line records, by MetaSource value
 _LINE_META = {"posix": EFS_LINE_META_POSIX, "none": EFS_LINE_META_NONE}
 
@@ -65,7 +70,10 @@ cdef class BulkExport:
     options]), a folder where options are given, each temporary named in C
     (no job list made again per object); ``folders`` then lists the folders
     the backup files go into, in job order, a run of files in one folder
-    once."""
+    once.  ``pairs``: every job an (object, backup file) pair of str or
+    path-like paths, as backup_many's common jobs are, taken as they are
+    (no job list made again, no folders listed); :class:`NotPairs` where
+    one is not, before any work."""
     cdef export_batch b
     cdef list keep
     cdef readonly size_t count
@@ -79,7 +87,7 @@ cdef class BulkExport:
     def __init__(self, list jobs, PosixBackend backend, CancelToken token, *,
                  bint capture_ntfs, bint overwrite, bint sync=False, bint hash=True,
                  bint fail_fast=False, str lines=None, str rel_prefix=None,
-                 bint plan=False):
+                 bint plan=False, bint pairs=False):
         cdef size_t n = len(jobs), i, len_src, len_dest, len_prefix = 0
         cdef Py_ssize_t cut, last_cut = -1
         cdef const char *last_dest = NULL
@@ -106,9 +114,22 @@ cdef class BulkExport:
         if self.b.items == NULL or self.b.done == NULL:
             raise MemoryError()
         self.b.count = n
+        if pairs:
+            plan = True
         for i in range(n):
             job = jobs[i]
-            if plan:
+            if pairs:
+                try:
+                    if len(job) != 2:
+                        raise NotPairs(f"job {i} is not a pair")
+                    src, dest = job
+                except TypeError:
+                    raise NotPairs(f"job {i} is not a pair") from None
+                if ((type(src) is not str and not isinstance(src, os.PathLike))
+                        or (type(dest) is not str and not isinstance(dest, os.PathLike))):
+                    raise NotPairs(f"job {i} is not a pair of paths")
+                tmp, flags = None, 0
+            elif plan:
                 src, dest = job[0], job[1]
                 tmp, flags = None, CREATE_FOR_DIR if len(job) > 2 else 0
             else:
@@ -116,7 +137,7 @@ cdef class BulkExport:
             it = &self.b.items[i]
             it.src = _fs_chars(src, utf8, self.keep, &len_src)
             it.dest = _fs_chars(dest, utf8, self.keep, &len_dest)
-            if plan:
+            if plan and not pairs:
                 cut = _folder_cut(it.dest, len_dest)
                 if cut == 0:
                     self.folders.append(os.path.dirname(dest))

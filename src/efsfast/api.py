@@ -473,6 +473,23 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
     options, another backend)."""
     if not isinstance(be, _core.PosixBackend):
         return None
+    _watch_ctrl_c()
+    token = cancel if cancel is not None else _core.CancelToken()
+    try:        # the common jobs, (object, backup file) pairs, as they are
+        batch = _core.BulkExport(jobs, be, token, capture_ntfs=False, overwrite=overwrite,
+                                 hash=False, fail_fast=fail_fast, pairs=True)
+    except _core.NotPairs:
+        general = _jobs_with_options(jobs, be, token, overwrite, fail_fast)
+        if general is None:
+            return None
+        batch = general
+    return _run_export(batch, jobs, be, token, workers, overwrite, progress, fail_fast)
+
+
+def _jobs_with_options(jobs: List[Any], be: _core.PosixBackend, token: _core.CancelToken,
+                       overwrite: bool, fail_fast: bool) -> Optional[_core.BulkExport]:
+    """backup_many's batch where some job has options (or is not a pair):
+    None where one needs the Python path (another sink, other options)."""
     path_types = (str, os.PathLike)
     # (object, backup file, temporary (None: named in C), flags, overwrite)
     c_jobs: List[Tuple[Any, Any, None, int, bool]] = []
@@ -486,10 +503,14 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
             return None
         flags = _core.CREATE_FOR_DIR if opts.get("directory") else 0
         c_jobs.append((job[0], job[1], None, flags, bool(opts.get("overwrite", overwrite))))
-    _watch_ctrl_c()
-    token = cancel if cancel is not None else _core.CancelToken()
-    batch = _core.BulkExport(c_jobs, be, token, capture_ntfs=False, overwrite=overwrite,
-                             hash=False, fail_fast=fail_fast)
+    return _core.BulkExport(c_jobs, be, token, capture_ntfs=False, overwrite=overwrite,
+                            hash=False, fail_fast=fail_fast)
+
+
+def _run_export(batch: _core.BulkExport, jobs: List[Any], be: _core.PosixBackend,
+                token: _core.CancelToken, workers: Optional[int], overwrite: bool,
+                progress: Optional[Progress], fail_fast: bool) -> BulkResult:
+    """Run backup_many's batch and make its result."""
     interrupted, report, seen = _run_batch(batch, len(jobs), workers, token, progress)
     # every item backed up taken in C (BackupResults, as the Python path
     # gives them); the rest one by one below
@@ -505,8 +526,9 @@ def _backup_many_c(jobs: List[Any], be: _core.Backend, workers: Optional[int], o
             # not encrypted: the error backup() gives, from backup() itself
             # (rare: it fails before it writes anything)
             try:    # (encrypted in between: backed up now, its result counts)
-                r = backup(job[0], job[1], directory=bool(c_jobs[i][3]), backend=be,
-                           overwrite=c_jobs[i][4], cancel=token)
+                opts = job[2] if len(job) > 2 else {}
+                r = backup(job[0], job[1], directory=bool(opts.get("directory")), backend=be,
+                           overwrite=bool(opts.get("overwrite", overwrite)), cancel=token)
                 nbytes, calls = r.bytes, r.calls
             except BaseException as exc:    # each item gets its own error slot
                 error = exc

@@ -43,6 +43,10 @@ typedef struct efs_posix_object_stat {
 /* What became of one object of a backup set exported by the POSIX side. */
 enum { EFS_BACKUP_FAILED = 0, EFS_BACKUP_DONE = 1, EFS_BACKUP_PLAIN = 2 };
 
+/* the manifest line an item holds in itself (efs_backup_item.text): a line
+ * of up to ~250 bytes of path fits; a longer one is allocated */
+#define EFS_ITEM_LINE_MAX 576
+
 typedef struct efs_backup_item {
     /* given */
     const char *src, *dest, *tmp;   /* the object; its backup file; a temporary beside it */
@@ -65,9 +69,16 @@ typedef struct efs_backup_item {
     int err_no;
     const char *op;                 /* the failed operation (may point at op_buf) */
     int name_dest;                  /* the failure is the backup file's, not the object's */
-    char op_buf[320];
     efs_error ferr;                 /* a format error (ferr.rule != 0) */
-    char ferr_detail[256];          /* its detail (ferr.detail may point at it) */
+    union {
+        struct {                    /* failed: */
+            char op_buf[320];       /* op may point here */
+            char detail[256];       /* ferr.detail may point here */
+        } why;
+        char line[EFS_ITEM_LINE_MAX];   /* done: its manifest line, where it fits (then
+                                           line points here: no allocation per object,
+                                           and none freed by another thread) */
+    } text;
     efs_posix_object_stat st;
     uint8_t attrib[4], times[32];   /* as ntfs-3g gives them */
     uint8_t *acl;                   /* NULL: unreadable, acl_errno says why */

@@ -109,12 +109,28 @@ static char *put_i64(char *p, int64_t v)
 /* the fixed text of a line (keys, hashes, numbers, meta) stays below this */
 #define LINE_FIXED_MAX 512u
 
+size_t efs_manifest_line_max(size_t path_len)
+{
+    if (path_len > (SIZE_MAX - LINE_FIXED_MAX) / 6 - 1) return SIZE_MAX;
+    return LINE_FIXED_MAX + EFS_JSON_STRING_MAX(path_len);
+}
+
 char *efs_manifest_object_line(const efs_line_facts *f, size_t *len)
 {
-    char *line, *p;
-    if (!efs_utf8_valid(f->path, f->path_len)) return NULL;
-    if (f->path_len > (SIZE_MAX - LINE_FIXED_MAX) / 6 - 1) return NULL;
-    if (!(line = malloc(LINE_FIXED_MAX + EFS_JSON_STRING_MAX(f->path_len)))) return NULL;
+    size_t cap = efs_manifest_line_max(f->path_len);
+    char *line;
+    if (cap == SIZE_MAX || !(line = malloc(cap))) return NULL;
+    if (!(*len = efs_manifest_object_line_into(f, line))) {     /* not UTF-8 */
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+size_t efs_manifest_object_line_into(const efs_line_facts *f, char *line)
+{
+    char *p;
+    if (!efs_utf8_valid(f->path, f->path_len)) return 0;
     p = put(line, "{\"efs_sha256\":");
     p = put_hex(p, f->efs_sha256);
     p = put(p, f->directory ? ",\"kind\":\"directory\"," : ",\"kind\":\"file\",");
@@ -138,8 +154,7 @@ char *efs_manifest_object_line(const efs_line_facts *f, size_t *len)
     p = put(p, ",\"source_size\":");
     p = put_u64(p, f->source_size);
     p = put(p, ",\"type\":\"object\"}\n");
-    *len = (size_t)(p - line);
-    return line;
+    return (size_t)(p - line);
 }
 
 /* ---- reading ---- */

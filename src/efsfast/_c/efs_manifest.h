@@ -39,6 +39,14 @@ size_t efs_json_string(char *out, const uint8_t *s, size_t n);
  * leaves the line to it) or no memory was had. */
 char *efs_manifest_object_line(const efs_line_facts *f, size_t *len);
 
+/* The most bytes that line can take for a path of path_len bytes (SIZE_MAX:
+ * beyond any buffer). */
+size_t efs_manifest_line_max(size_t path_len);
+
+/* The line written into out, which holds efs_manifest_line_max(f->path_len)
+ * bytes; returns its length, 0 where the path is not UTF-8. */
+size_t efs_manifest_object_line_into(const efs_line_facts *f, char *out);
+
 /* Read a line as efs_manifest_object_line makes it, and only such a line:
  * any other spelling (spaces, other escapes, keys in another order, numbers
  * written otherwise or out of 64-bit range, upper-case hex, a mode beyond

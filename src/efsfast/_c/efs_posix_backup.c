@@ -74,13 +74,13 @@ efs_dword efs_posix_backup_failed_on(efs_backup_item *it, void *ctx, efs_dword r
          * item is reported */
         it->ferr = *fe;
         if (fe->detail) {
-            snprintf(it->ferr_detail, sizeof it->ferr_detail, "%s", fe->detail);
-            it->ferr.detail = it->ferr_detail;
+            snprintf(it->text.why.detail, sizeof it->text.why.detail, "%s", fe->detail);
+            it->ferr.detail = it->text.why.detail;
         }
     }
     it->err_no = efs_posix_last_errno(ctx);
-    if (op) snprintf(it->op_buf, sizeof it->op_buf, "%s", op);
-    it->op = op ? it->op_buf : NULL;
+    if (op) snprintf(it->text.why.op_buf, sizeof it->text.why.op_buf, "%s", op);
+    it->op = op ? it->text.why.op_buf : NULL;
     return rc;
 }
 
@@ -137,8 +137,8 @@ static int read_xattr(void *ctx, const char *name, uint8_t *buf, size_t cap, siz
     int e = 0;
     long n = efs_posix_object_xattr(ctx, name, buf, cap, &e);
     if (n < 0 || (want && (size_t)n != want)) {
-        snprintf(it->op_buf, sizeof it->op_buf, "getxattr (%s)", name);
-        it->op = it->op_buf;
+        snprintf(it->text.why.op_buf, sizeof it->text.why.op_buf, "getxattr (%s)", name);
+        it->op = it->text.why.op_buf;
         it->err_no = n < 0 ? e : EINVAL;
         return -1;
     }
@@ -177,6 +177,7 @@ static efs_dword capture_ntfs(efs_backup_item *it, void *ctx)
  * only writes it (backupset/bulk.py).  Left NULL, the caller makes it. */
 static void make_line(efs_backup_item *it)
 {
+    char stack[2048];
     efs_line_facts f;
     int directory = (it->flags & EFS_CREATE_FOR_DIR) != 0;
     f.path = it->rel;
@@ -191,6 +192,23 @@ static void make_line(efs_backup_item *it)
     f.atime_ns = it->st.atime_ns;
     f.mtime_ns = it->st.mtime_ns;
     f.ctime_ns = it->st.ctime_ns;
+    /* in the item where it fits (made first on the stack where the bound
+     * on its length does not fit there), else allocated */
+    if (efs_manifest_line_max(f.path_len) <= sizeof stack) {
+        it->line_len = efs_manifest_object_line_into(&f, stack);
+        if (it->line_len && it->line_len <= sizeof it->text.line) {
+            memcpy(it->text.line, stack, it->line_len);
+            it->line = it->text.line;
+            return;
+        }
+        if (it->line_len && (it->line = malloc(it->line_len))) {
+            memcpy(it->line, stack, it->line_len);
+            return;
+        }
+        it->line_len = 0;
+        it->line = NULL;
+        return;
+    }
     it->line = efs_manifest_object_line(&f, &it->line_len);
 }
 
@@ -250,6 +268,14 @@ out:
     if (rc && it->outcome == EFS_BACKUP_FAILED && !it->op && !it->err_no && ctx)
         efs_posix_backup_failed_on(it, ctx, rc);
     if (ctx) efs_posix_backend()->close(ctx);
+    /* the temporary's name is not needed after this: freed here, on the
+     * worker that made it (freed by the calling thread, each free took a
+     * lock of this thread's malloc arena, which this thread was using) */
+    if (it->tmp_own) {
+        if (it->tmp == it->tmp_own) it->tmp = NULL;
+        free(it->tmp_own);
+        it->tmp_own = NULL;
+    }
     return it->rc = rc;
 }
 
@@ -260,7 +286,7 @@ void efs_posix_backup_item_free(efs_backup_item *it)
     if (it->tmp_own && it->tmp == it->tmp_own) it->tmp = NULL;
     free(it->tmp_own);
     it->tmp_own = NULL;
-    free(it->line);
+    if (it->line != it->text.line) free(it->line);
     it->line = NULL;
 }
 
