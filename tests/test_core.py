@@ -764,6 +764,8 @@ def test_backup_many_pairs_reach_c_as_they_are(xattr_dir, tmp_path, monkeypatch,
     assert sorted(os.listdir(tmp_path / "c")) == ["f0.efsraw", "f1.efsraw", "f2.efsraw"]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="BulkExport is the POSIX system side's, which "
+                    "is not built on Windows")
 @pytest.mark.parametrize("job", [("a",), ("a", "b", {}), (b"a", "b"), ("a", 5), 5],
                          ids=["one", "three", "bytes", "not-a-path", "not-a-job"])
 def test_bulk_export_pairs_refuses_what_is_not_a_pair(job):
