@@ -728,7 +728,7 @@ def test_backup_many_paths_agree(xattr_dir, tmp_path, monkeypatch, path):
         [f"f{i}.efsraw" for i in range(4)] + ["dir.efsraw"])      # no temporaries
 
 
-@pytest.mark.parametrize("kind", ["str", "path-like"])
+@pytest.mark.parametrize("kind", ["str", "path-like", "list"])
 def test_backup_many_pairs_reach_c_as_they_are(xattr_dir, tmp_path, monkeypatch, kind):
     """Jobs that are all (object, backup file) pairs of paths go to the C
     batch as given (no job list made again), with the results, failures and
@@ -739,14 +739,15 @@ def test_backup_many_pairs_reach_c_as_they_are(xattr_dir, tmp_path, monkeypatch,
     for i in range(3):
         efsfast.restore(src / f"f{i}", RAW)
     (src / "plain").write_bytes(b"not encrypted")
-    conv = str if kind == "str" else (lambda p: p)
+    conv = {"str": str, "path-like": lambda p: p, "list": str}[kind]
     general = []
     real = api._jobs_with_options
     monkeypatch.setattr(api, "_jobs_with_options", lambda *a: general.append(a) or real(*a))
 
     def run(out):
         out.mkdir()
-        return efsfast.backup_many([(conv(src / n), conv(out / f"{n}.efsraw"))
+        pair = list if kind == "list" else tuple
+        return efsfast.backup_many([pair((conv(src / n), conv(out / f"{n}.efsraw")))
                                     for n in ("f0", "f1", "plain", "missing", "f2")], workers=2)
     c = run(tmp_path / "c")
     assert general == []                # (the pairs went to C as they were)

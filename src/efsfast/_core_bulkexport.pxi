@@ -128,6 +128,8 @@ cdef class BulkExport:
                 if ((type(src) is not str and not isinstance(src, os.PathLike))
                         or (type(dest) is not str and not isinstance(dest, os.PathLike))):
                     raise NotPairs(f"job {i} is not a pair of paths")
+                if type(job) is not tuple:      # (a list could change: its paths kept here)
+                    self.keep.append((src, dest))
                 tmp, flags = None, 0
             elif plan:
                 src, dest = job[0], job[1]
