@@ -86,3 +86,62 @@ def test_a_large_folder_is_listed_whole(tmp_path):
         (tmp_path / n).write_bytes(b"")
     dirs, files, others, unexamined = _core.list_folder(str(tmp_path))
     assert sorted(files) == sorted(names) and not (dirs or others or unexamined)
+
+
+# ---- plan_folder: a folder's file jobs made in C from its listing ----
+
+def _jobs_by_names(path, src_pre, out_pre, suffix):
+    """What plan_folder must give: the listing by names, each file's job
+    made as plan_backup's list comprehension makes it."""
+    d, f, o = _by_scandir(path)
+    return d, [(src_pre + x, f"{out_pre}{x}{suffix}") for x in f], o, []
+
+
+def test_plan_folder_gives_the_jobs_the_names_give(mixed):
+    os.unlink(os.fsencode(str(mixed)) + b"/not-utf8-\xff")     # (below: it is refused)
+    pre, out = str(mixed) + "/", "/set/\u00fc/"
+    assert _core.plan_folder(str(mixed), pre, out, ".efsraw") == _jobs_by_names(
+        mixed, pre, out, ".efsraw")
+
+
+def test_plan_folder_leaves_names_that_are_not_utf8_to_the_caller(mixed):
+    """A name that is not UTF-8 (or a prefix with one): None, and the walk
+    lists that folder by names, as before."""
+    assert _core.plan_folder(str(mixed), str(mixed) + "/", "/o/", ".efsraw") is None
+    assert _core.plan_folder(str(mixed), os.fsdecode(b"/x\xff/"), "/o/", ".e") is None
+    folder = next(treewalk.walk(str(mixed), [], file_jobs=lambda p: (p + "/", "/o/", ".e")))
+    assert folder.jobs is None and "not-utf8-\udcff" in folder.files
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_plan_folder_orders_names_as_python_sorts_them(tmp_path, seed):
+    """Name order in C (bytes) is the order of the names as str, for names
+    from every part of Unicode (UTF-8's byte order is its code points')."""
+    import random
+    rnd = random.Random(seed)
+    alphabet = ["a", "B", "_", " ", "\u00e9", "\u00ff", "\u0100", "\u07ff", "\u0800", "\uffee",
+                "\U00010000", "\U0001f600", "\U0010fffd", "~", "0"]
+    names = set()
+    while len(names) < 200:
+        names.add("".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12))))
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    dirs, jobs, others, unexamined = _core.plan_folder(str(tmp_path), "s/", "o/", ".x")
+    assert [j[0] for j in jobs] == ["s/" + n for n in sorted(names)]
+    assert [j[1] for j in jobs] == ["o/" + n + ".x" for n in sorted(names)]
+
+
+def test_a_backup_plan_is_the_same_with_and_without_plan_folder(mixed, monkeypatch):
+    """backup-tree's plan (every file a job) from the C jobs equals the one
+    made from the names."""
+    from efsfast import tree
+    os.unlink(os.fsencode(str(mixed)) + b"/not-utf8-\xff")
+    (mixed / "b-dir" / "inner").mkdir()
+    (mixed / "b-dir" / "inner" / "f \u00fc").write_bytes(b"")
+    real, made = _core.plan_folder, []
+    monkeypatch.setattr(_core, "plan_folder", lambda *a: made.append(real(*a)) or made[-1])
+    with_c = tree.plan_backup(str(mixed), "/set", [], classify=False)
+    assert len(made) == 5 and None not in made      # (every folder's jobs made in C)
+    monkeypatch.setattr(_core, "plan_folder", lambda *a: None)
+    by_names = tree.plan_backup(str(mixed), "/set", [], classify=False)
+    assert with_c == by_names and with_c[1]

@@ -274,6 +274,7 @@ cdef extern from "_c/efs_manifest.h" nogil:
         int64_t mtime_ns
         int64_t ctime_ns
     char *efs_manifest_object_line(const efs_line_facts *f, size_t *len)
+    int efs_utf8_valid(const uint8_t *s, size_t n)
     int efs_manifest_read_object_line(const char *line, size_t len, efs_line_facts *f,
                                       uint8_t *path_buf, uint8_t *sha256, uint8_t *efs_sha256)
 

@@ -53,3 +53,104 @@ def list_folder(path):
     finally:
         efs_dir_list_free(&l)
     return dirs, files, others, unexamined
+
+
+cdef extern from "stdlib.h" nogil:
+    void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+
+cdef extern from "string.h" nogil:
+    int strcmp(const char *a, const char *b)
+
+
+cdef struct _named:
+    const char *name        # NUL-terminated, in the listing's text
+    size_t len
+    unsigned char kind
+    int err
+
+
+cdef int _by_name(const void *a, const void *b) noexcept nogil:
+    # (UTF-8's byte order is its code points': the order of the names as str)
+    return strcmp((<const _named *>a).name, (<const _named *>b).name)
+
+
+def plan_folder(path, str src_pre, str out_pre, str suffix):
+    """What treewalk._listed and backup's plan make of the folder ``path``
+    with one C pass: (sub-folders, file jobs, other entries, [(name,
+    errno)] of the entries that could not be examined), each in name order,
+    a file's job ``(src_pre + name, out_pre + name + suffix)``, without a
+    str per name.  None where a name, a prefix or the file system's
+    encoding is not UTF-8 (the caller lists the folder by names then).
+    OSError (naming ``path``) where it cannot be listed; on Windows,
+    NotImplementedError."""
+    cdef bytes bpath = _fs_bytes(path)
+    cdef const char *c_path = bpath
+    cdef efs_dir_list l
+    cdef int rc
+    cdef size_t i, longest = 0, n_src, n_out, n_suf, n
+    cdef _named *order = NULL
+    cdef char *src_buf = NULL
+    cdef char *out_buf = NULL
+    cdef const char *name
+    cdef const char *s_src
+    cdef const char *s_out
+    cdef const char *s_suf
+    cdef Py_ssize_t len_src, len_out, len_suf
+    cdef list dirs = [], jobs = [], others = [], unexamined = []
+    if os.name == "nt":
+        raise NotImplementedError("plan_folder: the POSIX side's")
+    if not _fs_is_utf8():
+        return None
+    try:
+        s_src = PyUnicode_AsUTF8AndSize(src_pre, &len_src)
+        s_out = PyUnicode_AsUTF8AndSize(out_pre, &len_out)
+        s_suf = PyUnicode_AsUTF8AndSize(suffix, &len_suf)
+    except UnicodeEncodeError:          # (lone surrogates: a name that is not UTF-8)
+        return None
+    n_src, n_out, n_suf = <size_t>len_src, <size_t>len_out, <size_t>len_suf
+    with nogil:
+        rc = efs_list_dir(c_path, &l)
+    if rc:
+        raise OSError(rc, os.strerror(rc), path)
+    try:
+        order = <_named *>malloc(max(l.count, 1) * sizeof(_named))
+        if order == NULL:
+            raise MemoryError()
+        for i in range(l.count):
+            order[i].name = l.text + l.offsets[i]
+            order[i].len = l.lens[i]
+            order[i].kind = l.kinds[i]
+            order[i].err = l.errnos[i]
+            if not efs_utf8_valid(<const uint8_t *>order[i].name, order[i].len):
+                return None
+            if order[i].len > longest:
+                longest = order[i].len
+        qsort(order, l.count, sizeof(_named), _by_name)
+        src_buf = <char *>malloc(n_src + longest + 1)
+        out_buf = <char *>malloc(n_out + longest + n_suf + 1)
+        if src_buf == NULL or out_buf == NULL:
+            raise MemoryError()
+        memcpy(src_buf, s_src, n_src)
+        memcpy(out_buf, s_out, n_out)
+        for i in range(l.count):
+            name, n = order[i].name, order[i].len
+            if order[i].kind == EFS_ENTRY_FILE:
+                memcpy(src_buf + n_src, name, n)
+                memcpy(out_buf + n_out, name, n)
+                memcpy(out_buf + n_out + n, s_suf, n_suf)
+                jobs.append((PyUnicode_DecodeUTF8(src_buf, <Py_ssize_t>(n_src + n), NULL),
+                             PyUnicode_DecodeUTF8(out_buf, <Py_ssize_t>(n_out + n + n_suf),
+                                                  NULL)))
+            elif order[i].kind == EFS_ENTRY_DIR:
+                dirs.append(PyUnicode_DecodeUTF8(name, <Py_ssize_t>n, NULL))
+            elif order[i].kind == EFS_ENTRY_OTHER:
+                others.append(PyUnicode_DecodeUTF8(name, <Py_ssize_t>n, NULL))
+            else:
+                unexamined.append((PyUnicode_DecodeUTF8(name, <Py_ssize_t>n, NULL),
+                                   order[i].err))
+    finally:
+        free(src_buf)
+        free(out_buf)
+        free(order)
+        efs_dir_list_free(&l)
+    return dirs, jobs, others, unexamined

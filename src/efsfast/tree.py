@@ -84,20 +84,31 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
             errors.append((p, problem(p, "cannot tell whether it is encrypted", exc)))
             return None
 
-    for folder in walk(src_dir, errors, cancel):
-        rel = os.path.relpath(folder.path, src_dir)
+    def prefixes(path: str) -> Tuple[str, str]:
+        """(the folder's children's prefix, their outputs' prefix)."""
+        rel = os.path.relpath(path, src_dir)
         out = dest_dir if rel == "." else os.path.join(dest_dir, rel)
         # children's paths by concatenation where join is one (two joins per
         # object were ~1 us of a set backup's calling thread)
-        src_pre, out_pre = child_prefix(folder.path), child_prefix(out)
+        src_pre, out_pre = child_prefix(path), child_prefix(out)
         if src_pre is None or out_pre is None:
-            src_pre, out_pre = os.path.join(folder.path, ""), os.path.join(out, "")
+            return os.path.join(path, ""), os.path.join(out, "")
+        return src_pre, out_pre
+
+    def file_jobs(path: str) -> Tuple[str, str, str]:
+        src_pre, out_pre = prefixes(path)
+        return src_pre, out_pre, SUFFIX
+
+    # every file a job: made in C from each folder's listing where it can
+    for folder in walk(src_dir, errors, cancel, None if classify else file_jobs):
+        src_pre, out_pre = prefixes(folder.path)
         for d in folder.dirs:
             p = src_pre + d
             if encrypted(p):
                 dirs.append((p, f"{out_pre}{d}{SUFFIX}", {"directory": True}))
         if not classify:        # (every file a job: no Python call per file)
-            files += [(src_pre + f, f"{out_pre}{f}{SUFFIX}") for f in folder.files]
+            files += (folder.jobs if folder.jobs is not None else
+                      [(src_pre + f, f"{out_pre}{f}{SUFFIX}") for f in folder.files])
             skipped.extend(os.path.join(folder.path, o) for o in folder.others)
             continue
         for f in folder.files:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import (TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence,
+                    Set, Tuple, Union)
 
 from ._errors import EfsError, as_efs_error
 
@@ -21,14 +22,22 @@ PathArg = Union[str, "os.PathLike[str]"]
 ERROR_DIRECTORY = 267          # "The directory name is invalid": ENOTDIR
 
 
+#: a folder's path -> (what its children's paths begin with, what their
+#: outputs' paths begin with, what the outputs' names end with), or None
+JobPrefixes = Callable[[str], Optional[Tuple[str, str, str]]]
+
+
 @dataclass
 class Folder:
     """One listed folder: sorted names of its sub-folders, regular files and
-    other entries (symbolic links, devices, sockets: never EFS objects)."""
+    other entries (symbolic links, devices, sockets: never EFS objects).
+    ``jobs``: where the walk was asked for them and C could make them, each
+    regular file's (path, output) in name order instead of ``files``."""
     path: str
     dirs: List[str] = field(default_factory=list)
     files: List[str] = field(default_factory=list)
     others: List[str] = field(default_factory=list)
+    jobs: Optional[List[Tuple[str, str]]] = None
 
 
 def problem(path: str, what: str, exc: OSError) -> EfsError:
@@ -40,10 +49,14 @@ def problem(path: str, what: str, exc: OSError) -> EfsError:
 
 
 def walk(top: str, errors: List[Tuple[str, EfsError]],
-         cancel: Optional[CancelToken] = None) -> Iterator[Folder]:
+         cancel: Optional[CancelToken] = None,
+         file_jobs: Optional[JobPrefixes] = None) -> Iterator[Folder]:
     """Folders below ``top`` (``top`` first, then depth first, in name
     order).  What cannot be listed or examined is appended to ``errors`` as
-    ``(path, error)`` instead; a set ``cancel`` token stops the walk."""
+    ``(path, error)`` instead; a set ``cancel`` token stops the walk.
+    ``file_jobs``: a folder's regular files come as ``Folder.jobs`` (made
+    in C from the listing, no str per name) where it gives the folder's
+    prefixes and the names allow."""
     # (POSIX: each folder listed in C, no DirEntry per entry: those were
     # most of a backup plan's cost in the calling thread)
     lister = _listed if os.name != "nt" else _scanned
@@ -53,7 +66,7 @@ def walk(top: str, errors: List[Tuple[str, EfsError]],
             return
         path = stack.pop()
         try:
-            folder = lister(path, errors)
+            folder = lister(path, errors, file_jobs)
         except OSError as exc:
             errors.append((path, problem(path, "cannot list the folder", exc)))
             continue
@@ -61,23 +74,33 @@ def walk(top: str, errors: List[Tuple[str, EfsError]],
         stack.extend(os.path.join(path, d) for d in reversed(folder.dirs))
 
 
-def _listed(path: str, errors: List[Tuple[str, EfsError]]) -> Folder:
+def _listed(path: str, errors: List[Tuple[str, EfsError]],
+            file_jobs: Optional[JobPrefixes] = None) -> Folder:
     """The folder ``path`` listed in C (efs_listdir.h), each list in name
     order; an entry that cannot be examined goes to ``errors``.  OSError
-    where the folder cannot be listed."""
-    from ._core import list_folder
-    dirs, files, others, unexamined = list_folder(path)
-    dirs.sort()
-    files.sort()
-    others.sort()
-    for name, err in sorted(unexamined):
+    where the folder cannot be listed.  ``file_jobs``: see :func:`walk`."""
+    from ._core import list_folder, plan_folder
+    prefixes = file_jobs(path) if file_jobs is not None else None
+    planned = plan_folder(path, *prefixes) if prefixes is not None else None
+    if planned is not None:             # (sorted in C)
+        dirs, jobs, others, unexamined = planned
+        folder = Folder(path, dirs, [], others, jobs)
+    else:
+        dirs, files, others, unexamined = list_folder(path)
+        dirs.sort()
+        files.sort()
+        others.sort()
+        unexamined.sort()
+        folder = Folder(path, dirs, files, others)
+    for name, err in unexamined:
         p = os.path.join(path, name)
         errors.append((p, problem(p, "cannot examine it", OSError(err, os.strerror(err), p))))
-    return Folder(path, dirs, files, others)
+    return folder
 
 
-def _scanned(path: str, errors: List[Tuple[str, EfsError]]) -> Folder:
-    """:func:`_listed` through os.scandir (Windows)."""
+def _scanned(path: str, errors: List[Tuple[str, EfsError]],
+             file_jobs: Optional[JobPrefixes] = None) -> Folder:
+    """:func:`_listed` through os.scandir (Windows; never ``jobs``)."""
     with os.scandir(path) as it:
         entries = sorted(it, key=lambda e: e.name)
     folder = Folder(path)
