@@ -136,7 +136,9 @@ def test_sigint_during_single_restore(xattr_dir):
     within one system buffer: exit 130, nothing partial left. One-byte system
     buffers make the whole restore take ~10 s here (64 Mi callbacks), so the
     signal lands inside it however slowly this process sees the screen (with
-    16 bytes it took 0.8 s, and a loaded ASan run once finished first)."""
+    16 bytes it took 0.8 s).  (A run of this test that ended with exit 0 had
+    another cause: its runner, started in the background, had SIGINT ignored,
+    and the child inherited that: see ttyrun._CHILD.)"""
     raw = efsfast.synthetic_raw(64 << 20, seed=6)
     (xattr_dir / "in.efsraw").write_bytes(raw)
     code, screen = run_in_pty(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "out"),

@@ -20,6 +20,15 @@ except ImportError:        # Windows: no termios
     termios = None
 
 
+# the child starts with SIGINT as a terminal's shell leaves it to a program:
+# Python's own handler.  It inherits the disposition of the tests' runner,
+# and a runner started in the background (`.ci/run &`) has SIGINT ignored:
+# a Ctrl-C sent once "restoring" shows, before efsfast put in its handler,
+# was then dropped by the kernel, and the restore ran to its end (exit 0)
+_CHILD = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "runpy.run_module('efsfast', run_name='__main__', alter_sys=True)")
+
+
 def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
     """Run the CLI on a pseudo-terminal; return (exit code, screen text).
     SIGINT goes to it once ``sigint_on`` (bytes) appears on the screen."""
@@ -29,7 +38,7 @@ def run_in_pty(args, sigint_on=None, timeout=120, columns=100):
     try:                                          # a columns x 30 terminal
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
         # its own session, as pty.fork gave it: a terminal's signals reach it only as sent here
-        child = subprocess.Popen([sys.executable, "-m", "efsfast", *args], stdin=slave,
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, *args], stdin=slave,
                                  stdout=slave, stderr=slave, start_new_session=True)
     except BaseException:
         os.close(master)
