@@ -76,3 +76,28 @@ def test_no_thread_without_a_write_and_no_send_after_close():
     assert pipe.close() == []
     with pytest.raises(RuntimeError):
         pipe.send(1, lambda: None)
+
+
+def test_close_waits_for_the_writes_through_a_ctrl_c(monkeypatch):
+    """A KeyboardInterrupt while close() waits does not leave a write
+    running behind the caller: close() waits on, then raises it."""
+    pipe = LinePipe()
+    gate, done = threading.Event(), []
+
+    def slow():
+        gate.wait(5)
+        done.append(1)
+    pipe.send(1, slow)
+    thread = pipe._thread
+    real_join, calls = thread.join, []
+
+    def join(timeout=None):
+        calls.append(1)
+        if len(calls) == 1:
+            gate.set()
+            raise KeyboardInterrupt
+        return real_join(timeout)
+    monkeypatch.setattr(thread, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.close()
+    assert done == [1] and not thread.is_alive()

@@ -63,7 +63,14 @@ class LinePipe(Generic[T]):
         thread, self._thread = self._thread, None
         if thread is not None:
             self._todo.put(None)
-            thread.join()
+            interrupted = False
+            while thread.is_alive():    # (the writes sent are few: a Ctrl-C waits
+                try:                    # for them, so none lands after the caller's
+                    thread.join()       # abort has cut the manifest)
+                except KeyboardInterrupt:
+                    interrupted = True
+            if interrupted:
+                raise KeyboardInterrupt
         return self.failed()
 
     def _run(self) -> None:
