@@ -114,8 +114,8 @@ cdef class BulkExport:
         if self.b.items == NULL or self.b.done == NULL:
             raise MemoryError()
         self.b.count = n
-        if pairs:
-            plan = True
+        # (neither plan nor pairs: each job spells its own temporary, flags and overwrite)
+        cdef bint own_form = not (plan or pairs)
         for i in range(n):
             job = jobs[i]
             if pairs:
@@ -139,7 +139,7 @@ cdef class BulkExport:
             it = &self.b.items[i]
             it.src = _fs_chars(src, utf8, self.keep, &len_src)
             it.dest = _fs_chars(dest, utf8, self.keep, &len_dest)
-            if plan and not pairs:
+            if plan:
                 cut = _folder_cut(it.dest, len_dest)
                 if cut == 0:
                     self.folders.append(os.path.dirname(dest))
@@ -164,7 +164,7 @@ cdef class BulkExport:
                 it.tmp = <const char *>(<bytes>btmp)
             it.flags = flags
             it.capture_ntfs = capture_ntfs
-            it.overwrite = job[4] if not plan and len(job) > 4 else overwrite
+            it.overwrite = job[4] if own_form and len(job) > 4 else overwrite
             it.sync = sync
             it.no_hash = not hash
         self.b.next_index = 0

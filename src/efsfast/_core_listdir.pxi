@@ -55,13 +55,6 @@ def list_folder(path):
     return dirs, files, others, unexamined
 
 
-cdef extern from "stdlib.h" nogil:
-    void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
-
-cdef extern from "string.h" nogil:
-    int strcmp(const char *a, const char *b)
-
-
 cdef struct _named:
     const char *name        # NUL-terminated, in the listing's text
     size_t len

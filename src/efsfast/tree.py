@@ -95,13 +95,18 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
             return os.path.join(path, ""), os.path.join(out, "")
         return src_pre, out_pre
 
+    # a folder's prefixes, made when the walk lists it (asked for its file
+    # jobs) and taken once it yields it: one relpath per folder
+    made: Dict[str, Tuple[str, str]] = {}
+
     def file_jobs(path: str) -> Tuple[str, str, str]:
-        src_pre, out_pre = prefixes(path)
+        src_pre, out_pre = made[path] = prefixes(path)
         return src_pre, out_pre, SUFFIX
 
     # every file a job: made in C from each folder's listing where it can
     for folder in walk(src_dir, errors, cancel, None if classify else file_jobs):
-        src_pre, out_pre = prefixes(folder.path)
+        pre = made.pop(folder.path, None)
+        src_pre, out_pre = pre if pre is not None else prefixes(folder.path)
         for d in folder.dirs:
             p = src_pre + d
             if encrypted(p):
