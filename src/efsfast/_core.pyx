@@ -28,7 +28,7 @@ cdef extern from "Python.h":
 
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
-from libc.string cimport memcmp, memcpy, strcmp, strdup
+from libc.string cimport memcmp, memcpy, memset, strcmp, strdup
 
 from efsfast._cdefs cimport *
 

@@ -35,7 +35,7 @@ cdef void stream_worker(export_batch *b, stream_batch *s) noexcept nogil:
         i = efs_atomic_next(&b.next_index)
         if i >= b.count:
             return
-        it = &b.items[i]
+        it = claimed_item(b, i)
         efs_posix_backup_item_to_memory(it, &s.mem[i], s.limit, &b.opts, b.cancel,
                                         b.sigint_base)
         if it.outcome == EFS_BACKUP_DONE:
