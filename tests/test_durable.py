@@ -419,6 +419,22 @@ def test_decrypt_tree_syncs_before_its_summary(tmp_path, xattr_dir):
     assert t.rc == 0 and t.syncs() == [], t.stderr
 
 
+def test_folder_set_synced_file_by_file_covers_every_object(xattr_dir, monkeypatch):
+    """Where the set is synced file by file (EACH), every backup file the C
+    workers wrote is synced, those recorded in runs of lines (bulk.py) as
+    well, each before the manifest gets its name."""
+    src, out = xattr_dir / "src", xattr_dir / "set"
+    make_tree(src)
+    synced: List[str] = []
+    monkeypatch.setattr(durable, "way_for", lambda path: durable.SyncWay.EACH)
+    monkeypatch.setattr(durable, "fsync_path", lambda p: synced.append(os.fspath(p)))
+    assert cli.main(["backup-tree", str(src), str(out), "--quiet"]) == 0
+    stored = sorted(os.path.join(d, n) for d, _, names in os.walk(out) for n in names
+                    if n.endswith(".efsraw"))
+    assert len(stored) >= 5 and set(stored) <= set(synced), (stored, synced)
+    assert str(out) in synced
+
+
 def test_decrypt_tree_on_fuse_fsyncs_named_stream_files_too(tmp_path, monkeypatch):
     """The fsync pass (FUSE) covers what decrypt wrote besides DEST: the
     DEST:name file of each named stream."""

@@ -184,5 +184,9 @@ def test_parent_folders_are_os_path_dirname(paths):
     separator at all), for str and path-like paths alike."""
     want = {os.path.dirname(p) for p in paths}
     assert treewalk.parent_folders(paths) == want
+    # (sorted, as a plan gives them: runs in one folder, which C takes once)
+    assert treewalk.parent_folders(sorted(paths)) == want
+    runs = ["a/b", "a/c", "ab/c", "ab/d", "a/e", "a", "/x", "a//f", "a/bc/d", "a/b/d", "a/bc/e"]
+    assert treewalk.parent_folders(runs) == {"a", "ab", "", "/", "a/bc", "a/b"}
     assert treewalk.parent_folders([pathlib.PurePosixPath(p) if p else p for p in paths]) == {
         os.path.dirname(os.fspath(pathlib.PurePosixPath(p))) if p else "" for p in paths}

@@ -5,15 +5,21 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_FindChar(object s, Py_UCS4 ch, Py_ssize_t start, Py_ssize_t end,
                                   int direction) except -2
     object PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
+    Py_ssize_t PyUnicode_Tailmatch(object s, object sub, Py_ssize_t start, Py_ssize_t end,
+                                   int direction) except -1
+    Py_UCS4 PyUnicode_ReadChar(object s, Py_ssize_t index) except? <Py_UCS4>-1
 
 
 def parent_folders(paths):
     """The set of ``os.path.dirname(p)`` of every path in ``paths`` (str or
     path-like), for POSIX paths: one search for the last "/" each, and
     os.path.dirname itself only where a path has no "/" past its start or
-    ends its parent in another (``//a``, ``a//b``)."""
+    ends its parent in another (``//a``, ``a//b``).  A path in the folder
+    of the one before it (a plan lists a folder's files together) makes no
+    str."""
     cdef set out = set()
     cdef Py_ssize_t i
+    cdef str last = None
     dirname = os.path.dirname
     for p in paths:
         if type(p) is not str:
@@ -22,8 +28,12 @@ def parent_folders(paths):
                 out.add(dirname(p))
                 continue
         i = PyUnicode_FindChar(p, u'/', 0, len(p), -1)
-        if i > 0 and p[i - 1] != u'/':
-            out.add(PyUnicode_Substring(p, 0, i))
+        if i > 0 and PyUnicode_ReadChar(p, i - 1) != u'/':
+            if (last is not None and len(last) == i
+                    and PyUnicode_Tailmatch(p, last, 0, i, -1)):
+                continue
+            last = PyUnicode_Substring(p, 0, i)
+            out.add(last)
         else:
             out.add(dirname(p))
     return out

@@ -249,9 +249,10 @@ def sync_written(top: str, paths: Iterable[str], way: Optional[SyncWay] = None,
         return []
     if way is SyncWay.EACH:
         return fsync_each(paths, top, folders)
-    paths = list(paths)
-    if way is SyncWay.DEVICE and not paths and not os.path.lexists(top):
-        return []       # nothing was written, not even ``top`` (as EACH finds it)
+    if way is SyncWay.DEVICE:       # (listed only here: FILESYSTEM needs no paths)
+        paths = list(paths)
+        if not paths and not os.path.lexists(top):
+            return []       # nothing was written, not even ``top`` (as EACH finds it)
     failures: List[Failure] = []
     try:
         if way is SyncWay.DEVICE:

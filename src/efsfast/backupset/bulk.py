@@ -82,7 +82,10 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
 
     # the runs' lines are written on a thread of their own (linepipe.py);
     # a ticket is what a run stood for, undone if its write fails
-    pipe: LinePipe[Tuple[int, int, List[str], int]] = LinePipe()
+    pipe: LinePipe[Tuple[int, int, int]] = LinePipe()
+
+    def outs(i: int, j: int) -> List[str]:
+        return [jobs[k][1] for k in range(i, j)]
 
     def take_run(i: int, stop: int) -> int:
         """The run of objects from ``i`` on (below ``stop``) whose lines the
@@ -92,22 +95,21 @@ def backup_bulk(jobs: Jobs, sink: FolderSink, *, kind: _meta.MetaSource,
         if j == i:
             return i
         taken[i:j] = [True] * (j - i)
-        outs = [jobs[k][1] for k in range(i, j)]
         result.files += j - i
         result.bytes += nbytes
-        pipe.send((i, j, outs, nbytes),
-                  lambda: sink.add_lines(blob, j - i, outs,
+        pipe.send((i, j, nbytes),
+                  lambda: sink.add_lines(blob, j - i, lambda: outs(i, j),
                                          lambda: [rel(jobs[k][0]) + SUFFIX for k in range(i, j)]))
         return j
 
-    def unrecorded(failed: List[Tuple[Tuple[int, int, List[str], int], BaseException]]) -> None:
+    def unrecorded(failed: List[Tuple[Tuple[int, int, int], BaseException]]) -> None:
         """Runs whose lines could not be written: their objects are not in
         the set (each file removed, each a failed item, named)."""
-        for (i, j, outs, nbytes), exc in failed:
+        for (i, j, nbytes), exc in failed:
             result.results[i:j] = [None] * (j - i)      # (take_lines gave them theirs)
             result.files -= j - i
             result.bytes -= nbytes
-            for k, out in zip(range(i, j), outs):
+            for k, out in zip(range(i, j), outs(i, j)):
                 sink.discard_file(out)
                 result.failures.append(ItemError(k, os.fspath(jobs[k][0]), exc))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple, Union
@@ -169,6 +170,9 @@ class FolderSink(SetSink):
         self.resume = False
         self.sync = sync
         self.written: List[str] = []        # the objects in the set (SyncWay.EACH syncs them)
+        # ... and runs of them written by bulk.py, listed only when asked
+        # for (a list per run cost the calling thread ~0.1 us per object)
+        self.written_runs: List[Callable[[], Iterable[str]]] = []
         self.emptied: Set[str] = set()      # folders objects were removed from
         self.final = os.path.join(self.dest, MANIFEST_NAME)
         self.partial = os.path.join(self.dest, PARTIAL_NAME)
@@ -247,18 +251,19 @@ class FolderSink(SetSink):
             if written is not None:
                 self.written.append(written)
 
-    def add_lines(self, lines: bytes, count: int, written: List[str],
+    def add_lines(self, lines: bytes, count: int, written: Callable[[], Iterable[str]],
                   stored: Callable[[], Iterable[str]]) -> None:
         """The lines of ``count`` whole objects made by the backup's C
         workers (bulk.py), written at once: as :meth:`add_entry` for each,
-        all failing together.  ``written``: their files; ``stored``: their
-        stored names, asked for only where streams there before must be told
-        from the new set's (a set replaced)."""
+        all failing together.  ``written``: their files, asked for only
+        where the set is synced file by file; ``stored``: their stored
+        names, asked for only where streams there before must be told from
+        the new set's (a set replaced)."""
         with self.lock:
             self._record(lambda w: w.add_lines(lines, count))
             if self.found is not None and self.found.stored:
                 self.listed.update(stored())
-            self.written.extend(written)
+            self.written_runs.append(written)
 
     def _record(self, put: Callable[[ManifestWriter], None]) -> None:
         """``put`` lines into the manifest (the lock held)."""
@@ -357,7 +362,9 @@ class FolderSink(SetSink):
     def _sync_objects(self) -> None:
         """One syncfs, or an fsync of each object and of the folders that
         hold them or held what was removed (durable.py)."""
-        failed = durable.sync_written(self.dest, self.written, self.sync,
+        written = itertools.chain(self.written,
+                                  itertools.chain.from_iterable(f() for f in self.written_runs))
+        failed = durable.sync_written(self.dest, written, self.sync,
                                       folders=self.emptied, workers=self.workers)
         if failed:
             path, exc = failed[0]
