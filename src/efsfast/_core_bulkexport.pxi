@@ -18,6 +18,14 @@ cdef struct export_job:
     int overwrite
 
 
+# export_batch.done[i]: 0 while item i is not through, then ITEM_DONE (its
+# worker's release), ITEM_TAKEN once a run took it (BulkExport.take_run)
+cdef enum:
+    ITEM_DONE = 1
+    ITEM_TAKEN = 2
+    ITEM_JOINED = 3     # (its line joined and freed: join_lines refuses it again)
+
+
 cdef struct export_batch:
     export_job *jobs
     efs_backup_item *items        # malloc'd: an item is set by the worker that claims it
@@ -63,7 +71,7 @@ cdef void export_worker(export_batch *b) noexcept nogil:
         elif (it.outcome == EFS_BACKUP_FAILED and b.fail_fast and b.cancel != NULL
               and it.rc != EFS_ERROR_CANCELLED):
             b.cancel[0] = 1
-        efs_atomic_set(&b.done[i], 1)
+        efs_atomic_set(&b.done[i], ITEM_DONE)
 
 
 cdef Py_ssize_t _folder_cut(const char *path, size_t n) noexcept:
@@ -98,7 +106,7 @@ cdef class BulkExport:
     (only what a BackupResult needs).  ``lines`` ("posix" or "none": the
     metadata recorded) has each worker make the manifest line of every
     object below ``rel_prefix`` (the source folder and a "/") that it backs
-    up, from what it found; ``take_lines`` hands them over in runs.
+    up, from what it found; ``take_run`` and ``join_lines`` hand them over in runs.
     ``plan``: the jobs as a backup's plan gives them, (object, backup file[,
     options]), a folder where options are given, each temporary named in C
     (no job list made again per object); ``folders`` then lists the folders
@@ -263,38 +271,36 @@ cdef class BulkExport:
         efs_posix_backup_item_free(it)
         return result
 
-    def take_lines(self, size_t i, size_t stop, list results, dict made, make):
+    def take_run(self, size_t i, size_t stop, list results, dict made, make):
         """The run of finished items from i on (below ``stop``) whose
-        manifest lines the workers made, each taken as by take(), each one's
-        result put in ``results``: ``make(is a folder, stream size)``, made
-        once per distinct pair and shared through ``made`` (no object per
-        item: this runs in the calling thread).  Returns (the first item
-        not in the run, their lines joined, their stream bytes)."""
-        cdef size_t j = i, k, total = 0
+        manifest lines the workers made, each one's result put in
+        ``results``: ``make(is a folder, stream size)``, made once per
+        distinct pair and shared through ``made`` (no object per item: this
+        runs in the calling thread).  Their lines stay in the items for
+        :meth:`join_lines`, which frees them.  Returns (the first item not
+        in the run, their stream bytes)."""
+        cdef size_t j = i, k
         cdef unsigned long long nbytes = 0
         cdef efs_backup_item *it
-        cdef char *dst
         cdef bint folder, last_folder = False
         cdef size_t last_len = 0
         done = None
         if stop > self.b.count:
             stop = self.b.count
         if stop > <size_t>len(results):
-            raise IndexError("take_lines: results is shorter than the batch")
-        while j < stop and efs_atomic_get(&self.b.done[j]):
+            raise IndexError("take_run: results is shorter than the batch")
+        # (an item a run took is marked TAKEN: its line stays in it until
+        # join_lines, so a later run must stop there, not take it again)
+        while j < stop and efs_atomic_get(&self.b.done[j]) == ITEM_DONE:
             it = &self.b.items[j]
             if it.outcome != EFS_BACKUP_DONE or it.line == NULL:
                 break
-            total += it.line_len
             j += 1
-        blob = PyBytes_FromStringAndSize(NULL, total)
-        dst = PyBytes_AS_STRING(blob)
         for k in range(i, j):
             it = &self.b.items[k]
-            memcpy(dst, it.line, it.line_len)
-            dst += it.line_len
+            efs_atomic_set(&self.b.done[k], ITEM_TAKEN)
             nbytes += it.data_len
-            folder = (it.flags & EFS_CREATE_FOR_DIR) != 0
+            folder = (self.b.jobs[k].flags & EFS_CREATE_FOR_DIR) != 0
             # (the last one's again, the common case, without a look-up)
             if done is None or folder != last_folder or it.data_len != last_len:
                 # (a folder's key is below every file's: -1 - size)
@@ -304,8 +310,35 @@ cdef class BulkExport:
                     done = made[key] = make(folder, it.data_len)
                 last_folder, last_len = folder, it.data_len
             results[k] = done
-            efs_posix_backup_item_free(it)
-        return j, blob, nbytes
+        return j, nbytes
+
+    def join_lines(self, size_t i, size_t j):
+        """The manifest lines of the items i..j-1, a run :meth:`take_run`
+        gave, joined, each item's buffers freed; once per run, from any one
+        thread (bulk.py: the one that writes the manifest, so that reading
+        lines made on other cores is not the calling thread's; the copy
+        lets go of the GIL)."""
+        cdef size_t k, total = 0
+        cdef efs_backup_item *it
+        cdef char *dst
+        if j > self.b.count or i > j:
+            raise IndexError("join_lines: not a run of the batch")
+        for k in range(i, j):
+            it = &self.b.items[k]
+            if efs_atomic_get(&self.b.done[k]) != ITEM_TAKEN or it.line == NULL:
+                raise ValueError(f"join_lines: item {k} is not in a run take_run gave "
+                                 "(or its line was joined already)")
+            total += it.line_len
+        blob = PyBytes_FromStringAndSize(NULL, total)
+        dst = PyBytes_AS_STRING(blob)
+        with nogil:
+            for k in range(i, j):
+                it = &self.b.items[k]
+                memcpy(dst, it.line, it.line_len)
+                dst += it.line_len
+                efs_posix_backup_item_free(it)
+                efs_atomic_set(&self.b.done[k], ITEM_JOINED)
+        return blob
 
     def outcomes(self, jobs, make):
         """Every backed-up item's result at once, ``make(src, stream size,

@@ -42,7 +42,7 @@ cdef void stream_worker(export_batch *b, stream_batch *s) noexcept nogil:
             efs_atomic_add(&s.held, s.mem[i].len)
             efs_atomic_add(&b.done_files, 1)
             efs_atomic_add(&b.done_bytes, it.data_len)
-        efs_atomic_set(&b.done[i], 1)
+        efs_atomic_set(&b.done[i], ITEM_DONE)
         efs_atomic_add(&s.finished, 1)
 
 

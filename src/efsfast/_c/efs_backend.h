@@ -63,8 +63,12 @@ typedef struct efs_backup_item {
                                        bytes), and its manifest line is made here */
     size_t rel_len;
     int line_meta;                  /* the line's metadata: EFS_LINE_META_* */
-    /* found */
+    /* found (the calling thread reads these four of each finished item,
+     * written on another core: kept in one cache line) */
     int outcome;                    /* EFS_BACKUP_* */
+    size_t data_len;                /* the stream's size */
+    char *line;                     /* its manifest line (rel given, done), or NULL: */
+    size_t line_len;                /* its name is not UTF-8, or no memory */
     efs_dword rc;
     int err_no;
     const char *op;                 /* the failed operation (may point at op_buf) */
@@ -87,11 +91,8 @@ typedef struct efs_backup_item {
     size_t efs_len;                 /* the $EFS's size ... */
     uint8_t efs_sha256[32];         /* ... and SHA-256 */
     uint8_t sha256[32];             /* SHA-256 of the stream, made as it was written */
-    size_t data_len;                /* the stream's size */
     uint64_t calls;                 /* export callback calls (system buffers) */
     char *tmp_own;                  /* the temporary's name made here (tmp NULL) */
-    char *line;                     /* its manifest line (rel given, done), or NULL: */
-    size_t line_len;                /* its name is not UTF-8, or no memory */
 } efs_backup_item;
 
 /* What a manifest line made by the worker records as metadata. */
