@@ -147,6 +147,20 @@ def test_sigint_during_single_restore(xattr_dir):
     assert listing(xattr_dir) == ["in.efsraw"]
 
 
+def test_sigint_ignored_at_start_stays_ignored(xattr_dir):
+    """Started with SIGINT ignored (``nohup``, a script's ``cmd &``), the
+    program keeps ignoring it, as the Unix custom is and as Python itself
+    does: a Ctrl-C meant for the terminal's foreground job does not stop a
+    restore running in the background.  It runs to its end, whole."""
+    raw = efsfast.synthetic_raw(16 << 20, seed=7)
+    (xattr_dir / "in.efsraw").write_bytes(raw)
+    code, screen = run_in_pty(["restore", str(xattr_dir / "in.efsraw"), str(xattr_dir / "out"),
+                               "--buffer-size", "1"], sigint_on=b"efsfast: restoring",
+                              sigint_ignored=True)
+    assert code == 0, screen
+    assert efsfast.backup(xattr_dir / "out") == raw
+
+
 def test_inspect_and_verify_output(tmp_path, capsys):
     good = tmp_path / "good.efsraw"
     good.write_bytes(efsfast.synthetic_raw(5000, named_streams={"alt": 3}, recovery_agents=1,

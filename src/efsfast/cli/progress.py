@@ -118,10 +118,13 @@ def ctrl_c_cancels(keep: bool = False) -> Iterator[CancelToken]:
     partial, and returns an exact account of what was done.  A third Ctrl-C
     gives up waiting.  ``keep`` (the efsfast program itself) leaves the
     handler in place afterwards: a Ctrl-C after the summary has nothing to
-    stop and must not turn a finished job's exit status into a signal's."""
+    stop and must not turn a finished job's exit status into a signal's.
+    A program started with SIGINT ignored (``nohup``, a script's ``cmd &``)
+    keeps ignoring it, as is the Unix custom and what Python does."""
     from .. import CancelToken
     token = CancelToken()
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield token
         return
     presses: List[int] = []
