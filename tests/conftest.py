@@ -2,11 +2,21 @@ import contextlib
 import hashlib
 import os
 import pathlib
+import signal
 import sys
 
 import pytest
 
 from efsfast import _core
+
+# The CLI children the tests start and send Ctrl-C to inherit this process's
+# SIGINT disposition across exec.  A runner started in the background
+# (`.ci/run &`, nohup) has it ignored, and efsfast, like any Unix program,
+# keeps ignoring it then (test_cli: test_sigint_ignored_at_start_stays_ignored
+# sets that up on purpose).  The tests stand for a program started from a
+# terminal's shell: SIGINT handled here, so a child gets the default action.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SHARED = pathlib.Path(os.environ.get("EFSFAST_SHARED",
                                      pathlib.Path(__file__).resolve().parents[2] / "shared"))
