@@ -10,6 +10,23 @@ import pytest
 from efsfast.bench import report, run, serial, timing
 
 
+def test_decrypt_tree_in_a_process_of_its_own_takes_its_later_runs():
+    """s from the runs after the first (whose extra is what its first use
+    imports), only runs whose items went to forked processes; p from the
+    time per item at 1 worker measured in the bench."""
+    job = {"per_item_s": {1: 400e-6, 2: 250e-6}, "speedup": {"serial_s": 16e-6}}
+    serial.add_own_process(job, [(0.016, True), (0.011, True), (0.010, True),
+                                 (0.001, False)], 1000)
+    own = job["own_process"]
+    assert own["first_run_cpu_per_item_s"] == pytest.approx(16e-6)
+    assert own["serial_s"] == pytest.approx(10e-6) and own["parallel_s"] == pytest.approx(390e-6)
+    assert own["bound_16"] == pytest.approx(400 / (10 + 390 / 16))
+    job = {"per_item_s": {1: 400e-6}, "speedup": {"serial_s": 16e-6}}
+    serial.add_own_process(job, [(0.016, False), (0.011, False)], 1000)
+    assert "serial_s" not in job["own_process"]            # never forked: not measured
+    assert job["own_process"]["first_run_cpu_per_item_s"] is None
+
+
 def test_fit_recovers_the_serial_and_parallel_parts():
     s, p = 3e-6, 60e-6
     points = {n: s + p / n for n in (1, 2, 4, 8, 16)}
