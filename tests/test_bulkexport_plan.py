@@ -48,7 +48,6 @@ def test_a_folder_job_is_a_folder_and_the_flags_of_files_none():
     assert [batch.take(i, j[0], j[1])[0] for i, j in enumerate(jobs)] == ["failed", "failed"]
 
 
-
 def test_a_run_stops_at_items_an_earlier_run_took(xattr_dir):
     """take_run leaves each line in its item until join_lines (the manifest's
     thread) frees it, so a run taken after a gap must stop at the items a

@@ -413,7 +413,8 @@ def report_lines(r: Results) -> List[str]:
                  f"{r['size'] >> 10} KiB on tmpfs, {r['cpus']} CPUs)", "",
              "s: the serial part per item — in the C bulk paths the CPU time of the calling "
              "thread, which does every item's Python work while the C workers run without the "
-             "GIL (the least over the runs, as each time is their best); where workers run Python (a thread pool), s and p fitted to the worker "
+             "GIL (the least over the runs, as each time is their best); where workers run "
+             "Python (a thread pool), s and p fitted to the worker "
              "series (needs 4 or more CPUs); p: the rest of the time per item at 1 worker; "
              "c: the C ceiling's time per item on 1 thread. Bound on N cores: c / (N s + p).",
              "",
