@@ -81,7 +81,7 @@ def test_c_probe_of_what_cannot_be_read(tmp_path):
     missing, folder = _c_probe(tmp_path / "missing", tmp_path / "d")
     assert missing == (_core.PROBE_IO_ERROR, errno.ENOENT)
     assert folder == (_core.PROBE_IO_ERROR, errno.EISDIR)
-    assert _directory_streams([str(tmp_path / "missing")]) == [False]
+    assert _directory_streams([("t", str(tmp_path / "missing"))], 1) == []
 
 
 def test_directory_streams_agree_with_is_directory_stream(tmp_path):
@@ -94,8 +94,15 @@ def test_directory_streams_agree_with_is_directory_stream(tmp_path):
         p = tmp_path / f"s{i}.efsraw"
         p.write_bytes(data[:len(data) - (i % 5 == 4)])
         paths.append(str(p))
-    assert _directory_streams(paths) == [is_directory_stream(p) for p in paths]
-    assert _directory_streams(paths[:10]) == [is_directory_stream(p) for p in paths[:10]]
+    jobs = [(f"target{i}", p) for i, p in enumerate(paths)]
+    truth = [i for i, p in enumerate(paths) if is_directory_stream(p)]
+    assert truth and len(truth) < len(paths)
+    assert _directory_streams(jobs, 1) == truth
+    assert _directory_streams(jobs[:10], 1) == [i for i in truth if i < 10]
+    # path-likes and paths that are not UTF-8 (a surrogate-escaped byte) too
+    odd = tmp_path / "d\udcff.efsraw"
+    odd.write_bytes(raw.synthetic_raw(0, directory=True))
+    assert _directory_streams([(0, odd), (1, paths[1]), (2, str(odd))], 1) == [0, 2]
 
 
 def test_probe_on_the_windows_sample(tmp_path, sample):

@@ -190,3 +190,18 @@ def test_parent_folders_are_os_path_dirname(paths):
     assert treewalk.parent_folders(runs) == {"a", "ab", "", "/", "a/bc", "a/b"}
     assert treewalk.parent_folders([pathlib.PurePosixPath(p) if p else p for p in paths]) == {
         os.path.dirname(os.fspath(pathlib.PurePosixPath(p))) if p else "" for p in paths}
+    # (as jobs: each job's path at a position)
+    assert treewalk.parent_folders([(None, p, {}) for p in paths], 1) == want
+
+
+@given(st.lists(st.tuples(st.text(alphabet="/ab", max_size=6), st.integers(0, 2)), max_size=30),
+       st.sets(st.text(alphabet="/ab", max_size=6), max_size=4), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_folders_among_are_the_jobs_whose_paths_are_folders(jobs, folders, long):
+    """The positions of the jobs whose path is one of the folders, in order,
+    for paths of every length (the C table takes lengths below 4096)."""
+    if long:        # paths past the table's lengths, and a path-like
+        jobs = [("/" * 5000 + p, k) for p, k in jobs] + [(pathlib.PurePosixPath("/a"), 0)]
+        folders = {"/" * 5000 + f for f in folders} | {"/a"}
+    want = [i for i, (p, _) in enumerate(jobs) if os.fspath(p) in folders]
+    assert treewalk.folders_among(jobs, 0, folders) == want

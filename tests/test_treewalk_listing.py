@@ -109,7 +109,7 @@ def test_plan_folder_leaves_names_that_are_not_utf8_to_the_caller(mixed):
     lists that folder by names, as before."""
     assert _core.plan_folder(str(mixed), str(mixed) + "/", "/o/", ".efsraw") is None
     assert _core.plan_folder(str(mixed), os.fsdecode(b"/x\xff/"), "/o/", ".e") is None
-    folder = next(treewalk.walk(str(mixed), [], file_jobs=lambda p: (p + "/", "/o/", ".e")))
+    folder = next(treewalk.walk(str(mixed), [], file_jobs=lambda p: (p + "/", "/o/", ".e", False)))
     assert folder.jobs is None and "not-utf8-\udcff" in folder.files
 
 
@@ -131,6 +131,33 @@ def test_plan_folder_orders_names_as_python_sorts_them(tmp_path, seed):
     assert [j[1] for j in jobs] == ["o/" + n + ".x" for n in sorted(names)]
 
 
+@pytest.mark.parametrize("made", ["in order", "reversed", "shuffled", "one out of order",
+                                  "nearly reversed", "reversed, one far off"])
+def test_plan_folder_orders_listings_that_come_sorted_or_reversed(made):
+    """tmpfs lists a folder newest first: names made in order come
+    reversed, and plan_folder turns such a listing round and finishes it
+    by insertion instead of sorting it; one made in reverse comes in order.
+    Whatever the listing's order, the jobs come in name order."""
+    import random
+    import tempfile
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("needs tmpfs at /dev/shm (its listing order is what is tested)")
+    names = [f"f{i:05d}" for i in range(300)] + ["g", "g0", "h\u00e9", "h\U0001f600"]
+    order = {"in order": names, "reversed": names[::-1],
+             "shuffled": random.Random(7).sample(names, len(names)),
+             "one out of order": names[1:] + names[:1],
+             # (as two workers make them: neighbours swapped)
+             "nearly reversed": [names[i ^ 1] for i in range(len(names))][::-1],
+             "reversed, one far off": names[:0:-1][:150] + names[:1] + names[:0:-1][150:]}[made]
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        for n in reversed(order):       # (newest first: listed as ``order``)
+            open(os.path.join(d, n), "wb").close()
+        if made != "shuffled" and os.listdir(d) != order:
+            pytest.skip("/dev/shm does not list newest first here")
+        dirs, jobs, others, unexamined = _core.plan_folder(d, "s/", "o/", "")
+    assert [j[0] for j in jobs] == ["s/" + n for n in sorted(names)]
+
+
 def test_a_backup_plan_is_the_same_with_and_without_plan_folder(mixed, monkeypatch):
     """backup-tree's plan (every file a job) from the C jobs equals the one
     made from the names."""
@@ -145,3 +172,41 @@ def test_a_backup_plan_is_the_same_with_and_without_plan_folder(mixed, monkeypat
     monkeypatch.setattr(_core, "plan_folder", lambda *a: None)
     by_names = tree.plan_backup(str(mixed), "/set", [], classify=False)
     assert with_c == by_names and with_c[1]
+
+
+def test_plan_folder_gives_a_restores_jobs_for_raw_streams_only(tmp_path):
+    """restore: each file whose name ends with the suffix is a job (target
+    without it, then the raw stream), in name order; other files, and
+    folders whose names end with it, are no jobs."""
+    names = ["b.efsraw", "a.efsraw", "\u00e9.efsraw", ".efsraw", "x.efsraw.txt", "efsraw",
+             "c.EFSRAW", "d.efsra"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    (tmp_path / "sub.efsraw").mkdir()
+    dirs, jobs, others, unexamined = _core.plan_folder(str(tmp_path), "s/", "/t/\u00fc/",
+                                                       ".efsraw", True)
+    want = [(f"/t/\u00fc/{n[:-7]}", "s/" + n) for n in sorted(names) if n.endswith(".efsraw")]
+    assert jobs == want and len(jobs) == 4
+    assert dirs == ["sub.efsraw"] and not (others or unexamined)
+
+
+def test_a_restore_plan_is_the_same_with_and_without_plan_folder(tmp_path, monkeypatch):
+    """restore-tree's plan from the C jobs equals the one made from the
+    names: folders' streams told apart, targets below the destination."""
+    from efsfast import raw, tree
+    src = tmp_path / "src"
+    (src / "Docs" / "inner").mkdir(parents=True)
+    (src / "Docs.efsraw").write_bytes(raw.synthetic_raw(0, directory=True))
+    for rel in ("a.efsraw", "Docs/b \u00fc.efsraw", "Docs/inner/c.efsraw", "Docs/notes.txt"):
+        (src / rel).write_bytes(raw.synthetic_raw(100))
+    real, made = _core.plan_folder, []
+    monkeypatch.setattr(_core, "plan_folder", lambda *a: made.append(real(*a)) or made[-1])
+    with_c = tree.plan_restore(str(src), "/dest", [])
+    assert len(made) == 3 and None not in made      # (every folder's jobs made in C)
+    monkeypatch.setattr(_core, "plan_folder", lambda *a: None)
+    by_names = tree.plan_restore(str(src), "/dest", [])
+    assert with_c == by_names
+    assert with_c == ([("/dest/Docs", str(src / "Docs.efsraw"), {"directory": True})],
+                      [("/dest/a", str(src / "a.efsraw")),
+                       ("/dest/Docs/b \u00fc", str(src / "Docs/b \u00fc.efsraw")),
+                       ("/dest/Docs/inner/c", str(src / "Docs/inner/c.efsraw"))])

@@ -67,12 +67,46 @@ cdef int _by_name(const void *a, const void *b) noexcept nogil:
     return strcmp((<const _named *>a).name, (<const _named *>b).name)
 
 
-def plan_folder(path, str src_pre, str out_pre, str suffix):
-    """What treewalk._listed and backup's plan make of the folder ``path``
+cdef void _sort_by_name(_named *order, size_t n) noexcept nogil:
+    """``order`` by name.  A listing that comes near name order, or near its
+    reverse (tmpfs lists the newest first, and a tree restore makes a
+    folder's files about in name order), is turned round where it is
+    mostly reversed and finished by insertion, in about n compares; one
+    that does not (ext4 lists by hash) goes to qsort as soon as insertion
+    moves entries far.  (qsort's n log n compares were half of a
+    10,000-file folder's plan.)"""
+    cdef size_t i, j, down = 0, moves = 0
+    cdef _named t
+    for i in range(1, n):
+        if strcmp(order[i - 1].name, order[i].name) > 0:
+            down += 1
+    if 2 * down > n:
+        for i in range(n // 2):
+            t = order[i]
+            order[i] = order[n - 1 - i]
+            order[n - 1 - i] = t
+    for i in range(1, n):
+        t = order[i]
+        j = i
+        while j > 0 and strcmp(order[j - 1].name, t.name) > 0:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = t
+        moves += i - j
+        if moves > 4 * i + 64:      # (far from ordered: each entry still in ``order``)
+            qsort(order, n, sizeof(_named), _by_name)
+            return
+
+
+def plan_folder(path, str src_pre, str out_pre, str suffix, bint restore=False):
+    """What treewalk._listed and the tree plans make of the folder ``path``
     with one C pass: (sub-folders, file jobs, other entries, [(name,
     errno)] of the entries that could not be examined), each in name order,
-    a file's job ``(src_pre + name, out_pre + name + suffix)``, without a
-    str per name.  None where a name, a prefix or the file system's
+    without a str per name.  A regular file's job is ``(src_pre + name,
+    out_pre + name + suffix)`` (a backup's); with ``restore``, only a file
+    whose name ends with ``suffix`` has one, ``(out_pre + name less the
+    suffix, src_pre + name)`` (a restore's: target, raw stream), and the
+    other files none.  None where a name, a prefix or the file system's
     encoding is not UTF-8 (the caller lists the folder by names then).
     OSError (naming ``path``) where it cannot be listed; on Windows,
     NotImplementedError."""
@@ -118,7 +152,7 @@ def plan_folder(path, str src_pre, str out_pre, str suffix):
                 return None
             if order[i].len > longest:
                 longest = order[i].len
-        qsort(order, l.count, sizeof(_named), _by_name)
+        _sort_by_name(order, l.count)
         src_buf = <char *>malloc(n_src + longest + 1)
         out_buf = <char *>malloc(n_out + longest + n_suf + 1)
         if src_buf == NULL or out_buf == NULL:
@@ -127,7 +161,14 @@ def plan_folder(path, str src_pre, str out_pre, str suffix):
         memcpy(out_buf, s_out, n_out)
         for i in range(l.count):
             name, n = order[i].name, order[i].len
-            if order[i].kind == EFS_ENTRY_FILE:
+            if order[i].kind == EFS_ENTRY_FILE and restore:
+                if n < n_suf or memcmp(name + n - n_suf, s_suf, n_suf) != 0:
+                    continue        # (not a raw stream's name: no job)
+                memcpy(src_buf + n_src, name, n)
+                memcpy(out_buf + n_out, name, n - n_suf)
+                jobs.append((PyUnicode_DecodeUTF8(out_buf, <Py_ssize_t>(n_out + n - n_suf), NULL),
+                             PyUnicode_DecodeUTF8(src_buf, <Py_ssize_t>(n_src + n), NULL)))
+            elif order[i].kind == EFS_ENTRY_FILE:
                 memcpy(src_buf + n_src, name, n)
                 memcpy(out_buf + n_out, name, n)
                 memcpy(out_buf + n_out + n, s_suf, n_suf)

@@ -31,7 +31,8 @@ cdef void probe_worker(probe_batch *b) noexcept nogil:
 cdef class StreamProbe:
     """Probes a list of raw stream files (raw.has_unnamed_stream, in C): run
     ``work()`` from as many threads as wanted, then ``results()`` gives one
-    PROBE_* byte per path (all of them once every ``work()`` returned)."""
+    PROBE_* byte per path (all of them once every ``work()`` returned).
+    ``item``: the paths are ``paths[i][item]`` (jobs), not ``paths[i]``."""
     cdef probe_batch b
     cdef list keep
     cdef readonly size_t count
@@ -41,9 +42,12 @@ cdef class StreamProbe:
         self.b.answers = NULL
         self.b.errnos = NULL
 
-    def __init__(self, list paths):
-        cdef size_t n = len(paths), i
-        self.keep = [_fs_bytes(p) for p in paths]
+    def __init__(self, list paths, Py_ssize_t item=-1):
+        cdef size_t n = len(paths), i, length
+        cdef bint utf8 = _fs_is_utf8()
+        # (the str of each path is kept alive by ``paths``, whose items the
+        # caller must not change until the probes are done; bytes by keep)
+        self.keep = [paths]
         self.count = n
         self.b.paths = <const char **>malloc(max(n, 1) * sizeof(char *))
         self.b.answers = <uint8_t *>calloc(max(n, 1), 1)
@@ -51,7 +55,8 @@ cdef class StreamProbe:
         if self.b.paths == NULL or self.b.answers == NULL or self.b.errnos == NULL:
             raise MemoryError()
         for i in range(n):
-            self.b.paths[i] = <const char *>(<bytes>self.keep[i])
+            p = paths[i] if item < 0 else paths[i][item]
+            self.b.paths[i] = _fs_chars(p, utf8, self.keep, &length)
         self.b.count = n
         self.b.next_index = 0
 
@@ -74,3 +79,13 @@ cdef class StreamProbe:
     def results(self):
         """One PROBE_* byte per path."""
         return PyBytes_FromStringAndSize(<char *>self.b.answers, self.count)
+
+    def positions(self, uint8_t answer):
+        """The positions of the paths whose answer is ``answer``, in order."""
+        cdef size_t i
+        cdef list out = []
+        cdef const uint8_t *a = self.b.answers
+        for i in range(self.count):
+            if a[i] == answer:
+                out.append(i)
+        return out

@@ -3,7 +3,6 @@ one ``.efsraw`` file each, in a mirrored folder, and restore such a folder
 back into a tree.  Files run in parallel; directories are created first."""
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -99,9 +98,9 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
     # jobs) and taken once it yields it: one relpath per folder
     made: Dict[str, Tuple[str, str]] = {}
 
-    def file_jobs(path: str) -> Tuple[str, str, str]:
+    def file_jobs(path: str) -> Tuple[str, str, str, bool]:
         src_pre, out_pre = made[path] = prefixes(path)
-        return src_pre, out_pre, SUFFIX
+        return src_pre, out_pre, SUFFIX, False
 
     # every file a job: made in C from each folder's listing where it can
     for folder in walk(src_dir, errors, cancel, None if classify else file_jobs):
@@ -127,10 +126,11 @@ def plan_backup(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
     return dirs, files, skipped
 
 
-def _make_parents(paths: Iterable[str]) -> None:
+def _make_parents(paths: Iterable[Any], item: int = -1) -> None:
     """Create each distinct parent folder once (not one mkdir per file: on
-    a FUSE mount every call is a round trip to the daemon)."""
-    for d in sorted(parent_folders(paths)):
+    a FUSE mount every call is a round trip to the daemon).  ``item``: the
+    paths are each ``job[item]`` of jobs."""
+    for d in sorted(parent_folders(paths, item)):
         try:
             os.makedirs(d, exist_ok=True)
         except OSError as exc:          # the destination cannot be written: the job fails
@@ -184,7 +184,7 @@ def backup_tree(src_dir: PathArg, dest_dir: PathArg, *, workers: Optional[int] =
         return tree
     try:
         if not (cancel is not None and cancel.cancelled):
-            _make_parents(out for _, out, *_ in jobs)
+            _make_parents(jobs, 1)
             workers = workers or _volume.default_workers(src_dir)
             tree.bulk = backup_many(jobs, workers=workers, overwrite=overwrite,
                                     progress=progress, cancel=cancel, backend=backend)
@@ -213,13 +213,32 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
     """(directory jobs in creation order, file jobs) for restoring the raw
     streams below ``src_dir``; folders that cannot be listed go to
     ``errors`` as (path, error)."""
-    dirs: Jobs = []
-    found: List[Tuple[str, str]] = []       # (target, raw stream)
+    found: Jobs = []        # (target, raw stream)
     cut = len(SUFFIX)
     join = os.path.join
-    for folder in walk(src_dir, [] if errors is None else errors, cancel):
-        rel = os.path.relpath(folder.path, src_dir)
-        out = dest_dir if rel == "." else join(dest_dir, rel)
+
+    def target(path: str) -> str:
+        rel = os.path.relpath(path, src_dir)
+        return dest_dir if rel == "." else join(dest_dir, rel)
+
+    # a folder's target, made when the walk lists it (asked for its jobs)
+    # and taken once it yields it: one relpath per folder
+    made: Dict[str, str] = {}
+
+    def file_jobs(path: str) -> Optional[Tuple[str, str, str, bool]]:
+        src_pre, out_pre = child_prefix(path), child_prefix(made.setdefault(path, target(path)))
+        if src_pre is None or out_pre is None:
+            return None
+        return src_pre, out_pre, SUFFIX, True
+
+    # each raw stream's job made in C from its folder's listing where it can
+    # (restore-tree's serial part: ~0.2 us per stream made here in Python)
+    for folder in walk(src_dir, [] if errors is None else errors, cancel, file_jobs):
+        out = made.pop(folder.path, None)
+        if folder.jobs is not None:
+            found += folder.jobs
+            continue
+        out = target(folder.path) if out is None else out
         src_pre, out_pre = child_prefix(folder.path), child_prefix(out)
         if src_pre is not None and out_pre is not None:   # one concatenation per path
             found.extend((out_pre + f[:-cut], src_pre + f)
@@ -227,14 +246,14 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
         else:
             found.extend((join(out, f[:-cut]), join(folder.path, f))
                          for f in folder.files if f.endswith(SUFFIX))
-    folder_streams = _directory_streams([p for _, p in found])
     # (a file's job is its (target, raw stream) pair as found: no new tuple)
-    files = list(itertools.compress(found, [not d for d in folder_streams]))
-    if len(files) < len(found):
-        dirs = [(target, p, {"directory": True})
-                for (target, p), d in zip(found, folder_streams) if d]
+    at = _directory_streams(found, 1)
+    if not at:
+        return [], found
+    folders = set(at)
+    dirs = [(found[i][0], found[i][1], {"directory": True}) for i in at]
     dirs.sort(key=lambda j: j[0].count(os.sep))
-    return dirs, files
+    return dirs, [j for i, j in enumerate(found) if i not in folders]
 
 
 # below this many streams the calling thread probes them itself (starting
@@ -242,22 +261,22 @@ def plan_restore(src_dir: str, dest_dir: str, errors: Optional[Errors] = None,
 _PROBE_THREADS_FROM = 256
 
 
-def _directory_streams(paths: List[str]) -> List[bool]:
-    """:func:`is_directory_stream` of each path.  On the POSIX side the
-    headers are walked in C (efs_probe.c) on a few threads without the GIL,
-    so telling folders from files costs the calling thread no GIL time per
+def _directory_streams(jobs: Jobs, item: int) -> List[int]:
+    """The positions in ``jobs`` of those whose raw stream ``job[item]`` is
+    a folder's (:func:`is_directory_stream`).  On the POSIX side the headers
+    are walked in C (efs_probe.c) on a few threads without the GIL, so
+    telling folders from files costs the calling thread no GIL time per
     stream (restore-tree's serial part: about 5 us per stream walked in
     Python)."""
-    if not _core.HAVE_POSIX or not paths:
-        return [is_directory_stream(p) for p in paths]
-    probe = _core.StreamProbe(paths)
-    count = 1 if len(paths) < _PROBE_THREADS_FROM else min(os.cpu_count() or 1, 8)
+    if not _core.HAVE_POSIX or not jobs:
+        return [i for i, j in enumerate(jobs) if is_directory_stream(j[item])]
+    probe = _core.StreamProbe(jobs, item)
+    count = 1 if len(jobs) < _PROBE_THREADS_FROM else min(os.cpu_count() or 1, 8)
     if count == 1:
         probe.work()
     elif run_threads(probe.work, count, name="efsfast-probe"):
         raise KeyboardInterrupt         # (after the probes: a few reads per stream)
-    no_unnamed = _core.PROBE_NO_UNNAMED
-    return [a == no_unnamed for a in probe.results()]
+    return probe.positions(_core.PROBE_NO_UNNAMED)
 
 
 def restore_tree(src_dir: PathArg, dest_dir: PathArg, *, workers: Optional[int] = None,
@@ -331,7 +350,7 @@ def restore_planned(dirs: Jobs, files: Jobs, dest_dir: str, *, workers: Optional
                 break
             # what lies below a folder that failed fails too, unwritten
             run, early = gate.split(batch)
-            _make_parents(batch[i][0] for i in run)
+            _make_parents(batch if len(run) == len(batch) else map(batch.__getitem__, run), 0)
             whole = prepared if batch is files and run and len(run) == len(batch) else None
             jobs_of = (prepared.jobs() if prepared is not None and whole is None and batch is files
                        else batch)     # (below a folder that failed: as restore_many takes them)

@@ -7,6 +7,7 @@ Windows).  So: what lies below a folder whose restore failed fails too, as
 an existing folder only if backing it up gives the backup's ``$EFS``."""
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -14,7 +15,7 @@ from . import api
 from .api import BulkResult, ItemError
 from ._core import Backend
 from ._errors import EfsError
-from .treewalk import parent_folders
+from .treewalk import folders_among, parent_folders
 
 Jobs = List[Tuple[Any, ...]]        # (target, raw stream[, options]) per job
 
@@ -88,15 +89,14 @@ class FolderGate:
         """A raw stream whose target holds other targets is a folder's, even
         when its headers do not say so (a damaged folder stream): restored as
         a folder, it fails as one and blocks what it holds."""
-        parents = parent_folders([j[0] for j in dirs + files])
-        if parents.isdisjoint(map(os.fspath, [j[0] for j in files])):
+        held = folders_among(files, 0, parent_folders(itertools.chain(dirs, files), 0))
+        if not held:
             return dirs, files          # (the common case, without a Python step per job)
         moved = [(j[0], j[1], {**(j[2] if len(j) > 2 else {}), "directory": True})
-                 for j in files if os.fspath(j[0]) in parents]
-        if not moved:
-            return dirs, files
+                 for j in map(files.__getitem__, held)]
         dirs = sorted(dirs + moved, key=lambda j: os.fspath(j[0]).count(os.sep))
-        return dirs, [j for j in files if os.fspath(j[0]) not in parents]
+        gone = set(held)
+        return dirs, [j for i, j in enumerate(files) if i not in gone]
 
     def refuse_unlike_backup(self, job: Tuple[Any, ...]) -> bool:
         """For skip_existing: True (keep the job, failing it) where an

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import (TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence,
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional, Sequence,
                     Set, Tuple, Union)
 
 from ._errors import EfsError, as_efs_error
@@ -23,16 +23,19 @@ ERROR_DIRECTORY = 267          # "The directory name is invalid": ENOTDIR
 
 
 #: a folder's path -> (what its children's paths begin with, what their
-#: outputs' paths begin with, what the outputs' names end with), or None
-JobPrefixes = Callable[[str], Optional[Tuple[str, str, str]]]
+#: outputs' paths begin with, the suffix, whether the jobs are a restore's)
+#: or None: a backup's output is the name with the suffix added, a
+#: restore's target the name with it taken off (only names with it are jobs)
+JobPrefixes = Callable[[str], Optional[Tuple[str, str, str, bool]]]
 
 
 @dataclass
 class Folder:
     """One listed folder: sorted names of its sub-folders, regular files and
     other entries (symbolic links, devices, sockets: never EFS objects).
-    ``jobs``: where the walk was asked for them and C could make them, each
-    regular file's (path, output) in name order instead of ``files``."""
+    ``jobs``: where the walk was asked for them and C could make them, the
+    regular files' jobs in name order instead of ``files`` (a backup's
+    (path, output) each; a restore's (target, path) for each raw stream)."""
     path: str
     dirs: List[str] = field(default_factory=list)
     files: List[str] = field(default_factory=list)
@@ -127,13 +130,24 @@ def parent_folder(path: str) -> str:
     return os.path.dirname(path)
 
 
-def parent_folders(paths: Iterable[Union[str, "os.PathLike[str]"]]) -> Set[str]:
+def parent_folders(paths: Iterable[Any], item: int = -1) -> Set[str]:
     """The set of :func:`parent_folder` of every path (str or path-like),
-    made in C where paths are POSIX ones (no Python call per object)."""
+    made in C where paths are POSIX ones (no Python call per object).
+    ``item``: the paths are each ``job[item]`` of jobs."""
     if os.altsep is None:
         from ._core import parent_folders as in_c
-        return in_c(paths)
-    return {parent_folder(os.fspath(p)) for p in paths}
+        return in_c(paths, item)
+    return {parent_folder(os.fspath(p if item < 0 else p[item])) for p in paths}
+
+
+def folders_among(jobs: Sequence[Sequence[Any]], item: int, folders: Set[str]) -> List[int]:
+    """The positions of the jobs whose path ``job[item]`` is one of
+    ``folders``, in order (in C where paths are POSIX ones: no hash per
+    job whose path has no folder's length)."""
+    if os.altsep is None:
+        from ._core import positions_in
+        return positions_in(jobs, item, folders)
+    return [i for i, j in enumerate(jobs) if os.fspath(j[item]) in folders]
 
 
 def child_prefix(folder: str) -> Optional[str]:

@@ -411,7 +411,7 @@ def _plain_folders(src_dir: str, jobs: tree.Jobs, dirs: tree.Jobs, kind: _meta.M
     # (the folders holding objects found in C: this runs over every object
     # in the calling thread)
     plain: Set[str] = set()
-    for folder in parent_folders(list(map(itemgetter(0), jobs))):
+    for folder in parent_folders(jobs, 0):
         if folder == src_dir:
             continue
         rel = _rel(folder, src_dir)

@@ -181,7 +181,7 @@ def _plan_rows(plan: Plan, m: Manifest, set_dir: str, dest_dir: str) -> bool:
     dirs = [(t, s, {**opts, "object": False}) for t, s, opts in files.dirs]
     plan.jobs = dirs + files.jobs({"object": False})
     plan.folder_jobs = len(dirs)
-    plan.parents = sorted(parent_folders([j[0] for j in plan.jobs]))
+    plan.parents = sorted(parent_folders(plan.jobs, 0))
     return True
 
 
