@@ -166,15 +166,16 @@ def plan_folder(path, str src_pre, str out_pre, str suffix, bint restore=False):
                     continue        # (not a raw stream's name: no job)
                 memcpy(src_buf + n_src, name, n)
                 memcpy(out_buf + n_out, name, n - n_suf)
-                jobs.append((PyUnicode_DecodeUTF8(out_buf, <Py_ssize_t>(n_out + n - n_suf), NULL),
-                             PyUnicode_DecodeUTF8(src_buf, <Py_ssize_t>(n_src + n), NULL)))
+                jobs.append(_path_pair(
+                    PyUnicode_DecodeUTF8(out_buf, <Py_ssize_t>(n_out + n - n_suf), NULL),
+                    PyUnicode_DecodeUTF8(src_buf, <Py_ssize_t>(n_src + n), NULL)))
             elif order[i].kind == EFS_ENTRY_FILE:
                 memcpy(src_buf + n_src, name, n)
                 memcpy(out_buf + n_out, name, n)
                 memcpy(out_buf + n_out + n, s_suf, n_suf)
-                jobs.append((PyUnicode_DecodeUTF8(src_buf, <Py_ssize_t>(n_src + n), NULL),
-                             PyUnicode_DecodeUTF8(out_buf, <Py_ssize_t>(n_out + n + n_suf),
-                                                  NULL)))
+                jobs.append(_path_pair(
+                    PyUnicode_DecodeUTF8(src_buf, <Py_ssize_t>(n_src + n), NULL),
+                    PyUnicode_DecodeUTF8(out_buf, <Py_ssize_t>(n_out + n + n_suf), NULL)))
             elif order[i].kind == EFS_ENTRY_DIR:
                 dirs.append(PyUnicode_DecodeUTF8(name, <Py_ssize_t>n, NULL))
             elif order[i].kind == EFS_ENTRY_OTHER:

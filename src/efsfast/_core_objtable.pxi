@@ -254,7 +254,7 @@ cdef class SetFiles:
             p[ns + r.path_len + nx] = 0
             source = PyUnicode_DecodeUTF8(p, ns + r.path_len + nx, NULL)
             p += ns + r.path_len + nx + 1
-            f.pairs.append((target, source))
+            f.pairs.append(_path_pair(target, source))
             k += 1
         f.count = k
         return f
