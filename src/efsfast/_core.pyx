@@ -79,4 +79,5 @@ include "_core_probe.pxi"        # StreamProbe: folders told from files, in C (t
 include "_core_paths.pxi"        # parent folders of many paths, in C (tree jobs)
 include "_core_setmeta.pxi"      # PosixMetaBatch: a set restore's POSIX metadata, in C
 include "_core_objtable.pxi"     # ObjectTable, SetFiles: a set's lines as C rows, its restore jobs
+include "_core_objpieces.pxi"    # RunPieces: a long manifest's lines read on several threads
 include "_core_listdir.pxi"      # list_folder: a folder's entries told apart, in C (walks)

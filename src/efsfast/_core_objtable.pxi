@@ -27,6 +27,22 @@ cdef struct obj_row:
     Py_ssize_t foreign      # ROW_FOREIGN: the Entry's index in ObjectTable.foreign
 
 
+cdef inline void _fill_row(obj_row *r, const efs_line_facts *f, size_t path_off) noexcept nogil:
+    """Row ``r`` from a line's facts (its sha256 fields are filled by the
+    read), its path at ``path_off`` of the paths it was read into."""
+    r.path_off = path_off
+    r.path_len = f.path_len
+    r.raw_size = f.raw_size
+    r.source_size = f.source_size
+    r.posix_meta = f.posix_meta
+    r.mode = f.mode
+    r.atime_ns = f.atime_ns
+    r.mtime_ns = f.mtime_ns
+    r.ctime_ns = f.ctime_ns
+    r.kind = ROW_DIRECTORY if f.directory else ROW_FILE
+    r.foreign = -1
+
+
 cdef class ObjectTable:
     """A manifest's object lines in order: each in the writer's own spelling
     as a row of C values (``read_run``), any other as the Entry json made of
@@ -97,18 +113,8 @@ cdef class ObjectTable:
             if not efs_manifest_read_object_line(base + start, n, &f, self.paths + self.paths_len,
                                                  r.sha256, r.efs_sha256):
                 break
-            r.path_off = self.paths_len
-            r.path_len = f.path_len
+            _fill_row(r, &f, self.paths_len)
             self.paths_len += f.path_len
-            r.raw_size = f.raw_size
-            r.source_size = f.source_size
-            r.posix_meta = f.posix_meta
-            r.mode = f.mode
-            r.atime_ns = f.atime_ns
-            r.mtime_ns = f.mtime_ns
-            r.ctime_ns = f.ctime_ns
-            r.kind = ROW_DIRECTORY if f.directory else ROW_FILE
-            r.foreign = -1
             self.count += 1
             start += <Py_ssize_t>n
             taken += 1

@@ -27,7 +27,8 @@ from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Protocol, 
 from .setfiles import MANIFEST_NAME as MANIFEST_NAME
 from .setfiles import PARTIAL_NAME as PARTIAL_NAME
 from .setfiles import find_manifest as find_manifest
-from .._core import ObjectTable
+from .._core import ObjectTable, cut_run
+from ..threadrun import run_threads
 # the Win32 code of refusing an incomplete set as a whole one (ERROR_HANDLE_EOF:
 # the set ends early, as a file does)
 ERROR_INCOMPLETE_SET = 38
@@ -379,6 +380,26 @@ def _digest_of(data: bytes) -> Callable[[int], str]:
     return digest
 
 
+# the object lines of a manifest this long (from where they start) are read
+# on threads, in pieces of about this size each at least: ~0.27 us a line
+# less on the calling thread of a restore, for threads started and joined
+_PIECES_FROM = 1 << 18
+_PIECE_BYTES = 1 << 17
+
+
+def _read_run(rows: ObjectTable, data: bytes, pos: int) -> Tuple[int, int]:
+    """``rows.read_run(data, pos)``, on a few threads where the rest of the
+    manifest is long (see _core_objpieces.pxi): the same rows either way."""
+    left = len(data) - pos
+    threads = min(os.cpu_count() or 1, 8, left // _PIECE_BYTES)
+    if left < _PIECES_FROM or threads < 2:
+        return rows.read_run(data, pos)
+    pieces = cut_run(data, pos, threads)
+    if run_threads(pieces.work, len(pieces), name="efsfast-manifest"):
+        raise KeyboardInterrupt     # (after the pieces: each reads a few MB at most)
+    return pieces.add_to(rows)
+
+
 def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
     digest = _digest_of(data)
     header: Optional[Header] = None
@@ -392,7 +413,7 @@ def _read(data: bytes, name: str, partial: bool = False) -> Manifest:
             # (json and Entry.from_json cost ~2 us a line in the calling
             # thread of a restore); any other line (or spelling) is json's,
             # as below, its Entry kept in its place among the rows
-            pos, taken = rows.read_run(data, pos)
+            pos, taken = _read_run(rows, data, pos)
             number += taken
             if pos >= len(data):
                 break
