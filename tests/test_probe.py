@@ -99,8 +99,8 @@ def test_directory_streams_agree_with_is_directory_stream(tmp_path):
     assert truth and len(truth) < len(paths)
     assert _directory_streams(jobs, 1) == truth
     assert _directory_streams(jobs[:10], 1) == [i for i in truth if i < 10]
-    # path-likes and paths that are not UTF-8 (a surrogate-escaped byte) too
-    odd = tmp_path / "d\udcff.efsraw"
+    # path-likes, and on POSIX paths that are not UTF-8 (a surrogate-escaped byte), too
+    odd = tmp_path / ("d\udcff.efsraw" if os.name == "posix" else "d \u00fc.efsraw")
     odd.write_bytes(raw.synthetic_raw(0, directory=True))
     assert _directory_streams([(0, odd), (1, paths[1]), (2, str(odd))], 1) == [0, 2]
 
