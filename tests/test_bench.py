@@ -43,6 +43,23 @@ def test_amdahl_bound():
     assert serial.bound(2e-6, 50e-6, 50e-6, 64) < serial.bound(2e-6, 50e-6, 50e-6, 16)
 
 
+def test_a_missed_bound_says_what_limits_it_from_the_measured_parts():
+    """A job under 0.7x of the linear ceiling gets a limit in results.md
+    from its own s, p and c: the parallel part alone where c / p is under
+    0.7 (no serial time could reach it), else the serial part."""
+    def job(s, p, c=23e-6):
+        j = {"per_item_s": {1: s + p}, "caller_cpu_per_item_s": s}
+        serial.add_model(j, "a job", c)
+        return {"jobs": {"a job": j}}
+    (slow,) = serial.serial_targets(job(1e-6, 45e-6))
+    assert not slow["met"] and slow["limit"].startswith("the parallel part alone")
+    assert "c / p = 0.51x" in slow["limit"] and "s = 1.00 us" in slow["limit"]
+    (serial_bound,) = serial.serial_targets(job(1e-6, 20e-6))
+    assert not serial_bound["met"] and serial_bound["limit"].startswith("the serial part")
+    (met,) = serial.serial_targets(job(0.01e-6, 20e-6))
+    assert met["met"] and "limit" not in met
+
+
 @pytest.mark.parametrize("before, after, own, busy, noisy", [
     (0.1, 1.1, 1, None, False),     # the series's own worker raised the average
     (0.9, 0.9, 1, None, True),      # neighbours were busy as it began (2 CPUs: limit 0.6)

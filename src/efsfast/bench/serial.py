@@ -392,13 +392,37 @@ def serial_targets(r: Results) -> List[Results]:
     for name, job in r.get("jobs", {}).items():
         m = job.get("model")
         if m:
-            out.append({"target": f"Amdahl bound at 16 cores vs the C ceiling, {name}",
-                        "ratio": m["bound_16"], "goal": GOAL_AT_16, "met": m["bound_16"] >= GOAL_AT_16,
-                        "note": f"serial {m['serial_s'] * 1e6:.1f} us + parallel "
-                                f"{m['parallel_s'] * 1e6:.1f} us per item; ceiling "
-                                f"{m['ceiling_s'] * 1e6:.1f} us; budget at 16: "
-                                f"{m['serial_budget_16_s'] * 1e6:.1f} us serial"})
+            met = m["bound_16"] >= GOAL_AT_16
+            t: Results = {
+                "target": f"Amdahl bound at 16 cores vs the C ceiling, {name}",
+                "ratio": m["bound_16"], "goal": GOAL_AT_16, "met": met,
+                "note": f"serial {m['serial_s'] * 1e6:.1f} us + parallel "
+                        f"{m['parallel_s'] * 1e6:.1f} us per item; ceiling "
+                        f"{m['ceiling_s'] * 1e6:.1f} us; budget at 16: "
+                        f"{m['serial_budget_16_s'] * 1e6:.1f} us serial"}
+            if not met:
+                t["limit"] = _bound_limit(m)
+            out.append(t)
     return out
+
+
+def _bound_limit(m: Results) -> str:
+    """What keeps a job under 0.7x of a linearly scaling ceiling, from its
+    measured parts: the parallel part alone, and the serial budget left."""
+    s, p, c = m["serial_s"], m["parallel_s"], m["ceiling_s"]
+    lead = "the parallel part alone" if c / p < GOAL_AT_16 else "the serial part"
+    text = (f"{lead}: with no serial time at all the "
+            f"bound would be c / p = {c / p:.2f}x (p = {p * 1e6:.1f} us of file work and "
+            f"checks per item on one thread, the ceiling's c = {c * 1e6:.1f} us), and 0.7x "
+            f"of a ceiling that scales linearly leaves "
+            f"{m['serial_budget_16_s'] * 1e6:.2f} us of serial time per item at 16 cores "
+            f"(s = {s * 1e6:.2f} us: the calling thread's Python objects per item). The C "
+            f"ceiling itself stops scaling at ~4 threads on tmpfs (the kernel's work on "
+            f"one folder): benchmarks/README.md holds s against the ceiling measured on 16 "
+            f"threads")
+    if "bound_16_measured" in m:
+        text += f"; against it, as measured here, {m['bound_16_measured']:.2f}x"
+    return text
 
 
 def _at(d: Mapping[Union[int, str], float], w: int) -> float:
