@@ -123,8 +123,9 @@ cdef class RunPieces:
             p = &self.pieces[i]
             if p.out_of_memory:
                 raise MemoryError()
-            table._reserve_paths(p.paths_len)
-            memcpy(table.paths + table.paths_len, p.paths, p.paths_len)
+            if p.paths_len:         # (an empty piece has no paths buffer: no memcpy of NULL)
+                table._reserve_paths(p.paths_len)
+                memcpy(table.paths + table.paths_len, p.paths, p.paths_len)
             for k in range(p.count):
                 r = table._next_row()
                 r[0] = p.rows[k]
