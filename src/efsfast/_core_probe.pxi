@@ -9,7 +9,7 @@ PROBE_IO_ERROR = EFS_PROBE_IO_ERROR
 
 
 cdef struct probe_batch:
-    const char **paths            # bytes kept alive by StreamProbe.keep
+    const char **paths            # kept alive by StreamProbe.keep (its paths' strs, or bytes)
     uint8_t *answers              # EFS_PROBE_* per path
     int *errnos                   # per path, for EFS_PROBE_IO_ERROR
     size_t count
@@ -30,8 +30,9 @@ cdef void probe_worker(probe_batch *b) noexcept nogil:
 
 cdef class StreamProbe:
     """Probes a list of raw stream files (raw.has_unnamed_stream, in C): run
-    ``work()`` from as many threads as wanted, then ``results()`` gives one
-    PROBE_* byte per path (all of them once every ``work()`` returned).
+    ``work()`` from as many threads as wanted, then ``result(i)`` gives a
+    path's PROBE_* answer and errno, ``positions(answer)`` the paths with
+    one answer (all of them once every ``work()`` returned).
     ``item``: the paths are ``paths[i][item]`` (jobs), not ``paths[i]``."""
     cdef probe_batch b
     cdef list keep
@@ -75,10 +76,6 @@ cdef class StreamProbe:
         if i >= self.count:
             raise IndexError(i)
         return self.b.answers[i], self.b.errnos[i]
-
-    def results(self):
-        """One PROBE_* byte per path."""
-        return PyBytes_FromStringAndSize(<char *>self.b.answers, self.count)
 
     def positions(self, uint8_t answer):
         """The positions of the paths whose answer is ``answer``, in order."""
